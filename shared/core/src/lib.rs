@@ -1,0 +1,33 @@
+//! The shared core of smsguard: one normalisation and feature pipeline, fingerprints, the label
+//! taxonomy and evaluation metrics, used identically by the edge, the cloud and the trainer.
+//!
+//! Invariant: this crate does no I/O (no files, sockets, clocks or logging) and knows nothing of
+//! ort, sled, tonic or JNI. Data tables it needs are compiled in with `include_str!`.
+
+pub mod features;
+pub mod fingerprint;
+pub mod keywords;
+pub mod metrics;
+pub mod model_meta;
+pub mod normalize;
+pub mod taxonomy;
+
+pub use fingerprint::{Fingerprint, MinHasher};
+pub use normalize::{normalize, Masked, MaskKind, Normalized, Transform};
+pub use taxonomy::Label;
+
+/// Version of the normalisation + featurisation pipeline. Bumped whenever `normalize` or the
+/// feature encoding changes output for any input; models record the version they were trained
+/// with and the edge refuses a model whose version differs.
+pub const PIPELINE_VERSION: u32 = 1;
+
+/// Placeholder tokens that masking writes into the normalised text. They are lower case
+/// because masking runs after case folding, and the feature encoder maps each to one id.
+pub mod placeholder {
+    pub const URL: &str = "<url>";
+    pub const EMAIL: &str = "<email>";
+    pub const PHONE: &str = "<phone>";
+    pub const NUM: &str = "<num>";
+    /// All placeholders, in the order of their reserved feature ids (1..=4).
+    pub const ALL: [&str; 4] = [URL, EMAIL, PHONE, NUM];
+}

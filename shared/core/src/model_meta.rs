@@ -1,0 +1,16 @@
+//! Keys of the ONNX `metadata_props` that the trainer writes and the edge reads: the contract
+//! that ties a model file to the feature pipeline it was trained with.
+
+pub const PIPELINE_VERSION: &str = "smsguard.pipeline_version";
+pub const VOCAB_SHA256: &str = "smsguard.vocab_sha256";
+/// JSON array of label names in output order.
+pub const LABELS: &str = "smsguard.labels";
+pub const SEQ_LEN: &str = "smsguard.seq_len";
+/// Spam-score thresholds (spam score = 1 - p(ham)) picked on dev for ham FPR <= 0.5 % / 0.1 %.
+pub const THRESHOLD_FPR_0_5: &str = "smsguard.threshold_fpr_0_5";
+pub const THRESHOLD_FPR_0_1: &str = "smsguard.threshold_fpr_0_1";
+pub const TRAINING_COMMAND: &str = "smsguard.training_command";
+/// JSON object of dev metrics.
+pub const DEV_METRICS: &str = "smsguard.dev_metrics";
+/// "fp32" or "int8".
+pub const PRECISION: &str = "smsguard.precision";
