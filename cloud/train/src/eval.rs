@@ -1,1 +1,434 @@
-//! TODO(owner)
+//! `smsguard-train eval`: runs an edge model through `smsguard_edge` (ONNX Runtime, the path the
+//! phone runs) over labelled TSV files and reports accuracy, per-class and binary metrics, the
+//! recall at the model's stored thresholds, ROC-AUC, the confusion matrix and per-message latency.
+//!
+//! Truth labels are mapped onto the model's labels by name; a spam-like label the model lacks
+//! counts as its `spam` output if it has one, otherwise the message is skipped and reported.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use smsguard_core::metrics::{self, MetricsReport, Observation, ThresholdMetrics};
+use smsguard_core::{normalize, Label};
+use smsguard_corpus::ProblemKind;
+use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
+use smsguard_edge::{EdgeModel, ModelInfo};
+
+use crate::plots::{self, OperatingPoint};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// ONNX model to evaluate (default: the int8 model embedded in smsguard-edge). Needs --vocab.
+    #[arg(long, requires = "vocab")]
+    pub model: Option<PathBuf>,
+    /// Vocabulary JSON of --model.
+    #[arg(long, requires = "model")]
+    pub vocab: Option<PathBuf>,
+    /// Labelled `label<TAB>text` files (any corpus split); repeat for several.
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
+    /// Write the full report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the report as Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Write pr-curve.png and confusion.png into this folder.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Evaluate at most this many messages per file (quick checks).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// The evaluation report. `metrics` is flattened, so `n`, `accuracy`, `macro_f1`,
+/// `spam_precision`, `spam_recall`, `ham_fpr`, `roc_auc`, `per_class` and `confusion` are
+/// top-level JSON keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub model: ModelSummary,
+    pub data: Vec<String>,
+    #[serde(flatten)]
+    pub metrics: MetricsReport,
+    /// Spam recall at the model's stored 0.5 % ham-FPR threshold.
+    pub recall_at_fpr_0_5: f64,
+    /// Spam recall at the model's stored 0.1 % ham-FPR threshold.
+    pub recall_at_fpr_0_1: f64,
+    /// Ham FPR actually observed on this data at each stored threshold (with recall, precision).
+    pub at_threshold_fpr_0_5: ThresholdMetrics,
+    pub at_threshold_fpr_0_1: ThresholdMetrics,
+    /// Per-message latency of normalise + encode + inference, single thread.
+    pub latency_us_p50: f64,
+    pub latency_us_p99: f64,
+    pub latency: LatencySummary,
+    pub peak_rss_kib: Option<u64>,
+    pub per_corpus: Vec<CorpusSummary>,
+    pub skipped: Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    /// File path, or "embedded".
+    pub source: String,
+    pub precision: String,
+    pub labels: Vec<String>,
+    pub seq_len: usize,
+    pub threshold_fpr_0_5: f32,
+    pub threshold_fpr_0_1: f32,
+    pub load_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusSummary {
+    pub name: String,
+    pub n: usize,
+    pub accuracy: f64,
+    pub spam_recall: f64,
+    pub ham_fpr: f64,
+    pub recall_at_fpr_0_5: f64,
+    pub ham_fpr_at_fpr_0_5: f64,
+}
+
+/// Lines and messages left out of the metrics, by reason (label names, never texts).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Skipped {
+    /// Fine labels missing from `datasets/label-map.tsv`, with counts.
+    pub unknown_labels: BTreeMap<String, usize>,
+    /// Taxonomy labels the model cannot output (and no `spam` fallback), with counts.
+    pub unmapped_labels: BTreeMap<String, usize>,
+    pub invalid_lines: usize,
+    /// Messages the model refused (e.g. empty after normalisation).
+    pub unclassifiable: usize,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let (model, source, load_ms) = load_model(&args)?;
+    let mut evaluation = Evaluation::new(&model);
+    for path in &args.data {
+        evaluation.add_file(path, args.limit)?;
+    }
+    if evaluation.observations.is_empty() {
+        bail!("no message could be evaluated (see the skipped counts above)");
+    }
+    let report = evaluation.report(source, load_ms, &args.data)?;
+    println!("{}", summary_text(&report));
+    write_outputs(&args, &report, &evaluation)?;
+    Ok(())
+}
+
+fn load_model(args: &EvalArgs) -> Result<(EdgeModel, String, f64)> {
+    let started = Instant::now();
+    let (model, source) = match (&args.model, &args.vocab) {
+        (Some(model), Some(vocab)) => {
+            let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+            let vocab_json = std::fs::read_to_string(vocab).with_context(|| format!("reading {}", vocab.display()))?;
+            let loaded = EdgeModel::from_bytes(&bytes, &vocab_json).with_context(|| format!("loading {}", model.display()))?;
+            (loaded, model.display().to_string())
+        }
+        _ => (EdgeModel::embedded().context("loading the embedded edge model")?, "embedded".to_string()),
+    };
+    Ok((model, source, started.elapsed().as_secs_f64() * 1e3))
+}
+
+/// Observations collected so far, with where each came from.
+struct Evaluation<'m> {
+    model: &'m EdgeModel,
+    observations: Vec<Observation>,
+    latencies: Vec<std::time::Duration>,
+    /// (corpus name, range of `observations`).
+    corpora: Vec<(String, std::ops::Range<usize>)>,
+    skipped: Skipped,
+}
+
+impl<'m> Evaluation<'m> {
+    fn new(model: &'m EdgeModel) -> Self {
+        Evaluation {
+            model,
+            observations: Vec::new(),
+            latencies: Vec::new(),
+            corpora: Vec::new(),
+            skipped: Skipped::default(),
+        }
+    }
+
+    fn add_file(&mut self, path: &Path, limit: Option<usize>) -> Result<()> {
+        let corpus = smsguard_corpus::read_tsv(path)?;
+        for problem in &corpus.problems {
+            match &problem.kind {
+                ProblemKind::UnknownLabel(label) => *self.skipped.unknown_labels.entry(label.clone()).or_default() += 1,
+                _ => self.skipped.invalid_lines += 1,
+            }
+        }
+        let start = self.observations.len();
+        let records = corpus.records.iter().take(limit.unwrap_or(usize::MAX));
+        for record in records {
+            let Some(truth) = model_index(&self.model.metadata().labels, record.label) else {
+                *self.skipped.unmapped_labels.entry(record.label.to_string()).or_default() += 1;
+                continue;
+            };
+            let started = Instant::now();
+            let result = self.model.classify_normalized(&normalize(&record.text));
+            let elapsed = started.elapsed();
+            match result {
+                Ok(prediction) => {
+                    self.latencies.push(elapsed);
+                    self.observations.push(Observation {
+                        truth,
+                        predicted: prediction.label_index,
+                        spam_score: prediction.spam_score,
+                    });
+                }
+                Err(_) => self.skipped.unclassifiable += 1,
+            }
+        }
+        self.corpora.push((corpus.name(), start..self.observations.len()));
+        Ok(())
+    }
+
+    fn report(&self, source: String, load_ms: f64, data: &[PathBuf]) -> Result<EvalReport> {
+        let info = self.model.metadata();
+        let metrics = metrics::evaluate(&info.labels, &self.observations)?;
+        let at_0_5 = metrics::at_threshold(&self.observations, info.threshold_fpr_0_5);
+        let at_0_1 = metrics::at_threshold(&self.observations, info.threshold_fpr_0_1);
+        let latency = LatencySummary::from_durations(&self.latencies);
+        Ok(EvalReport {
+            model: model_summary(info, source, load_ms),
+            data: data.iter().map(|p| p.display().to_string()).collect(),
+            metrics,
+            recall_at_fpr_0_5: at_0_5.spam_recall,
+            recall_at_fpr_0_1: at_0_1.spam_recall,
+            at_threshold_fpr_0_5: at_0_5,
+            at_threshold_fpr_0_1: at_0_1,
+            latency_us_p50: latency.p50_us,
+            latency_us_p99: latency.p99_us,
+            latency,
+            peak_rss_kib: peak_rss_kib(),
+            per_corpus: self.per_corpus(info)?,
+            skipped: self.skipped.clone(),
+        })
+    }
+
+    fn per_corpus(&self, info: &ModelInfo) -> Result<Vec<CorpusSummary>> {
+        let mut summaries = Vec::new();
+        for (name, range) in &self.corpora {
+            let slice = &self.observations[range.clone()];
+            let m = metrics::evaluate(&info.labels, slice)?;
+            let at = metrics::at_threshold(slice, info.threshold_fpr_0_5);
+            summaries.push(CorpusSummary {
+                name: name.clone(),
+                n: m.n,
+                accuracy: m.accuracy,
+                spam_recall: m.spam_recall,
+                ham_fpr: m.ham_fpr,
+                recall_at_fpr_0_5: at.spam_recall,
+                ham_fpr_at_fpr_0_5: at.ham_fpr,
+            });
+        }
+        Ok(summaries)
+    }
+}
+
+/// The model output index for a true label: same name, else `spam` for any spam-like label.
+fn model_index(model_labels: &[String], truth: Label) -> Option<usize> {
+    let by_name = |name: &str| model_labels.iter().position(|l| l == name);
+    by_name(truth.as_str()).or_else(|| truth.is_spam().then(|| by_name(Label::Spam.as_str())).flatten())
+}
+
+fn model_summary(info: &ModelInfo, source: String, load_ms: f64) -> ModelSummary {
+    ModelSummary {
+        source,
+        precision: info.precision.clone(),
+        labels: info.labels.clone(),
+        seq_len: info.seq_len,
+        threshold_fpr_0_5: info.threshold_fpr_0_5,
+        threshold_fpr_0_1: info.threshold_fpr_0_1,
+        load_ms,
+    }
+}
+
+fn write_outputs(args: &EvalArgs, report: &EvalReport, evaluation: &Evaluation) -> Result<()> {
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, markdown(report)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_plots(dir, report, &evaluation.observations)?;
+    }
+    Ok(())
+}
+
+fn write_plots(dir: &Path, report: &EvalReport, observations: &[Observation]) -> Result<()> {
+    let title = format!("{} model, {} messages", report.model.precision, report.metrics.n);
+    let marks = [
+        OperatingPoint { name: "FPR 0.5 % threshold".to_string(), metrics: report.at_threshold_fpr_0_5 },
+        OperatingPoint { name: "FPR 0.1 % threshold".to_string(), metrics: report.at_threshold_fpr_0_1 },
+    ];
+    let curve = metrics::pr_curve(observations);
+    plots::pr_curve(&dir.join("pr-curve.png"), &format!("Spam PR curve: {title}"), &curve, &marks)?;
+    plots::confusion_matrix(&dir.join("confusion.png"), &format!("Confusion: {title}"), &report.metrics.confusion)?;
+    Ok(())
+}
+
+/// The human-readable summary printed after an evaluation.
+pub fn summary_text(report: &EvalReport) -> String {
+    let m = &report.metrics;
+    let mut text = String::new();
+    let _ = writeln!(text, "model {} ({}), {} messages", report.model.source, report.model.precision, m.n);
+    let _ = writeln!(text, "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {}", m.accuracy, m.macro_f1, auc_text(m.roc_auc));
+    let _ = writeln!(
+        text,
+        "spam precision {:.4}  recall {:.4}  ham FPR {:.4} (arg-max)",
+        m.spam_precision, m.spam_recall, m.ham_fpr
+    );
+    for (name, at) in [("0.5 %", &report.at_threshold_fpr_0_5), ("0.1 %", &report.at_threshold_fpr_0_1)] {
+        let _ = writeln!(
+            text,
+            "at FPR {name} threshold {:.4}: spam recall {:.4}, precision {:.4}, observed ham FPR {:.4}",
+            at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
+        );
+    }
+    for class in &m.per_class {
+        let _ = writeln!(
+            text,
+            "  {:<8} P {:.4}  R {:.4}  F1 {:.4}  n {}",
+            class.label, class.precision, class.recall, class.f1, class.support
+        );
+    }
+    let _ = writeln!(
+        text,
+        "latency p50 {:.1} us  p99 {:.1} us (normalise + encode + inference, 1 thread); model load {:.1} ms",
+        report.latency_us_p50, report.latency_us_p99, report.model.load_ms
+    );
+    let s = &report.skipped;
+    let _ = write!(
+        text,
+        "skipped: {} invalid lines, {} unknown-label lines, {} unmapped, {} unclassifiable",
+        s.invalid_lines,
+        s.unknown_labels.values().sum::<usize>(),
+        s.unmapped_labels.values().sum::<usize>(),
+        s.unclassifiable
+    );
+    text
+}
+
+fn auc_text(auc: Option<f64>) -> String {
+    auc.map_or_else(|| "n/a".to_string(), |a| format!("{a:.4}"))
+}
+
+/// The report as a Markdown document.
+pub fn markdown(report: &EvalReport) -> String {
+    let m = &report.metrics;
+    let mut md = String::new();
+    let _ = writeln!(md, "# Edge model evaluation\n");
+    let _ = writeln!(md, "Model: `{}` ({}), labels {:?}.\n", report.model.source, report.model.precision, report.model.labels);
+    let _ = writeln!(md, "Data: {}\n", report.data.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(md, "| metric | value |\n|---|---:|");
+    let rows = [
+        ("messages", m.n.to_string()),
+        ("accuracy", format!("{:.4}", m.accuracy)),
+        ("macro-F1", format!("{:.4}", m.macro_f1)),
+        ("spam precision (arg-max)", format!("{:.4}", m.spam_precision)),
+        ("spam recall (arg-max)", format!("{:.4}", m.spam_recall)),
+        ("ham FPR (arg-max)", format!("{:.4}", m.ham_fpr)),
+        ("ROC-AUC", auc_text(m.roc_auc)),
+        ("latency p50 / p99 (µs)", format!("{:.1} / {:.1}", report.latency_us_p50, report.latency_us_p99)),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(md, "| {name} | {value} |");
+    }
+    let _ = writeln!(md, "\n| operating point | threshold | spam recall | spam precision | observed ham FPR |\n|---|---:|---:|---:|---:|");
+    for (name, at) in [("FPR 0.5 %", &report.at_threshold_fpr_0_5), ("FPR 0.1 %", &report.at_threshold_fpr_0_1)] {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
+        );
+    }
+    let _ = writeln!(md, "\n| class | precision | recall | F1 | support |\n|---|---:|---:|---:|---:|");
+    for c in &m.per_class {
+        let _ = writeln!(md, "| {} | {:.4} | {:.4} | {:.4} | {} |", c.label, c.precision, c.recall, c.f1, c.support);
+    }
+    if report.per_corpus.len() > 1 {
+        let _ = writeln!(md, "\n| corpus | n | accuracy | spam recall | ham FPR | recall @0.5 % | ham FPR @0.5 % |\n|---|---:|---:|---:|---:|---:|---:|");
+        for c in &report.per_corpus {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+                c.name, c.n, c.accuracy, c.spam_recall, c.ham_fpr, c.recall_at_fpr_0_5, c.ham_fpr_at_fpr_0_5
+            );
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn truth_maps_by_name_then_to_spam() {
+        let five = labels(&["ham", "ad", "fraud", "illegal", "spam"]);
+        assert_eq!(model_index(&five, Label::Fraud), Some(2));
+        let binary = labels(&["ham", "spam"]);
+        assert_eq!(model_index(&binary, Label::Fraud), Some(1));
+        assert_eq!(model_index(&binary, Label::Ham), Some(0));
+        let no_spam = labels(&["ham", "fraud"]);
+        assert_eq!(model_index(&no_spam, Label::Ad), None);
+    }
+
+    #[test]
+    fn markdown_and_summary_show_the_key_figures() {
+        let observations = vec![
+            Observation { truth: 0, predicted: 0, spam_score: 0.1 },
+            Observation { truth: 1, predicted: 1, spam_score: 0.9 },
+        ];
+        let info_labels = labels(&["ham", "spam"]);
+        let metrics = metrics::evaluate(&info_labels, &observations).unwrap();
+        let at = metrics::at_threshold(&observations, 0.5);
+        let report = EvalReport {
+            model: ModelSummary {
+                source: "embedded".into(),
+                precision: "int8".into(),
+                labels: info_labels,
+                seq_len: 8,
+                threshold_fpr_0_5: 0.5,
+                threshold_fpr_0_1: 0.5,
+                load_ms: 1.0,
+            },
+            data: vec!["dev.tsv".into()],
+            metrics,
+            recall_at_fpr_0_5: at.spam_recall,
+            recall_at_fpr_0_1: at.spam_recall,
+            at_threshold_fpr_0_5: at,
+            at_threshold_fpr_0_1: at,
+            latency_us_p50: 10.0,
+            latency_us_p99: 20.0,
+            latency: LatencySummary::from_durations(&[]),
+            peak_rss_kib: None,
+            per_corpus: Vec::new(),
+            skipped: Skipped::default(),
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        for key in [
+            "n", "accuracy", "macro_f1", "spam_precision", "spam_recall", "ham_fpr", "recall_at_fpr_0_5",
+            "recall_at_fpr_0_1", "per_class", "roc_auc", "confusion", "latency_us_p50", "latency_us_p99",
+        ] {
+            assert!(json.get(key).is_some(), "missing top-level key {key}");
+        }
+        assert_eq!(json["accuracy"], 1.0);
+        assert!(markdown(&report).contains("| accuracy | 1.0000 |"));
+        assert!(summary_text(&report).contains("accuracy 1.0000"));
+    }
+}

@@ -1,1 +1,277 @@
-fn main() {}
+//! `smsguard-train`: trains the edge char-CNN and writes the shipped model files.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use smsguard_core::features::FeatureEncoder;
+use smsguard_core::{model_meta, PIPELINE_VERSION};
+use smsguard_train::config::ArchConfig;
+use smsguard_train::data::{self, Dataset, Split, EDGE_LABELS};
+use smsguard_train::manifest::{FileEntry, Manifest, SourceCount};
+use smsguard_train::model::{CharCnn, SplitMix64};
+use smsguard_train::trainer::{self, CorpusMetrics, EncodedSet, Thresholds, TrainConfig};
+use smsguard_train::vocab::{self, VocabConfig};
+use smsguard_train::{onnx_export, quantize};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Train and export the smsguard edge model")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train the edge char-CNN on train splits, tune on dev splits, export ONNX fp32 + int8.
+    Train(TrainArgs),
+    // TODO(eval engineer): `Eval(smsguard_train::eval::EvalArgs)` dispatched to
+    // `smsguard_train::eval::run(args)` once eval.rs provides them.
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// Corpus folders, folders of corpora or train .tsv files (default: every corpus of the
+    /// datasets folder). Their dev.tsv files are used for early stopping and thresholds.
+    #[arg(long = "data")]
+    data: Vec<PathBuf>,
+    /// Output folder of the model files.
+    #[arg(long, default_value = "edge/models")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 12)]
+    epochs: usize,
+    #[arg(long, default_value_t = 20240617)]
+    seed: u64,
+    /// Wall-clock budget for the training loop.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Stop after this many optimiser steps (quick runs).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Per-epoch cap of examples drawn from any one corpus (0 = no cap).
+    #[arg(long, default_value_t = 6000)]
+    max_per_source: usize,
+    #[arg(long, default_value_t = 32)]
+    embed_dim: usize,
+    #[arg(long, default_value_t = 64)]
+    filters: usize,
+    #[arg(long, value_delimiter = ',', default_values_t = vec![3, 5, 7])]
+    kernels: Vec<usize>,
+    #[arg(long, default_value_t = 128)]
+    seq_len: usize,
+    #[arg(long, default_value_t = 3000)]
+    max_chars: usize,
+    #[arg(long, default_value_t = 3)]
+    min_count: usize,
+    #[arg(long, default_value_t = 64)]
+    hash_buckets: usize,
+    /// Dev messages used to calibrate int8 activation ranges.
+    #[arg(long, default_value_t = 1024)]
+    calibration_samples: usize,
+    /// Hide the progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train(args) => run_train(args),
+    }
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let started = Instant::now();
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let (train_data, dev_data) = load_data(&args.data)?;
+    let vocab_cfg = VocabConfig {
+        min_count: args.min_count,
+        max_chars: args.max_chars,
+        hash_buckets: args.hash_buckets,
+    };
+    let vocab_json = vocab::train_vocab(train_data.examples.iter().map(|e| e.text.as_str()), &vocab_cfg)?;
+    let encoder = FeatureEncoder::from_json(&vocab_json, args.seq_len)?;
+    let arch = ArchConfig {
+        vocab_size: encoder.vocab_size(),
+        embed_dim: args.embed_dim,
+        filters: args.filters,
+        kernel_widths: args.kernels.clone(),
+        seq_len: args.seq_len,
+        labels: EDGE_LABELS.iter().map(|l| l.to_string()).collect(),
+    };
+    eprintln!(
+        "vocab: {} known chars + {} buckets = {} ids",
+        encoder.known_chars(),
+        encoder.hash_buckets(),
+        encoder.vocab_size()
+    );
+    let train_set = EncodedSet::encode(&train_data, &encoder);
+    let dev_set = EncodedSet::encode(&dev_data, &encoder);
+    let class_weights = trainer::class_weights_of(&train_data);
+    eprintln!("class weights {EDGE_LABELS:?}: {class_weights:?}");
+    let tc = train_config(&args);
+    let outcome = trainer::train(&arch, &train_set, &dev_set, &class_weights, &tc)?;
+    let model = CharCnn::from_weights(&arch, &outcome.weights)?;
+    let observations = trainer::predict(&model, &dev_set)?;
+    let dev_metrics = trainer::metrics_by_corpus(&observations, &dev_set);
+    let thresholds = trainer::pick_thresholds(&observations);
+    print_summary(&dev_metrics, &thresholds, outcome.best_epoch);
+
+    let metadata = metadata(&arch, &encoder, &dev_metrics, &thresholds, &command_line)?;
+    let calibration = calibration_ids(&dev_set, args.calibration_samples, args.seed);
+    let fp32 = onnx_export::export_fp32(&arch, &outcome.weights, &metadata)?;
+    let int8 = quantize::export_int8_calibrated(&arch, &outcome.weights, &metadata, &calibration)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let files = [
+        ("edge-fp32.onnx", fp32.as_slice()),
+        ("edge-int8.onnx", int8.as_slice()),
+        ("vocab.json", vocab_json.as_bytes()),
+    ];
+    for (name, bytes) in files {
+        write_file(&args.out.join(name), bytes)?;
+    }
+    let manifest = Manifest {
+        pipeline_version: PIPELINE_VERSION,
+        files: files.iter().map(|(n, b)| FileEntry::of(n, b)).collect(),
+        arch: arch.clone(),
+        training: tc,
+        parameter_count: model.parameter_count(),
+        vocab_sha256: encoder.sha256().to_string(),
+        hash_buckets: encoder.hash_buckets(),
+        known_chars: encoder.known_chars(),
+        dev_metrics,
+        thresholds,
+        best_epoch: outcome.best_epoch,
+        history: outcome.history,
+        train_sources: source_counts(&train_data),
+        duplicates_removed: train_data.duplicates_removed,
+        command_line,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    manifest.write(&args.out.join("manifest.json"))?;
+    eprintln!(
+        "wrote {} (fp32 {} B, int8 {} B) in {:.0} s",
+        args.out.display(),
+        fp32.len(),
+        int8.len(),
+        manifest.wall_seconds
+    );
+    Ok(())
+}
+
+fn load_data(inputs: &[PathBuf]) -> Result<(Dataset, Dataset)> {
+    let train_files = data::split_files(inputs, Split::Train)?;
+    let dev_files = data::split_files(inputs, Split::Dev)?;
+    let train = data::load(&train_files, true)?;
+    let dev = data::load(&dev_files, false)?;
+    eprintln!(
+        "train: {} examples from {} files ({} duplicates removed, {} unusable lines); dev: {} examples",
+        train.examples.len(),
+        train_files.len(),
+        train.duplicates_removed,
+        train.skipped_lines,
+        dev.examples.len()
+    );
+    Ok((train, dev))
+}
+
+fn train_config(args: &TrainArgs) -> TrainConfig {
+    TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        weight_decay: args.weight_decay,
+        patience: args.patience,
+        seed: args.seed,
+        max_per_source: (args.max_per_source > 0).then_some(args.max_per_source),
+        max_minutes: args.max_minutes,
+        max_steps: args.max_steps,
+        progress: !args.quiet,
+    }
+}
+
+fn metadata(
+    arch: &ArchConfig,
+    encoder: &FeatureEncoder,
+    dev_metrics: &[CorpusMetrics],
+    thresholds: &Thresholds,
+    command_line: &str,
+) -> Result<Vec<(String, String)>> {
+    let pairs = [
+        (model_meta::PIPELINE_VERSION, PIPELINE_VERSION.to_string()),
+        (model_meta::VOCAB_SHA256, encoder.sha256().to_string()),
+        (model_meta::LABELS, serde_json::to_string(&arch.labels)?),
+        (model_meta::SEQ_LEN, arch.seq_len.to_string()),
+        (model_meta::THRESHOLD_FPR_0_5, thresholds.fpr_0_5.threshold.to_string()),
+        (model_meta::THRESHOLD_FPR_0_1, thresholds.fpr_0_1.threshold.to_string()),
+        (model_meta::TRAINING_COMMAND, command_line.to_string()),
+        (model_meta::DEV_METRICS, serde_json::to_string(dev_metrics)?),
+    ];
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect())
+}
+
+/// A seeded sample of encoded dev messages for int8 activation calibration.
+fn calibration_ids(dev: &EncodedSet, count: usize, seed: u64) -> Vec<Vec<i64>> {
+    let mut rows: Vec<usize> = (0..dev.len()).collect();
+    SplitMix64::new(seed).shuffle(&mut rows);
+    rows.truncate(count);
+    rows.iter()
+        .map(|&r| {
+            dev.ids[r * dev.seq_len..(r + 1) * dev.seq_len]
+                .iter()
+                .map(|&id| i64::from(id))
+                .collect()
+        })
+        .collect()
+}
+
+fn source_counts(data: &Dataset) -> Vec<SourceCount> {
+    data.sources
+        .iter()
+        .zip(data.source_sizes())
+        .map(|(corpus, examples)| SourceCount {
+            corpus: corpus.clone(),
+            examples,
+        })
+        .collect()
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn print_summary(metrics: &[CorpusMetrics], thresholds: &Thresholds, best_epoch: usize) {
+    println!("best epoch {best_epoch}; dev metrics (binary, spam score >= 0.5):");
+    println!("{:<32} {:>6} {:>9} {:>9} {:>9} {:>9}", "corpus", "n", "accuracy", "recall", "ham_fpr", "label_acc");
+    for m in metrics {
+        println!(
+            "{:<32} {:>6} {:>8.2}% {:>8.2}% {:>8.2}% {:>8.2}%",
+            m.corpus,
+            m.n,
+            100.0 * m.accuracy,
+            100.0 * m.spam_recall,
+            100.0 * m.ham_fpr,
+            100.0 * m.label_accuracy
+        );
+    }
+    for (name, t) in [("0.5%", &thresholds.fpr_0_5), ("0.1%", &thresholds.fpr_0_1)] {
+        println!(
+            "threshold for ham FPR <= {name}: {:.4} (all dev: recall {:.2}%, FPR {:.3}%)",
+            t.threshold,
+            100.0 * t.spam_recall,
+            100.0 * t.ham_fpr
+        );
+    }
+}

@@ -68,7 +68,7 @@ pub fn export_fp32(
     weights: &[(String, Vec<usize>, Vec<f32>)],
     metadata: &[(String, String)],
 ) -> Result<Vec<u8>, ExportError> {
-    let cnn = CharCnn::from_named(cfg, weights)?;
+    let cnn = ReferenceCnn::from_named(cfg, weights)?;
     let graph = fp32_graph(&cnn);
     serialize_model(graph, metadata, "fp32")
 }
@@ -89,7 +89,7 @@ pub(crate) struct Branch {
 
 /// The char-CNN's weights, validated against an [`ArchConfig`], with a reference forward pass.
 #[derive(Debug, Clone)]
-pub struct CharCnn {
+pub struct ReferenceCnn {
     pub(crate) cfg: ArchConfig,
     /// `[V, D]`
     pub(crate) embedding: Vec<f32>,
@@ -186,19 +186,14 @@ fn validate_config(cfg: &ArchConfig) -> Result<(), ExportError> {
     }
 }
 
-impl CharCnn {
+impl ReferenceCnn {
     /// Checks `weights` against `cfg` (every tensor present, right shape, finite, none extra).
     pub fn from_named(
         cfg: &ArchConfig,
         weights: &[(String, Vec<usize>, Vec<f32>)],
     ) -> Result<Self, ExportError> {
         validate_config(cfg)?;
-        let (v, d, f, c) = (
-            cfg.vocab_size,
-            cfg.embed_dim,
-            cfg.filters,
-            cfg.num_labels(),
-        );
+        let (v, d, f, c) = (cfg.vocab_size, cfg.embed_dim, cfg.filters, cfg.num_labels());
         let mut table = TensorTable::new(weights);
         let embedding = table.take("embedding.weight", &[v, d])?;
         let mut branches = Vec::with_capacity(cfg.kernel_widths.len());
@@ -243,7 +238,10 @@ impl CharCnn {
             let dw = depthwise_conv(&embedded, branch, d, l);
             let pw = pointwise_conv(&dw, branch, d, f, l);
             // ReLU then max over time equals max over time clamped at 0 (max is monotone).
-            pooled.extend(pw.chunks(l).map(|row| row.iter().fold(0.0f32, |m, &x| m.max(x))));
+            pooled.extend(
+                pw.chunks(l)
+                    .map(|row| row.iter().fold(0.0f32, |m, &x| m.max(x))),
+            );
             depthwise.push(dw);
             pointwise.push(pw);
         }
@@ -325,38 +323,61 @@ fn linear(x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-fn fp32_graph(cnn: &CharCnn) -> GraphProto {
+fn fp32_graph(cnn: &ReferenceCnn) -> GraphProto {
     let cfg = &cnn.cfg;
     let d = cfg.embed_dim;
     let mut g = GraphBuilder::new("smsguard_char_cnn_fp32", cfg);
-    g.init_f32(
-        "embedding.weight",
-        &[cfg.vocab_size, d],
-        &cnn.embedding,
+    g.init_f32("embedding.weight", &[cfg.vocab_size, d], &cnn.embedding);
+    g.node(
+        "Gather",
+        &["embedding.weight", INPUT_NAME],
+        &["embedded"],
+        vec![attr_int("axis", 0)],
     );
-    g.node("Gather", &["embedding.weight", INPUT_NAME], &["embedded"], vec![attr_int("axis", 0)]);
-    g.node("Transpose", &["embedded"], &["embedded_t"], vec![attr_ints("perm", &[0, 2, 1])]);
+    g.node(
+        "Transpose",
+        &["embedded"],
+        &["embedded_t"],
+        vec![attr_ints("perm", &[0, 2, 1])],
+    );
     let mut pooled = Vec::new();
     for (i, branch) in cnn.branches.iter().enumerate() {
         let p = format!("convs.{i}");
         let k = branch.kernel;
         g.init_f32(&format!("{p}.dw.weight"), &[d, 1, k], &branch.dw_weight);
         g.init_f32(&format!("{p}.dw.bias"), &[d], &branch.dw_bias);
-        g.init_f32(&format!("{p}.pw.weight"), &[cfg.filters, d, 1], &branch.pw_weight);
+        g.init_f32(
+            &format!("{p}.pw.weight"),
+            &[cfg.filters, d, 1],
+            &branch.pw_weight,
+        );
         g.init_f32(&format!("{p}.pw.bias"), &[cfg.filters], &branch.pw_bias);
         g.node(
             "Conv",
-            &["embedded_t", &format!("{p}.dw.weight"), &format!("{p}.dw.bias")],
+            &[
+                "embedded_t",
+                &format!("{p}.dw.weight"),
+                &format!("{p}.dw.bias"),
+            ],
             &[&format!("{p}.dw")],
             depthwise_attrs(d, k),
         );
         g.node(
             "Conv",
-            &[&format!("{p}.dw"), &format!("{p}.pw.weight"), &format!("{p}.pw.bias")],
+            &[
+                &format!("{p}.dw"),
+                &format!("{p}.pw.weight"),
+                &format!("{p}.pw.bias"),
+            ],
             &[&format!("{p}.pw")],
             vec![attr_ints("kernel_shape", &[1])],
         );
-        g.node("Relu", &[&format!("{p}.pw")], &[&format!("{p}.relu")], vec![]);
+        g.node(
+            "Relu",
+            &[&format!("{p}.pw")],
+            &[&format!("{p}.relu")],
+            vec![],
+        );
         g.node(
             "ReduceMax",
             &[&format!("{p}.relu")],
@@ -367,7 +388,11 @@ fn fp32_graph(cnn: &CharCnn) -> GraphProto {
     }
     let pooled: Vec<&str> = pooled.iter().map(String::as_str).collect();
     g.node("Concat", &pooled, &["features"], vec![attr_int("axis", 1)]);
-    g.init_f32("head.weight", &[cfg.num_labels(), cfg.pooled_width()], &cnn.head_weight);
+    g.init_f32(
+        "head.weight",
+        &[cfg.num_labels(), cfg.pooled_width()],
+        &cnn.head_weight,
+    );
     g.init_f32("head.bias", &[cfg.num_labels()], &cnn.head_bias);
     g.node(
         "Gemm",

@@ -2,26 +2,26 @@
 //! `QLinearConv` with per-output-channel symmetric int8 weights on uint8 activations.
 //!
 //! ```text
-//! ids -> Gather(embedding int8 [V, D]) -> Cast -> Mul(Gather(row scales [V, 1]))   per-row dequant
-//!     -> Transpose -> QuantizeLinear (uint8, range of the whole table)
-//!     -> per branch: QLinearConv depthwise -> QLinearConv pointwise (output zero point 0 = ReLU)
-//!                    -> ReduceMax over time (uint8) -> DequantizeLinear
-//!     -> Concat -> Gemm(B = DequantizeLinear(int8 head weight, per row)) -> logits
+//! ids -> Gather(embedding uint8 [V, D], one affine range) -> Transpose -> Concat (one copy per branch)
+//!     -> QLinearConv depthwise, all branches at once (group = B*D, kernels centred in the widest)
+//!     -> QLinearConv pointwise, group = B (output zero point 0 = ReLU)
+//!     -> MaxPool over the whole sequence (uint8) -> DequantizeLinear -> Flatten
+//!     -> Gemm(B = DequantizeLinear(int8 head weight, per row)) -> logits
 //! ```
 //! Activation ranges of the conv outputs come from running the reference forward pass
-//! ([`CharCnn`]) over calibration inputs; pass real samples via [`export_int8_calibrated`].
+//! ([`ReferenceCnn`]) over calibration inputs; pass real samples via [`export_int8_calibrated`].
+
+use onnx_protobuf::AttributeProto;
 
 use crate::config::ArchConfig;
 use crate::onnx_export::{
-    attr_int, attr_ints, depthwise_attrs, max_over_time_attrs, serialize_model, Branch, CharCnn,
-    ExportError, GraphBuilder, INPUT_NAME, OUTPUT_NAME,
+    attr_int, attr_ints, depthwise_attrs, serialize_model, Branch, ExportError, GraphBuilder,
+    ReferenceCnn, INPUT_NAME, OUTPUT_NAME,
 };
 
 /// Number of synthetic sequences [`export_int8`] calibrates on when given no real samples.
 pub const DEFAULT_CALIBRATION_SAMPLES: usize = 256;
 const DEFAULT_CALIBRATION_SEED: u64 = 0x5EED_CA11;
-/// ONNX `TensorProto.DataType.FLOAT`, the target of the embedding `Cast`.
-const ONNX_FLOAT: i64 = 1;
 
 /// Exports an int8 model calibrated on synthetic ids (uniform ids, random lengths). Prefer
 /// [`export_int8_calibrated`] with real dev samples: synthetic text over-states rare ids.
@@ -42,7 +42,7 @@ pub fn export_int8_calibrated(
     metadata: &[(String, String)],
     calibration_ids: &[Vec<i64>],
 ) -> Result<Vec<u8>, ExportError> {
-    let cnn = CharCnn::from_named(cfg, weights)?;
+    let cnn = ReferenceCnn::from_named(cfg, weights)?;
     let ranges = calibrate(&cnn, calibration_ids)?;
     let graph = int8_graph(&cnn, &ranges);
     serialize_model(graph, metadata, "int8")
@@ -97,20 +97,13 @@ pub(crate) fn quantize_rows(data: &[f32], rows: usize) -> PerRowInt8 {
         let max_abs = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         // An all-zero row quantises to zeros under any scale; 1 avoids dividing by zero.
         let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
-        values.extend(row.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
+        values.extend(
+            row.iter()
+                .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+        );
         scales.push(scale);
     }
     PerRowInt8 { values, scales }
-}
-
-impl PerRowInt8 {
-    fn dequantized(&self) -> impl Iterator<Item = f32> + '_ {
-        let width = self.values.len() / self.scales.len().max(1);
-        self.values
-            .chunks(width.max(1))
-            .zip(&self.scales)
-            .flat_map(|(row, &s)| row.iter().map(move |&q| f32::from(q) * s))
-    }
 }
 
 /// Asymmetric uint8 activation quantisation: `x ≈ (q - zero_point) * scale`.
@@ -134,13 +127,23 @@ impl AffineU8 {
         let zero_point = (-lo / scale).round().clamp(0.0, 255.0) as u8;
         Self { scale, zero_point }
     }
+
+    pub(crate) fn quantize(&self, values: &[f32]) -> Vec<u8> {
+        let zero_point = f32::from(self.zero_point);
+        values
+            .iter()
+            .map(|x| (x / self.scale + zero_point).round().clamp(0.0, 255.0) as u8)
+            .collect()
+    }
 }
 
-/// Activation quantisers of every conv output, measured by [`calibrate`].
+/// Activation quantisers measured by [`calibrate`]; one per tensor of the merged graph.
 #[derive(Debug, Clone)]
 pub(crate) struct Calibration {
-    depthwise: Vec<AffineU8>,
-    pointwise: Vec<AffineU8>,
+    /// Output of the depthwise convs of all branches.
+    depthwise: AffineU8,
+    /// Output of the pointwise convs of all branches (ReLU folded in: range `[0, max]`).
+    pointwise: AffineU8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -163,32 +166,22 @@ impl Range {
     }
 }
 
-fn calibrate(cnn: &CharCnn, calibration_ids: &[Vec<i64>]) -> Result<Calibration, ExportError> {
+fn calibrate(cnn: &ReferenceCnn, calibration_ids: &[Vec<i64>]) -> Result<Calibration, ExportError> {
     if calibration_ids.is_empty() {
         return Err(ExportError::InvalidConfig(
             "int8 export needs at least one calibration sequence".to_string(),
         ));
     }
-    let branches = cnn.branches.len();
-    let mut depthwise = vec![Range::EMPTY; branches];
-    let mut pointwise = vec![Range::EMPTY; branches];
+    let (mut depthwise, mut pointwise) = (Range::EMPTY, Range::EMPTY);
     for ids in calibration_ids {
         let acts = cnn.forward_activations(ids)?;
-        for b in 0..branches {
-            depthwise[b].widen(&acts.depthwise[b]);
-            pointwise[b].widen(&acts.pointwise[b]);
-        }
+        acts.depthwise.iter().for_each(|dw| depthwise.widen(dw));
+        acts.pointwise.iter().for_each(|pw| pointwise.widen(pw));
     }
     Ok(Calibration {
-        depthwise: depthwise
-            .iter()
-            .map(|r| AffineU8::covering(r.min, r.max))
-            .collect(),
+        depthwise: AffineU8::covering(depthwise.min, depthwise.max),
         // Below zero ReLU clips anyway, so the pointwise quantiser spends all codes on [0, max].
-        pointwise: pointwise
-            .iter()
-            .map(|r| AffineU8::covering(0.0, r.max))
-            .collect(),
+        pointwise: AffineU8::covering(0.0, pointwise.max),
     })
 }
 
@@ -203,113 +196,118 @@ fn quantize_bias(bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> Vec<i
         .collect()
 }
 
-fn int8_graph(cnn: &CharCnn, calibration: &Calibration) -> onnx_protobuf::GraphProto {
-    let cfg = &cnn.cfg;
-    let mut g = GraphBuilder::new("smsguard_char_cnn_int8", cfg);
+fn int8_graph(cnn: &ReferenceCnn, calibration: &Calibration) -> onnx_protobuf::GraphProto {
+    let mut g = GraphBuilder::new("smsguard_char_cnn_int8", &cnn.cfg);
     let embedded = add_embedding(&mut g, cnn);
-    let mut pooled = Vec::with_capacity(cnn.branches.len());
-    for (i, branch) in cnn.branches.iter().enumerate() {
-        let branch_quant = BranchQuant {
-            input: embedded,
-            depthwise: calibration.depthwise[i],
-            pointwise: calibration.pointwise[i],
-        };
-        pooled.push(add_branch(&mut g, cfg, i, branch, &branch_quant));
-    }
-    let pooled: Vec<&str> = pooled.iter().map(String::as_str).collect();
-    g.node("Concat", &pooled, &["features"], vec![attr_int("axis", 1)]);
+    add_activation_quant(&mut g, "depthwise", calibration.depthwise);
+    add_activation_quant(&mut g, "pointwise", calibration.pointwise);
+    add_branches(&mut g, cnn, embedded.scale, calibration);
     add_head(&mut g, cnn);
     g.finish()
 }
 
-/// Int8 embedding with per-row scales, dequantised after the lookup and re-quantised to uint8
-/// with one range covering the whole table (any id may occur). Returns the input quantiser.
-fn add_embedding(g: &mut GraphBuilder, cnn: &CharCnn) -> AffineU8 {
+/// uint8 embedding table with one affine range over the whole table: it is exactly the uint8
+/// input the first `QLinearConv` needs, so the lookup feeds it without any conversion. (A per-row
+/// int8 table would be re-quantised to this per-tensor range before the conv anyway, adding a
+/// second rounding, four nodes and a `[V]` scale table.) Returns the quantiser.
+fn add_embedding(g: &mut GraphBuilder, cnn: &ReferenceCnn) -> AffineU8 {
     let (v, d) = (cnn.cfg.vocab_size, cnn.cfg.embed_dim);
-    let table = quantize_rows(&cnn.embedding, v);
-    let range = table.dequantized().fold(Range::EMPTY, |mut r, x| {
-        r.widen(&[x]);
-        r
-    });
+    let mut range = Range::EMPTY;
+    range.widen(&cnn.embedding);
     let quant = AffineU8::covering(range.min, range.max);
-    g.init_i8("embedding.weight_q", &[v, d], &table.values);
-    g.init_f32("embedding.row_scale", &[v, 1], &table.scales);
-    g.init_f32("embedded.scale", &[], &[quant.scale]);
-    g.init_u8("embedded.zero_point", &[], &[quant.zero_point]);
-    let axis0 = || vec![attr_int("axis", 0)];
-    g.node("Gather", &["embedding.weight_q", INPUT_NAME], &["embedded_q8"], axis0());
-    g.node("Gather", &["embedding.row_scale", INPUT_NAME], &["embedded_row_scale"], axis0());
-    g.node("Cast", &["embedded_q8"], &["embedded_q8_f"], vec![attr_int("to", ONNX_FLOAT)]);
-    g.node("Mul", &["embedded_q8_f", "embedded_row_scale"], &["embedded"], vec![]);
-    g.node("Transpose", &["embedded"], &["embedded_t"], vec![attr_ints("perm", &[0, 2, 1])]);
+    g.init_u8(
+        "embedding.weight_q",
+        &[v, d],
+        &quant.quantize(&cnn.embedding),
+    );
+    add_activation_quant(g, "embedded", quant);
     g.node(
-        "QuantizeLinear",
-        &["embedded_t", "embedded.scale", "embedded.zero_point"],
+        "Gather",
+        &["embedding.weight_q", INPUT_NAME],
+        &["embedded_u8"],
+        vec![attr_int("axis", 0)],
+    );
+    g.node(
+        "Transpose",
+        &["embedded_u8"],
         &["embedded_t_u8"],
-        vec![],
+        vec![attr_ints("perm", &[0, 2, 1])],
+    );
+    // Every branch reads its own copy, so the branches run as one grouped conv each step.
+    let copies = vec!["embedded_t_u8"; cnn.branches.len()];
+    g.node(
+        "Concat",
+        &copies,
+        &["branch_inputs_u8"],
+        vec![attr_int("axis", 1)],
     );
     quant
 }
 
-struct BranchQuant {
-    input: AffineU8,
-    depthwise: AffineU8,
-    pointwise: AffineU8,
-}
-
-/// Adds one branch on `embedded_t_u8`; returns the name of its float `[N, F]` pooled output.
-fn add_branch(
+/// All branches as one depthwise `QLinearConv` (kernels zero-padded to the widest, centred, which
+/// computes the same sums) and one pointwise `QLinearConv` with a group per branch: two conv
+/// nodes instead of two per branch. Output zero point 0 of the pointwise conv is the ReLU.
+fn add_branches(
     g: &mut GraphBuilder,
-    cfg: &ArchConfig,
-    index: usize,
-    branch: &Branch,
-    quant: &BranchQuant,
-) -> String {
-    let (d, f, k) = (cfg.embed_dim, cfg.filters, branch.kernel);
-    let p = format!("convs.{index}");
-    add_activation_quant(g, &format!("{p}.dw_out"), quant.depthwise);
-    add_activation_quant(g, &format!("{p}.pw_out"), quant.pointwise);
-    let dw = QConv {
-        prefix: format!("{p}.dw"),
-        shape: vec![d, 1, k],
-        weight: &branch.dw_weight,
-        bias: &branch.dw_bias,
-        input_name: "embedded_t_u8".to_string(),
-        input_quant: "embedded",
-        input_scale: quant.input.scale,
-        output_quant: format!("{p}.dw_out"),
+    cnn: &ReferenceCnn,
+    input_scale: f32,
+    calibration: &Calibration,
+) {
+    let (d, f, b) = (cnn.cfg.embed_dim, cnn.cfg.filters, cnn.branches.len());
+    let widest = cnn.branches.iter().map(|br| br.kernel).max().unwrap_or(1);
+    let (mut dw_weight, mut dw_bias, mut pw_weight, mut pw_bias) = (vec![], vec![], vec![], vec![]);
+    for branch in &cnn.branches {
+        dw_weight.extend(centred_taps(branch, d, widest));
+        dw_bias.extend_from_slice(&branch.dw_bias);
+        pw_weight.extend_from_slice(&branch.pw_weight);
+        pw_bias.extend_from_slice(&branch.pw_bias);
+    }
+    let depthwise = QConv {
+        name: "depthwise",
+        shape: [b * d, 1, widest],
+        weight: &dw_weight,
+        bias: &dw_bias,
+        input: ("branch_inputs_u8", "embedded", input_scale),
     };
-    add_qlinear_conv(g, &dw, depthwise_attrs(d, k));
-    let pw = QConv {
-        prefix: format!("{p}.pw"),
-        shape: vec![f, d, 1],
-        weight: &branch.pw_weight,
-        bias: &branch.pw_bias,
-        input_name: format!("{p}.dw_u8"),
-        input_quant: &format!("{p}.dw_out"),
-        input_scale: quant.depthwise.scale,
-        output_quant: format!("{p}.pw_out"),
+    add_qlinear_conv(g, &depthwise, depthwise_attrs(b * d, widest));
+    let pointwise = QConv {
+        name: "pointwise",
+        shape: [b * f, d, 1],
+        weight: &pw_weight,
+        bias: &pw_bias,
+        input: ("depthwise_u8", "depthwise", calibration.depthwise.scale),
     };
-    add_qlinear_conv(g, &pw, vec![attr_ints("kernel_shape", &[1])]);
-    // Max pooling commutes with the monotone dequantisation, so pool on the uint8 codes.
-    g.node(
-        "ReduceMax",
-        &[&format!("{p}.pw_u8")],
-        &[&format!("{p}.pooled_u8")],
-        max_over_time_attrs(),
-    );
-    let pooled = format!("{p}.pooled");
+    let attrs = vec![attr_int("group", b as i64), attr_ints("kernel_shape", &[1])];
+    add_qlinear_conv(g, &pointwise, attrs);
+    // Max pooling commutes with the monotone dequantisation, so pool on the uint8 codes. MaxPool
+    // rather than ReduceMax: ONNX Runtime has a vectorised uint8 MaxPool, 3x faster here.
+    let window = vec![attr_ints("kernel_shape", &[cnn.cfg.seq_len as i64])];
+    g.node("MaxPool", &["pointwise_u8"], &["pooled_u8"], window);
     g.node(
         "DequantizeLinear",
-        &[
-            &format!("{p}.pooled_u8"),
-            &format!("{p}.pw_out.scale"),
-            &format!("{p}.pw_out.zero_point"),
-        ],
-        &[&pooled],
+        &["pooled_u8", "pointwise.scale", "pointwise.zero_point"],
+        &["pooled"],
         vec![],
     );
-    pooled
+    g.node(
+        "Flatten",
+        &["pooled"],
+        &["features"],
+        vec![attr_int("axis", 1)],
+    );
+}
+
+/// Depthwise taps `[D, 1, k]` zero-padded on both sides to `[D, 1, widest]`.
+fn centred_taps(branch: &Branch, d: usize, widest: usize) -> Vec<f32> {
+    let offset = (widest - branch.kernel) / 2;
+    let mut taps = vec![0.0; d * widest];
+    for (row, source) in taps
+        .chunks_mut(widest)
+        .zip(branch.dw_weight.chunks(branch.kernel))
+    {
+        row[offset..offset + branch.kernel].copy_from_slice(source);
+    }
+    taps
 }
 
 fn add_activation_quant(g: &mut GraphBuilder, name: &str, quant: AffineU8) {
@@ -317,44 +315,41 @@ fn add_activation_quant(g: &mut GraphBuilder, name: &str, quant: AffineU8) {
     g.init_u8(&format!("{name}.zero_point"), &[], &[quant.zero_point]);
 }
 
-/// One `QLinearConv`: reads `input_name` quantised by `{input_quant}.scale/.zero_point`, writes
-/// `{prefix}_u8` quantised by `{output_quant}.scale/.zero_point`.
+/// One `QLinearConv` named `name`, writing `{name}_u8` quantised by `{name}.scale/.zero_point`.
 struct QConv<'a> {
-    prefix: String,
-    shape: Vec<usize>,
+    name: &'a str,
+    shape: [usize; 3],
     weight: &'a [f32],
     bias: &'a [f32],
-    input_name: String,
-    input_quant: &'a str,
-    input_scale: f32,
-    output_quant: String,
+    /// Input tensor, prefix of its `.scale/.zero_point` initializers, and that scale.
+    input: (&'a str, &'a str, f32),
 }
 
-fn add_qlinear_conv(
-    g: &mut GraphBuilder,
-    conv: &QConv<'_>,
-    attributes: Vec<onnx_protobuf::AttributeProto>,
-) {
+fn add_qlinear_conv(g: &mut GraphBuilder, conv: &QConv<'_>, attributes: Vec<AttributeProto>) {
     let channels = conv.shape[0];
     let weight = quantize_rows(conv.weight, channels);
-    let bias = quantize_bias(conv.bias, conv.input_scale, &weight.scales);
-    let p = &conv.prefix;
+    let (input, input_quant, input_scale) = conv.input;
+    let bias = quantize_bias(conv.bias, input_scale, &weight.scales);
+    let p = conv.name;
     g.init_i8(&format!("{p}.weight_q"), &conv.shape, &weight.values);
     g.init_f32(&format!("{p}.weight_scale"), &[channels], &weight.scales);
-    g.init_i8(&format!("{p}.weight_zero_point"), &[channels], &vec![0; channels]);
+    g.init_i8(
+        &format!("{p}.weight_zero_point"),
+        &[channels],
+        &vec![0; channels],
+    );
     g.init_i32(&format!("{p}.bias_q"), &[channels], &bias);
-    let (iq, oq) = (conv.input_quant, &conv.output_quant);
     g.node(
         "QLinearConv",
         &[
-            &conv.input_name,
-            &format!("{iq}.scale"),
-            &format!("{iq}.zero_point"),
+            input,
+            &format!("{input_quant}.scale"),
+            &format!("{input_quant}.zero_point"),
             &format!("{p}.weight_q"),
             &format!("{p}.weight_scale"),
             &format!("{p}.weight_zero_point"),
-            &format!("{oq}.scale"),
-            &format!("{oq}.zero_point"),
+            &format!("{p}.scale"),
+            &format!("{p}.zero_point"),
             &format!("{p}.bias_q"),
         ],
         &[&format!("{p}_u8")],
@@ -363,7 +358,7 @@ fn add_qlinear_conv(
 }
 
 /// Head weight stored int8 per output row and dequantised for a float `Gemm` (it is tiny).
-fn add_head(g: &mut GraphBuilder, cnn: &CharCnn) {
+fn add_head(g: &mut GraphBuilder, cnn: &ReferenceCnn) {
     let (c, width) = (cnn.cfg.num_labels(), cnn.cfg.pooled_width());
     let weight = quantize_rows(&cnn.head_weight, c);
     g.init_i8("head.weight_q", &[c, width], &weight.values);
@@ -372,7 +367,11 @@ fn add_head(g: &mut GraphBuilder, cnn: &CharCnn) {
     g.init_f32("head.bias", &[c], &cnn.head_bias);
     g.node(
         "DequantizeLinear",
-        &["head.weight_q", "head.weight_scale", "head.weight_zero_point"],
+        &[
+            "head.weight_q",
+            "head.weight_scale",
+            "head.weight_zero_point",
+        ],
         &["head.weight"],
         vec![attr_int("axis", 0)],
     );
@@ -412,7 +411,10 @@ mod tests {
 
     #[test]
     fn bias_is_expressed_in_accumulator_units() {
-        assert_eq!(quantize_bias(&[1.0, -0.5], 0.5, &[0.1, 0.01]), vec![20, -100]);
+        assert_eq!(
+            quantize_bias(&[1.0, -0.5], 0.5, &[0.1, 0.01]),
+            vec![20, -100]
+        );
     }
 
     #[test]

@@ -1,1 +1,406 @@
-//! TODO(owner)
+//! Training loop of the edge char-CNN: seeded shuffling and per-source subsampling, AdamW on a
+//! class-weighted cross-entropy, per-epoch dev metrics per corpus, early stopping that keeps the
+//! best weights, and dev threshold picking.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use smsguard_core::features::FeatureEncoder;
+use smsguard_core::metrics::{self, Observation};
+
+use crate::config::ArchConfig;
+use crate::data::{self, Dataset};
+use crate::model::{CharCnn, NamedWeight, SplitMix64};
+
+/// Optimisation settings (the architecture lives in [`ArchConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Epochs without dev improvement before stopping.
+    pub patience: usize,
+    pub seed: u64,
+    /// Per epoch, at most this many examples of any one corpus (a fresh random subset each
+    /// epoch), so a large single-class corpus cannot swamp the others.
+    pub max_per_source: Option<usize>,
+    /// Wall-clock budget; the running epoch stops early when it is spent.
+    pub max_minutes: Option<f64>,
+    /// Hard cap on optimiser steps (quick runs and tests).
+    pub max_steps: Option<usize>,
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 12,
+            batch_size: 64,
+            learning_rate: 3e-3,
+            weight_decay: 1e-4,
+            patience: 3,
+            seed: 20240617,
+            max_per_source: Some(6000),
+            max_minutes: None,
+            max_steps: None,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("the {0} set is empty")]
+    EmptySet(&'static str),
+}
+
+/// A dataset encoded once into ids.
+#[derive(Debug, Clone)]
+pub struct EncodedSet {
+    pub seq_len: usize,
+    /// Row-major `[len, seq_len]`.
+    pub ids: Vec<u32>,
+    pub labels: Vec<u32>,
+    pub sources: Vec<usize>,
+    pub source_names: Vec<String>,
+}
+
+impl EncodedSet {
+    pub fn encode(data: &Dataset, encoder: &FeatureEncoder) -> Self {
+        let ids = data
+            .examples
+            .iter()
+            .flat_map(|e| encoder.encode(&e.text))
+            .map(|id| id as u32)
+            .collect();
+        Self {
+            seq_len: encoder.seq_len(),
+            ids,
+            labels: data.examples.iter().map(|e| e.label as u32).collect(),
+            sources: data.examples.iter().map(|e| e.source).collect(),
+            source_names: data.sources.clone(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// `[rows.len(), seq_len]` id tensor of the given rows.
+    fn ids_tensor(&self, rows: &[usize]) -> candle_core::Result<Tensor> {
+        let l = self.seq_len;
+        let mut ids = Vec::with_capacity(rows.len() * l);
+        for &r in rows {
+            ids.extend_from_slice(&self.ids[r * l..(r + 1) * l]);
+        }
+        Tensor::from_vec(ids, (rows.len(), l), &Device::Cpu)
+    }
+}
+
+/// Binary (ham vs any spam label) dev figures of one corpus, flagging at spam score >= 0.5.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorpusMetrics {
+    pub corpus: String,
+    pub n: usize,
+    pub accuracy: f64,
+    pub spam_recall: f64,
+    pub ham_fpr: f64,
+    /// Accuracy of the arg-max over all edge labels.
+    pub label_accuracy: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub steps: usize,
+    pub train_loss: f64,
+    /// Mean binary dev accuracy over corpora: the early-stopping criterion.
+    pub dev_score: f64,
+    pub seconds: f64,
+    pub dev: Vec<CorpusMetrics>,
+}
+
+/// Result of [`train`]: the best weights by dev score and the history.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub weights: Vec<NamedWeight>,
+    pub best_epoch: usize,
+    pub history: Vec<EpochStats>,
+    pub total_steps: usize,
+}
+
+/// Trains from a seeded initialisation; the same inputs and seed give the same weights.
+pub fn train(
+    cfg: &ArchConfig,
+    train_set: &EncodedSet,
+    dev_set: &EncodedSet,
+    class_weights: &[f32],
+    tc: &TrainConfig,
+) -> Result<TrainOutcome, TrainError> {
+    if train_set.is_empty() {
+        return Err(TrainError::EmptySet("training"));
+    }
+    let started = Instant::now();
+    let model = CharCnn::new(cfg, tc.seed)?;
+    let params = ParamsAdamW {
+        lr: tc.learning_rate,
+        weight_decay: tc.weight_decay,
+        ..Default::default()
+    };
+    let mut optimizer = AdamW::new(model.vars(), params)?;
+    let mut rng = SplitMix64::new(tc.seed ^ 0x5348_5546_464c_4521);
+    let weights = Tensor::new(class_weights, &Device::Cpu)?;
+    let planned_steps = tc.epochs * epoch_rows(train_set, tc, &mut rng.clone()).len().div_ceil(tc.batch_size);
+    let planned_steps = tc.max_steps.map_or(planned_steps, |m| m.min(planned_steps)).max(1);
+
+    let mut best: Option<(f64, usize, Vec<NamedWeight>)> = None;
+    let mut history = Vec::new();
+    let mut steps = 0;
+    for epoch in 1..=tc.epochs {
+        let epoch_start = Instant::now();
+        let rows = epoch_rows(train_set, tc, &mut rng);
+        let batches: Vec<&[usize]> = rows.chunks(tc.batch_size).collect();
+        let bar = progress_bar(tc.progress, batches.len(), epoch);
+        let mut loss_sum = 0.0;
+        let mut loss_count = 0usize;
+        for batch in batches {
+            if out_of_budget(tc, steps, started) {
+                break;
+            }
+            let progress = steps as f64 / planned_steps as f64;
+            optimizer.set_learning_rate(tc.learning_rate * (1.0 - 0.9 * progress.min(1.0)));
+            let loss = batch_loss(&model, train_set, batch, &weights)?;
+            optimizer.backward_step(&loss)?;
+            let loss = loss.to_scalar::<f32>()? as f64;
+            loss_sum += loss;
+            loss_count += 1;
+            steps += 1;
+            bar.set_message(format!("loss {:.4}", loss_sum / loss_count as f64));
+            bar.inc(1);
+        }
+        bar.finish();
+        let dev = evaluate_by_corpus(&model, dev_set)?;
+        let dev_score = mean_accuracy(&dev);
+        let stats = EpochStats {
+            epoch,
+            steps,
+            train_loss: loss_sum / loss_count.max(1) as f64,
+            dev_score,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            dev,
+        };
+        if best.as_ref().is_none_or(|(score, _, _)| dev_score > *score) {
+            best = Some((dev_score, epoch, model.named_weights()?));
+        }
+        history.push(stats);
+        let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
+        if out_of_budget(tc, steps, started) || epoch - best_epoch >= tc.patience {
+            break;
+        }
+    }
+    let (_, best_epoch, weights) = match best {
+        Some(b) => b,
+        None => (0.0, 0, model.named_weights()?),
+    };
+    Ok(TrainOutcome {
+        weights,
+        best_epoch,
+        history,
+        total_steps: steps,
+    })
+}
+
+fn out_of_budget(tc: &TrainConfig, steps: usize, started: Instant) -> bool {
+    tc.max_steps.is_some_and(|m| steps >= m)
+        || tc
+            .max_minutes
+            .is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0)
+}
+
+/// Shuffled row indices of one epoch, each source capped at `max_per_source`.
+fn epoch_rows(set: &EncodedSet, tc: &TrainConfig, rng: &mut SplitMix64) -> Vec<usize> {
+    let mut by_source = vec![Vec::new(); set.source_names.len().max(1)];
+    for (row, &source) in set.sources.iter().enumerate() {
+        by_source[source].push(row);
+    }
+    let mut rows = Vec::with_capacity(set.len());
+    for mut source_rows in by_source {
+        if let Some(cap) = tc.max_per_source.filter(|&c| source_rows.len() > c) {
+            rng.shuffle(&mut source_rows);
+            source_rows.truncate(cap);
+        }
+        rows.extend(source_rows);
+    }
+    rng.shuffle(&mut rows);
+    rows
+}
+
+fn progress_bar(visible: bool, len: usize, epoch: usize) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template(
+        "epoch {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(epoch.to_string());
+    bar
+}
+
+fn batch_loss(
+    model: &CharCnn,
+    set: &EncodedSet,
+    rows: &[usize],
+    class_weights: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let ids = set.ids_tensor(rows)?;
+    let targets: Vec<u32> = rows.iter().map(|&r| set.labels[r]).collect();
+    let targets = Tensor::from_vec(targets, rows.len(), &Device::Cpu)?;
+    weighted_cross_entropy(&model.forward(&ids)?, &targets, class_weights)
+}
+
+/// Cross-entropy where each example counts with the weight of its true class:
+/// `sum_i w[y_i] * -log p_i(y_i) / sum_i w[y_i]`.
+pub fn weighted_cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    class_weights: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let picked = log_probs.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let w = class_weights.index_select(targets, 0)?;
+    (picked * &w)?.sum_all()?.neg()? / w.sum_all()?.to_scalar::<f32>()? as f64
+}
+
+/// Class-weighted cross-entropy of `model` over the whole set (no gradient step).
+pub fn mean_loss(
+    model: &CharCnn,
+    set: &EncodedSet,
+    class_weights: &[f32],
+) -> Result<f64, TrainError> {
+    if set.is_empty() {
+        return Err(TrainError::EmptySet("loss"));
+    }
+    let weights = Tensor::new(class_weights, &Device::Cpu)?;
+    let rows: Vec<usize> = (0..set.len()).collect();
+    let (mut weighted, mut total_weight) = (0.0, 0.0);
+    for chunk in rows.chunks(512) {
+        let batch_weight: f64 = chunk
+            .iter()
+            .map(|&r| f64::from(class_weights[set.labels[r] as usize]))
+            .sum();
+        let loss = batch_loss(model, set, chunk, &weights)?.to_scalar::<f32>()?;
+        weighted += f64::from(loss) * batch_weight;
+        total_weight += batch_weight;
+    }
+    Ok(weighted / total_weight)
+}
+
+/// Predictions for every row: arg-max label and spam score `1 - p(ham)`.
+pub fn predict(model: &CharCnn, set: &EncodedSet) -> candle_core::Result<Vec<Observation>> {
+    let rows: Vec<usize> = (0..set.len()).collect();
+    let mut observations = Vec::with_capacity(set.len());
+    for chunk in rows.chunks(512) {
+        let logits = model.forward(&set.ids_tensor(chunk)?)?;
+        let probs = candle_nn::ops::softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
+        for (row, p) in chunk.iter().zip(probs.to_vec2::<f32>()?) {
+            let predicted = argmax(&p);
+            observations.push(Observation {
+                truth: set.labels[*row] as usize,
+                predicted,
+                spam_score: 1.0 - p[metrics::HAM],
+            });
+        }
+    }
+    Ok(observations)
+}
+
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+/// Binary dev metrics per corpus of `set`.
+pub fn evaluate_by_corpus(
+    model: &CharCnn,
+    set: &EncodedSet,
+) -> candle_core::Result<Vec<CorpusMetrics>> {
+    let observations = predict(model, set)?;
+    Ok(metrics_by_corpus(&observations, set))
+}
+
+pub fn metrics_by_corpus(observations: &[Observation], set: &EncodedSet) -> Vec<CorpusMetrics> {
+    set.source_names
+        .iter()
+        .enumerate()
+        .filter_map(|(source, name)| {
+            let obs: Vec<Observation> = observations
+                .iter()
+                .zip(&set.sources)
+                .filter(|(_, &s)| s == source)
+                .map(|(o, _)| *o)
+                .collect();
+            (!obs.is_empty()).then(|| corpus_metrics(name, &obs))
+        })
+        .collect()
+}
+
+fn corpus_metrics(name: &str, obs: &[Observation]) -> CorpusMetrics {
+    let at_half = metrics::at_threshold(obs, 0.5);
+    let correct = obs
+        .iter()
+        .filter(|o| o.is_spam() == (o.spam_score >= 0.5))
+        .count();
+    let label_correct = obs.iter().filter(|o| o.truth == o.predicted).count();
+    CorpusMetrics {
+        corpus: name.to_string(),
+        n: obs.len(),
+        accuracy: correct as f64 / obs.len() as f64,
+        spam_recall: at_half.spam_recall,
+        ham_fpr: at_half.ham_fpr,
+        label_accuracy: label_correct as f64 / obs.len() as f64,
+    }
+}
+
+fn mean_accuracy(metrics: &[CorpusMetrics]) -> f64 {
+    if metrics.is_empty() {
+        return 0.0;
+    }
+    metrics.iter().map(|m| m.accuracy).sum::<f64>() / metrics.len() as f64
+}
+
+/// Spam-score thresholds picked on dev ham of all corpora, with what they give on dev.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub fpr_0_5: metrics::ThresholdMetrics,
+    pub fpr_0_1: metrics::ThresholdMetrics,
+}
+
+pub fn pick_thresholds(observations: &[Observation]) -> Thresholds {
+    let (ham, _) = metrics::split_scores(observations);
+    let at = |fpr| metrics::at_threshold(observations, metrics::threshold_for_fpr(&ham, fpr));
+    Thresholds {
+        fpr_0_5: at(0.005),
+        fpr_0_1: at(0.001),
+    }
+}
+
+/// Convenience: class weights of a dataset as a Vec (see [`data::class_weights`]).
+pub fn class_weights_of(data: &Dataset) -> Vec<f32> {
+    data::class_weights(data).to_vec()
+}

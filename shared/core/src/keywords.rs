@@ -1,1 +1,158 @@
-//! TODO(owner): see lib.rs
+//! Folding of obfuscated spam keywords (威信, V信, +v, 代款, 菠菜 ...) to one canonical spelling,
+//! so that every obfuscation of a word shares the features of the word.
+//!
+//! The table is `data/keywords.tsv` (`variant<TAB>canonical<TAB>note`), compiled in. It is applied
+//! by [`crate::normalize`] after Traditional -> Simplified conversion, separator collapsing and
+//! leetspeak folding, longest match first.
+
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use crate::taxonomy::data_rows;
+
+/// The raw table, `variant<TAB>canonical<TAB>note`; `#` starts a comment line.
+pub const KEYWORDS_TSV: &str = include_str!("../data/keywords.tsv");
+
+/// One row of the keyword table after normalisation of both columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeywordEntry {
+    pub variant: String,
+    pub canonical: String,
+}
+
+/// The compiled keyword folder: an Aho-Corasick automaton over every variant and every canonical
+/// form (canonical forms map to themselves, so a longer canonical wins over a shorter variant).
+#[derive(Debug)]
+pub struct KeywordTable {
+    entries: Vec<KeywordEntry>,
+    /// Replacement of pattern `i`, and whether it is a real fold (false for identity patterns).
+    replacements: Vec<(String, bool)>,
+    automaton: Option<AhoCorasick>,
+}
+
+static TABLE: LazyLock<KeywordTable> = LazyLock::new(|| KeywordTable::from_tsv(KEYWORDS_TSV));
+
+/// The compiled-in keyword table.
+pub fn table() -> &'static KeywordTable {
+    &TABLE
+}
+
+/// Canonical keywords in table order, without duplicates (useful as hand-crafted features).
+pub fn canonical_keywords() -> Vec<&'static str> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for entry in table().entries() {
+        if !seen.contains(&entry.canonical.as_str()) {
+            seen.push(entry.canonical.as_str());
+        }
+    }
+    seen
+}
+
+/// Lower-cases and converts to Simplified Chinese, the form the text has when folding runs.
+fn normalise_key(key: &str) -> String {
+    let lower = key.to_lowercase();
+    if lower.chars().any(crate::normalize::is_han) {
+        zhconv::zhconv(&lower, zhconv::Variant::ZhHans)
+    } else {
+        lower
+    }
+}
+
+impl KeywordTable {
+    /// Builds the table from TSV text; rows with fewer than two columns or an empty variant are
+    /// skipped, duplicate variants keep their first row.
+    pub fn from_tsv(tsv: &'static str) -> Self {
+        let mut entries: Vec<KeywordEntry> = Vec::new();
+        for fields in data_rows(tsv) {
+            let (Some(variant), Some(canonical)) = (fields.first(), fields.get(1)) else {
+                continue;
+            };
+            let variant = normalise_key(variant);
+            let canonical = normalise_key(canonical);
+            if variant.is_empty() || variant == canonical {
+                continue;
+            }
+            if entries.iter().all(|e| e.variant != variant) {
+                entries.push(KeywordEntry { variant, canonical });
+            }
+        }
+        let mut patterns: Vec<String> = Vec::new();
+        let mut replacements: Vec<(String, bool)> = Vec::new();
+        for entry in &entries {
+            patterns.push(entry.variant.clone());
+            replacements.push((entry.canonical.clone(), true));
+        }
+        for entry in &entries {
+            if !patterns.contains(&entry.canonical) {
+                patterns.push(entry.canonical.clone());
+                replacements.push((entry.canonical.clone(), false));
+            }
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .ok();
+        KeywordTable {
+            entries,
+            replacements,
+            automaton,
+        }
+    }
+
+    pub fn entries(&self) -> &[KeywordEntry] {
+        &self.entries
+    }
+
+    /// Replaces every variant in `text` by its canonical form, writing the result to `out`, and
+    /// returns the number of replacements. A canonical form that would touch an ASCII letter or
+    /// digit of the surrounding text gets a space in between, so that folding never glues new
+    /// tokens together (which would make normalisation non-idempotent).
+    pub fn fold_into(&self, text: &str, out: &mut String) -> u32 {
+        let Some(automaton) = &self.automaton else {
+            out.push_str(text);
+            return 0;
+        };
+        let mut folded = 0;
+        let mut copied_to = 0;
+        for found in automaton.find_iter(text) {
+            let (start, end) = (found.start(), found.end());
+            if !at_ascii_word_boundary(text, start, end) {
+                continue;
+            }
+            let (replacement, is_fold) = &self.replacements[found.pattern().as_usize()];
+            if !is_fold {
+                continue;
+            }
+            out.push_str(&text[copied_to..start]);
+            push_with_guard(out, replacement, text[end..].chars().next());
+            copied_to = end;
+            folded += 1;
+        }
+        out.push_str(&text[copied_to..]);
+        folded
+    }
+}
+
+fn is_ascii_word(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// A match whose first (last) character is an ASCII letter or digit must not continue an ASCII
+/// word on its left (right).
+fn at_ascii_word_boundary(text: &str, start: usize, end: usize) -> bool {
+    let matched = &text[start..end];
+    let left_ok = !is_ascii_word(matched.chars().next()) || !is_ascii_word(text[..start].chars().next_back());
+    let right_ok = !is_ascii_word(matched.chars().next_back()) || !is_ascii_word(text[end..].chars().next());
+    left_ok && right_ok
+}
+
+fn push_with_guard(out: &mut String, replacement: &str, next: Option<char>) {
+    if is_ascii_word(replacement.chars().next()) && is_ascii_word(out.chars().next_back()) {
+        out.push(' ');
+    }
+    out.push_str(replacement);
+    if is_ascii_word(replacement.chars().next_back()) && is_ascii_word(next) {
+        out.push(' ');
+    }
+}

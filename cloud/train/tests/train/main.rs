@@ -1,0 +1,7 @@
+//! The single integration-test binary of smsguard-train; each concern is one module.
+
+mod data;
+mod encoder;
+mod fixture;
+mod parity;
+mod training;

@@ -1,0 +1,101 @@
+//! The training loop on the tiny fixture: it learns, it is deterministic, and its weights
+//! survive the named-weights round trip used by the exporter.
+
+use smsguard_train::model::CharCnn;
+use smsguard_train::trainer::{self, TrainConfig};
+
+use crate::fixture;
+
+fn quick_config(seed: u64, steps: usize) -> TrainConfig {
+    TrainConfig {
+        epochs: steps,
+        batch_size: 4,
+        learning_rate: 1e-2,
+        weight_decay: 0.0,
+        patience: usize::MAX,
+        seed,
+        max_per_source: None,
+        max_minutes: None,
+        max_steps: Some(steps),
+        progress: false,
+    }
+}
+
+#[test]
+fn a_few_steps_lower_the_loss() {
+    let (_, _, arch, set) = fixture::prepared();
+    let weights = vec![1.0; arch.num_labels()];
+    let cfg = quick_config(11, 30);
+    let before = trainer::mean_loss(&CharCnn::new(&arch, cfg.seed).unwrap(), &set, &weights).unwrap();
+    let outcome = trainer::train(&arch, &set, &set, &weights, &cfg).unwrap();
+    let after_model = CharCnn::from_weights(&arch, &outcome.weights).unwrap();
+    let after = trainer::mean_loss(&after_model, &set, &weights).unwrap();
+    assert!(after < 0.7 * before, "loss {before} -> {after}");
+    assert_eq!(outcome.total_steps, 30);
+}
+
+#[test]
+fn same_seed_gives_the_same_weights_and_another_seed_does_not() {
+    let (_, _, arch, set) = fixture::prepared();
+    let weights = vec![1.0; arch.num_labels()];
+    let run = |seed| {
+        trainer::train(&arch, &set, &set, &weights, &quick_config(seed, 6))
+            .unwrap()
+            .weights
+    };
+    let first = run(5);
+    assert_eq!(first, run(5));
+    assert_ne!(first, run(6));
+}
+
+#[test]
+fn trained_model_separates_the_fixture() {
+    let (_, _, arch, set) = fixture::prepared();
+    let weights = vec![1.0; arch.num_labels()];
+    let outcome = trainer::train(&arch, &set, &set, &weights, &quick_config(3, 60)).unwrap();
+    let model = CharCnn::from_weights(&arch, &outcome.weights).unwrap();
+    let observations = trainer::predict(&model, &set).unwrap();
+    let correct = observations
+        .iter()
+        .filter(|o| o.is_spam() == (o.spam_score >= 0.5))
+        .count();
+    assert!(correct >= 11, "only {correct}/12 right after training");
+}
+
+#[test]
+fn weighted_loss_counts_heavier_classes_more() {
+    use candle_core::{Device, Tensor};
+    let logits = Tensor::new(&[[2.0f32, 0.0], [2.0, 0.0]], &Device::Cpu).unwrap();
+    let targets = Tensor::new(&[0u32, 1], &Device::Cpu).unwrap();
+    let loss = |w: [f32; 2]| {
+        let w = Tensor::new(&w, &Device::Cpu).unwrap();
+        trainer::weighted_cross_entropy(&logits, &targets, &w)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    // The second example is the badly classified one: weighting it up raises the loss.
+    assert!(loss([1.0, 3.0]) > loss([1.0, 1.0]));
+    assert!(loss([3.0, 1.0]) < loss([1.0, 1.0]));
+}
+
+#[test]
+fn thresholds_respect_the_target_false_positive_rates() {
+    use smsguard_core::metrics::Observation;
+    let mut observations: Vec<Observation> = (0..1000)
+        .map(|i| Observation {
+            truth: 0,
+            predicted: 0,
+            spam_score: i as f32 / 1000.0,
+        })
+        .collect();
+    observations.extend((0..50).map(|i| Observation {
+        truth: 4,
+        predicted: 4,
+        spam_score: 0.99 - i as f32 / 100.0,
+    }));
+    let t = trainer::pick_thresholds(&observations);
+    assert!(t.fpr_0_5.ham_fpr <= 0.005);
+    assert!(t.fpr_0_1.ham_fpr <= 0.001);
+    assert!(t.fpr_0_1.threshold >= t.fpr_0_5.threshold);
+}

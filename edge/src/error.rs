@@ -1,0 +1,59 @@
+//! The one error type of the edge library. Messages name files, keys, sizes and hashes, never
+//! message text.
+
+use std::path::PathBuf;
+
+use smsguard_core::features::FeatureError;
+
+/// Script that downloads the ONNX Runtime library; named in every "runtime missing" error.
+pub const PROVISION_SCRIPT: &str = "edge/provision-onnxruntime.sh";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error(
+        "ONNX Runtime library not found (looked at: {}); run {PROVISION_SCRIPT} or set ORT_DYLIB_PATH",
+        display_paths(.searched)
+    )]
+    RuntimeMissing { searched: Vec<PathBuf> },
+    #[error("cannot load ONNX Runtime from {path}: {reason}; run {PROVISION_SCRIPT} or set ORT_DYLIB_PATH")]
+    RuntimeLoad { path: PathBuf, reason: String },
+    #[error("ONNX Runtime failed to {action}: {source}")]
+    Ort {
+        action: &'static str,
+        #[source]
+        source: ort::Error,
+    },
+    #[error("model metadata key {key:?} is {problem}")]
+    Metadata { key: &'static str, problem: String },
+    #[error("model was built for pipeline version {model}, this build runs version {expected}")]
+    PipelineVersion { model: u32, expected: u32 },
+    #[error("vocabulary sha256 {vocab} does not match the model's {model}")]
+    VocabMismatch { model: String, vocab: String },
+    #[error("vocabulary is unusable: {0}")]
+    Vocab(#[from] FeatureError),
+    #[error("model signature is not ids:int64[N,L] -> logits:f32[N,C]: {0}")]
+    Signature(String),
+    #[error("model label {0:?} is not in the label taxonomy")]
+    UnknownLabel(String),
+    #[error("message is empty after normalisation")]
+    EmptyText,
+    #[error("got {ids} ids for a batch of {batch} rows of {seq_len}")]
+    BatchShape { ids: usize, batch: usize, seq_len: usize },
+    #[error("model returned {got} logits, expected {expected}")]
+    OutputShape { got: usize, expected: usize },
+    #[error("the inference session was poisoned by a panic in another thread")]
+    Poisoned,
+}
+
+impl EdgeError {
+    pub(crate) fn ort(action: &'static str) -> impl FnOnce(ort::Error) -> EdgeError {
+        move |source| EdgeError::Ort { action, source }
+    }
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return "nothing".to_string();
+    }
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}

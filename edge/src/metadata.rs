@@ -1,0 +1,156 @@
+//! The model's `metadata_props` (keys in `smsguard_core::model_meta`), parsed and checked
+//! against the pipeline this build runs.
+
+use serde::{Deserialize, Serialize};
+use smsguard_core::{model_meta as key, Label};
+
+use crate::error::EdgeError;
+
+/// Everything the edge needs to know about a model file besides its graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Label names in output order; `labels[0] == "ham"`.
+    pub labels: Vec<String>,
+    pub seq_len: usize,
+    pub pipeline_version: u32,
+    pub vocab_sha256: String,
+    /// Lowest spam score whose ham false-positive rate on dev was <= 0.5 %.
+    pub threshold_fpr_0_5: f32,
+    /// Lowest spam score whose ham false-positive rate on dev was <= 0.1 %.
+    pub threshold_fpr_0_1: f32,
+    /// "fp32" or "int8" (empty if the model does not say).
+    pub precision: String,
+    pub training_command: Option<String>,
+    pub dev_metrics: Option<serde_json::Value>,
+}
+
+impl ModelInfo {
+    /// Reads the metadata through `lookup` (key -> value) and validates it.
+    pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EdgeError> {
+        let required = |name: &'static str| {
+            lookup(name).ok_or(EdgeError::Metadata { key: name, problem: "missing".to_string() })
+        };
+        let info = ModelInfo {
+            labels: parse_json(key::LABELS, &required(key::LABELS)?)?,
+            seq_len: parse_number(key::SEQ_LEN, &required(key::SEQ_LEN)?)?,
+            pipeline_version: parse_number(key::PIPELINE_VERSION, &required(key::PIPELINE_VERSION)?)?,
+            vocab_sha256: required(key::VOCAB_SHA256)?.trim().to_ascii_lowercase(),
+            threshold_fpr_0_5: parse_number(key::THRESHOLD_FPR_0_5, &required(key::THRESHOLD_FPR_0_5)?)?,
+            threshold_fpr_0_1: parse_number(key::THRESHOLD_FPR_0_1, &required(key::THRESHOLD_FPR_0_1)?)?,
+            precision: lookup(key::PRECISION).unwrap_or_default(),
+            training_command: lookup(key::TRAINING_COMMAND),
+            dev_metrics: lookup(key::DEV_METRICS).and_then(|raw| serde_json::from_str(&raw).ok()),
+        };
+        info.validate()?;
+        Ok(info)
+    }
+
+    fn validate(&self) -> Result<(), EdgeError> {
+        let invalid = |key: &'static str, problem: &str| EdgeError::Metadata { key, problem: problem.to_string() };
+        if self.labels.len() < 2 || self.labels[0] != "ham" {
+            return Err(invalid(key::LABELS, "not a list of at least two labels starting with \"ham\""));
+        }
+        if let Some(unknown) = self.labels.iter().find(|l| l.parse::<Label>().is_err()) {
+            return Err(EdgeError::UnknownLabel(unknown.clone()));
+        }
+        if self.seq_len == 0 {
+            return Err(invalid(key::SEQ_LEN, "zero"));
+        }
+        if self.pipeline_version != smsguard_core::PIPELINE_VERSION {
+            return Err(EdgeError::PipelineVersion {
+                model: self.pipeline_version,
+                expected: smsguard_core::PIPELINE_VERSION,
+            });
+        }
+        let in_unit = |t: f32| (0.0..=1.0 + f32::EPSILON).contains(&t);
+        if !in_unit(self.threshold_fpr_0_5) {
+            return Err(invalid(key::THRESHOLD_FPR_0_5, "outside [0, 1]"));
+        }
+        // A stricter false-positive budget can only need an equal or higher threshold.
+        if !in_unit(self.threshold_fpr_0_1) || self.threshold_fpr_0_1 < self.threshold_fpr_0_5 {
+            return Err(invalid(key::THRESHOLD_FPR_0_1, "outside [threshold_fpr_0_5, 1]"));
+        }
+        Ok(())
+    }
+
+    /// Checks that `vocab_sha256` (of the vocabulary JSON given to the edge) is the model's.
+    pub fn check_vocab(&self, vocab_sha256: &str) -> Result<(), EdgeError> {
+        if self.vocab_sha256 != vocab_sha256.to_ascii_lowercase() {
+            return Err(EdgeError::VocabMismatch { model: self.vocab_sha256.clone(), vocab: vocab_sha256.to_string() });
+        }
+        Ok(())
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(key: &'static str, raw: &str) -> Result<T, EdgeError> {
+    serde_json::from_str(raw).map_err(|e| EdgeError::Metadata { key, problem: format!("not valid JSON ({e})") })
+}
+
+fn parse_number<T: std::str::FromStr>(key: &'static str, raw: &str) -> Result<T, EdgeError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| EdgeError::Metadata { key, problem: format!("not a number ({} bytes)", raw.len()) })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    pub(crate) fn sample_props() -> HashMap<&'static str, String> {
+        HashMap::from([
+            (key::LABELS, r#"["ham","spam"]"#.to_string()),
+            (key::SEQ_LEN, "160".to_string()),
+            (key::PIPELINE_VERSION, smsguard_core::PIPELINE_VERSION.to_string()),
+            (key::VOCAB_SHA256, "AB".repeat(32)),
+            (key::THRESHOLD_FPR_0_5, "0.6".to_string()),
+            (key::THRESHOLD_FPR_0_1, "0.9".to_string()),
+            (key::PRECISION, "int8".to_string()),
+            (key::DEV_METRICS, r#"{"accuracy":0.97}"#.to_string()),
+        ])
+    }
+
+    fn parse(props: &HashMap<&'static str, String>) -> Result<ModelInfo, EdgeError> {
+        ModelInfo::parse(|k| props.get(k).cloned())
+    }
+
+    #[test]
+    fn parses_complete_metadata() {
+        let info = parse(&sample_props()).unwrap();
+        assert_eq!(info.labels, vec!["ham", "spam"]);
+        assert_eq!(info.seq_len, 160);
+        assert_eq!(info.vocab_sha256, "ab".repeat(32));
+        assert_eq!(info.threshold_fpr_0_1, 0.9);
+        assert_eq!(info.dev_metrics.unwrap()["accuracy"], 0.97);
+        assert!(info.training_command.is_none());
+    }
+
+    #[test]
+    fn rejects_other_pipeline_version() {
+        let mut props = sample_props();
+        props.insert(key::PIPELINE_VERSION, (smsguard_core::PIPELINE_VERSION + 1).to_string());
+        assert!(matches!(parse(&props), Err(EdgeError::PipelineVersion { .. })));
+    }
+
+    #[test]
+    fn rejects_missing_and_malformed_keys() {
+        let mut props = sample_props();
+        props.remove(key::SEQ_LEN);
+        let err = parse(&props).unwrap_err();
+        assert!(err.to_string().contains(key::SEQ_LEN), "{err}");
+        let mut props = sample_props();
+        props.insert(key::LABELS, r#"["spam","ham"]"#.to_string());
+        assert!(matches!(parse(&props), Err(EdgeError::Metadata { key: key::LABELS, .. })));
+        let mut props = sample_props();
+        props.insert(key::THRESHOLD_FPR_0_1, "0.1".to_string());
+        assert!(matches!(parse(&props), Err(EdgeError::Metadata { key: key::THRESHOLD_FPR_0_1, .. })));
+    }
+
+    #[test]
+    fn vocab_check_compares_hashes_case_insensitively() {
+        let info = parse(&sample_props()).unwrap();
+        assert!(info.check_vocab(&"AB".repeat(32)).is_ok());
+        assert!(matches!(info.check_vocab(&"cd".repeat(32)), Err(EdgeError::VocabMismatch { .. })));
+    }
+}

@@ -1,0 +1,248 @@
+//! The edge char-CNN behind ONNX Runtime: loading from memory, metadata checks, inference and
+//! the local verdict.
+
+use std::sync::Mutex;
+
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use serde::{Deserialize, Serialize};
+use smsguard_core::features::FeatureEncoder;
+use smsguard_core::{normalize, Label, Normalized};
+
+use crate::error::EdgeError;
+use crate::metadata::ModelInfo;
+use crate::runtime;
+
+/// The shipped int8 model and its vocabulary, compiled into the binary.
+const EMBEDDED_MODEL: &[u8] = include_bytes!("../models/edge-int8.onnx");
+const EMBEDDED_VOCAB: &str = include_str!("../models/vocab.json");
+
+/// Name of the model input (`int64 [N, L]`).
+pub const INPUT_NAME: &str = "ids";
+/// Name of the model output (`f32 [N, C]`).
+pub const OUTPUT_NAME: &str = "logits";
+
+/// What the phone should do with a message, from the spam score and the model's thresholds.
+///
+/// The local model alone never answers `Block`: a false positive must stay recoverable, so the
+/// strongest local verdict is `Quarantine`. `Block` is reserved for confirmed verdicts (cloud,
+/// user deny-list) added by later layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Below the 0.5 % ham-FPR threshold: deliver normally.
+    Allow,
+    /// At least the 0.5 % ham-FPR threshold: deliver with a "likely spam" tag.
+    Tag,
+    /// At least the 0.1 % ham-FPR threshold: hold in the quarantine folder.
+    Quarantine,
+    Block,
+}
+
+impl Action {
+    /// The local action for `spam_score` under the model's thresholds.
+    pub fn for_score(spam_score: f32, info: &ModelInfo) -> Action {
+        if spam_score >= info.threshold_fpr_0_1 {
+            Action::Quarantine
+        } else if spam_score >= info.threshold_fpr_0_5 {
+            Action::Tag
+        } else {
+            Action::Allow
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Tag => "tag",
+            Action::Quarantine => "quarantine",
+            Action::Block => "block",
+        }
+    }
+}
+
+/// The local model's verdict on one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Arg-max label of the model (its `labels[label_index]`).
+    pub label: Label,
+    pub label_index: usize,
+    /// `1 - p(ham)`.
+    pub spam_score: f32,
+    /// Softmax over the model's labels, in `ModelInfo::labels` order.
+    pub probabilities: Vec<f32>,
+    pub action: Action,
+}
+
+/// A loaded, validated edge model with its feature encoder. Safe to share between threads;
+/// inference calls are serialised (the model runs on one intra-op thread anyway).
+#[derive(Debug)]
+pub struct EdgeModel {
+    session: Mutex<Session>,
+    encoder: FeatureEncoder,
+    info: ModelInfo,
+    labels: Vec<Label>,
+}
+
+impl EdgeModel {
+    /// Loads a model from its ONNX bytes and the vocabulary JSON it was trained with. Refuses a
+    /// model for another pipeline version, another vocabulary or with the wrong signature.
+    pub fn from_bytes(model: &[u8], vocab_json: &str) -> Result<EdgeModel, EdgeError> {
+        let session = build_session(model)?;
+        check_signature(&session)?;
+        let info = read_info(&session)?;
+        let encoder = FeatureEncoder::from_json(vocab_json, info.seq_len)?;
+        info.check_vocab(encoder.sha256())?;
+        let labels = info
+            .labels
+            .iter()
+            .map(|name| name.parse().map_err(|_| EdgeError::UnknownLabel(name.clone())))
+            .collect::<Result<_, _>>()?;
+        Ok(EdgeModel { session: Mutex::new(session), encoder, info, labels })
+    }
+
+    /// The shipped int8 model (`edge/models/edge-int8.onnx` + `vocab.json`, compiled in).
+    pub fn embedded() -> Result<EdgeModel, EdgeError> {
+        EdgeModel::from_bytes(EMBEDDED_MODEL, EMBEDDED_VOCAB)
+    }
+
+    /// The model's metadata.
+    pub fn metadata(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn encoder(&self) -> &FeatureEncoder {
+        &self.encoder
+    }
+
+    /// Raw logits for `batch` rows of `seq_len` ids (row-major), `batch * labels` values.
+    pub fn logits(&self, ids: &[i64], batch: usize) -> Result<Vec<f32>, EdgeError> {
+        let seq_len = self.info.seq_len;
+        if ids.len() != batch * seq_len {
+            return Err(EdgeError::BatchShape { ids: ids.len(), batch, seq_len });
+        }
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        let input = TensorRef::from_array_view(([batch, seq_len], ids)).map_err(EdgeError::ort("wrap the input ids"))?;
+        let mut session = self.session.lock().map_err(|_| EdgeError::Poisoned)?;
+        let outputs = session.run(ort::inputs![INPUT_NAME => input]).map_err(EdgeError::ort("run the model"))?;
+        let output = outputs.get(OUTPUT_NAME).ok_or_else(|| EdgeError::Signature(format!("no {OUTPUT_NAME:?} output")))?;
+        let (_, logits) = output.try_extract_tensor::<f32>().map_err(EdgeError::ort("read the logits"))?;
+        let expected = batch * self.info.labels.len();
+        if logits.len() != expected {
+            return Err(EdgeError::OutputShape { got: logits.len(), expected });
+        }
+        Ok(logits.to_vec())
+    }
+
+    /// Normalises, encodes and classifies one message.
+    pub fn classify(&self, text: &str) -> Result<Prediction, EdgeError> {
+        self.classify_normalized(&normalize(text))
+    }
+
+    /// Classifies an already normalised message (the edge normalises once and reuses the result
+    /// for fingerprints and rules).
+    pub fn classify_normalized(&self, normalized: &Normalized) -> Result<Prediction, EdgeError> {
+        if normalized.text.trim().is_empty() {
+            return Err(EdgeError::EmptyText);
+        }
+        let ids = self.encoder.encode(&normalized.text);
+        let logits = self.logits(&ids, 1)?;
+        Ok(self.prediction(&logits))
+    }
+
+    /// Turns one row of logits into a verdict.
+    fn prediction(&self, logits: &[f32]) -> Prediction {
+        let probabilities = softmax(logits);
+        let label_index = arg_max(&probabilities);
+        let spam_score = (1.0 - probabilities[0]).clamp(0.0, 1.0);
+        Prediction {
+            label: self.labels[label_index],
+            label_index,
+            spam_score,
+            action: Action::for_score(spam_score, &self.info),
+            probabilities,
+        }
+    }
+}
+
+fn build_session(model: &[u8]) -> Result<Session, EdgeError> {
+    let environment = runtime::environment()?;
+    let configure = |e: ort::Error<SessionBuilder>| EdgeError::Ort { action: "configure the session", source: e.into() };
+    let builder = Session::builder(environment).map_err(EdgeError::ort("create a session builder"))?;
+    let builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(configure)?;
+    // One thread per inference: the phone runs many small requests, not one big one.
+    let builder = builder.with_intra_threads(1).map_err(configure)?;
+    let mut builder = builder.with_inter_threads(1).map_err(configure)?;
+    builder.commit_from_memory(model).map_err(EdgeError::ort("load the model"))
+}
+
+/// The model must take exactly `ids: int64` and produce `logits: f32`.
+fn check_signature(session: &Session) -> Result<(), EdgeError> {
+    let inputs = session.inputs();
+    let input_ok = inputs.len() == 1 && inputs[0].name() == INPUT_NAME && is_tensor_of(inputs[0].dtype(), TensorElementType::Int64);
+    if !input_ok {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
+        return Err(EdgeError::Signature(format!("inputs are {names:?}, expected one int64 {INPUT_NAME:?}")));
+    }
+    let output = session.outputs().iter().find(|o| o.name() == OUTPUT_NAME);
+    if !output.is_some_and(|o| is_tensor_of(o.dtype(), TensorElementType::Float32)) {
+        return Err(EdgeError::Signature(format!("no f32 output named {OUTPUT_NAME:?}")));
+    }
+    Ok(())
+}
+
+fn is_tensor_of(dtype: &ValueType, expected: TensorElementType) -> bool {
+    matches!(dtype, ValueType::Tensor { ty, .. } if *ty == expected)
+}
+
+fn read_info(session: &Session) -> Result<ModelInfo, EdgeError> {
+    let metadata = session.metadata().map_err(EdgeError::ort("read the model metadata"))?;
+    ModelInfo::parse(|key| metadata.custom(key))
+}
+
+/// Numerically stable softmax.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.iter().map(|e| e / sum).collect()
+}
+
+/// Index of the largest value (the first on ties); 0 for an empty slice.
+fn arg_max(values: &[f32]) -> usize {
+    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::tests::sample_props;
+
+    #[test]
+    fn softmax_is_stable_and_sums_to_one() {
+        let p = softmax(&[1000.0, 1000.0, f32::NEG_INFINITY]);
+        assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6 && p[2] == 0.0);
+        let q = softmax(&[2.0, 0.0]);
+        assert!((q.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(q[0] > q[1]);
+    }
+
+    #[test]
+    fn arg_max_prefers_first_on_ties() {
+        assert_eq!(arg_max(&[0.2, 0.5, 0.5]), 1);
+        assert_eq!(arg_max(&[0.9, 0.1]), 0);
+    }
+
+    #[test]
+    fn actions_follow_thresholds() {
+        let props = sample_props();
+        let info = ModelInfo::parse(|k| props.get(k).cloned()).unwrap();
+        assert_eq!(Action::for_score(0.1, &info), Action::Allow);
+        assert_eq!(Action::for_score(0.6, &info), Action::Tag);
+        assert_eq!(Action::for_score(0.95, &info), Action::Quarantine);
+        assert_eq!(serde_json::to_string(&Action::Quarantine).unwrap(), "\"quarantine\"");
+    }
+}

@@ -1,0 +1,130 @@
+use smsguard_core::features::word_level_json;
+use smsguard_core::{normalize, Label, PIPELINE_VERSION};
+use smsguard_edge::{EdgeError, EdgeModel};
+
+use crate::fixtures::{int8_model, vocab_json, OBVIOUS_HAM, OBVIOUS_SPAM};
+
+fn embedded() -> EdgeModel {
+    EdgeModel::embedded().expect("embedded model loads")
+}
+
+#[test]
+fn embedded_model_metadata_matches_this_build() {
+    let model = embedded();
+    let info = model.metadata();
+    assert_eq!(info.labels[0], "ham");
+    assert_eq!(info.pipeline_version, PIPELINE_VERSION);
+    assert_eq!(info.seq_len, model.encoder().seq_len());
+    assert!(info.threshold_fpr_0_5 <= info.threshold_fpr_0_1);
+}
+
+#[test]
+fn obvious_spam_scores_above_obvious_ham() {
+    let model = embedded();
+    let score = |text: &str| model.classify(text).expect("classifies").spam_score;
+    let lowest_spam = OBVIOUS_SPAM.iter().map(|t| score(t)).fold(f32::INFINITY, f32::min);
+    let highest_ham = OBVIOUS_HAM.iter().map(|t| score(t)).fold(f32::NEG_INFINITY, f32::max);
+    assert!(lowest_spam > highest_ham, "lowest spam {lowest_spam} <= highest ham {highest_ham}");
+    for text in OBVIOUS_SPAM {
+        assert_ne!(model.classify(text).unwrap().label, Label::Ham, "an obvious spam was called ham");
+    }
+    for text in OBVIOUS_HAM {
+        assert_eq!(model.classify(text).unwrap().label, Label::Ham, "an obvious ham was called spam");
+    }
+}
+
+#[test]
+fn prediction_is_consistent() {
+    let model = embedded();
+    let prediction = model.classify(OBVIOUS_SPAM[0]).unwrap();
+    let total: f32 = prediction.probabilities.iter().sum();
+    assert!((total - 1.0).abs() < 1e-4, "probabilities sum to {total}");
+    assert_eq!(prediction.probabilities.len(), model.metadata().labels.len());
+    assert!((prediction.spam_score - (1.0 - prediction.probabilities[0])).abs() < 1e-6);
+    assert_eq!(model.metadata().labels[prediction.label_index], prediction.label.as_str());
+    let again = model.classify_normalized(&normalize(OBVIOUS_SPAM[0])).unwrap();
+    assert_eq!(again, prediction);
+}
+
+#[test]
+fn batched_logits_equal_single_rows() {
+    let model = embedded();
+    let encoder = model.encoder();
+    let rows: Vec<Vec<i64>> = [OBVIOUS_SPAM[1], OBVIOUS_HAM[0]].iter().map(|t| encoder.encode(&normalize(t).text)).collect();
+    let batch = model.logits(&rows.concat(), 2).unwrap();
+    let classes = model.metadata().labels.len();
+    assert_eq!(batch.len(), 2 * classes);
+    for (i, row) in rows.iter().enumerate() {
+        let single = model.logits(row, 1).unwrap();
+        for (a, b) in single.iter().zip(&batch[i * classes..(i + 1) * classes]) {
+            assert!((a - b).abs() < 1e-4, "row {i}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn wrong_batch_shape_is_an_error() {
+    let model = embedded();
+    let err = model.logits(&[1, 2, 3], 1).unwrap_err();
+    assert!(matches!(err, EdgeError::BatchShape { ids: 3, batch: 1, .. }), "{err}");
+    assert!(model.logits(&[], 0).unwrap().is_empty());
+}
+
+#[test]
+fn out_of_vocabulary_ids_are_an_error_not_a_panic() {
+    let model = embedded();
+    let mut ids = vec![0_i64; model.metadata().seq_len];
+    ids[0] = model.encoder().vocab_size() as i64 + 1000;
+    assert!(model.logits(&ids, 1).is_err());
+}
+
+#[test]
+fn empty_and_blank_messages_are_refused() {
+    let model = embedded();
+    for text in ["", "   ", "\u{200b}\u{200b}"] {
+        assert!(matches!(model.classify(text), Err(EdgeError::EmptyText)), "{text:?} was not refused");
+    }
+}
+
+#[test]
+fn huge_message_gets_a_sane_score() {
+    let model = embedded();
+    let text = "win a free prize now ".repeat(5000);
+    assert!(text.len() > 100_000);
+    let prediction = model.classify(&text).unwrap();
+    assert!((0.0..=1.0).contains(&prediction.spam_score));
+}
+
+#[test]
+fn corrupt_model_bytes_are_refused() {
+    let vocab = vocab_json();
+    assert!(matches!(EdgeModel::from_bytes(b"definitely not onnx", &vocab), Err(EdgeError::Ort { .. })));
+    let model = int8_model();
+    let truncated = &model[..model.len() / 2];
+    assert!(EdgeModel::from_bytes(truncated, &vocab).is_err());
+    assert!(EdgeModel::from_bytes(&[], &vocab).is_err());
+}
+
+#[test]
+fn vocabulary_mismatch_is_refused() {
+    let model = int8_model();
+    let other_vocab = word_level_json(&['a', 'b', 'c'], 16);
+    let err = EdgeModel::from_bytes(&model, &other_vocab).unwrap_err();
+    assert!(matches!(err, EdgeError::VocabMismatch { .. }), "{err}");
+    // Same tokens, different bytes: still refused, the hash pins the exact file.
+    let reformatted = format!(" {}", vocab_json());
+    assert!(matches!(EdgeModel::from_bytes(&model, &reformatted), Err(EdgeError::VocabMismatch { .. })));
+    assert!(matches!(EdgeModel::from_bytes(&model, "{not json"), Err(EdgeError::Vocab(_))));
+}
+
+#[test]
+fn model_is_shared_between_threads() {
+    let model = embedded();
+    let expected = model.classify(OBVIOUS_SPAM[2]).unwrap().spam_score;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| model.classify(OBVIOUS_SPAM[2]).unwrap().spam_score)).collect();
+        for handle in handles {
+            assert_eq!(handle.join().unwrap(), expected);
+        }
+    });
+}
