@@ -23,6 +23,8 @@ pub enum EdgeError {
         #[source]
         source: ort::Error,
     },
+    #[error("this build has no embedded model: edge/models/edge-int8.onnx and vocab.json were missing at compile time")]
+    NoEmbeddedModel,
     #[error("model metadata key {key:?} is {problem}")]
     Metadata { key: &'static str, problem: String },
     #[error("model was built for pipeline version {model}, this build runs version {expected}")]
@@ -38,7 +40,11 @@ pub enum EdgeError {
     #[error("message is empty after normalisation")]
     EmptyText,
     #[error("got {ids} ids for a batch of {batch} rows of {seq_len}")]
-    BatchShape { ids: usize, batch: usize, seq_len: usize },
+    BatchShape {
+        ids: usize,
+        batch: usize,
+        seq_len: usize,
+    },
     #[error("model returned {got} logits, expected {expected}")]
     OutputShape { got: usize, expected: usize },
     #[error("the inference session was poisoned by a panic in another thread")]
@@ -55,5 +61,9 @@ fn display_paths(paths: &[PathBuf]) -> String {
     if paths.is_empty() {
         return "nothing".to_string();
     }
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -6,7 +6,12 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Debug, Parser)]
-#[command(name = "smsguard", version, about = "On-device SMS spam filter", arg_required_else_help = true)]
+#[command(
+    name = "smsguard",
+    version,
+    about = "On-device SMS spam filter",
+    arg_required_else_help = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -28,15 +28,27 @@ impl ModelInfo {
     /// Reads the metadata through `lookup` (key -> value) and validates it.
     pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EdgeError> {
         let required = |name: &'static str| {
-            lookup(name).ok_or(EdgeError::Metadata { key: name, problem: "missing".to_string() })
+            lookup(name).ok_or(EdgeError::Metadata {
+                key: name,
+                problem: "missing".to_string(),
+            })
         };
         let info = ModelInfo {
             labels: parse_json(key::LABELS, &required(key::LABELS)?)?,
             seq_len: parse_number(key::SEQ_LEN, &required(key::SEQ_LEN)?)?,
-            pipeline_version: parse_number(key::PIPELINE_VERSION, &required(key::PIPELINE_VERSION)?)?,
+            pipeline_version: parse_number(
+                key::PIPELINE_VERSION,
+                &required(key::PIPELINE_VERSION)?,
+            )?,
             vocab_sha256: required(key::VOCAB_SHA256)?.trim().to_ascii_lowercase(),
-            threshold_fpr_0_5: parse_number(key::THRESHOLD_FPR_0_5, &required(key::THRESHOLD_FPR_0_5)?)?,
-            threshold_fpr_0_1: parse_number(key::THRESHOLD_FPR_0_1, &required(key::THRESHOLD_FPR_0_1)?)?,
+            threshold_fpr_0_5: parse_number(
+                key::THRESHOLD_FPR_0_5,
+                &required(key::THRESHOLD_FPR_0_5)?,
+            )?,
+            threshold_fpr_0_1: parse_number(
+                key::THRESHOLD_FPR_0_1,
+                &required(key::THRESHOLD_FPR_0_1)?,
+            )?,
             precision: lookup(key::PRECISION).unwrap_or_default(),
             training_command: lookup(key::TRAINING_COMMAND),
             dev_metrics: lookup(key::DEV_METRICS).and_then(|raw| serde_json::from_str(&raw).ok()),
@@ -46,9 +58,15 @@ impl ModelInfo {
     }
 
     fn validate(&self) -> Result<(), EdgeError> {
-        let invalid = |key: &'static str, problem: &str| EdgeError::Metadata { key, problem: problem.to_string() };
+        let invalid = |key: &'static str, problem: &str| EdgeError::Metadata {
+            key,
+            problem: problem.to_string(),
+        };
         if self.labels.len() < 2 || self.labels[0] != "ham" {
-            return Err(invalid(key::LABELS, "not a list of at least two labels starting with \"ham\""));
+            return Err(invalid(
+                key::LABELS,
+                "not a list of at least two labels starting with \"ham\"",
+            ));
         }
         if let Some(unknown) = self.labels.iter().find(|l| l.parse::<Label>().is_err()) {
             return Err(EdgeError::UnknownLabel(unknown.clone()));
@@ -68,7 +86,10 @@ impl ModelInfo {
         }
         // A stricter false-positive budget can only need an equal or higher threshold.
         if !in_unit(self.threshold_fpr_0_1) || self.threshold_fpr_0_1 < self.threshold_fpr_0_5 {
-            return Err(invalid(key::THRESHOLD_FPR_0_1, "outside [threshold_fpr_0_5, 1]"));
+            return Err(invalid(
+                key::THRESHOLD_FPR_0_1,
+                "outside [threshold_fpr_0_5, 1]",
+            ));
         }
         Ok(())
     }
@@ -76,20 +97,30 @@ impl ModelInfo {
     /// Checks that `vocab_sha256` (of the vocabulary JSON given to the edge) is the model's.
     pub fn check_vocab(&self, vocab_sha256: &str) -> Result<(), EdgeError> {
         if self.vocab_sha256 != vocab_sha256.to_ascii_lowercase() {
-            return Err(EdgeError::VocabMismatch { model: self.vocab_sha256.clone(), vocab: vocab_sha256.to_string() });
+            return Err(EdgeError::VocabMismatch {
+                model: self.vocab_sha256.clone(),
+                vocab: vocab_sha256.to_string(),
+            });
         }
         Ok(())
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(key: &'static str, raw: &str) -> Result<T, EdgeError> {
-    serde_json::from_str(raw).map_err(|e| EdgeError::Metadata { key, problem: format!("not valid JSON ({e})") })
+fn parse_json<T: serde::de::DeserializeOwned>(
+    key: &'static str,
+    raw: &str,
+) -> Result<T, EdgeError> {
+    serde_json::from_str(raw).map_err(|e| EdgeError::Metadata {
+        key,
+        problem: format!("not valid JSON ({e})"),
+    })
 }
 
 fn parse_number<T: std::str::FromStr>(key: &'static str, raw: &str) -> Result<T, EdgeError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| EdgeError::Metadata { key, problem: format!("not a number ({} bytes)", raw.len()) })
+    raw.trim().parse().map_err(|_| EdgeError::Metadata {
+        key,
+        problem: format!("not a number ({} bytes)", raw.len()),
+    })
 }
 
 #[cfg(test)]
@@ -102,7 +133,10 @@ pub(crate) mod tests {
         HashMap::from([
             (key::LABELS, r#"["ham","spam"]"#.to_string()),
             (key::SEQ_LEN, "160".to_string()),
-            (key::PIPELINE_VERSION, smsguard_core::PIPELINE_VERSION.to_string()),
+            (
+                key::PIPELINE_VERSION,
+                smsguard_core::PIPELINE_VERSION.to_string(),
+            ),
             (key::VOCAB_SHA256, "AB".repeat(32)),
             (key::THRESHOLD_FPR_0_5, "0.6".to_string()),
             (key::THRESHOLD_FPR_0_1, "0.9".to_string()),
@@ -129,8 +163,14 @@ pub(crate) mod tests {
     #[test]
     fn rejects_other_pipeline_version() {
         let mut props = sample_props();
-        props.insert(key::PIPELINE_VERSION, (smsguard_core::PIPELINE_VERSION + 1).to_string());
-        assert!(matches!(parse(&props), Err(EdgeError::PipelineVersion { .. })));
+        props.insert(
+            key::PIPELINE_VERSION,
+            (smsguard_core::PIPELINE_VERSION + 1).to_string(),
+        );
+        assert!(matches!(
+            parse(&props),
+            Err(EdgeError::PipelineVersion { .. })
+        ));
     }
 
     #[test]
@@ -141,16 +181,31 @@ pub(crate) mod tests {
         assert!(err.to_string().contains(key::SEQ_LEN), "{err}");
         let mut props = sample_props();
         props.insert(key::LABELS, r#"["spam","ham"]"#.to_string());
-        assert!(matches!(parse(&props), Err(EdgeError::Metadata { key: key::LABELS, .. })));
+        assert!(matches!(
+            parse(&props),
+            Err(EdgeError::Metadata {
+                key: key::LABELS,
+                ..
+            })
+        ));
         let mut props = sample_props();
         props.insert(key::THRESHOLD_FPR_0_1, "0.1".to_string());
-        assert!(matches!(parse(&props), Err(EdgeError::Metadata { key: key::THRESHOLD_FPR_0_1, .. })));
+        assert!(matches!(
+            parse(&props),
+            Err(EdgeError::Metadata {
+                key: key::THRESHOLD_FPR_0_1,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn vocab_check_compares_hashes_case_insensitively() {
         let info = parse(&sample_props()).unwrap();
         assert!(info.check_vocab(&"AB".repeat(32)).is_ok());
-        assert!(matches!(info.check_vocab(&"cd".repeat(32)), Err(EdgeError::VocabMismatch { .. })));
+        assert!(matches!(
+            info.check_vocab(&"cd".repeat(32)),
+            Err(EdgeError::VocabMismatch { .. })
+        ));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use ort::logging::LogLevel;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -14,9 +15,14 @@ use crate::error::EdgeError;
 use crate::metadata::ModelInfo;
 use crate::runtime;
 
-/// The shipped int8 model and its vocabulary, compiled into the binary.
-const EMBEDDED_MODEL: &[u8] = include_bytes!("../models/edge-int8.onnx");
-const EMBEDDED_VOCAB: &str = include_str!("../models/vocab.json");
+/// The shipped int8 model and its vocabulary, compiled into the binary (see build.rs).
+#[cfg(smsguard_embedded_model)]
+const EMBEDDED: Option<(&[u8], &str)> = Some((
+    include_bytes!("../models/edge-int8.onnx"),
+    include_str!("../models/vocab.json"),
+));
+#[cfg(not(smsguard_embedded_model))]
+const EMBEDDED: Option<(&[u8], &str)> = None;
 
 /// Name of the model input (`int64 [N, L]`).
 pub const INPUT_NAME: &str = "ids";
@@ -97,14 +103,23 @@ impl EdgeModel {
         let labels = info
             .labels
             .iter()
-            .map(|name| name.parse().map_err(|_| EdgeError::UnknownLabel(name.clone())))
+            .map(|name| {
+                name.parse()
+                    .map_err(|_| EdgeError::UnknownLabel(name.clone()))
+            })
             .collect::<Result<_, _>>()?;
-        Ok(EdgeModel { session: Mutex::new(session), encoder, info, labels })
+        Ok(EdgeModel {
+            session: Mutex::new(session),
+            encoder,
+            info,
+            labels,
+        })
     }
 
     /// The shipped int8 model (`edge/models/edge-int8.onnx` + `vocab.json`, compiled in).
     pub fn embedded() -> Result<EdgeModel, EdgeError> {
-        EdgeModel::from_bytes(EMBEDDED_MODEL, EMBEDDED_VOCAB)
+        let (model, vocab_json) = EMBEDDED.ok_or(EdgeError::NoEmbeddedModel)?;
+        EdgeModel::from_bytes(model, vocab_json)
     }
 
     /// The model's metadata.
@@ -120,19 +135,33 @@ impl EdgeModel {
     pub fn logits(&self, ids: &[i64], batch: usize) -> Result<Vec<f32>, EdgeError> {
         let seq_len = self.info.seq_len;
         if ids.len() != batch * seq_len {
-            return Err(EdgeError::BatchShape { ids: ids.len(), batch, seq_len });
+            return Err(EdgeError::BatchShape {
+                ids: ids.len(),
+                batch,
+                seq_len,
+            });
         }
         if batch == 0 {
             return Ok(Vec::new());
         }
-        let input = TensorRef::from_array_view(([batch, seq_len], ids)).map_err(EdgeError::ort("wrap the input ids"))?;
+        let input = TensorRef::from_array_view(([batch, seq_len], ids))
+            .map_err(EdgeError::ort("wrap the input ids"))?;
         let mut session = self.session.lock().map_err(|_| EdgeError::Poisoned)?;
-        let outputs = session.run(ort::inputs![INPUT_NAME => input]).map_err(EdgeError::ort("run the model"))?;
-        let output = outputs.get(OUTPUT_NAME).ok_or_else(|| EdgeError::Signature(format!("no {OUTPUT_NAME:?} output")))?;
-        let (_, logits) = output.try_extract_tensor::<f32>().map_err(EdgeError::ort("read the logits"))?;
+        let outputs = session
+            .run(ort::inputs![INPUT_NAME => input])
+            .map_err(EdgeError::ort("run the model"))?;
+        let output = outputs
+            .get(OUTPUT_NAME)
+            .ok_or_else(|| EdgeError::Signature(format!("no {OUTPUT_NAME:?} output")))?;
+        let (_, logits) = output
+            .try_extract_tensor::<f32>()
+            .map_err(EdgeError::ort("read the logits"))?;
         let expected = batch * self.info.labels.len();
         if logits.len() != expected {
-            return Err(EdgeError::OutputShape { got: logits.len(), expected });
+            return Err(EdgeError::OutputShape {
+                got: logits.len(),
+                expected,
+            });
         }
         Ok(logits.to_vec())
     }
@@ -170,26 +199,42 @@ impl EdgeModel {
 
 fn build_session(model: &[u8]) -> Result<Session, EdgeError> {
     let environment = runtime::environment()?;
-    let configure = |e: ort::Error<SessionBuilder>| EdgeError::Ort { action: "configure the session", source: e.into() };
-    let builder = Session::builder(environment).map_err(EdgeError::ort("create a session builder"))?;
-    let builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(configure)?;
+    let configure = |e: ort::Error<SessionBuilder>| EdgeError::Ort {
+        action: "configure the session",
+        source: e.into(),
+    };
+    let builder =
+        Session::builder(environment).map_err(EdgeError::ort("create a session builder"))?;
+    let builder = builder
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(configure)?;
+    // Failures come back as errors; ONNX Runtime's own stderr logging would only add noise.
+    let builder = builder.with_log_level(LogLevel::Fatal).map_err(configure)?;
     // One thread per inference: the phone runs many small requests, not one big one.
     let builder = builder.with_intra_threads(1).map_err(configure)?;
     let mut builder = builder.with_inter_threads(1).map_err(configure)?;
-    builder.commit_from_memory(model).map_err(EdgeError::ort("load the model"))
+    builder
+        .commit_from_memory(model)
+        .map_err(EdgeError::ort("load the model"))
 }
 
 /// The model must take exactly `ids: int64` and produce `logits: f32`.
 fn check_signature(session: &Session) -> Result<(), EdgeError> {
     let inputs = session.inputs();
-    let input_ok = inputs.len() == 1 && inputs[0].name() == INPUT_NAME && is_tensor_of(inputs[0].dtype(), TensorElementType::Int64);
+    let input_ok = inputs.len() == 1
+        && inputs[0].name() == INPUT_NAME
+        && is_tensor_of(inputs[0].dtype(), TensorElementType::Int64);
     if !input_ok {
         let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
-        return Err(EdgeError::Signature(format!("inputs are {names:?}, expected one int64 {INPUT_NAME:?}")));
+        return Err(EdgeError::Signature(format!(
+            "inputs are {names:?}, expected one int64 {INPUT_NAME:?}"
+        )));
     }
     let output = session.outputs().iter().find(|o| o.name() == OUTPUT_NAME);
     if !output.is_some_and(|o| is_tensor_of(o.dtype(), TensorElementType::Float32)) {
-        return Err(EdgeError::Signature(format!("no f32 output named {OUTPUT_NAME:?}")));
+        return Err(EdgeError::Signature(format!(
+            "no f32 output named {OUTPUT_NAME:?}"
+        )));
     }
     Ok(())
 }
@@ -199,7 +244,9 @@ fn is_tensor_of(dtype: &ValueType, expected: TensorElementType) -> bool {
 }
 
 fn read_info(session: &Session) -> Result<ModelInfo, EdgeError> {
-    let metadata = session.metadata().map_err(EdgeError::ort("read the model metadata"))?;
+    let metadata = session
+        .metadata()
+        .map_err(EdgeError::ort("read the model metadata"))?;
     ModelInfo::parse(|key| metadata.custom(key))
 }
 
@@ -213,7 +260,10 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 
 /// Index of the largest value (the first on ties); 0 for an empty slice.
 fn arg_max(values: &[f32]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
+    values
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
 #[cfg(test)]
@@ -243,6 +293,9 @@ mod tests {
         assert_eq!(Action::for_score(0.1, &info), Action::Allow);
         assert_eq!(Action::for_score(0.6, &info), Action::Tag);
         assert_eq!(Action::for_score(0.95, &info), Action::Quarantine);
-        assert_eq!(serde_json::to_string(&Action::Quarantine).unwrap(), "\"quarantine\"");
+        assert_eq!(
+            serde_json::to_string(&Action::Quarantine).unwrap(),
+            "\"quarantine\""
+        );
     }
 }

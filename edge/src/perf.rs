@@ -21,7 +21,11 @@ impl LatencySummary {
         let mut micros: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e6).collect();
         micros.sort_by(f64::total_cmp);
         let n = micros.len();
-        let mean_us = if n == 0 { 0.0 } else { micros.iter().sum::<f64>() / n as f64 };
+        let mean_us = if n == 0 {
+            0.0
+        } else {
+            micros.iter().sum::<f64>() / n as f64
+        };
         LatencySummary {
             n,
             p50_us: percentile(&micros, 0.50),

@@ -38,14 +38,18 @@ pub fn init_runtime() -> Result<(), EdgeError> {
 /// even when a runtime is already loaded (one per process), so a bad path is always reported.
 pub fn init_runtime_from(library: &Path) -> Result<(), EdgeError> {
     if !library.is_file() {
-        return Err(EdgeError::RuntimeMissing { searched: vec![library.to_path_buf()] });
+        return Err(EdgeError::RuntimeMissing {
+            searched: vec![library.to_path_buf()],
+        });
     }
     let _guard = INIT_LOCK.lock().map_err(|_| EdgeError::Poisoned)?;
     if ENVIRONMENT.get().is_some() {
         return Ok(());
     }
-    let builder = ort::init_from(library)
-        .map_err(|e| EdgeError::RuntimeLoad { path: library.to_path_buf(), reason: e.to_string() })?;
+    let builder = ort::init_from(library).map_err(|e| EdgeError::RuntimeLoad {
+        path: library.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let environment = builder
         .with_name("smsguard")
         .with_telemetry(false)
@@ -59,12 +63,17 @@ pub fn init_runtime_from(library: &Path) -> Result<(), EdgeError> {
 /// The process environment, initialising the runtime on first use.
 pub(crate) fn environment() -> Result<&'static Environment, EdgeError> {
     init_runtime()?;
-    ENVIRONMENT.get().ok_or_else(|| EdgeError::RuntimeMissing { searched: Vec::new() })
+    ENVIRONMENT.get().ok_or_else(|| EdgeError::RuntimeMissing {
+        searched: Vec::new(),
+    })
 }
 
 /// Picks the library: the explicit override if given (it must exist), else the first existing
 /// candidate. The error lists every place looked at.
-pub fn locate_library(explicit: Option<OsString>, candidates: &[PathBuf]) -> Result<PathBuf, EdgeError> {
+pub fn locate_library(
+    explicit: Option<OsString>,
+    candidates: &[PathBuf],
+) -> Result<PathBuf, EdgeError> {
     let searched: Vec<PathBuf> = match explicit.filter(|p| !p.is_empty()) {
         Some(path) => vec![PathBuf::from(path)],
         None => candidates.to_vec(),
@@ -78,8 +87,15 @@ pub fn locate_library(explicit: Option<OsString>, candidates: &[PathBuf]) -> Res
 /// The workspace copy, then the library next to the executable.
 pub fn default_candidates() -> Vec<PathBuf> {
     let mut candidates = vec![PathBuf::from(WORKSPACE_LIBRARY)];
-    if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
-        let name = format!("{}onnxruntime{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        let name = format!(
+            "{}onnxruntime{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        );
         candidates.push(dir.join(name));
     }
     candidates
@@ -92,13 +108,29 @@ mod tests {
     #[test]
     fn explicit_path_wins_and_is_not_silently_replaced() {
         let existing = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-        let err = locate_library(Some("/nonexistent/libonnxruntime.so".into()), std::slice::from_ref(&existing)).unwrap_err();
+        let err = locate_library(
+            Some("/nonexistent/libonnxruntime.so".into()),
+            std::slice::from_ref(&existing),
+        )
+        .unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("/nonexistent/libonnxruntime.so"), "{message}");
-        assert!(message.contains(crate::error::PROVISION_SCRIPT), "{message}");
-        assert_eq!(locate_library(None, &[PathBuf::from("/nope"), existing.clone()]).unwrap(), existing);
+        assert!(
+            message.contains("/nonexistent/libonnxruntime.so"),
+            "{message}"
+        );
+        assert!(
+            message.contains(crate::error::PROVISION_SCRIPT),
+            "{message}"
+        );
+        assert_eq!(
+            locate_library(None, &[PathBuf::from("/nope"), existing.clone()]).unwrap(),
+            existing
+        );
         // An empty variable counts as unset.
-        assert_eq!(locate_library(Some(OsString::new()), std::slice::from_ref(&existing)).unwrap(), existing);
+        assert_eq!(
+            locate_library(Some(OsString::new()), std::slice::from_ref(&existing)).unwrap(),
+            existing
+        );
     }
 
     #[test]

@@ -124,12 +124,18 @@ fn load_model(args: &EvalArgs) -> Result<(EdgeModel, String, f64)> {
     let started = Instant::now();
     let (model, source) = match (&args.model, &args.vocab) {
         (Some(model), Some(vocab)) => {
-            let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
-            let vocab_json = std::fs::read_to_string(vocab).with_context(|| format!("reading {}", vocab.display()))?;
-            let loaded = EdgeModel::from_bytes(&bytes, &vocab_json).with_context(|| format!("loading {}", model.display()))?;
+            let bytes =
+                std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+            let vocab_json = std::fs::read_to_string(vocab)
+                .with_context(|| format!("reading {}", vocab.display()))?;
+            let loaded = EdgeModel::from_bytes(&bytes, &vocab_json)
+                .with_context(|| format!("loading {}", model.display()))?;
             (loaded, model.display().to_string())
         }
-        _ => (EdgeModel::embedded().context("loading the embedded edge model")?, "embedded".to_string()),
+        _ => (
+            EdgeModel::embedded().context("loading the embedded edge model")?,
+            "embedded".to_string(),
+        ),
     };
     Ok((model, source, started.elapsed().as_secs_f64() * 1e3))
 }
@@ -159,7 +165,13 @@ impl<'m> Evaluation<'m> {
         let corpus = smsguard_corpus::read_tsv(path)?;
         for problem in &corpus.problems {
             match &problem.kind {
-                ProblemKind::UnknownLabel(label) => *self.skipped.unknown_labels.entry(label.clone()).or_default() += 1,
+                ProblemKind::UnknownLabel(label) => {
+                    *self
+                        .skipped
+                        .unknown_labels
+                        .entry(label.clone())
+                        .or_default() += 1
+                }
                 _ => self.skipped.invalid_lines += 1,
             }
         }
@@ -167,7 +179,11 @@ impl<'m> Evaluation<'m> {
         let records = corpus.records.iter().take(limit.unwrap_or(usize::MAX));
         for record in records {
             let Some(truth) = model_index(&self.model.metadata().labels, record.label) else {
-                *self.skipped.unmapped_labels.entry(record.label.to_string()).or_default() += 1;
+                *self
+                    .skipped
+                    .unmapped_labels
+                    .entry(record.label.to_string())
+                    .or_default() += 1;
                 continue;
             };
             let started = Instant::now();
@@ -185,7 +201,8 @@ impl<'m> Evaluation<'m> {
                 Err(_) => self.skipped.unclassifiable += 1,
             }
         }
-        self.corpora.push((corpus.name(), start..self.observations.len()));
+        self.corpora
+            .push((corpus.name(), start..self.observations.len()));
         Ok(())
     }
 
@@ -235,7 +252,12 @@ impl<'m> Evaluation<'m> {
 /// The model output index for a true label: same name, else `spam` for any spam-like label.
 fn model_index(model_labels: &[String], truth: Label) -> Option<usize> {
     let by_name = |name: &str| model_labels.iter().position(|l| l == name);
-    by_name(truth.as_str()).or_else(|| truth.is_spam().then(|| by_name(Label::Spam.as_str())).flatten())
+    by_name(truth.as_str()).or_else(|| {
+        truth
+            .is_spam()
+            .then(|| by_name(Label::Spam.as_str()))
+            .flatten()
+    })
 }
 
 fn model_summary(info: &ModelInfo, source: String, load_ms: f64) -> ModelSummary {
@@ -252,11 +274,10 @@ fn model_summary(info: &ModelInfo, source: String, load_ms: f64) -> ModelSummary
 
 fn write_outputs(args: &EvalArgs, report: &EvalReport, evaluation: &Evaluation) -> Result<()> {
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(report)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        write_creating_dirs(path, serde_json::to_string_pretty(report)? + "\n")?;
     }
     if let Some(path) = &args.markdown {
-        std::fs::write(path, markdown(report)).with_context(|| format!("writing {}", path.display()))?;
+        write_creating_dirs(path, markdown(report))?;
     }
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -265,15 +286,40 @@ fn write_outputs(args: &EvalArgs, report: &EvalReport, evaluation: &Evaluation) 
     Ok(())
 }
 
+fn write_creating_dirs(path: &Path, contents: String) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
 fn write_plots(dir: &Path, report: &EvalReport, observations: &[Observation]) -> Result<()> {
-    let title = format!("{} model, {} messages", report.model.precision, report.metrics.n);
+    let title = format!(
+        "{} model, {} messages",
+        report.model.precision, report.metrics.n
+    );
     let marks = [
-        OperatingPoint { name: "FPR 0.5 % threshold".to_string(), metrics: report.at_threshold_fpr_0_5 },
-        OperatingPoint { name: "FPR 0.1 % threshold".to_string(), metrics: report.at_threshold_fpr_0_1 },
+        OperatingPoint {
+            name: "FPR 0.5 % threshold".to_string(),
+            metrics: report.at_threshold_fpr_0_5,
+        },
+        OperatingPoint {
+            name: "FPR 0.1 % threshold".to_string(),
+            metrics: report.at_threshold_fpr_0_1,
+        },
     ];
     let curve = metrics::pr_curve(observations);
-    plots::pr_curve(&dir.join("pr-curve.png"), &format!("Spam PR curve: {title}"), &curve, &marks)?;
-    plots::confusion_matrix(&dir.join("confusion.png"), &format!("Confusion: {title}"), &report.metrics.confusion)?;
+    plots::pr_curve(
+        &dir.join("pr-curve.png"),
+        &format!("Spam PR curve: {title}"),
+        &curve,
+        &marks,
+    )?;
+    plots::confusion_matrix(
+        &dir.join("confusion.png"),
+        &format!("Confusion: {title}"),
+        &report.metrics.confusion,
+    )?;
     Ok(())
 }
 
@@ -281,14 +327,27 @@ fn write_plots(dir: &Path, report: &EvalReport, observations: &[Observation]) ->
 pub fn summary_text(report: &EvalReport) -> String {
     let m = &report.metrics;
     let mut text = String::new();
-    let _ = writeln!(text, "model {} ({}), {} messages", report.model.source, report.model.precision, m.n);
-    let _ = writeln!(text, "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {}", m.accuracy, m.macro_f1, auc_text(m.roc_auc));
+    let _ = writeln!(
+        text,
+        "model {} ({}), {} messages",
+        report.model.source, report.model.precision, m.n
+    );
+    let _ = writeln!(
+        text,
+        "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {}",
+        m.accuracy,
+        m.macro_f1,
+        auc_text(m.roc_auc)
+    );
     let _ = writeln!(
         text,
         "spam precision {:.4}  recall {:.4}  ham FPR {:.4} (arg-max)",
         m.spam_precision, m.spam_recall, m.ham_fpr
     );
-    for (name, at) in [("0.5 %", &report.at_threshold_fpr_0_5), ("0.1 %", &report.at_threshold_fpr_0_1)] {
+    for (name, at) in [
+        ("0.5 %", &report.at_threshold_fpr_0_5),
+        ("0.1 %", &report.at_threshold_fpr_0_1),
+    ] {
         let _ = writeln!(
             text,
             "at FPR {name} threshold {:.4}: spam recall {:.4}, precision {:.4}, observed ham FPR {:.4}",
@@ -328,33 +387,65 @@ pub fn markdown(report: &EvalReport) -> String {
     let m = &report.metrics;
     let mut md = String::new();
     let _ = writeln!(md, "# Edge model evaluation\n");
-    let _ = writeln!(md, "Model: `{}` ({}), labels {:?}.\n", report.model.source, report.model.precision, report.model.labels);
-    let _ = writeln!(md, "Data: {}\n", report.data.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        md,
+        "Model: `{}` ({}), labels {:?}.\n",
+        report.model.source, report.model.precision, report.model.labels
+    );
+    let _ = writeln!(
+        md,
+        "Data: {}\n",
+        report
+            .data
+            .iter()
+            .map(|d| format!("`{d}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let _ = writeln!(md, "| metric | value |\n|---|---:|");
     let rows = [
         ("messages", m.n.to_string()),
         ("accuracy", format!("{:.4}", m.accuracy)),
         ("macro-F1", format!("{:.4}", m.macro_f1)),
-        ("spam precision (arg-max)", format!("{:.4}", m.spam_precision)),
+        (
+            "spam precision (arg-max)",
+            format!("{:.4}", m.spam_precision),
+        ),
         ("spam recall (arg-max)", format!("{:.4}", m.spam_recall)),
         ("ham FPR (arg-max)", format!("{:.4}", m.ham_fpr)),
         ("ROC-AUC", auc_text(m.roc_auc)),
-        ("latency p50 / p99 (µs)", format!("{:.1} / {:.1}", report.latency_us_p50, report.latency_us_p99)),
+        (
+            "latency p50 / p99 (µs)",
+            format!(
+                "{:.1} / {:.1}",
+                report.latency_us_p50, report.latency_us_p99
+            ),
+        ),
     ];
     for (name, value) in rows {
         let _ = writeln!(md, "| {name} | {value} |");
     }
     let _ = writeln!(md, "\n| operating point | threshold | spam recall | spam precision | observed ham FPR |\n|---|---:|---:|---:|---:|");
-    for (name, at) in [("FPR 0.5 %", &report.at_threshold_fpr_0_5), ("FPR 0.1 %", &report.at_threshold_fpr_0_1)] {
+    for (name, at) in [
+        ("FPR 0.5 %", &report.at_threshold_fpr_0_5),
+        ("FPR 0.1 %", &report.at_threshold_fpr_0_1),
+    ] {
         let _ = writeln!(
             md,
             "| {name} | {:.4} | {:.4} | {:.4} | {:.4} |",
             at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
         );
     }
-    let _ = writeln!(md, "\n| class | precision | recall | F1 | support |\n|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "\n| class | precision | recall | F1 | support |\n|---|---:|---:|---:|---:|"
+    );
     for c in &m.per_class {
-        let _ = writeln!(md, "| {} | {:.4} | {:.4} | {:.4} | {} |", c.label, c.precision, c.recall, c.f1, c.support);
+        let _ = writeln!(
+            md,
+            "| {} | {:.4} | {:.4} | {:.4} | {} |",
+            c.label, c.precision, c.recall, c.f1, c.support
+        );
     }
     if report.per_corpus.len() > 1 {
         let _ = writeln!(md, "\n| corpus | n | accuracy | spam recall | ham FPR | recall @0.5 % | ham FPR @0.5 % |\n|---|---:|---:|---:|---:|---:|---:|");
@@ -362,7 +453,13 @@ pub fn markdown(report: &EvalReport) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
-                c.name, c.n, c.accuracy, c.spam_recall, c.ham_fpr, c.recall_at_fpr_0_5, c.ham_fpr_at_fpr_0_5
+                c.name,
+                c.n,
+                c.accuracy,
+                c.spam_recall,
+                c.ham_fpr,
+                c.recall_at_fpr_0_5,
+                c.ham_fpr_at_fpr_0_5
             );
         }
     }
@@ -391,8 +488,16 @@ mod tests {
     #[test]
     fn markdown_and_summary_show_the_key_figures() {
         let observations = vec![
-            Observation { truth: 0, predicted: 0, spam_score: 0.1 },
-            Observation { truth: 1, predicted: 1, spam_score: 0.9 },
+            Observation {
+                truth: 0,
+                predicted: 0,
+                spam_score: 0.1,
+            },
+            Observation {
+                truth: 1,
+                predicted: 1,
+                spam_score: 0.9,
+            },
         ];
         let info_labels = labels(&["ham", "spam"]);
         let metrics = metrics::evaluate(&info_labels, &observations).unwrap();
@@ -422,8 +527,19 @@ mod tests {
         };
         let json = serde_json::to_value(&report).unwrap();
         for key in [
-            "n", "accuracy", "macro_f1", "spam_precision", "spam_recall", "ham_fpr", "recall_at_fpr_0_5",
-            "recall_at_fpr_0_1", "per_class", "roc_auc", "confusion", "latency_us_p50", "latency_us_p99",
+            "n",
+            "accuracy",
+            "macro_f1",
+            "spam_precision",
+            "spam_recall",
+            "ham_fpr",
+            "recall_at_fpr_0_5",
+            "recall_at_fpr_0_1",
+            "per_class",
+            "roc_auc",
+            "confusion",
+            "latency_us_p50",
+            "latency_us_p99",
         ] {
             assert!(json.get(key).is_some(), "missing top-level key {key}");
         }

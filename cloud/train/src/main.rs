@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use smsguard_core::features::FeatureEncoder;
+use smsguard_core::metrics::ThresholdMetrics;
 use smsguard_core::{model_meta, PIPELINE_VERSION};
 use smsguard_train::config::ArchConfig;
 use smsguard_train::data::{self, Dataset, Split, EDGE_LABELS};
@@ -26,8 +27,8 @@ struct Cli {
 enum Command {
     /// Train the edge char-CNN on train splits, tune on dev splits, export ONNX fp32 + int8.
     Train(TrainArgs),
-    // TODO(eval engineer): `Eval(smsguard_train::eval::EvalArgs)` dispatched to
-    // `smsguard_train::eval::run(args)` once eval.rs provides them.
+    /// Evaluate an edge model on corpora through ONNX Runtime and write a report.
+    Eval(smsguard_train::eval::EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +87,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Eval(args) => smsguard_train::eval::run(args),
     }
 }
 
@@ -98,7 +100,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
         max_chars: args.max_chars,
         hash_buckets: args.hash_buckets,
     };
-    let vocab_json = vocab::train_vocab(train_data.examples.iter().map(|e| e.text.as_str()), &vocab_cfg)?;
+    let vocab_json = vocab::train_vocab(
+        train_data.examples.iter().map(|e| e.text.as_str()),
+        &vocab_cfg,
+    )?;
     let encoder = FeatureEncoder::from_json(&vocab_json, args.seq_len)?;
     let arch = ArchConfig {
         vocab_size: encoder.vocab_size(),
@@ -124,13 +129,16 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let observations = trainer::predict(&model, &dev_set)?;
     let dev_metrics = trainer::metrics_by_corpus(&observations, &dev_set);
     let thresholds = trainer::pick_thresholds(&observations);
-    print_summary(&dev_metrics, &thresholds, outcome.best_epoch);
+    let at_fpr_0_5 =
+        trainer::threshold_metrics_by_corpus(&observations, &dev_set, thresholds.fpr_0_5.threshold);
+    print_summary(&dev_metrics, &thresholds, &at_fpr_0_5, outcome.best_epoch);
 
     let metadata = metadata(&arch, &encoder, &dev_metrics, &thresholds, &command_line)?;
     let calibration = calibration_ids(&dev_set, args.calibration_samples, args.seed);
     let fp32 = onnx_export::export_fp32(&arch, &outcome.weights, &metadata)?;
     let int8 = quantize::export_int8_calibrated(&arch, &outcome.weights, &metadata, &calibration)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let files = [
         ("edge-fp32.onnx", fp32.as_slice()),
         ("edge-int8.onnx", int8.as_slice()),
@@ -150,6 +158,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         known_chars: encoder.known_chars(),
         dev_metrics,
         thresholds,
+        dev_at_threshold_fpr_0_5: at_fpr_0_5,
         best_epoch: outcome.best_epoch,
         history: outcome.history,
         train_sources: source_counts(&train_data),
@@ -211,15 +220,18 @@ fn metadata(
         (model_meta::VOCAB_SHA256, encoder.sha256().to_string()),
         (model_meta::LABELS, serde_json::to_string(&arch.labels)?),
         (model_meta::SEQ_LEN, arch.seq_len.to_string()),
-        (model_meta::THRESHOLD_FPR_0_5, thresholds.fpr_0_5.threshold.to_string()),
-        (model_meta::THRESHOLD_FPR_0_1, thresholds.fpr_0_1.threshold.to_string()),
+        (
+            model_meta::THRESHOLD_FPR_0_5,
+            thresholds.fpr_0_5.threshold.to_string(),
+        ),
+        (
+            model_meta::THRESHOLD_FPR_0_1,
+            thresholds.fpr_0_1.threshold.to_string(),
+        ),
         (model_meta::TRAINING_COMMAND, command_line.to_string()),
         (model_meta::DEV_METRICS, serde_json::to_string(dev_metrics)?),
     ];
-    Ok(pairs
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect())
+    Ok(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// A seeded sample of encoded dev messages for int8 activation calibration.
@@ -252,9 +264,17 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-fn print_summary(metrics: &[CorpusMetrics], thresholds: &Thresholds, best_epoch: usize) {
+fn print_summary(
+    metrics: &[CorpusMetrics],
+    thresholds: &Thresholds,
+    at_fpr_0_5: &[(String, ThresholdMetrics)],
+    best_epoch: usize,
+) {
     println!("best epoch {best_epoch}; dev metrics (binary, spam score >= 0.5):");
-    println!("{:<32} {:>6} {:>9} {:>9} {:>9} {:>9}", "corpus", "n", "accuracy", "recall", "ham_fpr", "label_acc");
+    println!(
+        "{:<32} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "corpus", "n", "accuracy", "recall", "ham_fpr", "label_acc"
+    );
     for m in metrics {
         println!(
             "{:<32} {:>6} {:>8.2}% {:>8.2}% {:>8.2}% {:>8.2}%",
@@ -270,6 +290,14 @@ fn print_summary(metrics: &[CorpusMetrics], thresholds: &Thresholds, best_epoch:
         println!(
             "threshold for ham FPR <= {name}: {:.4} (all dev: recall {:.2}%, FPR {:.3}%)",
             t.threshold,
+            100.0 * t.spam_recall,
+            100.0 * t.ham_fpr
+        );
+    }
+    println!("per corpus at the ham-FPR-0.5 % threshold:");
+    for (corpus, t) in at_fpr_0_5 {
+        println!(
+            "{corpus:<32} recall {:>7.2}%  ham_fpr {:>6.2}%",
             100.0 * t.spam_recall,
             100.0 * t.ham_fpr
         );

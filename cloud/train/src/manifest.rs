@@ -6,6 +6,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use smsguard_core::metrics::ThresholdMetrics;
+
 use crate::config::ArchConfig;
 use crate::trainer::{CorpusMetrics, EpochStats, Thresholds, TrainConfig};
 
@@ -40,6 +42,8 @@ pub struct Manifest {
     /// Binary dev figures per corpus of the shipped (best) weights.
     pub dev_metrics: Vec<CorpusMetrics>,
     pub thresholds: Thresholds,
+    /// Per corpus: dev figures when flagging at the ham-FPR-0.5 % threshold.
+    pub dev_at_threshold_fpr_0_5: Vec<(String, ThresholdMetrics)>,
     pub best_epoch: usize,
     pub history: Vec<EpochStats>,
     pub train_sources: Vec<SourceCount>,

@@ -219,7 +219,10 @@ pub fn expected_shapes(cfg: &ArchConfig) -> Vec<(String, Vec<usize>)> {
         shapes.push((format!("convs.{i}.pw.weight"), vec![f, d, 1]));
         shapes.push((format!("convs.{i}.pw.bias"), vec![f]));
     }
-    shapes.push(("head.weight".to_string(), vec![cfg.num_labels(), cfg.pooled_width()]));
+    shapes.push((
+        "head.weight".to_string(),
+        vec![cfg.num_labels(), cfg.pooled_width()],
+    ));
     shapes.push(("head.bias".to_string(), vec![cfg.num_labels()]));
     shapes
 }
@@ -294,7 +297,10 @@ mod tests {
         let weights = model.named_weights().unwrap();
         let rebuilt = CharCnn::from_weights(&cfg, &weights).unwrap();
         assert_eq!(rebuilt.named_weights().unwrap(), weights);
-        assert_eq!(model.parameter_count(), weights.iter().map(|w| w.2.len()).sum::<usize>());
+        assert_eq!(
+            model.parameter_count(),
+            weights.iter().map(|w| w.2.len()).sum::<usize>()
+        );
     }
 
     #[test]
@@ -319,15 +325,24 @@ mod tests {
         };
         let mut pooled = Vec::new();
         for (i, &k) in cfg.kernel_widths.iter().enumerate() {
-            let (dww, dwb) = (get(&format!("convs.{i}.dw.weight")), get(&format!("convs.{i}.dw.bias")));
-            let (pww, pwb) = (get(&format!("convs.{i}.pw.weight")), get(&format!("convs.{i}.pw.bias")));
+            let (dww, dwb) = (
+                get(&format!("convs.{i}.dw.weight")),
+                get(&format!("convs.{i}.dw.bias")),
+            );
+            let (pww, pwb) = (
+                get(&format!("convs.{i}.pw.weight")),
+                get(&format!("convs.{i}.pw.bias")),
+            );
             let mut best = vec![f32::MIN; f];
             for t in 0..l {
                 let dw: Vec<f32> = (0..d)
                     .map(|c| {
                         dwb[c]
                             + (0..k)
-                                .map(|j| dww[c * k + j] * x(t as isize + j as isize - (k / 2) as isize, c))
+                                .map(|j| {
+                                    dww[c * k + j]
+                                        * x(t as isize + j as isize - (k / 2) as isize, c)
+                                })
                                 .sum::<f32>()
                     })
                     .collect();
@@ -340,7 +355,14 @@ mod tests {
         }
         let (hw, hb) = (get("head.weight"), get("head.bias"));
         (0..cfg.num_labels())
-            .map(|c| hb[c] + pooled.iter().enumerate().map(|(j, p)| hw[c * pooled.len() + j] * p).sum::<f32>())
+            .map(|c| {
+                hb[c]
+                    + pooled
+                        .iter()
+                        .enumerate()
+                        .map(|(j, p)| hw[c * pooled.len() + j] * p)
+                        .sum::<f32>()
+            })
             .collect()
     }
 }

@@ -18,7 +18,10 @@ pub enum PlotError {
 
 /// Wraps a plotters error with the file it was drawing.
 fn draw_error<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> PlotError + '_ {
-    move |e| PlotError::Draw { path: path.display().to_string(), reason: e.to_string() }
+    move |e| PlotError::Draw {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// An operating point to mark on the PR curve.
@@ -29,7 +32,12 @@ pub struct OperatingPoint {
 }
 
 /// Draws the spam precision-recall curve (recall on x) and marks the operating points.
-pub fn pr_curve(path: &Path, title: &str, points: &[PrPoint], marks: &[OperatingPoint]) -> Result<(), PlotError> {
+pub fn pr_curve(
+    path: &Path,
+    title: &str,
+    points: &[PrPoint],
+    marks: &[OperatingPoint],
+) -> Result<(), PlotError> {
     let fail = draw_error(path);
     let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(&fail)?;
@@ -57,7 +65,10 @@ pub fn pr_curve(path: &Path, title: &str, points: &[PrPoint], marks: &[Operating
         .label("precision-recall")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     for (mark, color) in marks.iter().zip([RED, GREEN, MAGENTA, CYAN].iter().cycle()) {
-        let at = (mark.metrics.spam_recall, mark.metrics.spam_precision.max(y_low));
+        let at = (
+            mark.metrics.spam_recall,
+            mark.metrics.spam_precision.max(y_low),
+        );
         let label = format!(
             "{} (t={:.4}, recall {:.3}, ham FPR {:.4})",
             mark.name, mark.metrics.threshold, mark.metrics.spam_recall, mark.metrics.ham_fpr
@@ -87,28 +98,55 @@ pub fn confusion_matrix(path: &Path, title: &str, confusion: &Confusion) -> Resu
     let classes = confusion.labels.len().max(1);
     let cell = (560 / classes as u32).clamp(60, 140);
     let (left, top) = (130_u32, 110_u32);
-    let size = (left + cell * classes as u32 + 40, top + cell * classes as u32 + 40);
+    let size = (
+        left + cell * classes as u32 + 40,
+        top + cell * classes as u32 + 40,
+    );
     let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(&fail)?;
-    let centered = |px: i32| TextStyle::from((FONT, px).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
-    root.draw_text(title, &centered(24), (size.0 as i32 / 2, 25)).map_err(&fail)?;
+    let centered =
+        |px: i32| TextStyle::from((FONT, px).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    root.draw_text(title, &centered(24), (size.0 as i32 / 2, 25))
+        .map_err(&fail)?;
     let (left, top, cell) = (left as i32, top as i32, cell as i32);
-    root.draw_text("predicted", &centered(18), (left + cell * classes as i32 / 2, top - 60)).map_err(&fail)?;
+    root.draw_text(
+        "predicted",
+        &centered(18),
+        (left + cell * classes as i32 / 2, top - 60),
+    )
+    .map_err(&fail)?;
+    root.draw_text("true", &centered(18), (left / 2, top - 25))
+        .map_err(&fail)?;
     for (i, label) in confusion.labels.iter().enumerate() {
         let offset = i as i32 * cell + cell / 2;
-        root.draw_text(label, &centered(16), (left + offset, top - 25)).map_err(&fail)?;
-        root.draw_text(label, &centered(16), (left / 2, top + offset)).map_err(&fail)?;
+        root.draw_text(label, &centered(16), (left + offset, top - 25))
+            .map_err(&fail)?;
+        root.draw_text(label, &centered(16), (left / 2, top + offset))
+            .map_err(&fail)?;
     }
     for (row, counts) in confusion.counts.iter().enumerate() {
         let row_total: usize = counts.iter().sum();
         for (col, &count) in counts.iter().enumerate() {
-            let share = if row_total == 0 { 0.0 } else { count as f64 / row_total as f64 };
+            let share = if row_total == 0 {
+                0.0
+            } else {
+                count as f64 / row_total as f64
+            };
             let (x, y) = (left + col as i32 * cell, top + row as i32 * cell);
-            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], shade(share).filled())).map_err(&fail)?;
-            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.mix(0.3))).map_err(&fail)?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                shade(share).filled(),
+            ))
+            .map_err(&fail)?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                BLACK.mix(0.3),
+            ))
+            .map_err(&fail)?;
             let ink = if share > 0.5 { WHITE } else { BLACK };
             let style = centered(18).color(&ink);
-            root.draw_text(&count.to_string(), &style, (x + cell / 2, y + cell / 2)).map_err(&fail)?;
+            root.draw_text(&count.to_string(), &style, (x + cell / 2, y + cell / 2))
+                .map_err(&fail)?;
         }
     }
     root.present().map_err(&fail)?;
@@ -119,7 +157,11 @@ pub fn confusion_matrix(path: &Path, title: &str, confusion: &Confusion) -> Resu
 fn shade(share: f64) -> RGBColor {
     let s = share.clamp(0.0, 1.0);
     let channel = |full: f64, dark: f64| (full + (dark - full) * s).round() as u8;
-    RGBColor(channel(255.0, 8.0), channel(255.0, 48.0), channel(255.0, 107.0))
+    RGBColor(
+        channel(255.0, 8.0),
+        channel(255.0, 48.0),
+        channel(255.0, 107.0),
+    )
 }
 
 #[cfg(test)]
@@ -130,13 +172,30 @@ mod tests {
     fn writes_both_pngs() {
         let dir = tempfile::tempdir().unwrap();
         let points = vec![
-            PrPoint { threshold: 0.9, precision: 1.0, recall: 0.4 },
-            PrPoint { threshold: 0.5, precision: 0.9, recall: 0.8 },
-            PrPoint { threshold: 0.1, precision: 0.6, recall: 1.0 },
+            PrPoint {
+                threshold: 0.9,
+                precision: 1.0,
+                recall: 0.4,
+            },
+            PrPoint {
+                threshold: 0.5,
+                precision: 0.9,
+                recall: 0.8,
+            },
+            PrPoint {
+                threshold: 0.1,
+                precision: 0.6,
+                recall: 1.0,
+            },
         ];
         let mark = OperatingPoint {
             name: "FPR 0.5 %".to_string(),
-            metrics: ThresholdMetrics { threshold: 0.5, spam_recall: 0.8, spam_precision: 0.9, ham_fpr: 0.004 },
+            metrics: ThresholdMetrics {
+                threshold: 0.5,
+                spam_recall: 0.8,
+                spam_precision: 0.9,
+                ham_fpr: 0.004,
+            },
         };
         let pr = dir.path().join("pr.png");
         pr_curve(&pr, "test", &points, &[mark]).unwrap();
@@ -148,7 +207,11 @@ mod tests {
         confusion_matrix(&cm, "test", &confusion).unwrap();
         for file in [pr, cm] {
             let bytes = std::fs::read(&file).unwrap();
-            assert!(bytes.starts_with(b"\x89PNG"), "{} is not a PNG", file.display());
+            assert!(
+                bytes.starts_with(b"\x89PNG"),
+                "{} is not a PNG",
+                file.display()
+            );
         }
     }
 

@@ -160,8 +160,14 @@ pub fn train(
     let mut optimizer = AdamW::new(model.vars(), params)?;
     let mut rng = SplitMix64::new(tc.seed ^ 0x5348_5546_464c_4521);
     let weights = Tensor::new(class_weights, &Device::Cpu)?;
-    let planned_steps = tc.epochs * epoch_rows(train_set, tc, &mut rng.clone()).len().div_ceil(tc.batch_size);
-    let planned_steps = tc.max_steps.map_or(planned_steps, |m| m.min(planned_steps)).max(1);
+    let planned_steps = tc.epochs
+        * epoch_rows(train_set, tc, &mut rng.clone())
+            .len()
+            .div_ceil(tc.batch_size);
+    let planned_steps = tc
+        .max_steps
+        .map_or(planned_steps, |m| m.min(planned_steps))
+        .max(1);
 
     let mut best: Option<(f64, usize, Vec<NamedWeight>)> = None;
     let mut history = Vec::new();
@@ -356,6 +362,27 @@ pub fn metrics_by_corpus(observations: &[Observation], set: &EncodedSet) -> Vec<
                 .map(|(o, _)| *o)
                 .collect();
             (!obs.is_empty()).then(|| corpus_metrics(name, &obs))
+        })
+        .collect()
+}
+
+/// Binary figures per corpus of `set` when flagging at `threshold`.
+pub fn threshold_metrics_by_corpus(
+    observations: &[Observation],
+    set: &EncodedSet,
+    threshold: f32,
+) -> Vec<(String, metrics::ThresholdMetrics)> {
+    set.source_names
+        .iter()
+        .enumerate()
+        .map(|(source, name)| {
+            let obs: Vec<Observation> = observations
+                .iter()
+                .zip(&set.sources)
+                .filter(|(_, &s)| s == source)
+                .map(|(o, _)| *o)
+                .collect();
+            (name.clone(), metrics::at_threshold(&obs, threshold))
         })
         .collect()
 }

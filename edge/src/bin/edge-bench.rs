@@ -51,8 +51,17 @@ fn main() -> Result<()> {
     let (total, normalize_only) = time_messages(&model, &texts, args.rounds);
     let summary = LatencySummary::from_durations(&total);
     let normalize_summary = LatencySummary::from_durations(&normalize_only);
-    println!("data: {} ({} messages x {} rounds)", args.data.display(), texts.len(), args.rounds);
-    println!("model: {} ({})", model_name(&args), model.metadata().precision);
+    println!(
+        "data: {} ({} messages x {} rounds)",
+        args.data.display(),
+        texts.len(),
+        args.rounds
+    );
+    println!(
+        "model: {} ({})",
+        model_name(&args),
+        model.metadata().precision
+    );
     println!("runtime init: {runtime_ms:.1} ms, model load: {load_ms:.1} ms");
     println!(
         "whole path per message: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, max {:.1} us, mean {:.1} us",
@@ -72,8 +81,10 @@ fn main() -> Result<()> {
 fn load(args: &Args) -> Result<EdgeModel> {
     match (&args.model, &args.vocab) {
         (Some(model), Some(vocab)) => {
-            let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
-            let vocab_json = std::fs::read_to_string(vocab).with_context(|| format!("reading {}", vocab.display()))?;
+            let bytes =
+                std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+            let vocab_json = std::fs::read_to_string(vocab)
+                .with_context(|| format!("reading {}", vocab.display()))?;
             Ok(EdgeModel::from_bytes(&bytes, &vocab_json)?)
         }
         _ => Ok(EdgeModel::embedded()?),
@@ -81,12 +92,18 @@ fn load(args: &Args) -> Result<EdgeModel> {
 }
 
 fn model_name(args: &Args) -> String {
-    args.model.as_ref().map_or_else(|| "embedded".to_string(), |p| p.display().to_string())
+    args.model
+        .as_ref()
+        .map_or_else(|| "embedded".to_string(), |p| p.display().to_string())
 }
 
 /// Per-message durations of the whole path, and of normalisation alone (timed separately so
 /// the two figures come from the same messages).
-fn time_messages(model: &EdgeModel, texts: &[&str], rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
+fn time_messages(
+    model: &EdgeModel,
+    texts: &[&str],
+    rounds: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
     let mut total = Vec::with_capacity(texts.len() * rounds);
     let mut normalize_only = Vec::with_capacity(texts.len() * rounds);
     for _ in 0..rounds {

@@ -50,9 +50,14 @@ struct Verdict<'a> {
 pub fn run(args: ClassifyArgs) -> Result<()> {
     let model = load_model(args.model.as_deref(), args.vocab.as_deref())?;
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let printer = Printer { model: &model, json: args.json };
+    let printer = Printer {
+        model: &model,
+        json: args.json,
+    };
     if let Some(text) = &args.text {
-        let prediction = model.classify(text).context("cannot classify the message")?;
+        let prediction = model
+            .classify(text)
+            .context("cannot classify the message")?;
         printer.print(&mut out, None, &prediction, None)?;
     } else if args.tsv {
         classify_tsv(&printer, &mut out, args.file.as_deref())?;
@@ -67,10 +72,12 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
 pub fn load_model(model: Option<&Path>, vocab: Option<&Path>) -> Result<EdgeModel> {
     match (model, vocab) {
         (Some(model), Some(vocab)) => {
-            let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
-            let vocab_json =
-                std::fs::read_to_string(vocab).with_context(|| format!("cannot read {}", vocab.display()))?;
-            EdgeModel::from_bytes(&bytes, &vocab_json).with_context(|| format!("cannot load {}", model.display()))
+            let bytes =
+                std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+            let vocab_json = std::fs::read_to_string(vocab)
+                .with_context(|| format!("cannot read {}", vocab.display()))?;
+            EdgeModel::from_bytes(&bytes, &vocab_json)
+                .with_context(|| format!("cannot load {}", model.display()))
         }
         _ => EdgeModel::embedded().context("cannot load the embedded model"),
     }
@@ -82,7 +89,13 @@ struct Printer<'m> {
 }
 
 impl Printer<'_> {
-    fn print(&self, out: &mut impl Write, line: Option<usize>, p: &Prediction, truth: Option<Label>) -> Result<()> {
+    fn print(
+        &self,
+        out: &mut impl Write,
+        line: Option<usize>,
+        p: &Prediction,
+        truth: Option<Label>,
+    ) -> Result<()> {
         let verdict = Verdict {
             line,
             label: p.label.as_str(),
@@ -96,7 +109,10 @@ impl Printer<'_> {
             writeln!(out)?;
         } else {
             let prefix = line.map(|n| format!("line {n}: ")).unwrap_or_default();
-            let truth = verdict.truth.map(|t| format!(" (truth {t})")).unwrap_or_default();
+            let truth = verdict
+                .truth
+                .map(|t| format!(" (truth {t})"))
+                .unwrap_or_default();
             writeln!(
                 out,
                 "{prefix}{} score={:.4} action={} source={}{truth}",
@@ -110,9 +126,9 @@ impl Printer<'_> {
 fn classify_lines(printer: &Printer, out: &mut impl Write, reader: impl BufRead) -> Result<()> {
     let mut skipped = 0;
     lines::for_each_line(reader, |Line { number, text }| {
-        let result = text.map_err(|e| e.describe()).and_then(|text| {
-            printer.model.classify(&text).map_err(|e| e.to_string())
-        });
+        let result = text
+            .map_err(|e| e.describe())
+            .and_then(|text| printer.model.classify(&text).map_err(|e| e.to_string()));
         match result {
             Ok(prediction) => printer.print(out, Some(number), &prediction, None),
             Err(reason) => {
@@ -127,7 +143,9 @@ fn classify_lines(printer: &Printer, out: &mut impl Write, reader: impl BufRead)
 
 fn classify_tsv(printer: &Printer, out: &mut impl Write, file: Option<&Path>) -> Result<()> {
     let bytes = lines::read_all(file)?;
-    let name = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("<stdin>"));
+    let name = file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("<stdin>"));
     let corpus = smsguard_corpus::parse_tsv(&name, &bytes);
     for problem in &corpus.problems {
         eprintln!("skipped {problem}");
@@ -167,7 +185,13 @@ impl Tally {
     }
 
     fn summary(&self, problems: usize) -> String {
-        let ratio = |k: usize| if self.n == 0 { 0.0 } else { k as f64 / self.n as f64 };
+        let ratio = |k: usize| {
+            if self.n == 0 {
+                0.0
+            } else {
+                k as f64 / self.n as f64
+            }
+        };
         format!(
             "accuracy {:.4} (spam-vs-ham {:.4}) over {} messages; {problems} lines skipped",
             ratio(self.exact),
@@ -182,7 +206,10 @@ impl Tally {
 fn report_skipped(out: &mut impl Write, json: bool, line: usize, reason: &str) -> Result<()> {
     eprintln!("line {line}: skipped: {reason}");
     if json {
-        serde_json::to_writer(&mut *out, &serde_json::json!({ "line": line, "error": reason }))?;
+        serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({ "line": line, "error": reason }),
+        )?;
         writeln!(out)?;
     }
     Ok(())

@@ -33,7 +33,8 @@ impl LineError {
 pub fn open(file: Option<&Path>) -> Result<Box<dyn BufRead>> {
     Ok(match file {
         Some(path) => {
-            let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             Box::new(BufReader::new(file))
         }
         None => Box::new(BufReader::new(io::stdin())),
@@ -43,19 +44,31 @@ pub fn open(file: Option<&Path>) -> Result<Box<dyn BufRead>> {
 /// Reads every byte of `file` (or stdin).
 pub fn read_all(file: Option<&Path>) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    open(file)?.read_to_end(&mut bytes).context("cannot read the input")?;
+    open(file)?
+        .read_to_end(&mut bytes)
+        .context("cannot read the input")?;
     Ok(bytes)
 }
 
 /// Calls `handle` for every line of `reader` (without its `\n` / `\r\n`).
-pub fn for_each_line(mut reader: impl BufRead, mut handle: impl FnMut(Line) -> Result<()>) -> Result<()> {
+pub fn for_each_line(
+    mut reader: impl BufRead,
+    mut handle: impl FnMut(Line) -> Result<()>,
+) -> Result<()> {
     let mut buffer = Vec::new();
     for number in 1.. {
         buffer.clear();
-        if reader.read_until(b'\n', &mut buffer).context("cannot read the input")? == 0 {
+        if reader
+            .read_until(b'\n', &mut buffer)
+            .context("cannot read the input")?
+            == 0
+        {
             break;
         }
-        handle(Line { number, text: decode(&buffer) })?;
+        handle(Line {
+            number,
+            text: decode(&buffer),
+        })?;
     }
     Ok(())
 }

@@ -34,17 +34,23 @@ pub fn run(args: NormalizeArgs) -> Result<()> {
     let hasher = MinHasher::default();
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut skipped = 0;
-    lines::for_each_line(lines::open(args.file.as_deref())?, |Line { number, text }| match text {
-        Ok(text) => write_line(&mut out, number, &normalize(&text), &hasher),
-        Err(error) => {
-            skipped += 1;
-            let reason = error.describe();
-            eprintln!("line {number}: skipped: {reason}");
-            serde_json::to_writer(&mut out, &serde_json::json!({ "line": number, "error": reason }))?;
-            writeln!(out)?;
-            Ok(())
-        }
-    })?;
+    lines::for_each_line(
+        lines::open(args.file.as_deref())?,
+        |Line { number, text }| match text {
+            Ok(text) => write_line(&mut out, number, &normalize(&text), &hasher),
+            Err(error) => {
+                skipped += 1;
+                let reason = error.describe();
+                eprintln!("line {number}: skipped: {reason}");
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({ "line": number, "error": reason }),
+                )?;
+                writeln!(out)?;
+                Ok(())
+            }
+        },
+    )?;
     out.flush()?;
     if skipped > 0 {
         eprintln!("{skipped} lines skipped");
@@ -52,11 +58,20 @@ pub fn run(args: NormalizeArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_line(out: &mut impl Write, number: usize, normalized: &Normalized, hasher: &MinHasher) -> Result<()> {
+fn write_line(
+    out: &mut impl Write,
+    number: usize,
+    normalized: &Normalized,
+    hasher: &MinHasher,
+) -> Result<()> {
     let record = NormalizedLine {
         line: number,
         normalized: &normalized.text,
-        transforms: normalized.transforms.iter().map(|(t, &count)| (t.as_str().to_string(), count)).collect(),
+        transforms: normalized
+            .transforms
+            .iter()
+            .map(|(t, &count)| (t.as_str().to_string(), count))
+            .collect(),
         fingerprint: hasher.fingerprint(&normalized.text).to_hex(),
         masked: serde_json::to_value(&normalized.masked)?,
     };

@@ -39,7 +39,10 @@ fn no_arguments_shows_help() {
     let output = smsguard(&[], b"");
     assert!(!output.status.success());
     let help = stderr(&output);
-    assert!(help.contains("Usage") && help.contains("classify") && help.contains("normalize"), "{help}");
+    assert!(
+        help.contains("Usage") && help.contains("classify") && help.contains("normalize"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -103,7 +106,10 @@ fn classify_lines_from_stdin_readable() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("line 1: ham "), "{text}");
-    assert!(lines[1].starts_with("line 2: ") && lines[1].contains("action="), "{text}");
+    assert!(
+        lines[1].starts_with("line 2: ") && lines[1].contains("action="),
+        "{text}"
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 3: skipped: empty message"));
 }
 
@@ -120,14 +126,26 @@ fn classify_tsv_reports_truth_and_accuracy() {
     }
     tsv.extend_from_slice(b"ham\t\xff\xfe\n");
     std::fs::write(&path, tsv).unwrap();
-    let output = smsguard(&["classify", "--tsv", "--json", "--file", path.to_str().unwrap()], b"");
+    let output = smsguard(
+        &[
+            "classify",
+            "--tsv",
+            "--json",
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = json_lines(&output);
     assert_eq!(lines.len(), 8);
     assert_eq!(lines[0]["truth"], "ham");
     assert_eq!(lines[7]["truth"], "spam");
     let log = stderr(&output);
-    assert!(log.contains("accuracy") && log.contains("1 lines skipped"), "{log}");
+    assert!(
+        log.contains("accuracy") && log.contains("1 lines skipped"),
+        "{log}"
+    );
     assert!(log.contains(":9: invalid UTF-8"), "{log}");
 }
 
@@ -135,7 +153,15 @@ fn classify_tsv_reports_truth_and_accuracy() {
 fn classify_with_explicit_model_files() {
     let model = model_file("edge-fp32.onnx");
     let vocab = model_file("vocab.json");
-    let args = ["classify", "--json", "--model", model.to_str().unwrap(), "--vocab", vocab.to_str().unwrap(), OBVIOUS_HAM[1]];
+    let args = [
+        "classify",
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+        "--vocab",
+        vocab.to_str().unwrap(),
+        OBVIOUS_HAM[1],
+    ];
     let output = smsguard(&args, b"");
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(json_lines(&output)[0]["source"], "local");
@@ -150,11 +176,24 @@ fn mismatched_vocabulary_file_fails_cleanly() {
     let vocab = dir.path().join("vocab.json");
     std::fs::write(&vocab, smsguard_core::features::word_level_json(&['a'], 4)).unwrap();
     let model = model_file("edge-int8.onnx");
-    let output = smsguard(&["classify", "--model", model.to_str().unwrap(), "--vocab", vocab.to_str().unwrap(), "secret text 555"], b"");
+    let output = smsguard(
+        &[
+            "classify",
+            "--model",
+            model.to_str().unwrap(),
+            "--vocab",
+            vocab.to_str().unwrap(),
+            "secret text 555",
+        ],
+        b"",
+    );
     assert!(!output.status.success());
     let log = stderr(&output);
     assert!(log.contains("vocabulary"), "{log}");
-    assert!(!log.contains("secret text"), "the message leaked into the error");
+    assert!(
+        !log.contains("secret text"),
+        "the message leaked into the error"
+    );
 }
 
 #[test]

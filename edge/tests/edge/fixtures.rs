@@ -17,7 +17,9 @@ pub const OBVIOUS_HAM: [&str; 4] = [
 ];
 
 pub fn model_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(name)
 }
 
 pub fn int8_model() -> Vec<u8> {

@@ -22,14 +22,31 @@ fn embedded_model_metadata_matches_this_build() {
 fn obvious_spam_scores_above_obvious_ham() {
     let model = embedded();
     let score = |text: &str| model.classify(text).expect("classifies").spam_score;
-    let lowest_spam = OBVIOUS_SPAM.iter().map(|t| score(t)).fold(f32::INFINITY, f32::min);
-    let highest_ham = OBVIOUS_HAM.iter().map(|t| score(t)).fold(f32::NEG_INFINITY, f32::max);
-    assert!(lowest_spam > highest_ham, "lowest spam {lowest_spam} <= highest ham {highest_ham}");
+    let lowest_spam = OBVIOUS_SPAM
+        .iter()
+        .map(|t| score(t))
+        .fold(f32::INFINITY, f32::min);
+    let highest_ham = OBVIOUS_HAM
+        .iter()
+        .map(|t| score(t))
+        .fold(f32::NEG_INFINITY, f32::max);
+    assert!(
+        lowest_spam > highest_ham,
+        "lowest spam {lowest_spam} <= highest ham {highest_ham}"
+    );
     for text in OBVIOUS_SPAM {
-        assert_ne!(model.classify(text).unwrap().label, Label::Ham, "an obvious spam was called ham");
+        assert_ne!(
+            model.classify(text).unwrap().label,
+            Label::Ham,
+            "an obvious spam was called ham"
+        );
     }
     for text in OBVIOUS_HAM {
-        assert_eq!(model.classify(text).unwrap().label, Label::Ham, "an obvious ham was called spam");
+        assert_eq!(
+            model.classify(text).unwrap().label,
+            Label::Ham,
+            "an obvious ham was called spam"
+        );
     }
 }
 
@@ -39,10 +56,18 @@ fn prediction_is_consistent() {
     let prediction = model.classify(OBVIOUS_SPAM[0]).unwrap();
     let total: f32 = prediction.probabilities.iter().sum();
     assert!((total - 1.0).abs() < 1e-4, "probabilities sum to {total}");
-    assert_eq!(prediction.probabilities.len(), model.metadata().labels.len());
+    assert_eq!(
+        prediction.probabilities.len(),
+        model.metadata().labels.len()
+    );
     assert!((prediction.spam_score - (1.0 - prediction.probabilities[0])).abs() < 1e-6);
-    assert_eq!(model.metadata().labels[prediction.label_index], prediction.label.as_str());
-    let again = model.classify_normalized(&normalize(OBVIOUS_SPAM[0])).unwrap();
+    assert_eq!(
+        model.metadata().labels[prediction.label_index],
+        prediction.label.as_str()
+    );
+    let again = model
+        .classify_normalized(&normalize(OBVIOUS_SPAM[0]))
+        .unwrap();
     assert_eq!(again, prediction);
 }
 
@@ -50,7 +75,10 @@ fn prediction_is_consistent() {
 fn batched_logits_equal_single_rows() {
     let model = embedded();
     let encoder = model.encoder();
-    let rows: Vec<Vec<i64>> = [OBVIOUS_SPAM[1], OBVIOUS_HAM[0]].iter().map(|t| encoder.encode(&normalize(t).text)).collect();
+    let rows: Vec<Vec<i64>> = [OBVIOUS_SPAM[1], OBVIOUS_HAM[0]]
+        .iter()
+        .map(|t| encoder.encode(&normalize(t).text))
+        .collect();
     let batch = model.logits(&rows.concat(), 2).unwrap();
     let classes = model.metadata().labels.len();
     assert_eq!(batch.len(), 2 * classes);
@@ -66,7 +94,17 @@ fn batched_logits_equal_single_rows() {
 fn wrong_batch_shape_is_an_error() {
     let model = embedded();
     let err = model.logits(&[1, 2, 3], 1).unwrap_err();
-    assert!(matches!(err, EdgeError::BatchShape { ids: 3, batch: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            EdgeError::BatchShape {
+                ids: 3,
+                batch: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(model.logits(&[], 0).unwrap().is_empty());
 }
 
@@ -82,7 +120,10 @@ fn out_of_vocabulary_ids_are_an_error_not_a_panic() {
 fn empty_and_blank_messages_are_refused() {
     let model = embedded();
     for text in ["", "   ", "\u{200b}\u{200b}"] {
-        assert!(matches!(model.classify(text), Err(EdgeError::EmptyText)), "{text:?} was not refused");
+        assert!(
+            matches!(model.classify(text), Err(EdgeError::EmptyText)),
+            "{text:?} was not refused"
+        );
     }
 }
 
@@ -98,7 +139,10 @@ fn huge_message_gets_a_sane_score() {
 #[test]
 fn corrupt_model_bytes_are_refused() {
     let vocab = vocab_json();
-    assert!(matches!(EdgeModel::from_bytes(b"definitely not onnx", &vocab), Err(EdgeError::Ort { .. })));
+    assert!(matches!(
+        EdgeModel::from_bytes(b"definitely not onnx", &vocab),
+        Err(EdgeError::Ort { .. })
+    ));
     let model = int8_model();
     let truncated = &model[..model.len() / 2];
     assert!(EdgeModel::from_bytes(truncated, &vocab).is_err());
@@ -113,8 +157,14 @@ fn vocabulary_mismatch_is_refused() {
     assert!(matches!(err, EdgeError::VocabMismatch { .. }), "{err}");
     // Same tokens, different bytes: still refused, the hash pins the exact file.
     let reformatted = format!(" {}", vocab_json());
-    assert!(matches!(EdgeModel::from_bytes(&model, &reformatted), Err(EdgeError::VocabMismatch { .. })));
-    assert!(matches!(EdgeModel::from_bytes(&model, "{not json"), Err(EdgeError::Vocab(_))));
+    assert!(matches!(
+        EdgeModel::from_bytes(&model, &reformatted),
+        Err(EdgeError::VocabMismatch { .. })
+    ));
+    assert!(matches!(
+        EdgeModel::from_bytes(&model, "{not json"),
+        Err(EdgeError::Vocab(_))
+    ));
 }
 
 #[test]
@@ -122,7 +172,9 @@ fn model_is_shared_between_threads() {
     let model = embedded();
     let expected = model.classify(OBVIOUS_SPAM[2]).unwrap().spam_score;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| model.classify(OBVIOUS_SPAM[2]).unwrap().spam_score)).collect();
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| model.classify(OBVIOUS_SPAM[2]).unwrap().spam_score))
+            .collect();
         for handle in handles {
             assert_eq!(handle.join().unwrap(), expected);
         }

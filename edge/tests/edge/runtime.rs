@@ -10,14 +10,20 @@ fn missing_library_names_the_provisioning_script() {
     assert!(matches!(err, EdgeError::RuntimeMissing { .. }));
     let message = err.to_string();
     assert!(message.contains(PROVISION_SCRIPT), "{message}");
-    assert!(message.contains("/nonexistent/dir/libonnxruntime.so"), "{message}");
+    assert!(
+        message.contains("/nonexistent/dir/libonnxruntime.so"),
+        "{message}"
+    );
 }
 
 #[test]
 fn nothing_found_lists_every_candidate() {
     let candidates = ["/nope/a.so".into(), "/nope/b.so".into()];
     let message = locate_library(None, &candidates).unwrap_err().to_string();
-    assert!(message.contains("/nope/a.so") && message.contains("/nope/b.so"), "{message}");
+    assert!(
+        message.contains("/nope/a.so") && message.contains("/nope/b.so"),
+        "{message}"
+    );
     assert!(message.contains(PROVISION_SCRIPT));
 }
 

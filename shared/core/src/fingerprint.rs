@@ -154,7 +154,9 @@ impl Fingerprint {
         let slot_bytes = self.minhash.iter().flat_map(|slot| slot.to_le_bytes());
         slot_bytes
             .chain(self.simhash.to_le_bytes())
-            .fold(FNV_OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME))
+            .fold(FNV_OFFSET, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+            })
     }
 
     /// The id as 16 lower-case hex digits.

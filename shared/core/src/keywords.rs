@@ -142,17 +142,24 @@ fn is_ascii_word(c: Option<char>) -> bool {
 /// word on its left (right).
 fn at_ascii_word_boundary(text: &str, start: usize, end: usize) -> bool {
     let matched = &text[start..end];
-    let left_ok = !is_ascii_word(matched.chars().next()) || !is_ascii_word(text[..start].chars().next_back());
-    let right_ok = !is_ascii_word(matched.chars().next_back()) || !is_ascii_word(text[end..].chars().next());
+    let left_ok =
+        !is_ascii_word(matched.chars().next()) || !is_ascii_word(text[..start].chars().next_back());
+    let right_ok =
+        !is_ascii_word(matched.chars().next_back()) || !is_ascii_word(text[end..].chars().next());
     left_ok && right_ok
 }
 
+/// A letter or digit of a non-Han script, which would merge with an ASCII canonical form.
+fn is_alphabetic_word(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric() && !crate::normalize::is_han(c))
+}
+
 fn push_with_guard(out: &mut String, replacement: &str, next: Option<char>) {
-    if is_ascii_word(replacement.chars().next()) && is_ascii_word(out.chars().next_back()) {
+    if is_ascii_word(replacement.chars().next()) && is_alphabetic_word(out.chars().next_back()) {
         out.push(' ');
     }
     out.push_str(replacement);
-    if is_ascii_word(replacement.chars().next_back()) && is_ascii_word(next) {
+    if is_ascii_word(replacement.chars().next_back()) && is_alphabetic_word(next) {
         out.push(' ');
     }
 }

@@ -35,7 +35,11 @@ pub enum MetricsError {
     #[error("label list is empty")]
     NoLabels,
     #[error("observation {index} uses label index {label} but only {count} labels exist")]
-    LabelOutOfRange { index: usize, label: usize, count: usize },
+    LabelOutOfRange {
+        index: usize,
+        label: usize,
+        count: usize,
+    },
 }
 
 /// Precision, recall and F1 of one class (one-vs-rest on the predicted labels).
@@ -91,16 +95,21 @@ pub struct MetricsReport {
 }
 
 /// Computes the report for `observations` over `labels` (`labels[0]` is ham).
-pub fn evaluate(labels: &[String], observations: &[Observation]) -> Result<MetricsReport, MetricsError> {
+pub fn evaluate(
+    labels: &[String],
+    observations: &[Observation],
+) -> Result<MetricsReport, MetricsError> {
     let confusion = confusion(labels, observations)?;
     let per_class = per_class(&confusion);
     let n = observations.len();
-    let correct = (0..labels.len()).map(|i| confusion.counts[i][i]).sum::<usize>();
+    let correct = (0..labels.len())
+        .map(|i| confusion.counts[i][i])
+        .sum::<usize>();
     let (ham_scores, spam_scores) = split_scores(observations);
     Ok(MetricsReport {
         n,
         accuracy: ratio(correct, n),
-        macro_f1: per_class.iter().map(|c| c.f1).sum::<f64>() / per_class.len() as f64,
+        macro_f1: macro_f1(&per_class, &confusion),
         spam_precision: binary_precision(&confusion),
         spam_recall: binary_recall(&confusion),
         ham_fpr: ham_fpr(&confusion),
@@ -111,7 +120,10 @@ pub fn evaluate(labels: &[String], observations: &[Observation]) -> Result<Metri
 }
 
 /// Builds the confusion matrix, checking every label index.
-pub fn confusion(labels: &[String], observations: &[Observation]) -> Result<Confusion, MetricsError> {
+pub fn confusion(
+    labels: &[String],
+    observations: &[Observation],
+) -> Result<Confusion, MetricsError> {
     if labels.is_empty() {
         return Err(MetricsError::NoLabels);
     }
@@ -120,11 +132,18 @@ pub fn confusion(labels: &[String], observations: &[Observation]) -> Result<Conf
     for (index, obs) in observations.iter().enumerate() {
         let label = obs.truth.max(obs.predicted);
         if label >= count {
-            return Err(MetricsError::LabelOutOfRange { index, label, count });
+            return Err(MetricsError::LabelOutOfRange {
+                index,
+                label,
+                count,
+            });
         }
         counts[obs.truth][obs.predicted] += 1;
     }
-    Ok(Confusion { labels: labels.to_vec(), counts })
+    Ok(Confusion {
+        labels: labels.to_vec(),
+        counts,
+    })
 }
 
 fn per_class(confusion: &Confusion) -> Vec<ClassMetrics> {
@@ -145,6 +164,24 @@ fn per_class(confusion: &Confusion) -> Vec<ClassMetrics> {
             }
         })
         .collect()
+}
+
+/// Mean F1 over the classes that occur in the truth or the predictions (as scikit-learn): a
+/// label the data never mentions would otherwise add a meaningless zero.
+fn macro_f1(per_class: &[ClassMetrics], confusion: &Confusion) -> f64 {
+    let present: Vec<f64> = per_class
+        .iter()
+        .enumerate()
+        .filter(|(class, metrics)| {
+            metrics.support > 0 || confusion.counts.iter().any(|row| row[*class] > 0)
+        })
+        .map(|(_, metrics)| metrics.f1)
+        .collect();
+    if present.is_empty() {
+        0.0
+    } else {
+        present.iter().sum::<f64>() / present.len() as f64
+    }
 }
 
 /// Sums of the confusion matrix collapsed to ham/spam: (truth spam & predicted spam, predicted
@@ -190,7 +227,8 @@ fn ham_fpr(confusion: &Confusion) -> f64 {
 
 /// Splits spam scores by the true class: (ham scores, spam scores).
 pub fn split_scores(observations: &[Observation]) -> (Vec<f32>, Vec<f32>) {
-    let (spam, ham): (Vec<&Observation>, Vec<&Observation>) = observations.iter().partition(|o| o.is_spam());
+    let (spam, ham): (Vec<&Observation>, Vec<&Observation>) =
+        observations.iter().partition(|o| o.is_spam());
     let scores = |side: Vec<&Observation>| side.iter().map(|o| o.spam_score).collect();
     (scores(ham), scores(spam))
 }
@@ -201,12 +239,20 @@ pub fn roc_auc(ham_scores: &[f32], spam_scores: &[f32]) -> Option<f64> {
     if ham_scores.is_empty() || spam_scores.is_empty() {
         return None;
     }
-    let mut all: Vec<(f32, bool)> = ham_scores.iter().map(|&s| (s, false)).chain(spam_scores.iter().map(|&s| (s, true))).collect();
+    let mut all: Vec<(f32, bool)> = ham_scores
+        .iter()
+        .map(|&s| (s, false))
+        .chain(spam_scores.iter().map(|&s| (s, true)))
+        .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut spam_rank_sum = 0.0;
     let mut start = 0;
     while start < all.len() {
-        let end = start + all[start..].iter().take_while(|(s, _)| s.total_cmp(&all[start].0).is_eq()).count();
+        let end = start
+            + all[start..]
+                .iter()
+                .take_while(|(s, _)| s.total_cmp(&all[start].0).is_eq())
+                .count();
         // Ranks are 1-based; tied scores share the mean of their ranks.
         let mean_rank = (start + 1 + end) as f64 / 2.0;
         let spam_in_tie = all[start..end].iter().filter(|(_, spam)| *spam).count();
@@ -275,7 +321,9 @@ pub fn pr_curve(observations: &[Observation]) -> Vec<PrPoint> {
     for (i, obs) in sorted.iter().enumerate() {
         flagged += 1;
         hits += usize::from(obs.is_spam());
-        let last_of_tie = sorted.get(i + 1).is_none_or(|next| next.spam_score != obs.spam_score);
+        let last_of_tie = sorted
+            .get(i + 1)
+            .is_none_or(|next| next.spam_score != obs.spam_score);
         if last_of_tie {
             points.push(PrPoint {
                 threshold: obs.spam_score,
@@ -312,7 +360,11 @@ mod tests {
     }
 
     fn obs(truth: usize, predicted: usize, spam_score: f32) -> Observation {
-        Observation { truth, predicted, spam_score }
+        Observation {
+            truth,
+            predicted,
+            spam_score,
+        }
     }
 
     fn close(a: f64, b: f64) -> bool {
@@ -336,9 +388,14 @@ mod tests {
         let report = evaluate(&labels(&["ham", "spam", "smishing"]), &three_class_case()).unwrap();
         assert_eq!(report.n, 6);
         assert!(close(report.accuracy, 3.0 / 6.0));
-        assert_eq!(report.confusion.counts, vec![vec![2, 1, 0], vec![0, 1, 1], vec![1, 0, 0]]);
+        assert_eq!(
+            report.confusion.counts,
+            vec![vec![2, 1, 0], vec![0, 1, 1], vec![1, 0, 0]]
+        );
         let ham = &report.per_class[0];
-        assert!(close(ham.precision, 2.0 / 3.0) && close(ham.recall, 2.0 / 3.0) && ham.support == 3);
+        assert!(
+            close(ham.precision, 2.0 / 3.0) && close(ham.recall, 2.0 / 3.0) && ham.support == 3
+        );
         let spam = &report.per_class[1];
         assert!(close(spam.precision, 0.5) && close(spam.recall, 0.5) && close(spam.f1, 0.5));
         let smishing = &report.per_class[2];
@@ -351,9 +408,28 @@ mod tests {
     }
 
     #[test]
+    fn macro_f1_ignores_labels_absent_from_truth_and_predictions() {
+        let report = evaluate(
+            &labels(&["ham", "spam", "fraud"]),
+            &[obs(0, 0, 0.1), obs(1, 1, 0.9)],
+        )
+        .unwrap();
+        assert!(close(report.macro_f1, 1.0));
+        assert_eq!(report.per_class[2].support, 0);
+    }
+
+    #[test]
     fn out_of_range_label_is_an_error() {
-        let err = evaluate(&labels(&["ham", "spam"]), &[obs(0, 0, 0.1), obs(0, 2, 0.9)]).unwrap_err();
-        assert_eq!(err, MetricsError::LabelOutOfRange { index: 1, label: 2, count: 2 });
+        let err =
+            evaluate(&labels(&["ham", "spam"]), &[obs(0, 0, 0.1), obs(0, 2, 0.9)]).unwrap_err();
+        assert_eq!(
+            err,
+            MetricsError::LabelOutOfRange {
+                index: 1,
+                label: 2,
+                count: 2
+            }
+        );
         assert_eq!(evaluate(&[], &[]).unwrap_err(), MetricsError::NoLabels);
     }
 
@@ -410,9 +486,21 @@ mod tests {
 
     #[test]
     fn pr_curve_walks_thresholds_downwards() {
-        let points = pr_curve(&[obs(1, 1, 0.9), obs(0, 1, 0.8), obs(1, 1, 0.8), obs(0, 0, 0.1)]);
+        let points = pr_curve(&[
+            obs(1, 1, 0.9),
+            obs(0, 1, 0.8),
+            obs(1, 1, 0.8),
+            obs(0, 0, 0.1),
+        ]);
         assert_eq!(points.len(), 3);
-        assert_eq!(points[0], PrPoint { threshold: 0.9, precision: 1.0, recall: 0.5 });
+        assert_eq!(
+            points[0],
+            PrPoint {
+                threshold: 0.9,
+                precision: 1.0,
+                recall: 0.5
+            }
+        );
         assert!(close(points[1].precision, 2.0 / 3.0) && close(points[1].recall, 1.0));
         assert!(close(points[2].precision, 0.5) && close(points[2].recall, 1.0));
     }
@@ -421,7 +509,17 @@ mod tests {
     fn report_serialises_to_json() {
         let report = evaluate(&labels(&["ham", "spam", "smishing"]), &three_class_case()).unwrap();
         let json = serde_json::to_value(&report).unwrap();
-        for key in ["n", "accuracy", "macro_f1", "spam_precision", "spam_recall", "ham_fpr", "roc_auc", "per_class", "confusion"] {
+        for key in [
+            "n",
+            "accuracy",
+            "macro_f1",
+            "spam_precision",
+            "spam_recall",
+            "ham_fpr",
+            "roc_auc",
+            "per_class",
+            "confusion",
+        ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
     }

@@ -10,8 +10,9 @@
 //! 2. **NFKC** ([`Transform::Nfkc`]: characters with a compatibility or canonical decomposition,
 //!    full-width ones excluded). Folds math alphanumerics, circled letters, Kangxi radicals, ...
 //! 3. **Confusables** ([`Transform::Confusable`]): Cyrillic/Greek look-alikes (`data/confusables.tsv`)
-//!    become Latin inside words that also contain Latin letters, or in all-look-alike words of a
-//!    mostly-Latin message. Genuine Russian or Greek text is left alone; Han is never folded.
+//!    become Latin inside words (letter/digit runs) that also contain Latin letters, and in words
+//!    of 2+ look-alikes when every Greek/Cyrillic letter of the message is a look-alike (`РАУРАL`).
+//!    Genuine Russian or Greek text is left alone; Han is never folded.
 //! 4. **Corpus masks** ([`Transform::CorpusMaskFolded`], case-sensitive, so before case folding):
 //!    the corpora hide digits and contacts in different ways; all become the same placeholders:
 //!    * `DIGIT` -> `<num>`, `URL` -> `<url>` anywhere (also glued, `DIGITDIGIT`);
@@ -40,15 +41,17 @@
 //!    digits (with `.`/`,` inside) -> `<num>`. Numbers of 1-3 digits are kept (`10p`, `£400`,
 //!    `2mrw`, `5折`): they carry meaning and are not identifying. [`Masked::value`] is the digits.
 //! 10. **Leetspeak** ([`Transform::Leetspeak`], characters changed): in ASCII tokens that start
-//!    with a letter (or `$`), contain 2+ letters and only the digits 0 1 3 4 5 7: `0->o 1->i/l
-//!    3->e 4->a 5->s 7->t @->a $->s` (`1` is `l` next to another `l`/`1`). A token that is letters
-//!    followed by digits only folds just when it ends in 2+ equal digits (`fr33`; not `mp3`,
-//!    `win10`). Tokens starting with a digit (`2mrw`, `10p`, `4g`) are kept.
+//!     with a letter (or `$`), contain 2+ letters and only the digits 0 1 3 4 5 7: `0->o 1->i/l
+//!     3->e 4->a 5->s 7->t @->a $->s` (`1` is `l` next to another `l`/`1`). A token that is
+//!     letters followed by digits only folds just when it ends in 2+ equal digits (`fr33`; not
+//!     `mp3`, `win10`). Tokens starting with a digit (`2mrw`, `10p`, `4g`) are kept, and so is an
+//!     `@` with 3+ letters on both sides (`sharp@the`).
 //! 11. **Keyword folding** ([`Transform::KeywordFolded`]): `data/keywords.tsv`, see [`crate::keywords`].
 //! 12. **Whitespace folding** ([`Transform::WhitespaceFolded`]): whitespace runs -> one space, trim.
 //!
-//! When separator collapsing, leetspeak or keyword folding fired, stages 1-12 run again on the
-//! result (at most twice), since each can expose new work for the others; this makes the output a
+//! When separator collapsing, leetspeak or keyword folding fired, or a placeholder ended up glued
+//! to URL-ish characters (`com<phone>`), stages 1-12 run again on the result (at most twice),
+//! since each can expose new work for the others; this makes the output a
 //! fixed point, so `normalize(&normalize(x).text).text == normalize(x).text`. Placeholders are
 //! atomic for every stage. The output has at most `4 * chars + 16` characters. Never panics.
 
@@ -192,7 +195,7 @@ pub fn normalize(text: &str) -> Normalized {
     let mut tally = Tally::default();
     let mut masked = Vec::new();
     let mut current = run_pipeline(text, &mut tally, &mut masked);
-    let mut rerun = needs_rerun(&tally);
+    let mut rerun = needs_rerun(&tally) || has_glued_placeholder(&current);
     for _ in 0..MAX_RERUNS {
         if !rerun {
             break;
@@ -208,7 +211,7 @@ pub fn normalize(text: &str) -> Normalized {
         }
         masked.append(&mut rerun_masked);
         current = next;
-        rerun = needs_rerun(&rerun_tally);
+        rerun = needs_rerun(&rerun_tally) || has_glued_placeholder(&current);
     }
     Normalized {
         original: text.to_owned(),
@@ -222,6 +225,19 @@ fn needs_rerun(tally: &Tally) -> bool {
     tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
         || tally.get(Transform::KeywordFolded) > 0
+}
+
+/// A placeholder touching URL-ish characters (`com<phone>`): the ASCII word boundary that URL
+/// detection saw has moved, so another run may find more.
+fn has_glued_placeholder(text: &str) -> bool {
+    let urlish = |c: Option<char>| {
+        c.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '/'))
+    };
+    text.match_indices('<').any(|(i, _)| {
+        is_placeholder_at(text, i).is_some_and(|len| {
+            urlish(text[..i].chars().next_back()) || urlish(text[i + len..].chars().next())
+        })
+    })
 }
 
 fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> String {
@@ -263,6 +279,11 @@ fn is_invisible(c: char) -> bool {
         | '\u{FE00}'..='\u{FE0F}'
         | '\u{1D173}'..='\u{1D17A}'
         | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Characters stage 1 removes: invisibles and non-whitespace controls.
+fn is_stripped(c: char) -> bool {
+    is_invisible(c) || (c.is_control() && !c.is_whitespace())
 }
 
 fn is_full_width(c: char) -> bool {
@@ -316,10 +337,11 @@ fn apply_nfkc(text: String, tally: &mut Tally) -> String {
     let out: String = text.nfkc().collect();
     // Removing invisibles never re-exposes them after NFKC except through compatibility
     // mappings; strip again so the result stays free of them.
-    if out.chars().any(|c| is_invisible(c) || (c.is_control() && !c.is_whitespace())) {
-        out.chars()
-            .filter(|&c| !is_invisible(c) && !(c.is_control() && !c.is_whitespace()))
-            .collect()
+    if out
+        .chars()
+        .any(|c| is_invisible(c) || (c.is_control() && !c.is_whitespace()))
+    {
+        out.chars().filter(|&c| !is_stripped(c)).collect()
     } else {
         out
     }
@@ -375,20 +397,24 @@ fn fold_confusables(text: String, tally: &mut Tally) -> String {
     if text.is_ascii() || !text.chars().any(is_greek_or_cyrillic) {
         return text;
     }
-    let latin = text.chars().filter(|&c| is_latin_letter(c)).count();
-    let foreign = text.chars().filter(|&c| is_greek_or_cyrillic(c)).count();
-    let mostly_latin = latin > foreign;
+    // Genuine Russian or Greek always has letters without a Latin twin (и, л, λ ...); a message
+    // whose Greek/Cyrillic letters are all look-alikes is disguised Latin. Neither this test nor
+    // the word split below depends on later stages, which keeps normalisation idempotent.
+    let all_foreign_lookalike = text
+        .chars()
+        .filter(|&c| is_greek_or_cyrillic(c) && c.is_alphabetic())
+        .all(|c| confusable(c).is_some());
     let mut out = String::with_capacity(text.len());
     let mut folded = 0;
-    for (is_word, part) in split_runs(&text, char::is_alphabetic) {
-        let has_latin = part.chars().any(is_latin_letter);
-        let has_lookalike = part.chars().any(|c| confusable(c).is_some());
-        let all_lookalike = part.chars().all(|c| is_latin_letter(c) || confusable(c).is_some());
-        if is_word && has_lookalike && (has_latin || (all_lookalike && mostly_latin)) {
-            for c in part.chars() {
-                out.push(confusable(c).unwrap_or(c));
-            }
-            folded += count_u32(part.chars().filter(|&c| confusable(c).is_some()).count());
+    for (is_word, part) in split_runs(&text, |c| c.is_alphanumeric() && !is_han(c)) {
+        let letters = || part.chars().filter(|c| c.is_alphabetic());
+        let lookalikes = letters().filter(|&c| confusable(c).is_some()).count();
+        let has_latin = letters().any(is_latin_letter);
+        let disguised =
+            all_foreign_lookalike && lookalikes >= 2 && letters().all(|c| confusable(c).is_some());
+        if is_word && lookalikes > 0 && (has_latin || disguised) {
+            out.extend(part.chars().map(|c| confusable(c).unwrap_or(c)));
+            folded += count_u32(lookalikes);
         } else {
             out.push_str(part);
         }
@@ -431,7 +457,12 @@ const CORPUS_WORDS: [(&str, &str, bool); 10] = [
 ];
 
 fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
-    if !text.bytes().any(|b| matches!(b, b'x' | b'X' | b'D' | b'U' | b'C' | b'H' | b'W' | b'P' | b'N' | b'B')) {
+    if !text.bytes().any(|b| {
+        matches!(
+            b,
+            b'x' | b'X' | b'D' | b'U' | b'C' | b'H' | b'W' | b'P' | b'N' | b'B'
+        )
+    }) {
         return text;
     }
     let has_han = text.chars().any(is_han);
@@ -486,7 +517,8 @@ fn corpus_words(token: &str, has_han: bool) -> Option<(String, u32)> {
     let mut out = String::new();
     let mut n = 0;
     while !rest.is_empty() {
-        let (word, replacement, anywhere) = CORPUS_WORDS.iter().find(|(w, _, _)| rest.starts_with(w))?;
+        let (word, replacement, anywhere) =
+            CORPUS_WORDS.iter().find(|(w, _, _)| rest.starts_with(w))?;
         if !anywhere && !has_han {
             return None;
         }
@@ -508,8 +540,11 @@ fn x_mask(token: &str, before: Option<char>, after: Option<char>) -> Option<(Str
     let upper = token.bytes().all(|b| b != b'x');
     // A Han neighbour marks a DataCastle digit mask (x月x号) unless the other side glues the x to
     // Latin text (v-x号 is an obfuscated "vx").
-    let loose = |c: Option<char>| c.is_none_or(|c| is_han(c) || c.is_whitespace() || matches!(c, '.' | ',' | ':' | '/'));
-    let next_to_han = (before.is_some_and(is_han) && loose(after)) || (after.is_some_and(is_han) && loose(before));
+    let loose = |c: Option<char>| {
+        c.is_none_or(|c| is_han(c) || c.is_whitespace() || matches!(c, '.' | ',' | ':' | '/'))
+    };
+    let next_to_han = (before.is_some_and(is_han) && loose(after))
+        || (after.is_some_and(is_han) && loose(before));
     // Any case for the unambiguous shapes (a capital X often starts a sentence: "Xxxx");
     // a short all-lower-case run without a Han neighbour stays (kisses).
     let is_mask = if digits > 0 {
@@ -540,7 +575,10 @@ fn fold_case(mut text: String, tally: &mut Tally) -> String {
         }
         return text;
     }
-    let changed = text.chars().filter(|&c| !c.to_lowercase().eq(std::iter::once(c))).count();
+    let changed = text
+        .chars()
+        .filter(|&c| !c.to_lowercase().eq(std::iter::once(c)))
+        .count();
     if changed == 0 {
         return text;
     }
@@ -577,7 +615,13 @@ fn count_changed_chars(before: &str, after: &str) -> u32 {
     }
     let same_len = before.chars().count() == after.chars().count();
     if same_len {
-        count_u32(before.chars().zip(after.chars()).filter(|(a, b)| a != b).count())
+        count_u32(
+            before
+                .chars()
+                .zip(after.chars())
+                .filter(|(a, b)| a != b)
+                .count(),
+        )
     } else {
         1
     }
@@ -588,16 +632,19 @@ fn count_changed_chars(before: &str, after: &str) -> u32 {
 
 const URL_PATH: &str = r"[a-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*";
 const STRONG_TLDS: &str = "com|net|org|info|biz|ly|io|cn|ng|uk|ru|tk|xyz|top|vip|cc|tv|gl|gd|link|site|online|club|shop|app|ke|za|gov|edu|mobi|ws|store|live|icu|pw|ml|ga|cf|gq|bit|page|click|work|cloud|co\\.in|co\\.uk|co\\.za|co\\.id|co\\.ke|com\\.[a-z]{2}";
-const WEAK_TLDS: &str = "co|in|it|me|my|us|id|de|es|fr|tr|br|mx|au|ca|jp|kr|hk|tw|sg|ph|pk|bd|to|be|nl|pl|se|ch|at|ly";
+const WEAK_TLDS: &str =
+    "co|in|it|me|my|us|id|de|es|fr|tr|br|mx|au|ca|jp|kr|hk|tw|sg|ph|pk|bd|to|be|nl|pl|se|ch|at|ly";
 
 static WEB_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     let label = r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?";
     let email = r"[a-z0-9][a-z0-9._%+\-]*@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}";
+    // Whitespace inside broken URLs is matched as `\s*`, never a fixed number of spaces, so the
+    // result does not depend on whether whitespace folding has run (idempotence).
     let scheme = format!(
-        r"(?:https?|hxxps?)(?:://| ?: ?// ?|//| //)[a-z0-9\-]+(?: ?\. ?[a-z0-9\-]+)*(?::[0-9]+)?(?:[/?#]{URL_PATH})?"
+        r"(?:https?|hxxps?)\s*:?\s*//\s*[a-z0-9][a-z0-9\-]*(?:\s*\.\s*[a-z0-9\-]+)*(?::[0-9]+)?(?:[/?#]{URL_PATH})?"
     );
     let glued = r"(?-u:\b)(?:https?(?:www)?|www)[a-z0-9]{2,}?(?:com|net|org|ly|in)[a-z0-9]*(?:/[a-z0-9\-._~/?=&%]*)?";
-    let www = format!(r"(?-u:\b)www ?\. ?{label}(?:\.{label})+(?:[/?#:]{URL_PATH})?");
+    let www = format!(r"(?-u:\b)www\s*\.\s*{label}(?:\.{label})+(?:[/?#:]{URL_PATH})?");
     let bare_strong =
         format!(r"(?-u:\b){label}(?:\.{label})*\.(?:{STRONG_TLDS})(?-u:\b)(?:[/?#:]{URL_PATH})?");
     let bare_weak = format!(r"(?-u:\b){label}(?:\.{label})*\.(?:{WEAK_TLDS})/{URL_PATH}");
@@ -606,7 +653,10 @@ static WEB_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 
 fn mask_web(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> String {
-    if !text.bytes().any(|b| matches!(b, b'.' | b'@' | b'/')) && !text.contains("http") && !text.contains("www") {
+    if !text.bytes().any(|b| matches!(b, b'.' | b'@' | b'/'))
+        && !text.contains("http")
+        && !text.contains("www")
+    {
         return text;
     }
     let Some(re) = WEB_RE.as_ref() else {
@@ -621,11 +671,17 @@ fn mask_web(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> String
         if let Some((_, domain)) = span.split_once('@').filter(|_| !span.contains("//")) {
             out.push_str(placeholder::EMAIL);
             tally.add(Transform::EmailMasked, 1);
-            masked.push(Masked { kind: MaskKind::Email, value: domain.to_owned() });
+            masked.push(Masked {
+                kind: MaskKind::Email,
+                value: domain.to_owned(),
+            });
         } else {
             out.push_str(placeholder::URL);
             tally.add(Transform::UrlMasked, 1);
-            masked.push(Masked { kind: MaskKind::Url, value: url_host(span) });
+            masked.push(Masked {
+                kind: MaskKind::Url,
+                value: url_host(span),
+            });
         }
     }
     out.push_str(&text[last..]);
@@ -634,7 +690,10 @@ fn mask_web(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> String
 
 /// Lower-case host of a matched URL span (spaces from broken URLs removed).
 fn url_host(span: &str) -> String {
-    let after_scheme = span.split_once("//").map_or(span, |(_, rest)| rest).trim_start();
+    let after_scheme = span
+        .split_once("//")
+        .map_or(span, |(_, rest)| rest)
+        .trim_start();
     if !span.contains("//") && !span.contains('.') {
         return glued_host(span);
     }
@@ -658,7 +717,11 @@ fn glued_host(span: &str) -> String {
     let body = body.strip_prefix("www").unwrap_or(body);
     let tld_at = ["com", "net", "org", "ly", "in"]
         .iter()
-        .filter_map(|tld| body.get(2..).and_then(|b| b.find(tld)).map(|i| (i + 2, *tld)))
+        .filter_map(|tld| {
+            body.get(2..)
+                .and_then(|b| b.find(tld))
+                .map(|i| (i + 2, *tld))
+        })
         .min();
     match tld_at {
         Some((i, tld)) => format!("{}{}.{}", if www { "www." } else { "" }, &body[..i], tld),
@@ -671,10 +734,41 @@ fn glued_host(span: &str) -> String {
 
 /// Punctuation that structures sentences; it is never junk between obfuscated characters.
 fn is_clause_punct(c: char) -> bool {
-    matches!(c,
-        ',' | '!' | '?' | ';' | ':' | '"' | '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>'
-        | '\n' | '\r' | '。' | '、' | '…' | '“' | '”' | '‘' | '’' | '【' | '】' | '《' | '》'
-        | '「' | '」' | '『' | '』' | '〈' | '〉')
+    matches!(
+        c,
+        ',' | '!'
+            | '?'
+            | ';'
+            | ':'
+            | '"'
+            | '('
+            | ')'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '<'
+            | '>'
+            | '\n'
+            | '\r'
+            | '。'
+            | '、'
+            | '…'
+            | '“'
+            | '”'
+            | '‘'
+            | '’'
+            | '【'
+            | '】'
+            | '《'
+            | '》'
+            | '「'
+            | '」'
+            | '『'
+            | '』'
+            | '〈'
+            | '〉'
+    )
 }
 
 /// Characters that separate words: whitespace, punctuation and symbols (emoji included).
@@ -712,8 +806,15 @@ struct Unit {
 }
 
 impl UnitKind {
+    fn is_han(self) -> bool {
+        matches!(self, UnitKind::HanSingle | UnitKind::HanWord)
+    }
+
     fn is_single(self) -> bool {
-        matches!(self, UnitKind::HanSingle | UnitKind::AsciiLetter | UnitKind::AsciiDigit)
+        matches!(
+            self,
+            UnitKind::HanSingle | UnitKind::AsciiLetter | UnitKind::AsciiDigit
+        )
     }
 }
 
@@ -724,15 +825,36 @@ fn word_units(text: &str) -> Vec<Unit> {
     let mut current: Option<(Unit, usize, bool)> = None; // (unit, chars, all Han)
     let mut i = 0;
     while let Some(c) = text[i..].chars().next() {
-        let placeholder_len = if c == '<' { is_placeholder_at(text, i) } else { None };
+        let placeholder_len = if c == '<' {
+            is_placeholder_at(text, i)
+        } else {
+            None
+        };
         let len = placeholder_len.unwrap_or(c.len_utf8());
-        if placeholder_len.is_none() && is_separator(c) {
+        let apostrophe_in_word = matches!(c, '\'' | '’')
+            && text[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|p| p.is_ascii_alphabetic())
+            && text[i + len..]
+                .chars()
+                .next()
+                .is_some_and(|n| n.is_ascii_alphabetic());
+        if placeholder_len.is_none() && is_separator(c) && !apostrophe_in_word {
             if let Some(done) = current.take() {
                 units.push(finish_unit(done, text));
             }
         } else {
             let han = placeholder_len.is_none() && is_han(c);
-            let (_, chars, all_han) = current.get_or_insert((Unit { start: i, end: i, kind: UnitKind::Other }, 0, true));
+            let (_, chars, all_han) = current.get_or_insert((
+                Unit {
+                    start: i,
+                    end: i,
+                    kind: UnitKind::Other,
+                },
+                0,
+                true,
+            ));
             *chars += if placeholder_len.is_some() { 2 } else { 1 };
             *all_han &= han;
             if let Some((unit, _, _)) = current.as_mut() {
@@ -759,15 +881,32 @@ fn finish_unit((mut unit, chars, all_han): (Unit, usize, bool), text: &str) -> U
     unit
 }
 
-fn linkable(a: &Unit, sep: &str, b: &Unit) -> bool {
-    let junk = !sep.is_empty() && !sep.chars().any(is_clause_punct);
-    let a_ok = a.kind.is_single() || (a.kind == UnitKind::HanWord && b.kind == UnitKind::HanSingle);
-    let b_ok = b.kind.is_single() || (b.kind == UnitKind::HanWord && a.kind == UnitKind::HanSingle);
+/// Whether `a sep b` continues a chain that already holds `chain_len` units.
+fn linkable(a: &Unit, sep: &str, b: &Unit, chain_len: usize) -> bool {
+    // An ellipsis ("..", NFKC of "…") ends a thought; it is not stuffing.
+    let junk = !sep.is_empty() && !sep.chars().any(is_clause_punct) && !sep.contains("..");
+    // A Han word may absorb a neighbouring single Han character, but a full stop between a word
+    // and a single is a sentence end ("位子.乙") unless singles already form a chain ("加.微.信息").
+    let word_link_ok = !sep.contains('.') || chain_len >= 2;
+    let a_ok = a.kind.is_single()
+        || (a.kind == UnitKind::HanWord && b.kind == UnitKind::HanSingle && word_link_ok);
+    let b_ok = b.kind.is_single()
+        || (b.kind == UnitKind::HanWord && a.kind == UnitKind::HanSingle && word_link_ok);
     junk && a_ok && b_ok
 }
 
+/// A separator with whitespace runs folded to one space, so the decision does not change when
+/// whitespace folding has run (idempotence).
+fn separator_key(sep: &str) -> String {
+    let mut key = String::with_capacity(sep.len());
+    for (is_space, run) in split_runs(sep, char::is_whitespace) {
+        key.push_str(if is_space { " " } else { run });
+    }
+    key
+}
+
 fn chain_collapses(text: &str, chain: &[Unit]) -> bool {
-    let has_han = chain.iter().any(|u| matches!(u.kind, UnitKind::HanSingle | UnitKind::HanWord));
+    let has_han = chain.iter().any(|u| u.kind.is_han());
     if has_han {
         return chain.len() >= 2;
     }
@@ -787,15 +926,29 @@ fn collapse_separators(text: String, tally: &mut Tally) -> String {
     }
     let mut remove: Vec<(usize, usize)> = Vec::new();
     let mut chain_start = 0;
+    let mut chain_sep: Option<String> = None;
     for i in 1..=units.len() {
-        let continues = i < units.len()
-            && linkable(&units[i - 1], &text[units[i - 1].end..units[i].start], &units[i]);
+        let mut continues = false;
+        if i < units.len() {
+            let (a, b) = (&units[i - 1], &units[i]);
+            let sep = &text[a.end..b.start];
+            // Latin obfuscation repeats one separator ("w.e.i", "v - x"); a change of separator
+            // ends the chain ("n.a.v- 1", "a/c u"). Han chains may mix junk ("加 * 微.信").
+            let han = a.kind.is_han() || b.kind.is_han();
+            let key = separator_key(sep);
+            continues = linkable(a, sep, b, i - chain_start)
+                && (han || chain_sep.as_ref().is_none_or(|chain| *chain == key));
+            if continues && chain_sep.is_none() {
+                chain_sep = Some(key);
+            }
+        }
         if !continues {
             let chain = &units[chain_start..i];
             if chain.len() >= 2 && chain_collapses(&text, chain) {
                 remove.extend(chain.windows(2).map(|w| (w[0].end, w[1].start)));
             }
             chain_start = i;
+            chain_sep = None;
         }
     }
     if remove.is_empty() {
@@ -835,7 +988,10 @@ fn mask_numbers(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> St
         let span = found.as_str();
         out.push_str(&text[last..found.start()]);
         last = found.end();
-        let digits: String = span.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
+        let digits: String = span
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect();
         let digit_count = digits.bytes().filter(u8::is_ascii_digit).count();
         let is_phone = digit_count >= 7 && !span.contains(['.', ',']);
         let (kind, transform, token) = if is_phone {
@@ -845,7 +1001,10 @@ fn mask_numbers(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> St
         };
         out.push_str(token);
         tally.add(transform, 1);
-        masked.push(Masked { kind, value: digits });
+        masked.push(Masked {
+            kind,
+            value: digits,
+        });
     }
     out.push_str(&text[last..]);
     out
@@ -891,7 +1050,7 @@ fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
             i += 1;
         }
         let token = &bytes[start..i];
-        if is_leet_token(token) {
+        if is_leet_token(token) && !is_at_address(token) {
             folded += push_leet(token, &mut out);
         } else {
             out.extend_from_slice(token);
@@ -908,17 +1067,34 @@ fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
 fn is_leet_token(token: &[u8]) -> bool {
     let letters = token.iter().filter(|b| b.is_ascii_lowercase()).count();
     let leet = token.iter().filter(|b| !b.is_ascii_lowercase()).count();
-    let first_ok = token.first().is_some_and(|&b| b.is_ascii_lowercase() || b == b'$');
-    let all_leet = token.iter().all(|&b| b.is_ascii_lowercase() || leet_letter(b).is_some());
+    let first_ok = token
+        .first()
+        .is_some_and(|&b| b.is_ascii_lowercase() || b == b'$');
+    let all_leet = token
+        .iter()
+        .all(|&b| b.is_ascii_lowercase() || leet_letter(b).is_some());
     if letters < 2 || leet == 0 || !first_ok || !all_leet {
         return false;
     }
     // Letters followed only by digits look like a model number (mp3, win10) unless the digits
     // repeat one letter (fr33).
-    let trailing_start = token.iter().rposition(u8::is_ascii_lowercase).map_or(0, |p| p + 1);
-    let inner_leet = token[..trailing_start].iter().any(|b| !b.is_ascii_lowercase());
+    let trailing_start = token
+        .iter()
+        .rposition(u8::is_ascii_lowercase)
+        .map_or(0, |p| p + 1);
+    let inner_leet = token[..trailing_start]
+        .iter()
+        .any(|b| !b.is_ascii_lowercase());
     let trailing = &token[trailing_start..];
     inner_leet || (trailing.len() >= 2 && trailing.iter().all(|&b| b == trailing[0]))
+}
+
+/// `sharp@the`: an `@` with 3+ letters on both sides is the word "at", not an obfuscated `a`.
+fn is_at_address(token: &[u8]) -> bool {
+    token.iter().position(|&b| b == b'@').is_some_and(|at| {
+        let letters = |part: &[u8]| part.iter().filter(|b| b.is_ascii_lowercase()).count();
+        letters(&token[..at]) >= 3 && letters(&token[at + 1..]) >= 3
+    })
 }
 
 fn push_leet(token: &[u8], out: &mut Vec<u8>) -> u32 {
@@ -929,7 +1105,10 @@ fn push_leet(token: &[u8], out: &mut Vec<u8>) -> u32 {
             continue;
         };
         if b == b'1' {
-            let near_l = |j: Option<usize>| j.and_then(|j| token.get(j)).is_some_and(|&n| n == b'l' || n == b'1');
+            let near_l = |j: Option<usize>| {
+                j.and_then(|j| token.get(j))
+                    .is_some_and(|&n| n == b'l' || n == b'1')
+            };
             if near_l(i.checked_sub(1)) || near_l(Some(i + 1)) {
                 letter = b'l';
             }

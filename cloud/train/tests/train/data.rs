@@ -7,8 +7,16 @@ use smsguard_train::data::{self, DataError, Split, EDGE_LABELS};
 fn corpus_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (name, train, dev) in [
-        ("a", "ham\tSee you at lunch\nspam\tWIN a PRIZE now\n", "ham\tok\n"),
-        ("b", "ham\tSee you at lunch\nfraud:phishing_bank\tVerify your bank\n", "spam\tfree\n"),
+        (
+            "a",
+            "ham\tSee you at lunch\nspam\tWIN a PRIZE now\n",
+            "ham\tok\n",
+        ),
+        (
+            "b",
+            "ham\tSee you at lunch\nfraud:phishing_bank\tVerify your bank\n",
+            "spam\tfree\n",
+        ),
     ] {
         fs::create_dir(dir.path().join(name)).unwrap();
         fs::write(dir.path().join(name).join("train.tsv"), train).unwrap();
@@ -58,15 +66,25 @@ fn class_weights_favour_rare_classes_and_average_one() {
     let loaded = data::load(&files, false).unwrap();
     let w = data::class_weights(&loaded);
     let counts = loaded.label_counts();
-    assert!(w[0] < w[2], "ham (2 examples) must weigh less than fraud (1)");
+    assert!(
+        w[0] < w[2],
+        "ham (2 examples) must weigh less than fraud (1)"
+    );
     assert_eq!(w[1], 0.0, "absent class gets no weight");
-    let mean: f32 = counts.iter().zip(&w).map(|(&n, &x)| n as f32 * x).sum::<f32>()
+    let mean: f32 = counts
+        .iter()
+        .zip(&w)
+        .map(|(&n, &x)| n as f32 * x)
+        .sum::<f32>()
         / counts.iter().sum::<usize>() as f32;
     assert!((mean - 1.0).abs() < 1e-5);
 }
 
 #[test]
 fn edge_labels_follow_the_taxonomy_order() {
-    let names: Vec<&str> = smsguard_core::Label::ALL.iter().map(|l| l.as_str()).collect();
+    let names: Vec<&str> = smsguard_core::Label::ALL
+        .iter()
+        .map(|l| l.as_str())
+        .collect();
     assert_eq!(names, EDGE_LABELS);
 }

@@ -15,7 +15,9 @@ fn vocab_round_trips_through_tokenizers_json() {
     assert_eq!(tokenizer.to_string(false).unwrap(), json);
     assert_eq!(tokenizer.get_vocab_size(false), encoder.vocab_size());
     for c in ['a', 'e', ' ', '!'] {
-        let id = tokenizer.token_to_id(&c.to_string()).expect("frequent char is known");
+        let id = tokenizer
+            .token_to_id(&c.to_string())
+            .expect("frequent char is known");
         assert_eq!(i64::from(id), encoder.char_id(c));
     }
     assert_eq!(tokenizer.token_to_id("[PAD]"), Some(0));
@@ -32,7 +34,10 @@ fn encoder_uses_the_reserved_ids_and_hash_buckets() {
     let known = (FIRST_CHAR_ID as i64)..(FIRST_CHAR_ID + encoder.known_chars()) as i64;
     assert!(known.contains(&ids[1]) && known.contains(&ids[2]));
     let buckets = known.end..encoder.vocab_size() as i64;
-    assert!(buckets.contains(&ids[4]), "unseen char must hash into a bucket");
+    assert!(
+        buckets.contains(&ids[4]),
+        "unseen char must hash into a bucket"
+    );
     assert!(ids[5..].iter().all(|&id| id == 0));
 }
 

@@ -56,8 +56,11 @@ pub fn vocab_config() -> VocabConfig {
 /// Vocabulary JSON, encoder, architecture and encoded set of the fixture.
 pub fn prepared() -> (String, FeatureEncoder, ArchConfig, EncodedSet) {
     let data = dataset();
-    let json = vocab::train_vocab(data.examples.iter().map(|e| e.text.as_str()), &vocab_config())
-        .expect("fixture vocabulary");
+    let json = vocab::train_vocab(
+        data.examples.iter().map(|e| e.text.as_str()),
+        &vocab_config(),
+    )
+    .expect("fixture vocabulary");
     let encoder = FeatureEncoder::from_json(&json, SEQ_LEN).expect("fixture encoder");
     let arch = ArchConfig {
         vocab_size: encoder.vocab_size(),

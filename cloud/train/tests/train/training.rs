@@ -26,7 +26,8 @@ fn a_few_steps_lower_the_loss() {
     let (_, _, arch, set) = fixture::prepared();
     let weights = vec![1.0; arch.num_labels()];
     let cfg = quick_config(11, 30);
-    let before = trainer::mean_loss(&CharCnn::new(&arch, cfg.seed).unwrap(), &set, &weights).unwrap();
+    let before =
+        trainer::mean_loss(&CharCnn::new(&arch, cfg.seed).unwrap(), &set, &weights).unwrap();
     let outcome = trainer::train(&arch, &set, &set, &weights, &cfg).unwrap();
     let after_model = CharCnn::from_weights(&arch, &outcome.weights).unwrap();
     let after = trainer::mean_loss(&after_model, &set, &weights).unwrap();

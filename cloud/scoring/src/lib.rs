@@ -1,0 +1,161 @@
+//! The cloud's scorers: each looks at one normalised message from one angle and answers a
+//! [`ModelScore`] (0..1 spamminess, optional label, a reason, optional forced action).
+//!
+//! * [`similarity`]: near-duplicate memory of known spam (MinHash LSH, persisted in sled), fed
+//!   by user reports; "not spam" reports whitelist a fingerprint and its near-duplicates.
+//! * [`variant`]: how hard the message tries to hide (obfuscation evidence from normalisation).
+//! * [`rules`]: weighted regex / keyword / URL-host / sender rules from a hot-reloaded TOML file.
+//! * [`sender`]: per-sender sliding-window reputation with bounded memory.
+//!
+//! Every scorer implements [`Scorer`], so a fusion stage (and later the multiclass model) can hold
+//! them as `Vec<Box<dyn Scorer>>` and combine their [`ModelScore`]s. A scorer that has no evidence
+//! answers `score = 0.0` with `label = None`; fusion should treat that as an abstention rather than
+//! as evidence of ham (`label = Some(Label::Ham)` is explicit ham evidence, e.g. a whitelist hit).
+//!
+//! Privacy: no scorer stores message text or sender numbers (fingerprints and salted hashes only),
+//! and no [`ModelScore::reason`] or error quotes either.
+
+pub mod error;
+pub mod rules;
+pub mod sender;
+pub mod similarity;
+pub mod variant;
+
+use smsguard_core::{Fingerprint, Label, MinHasher, Normalized};
+
+pub use error::ScoringError;
+pub use rules::{RuleSet, RulesError, RulesHandle, RulesScorer};
+pub use sender::{SenderConfig, SenderReputation};
+pub use similarity::{SimilarityConfig, SimilarityMatch, SimilarityStore};
+pub use variant::{VariantConfig, VariantScorer};
+
+/// Everything a scorer may look at for one message. The raw body is only reachable through
+/// `normalized.original`; scorers must not copy it into reasons, errors or storage.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageContext<'a> {
+    pub sender: &'a str,
+    pub normalized: &'a Normalized,
+    pub fingerprint: &'a Fingerprint,
+    pub received_at_ms: i64,
+    pub device_id: &'a str,
+}
+
+/// An owned, prepared message (normalised and fingerprinted once), convenient for callers that
+/// run several scorers over the same message.
+#[derive(Debug, Clone)]
+pub struct PreparedMessage {
+    pub sender: String,
+    pub normalized: Normalized,
+    pub fingerprint: Fingerprint,
+    pub received_at_ms: i64,
+    pub device_id: String,
+}
+
+impl PreparedMessage {
+    /// Normalises and fingerprints `body` with the default [`MinHasher`].
+    pub fn new(sender: &str, body: &str, received_at_ms: i64, device_id: &str) -> Self {
+        let normalized = smsguard_core::normalize(body);
+        let fingerprint = MinHasher::new().fingerprint(&normalized.text);
+        PreparedMessage {
+            sender: sender.to_owned(),
+            normalized,
+            fingerprint,
+            received_at_ms,
+            device_id: device_id.to_owned(),
+        }
+    }
+
+    pub fn context(&self) -> MessageContext<'_> {
+        MessageContext {
+            sender: &self.sender,
+            normalized: &self.normalized,
+            fingerprint: &self.fingerprint,
+            received_at_ms: self.received_at_ms,
+            device_id: &self.device_id,
+        }
+    }
+}
+
+/// An action a scorer demands regardless of the fused score (e.g. a sender allow rule).
+/// When several scorers force actions, the most restrictive wins: `Block > Quarantine > Allow`
+/// (see [`ForcedAction::most_restrictive`]), so an allow rule never overrides a block.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ForcedAction {
+    Allow,
+    Quarantine,
+    Block,
+}
+
+impl ForcedAction {
+    /// The more restrictive of two optional actions (`Block > Quarantine > Allow > None`).
+    pub fn most_restrictive(
+        a: Option<ForcedAction>,
+        b: Option<ForcedAction>,
+    ) -> Option<ForcedAction> {
+        a.max(b)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForcedAction::Allow => "allow",
+            ForcedAction::Quarantine => "quarantine",
+            ForcedAction::Block => "block",
+        }
+    }
+}
+
+/// One scorer's answer for one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelScore {
+    /// The scorer's [`Scorer::name`].
+    pub model: &'static str,
+    /// Spamminess in 0..=1.
+    pub score: f32,
+    /// The class the scorer believes in, if it has an opinion.
+    pub label: Option<Label>,
+    /// Human-readable explanation; never quotes message text or the sender.
+    pub reason: String,
+    pub forced_action: Option<ForcedAction>,
+}
+
+impl ModelScore {
+    /// A score with no label and no forced action; `score` is clamped to 0..=1 (NaN -> 0).
+    pub fn new(model: &'static str, score: f32, reason: impl Into<String>) -> Self {
+        ModelScore {
+            model,
+            score: clamp_unit(score),
+            label: None,
+            reason: reason.into(),
+            forced_action: None,
+        }
+    }
+
+    pub fn with_label(mut self, label: Option<Label>) -> Self {
+        self.label = label;
+        self
+    }
+
+    pub fn with_forced_action(mut self, action: Option<ForcedAction>) -> Self {
+        self.forced_action = action;
+        self
+    }
+}
+
+/// One way of scoring a message. Implementations are shared across request threads.
+pub trait Scorer: Send + Sync {
+    /// Stable short name, used as [`ModelScore::model`] and in metrics.
+    fn name(&self) -> &'static str;
+    fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError>;
+}
+
+/// Clamps to 0..=1, mapping NaN to 0.
+pub(crate) fn clamp_unit(x: f32) -> f32 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(0.0, 1.0)
+    }
+}

@@ -1,0 +1,492 @@
+//! Near-duplicate memory of known spam, keyed by one-way fingerprints.
+//!
+//! # What is stored
+//! One [`Entry`] per fingerprint id: the 64 MinHash slots, a label and the counts of "spam" and
+//! "not spam" reports. Only fingerprints are stored (they cannot be turned back into text). The
+//! sled tree `entries` maps the big-endian fingerprint id to a fixed 266-byte record (see
+//! [`encode_entry`]); [`SimilarityStore::open`] rebuilds the in-memory index from it.
+//!
+//! # LSH choice: 16 bands × 4 rows
+//! The 64 slots are cut into `b = 16` bands of `r = 4` rows. Two messages become candidates when
+//! any band is equal, which happens with probability `1 - (1 - J^4)^16` for Jaccard similarity
+//! `J`: 0.13 at J = 0.3, 0.64 at J = 0.5, 0.89 at J = 0.6, 0.99 at J = 0.7. The S-curve's middle,
+//! `(1/16)^(1/4) = 0.5`, sits at the default match threshold [`SimilarityConfig::min_jaccard`], so
+//! near-duplicates (J >= 0.7, typically one changed word or number) are almost never missed, while
+//! unrelated messages (J < 0.3) rarely cost a verification. Candidates are verified with the
+//! 64-slot Jaccard estimate (standard error about 0.06).
+//!
+//! # Whitelist beats blacklist
+//! A fingerprint with at least [`SimilarityConfig::whitelist_min_reports`] "not spam" reports is
+//! whitelisted: when any match of a message above the threshold is whitelisted, the message
+//! scores 0 with label `Ham`, whatever spam matches it also has.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use smsguard_core::fingerprint::{splitmix64, NUM_HASHES};
+use smsguard_core::{Fingerprint, Label, MinHasher};
+
+use crate::{MessageContext, ModelScore, Scorer, ScoringError};
+
+/// Number of LSH bands.
+pub const BANDS: usize = 16;
+/// MinHash slots per band (`BANDS * ROWS == 64`).
+pub const ROWS: usize = NUM_HASHES / BANDS;
+
+const ENTRIES_TREE: &str = "entries";
+const META_TREE: &str = "meta";
+const FORMAT_KEY: &[u8] = b"format";
+/// Version of the on-disk record layout; a store written with another version is refused.
+const FORMAT_VERSION: u8 = 1;
+const RECORD_LEN: usize = 2 + 4 + 4 + NUM_HASHES * 4;
+/// Marks the end of a bucket chain in [`LshIndex::next`].
+const NO_ENTRY: u32 = u32::MAX;
+
+/// Errors of the similarity store. None quotes message text.
+#[derive(Debug, thiserror::Error)]
+pub enum SimilarityError {
+    #[error("cannot open similarity store at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("similarity store at {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("similarity store I/O failed: {0}")]
+    Store(#[from] sled::Error),
+    #[error("the similarity index is unavailable (a writer panicked)")]
+    Poisoned,
+    #[error("add_spam needs a spam label, got {0}")]
+    NotSpamLabel(Label),
+}
+
+/// Tuning of the similarity scorer.
+#[derive(Debug, Clone)]
+pub struct SimilarityConfig {
+    /// Jaccard estimate from which a candidate counts as a match.
+    pub min_jaccard: f32,
+    /// "Not spam" reports that whitelist a fingerprint.
+    pub whitelist_min_reports: u32,
+    /// Normalised texts shorter than this (in chars) are not seeded: short texts ("ok thanks")
+    /// would match too much ham.
+    pub min_seed_chars: usize,
+    /// sled page-cache size in bytes.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for SimilarityConfig {
+    fn default() -> Self {
+        SimilarityConfig {
+            min_jaccard: 0.5,
+            whitelist_min_reports: 1,
+            min_seed_chars: 12,
+            cache_capacity_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// One remembered fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u64,
+    pub minhash: [u32; NUM_HASHES],
+    pub label: Label,
+    pub spam_reports: u32,
+    pub not_spam_reports: u32,
+}
+
+impl Entry {
+    fn jaccard(&self, fp: &Fingerprint) -> f32 {
+        let equal = self
+            .minhash
+            .iter()
+            .zip(&fp.minhash)
+            .filter(|(a, b)| a == b)
+            .count();
+        equal as f32 / NUM_HASHES as f32
+    }
+}
+
+/// The best match of a lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimilarityMatch {
+    pub fingerprint_id: u64,
+    pub jaccard: f32,
+    pub label: Label,
+    pub spam_reports: u32,
+    pub not_spam_reports: u32,
+    /// True when the match (or, for a spam best match, another match) is whitelisted.
+    pub whitelisted: bool,
+}
+
+/// Banded LSH over the entries: one hash map from (band, band hash) to the newest entry of that
+/// bucket, and per entry and band a link to the previous entry of the same bucket. This keeps the
+/// index at about 16 map slots + 64 bytes of links per entry, without one allocation per bucket.
+#[derive(Debug, Default)]
+struct LshIndex {
+    entries: Vec<Entry>,
+    by_id: HashMap<u64, u32>,
+    heads: HashMap<u64, u32>,
+    next: Vec<[u32; BANDS]>,
+}
+
+fn band_key(band: usize, minhash: &[u32; NUM_HASHES]) -> u64 {
+    minhash[band * ROWS..(band + 1) * ROWS]
+        .iter()
+        .fold(splitmix64(band as u64), |h, v| {
+            splitmix64(h ^ u64::from(*v))
+        })
+}
+
+impl LshIndex {
+    /// Inserts a new entry or replaces the fields of an existing one (same id, same slots).
+    fn upsert(&mut self, entry: Entry) {
+        if let Some(&slot) = self.by_id.get(&entry.id) {
+            self.entries[slot as usize] = entry;
+            return;
+        }
+        let slot = self.entries.len() as u32;
+        let mut links = [NO_ENTRY; BANDS];
+        for (band, link) in links.iter_mut().enumerate() {
+            let key = band_key(band, &entry.minhash);
+            *link = self.heads.insert(key, slot).unwrap_or(NO_ENTRY);
+        }
+        self.by_id.insert(entry.id, slot);
+        self.entries.push(entry);
+        self.next.push(links);
+    }
+
+    fn get(&self, id: u64) -> Option<&Entry> {
+        self.by_id
+            .get(&id)
+            .map(|&slot| &self.entries[slot as usize])
+    }
+
+    /// Slots of every entry sharing at least one band with `fp`, without duplicates.
+    fn candidates(&self, fp: &Fingerprint) -> Vec<u32> {
+        let mut found = Vec::new();
+        for band in 0..BANDS {
+            let head = self.heads.get(&band_key(band, &fp.minhash));
+            let mut slot = head.copied().unwrap_or(NO_ENTRY);
+            while slot != NO_ENTRY {
+                found.push(slot);
+                slot = self.next[slot as usize][band];
+            }
+        }
+        // Sorting beats a linear `contains` once popular buckets return hundreds of slots.
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    fn best_match(
+        &self,
+        fp: &Fingerprint,
+        min_jaccard: f32,
+        whitelist_min: u32,
+    ) -> Option<SimilarityMatch> {
+        let mut best: Option<(&Entry, f32)> = None;
+        let mut best_white: Option<(&Entry, f32)> = None;
+        for slot in self.candidates(fp) {
+            let entry = &self.entries[slot as usize];
+            let jaccard = entry.jaccard(fp);
+            if jaccard < min_jaccard {
+                continue;
+            }
+            let target = if entry.not_spam_reports >= whitelist_min {
+                &mut best_white
+            } else {
+                &mut best
+            };
+            if target.is_none_or(|(_, j)| jaccard > j) {
+                *target = Some((entry, jaccard));
+            }
+        }
+        let whitelisted = best_white.is_some();
+        best_white.or(best).map(|(entry, jaccard)| SimilarityMatch {
+            fingerprint_id: entry.id,
+            jaccard,
+            label: entry.label,
+            spam_reports: entry.spam_reports,
+            not_spam_reports: entry.not_spam_reports,
+            whitelisted,
+        })
+    }
+}
+
+/// Persistent near-duplicate memory; also the `similarity` [`Scorer`].
+#[derive(Debug)]
+pub struct SimilarityStore {
+    path: PathBuf,
+    config: SimilarityConfig,
+    entries: sled::Tree,
+    db: sled::Db,
+    index: RwLock<LshIndex>,
+    hasher: MinHasher,
+}
+
+impl SimilarityStore {
+    /// Opens (or creates) the store in directory `dir` with the default config.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, SimilarityError> {
+        Self::open_with(dir, SimilarityConfig::default())
+    }
+
+    /// Opens (or creates) the store and rebuilds the in-memory index from every stored record.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        config: SimilarityConfig,
+    ) -> Result<Self, SimilarityError> {
+        let path = dir.as_ref().to_path_buf();
+        let open_error = |source| SimilarityError::Open {
+            path: path.clone(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .open()
+            .map_err(open_error)?;
+        check_format(&db, &path)?;
+        let entries = db.open_tree(ENTRIES_TREE).map_err(open_error)?;
+        let mut index = LshIndex::default();
+        for item in entries.iter() {
+            let (key, value) = item.map_err(open_error)?;
+            index.upsert(decode_entry(&key, &value).map_err(|reason| {
+                SimilarityError::Corrupt {
+                    path: path.clone(),
+                    reason,
+                }
+            })?);
+        }
+        Ok(SimilarityStore {
+            path,
+            config,
+            entries,
+            db,
+            index: RwLock::new(index),
+            hasher: MinHasher::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of remembered fingerprints.
+    pub fn len(&self) -> usize {
+        self.index
+            .read()
+            .map(|index| index.entries.len())
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The stored entry of fingerprint id `id`, if any.
+    pub fn entry(&self, id: u64) -> Result<Option<Entry>, SimilarityError> {
+        let index = self.index.read().map_err(|_| SimilarityError::Poisoned)?;
+        Ok(index.get(id).cloned())
+    }
+
+    /// Remembers `fp` as spam of class `label` (one more spam count). Not flushed: call
+    /// [`Self::flush`] after a batch; sled also flushes in the background.
+    pub fn add_spam(&self, fp: &Fingerprint, label: Label) -> Result<Entry, SimilarityError> {
+        if !label.is_spam() {
+            return Err(SimilarityError::NotSpamLabel(label));
+        }
+        self.update(fp, |entry| {
+            entry.label = label;
+            entry.spam_reports = entry.spam_reports.saturating_add(1);
+        })
+    }
+
+    /// Records a user report: `spam = true` counts a spam report (the entry keeps its class, a new
+    /// one is `Spam`), `spam = false` a "not spam" report, which whitelists the fingerprint and its
+    /// near-duplicates once [`SimilarityConfig::whitelist_min_reports`] is reached. Flushed to disk
+    /// before returning.
+    pub fn report(&self, fp: &Fingerprint, spam: bool) -> Result<Entry, SimilarityError> {
+        let entry = self.update(fp, |entry| {
+            if spam {
+                entry.spam_reports = entry.spam_reports.saturating_add(1);
+            } else {
+                entry.not_spam_reports = entry.not_spam_reports.saturating_add(1);
+            }
+        })?;
+        self.flush()?;
+        Ok(entry)
+    }
+
+    /// Fingerprints and remembers every training spam text (as [`Label::Spam`]); texts whose
+    /// normalised form is shorter than [`SimilarityConfig::min_seed_chars`] are skipped. Returns
+    /// the number of texts added. Flushes at the end.
+    pub fn seed_from_corpus_spam<I, S>(&self, texts: I) -> Result<usize, SimilarityError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut added = 0;
+        for text in texts {
+            let normalized = smsguard_core::normalize(text.as_ref());
+            if normalized.text.chars().count() < self.config.min_seed_chars {
+                continue;
+            }
+            self.add_spam(&self.hasher.fingerprint(&normalized.text), Label::Spam)?;
+            added += 1;
+        }
+        self.flush()?;
+        Ok(added)
+    }
+
+    /// Best match of `fp` above the threshold (a whitelisted match wins over any spam match).
+    pub fn lookup(&self, fp: &Fingerprint) -> Result<Option<SimilarityMatch>, SimilarityError> {
+        let index = self.index.read().map_err(|_| SimilarityError::Poisoned)?;
+        Ok(index.best_match(
+            fp,
+            self.config.min_jaccard,
+            self.config.whitelist_min_reports,
+        ))
+    }
+
+    /// Writes every pending change to disk.
+    pub fn flush(&self) -> Result<(), SimilarityError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies `change` to the entry of `fp` (created empty if absent), in memory and in sled.
+    fn update(
+        &self,
+        fp: &Fingerprint,
+        change: impl FnOnce(&mut Entry),
+    ) -> Result<Entry, SimilarityError> {
+        let mut index = self.index.write().map_err(|_| SimilarityError::Poisoned)?;
+        let id = fp.id();
+        let mut entry = index.get(id).cloned().unwrap_or(Entry {
+            id,
+            minhash: fp.minhash,
+            label: Label::Spam,
+            spam_reports: 0,
+            not_spam_reports: 0,
+        });
+        change(&mut entry);
+        self.entries
+            .insert(id.to_be_bytes(), encode_entry(&entry).to_vec())?;
+        index.upsert(entry.clone());
+        Ok(entry)
+    }
+
+    fn score_match(&self, found: Option<SimilarityMatch>) -> ModelScore {
+        let Some(found) = found else {
+            return ModelScore::new(NAME, 0.0, "no near-duplicate of a known fingerprint");
+        };
+        if found.whitelisted {
+            let reason = format!(
+                "near-duplicate (jaccard {:.2}) of fingerprint {:016x}, whitelisted by {} not-spam report(s)",
+                found.jaccard, found.fingerprint_id, found.not_spam_reports
+            );
+            return ModelScore::new(NAME, 0.0, reason).with_label(Some(Label::Ham));
+        }
+        // More spam reports make the memory more certain; similarity above the threshold scales
+        // the score from half to full strength.
+        let certainty = 1.0 - 0.3 / found.spam_reports.max(1) as f32;
+        let closeness =
+            (found.jaccard - self.config.min_jaccard) / (1.0 - self.config.min_jaccard).max(1e-6);
+        let score = certainty * (0.5 + 0.5 * closeness);
+        let reason = format!(
+            "near-duplicate (jaccard {:.2}) of known {} fingerprint {:016x} ({} spam / {} not-spam reports)",
+            found.jaccard, found.label, found.fingerprint_id, found.spam_reports, found.not_spam_reports
+        );
+        ModelScore::new(NAME, score, reason).with_label(Some(found.label))
+    }
+}
+
+const NAME: &str = "similarity";
+
+impl Scorer for SimilarityStore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        Ok(self.score_match(self.lookup(msg.fingerprint)?))
+    }
+}
+
+/// Writes the format version into a new store, refuses a store of another version.
+fn check_format(db: &sled::Db, path: &Path) -> Result<(), SimilarityError> {
+    let open_error = |source| SimilarityError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = db.open_tree(META_TREE).map_err(open_error)?;
+    match meta.get(FORMAT_KEY).map_err(open_error)? {
+        None => {
+            meta.insert(FORMAT_KEY, &[FORMAT_VERSION])
+                .map_err(open_error)?;
+            Ok(())
+        }
+        Some(v) if v.as_ref() == [FORMAT_VERSION] => Ok(()),
+        Some(v) => Err(SimilarityError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "unknown format marker ({} bytes, expected version {FORMAT_VERSION})",
+                v.len()
+            ),
+        }),
+    }
+}
+
+fn label_code(label: Label) -> u8 {
+    Label::ALL.iter().position(|l| *l == label).unwrap_or(0) as u8
+}
+
+/// Record layout: format version (1 byte), label index in [`Label::ALL`] (1), spam reports
+/// (u32 LE), not-spam reports (u32 LE), 64 MinHash slots (u32 LE each).
+pub fn encode_entry(entry: &Entry) -> [u8; RECORD_LEN] {
+    let mut out = [0u8; RECORD_LEN];
+    out[0] = FORMAT_VERSION;
+    out[1] = label_code(entry.label);
+    out[2..6].copy_from_slice(&entry.spam_reports.to_le_bytes());
+    out[6..10].copy_from_slice(&entry.not_spam_reports.to_le_bytes());
+    for (chunk, slot) in out[10..].chunks_exact_mut(4).zip(&entry.minhash) {
+        chunk.copy_from_slice(&slot.to_le_bytes());
+    }
+    out
+}
+
+fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, String> {
+    let id = u64::from_be_bytes(
+        key.try_into()
+            .map_err(|_| format!("key of {} bytes, expected 8", key.len()))?,
+    );
+    let bad = |what: &str| format!("record of fingerprint {id:016x}: {what}");
+    if value.len() != RECORD_LEN {
+        return Err(bad(&format!(
+            "{} bytes, expected {RECORD_LEN}",
+            value.len()
+        )));
+    }
+    if value[0] != FORMAT_VERSION {
+        return Err(bad(&format!("record version {}", value[0])));
+    }
+    let label = *Label::ALL
+        .get(value[1] as usize)
+        .ok_or_else(|| bad("unknown label code"))?;
+    let u32_at =
+        |at: usize| u32::from_le_bytes([value[at], value[at + 1], value[at + 2], value[at + 3]]);
+    let mut minhash = [0u32; NUM_HASHES];
+    for (i, slot) in minhash.iter_mut().enumerate() {
+        *slot = u32_at(10 + 4 * i);
+    }
+    Ok(Entry {
+        id,
+        minhash,
+        label,
+        spam_reports: u32_at(2),
+        not_spam_reports: u32_at(6),
+    })
+}

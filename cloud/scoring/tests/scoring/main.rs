@@ -1,0 +1,13 @@
+//! Integration tests of the four scorers (one test binary).
+
+mod rules;
+mod sender;
+mod similarity;
+mod variant;
+
+use smsguard_scoring::PreparedMessage;
+
+/// A prepared message from a fixed sender and device at time 0.
+pub fn msg(text: &str) -> PreparedMessage {
+    PreparedMessage::new("+8613800000000", text, 0, "device-a")
+}

@@ -1,0 +1,155 @@
+use smsguard_core::{Label, MinHasher};
+use smsguard_scoring::similarity::{SimilarityError, SimilarityStore};
+use smsguard_scoring::{Scorer, ScoringError};
+
+use crate::msg;
+
+const SPAM: &str = "Congratulations! Your number won a 5000 pound prize in our weekly draw, call now to claim it before Friday";
+const SPAM_VARIANT: &str = "Congratulations! Your number won a 7000 pound prize in our weekly draw, call now to claim it before Sunday";
+const HAM: &str =
+    "Hi Anna, the meeting with the design team moved to Thursday afternoon, see you in room four";
+
+fn fp(text: &str) -> smsguard_core::Fingerprint {
+    MinHasher::new().fingerprint(&smsguard_core::normalize(text).text)
+}
+
+#[test]
+fn near_duplicate_of_known_spam_scores_high_and_unrelated_text_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SimilarityStore::open(dir.path()).unwrap();
+    let stored = store.add_spam(&fp(SPAM), Label::Fraud).unwrap();
+    assert_eq!(stored.spam_reports, 1);
+
+    let variant = store.score(&msg(SPAM_VARIANT).context()).unwrap();
+    assert!(
+        variant.score > 0.4,
+        "near duplicate scored {}",
+        variant.score
+    );
+    assert_eq!(variant.label, Some(Label::Fraud));
+    let found = store.lookup(&fp(SPAM_VARIANT)).unwrap().unwrap();
+    assert_eq!(found.fingerprint_id, fp(SPAM).id());
+    assert!(
+        found.jaccard >= 0.5 && found.jaccard < 1.0,
+        "jaccard {}",
+        found.jaccard
+    );
+
+    let ham = store.score(&msg(HAM).context()).unwrap();
+    assert_eq!(ham.score, 0.0);
+    assert_eq!(ham.label, None);
+    assert!(!ham.reason.contains("Anna"));
+}
+
+#[test]
+fn more_spam_reports_raise_the_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SimilarityStore::open(dir.path()).unwrap();
+    store.add_spam(&fp(SPAM), Label::Spam).unwrap();
+    let once = store.score(&msg(SPAM).context()).unwrap().score;
+    store.report(&fp(SPAM), true).unwrap();
+    store.report(&fp(SPAM), true).unwrap();
+    let thrice = store.score(&msg(SPAM).context()).unwrap().score;
+    assert!(thrice > once, "{thrice} <= {once}");
+    assert_eq!(store.entry(fp(SPAM).id()).unwrap().unwrap().spam_reports, 3);
+}
+
+#[test]
+fn not_spam_report_whitelists_fingerprint_and_near_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SimilarityStore::open(dir.path()).unwrap();
+    store.add_spam(&fp(SPAM), Label::Spam).unwrap();
+    store.add_spam(&fp(SPAM), Label::Spam).unwrap();
+    assert!(store.score(&msg(SPAM_VARIANT).context()).unwrap().score > 0.4);
+
+    store.report(&fp(SPAM), false).unwrap();
+    for text in [SPAM, SPAM_VARIANT] {
+        let score = store.score(&msg(text).context()).unwrap();
+        assert!(
+            score.score < 0.05,
+            "whitelisted text scored {}",
+            score.score
+        );
+        assert_eq!(score.label, Some(Label::Ham));
+    }
+    // Another spam entry close to the whitelisted one loses against the whitelist.
+    store.add_spam(&fp(SPAM_VARIANT), Label::Fraud).unwrap();
+    assert!(store.score(&msg(SPAM_VARIANT).context()).unwrap().score < 0.05);
+}
+
+#[test]
+fn entries_and_reports_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SimilarityStore::open(dir.path()).unwrap();
+        store.add_spam(&fp(SPAM), Label::Fraud).unwrap();
+        store.report(&fp(HAM), false).unwrap();
+        store.report(&fp(SPAM), true).unwrap();
+    }
+    let store = SimilarityStore::open(dir.path()).unwrap();
+    assert_eq!(store.len(), 2);
+    let spam = store.entry(fp(SPAM).id()).unwrap().unwrap();
+    assert_eq!(
+        (spam.label, spam.spam_reports, spam.not_spam_reports),
+        (Label::Fraud, 2, 0)
+    );
+    assert_eq!(spam.minhash, fp(SPAM).minhash);
+    let found = store.lookup(&fp(SPAM_VARIANT)).unwrap().unwrap();
+    assert_eq!(found.fingerprint_id, fp(SPAM).id());
+    let ham = store.lookup(&fp(HAM)).unwrap().unwrap();
+    assert!(ham.whitelisted);
+}
+
+#[test]
+fn seeding_from_corpus_spam_skips_short_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SimilarityStore::open(dir.path()).unwrap();
+    let added = store.seed_from_corpus_spam([SPAM, "ok", "", HAM]).unwrap();
+    assert_eq!(added, 2);
+    assert_eq!(store.len(), 2);
+    assert!(store.lookup(&fp(SPAM_VARIANT)).unwrap().is_some());
+}
+
+#[test]
+fn add_spam_refuses_ham_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SimilarityStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        store.add_spam(&fp(SPAM), Label::Ham),
+        Err(SimilarityError::NotSpamLabel(_))
+    ));
+    assert!(store.is_empty());
+}
+
+#[test]
+fn unopenable_store_gives_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"plain file").unwrap();
+    let err = SimilarityStore::open(&file).unwrap_err();
+    assert!(matches!(err, SimilarityError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
+
+#[test]
+fn corrupt_record_gives_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SimilarityStore::open(dir.path()).unwrap();
+        store.add_spam(&fp(SPAM), Label::Spam).unwrap();
+        store.flush().unwrap();
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("entries")
+            .unwrap()
+            .insert(7u64.to_be_bytes(), &b"short"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = SimilarityStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, SimilarityError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("0000000000000007"), "{err}");
+    let as_scoring: ScoringError = err.into();
+    assert!(as_scoring.to_string().contains("corrupt"));
+}
