@@ -15,7 +15,10 @@
 //! Privacy: no scorer stores message text or sender numbers (fingerprints and salted hashes only),
 //! and no [`ModelScore::reason`] or error quotes either.
 
+pub mod cloud;
 pub mod error;
+pub mod fusion;
+pub mod multiclass;
 pub mod rules;
 pub mod sender;
 pub mod similarity;
@@ -23,7 +26,10 @@ pub mod variant;
 
 use smsguard_core::{Fingerprint, Label, MinHasher, Normalized};
 
+pub use cloud::{CloudError, CloudScorer, EmbeddedOptions};
 pub use error::ScoringError;
+pub use fusion::{Action, Contribution, EdgeInput, FusedVerdict, FusionModel};
+pub use multiclass::MulticlassModel;
 pub use rules::{RuleSet, RulesError, RulesHandle, RulesScorer};
 pub use sender::{SenderConfig, SenderReputation};
 pub use similarity::{SimilarityConfig, SimilarityMatch, SimilarityStore};
@@ -119,6 +125,9 @@ pub struct ModelScore {
     /// Human-readable explanation; never quotes message text or the sender.
     pub reason: String,
     pub forced_action: Option<ForcedAction>,
+    /// Per-class probabilities in [`Label::ALL`] order, from scorers that have them (the
+    /// multiclass model); fusion picks the spam class from them.
+    pub probabilities: Option<[f32; 5]>,
 }
 
 impl ModelScore {
@@ -130,7 +139,13 @@ impl ModelScore {
             label: None,
             reason: reason.into(),
             forced_action: None,
+            probabilities: None,
         }
+    }
+
+    pub fn with_probabilities(mut self, probabilities: Option<[f32; 5]>) -> Self {
+        self.probabilities = probabilities;
+        self
     }
 
     pub fn with_label(mut self, label: Option<Label>) -> Self {

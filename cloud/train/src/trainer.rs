@@ -183,7 +183,7 @@ pub fn train(
             if out_of_budget(tc, steps, started) {
                 break;
             }
-            let progress = steps as f64 / planned_steps as f64;
+            let progress = schedule_progress(tc, steps, planned_steps, started);
             optimizer.set_learning_rate(tc.learning_rate * (1.0 - 0.9 * progress.min(1.0)));
             let loss = batch_loss(&model, train_set, batch, &weights)?;
             optimizer.backward_step(&loss)?;
@@ -205,6 +205,9 @@ pub fn train(
             seconds: epoch_start.elapsed().as_secs_f64(),
             dev,
         };
+        if tc.progress {
+            report_epoch(&stats);
+        }
         if best.as_ref().is_none_or(|(score, _, _)| dev_score > *score) {
             best = Some((dev_score, epoch, model.named_weights()?));
         }
@@ -224,6 +227,39 @@ pub fn train(
         history,
         total_steps: steps,
     })
+}
+
+/// One line per epoch on stderr: loss, mean dev accuracy and the worst corpus.
+fn report_epoch(stats: &EpochStats) {
+    let worst = stats
+        .dev
+        .iter()
+        .min_by(|a, b| a.accuracy.total_cmp(&b.accuracy));
+    eprintln!(
+        "epoch {} ({} steps, {:.0} s): train loss {:.4}, mean dev accuracy {:.2}%{}",
+        stats.epoch,
+        stats.steps,
+        stats.seconds,
+        stats.train_loss,
+        100.0 * stats.dev_score,
+        worst.map_or(String::new(), |w| format!(
+            ", lowest {} {:.2}% (recall {:.2}%, ham FPR {:.2}%)",
+            w.corpus,
+            100.0 * w.accuracy,
+            100.0 * w.spam_recall,
+            100.0 * w.ham_fpr
+        ))
+    );
+}
+
+/// Fraction of the run done, for the learning-rate decay: by steps, or by the time budget when
+/// that will end the run first.
+fn schedule_progress(tc: &TrainConfig, steps: usize, planned: usize, started: Instant) -> f64 {
+    let by_steps = steps as f64 / planned as f64;
+    let by_time = tc
+        .max_minutes
+        .map_or(0.0, |m| started.elapsed().as_secs_f64() / (m * 60.0));
+    by_steps.max(by_time)
 }
 
 fn out_of_budget(tc: &TrainConfig, steps: usize, started: Instant) -> bool {

@@ -8,9 +8,10 @@
 //! * Shingle hash: the code points are packed as `c0 | c1 << 21 | c2 << 42` (missing chars are 0)
 //!   and mixed with the SplitMix64 finaliser ([`splitmix64`], constants `0x9E3779B97F4A7C15`,
 //!   `0xBF58476D1CE4E5B9`, `0x94D049BB133111EB`).
-//! * MinHash slot `i` (0..64): `min over shingles of ((a_i * h + b_i) mod 2^64) >> 32`, a
-//!   multiply-shift hash family, with `a_i = splitmix64(seed ^ 2i) | 1` and
-//!   `b_i = splitmix64(seed ^ (2i + 1))`; the default seed is [`BASE_SEED`] (ASCII "smsguard").
+//! * MinHash slot `i` (0..64): `min over shingles of p_i(h mod 2^32)` where
+//!   `p_i(k) = v ^ (v >> 15)`, `v = ((k ^ b_i) * a_i) mod 2^32`, a random bijection of `u32`, with
+//!   `a_i = (splitmix64(seed ^ 2i) >> 32) | 1` and `b_i = splitmix64(seed ^ (2i + 1)) >> 32`; the
+//!   default seed is [`BASE_SEED`] (ASCII "smsguard").
 //!   A text without shingles has every slot `u32::MAX`.
 //! * SimHash bit `j`: set when more than half of the shingle hashes have bit `j` set.
 //! * Id: FNV-1a 64 (offset `0xcbf29ce484222325`, prime `0x100000001b3`) over the little-endian
@@ -46,8 +47,8 @@ pub const fn splitmix64(x: u64) -> u64 {
 /// Computes [`Fingerprint`]s; holds the parameters of the 64 hash functions.
 #[derive(Debug, Clone)]
 pub struct MinHasher {
-    multipliers: [u64; NUM_HASHES],
-    offsets: [u64; NUM_HASHES],
+    multipliers: [u32; NUM_HASHES],
+    offsets: [u32; NUM_HASHES],
 }
 
 impl Default for MinHasher {
@@ -68,8 +69,8 @@ impl MinHasher {
         let mut offsets = [0; NUM_HASHES];
         for (i, (a, b)) in multipliers.iter_mut().zip(offsets.iter_mut()).enumerate() {
             let i = i as u64;
-            *a = splitmix64(seed ^ (2 * i)) | 1;
-            *b = splitmix64(seed ^ (2 * i + 1));
+            *a = (splitmix64(seed ^ (2 * i)) >> 32) as u32 | 1;
+            *b = (splitmix64(seed ^ (2 * i + 1)) >> 32) as u32;
         }
         MinHasher {
             multipliers,
@@ -79,47 +80,127 @@ impl MinHasher {
 
     /// Fingerprint of `text`, which should be `normalize(..).text`.
     pub fn fingerprint(&self, text: &str) -> Fingerprint {
-        let mut minhash = [u32::MAX; NUM_HASHES];
-        let mut bit_votes = [0i32; 64];
+        // The running minima are kept sign-flipped as `i32` (see `SIGN`): baseline x86-64 (SSE2)
+        // has a signed 32-bit vector compare but no unsigned one, so the 64 slots vectorise
+        // with fewer instructions. Flipping the sign bit maps unsigned order onto signed order,
+        // so the minima are the same.
+        let mut flipped = [i32::MAX; NUM_HASHES];
+        let mut votes = BitVotes::default();
         for_each_shingle_hash(text, |h| {
-            for ((slot, a), b) in minhash.iter_mut().zip(&self.multipliers).zip(&self.offsets) {
-                let value = (a.wrapping_mul(h).wrapping_add(*b) >> 32) as u32;
-                *slot = (*slot).min(value);
+            // 32-bit arithmetic so that the 64 slots compile to vector code on baseline x86-64.
+            let key = h as u32;
+            for ((slot, a), b) in flipped.iter_mut().zip(&self.multipliers).zip(&self.offsets) {
+                *slot = (*slot).min(sign_flipped(permute(key, *a, *b)));
             }
-            for (bit, vote) in bit_votes.iter_mut().enumerate() {
-                *vote += if (h >> bit) & 1 == 1 { 1 } else { -1 };
-            }
+            votes.add(h);
         });
-        let simhash = bit_votes
+        Fingerprint {
+            minhash: flipped.map(unflip),
+            simhash: votes.majority(),
+        }
+    }
+}
+
+/// The sign bit of a `u32`.
+const SIGN: u32 = 0x8000_0000;
+
+/// `value` with its top bit flipped, as `i32`: `a < b` (unsigned) iff `flip(a) < flip(b)`.
+fn sign_flipped(value: u32) -> i32 {
+    (value ^ SIGN) as i32
+}
+
+fn unflip(flipped: i32) -> u32 {
+    flipped as u32 ^ SIGN
+}
+
+/// Per-bit counts of set bits over many 64-bit hashes, for the SimHash majority vote. Counts
+/// bit `k + 8j` in byte `j` of `lanes[k]` (eight additions per hash instead of 64) and spills the
+/// bytes into `totals` before they can overflow.
+struct BitVotes {
+    lanes: [u64; 8],
+    pending: u32,
+    totals: [u32; 64],
+    hashes: u32,
+}
+
+impl Default for BitVotes {
+    fn default() -> Self {
+        BitVotes {
+            lanes: [0; 8],
+            pending: 0,
+            totals: [0; 64],
+            hashes: 0,
+        }
+    }
+}
+
+impl BitVotes {
+    const BYTE_ONES: u64 = 0x0101_0101_0101_0101;
+
+    fn add(&mut self, h: u64) {
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            *lane += (h >> k) & Self::BYTE_ONES;
+        }
+        self.pending += 1;
+        self.hashes += 1;
+        if self.pending == 255 {
+            self.spill();
+        }
+    }
+
+    fn spill(&mut self) {
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            for (j, byte) in lane.to_le_bytes().into_iter().enumerate() {
+                self.totals[k + 8 * j] += u32::from(byte);
+            }
+            *lane = 0;
+        }
+        self.pending = 0;
+    }
+
+    /// Bit `j` is set when more than half of the hashes had bit `j` set.
+    fn majority(mut self) -> u64 {
+        self.spill();
+        let hashes = self.hashes;
+        self.totals
             .iter()
             .enumerate()
-            .filter(|(_, vote)| **vote > 0)
-            .fold(0u64, |acc, (bit, _)| acc | (1 << bit));
-        Fingerprint { minhash, simhash }
+            .filter(|(_, count)| 2 * **count > hashes)
+            .fold(0u64, |acc, (bit, _)| acc | (1 << bit))
     }
+}
+
+/// Hash function `(a, b)` of the MinHash family: a bijection of `u32` (xor, odd multiply,
+/// xor-shift), applied to an already well-mixed key.
+fn permute(key: u32, a: u32, b: u32) -> u32 {
+    let v = (key ^ b).wrapping_mul(a);
+    v ^ (v >> 15)
 }
 
 /// Calls `f` with the hash of every character shingle of `text` (see the module docs).
 fn for_each_shingle_hash(text: &str, mut f: impl FnMut(u64)) {
-    let pack = |window: &[u32; SHINGLE_WIDTH]| {
-        splitmix64(u64::from(window[0]) | u64::from(window[1]) << 21 | u64::from(window[2]) << 42)
+    let pack = |c0: u32, c1: u32, c2: u32| {
+        splitmix64(u64::from(c0) | u64::from(c1) << 21 | u64::from(c2) << 42)
     };
-    let mut window = [0u32; SHINGLE_WIDTH];
+    // The last three chars; a sliding window of plain variables (no array rotation per char).
+    let (mut c0, mut c1, mut c2) = (0u32, 0u32, 0u32);
     let mut seen = 0usize;
     for c in text.chars() {
-        if seen < SHINGLE_WIDTH {
-            window[seen] = u32::from(c);
-        } else {
-            window.rotate_left(1);
-            window[SHINGLE_WIDTH - 1] = u32::from(c);
+        let c = u32::from(c);
+        match seen {
+            0 => c0 = c,
+            1 => c1 = c,
+            2 => c2 = c,
+            _ => (c0, c1, c2) = (c1, c2, c),
         }
         seen += 1;
         if seen >= SHINGLE_WIDTH {
-            f(pack(&window));
+            f(pack(c0, c1, c2));
         }
     }
+    // 1-2 chars: one shingle, missing chars packed as 0.
     if (1..SHINGLE_WIDTH).contains(&seen) {
-        f(pack(&window));
+        f(pack(c0, c1, c2));
     }
 }
 

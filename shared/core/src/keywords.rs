@@ -109,21 +109,9 @@ impl KeywordTable {
     /// digit of the surrounding text gets a space in between, so that folding never glues new
     /// tokens together (which would make normalisation non-idempotent).
     pub fn fold_into(&self, text: &str, out: &mut String) -> u32 {
-        let Some(automaton) = &self.automaton else {
-            out.push_str(text);
-            return 0;
-        };
         let mut folded = 0;
         let mut copied_to = 0;
-        for found in automaton.find_iter(text) {
-            let (start, end) = (found.start(), found.end());
-            if !at_ascii_word_boundary(text, start, end) {
-                continue;
-            }
-            let (replacement, is_fold) = &self.replacements[found.pattern().as_usize()];
-            if !is_fold {
-                continue;
-            }
+        for (start, end, replacement) in self.folds(text) {
             out.push_str(&text[copied_to..start]);
             push_with_guard(out, replacement, text[end..].chars().next());
             copied_to = end;
@@ -131,6 +119,33 @@ impl KeywordTable {
         }
         out.push_str(&text[copied_to..]);
         folded
+    }
+
+    /// Like [`KeywordTable::fold_into`] into an empty string, but returns `None` (and copies
+    /// nothing) when no variant occurs, which is the case for most messages.
+    pub fn fold(&self, text: &str) -> Option<(String, u32)> {
+        // Finding the first fold stops early; the full pass runs only for messages with one.
+        self.folds(text).next()?;
+        let mut out = String::with_capacity(text.len() + 8);
+        let folded = self.fold_into(text, &mut out);
+        Some((out, folded))
+    }
+
+    /// The folds to make in `text`: `(start, end, canonical)` of every variant match that lies
+    /// at ASCII word boundaries (identity matches of canonical forms are skipped).
+    fn folds<'a>(&'a self, text: &'a str) -> impl Iterator<Item = (usize, usize, &'a str)> + 'a {
+        self.automaton
+            .iter()
+            .flat_map(move |automaton| automaton.find_iter(text))
+            .filter_map(move |found| {
+                let (start, end) = (found.start(), found.end());
+                let (replacement, is_fold) = &self.replacements[found.pattern().as_usize()];
+                (*is_fold && at_ascii_word_boundary(text, start, end)).then_some((
+                    start,
+                    end,
+                    replacement.as_str(),
+                ))
+            })
     }
 }
 

@@ -302,6 +302,12 @@ fn is_placeholder_at(text: &str, byte: usize) -> Option<usize> {
 // 1. Invisible and control characters
 
 fn strip_invisible(text: &str, tally: &mut Tally) -> String {
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     let (mut invisible, mut control, mut full_width) = (0, 0, 0);
     for c in text.chars() {
@@ -465,16 +471,20 @@ fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
     }) {
         return text;
     }
-    let has_han = text.chars().any(is_han);
-    let mut out = String::with_capacity(text.len() + 8);
+    // Only FBS words need to know whether the message has Han; scan for it once, when asked.
+    let mut han_scan: Option<bool> = None;
+    let mut has_han = || *han_scan.get_or_insert_with(|| text.chars().any(is_han));
+    let mut out = String::new();
     let mut folded = 0;
     let mut last = 0;
     for (start, end) in ascii_alnum_tokens(&text) {
         let token = &text[start..end];
         let before = text[..start].chars().next_back();
         let after = text[end..].chars().next();
-        let replacement = corpus_words(token, has_han).or_else(|| x_mask(token, before, after));
+        let replacement =
+            corpus_words(token, &mut has_han).or_else(|| x_mask(token, before, after));
         if let Some((replacement, n)) = replacement {
+            out.reserve(text.len() + 8);
             out.push_str(&text[last..start]);
             out.push_str(&replacement);
             last = end;
@@ -490,26 +500,23 @@ fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
 }
 
 /// Byte ranges of maximal runs of ASCII letters and digits.
-fn ascii_alnum_tokens(text: &str) -> Vec<(usize, usize)> {
+fn ascii_alnum_tokens(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     let bytes = text.as_bytes();
-    let mut tokens = Vec::new();
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_alphanumeric() {
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
-                i += 1;
-            }
-            tokens.push((start, i));
-        } else {
-            i += 1;
-        }
-    }
-    tokens
+    std::iter::from_fn(move || {
+        let start = i + bytes[i..].iter().position(u8::is_ascii_alphanumeric)?;
+        let end = bytes[start..]
+            .iter()
+            .position(|b| !b.is_ascii_alphanumeric())
+            .map_or(bytes.len(), |len| start + len);
+        i = end;
+        Some((start, end))
+    })
 }
 
-/// A token made only of FBS placeholder words (`DIGIT`, `CELLPHONEQQ`, ...).
-fn corpus_words(token: &str, has_han: bool) -> Option<(String, u32)> {
+/// A token made only of FBS placeholder words (`DIGIT`, `CELLPHONEQQ`, ...). `has_han` says
+/// whether the message has Han; it is asked only for words that fold in Han messages alone.
+fn corpus_words(token: &str, has_han: &mut impl FnMut() -> bool) -> Option<(String, u32)> {
     if !token.bytes().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
@@ -519,7 +526,7 @@ fn corpus_words(token: &str, has_han: bool) -> Option<(String, u32)> {
     while !rest.is_empty() {
         let (word, replacement, anywhere) =
             CORPUS_WORDS.iter().find(|(w, _, _)| rest.starts_with(w))?;
-        if !anywhere && !has_han {
+        if !anywhere && !has_han() {
             return None;
         }
         out.push_str(replacement);
@@ -575,15 +582,20 @@ fn fold_case(mut text: String, tally: &mut Tally) -> String {
         }
         return text;
     }
-    let changed = text
-        .chars()
-        .filter(|&c| !c.to_lowercase().eq(std::iter::once(c)))
-        .count();
+    let changed = text.chars().filter(|&c| changes_case(c)).count();
     if changed == 0 {
         return text;
     }
     tally.add(Transform::CaseFold, count_u32(changed));
     text.to_lowercase()
+}
+
+/// Whether lower-casing changes `c`; ASCII and Han (most characters) skip the Unicode table.
+fn changes_case(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_uppercase();
+    }
+    !is_han(c) && !c.to_lowercase().eq(std::iter::once(c))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -653,10 +665,7 @@ static WEB_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 
 fn mask_web(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> String {
-    if !text.bytes().any(|b| matches!(b, b'.' | b'@' | b'/'))
-        && !text.contains("http")
-        && !text.contains("www")
-    {
+    if !may_hold_web_address(&text) {
         return text;
     }
     let Some(re) = WEB_RE.as_ref() else {
@@ -686,6 +695,19 @@ fn mask_web(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> String
     }
     out.push_str(&text[last..]);
     out
+}
+
+/// A cheap necessary condition for a `WEB_RE` match, which most messages fail ("ok... see u"):
+/// every alternative holds `@` (e-mail), `//` (scheme), `http`/`www` (glued, www) or a dot
+/// followed by an ASCII letter (the TLD of a bare domain).
+fn may_hold_web_address(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.contains(&b'@')
+        || bytes
+            .windows(2)
+            .any(|w| w == b"//" || (w[0] == b'.' && w[1].is_ascii_alphabetic()))
+        || text.contains("http")
+        || text.contains("www")
 }
 
 /// Lower-case host of a matched URL span (spaces from broken URLs removed).
@@ -733,6 +755,8 @@ fn glued_host(span: &str) -> String {
 // 8. Separator collapsing
 
 /// Punctuation that structures sentences; it is never junk between obfuscated characters.
+/// Whitespace (newlines included) is not listed: whitespace folding turns it into spaces later,
+/// and the decision must not change when it has (idempotence).
 fn is_clause_punct(c: char) -> bool {
     matches!(
         c,
@@ -749,8 +773,6 @@ fn is_clause_punct(c: char) -> bool {
             | '}'
             | '<'
             | '>'
-            | '\n'
-            | '\r'
             | '。'
             | '、'
             | '…'
@@ -896,13 +918,20 @@ fn linkable(a: &Unit, sep: &str, b: &Unit, chain_len: usize) -> bool {
 }
 
 /// A separator with whitespace runs folded to one space, so the decision does not change when
-/// whitespace folding has run (idempotence).
-fn separator_key(sep: &str) -> String {
-    let mut key = String::with_capacity(sep.len());
-    for (is_space, run) in split_runs(sep, char::is_whitespace) {
-        key.push_str(if is_space { " " } else { run });
-    }
-    key
+/// whitespace folding has run (idempotence). Yields chars instead of building a `String`:
+/// collapsing compares the separators of every pair of neighbouring units.
+fn separator_key(sep: &str) -> impl Iterator<Item = char> + '_ {
+    let mut after_space = false;
+    sep.chars().filter_map(move |c| {
+        let space = c.is_whitespace();
+        let skip = space && after_space;
+        after_space = space;
+        match (skip, space) {
+            (true, _) => None,
+            (false, true) => Some(' '),
+            (false, false) => Some(c),
+        }
+    })
 }
 
 fn chain_collapses(text: &str, chain: &[Unit]) -> bool {
@@ -926,7 +955,8 @@ fn collapse_separators(text: String, tally: &mut Tally) -> String {
     }
     let mut remove: Vec<(usize, usize)> = Vec::new();
     let mut chain_start = 0;
-    let mut chain_sep: Option<String> = None;
+    // The separator of the chain's first link (compared by `separator_key`).
+    let mut chain_sep: Option<&str> = None;
     for i in 1..=units.len() {
         let mut continues = false;
         if i < units.len() {
@@ -935,11 +965,11 @@ fn collapse_separators(text: String, tally: &mut Tally) -> String {
             // Latin obfuscation repeats one separator ("w.e.i", "v - x"); a change of separator
             // ends the chain ("n.a.v- 1", "a/c u"). Han chains may mix junk ("加 * 微.信").
             let han = a.kind.is_han() || b.kind.is_han();
-            let key = separator_key(sep);
             continues = linkable(a, sep, b, i - chain_start)
-                && (han || chain_sep.as_ref().is_none_or(|chain| *chain == key));
+                && (han
+                    || chain_sep.is_none_or(|chain| separator_key(chain).eq(separator_key(sep))));
             if continues && chain_sep.is_none() {
-                chain_sep = Some(key);
+                chain_sep = Some(sep);
             }
         }
         if !continues {
@@ -1032,7 +1062,7 @@ fn leet_letter(b: u8) -> Option<u8> {
 }
 
 fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
-    if !text.bytes().any(|b| leet_letter(b).is_some()) {
+    if !text.bytes().any(|b| leet_letter(b).is_some()) || !has_leet_token(text.as_bytes()) {
         return text;
     }
     let bytes = text.as_bytes();
@@ -1062,6 +1092,19 @@ fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
     tally.add(Transform::Leetspeak, folded);
     // Only ASCII bytes of ASCII tokens were replaced by ASCII bytes, so UTF-8 is preserved.
     String::from_utf8(out).unwrap_or(text)
+}
+
+/// Maximal runs of leet token bytes (`[a-z0-9@$]+`).
+fn leet_tokens(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .split(|&b| !is_leet_token_char(b))
+        .filter(|token| !token.is_empty())
+}
+
+/// Whether some token folds; checked first so that most messages (digits, no leetspeak) are
+/// returned without building a copy.
+fn has_leet_token(bytes: &[u8]) -> bool {
+    leet_tokens(bytes).any(|token| is_leet_token(token) && !is_at_address(token))
 }
 
 fn is_leet_token(token: &[u8]) -> bool {
@@ -1123,16 +1166,19 @@ fn push_leet(token: &[u8], out: &mut Vec<u8>) -> u32 {
 // 11. Keywords and 12. whitespace
 
 fn fold_keywords(text: String, tally: &mut Tally) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    let folded = crate::keywords::table().fold_into(&text, &mut out);
-    if folded == 0 {
-        return text;
+    match crate::keywords::table().fold(&text) {
+        Some((out, folded)) => {
+            tally.add(Transform::KeywordFolded, folded);
+            out
+        }
+        None => text,
     }
-    tally.add(Transform::KeywordFolded, folded);
-    out
 }
 
 fn fold_whitespace(text: String, tally: &mut Tally) -> String {
+    if is_whitespace_folded(&text) {
+        return text;
+    }
     let trimmed = text.trim();
     let mut folded = u32::from(text.len() - text.trim_start().len() > 0)
         + u32::from(text.len() - text.trim_end().len() > 0);
@@ -1152,4 +1198,18 @@ fn fold_whitespace(text: String, tally: &mut Tally) -> String {
     }
     tally.add(Transform::WhitespaceFolded, folded);
     out
+}
+
+/// Whether whitespace folding would leave `text` as it is: no whitespace at either end and
+/// every whitespace run a single ASCII space. Most messages are; they skip the rebuild.
+fn is_whitespace_folded(text: &str) -> bool {
+    let mut after_space = true; // a leading space is not folded text
+    for c in text.chars() {
+        let space = c.is_whitespace();
+        if space && (after_space || c != ' ') {
+            return false;
+        }
+        after_space = space;
+    }
+    !after_space || text.is_empty()
 }

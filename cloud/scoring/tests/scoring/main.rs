@@ -1,5 +1,7 @@
 //! Integration tests of the four scorers (one test binary).
 
+mod fusion;
+mod multiclass;
 mod rules;
 mod sender;
 mod similarity;

@@ -1,0 +1,164 @@
+//! [`CloudScorer`]: owns the scorers and the fusion model, and turns one message into a
+//! [`FusedVerdict`]: normalise once, fingerprint once, run every scorer, fuse.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use smsguard_core::Label;
+
+use crate::fusion::{EdgeInput, FusedVerdict, FusionError, FusionModel, ScorerOutcome};
+use crate::multiclass::{MulticlassError, MulticlassModel};
+use crate::rules::{RuleSet, RulesError, RulesHandle, StaticRules};
+use crate::similarity::{SimilarityError, SimilarityStore};
+use crate::{MessageContext, PreparedMessage, Scorer, SenderReputation, VariantScorer};
+
+/// Errors of building a [`CloudScorer`]. None quotes message text.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    #[error(transparent)]
+    Multiclass(#[from] MulticlassError),
+    #[error(transparent)]
+    Fusion(#[from] FusionError),
+    #[error(transparent)]
+    Similarity(#[from] SimilarityError),
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error(transparent)]
+    Corpus(#[from] smsguard_corpus::CorpusError),
+}
+
+/// How [`CloudScorer::embedded_with`] builds its scorers.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Seed an empty similarity store from the spam of every corpus `train.tsv` (when the
+    /// datasets folder is found). Takes a few seconds once; the store persists in `data_dir`.
+    pub seed_from_corpora: bool,
+    /// Where the corpora are (default: `smsguard_corpus::datasets_dir()`).
+    pub datasets_dir: Option<PathBuf>,
+    /// A rules file to load and hot-reload instead of the built-in rules.
+    pub rules_path: Option<PathBuf>,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            seed_from_corpora: true,
+            datasets_dir: None,
+            rules_path: None,
+        }
+    }
+}
+
+/// The fused cloud scorer. Safe to share across request threads.
+pub struct CloudScorer {
+    scorers: Vec<Box<dyn Scorer>>,
+    fusion: FusionModel,
+}
+
+impl std::fmt::Debug for CloudScorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.scorers.iter().map(|s| s.name()).collect();
+        f.debug_struct("CloudScorer")
+            .field("scorers", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CloudScorer {
+    pub fn new(scorers: Vec<Box<dyn Scorer>>, fusion: FusionModel) -> Self {
+        CloudScorer { scorers, fusion }
+    }
+
+    /// The shipped models and default rules, the similarity store in `data_dir/similarity`
+    /// (seeded from the training corpora when empty and the corpora are present).
+    pub fn embedded(data_dir: &Path) -> Result<Self, CloudError> {
+        Self::embedded_with(data_dir, &EmbeddedOptions::default())
+    }
+
+    pub fn embedded_with(data_dir: &Path, options: &EmbeddedOptions) -> Result<Self, CloudError> {
+        let similarity = SimilarityStore::open(data_dir.join("similarity"))?;
+        if options.seed_from_corpora && similarity.is_empty() {
+            let dir = match &options.datasets_dir {
+                Some(dir) => Some(dir.clone()),
+                None => smsguard_corpus::datasets_dir().ok(),
+            };
+            if let Some(dir) = dir.filter(|d| d.is_dir()) {
+                seed_similarity(&similarity, &dir)?;
+            }
+        }
+        let rules: Box<dyn Scorer> = match &options.rules_path {
+            Some(path) => Box::new(RulesHandle::open(path, Duration::from_secs(5))?),
+            None => Box::new(StaticRules(RuleSet::builtin()?)),
+        };
+        let scorers: Vec<Box<dyn Scorer>> = vec![
+            Box::new(MulticlassModel::embedded()?),
+            Box::new(similarity),
+            Box::new(VariantScorer::default()),
+            rules,
+            Box::new(SenderReputation::default()),
+        ];
+        Ok(CloudScorer::new(scorers, FusionModel::embedded()?))
+    }
+
+    pub fn fusion(&self) -> &FusionModel {
+        &self.fusion
+    }
+
+    pub fn scorer_names(&self) -> Vec<&'static str> {
+        self.scorers.iter().map(|s| s.name()).collect()
+    }
+
+    /// Runs every scorer; a failure becomes an outcome carrying the error's text (which never
+    /// quotes the message).
+    pub fn outcomes(&self, msg: &MessageContext<'_>) -> Vec<ScorerOutcome> {
+        self.scorers
+            .iter()
+            .map(|scorer| ScorerOutcome {
+                model: scorer.name().to_owned(),
+                result: scorer.score(msg).map_err(|e| e.to_string()),
+            })
+            .collect()
+    }
+
+    /// The verdict on an already prepared message.
+    pub fn score(&self, msg: &MessageContext<'_>, edge: Option<EdgeInput>) -> FusedVerdict {
+        self.fusion.fuse(&self.outcomes(msg), edge)
+    }
+
+    /// Normalises and fingerprints `body` once, then scores it.
+    pub fn score_text(
+        &self,
+        sender: &str,
+        body: &str,
+        received_at_ms: i64,
+        device_id: &str,
+        edge: Option<EdgeInput>,
+    ) -> FusedVerdict {
+        let prepared = PreparedMessage::new(sender, body, received_at_ms, device_id);
+        self.score(&prepared.context(), edge)
+    }
+}
+
+/// Remembers the spam of every `train.tsv` under `datasets_dir` in `store` (dev and test texts
+/// are never seeded). Returns the number of fingerprints added.
+pub fn seed_similarity(store: &SimilarityStore, datasets_dir: &Path) -> Result<usize, CloudError> {
+    seed_similarity_files(store, &smsguard_corpus::split_files(datasets_dir, "train")?)
+}
+
+/// Remembers the spam (any non-ham label) of the given corpus files in `store`.
+pub fn seed_similarity_files(
+    store: &SimilarityStore,
+    files: &[PathBuf],
+) -> Result<usize, CloudError> {
+    let mut added = 0;
+    for file in files {
+        let corpus = smsguard_corpus::read_tsv(file)?;
+        let spam = corpus
+            .records
+            .iter()
+            .filter(|r| r.label != Label::Ham)
+            .map(|r| r.text.as_str());
+        added += store.seed_from_corpus_spam(spam)?;
+    }
+    Ok(added)
+}

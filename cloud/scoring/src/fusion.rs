@@ -1,0 +1,552 @@
+//! Fusion: a stacked logistic model over the scorers' scores (and the edge's own verdict when the
+//! phone sent one) that turns them into one [`FusedVerdict`].
+//!
+//! `logit = bias + Σ weight_i · input_i`, with `input_i` the scorer's score passed through its
+//! [`InputTransform`] (the log-odds for the probabilistic models, the raw 0..1 score for the
+//! others); `spam_score = sigmoid(logit)`. Every verdict lists one [`Contribution`] per input with
+//! its `term = weight · input`, so `bias + Σ term` is exactly the logit of the final score.
+//!
+//! Weights and bias are fitted on dev-split outputs by the trainer ([`fit_head`]); there are two
+//! heads, one for requests with an edge verdict and one without. Inputs that do not vary on dev
+//! (the sender scorer: corpora have no senders) keep a documented prior weight.
+//!
+//! A scorer that fails or is missing degrades the verdict: its contribution is flagged
+//! `degraded`, its term is dropped (0), the verdict is marked degraded and gets a short cache TTL.
+//! Rule-forced actions override the thresholds (`Block > Quarantine > Allow`).
+
+use serde::{Deserialize, Serialize};
+use smsguard_core::metrics::threshold_for_fpr;
+use smsguard_core::{Label, PIPELINE_VERSION};
+
+use crate::multiclass::arg_max_among;
+use crate::{ForcedAction, ModelScore};
+
+/// Name of the edge verdict input.
+pub const EDGE_INPUT: &str = "edge";
+/// Version of the `fusion.json` layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[cfg(smsguard_embedded_fusion)]
+const EMBEDDED: Option<&str> = Some(include_str!("../../models/fusion.json"));
+#[cfg(not(smsguard_embedded_fusion))]
+const EMBEDDED: Option<&str> = None;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FusionError {
+    #[error("no fusion model was embedded at build time (cloud/models/fusion.json missing)")]
+    NoEmbeddedModel,
+    #[error("fusion model is invalid: {0}")]
+    Invalid(String),
+}
+
+/// What the cloud tells the phone to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Allow,
+    Tag,
+    Quarantine,
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Tag => "tag",
+            Action::Quarantine => "quarantine",
+            Action::Block => "block",
+        }
+    }
+}
+
+/// How a scorer's 0..1 score becomes a fusion input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputTransform {
+    /// The score itself.
+    Identity,
+    /// `ln(p / (1 - p))` with `p` clamped to `[1e-4, 1 - 1e-4]`.
+    Logit,
+}
+
+impl InputTransform {
+    pub fn apply(self, score: f32) -> f32 {
+        match self {
+            InputTransform::Identity => score,
+            InputTransform::Logit => logit(score.clamp(1e-4, 1.0 - 1e-4)),
+        }
+    }
+}
+
+pub fn logit(p: f32) -> f32 {
+    (p / (1.0 - p)).ln()
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// One input of the fusion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusionInput {
+    /// The scorer's [`crate::Scorer::name`], or [`EDGE_INPUT`].
+    pub model: String,
+    pub transform: InputTransform,
+    /// Weight used when the input does not vary on dev (nothing to learn from).
+    pub prior_weight: f32,
+}
+
+/// Minimum fused scores of the actions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub tag: f32,
+    pub quarantine: f32,
+    pub block: f32,
+}
+
+impl Thresholds {
+    pub fn action(&self, spam_score: f32) -> Action {
+        if spam_score >= self.block {
+            Action::Block
+        } else if spam_score >= self.quarantine {
+            Action::Quarantine
+        } else if spam_score >= self.tag {
+            Action::Tag
+        } else {
+            Action::Allow
+        }
+    }
+}
+
+/// Weights (one per [`FusionModel::inputs`] entry), bias and action thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    pub weights: Vec<f32>,
+    pub bias: f32,
+    pub thresholds: Thresholds,
+    /// Inputs whose weight is the prior, not fitted.
+    #[serde(default)]
+    pub prior_inputs: Vec<String>,
+}
+
+/// Cache lifetimes of verdicts, by action; degraded verdicts get `degraded`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CacheTtl {
+    pub allow: u32,
+    pub tag: u32,
+    pub quarantine: u32,
+    pub block: u32,
+    pub degraded: u32,
+}
+
+impl Default for CacheTtl {
+    fn default() -> Self {
+        CacheTtl {
+            allow: 6 * 3600,
+            tag: 6 * 3600,
+            quarantine: 24 * 3600,
+            block: 7 * 24 * 3600,
+            degraded: 300,
+        }
+    }
+}
+
+/// The fusion model file (`cloud/models/fusion.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusionModel {
+    pub format: u32,
+    pub pipeline_version: u32,
+    pub inputs: Vec<FusionInput>,
+    /// Used when the request carries the edge verdict.
+    pub with_edge: Head,
+    /// Used otherwise (its edge weight is ignored).
+    pub without_edge: Head,
+    #[serde(default)]
+    pub cache_ttl_seconds: CacheTtl,
+}
+
+/// One input's share of a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub model: String,
+    /// The scorer's 0..1 score (0 when degraded).
+    pub score: f32,
+    /// The score after the input transform.
+    pub input: f32,
+    pub weight: f32,
+    /// `weight * input`; 0 when degraded.
+    pub term: f32,
+    pub reason: String,
+    pub degraded: bool,
+}
+
+/// The cloud's verdict on one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusedVerdict {
+    pub label: Label,
+    pub spam_score: f32,
+    pub action: Action,
+    pub bias: f32,
+    /// `bias + Σ contributions[i].term == logit(spam_score)`.
+    pub logit: f32,
+    pub contributions: Vec<Contribution>,
+    /// The rule-forced action, if one overrode the thresholds.
+    pub forced_action: Option<ForcedAction>,
+    pub degraded: bool,
+    pub cache_ttl_seconds: u32,
+}
+
+/// A scorer's outcome as fusion sees it: its score, or why there is none (no message text).
+#[derive(Debug, Clone)]
+pub struct ScorerOutcome {
+    pub model: String,
+    pub result: Result<ModelScore, String>,
+}
+
+/// The edge's verdict on the message, sent by the phone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeInput {
+    pub spam_score: f32,
+    pub label: Label,
+}
+
+impl FusionModel {
+    /// The model compiled in from `cloud/models/fusion.json`.
+    pub fn embedded() -> Result<Self, FusionError> {
+        Self::from_json(EMBEDDED.ok_or(FusionError::NoEmbeddedModel)?)
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, FusionError> {
+        let model: FusionModel =
+            serde_json::from_str(json).map_err(|e| FusionError::Invalid(e.to_string()))?;
+        model.validate()?;
+        Ok(model)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    fn validate(&self) -> Result<(), FusionError> {
+        let invalid = |why: String| Err(FusionError::Invalid(why));
+        if self.format != FORMAT_VERSION {
+            return invalid(format!(
+                "format {} (expected {FORMAT_VERSION})",
+                self.format
+            ));
+        }
+        if self.pipeline_version != PIPELINE_VERSION {
+            return invalid(format!(
+                "pipeline version {} (code is {PIPELINE_VERSION})",
+                self.pipeline_version
+            ));
+        }
+        for head in [&self.with_edge, &self.without_edge] {
+            if head.weights.len() != self.inputs.len() {
+                return invalid("a head's weight count differs from the input count".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The head for a request with or without the edge verdict.
+    pub fn head(&self, with_edge: bool) -> &Head {
+        if with_edge {
+            &self.with_edge
+        } else {
+            &self.without_edge
+        }
+    }
+
+    /// Fuses the scorers' outcomes (and the edge verdict, if any) into a verdict.
+    pub fn fuse(&self, outcomes: &[ScorerOutcome], edge: Option<EdgeInput>) -> FusedVerdict {
+        let head = self.head(edge.is_some());
+        let mut contributions = Vec::with_capacity(self.inputs.len());
+        for (input, &weight) in self.inputs.iter().zip(&head.weights) {
+            if input.model == EDGE_INPUT {
+                if let Some(edge) = edge {
+                    let reason = format!("edge verdict {} ({:.3})", edge.label, edge.spam_score);
+                    contributions.push(contribution(input, weight, edge.spam_score, reason));
+                }
+                continue;
+            }
+            let found = outcomes.iter().find(|o| o.model == input.model);
+            contributions.push(match found.map(|o| &o.result) {
+                Some(Ok(score)) => contribution(input, weight, score.score, score.reason.clone()),
+                Some(Err(why)) => degraded(input, weight, format!("scorer failed: {why}")),
+                None => degraded(input, weight, "scorer not configured".to_owned()),
+            });
+        }
+        let logit = head.bias + contributions.iter().map(|c| c.term).sum::<f32>();
+        let spam_score = sigmoid(logit);
+        let forced = outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok()?.forced_action)
+            .fold(None, |acc, a| ForcedAction::most_restrictive(acc, Some(a)));
+        let action = match forced {
+            Some(ForcedAction::Allow) => Action::Allow,
+            Some(ForcedAction::Quarantine) => Action::Quarantine,
+            Some(ForcedAction::Block) => Action::Block,
+            None => head.thresholds.action(spam_score),
+        };
+        let degraded = contributions.iter().any(|c| c.degraded);
+        FusedVerdict {
+            label: verdict_label(action, outcomes),
+            spam_score,
+            action,
+            bias: head.bias,
+            logit,
+            contributions,
+            forced_action: forced,
+            degraded,
+            cache_ttl_seconds: self.ttl(action, degraded),
+        }
+    }
+
+    fn ttl(&self, action: Action, degraded: bool) -> u32 {
+        let ttl = &self.cache_ttl_seconds;
+        if degraded {
+            return ttl.degraded;
+        }
+        match action {
+            Action::Allow => ttl.allow,
+            Action::Tag => ttl.tag,
+            Action::Quarantine => ttl.quarantine,
+            Action::Block => ttl.block,
+        }
+    }
+}
+
+fn contribution(input: &FusionInput, weight: f32, score: f32, reason: String) -> Contribution {
+    let value = input.transform.apply(score);
+    Contribution {
+        model: input.model.clone(),
+        score,
+        input: value,
+        weight,
+        term: weight * value,
+        reason,
+        degraded: false,
+    }
+}
+
+fn degraded(input: &FusionInput, weight: f32, reason: String) -> Contribution {
+    Contribution {
+        model: input.model.clone(),
+        score: 0.0,
+        input: 0.0,
+        weight,
+        term: 0.0,
+        reason,
+        degraded: true,
+    }
+}
+
+/// Ham when the action is Allow; otherwise the multiclass model's most likely spam class, else a
+/// spam class another scorer named, else `Spam`.
+fn verdict_label(action: Action, outcomes: &[ScorerOutcome]) -> Label {
+    if action == Action::Allow {
+        return Label::Ham;
+    }
+    let scores = || outcomes.iter().filter_map(|o| o.result.as_ref().ok());
+    if let Some(probs) = scores().find_map(|s| s.probabilities) {
+        return Label::ALL[arg_max_among(&probs, 1..Label::ALL.len())];
+    }
+    scores()
+        .find_map(|s| s.label.filter(|l| l.is_spam()))
+        .unwrap_or(Label::Spam)
+}
+
+/// Settings of [`fit_head`].
+#[derive(Debug, Clone, Copy)]
+pub struct FitConfig {
+    /// L2 penalty on the weights (not the bias), relative to the total sample weight.
+    pub l2: f64,
+    pub newton_steps: usize,
+    pub tag_fpr: f64,
+    pub quarantine_fpr: f64,
+    pub block_fpr: f64,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            l2: 1e-3,
+            newton_steps: 30,
+            tag_fpr: 0.02,
+            quarantine_fpr: 0.005,
+            block_fpr: 0.001,
+        }
+    }
+}
+
+/// Fits one head by weighted L2 logistic regression (Newton's method) on rows of transformed
+/// inputs (`rows[i][j]` = input `j` of example `i`; columns not in `active` get weight 0).
+/// Weights are kept non-negative (a negative one is fixed at 0 and the rest refitted), so every
+/// input can only push towards spam; constant columns keep their prior weight. Thresholds are
+/// the lowest scores whose ham FPR on these rows is at most the configured rates.
+pub fn fit_head(
+    inputs: &[FusionInput],
+    rows: &[Vec<f32>],
+    spam: &[bool],
+    sample_weights: &[f32],
+    active: &[bool],
+    config: &FitConfig,
+) -> Head {
+    let n_inputs = inputs.len();
+    let (mut free, priors): (Vec<usize>, Vec<usize>) = (0..n_inputs)
+        .filter(|&j| active[j])
+        .partition(|&j| varies(rows, j));
+    let prior_inputs = priors.iter().map(|&j| inputs[j].model.clone()).collect();
+    let fixed = |j: usize| {
+        if priors.contains(&j) {
+            f64::from(inputs[j].prior_weight)
+        } else {
+            0.0
+        }
+    };
+    let offsets: Vec<f64> = rows
+        .iter()
+        .map(|r| (0..n_inputs).map(|j| fixed(j) * f64::from(r[j])).sum())
+        .collect();
+    let (mut beta, mut bias);
+    loop {
+        (beta, bias) = newton(rows, spam, sample_weights, &free, &offsets, config);
+        match beta.iter().position(|&b| b < 0.0) {
+            Some(k) => {
+                free.remove(k);
+            }
+            None => break,
+        }
+    }
+    let mut weights: Vec<f32> = (0..n_inputs).map(|j| fixed(j) as f32).collect();
+    for (k, &j) in free.iter().enumerate() {
+        weights[j] = beta[k] as f32;
+    }
+    let ham_scores: Vec<f32> = rows
+        .iter()
+        .zip(spam)
+        .filter(|(_, s)| !**s)
+        .map(|(r, _)| {
+            sigmoid(bias as f32 + r.iter().zip(&weights).map(|(x, w)| x * w).sum::<f32>())
+        })
+        .collect();
+    let thresholds = Thresholds {
+        tag: threshold_for_fpr(&ham_scores, config.tag_fpr),
+        quarantine: threshold_for_fpr(&ham_scores, config.quarantine_fpr),
+        block: threshold_for_fpr(&ham_scores, config.block_fpr),
+    };
+    Head {
+        weights,
+        bias: bias as f32,
+        thresholds,
+        prior_inputs,
+    }
+}
+
+fn varies(rows: &[Vec<f32>], j: usize) -> bool {
+    rows.first()
+        .is_some_and(|first| rows.iter().any(|r| (r[j] - first[j]).abs() > 1e-6))
+}
+
+/// Newton-Raphson for weighted L2 logistic regression over columns `cols` plus a bias, with a
+/// fixed per-row offset added to the logit. Returns (weights of `cols`, bias).
+fn newton(
+    rows: &[Vec<f32>],
+    spam: &[bool],
+    sample_weights: &[f32],
+    cols: &[usize],
+    offsets: &[f64],
+    config: &FitConfig,
+) -> (Vec<f64>, f64) {
+    let d = cols.len() + 1; // last parameter: bias
+    let total: f64 = sample_weights.iter().map(|&w| f64::from(w)).sum();
+    let penalty = config.l2 * total.max(1.0);
+    let mut theta = vec![0.0f64; d];
+    for _ in 0..config.newton_steps {
+        let mut grad = vec![0.0; d];
+        let mut hess = vec![vec![0.0; d]; d];
+        for (i, row) in rows.iter().enumerate() {
+            let x: Vec<f64> = cols
+                .iter()
+                .map(|&j| f64::from(row[j]))
+                .chain(std::iter::once(1.0))
+                .collect();
+            let z = offsets[i] + x.iter().zip(&theta).map(|(a, b)| a * b).sum::<f64>();
+            let p = 1.0 / (1.0 + (-z).exp());
+            let w = f64::from(sample_weights[i]);
+            let r = w * (p - f64::from(u8::from(spam[i])));
+            let curvature = w * p * (1.0 - p);
+            for a in 0..d {
+                grad[a] += r * x[a];
+                for b in 0..d {
+                    hess[a][b] += curvature * x[a] * x[b];
+                }
+            }
+        }
+        for a in 0..d - 1 {
+            grad[a] += penalty * theta[a];
+            hess[a][a] += penalty;
+        }
+        hess[d - 1][d - 1] += 1e-9 * total.max(1.0);
+        let Some(delta) = solve(hess, grad) else {
+            break;
+        };
+        for (t, dlt) in theta.iter_mut().zip(&delta) {
+            *t -= dlt;
+        }
+        if delta.iter().map(|v| v.abs()).fold(0.0, f64::max) < 1e-9 {
+            break;
+        }
+    }
+    let bias = theta.pop().unwrap_or(0.0);
+    (theta, bias)
+}
+
+/// Solves `a x = b` by Gaussian elimination with partial pivoting; `None` if singular.
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for col in 0..n {
+        let pivot = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[pivot][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        let (upper, lower) = a.split_at_mut(col + 1);
+        let pivot_row = &upper[col];
+        for (offset, row) in lower.iter_mut().enumerate() {
+            let factor = row[col] / pivot_row[col];
+            for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                *x -= factor * p;
+            }
+            b[col + 1 + offset] -= factor * b[col];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for row in (0..n).rev() {
+        let rest: f64 = (row + 1..n).map(|k| a[row][k] * x[k]).sum();
+        x[row] = (b[row] - rest) / a[row][row];
+    }
+    Some(x)
+}
+
+/// The default fusion inputs: multiclass and edge as log-odds, the others as raw scores; the
+/// sender's prior weight (corpora have no senders to learn it from) makes a clear burst (score
+/// 1) add 3 to the logit.
+pub fn default_inputs() -> Vec<FusionInput> {
+    let input = |model: &str, transform, prior_weight| FusionInput {
+        model: model.to_owned(),
+        transform,
+        prior_weight,
+    };
+    vec![
+        input("multiclass", InputTransform::Logit, 1.0),
+        input("similarity", InputTransform::Identity, 3.0),
+        input("variant", InputTransform::Identity, 1.0),
+        input("rules", InputTransform::Identity, 3.0),
+        input("sender", InputTransform::Identity, 3.0),
+        input(EDGE_INPUT, InputTransform::Logit, 0.5),
+    ]
+}

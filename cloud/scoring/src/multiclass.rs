@@ -1,0 +1,467 @@
+//! The cloud's multiclass model: a linear fastText-style classifier over hashed features of the
+//! normalised text, labels [`Label::ALL`] (ham, ad, fraud, illegal, spam).
+//!
+//! # Features (from `normalize(..).text` only)
+//! * word unigrams and bigrams: Han runs are cut into words by jieba (dictionary loaded once per
+//!   process); other text is split on non-alphanumeric characters; each placeholder (`<url>`,
+//!   `<phone>`, ...) is one word;
+//! * character 1..=4-grams over the text with each placeholder as one symbol and the text padded
+//!   with a space on both sides (these survive obfuscation that breaks words);
+//! * one length feature (log2 bucket of the character count).
+//!
+//! Every distinct feature has value `1 / sqrt(number of distinct features)`.
+//!
+//! # Hash (stable)
+//! A feature string is hashed with FNV-1a 64 (offset `0xcbf29ce484222325`, prime
+//! `0x100000001b3`) over a one-byte namespace (`w` word, `b` bigram, `c` char n-gram, `l` length)
+//! followed by its UTF-8 bytes (bigram words joined by `0x1f`), then mixed with
+//! [`splitmix64`]; the bucket is the top `bucket_bits` bits.
+//!
+//! # Model file (`multiclass.bin`, little endian)
+//! `b"SGMC"`, format `u32` (= [`FORMAT_VERSION`]), pipeline version `u32`, bucket bits `u32`,
+//! classes `u32` (= 5), then per class a dequantisation scale `f32`, then per class a bias `f32`,
+//! then `2^bucket_bits * classes` int8 weights, bucket-major (`weights[bucket * 5 + class]`).
+//! Weight = `scale[class] * q`.
+
+use std::sync::LazyLock;
+
+use jieba_rs::Jieba;
+use smsguard_core::fingerprint::splitmix64;
+use smsguard_core::normalize::is_han;
+use smsguard_core::{placeholder, Label, PIPELINE_VERSION};
+
+use crate::{MessageContext, ModelScore, Scorer, ScoringError};
+
+/// Number of classes (the taxonomy, ham first).
+pub const CLASSES: usize = Label::ALL.len();
+/// Version of the binary model layout.
+pub const FORMAT_VERSION: u32 = 1;
+/// Default number of hash bits (2^18 buckets: 1.3 MB of int8 weights).
+pub const DEFAULT_BUCKET_BITS: u32 = 18;
+const MAGIC: &[u8; 4] = b"SGMC";
+const HEADER_LEN: usize = 4 + 4 * 4;
+const NAME: &str = "multiclass";
+/// Longest character n-gram.
+const MAX_CHAR_GRAM: usize = 4;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+#[cfg(smsguard_embedded_multiclass)]
+const EMBEDDED: Option<&[u8]> = Some(include_bytes!("../../models/multiclass.bin"));
+#[cfg(not(smsguard_embedded_multiclass))]
+const EMBEDDED: Option<&[u8]> = None;
+
+/// The jieba dictionary, loaded once per process on first use.
+static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
+
+/// Errors of loading a model file. None quotes message text.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MulticlassError {
+    #[error(
+        "no multiclass model was embedded at build time (cloud/models/multiclass.bin missing)"
+    )]
+    NoEmbeddedModel,
+    #[error("not a multiclass model file ({0})")]
+    BadFile(String),
+    #[error("model was built for pipeline version {found}, this code is version {expected}")]
+    PipelineVersion { found: u32, expected: u32 },
+}
+
+/// One sparse feature vector: sorted distinct buckets, all with the same value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    pub buckets: Vec<u32>,
+    pub value: f32,
+}
+
+/// Hashes `namespace` + `parts` (joined by 0x1f) into a bucket of `bits` bits.
+pub fn feature_bucket(namespace: u8, parts: &[&str], bits: u32) -> u32 {
+    let mut hash = (FNV_OFFSET ^ u64::from(namespace)).wrapping_mul(FNV_PRIME);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hash = (hash ^ 0x1f).wrapping_mul(FNV_PRIME);
+        }
+        for byte in part.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+        }
+    }
+    (splitmix64(hash) >> (64 - bits)) as u32
+}
+
+/// One unit of the normalised text: a placeholder or a character.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Symbol<'a> {
+    Placeholder(&'a str),
+    Char(char),
+}
+
+fn symbols(text: &str) -> Vec<(usize, Symbol<'_>)> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        if let Some(p) = placeholder::ALL.iter().find(|p| rest.starts_with(**p)) {
+            out.push((i, Symbol::Placeholder(p)));
+            i += p.len();
+        } else if let Some(c) = rest.chars().next() {
+            out.push((i, Symbol::Char(c)));
+            i += c.len_utf8();
+        } else {
+            break;
+        }
+    }
+    out
+}
+
+/// Words of the normalised text: placeholders, jieba words of Han runs, alphanumeric runs.
+pub fn words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut run: Option<(usize, bool)> = None; // (start byte, is_han)
+    for (at, sym) in symbols(text) {
+        match sym {
+            Symbol::Placeholder(p) => {
+                flush_run(text, run.take(), at, &mut out);
+                out.push(p);
+            }
+            Symbol::Char(c) if c.is_alphanumeric() => {
+                let han = is_han(c);
+                if run.is_some_and(|(_, h)| h != han) {
+                    flush_run(text, run.take(), at, &mut out);
+                }
+                run.get_or_insert((at, han));
+            }
+            Symbol::Char(_) => flush_run(text, run.take(), at, &mut out),
+        }
+    }
+    flush_run(text, run, text.len(), &mut out);
+    out
+}
+
+/// Emits the word run `text[start..end]`: cut by jieba when it is Han, else whole.
+fn flush_run<'a>(text: &'a str, run: Option<(usize, bool)>, end: usize, out: &mut Vec<&'a str>) {
+    let Some((start, han)) = run else {
+        return;
+    };
+    let word = &text[start..end];
+    if han {
+        out.extend(JIEBA.cut(word, true).into_iter().map(|t| t.word));
+    } else {
+        out.push(word);
+    }
+}
+
+/// The hashed features of one normalised text (see the module docs).
+pub fn features(text: &str, bits: u32) -> Features {
+    let mut buckets = Vec::with_capacity(text.len() * 5);
+    let words = words(text);
+    for (i, word) in words.iter().enumerate() {
+        buckets.push(feature_bucket(b'w', &[word], bits));
+        if let Some(next) = words.get(i + 1) {
+            buckets.push(feature_bucket(b'b', &[word, next], bits));
+        }
+    }
+    let mut units: Vec<&str> = vec![" "];
+    units.extend(symbols(text).into_iter().map(|(at, sym)| match sym {
+        Symbol::Placeholder(p) => p,
+        Symbol::Char(c) => &text[at..at + c.len_utf8()],
+    }));
+    units.push(" ");
+    for n in 1..=MAX_CHAR_GRAM {
+        for gram in units.windows(n) {
+            buckets.push(feature_bucket(b'c', gram, bits));
+        }
+    }
+    let chars = text.chars().count().max(1);
+    let length_bucket = (usize::BITS - chars.leading_zeros()).to_string();
+    buckets.push(feature_bucket(b'l', &[&length_bucket], bits));
+    buckets.sort_unstable();
+    buckets.dedup();
+    let value = 1.0 / (buckets.len() as f32).sqrt();
+    Features { buckets, value }
+}
+
+/// Softmax in place-free form; stable for large logits.
+pub fn softmax(logits: &[f32; CLASSES]) -> [f32; CLASSES] {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut out = logits.map(|l| (l - max).exp());
+    let sum: f32 = out.iter().sum();
+    for p in &mut out {
+        *p /= sum;
+    }
+    out
+}
+
+/// Index of the largest value among `indices`.
+pub fn arg_max_among(probs: &[f32; CLASSES], indices: impl Iterator<Item = usize>) -> usize {
+    indices
+        .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+        .unwrap_or(0)
+}
+
+/// The shipped (quantised) model; the `multiclass` [`Scorer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MulticlassModel {
+    bucket_bits: u32,
+    scales: [f32; CLASSES],
+    bias: [f32; CLASSES],
+    weights: Vec<i8>,
+}
+
+impl MulticlassModel {
+    /// The model compiled in from `cloud/models/multiclass.bin`.
+    pub fn embedded() -> Result<Self, MulticlassError> {
+        Self::from_bytes(EMBEDDED.ok_or(MulticlassError::NoEmbeddedModel)?)
+    }
+
+    /// Quantises float weights (`weights[bucket * CLASSES + class]`) to int8 with one scale per
+    /// class (max |w| maps to 127).
+    pub fn quantize(bucket_bits: u32, weights: &[f32], bias: [f32; CLASSES]) -> Self {
+        let mut max_abs = [0f32; CLASSES];
+        for row in weights.chunks_exact(CLASSES) {
+            for (m, w) in max_abs.iter_mut().zip(row) {
+                *m = m.max(w.abs());
+            }
+        }
+        let scales = max_abs.map(|m| if m > 0.0 { m / 127.0 } else { 1.0 });
+        let quantized = weights
+            .chunks_exact(CLASSES)
+            .flat_map(|row| {
+                (0..CLASSES).map(move |c| (row[c] / scales[c]).round().clamp(-127.0, 127.0) as i8)
+            })
+            .collect();
+        MulticlassModel {
+            bucket_bits,
+            scales,
+            bias,
+            weights: quantized,
+        }
+    }
+
+    pub fn bucket_bits(&self) -> u32 {
+        self.bucket_bits
+    }
+
+    /// The model file bytes (layout in the module docs).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + 40 + self.weights.len());
+        out.extend_from_slice(MAGIC);
+        for v in [
+            FORMAT_VERSION,
+            PIPELINE_VERSION,
+            self.bucket_bits,
+            CLASSES as u32,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in self.scales.iter().chain(&self.bias) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend(self.weights.iter().map(|&q| q as u8));
+        out
+    }
+
+    /// Parses and checks a model file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MulticlassError> {
+        let bad = |why: &str| MulticlassError::BadFile(why.to_owned());
+        if bytes.len() < HEADER_LEN + 8 * CLASSES || &bytes[..4] != MAGIC {
+            return Err(bad("missing SGMC header"));
+        }
+        let word = |i: usize| {
+            let at = 4 + 4 * i;
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        if word(0) != FORMAT_VERSION {
+            return Err(bad("unknown format version"));
+        }
+        if word(1) != PIPELINE_VERSION {
+            return Err(MulticlassError::PipelineVersion {
+                found: word(1),
+                expected: PIPELINE_VERSION,
+            });
+        }
+        let (bucket_bits, classes) = (word(2), word(3) as usize);
+        if classes != CLASSES || !(8..=24).contains(&bucket_bits) {
+            return Err(bad("unsupported class count or bucket bits"));
+        }
+        let floats: Vec<f32> = bytes[HEADER_LEN..HEADER_LEN + 8 * CLASSES]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let weights = &bytes[HEADER_LEN + 8 * CLASSES..];
+        if weights.len() != (1usize << bucket_bits) * CLASSES {
+            return Err(bad("weight table has the wrong length"));
+        }
+        let mut scales = [0f32; CLASSES];
+        let mut bias = [0f32; CLASSES];
+        scales.copy_from_slice(&floats[..CLASSES]);
+        bias.copy_from_slice(&floats[CLASSES..]);
+        Ok(MulticlassModel {
+            bucket_bits,
+            scales,
+            bias,
+            weights: weights.iter().map(|&b| b as i8).collect(),
+        })
+    }
+
+    /// Class probabilities (in [`Label::ALL`] order) of a normalised text.
+    pub fn probabilities(&self, normalized_text: &str) -> [f32; CLASSES] {
+        let features = features(normalized_text, self.bucket_bits);
+        let mut sums = [0i32; CLASSES];
+        for &bucket in &features.buckets {
+            let row = &self.weights[bucket as usize * CLASSES..][..CLASSES];
+            for (sum, &q) in sums.iter_mut().zip(row) {
+                *sum += i32::from(q);
+            }
+        }
+        let mut logits = self.bias;
+        for c in 0..CLASSES {
+            logits[c] += self.scales[c] * features.value * sums[c] as f32;
+        }
+        softmax(&logits)
+    }
+
+    /// The [`ModelScore`] of class probabilities: score `1 - p(ham)`, label the arg-max.
+    pub fn model_score(probs: [f32; CLASSES]) -> ModelScore {
+        let top = arg_max_among(&probs, 0..CLASSES);
+        let label = Label::ALL[top];
+        let reason = format!("top class {label} (p = {:.3})", probs[top]);
+        ModelScore::new(NAME, 1.0 - probs[0], reason)
+            .with_label(Some(label))
+            .with_probabilities(Some(probs))
+    }
+}
+
+impl Scorer for MulticlassModel {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        Ok(Self::model_score(self.probabilities(&msg.normalized.text)))
+    }
+}
+
+/// Hyper-parameters of [`train`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub bucket_bits: u32,
+    pub epochs: usize,
+    /// AdaGrad step size.
+    pub learning_rate: f32,
+    /// L2 strength, applied to the weights an example touches (lazy L2).
+    pub l2: f32,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            bucket_bits: DEFAULT_BUCKET_BITS,
+            epochs: 6,
+            learning_rate: 0.2,
+            l2: 1e-6,
+            seed: 20240617,
+        }
+    }
+}
+
+/// One training example.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub features: Features,
+    /// Index into [`Label::ALL`].
+    pub label: usize,
+    pub weight: f32,
+}
+
+/// Float weights during training.
+#[derive(Debug, Clone)]
+pub struct FloatModel {
+    pub bucket_bits: u32,
+    pub weights: Vec<f32>,
+    pub bias: [f32; CLASSES],
+}
+
+impl FloatModel {
+    fn logits(&self, features: &Features) -> [f32; CLASSES] {
+        let mut logits = self.bias;
+        for &bucket in &features.buckets {
+            let row = &self.weights[bucket as usize * CLASSES..][..CLASSES];
+            for (l, w) in logits.iter_mut().zip(row) {
+                *l += w * features.value;
+            }
+        }
+        logits
+    }
+
+    pub fn quantize(&self) -> MulticlassModel {
+        MulticlassModel::quantize(self.bucket_bits, &self.weights, self.bias)
+    }
+}
+
+/// Trains softmax regression with AdaGrad and lazy L2, visiting examples in an order shuffled by
+/// `config.seed` each epoch: the same inputs and config give the same weights.
+pub fn train(examples: &[Example], config: &TrainConfig) -> FloatModel {
+    let size = (1usize << config.bucket_bits) * CLASSES;
+    let mut model = FloatModel {
+        bucket_bits: config.bucket_bits,
+        weights: vec![0.0; size],
+        bias: [0.0; CLASSES],
+    };
+    let mut accum = vec![1e-8f32; size];
+    let mut bias_accum = [1e-8f32; CLASSES];
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    let mut rng = config.seed;
+    for _ in 0..config.epochs {
+        shuffle(&mut order, &mut rng);
+        for &i in &order {
+            let example = &examples[i];
+            let probs = softmax(&model.logits(&example.features));
+            let grads: [f32; CLASSES] = std::array::from_fn(|c| {
+                example.weight * (probs[c] - f32::from(u8::from(c == example.label)))
+            });
+            step(
+                &mut model,
+                &mut accum,
+                &mut bias_accum,
+                example,
+                &grads,
+                config,
+            );
+        }
+    }
+    model
+}
+
+fn step(
+    model: &mut FloatModel,
+    accum: &mut [f32],
+    bias_accum: &mut [f32; CLASSES],
+    example: &Example,
+    grads: &[f32; CLASSES],
+    config: &TrainConfig,
+) {
+    let value = example.features.value;
+    for &bucket in &example.features.buckets {
+        let at = bucket as usize * CLASSES;
+        for c in 0..CLASSES {
+            let w = &mut model.weights[at + c];
+            let g = grads[c] * value + config.l2 * *w;
+            accum[at + c] += g * g;
+            *w -= config.learning_rate * g / accum[at + c].sqrt();
+        }
+    }
+    for c in 0..CLASSES {
+        bias_accum[c] += grads[c] * grads[c];
+        model.bias[c] -= config.learning_rate * grads[c] / bias_accum[c].sqrt();
+    }
+}
+
+/// Fisher-Yates with a SplitMix64 stream.
+fn shuffle(items: &mut [usize], state: &mut u64) {
+    for i in (1..items.len()).rev() {
+        *state = state.wrapping_add(1);
+        let j = (splitmix64(*state) % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}

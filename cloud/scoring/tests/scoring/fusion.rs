@@ -1,0 +1,313 @@
+//! Fusion and the cloud scorer: contributions sum to the logit, degraded scorers, forced actions,
+//! fitting.
+
+use smsguard_core::Label;
+use smsguard_scoring::fusion::{
+    self, default_inputs, fit_head, FitConfig, FusionModel, Head, ScorerOutcome, Thresholds,
+    EDGE_INPUT,
+};
+use smsguard_scoring::rules::{RuleSet, StaticRules};
+use smsguard_scoring::{
+    Action, CloudScorer, EdgeInput, ForcedAction, MessageContext, ModelScore, Scorer, ScoringError,
+    SenderReputation, VariantScorer,
+};
+
+use crate::multiclass::toy_model;
+
+fn head(weights: &[f32], bias: f32) -> Head {
+    Head {
+        weights: weights.to_vec(),
+        bias,
+        thresholds: Thresholds {
+            tag: 0.5,
+            quarantine: 0.8,
+            block: 0.95,
+        },
+        prior_inputs: Vec::new(),
+    }
+}
+
+/// Inputs: multiclass, similarity, variant, rules, sender, edge.
+fn hand_model() -> FusionModel {
+    FusionModel {
+        format: fusion::FORMAT_VERSION,
+        pipeline_version: smsguard_core::PIPELINE_VERSION,
+        inputs: default_inputs(),
+        with_edge: head(&[0.8, 2.0, 1.0, 3.0, 2.0, 0.7], -1.0),
+        without_edge: head(&[1.0, 2.0, 1.5, 3.0, 2.0, 0.0], -1.5),
+        cache_ttl_seconds: Default::default(),
+    }
+}
+
+fn real_scorers() -> Vec<Box<dyn Scorer>> {
+    vec![
+        Box::new(toy_model(12, 7)),
+        Box::new(VariantScorer::default()),
+        Box::new(StaticRules(RuleSet::builtin().unwrap())),
+        Box::new(SenderReputation::default()),
+    ]
+}
+
+/// A scorer that always fails.
+struct Failing;
+
+impl Scorer for Failing {
+    fn name(&self) -> &'static str {
+        "similarity"
+    }
+    fn score(&self, _: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        Err(ScoringError::Poisoned("test store"))
+    }
+}
+
+/// A scorer with a fixed answer.
+struct Fixed(&'static str, f32, Option<ForcedAction>);
+
+impl Scorer for Fixed {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn score(&self, _: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        Ok(ModelScore::new(self.0, self.1, "fixed").with_forced_action(self.2))
+    }
+}
+
+fn assert_sums_to_logit(v: &smsguard_scoring::FusedVerdict) {
+    let sum = v.bias + v.contributions.iter().map(|c| c.term).sum::<f32>();
+    assert!(
+        (sum - v.logit).abs() < 1e-4,
+        "sum {sum} vs logit {}",
+        v.logit
+    );
+    assert!((fusion::sigmoid(v.logit) - v.spam_score).abs() < 1e-6);
+    if (1e-3..1.0 - 1e-3).contains(&v.spam_score) {
+        assert!((fusion::logit(v.spam_score) - v.logit).abs() < 1e-2);
+    }
+    for c in &v.contributions {
+        assert!((c.term - c.weight * c.input).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn contributions_sum_to_the_logit_of_the_score() {
+    let mut scorers = real_scorers();
+    scorers.push(Box::new(Fixed("similarity", 0.0, None)));
+    let cloud = CloudScorer::new(scorers, hand_model());
+    for text in [
+        "congratulations you have won a prize call now to claim",
+        "are we still meeting for lunch tomorrow",
+        "加 薇 信 领 取 免 费 礼 品",
+    ] {
+        let v = cloud.score_text("+447700900123", text, 0, "d", None);
+        assert!(!v.degraded);
+        assert_eq!(
+            v.contributions.len(),
+            5,
+            "no edge contribution without edge"
+        );
+        assert_sums_to_logit(&v);
+    }
+    let with_edge = EdgeInput {
+        spam_score: 0.9,
+        label: Label::Fraud,
+    };
+    let v = cloud.score_text(
+        "+447700900123",
+        "free prize call now",
+        0,
+        "d",
+        Some(with_edge),
+    );
+    assert_eq!(v.contributions.len(), 6);
+    assert_eq!(v.bias, -1.0, "the with-edge head is used");
+    let edge = v
+        .contributions
+        .iter()
+        .find(|c| c.model == EDGE_INPUT)
+        .unwrap();
+    assert!(edge.input > 2.0, "edge enters as log-odds");
+    assert_sums_to_logit(&v);
+}
+
+#[test]
+fn a_failing_or_missing_scorer_degrades_the_verdict_but_never_fails_it() {
+    let mut scorers = real_scorers();
+    scorers.push(Box::new(Failing));
+    let healthy = CloudScorer::new(
+        {
+            let mut s = real_scorers();
+            s.push(Box::new(Fixed("similarity", 0.0, None)));
+            s
+        },
+        hand_model(),
+    );
+    let broken = CloudScorer::new(scorers, hand_model());
+    let text = "you have won a free holiday call now to claim your prize";
+    let good = healthy.score_text("s", text, 0, "d", None);
+    let v = broken.score_text("s", text, 0, "d", None);
+    assert!(v.degraded && !good.degraded);
+    let failed = v
+        .contributions
+        .iter()
+        .find(|c| c.model == "similarity")
+        .unwrap();
+    assert!(failed.degraded && failed.term == 0.0);
+    assert!(failed.reason.contains("failed"));
+    assert_sums_to_logit(&v);
+    assert_eq!(v.cache_ttl_seconds, hand_model().cache_ttl_seconds.degraded);
+    assert!(v.cache_ttl_seconds < good.cache_ttl_seconds);
+    // The similarity term was 0 for the healthy one too, so the scores agree.
+    assert!((v.spam_score - good.spam_score).abs() < 1e-6);
+
+    // Without a multiclass model at all: still a verdict, flagged.
+    let bare = CloudScorer::new(vec![Box::new(VariantScorer::default())], hand_model());
+    let v = bare.score_text("s", text, 0, "d", None);
+    assert!(v.degraded);
+    let missing: Vec<&str> = v
+        .contributions
+        .iter()
+        .filter(|c| c.degraded)
+        .map(|c| c.model.as_str())
+        .collect();
+    assert_eq!(missing, ["multiclass", "similarity", "rules", "sender"]);
+    assert_sums_to_logit(&v);
+}
+
+#[test]
+fn forced_actions_override_the_thresholds() {
+    let cloud = |forced| {
+        CloudScorer::new(
+            vec![
+                Box::new(Fixed("multiclass", 0.999, None)),
+                Box::new(Fixed("rules", 0.0, forced)),
+            ],
+            hand_model(),
+        )
+    };
+    let v = cloud(None).score_text("s", "x", 0, "d", None);
+    assert_eq!(v.action, Action::Block);
+    assert_eq!(v.label, Label::Spam, "no probabilities: generic spam");
+    let v = cloud(Some(ForcedAction::Allow)).score_text("s", "x", 0, "d", None);
+    assert_eq!((v.action, v.label), (Action::Allow, Label::Ham));
+    assert_eq!(v.forced_action, Some(ForcedAction::Allow));
+    let low = CloudScorer::new(
+        vec![
+            Box::new(Fixed("multiclass", 0.01, None)),
+            Box::new(Fixed("rules", 0.0, Some(ForcedAction::Quarantine))),
+        ],
+        hand_model(),
+    );
+    assert_eq!(
+        low.score_text("s", "x", 0, "d", None).action,
+        Action::Quarantine
+    );
+}
+
+#[test]
+fn the_spam_label_is_the_most_likely_spam_class() {
+    let model = hand_model();
+    let probs = [0.3, 0.1, 0.45, 0.05, 0.1];
+    let outcome = ScorerOutcome {
+        model: "multiclass".into(),
+        result: Ok(ModelScore::new("multiclass", 0.9, "r").with_probabilities(Some(probs))),
+    };
+    let v = model.fuse(&[outcome], None);
+    assert_ne!(v.action, Action::Allow);
+    assert_eq!(v.label, Label::Fraud);
+    let ham_probs = [0.55, 0.05, 0.1, 0.2, 0.1];
+    let outcome = ScorerOutcome {
+        model: "multiclass".into(),
+        result: Ok(ModelScore::new("multiclass", 0.45, "r").with_probabilities(Some(ham_probs))),
+    };
+    let rules = ScorerOutcome {
+        model: "rules".into(),
+        result: Ok(ModelScore::new("rules", 1.0, "r")),
+    };
+    let v = model.fuse(&[outcome, rules], None);
+    assert_ne!(v.action, Action::Allow);
+    assert_eq!(
+        v.label,
+        Label::Illegal,
+        "arg-max among spam classes, not ham"
+    );
+}
+
+#[test]
+fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
+    let inputs = default_inputs();
+    let n = inputs.len();
+    // Input 0 separates (noisily), input 3 fires only on some spam, input 4 never varies.
+    let mut rows = Vec::new();
+    let mut spam = Vec::new();
+    for i in 0..400 {
+        let is_spam = i % 2 == 0;
+        let noise = ((i * 37) % 11) as f32 / 5.0 - 1.0;
+        let mut row = vec![0.0; n];
+        row[0] = if is_spam { 1.5 } else { -1.5 } + 1.5 * noise;
+        row[2] = ((i * 13) % 7) as f32 / 7.0;
+        row[3] = if is_spam && i % 3 == 0 { 1.0 } else { 0.0 };
+        rows.push(row);
+        spam.push(is_spam);
+    }
+    let weights = vec![1.0; rows.len()];
+    let mut active = vec![true; n];
+    active[n - 1] = false;
+    let head = fit_head(
+        &inputs,
+        &rows,
+        &spam,
+        &weights,
+        &active,
+        &FitConfig::default(),
+    );
+    assert!(
+        head.weights[0] > 0.5 && head.weights[3] > 0.5,
+        "{:?}",
+        head.weights
+    );
+    assert!(head.weights.iter().all(|&w| w >= 0.0));
+    assert_eq!(head.weights[n - 1], 0.0, "inactive input");
+    assert_eq!(
+        head.prior_inputs,
+        vec!["similarity".to_string(), "sender".to_string()]
+    );
+    assert_eq!(head.weights[4], inputs[4].prior_weight);
+    let t = head.thresholds;
+    assert!(t.tag <= t.quarantine && t.quarantine <= t.block);
+}
+
+#[test]
+fn fusion_json_round_trips_and_a_bad_one_is_refused() {
+    let model = hand_model();
+    assert_eq!(FusionModel::from_json(&model.to_json()).unwrap(), model);
+    let mut bad = hand_model();
+    bad.with_edge.weights.pop();
+    assert!(FusionModel::from_json(&bad.to_json()).is_err());
+    assert!(FusionModel::from_json("{}").is_err());
+}
+
+#[test]
+fn the_embedded_cloud_scores_the_fixture_spam_above_the_fixture_ham() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = smsguard_scoring::EmbeddedOptions {
+        seed_from_corpora: false,
+        ..Default::default()
+    };
+    let cloud = CloudScorer::embedded_with(dir.path(), &options).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../datasets/fixtures/mixed/dev.tsv");
+    let corpus = smsguard_corpus::read_tsv(fixtures).unwrap();
+    let (mut ham, mut spam) = (Vec::new(), Vec::new());
+    for (i, record) in corpus.records.iter().enumerate() {
+        let v = cloud.score_text(&format!("s{i}"), &record.text, 0, "d", None);
+        assert!(!v.degraded);
+        assert_sums_to_logit(&v);
+        if record.label == Label::Ham {
+            ham.push(v.spam_score);
+        } else {
+            spam.push(v.spam_score);
+        }
+    }
+    let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len() as f32;
+    assert!(mean(&spam) > mean(&ham) + 0.3, "spam {spam:?} ham {ham:?}");
+}

@@ -1,0 +1,473 @@
+//! `smsguard-cloud eval`: scores labelled TSV files with the fused cloud verdict, in process, on
+//! the embedded models and default rules, and writes the same report keys as the edge's
+//! `smsguard-train eval` (`n`, `accuracy`, `macro_f1`, `spam_precision`, `spam_recall`,
+//! `ham_fpr`, `recall_at_fpr_0_5`, `recall_at_fpr_0_1`, `per_class`, `latency_us_p50`, ...).
+//!
+//! The predicted label is the verdict's label (ham when the action is Allow, so the arg-max
+//! figures sit at the TAG threshold, about 2 % ham FPR on dev); `recall_at_fpr_0_5` and
+//! `recall_at_fpr_0_1` use the fusion's QUARANTINE and BLOCK thresholds. Every message gets its
+//! own synthetic sender (corpora have none), so the sender scorer sees no bursts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use smsguard_core::metrics::{self, MetricsReport, Observation, ThresholdMetrics};
+use smsguard_core::Label;
+use smsguard_corpus::ProblemKind;
+use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
+use smsguard_edge::EdgeModel;
+use smsguard_scoring::fusion::Thresholds;
+use smsguard_scoring::{CloudScorer, EdgeInput, EmbeddedOptions, PreparedMessage};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Labelled `label<TAB>text` files (any corpus split); repeat for several.
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
+    /// Write the full report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the report as Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Write pr-curve.png and confusion.png into this folder.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Folder of the similarity store (default: a temporary folder removed afterwards).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Folder of the corpora whose train.tsv spam seeds an empty similarity store (default: the
+    /// datasets folder, when found).
+    #[arg(long)]
+    pub datasets: Option<PathBuf>,
+    /// Do not seed the similarity store from the training corpora.
+    #[arg(long)]
+    pub no_seed: bool,
+    /// Send the embedded edge model's verdict along, as the phone does.
+    #[arg(long)]
+    pub with_edge: bool,
+    /// Evaluate at most this many messages per file (quick checks).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// The evaluation report; `metrics` is flattened into top-level keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub model: ModelSummary,
+    pub data: Vec<String>,
+    #[serde(flatten)]
+    pub metrics: MetricsReport,
+    /// Spam recall at the fusion's QUARANTINE threshold (0.5 % ham FPR on dev).
+    pub recall_at_fpr_0_5: f64,
+    /// Spam recall at the fusion's BLOCK threshold (0.1 % ham FPR on dev).
+    pub recall_at_fpr_0_1: f64,
+    pub at_threshold_fpr_2: ThresholdMetrics,
+    pub at_threshold_fpr_0_5: ThresholdMetrics,
+    pub at_threshold_fpr_0_1: ThresholdMetrics,
+    /// Per-message latency of normalise + fingerprint + all scorers + fusion, single thread.
+    pub latency_us_p50: f64,
+    pub latency_us_p99: f64,
+    pub latency: LatencySummary,
+    pub peak_rss_kib: Option<u64>,
+    /// Verdicts per action.
+    pub actions: BTreeMap<String, usize>,
+    /// Verdicts with a degraded (failed or missing) scorer.
+    pub degraded: usize,
+    pub per_corpus: Vec<CorpusSummary>,
+    pub skipped: Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    pub source: String,
+    pub scorers: Vec<String>,
+    pub with_edge: bool,
+    pub labels: Vec<String>,
+    pub thresholds: Thresholds,
+    pub similarity_store: String,
+    pub load_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusSummary {
+    pub name: String,
+    pub n: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub spam_recall: f64,
+    pub ham_fpr: f64,
+    pub roc_auc: Option<f64>,
+    pub recall_at_fpr_0_5: f64,
+    pub ham_fpr_at_fpr_0_5: f64,
+}
+
+/// Lines left out of the metrics, by reason (label names, never texts).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Skipped {
+    pub unknown_labels: BTreeMap<String, usize>,
+    pub invalid_lines: usize,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let temp;
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary similarity store")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let started = Instant::now();
+    let options = EmbeddedOptions {
+        seed_from_corpora: !args.no_seed,
+        datasets_dir: args.datasets.clone(),
+        rules_path: None,
+    };
+    let cloud = CloudScorer::embedded_with(&data_dir, &options)
+        .context("building the cloud scorer from the embedded models")?;
+    let edge = if args.with_edge {
+        Some(EdgeModel::embedded().context("loading the embedded edge model")?)
+    } else {
+        None
+    };
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut evaluation = Evaluation::new(&cloud, edge.as_ref());
+    for path in &args.data {
+        evaluation.add_file(path, args.limit)?;
+    }
+    if evaluation.observations.is_empty() {
+        bail!("no message could be evaluated");
+    }
+    let report = evaluation.report(&args, &data_dir, load_ms)?;
+    println!("{}", summary_text(&report));
+    write_outputs(&args, &report, &evaluation.observations)
+}
+
+struct Evaluation<'a> {
+    cloud: &'a CloudScorer,
+    edge: Option<&'a EdgeModel>,
+    observations: Vec<Observation>,
+    latencies: Vec<Duration>,
+    corpora: Vec<(String, std::ops::Range<usize>)>,
+    actions: BTreeMap<String, usize>,
+    degraded: usize,
+    skipped: Skipped,
+}
+
+impl<'a> Evaluation<'a> {
+    fn new(cloud: &'a CloudScorer, edge: Option<&'a EdgeModel>) -> Self {
+        Evaluation {
+            cloud,
+            edge,
+            observations: Vec::new(),
+            latencies: Vec::new(),
+            corpora: Vec::new(),
+            actions: BTreeMap::new(),
+            degraded: 0,
+            skipped: Skipped::default(),
+        }
+    }
+
+    fn add_file(&mut self, path: &Path, limit: Option<usize>) -> Result<()> {
+        let corpus = smsguard_corpus::read_tsv(path)?;
+        for problem in &corpus.problems {
+            match &problem.kind {
+                ProblemKind::UnknownLabel(label) => {
+                    *self
+                        .skipped
+                        .unknown_labels
+                        .entry(label.clone())
+                        .or_default() += 1
+                }
+                _ => self.skipped.invalid_lines += 1,
+            }
+        }
+        let start = self.observations.len();
+        for record in corpus.records.iter().take(limit.unwrap_or(usize::MAX)) {
+            self.add_message(record.label, &record.text);
+        }
+        self.corpora
+            .push((corpus.name(), start..self.observations.len()));
+        Ok(())
+    }
+
+    fn add_message(&mut self, truth: Label, text: &str) {
+        let index = self.observations.len();
+        let sender = format!("eval-sender-{index}");
+        // The phone classifies before asking the cloud: not part of the cloud's latency.
+        let edge = self.edge.and_then(|model| {
+            let prediction = model.classify(text).ok()?;
+            Some(EdgeInput {
+                spam_score: prediction.spam_score,
+                label: prediction.label,
+            })
+        });
+        let started = Instant::now();
+        let prepared = PreparedMessage::new(&sender, text, index as i64 * 1000, "eval-device");
+        let verdict = self.cloud.score(&prepared.context(), edge);
+        self.latencies.push(started.elapsed());
+        *self
+            .actions
+            .entry(verdict.action.as_str().to_owned())
+            .or_default() += 1;
+        self.degraded += usize::from(verdict.degraded);
+        self.observations.push(Observation {
+            truth: label_index(truth),
+            predicted: label_index(verdict.label),
+            spam_score: verdict.spam_score,
+        });
+    }
+
+    fn report(&self, args: &EvalArgs, data_dir: &Path, load_ms: f64) -> Result<EvalReport> {
+        let thresholds = self.cloud.fusion().head(self.edge.is_some()).thresholds;
+        let labels = label_names();
+        let metrics = metrics::evaluate(&labels, &self.observations)?;
+        let at = |t: f32| metrics::at_threshold(&self.observations, t);
+        let latency = LatencySummary::from_durations(&self.latencies);
+        Ok(EvalReport {
+            model: ModelSummary {
+                source: "embedded".to_owned(),
+                scorers: self
+                    .cloud
+                    .scorer_names()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                with_edge: self.edge.is_some(),
+                labels,
+                thresholds,
+                similarity_store: if args.data_dir.is_some() {
+                    data_dir.display().to_string()
+                } else {
+                    "temporary".to_owned()
+                },
+                load_ms,
+            },
+            data: args.data.iter().map(|p| p.display().to_string()).collect(),
+            metrics,
+            recall_at_fpr_0_5: at(thresholds.quarantine).spam_recall,
+            recall_at_fpr_0_1: at(thresholds.block).spam_recall,
+            at_threshold_fpr_2: at(thresholds.tag),
+            at_threshold_fpr_0_5: at(thresholds.quarantine),
+            at_threshold_fpr_0_1: at(thresholds.block),
+            latency_us_p50: latency.p50_us,
+            latency_us_p99: latency.p99_us,
+            latency,
+            peak_rss_kib: peak_rss_kib(),
+            actions: self.actions.clone(),
+            degraded: self.degraded,
+            per_corpus: self.per_corpus(thresholds.quarantine)?,
+            skipped: self.skipped.clone(),
+        })
+    }
+
+    fn per_corpus(&self, quarantine: f32) -> Result<Vec<CorpusSummary>> {
+        let labels = label_names();
+        let mut out = Vec::new();
+        for (name, range) in &self.corpora {
+            let slice = &self.observations[range.clone()];
+            let m = metrics::evaluate(&labels, slice)?;
+            let at = metrics::at_threshold(slice, quarantine);
+            out.push(CorpusSummary {
+                name: name.clone(),
+                n: m.n,
+                accuracy: m.accuracy,
+                macro_f1: m.macro_f1,
+                spam_recall: m.spam_recall,
+                ham_fpr: m.ham_fpr,
+                roc_auc: m.roc_auc,
+                recall_at_fpr_0_5: at.spam_recall,
+                ham_fpr_at_fpr_0_5: at.ham_fpr,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn label_names() -> Vec<String> {
+    Label::ALL.iter().map(|l| l.to_string()).collect()
+}
+
+fn label_index(label: Label) -> usize {
+    Label::ALL.iter().position(|l| *l == label).unwrap_or(0)
+}
+
+fn write_outputs(args: &EvalArgs, report: &EvalReport, observations: &[Observation]) -> Result<()> {
+    if let Some(path) = &args.json {
+        write_creating_dirs(path, serde_json::to_string_pretty(report)? + "\n")?;
+    }
+    if let Some(path) = &args.markdown {
+        write_creating_dirs(path, markdown(report))?;
+    }
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_plots(dir, report, observations)?;
+    }
+    Ok(())
+}
+
+fn write_creating_dirs(path: &Path, contents: String) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(feature = "plots")]
+fn write_plots(dir: &Path, report: &EvalReport, observations: &[Observation]) -> Result<()> {
+    use smsguard_train::plots::{self, OperatingPoint};
+    let title = format!("cloud fusion, {} messages", report.metrics.n);
+    let mark = |name: &str, metrics: ThresholdMetrics| OperatingPoint {
+        name: name.to_owned(),
+        metrics,
+    };
+    let marks = [
+        mark("TAG (FPR 2 %)", report.at_threshold_fpr_2),
+        mark("QUARANTINE (FPR 0.5 %)", report.at_threshold_fpr_0_5),
+        mark("BLOCK (FPR 0.1 %)", report.at_threshold_fpr_0_1),
+    ];
+    let curve = metrics::pr_curve(observations);
+    plots::pr_curve(
+        &dir.join("pr-curve.png"),
+        &format!("Spam PR curve: {title}"),
+        &curve,
+        &marks,
+    )?;
+    plots::confusion_matrix(
+        &dir.join("confusion.png"),
+        &format!("Confusion: {title}"),
+        &report.metrics.confusion,
+    )?;
+    Ok(())
+}
+
+#[cfg(not(feature = "plots"))]
+fn write_plots(_dir: &Path, _report: &EvalReport, _observations: &[Observation]) -> Result<()> {
+    bail!("this smsguard-cloud was built without the `plots` feature")
+}
+
+/// The human-readable summary printed after an evaluation.
+pub fn summary_text(report: &EvalReport) -> String {
+    let m = &report.metrics;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "cloud fusion ({}{}), {} messages",
+        report.model.scorers.join(" + "),
+        if report.model.with_edge {
+            " + edge"
+        } else {
+            ""
+        },
+        m.n
+    );
+    let auc = m.roc_auc.map_or("n/a".to_owned(), |a| format!("{a:.4}"));
+    let _ = writeln!(
+        text,
+        "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {auc}",
+        m.accuracy, m.macro_f1
+    );
+    let _ = writeln!(
+        text,
+        "spam precision {:.4}  recall {:.4}  ham FPR {:.4} (verdict label)",
+        m.spam_precision, m.spam_recall, m.ham_fpr
+    );
+    for (name, at) in [
+        ("TAG", &report.at_threshold_fpr_2),
+        ("QUARANTINE", &report.at_threshold_fpr_0_5),
+        ("BLOCK", &report.at_threshold_fpr_0_1),
+    ] {
+        let _ = writeln!(
+            text,
+            "{name:<10} threshold {:.4}: spam recall {:.4}, precision {:.4}, ham FPR {:.4}",
+            at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
+        );
+    }
+    for class in &m.per_class {
+        let _ = writeln!(
+            text,
+            "  {:<8} P {:.4}  R {:.4}  F1 {:.4}  n {}",
+            class.label, class.precision, class.recall, class.f1, class.support
+        );
+    }
+    let _ = write!(
+        text,
+        "latency p50 {:.1} us  p99 {:.1} us (normalise + fingerprint + scorers + fusion); load {:.0} ms; {} degraded",
+        report.latency_us_p50, report.latency_us_p99, report.model.load_ms, report.degraded
+    );
+    text
+}
+
+/// The report as a Markdown document.
+pub fn markdown(report: &EvalReport) -> String {
+    let m = &report.metrics;
+    let mut md = String::from("# Cloud fusion evaluation\n\n");
+    let _ = writeln!(
+        md,
+        "Scorers: {}{}. Data: {}\n",
+        report.model.scorers.join(", "),
+        if report.model.with_edge {
+            ", edge verdict"
+        } else {
+            ""
+        },
+        report
+            .data
+            .iter()
+            .map(|d| format!("`{d}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(md, "| metric | value |\n|---|---:|");
+    let auc = m.roc_auc.map_or("n/a".to_owned(), |a| format!("{a:.4}"));
+    for (name, value) in [
+        ("messages", m.n.to_string()),
+        ("accuracy", format!("{:.4}", m.accuracy)),
+        ("macro-F1", format!("{:.4}", m.macro_f1)),
+        ("spam precision", format!("{:.4}", m.spam_precision)),
+        ("spam recall", format!("{:.4}", m.spam_recall)),
+        ("ham FPR", format!("{:.4}", m.ham_fpr)),
+        ("ROC-AUC", auc),
+        (
+            "recall @ QUARANTINE (0.5 %)",
+            format!("{:.4}", report.recall_at_fpr_0_5),
+        ),
+        (
+            "recall @ BLOCK (0.1 %)",
+            format!("{:.4}", report.recall_at_fpr_0_1),
+        ),
+        (
+            "latency p50 / p99 (µs)",
+            format!(
+                "{:.1} / {:.1}",
+                report.latency_us_p50, report.latency_us_p99
+            ),
+        ),
+    ] {
+        let _ = writeln!(md, "| {name} | {value} |");
+    }
+    let _ = writeln!(
+        md,
+        "\n| corpus | n | accuracy | macro-F1 | spam recall | ham FPR | recall @0.5 % | ham FPR @0.5 % |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in &report.per_corpus {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            c.name,
+            c.n,
+            c.accuracy,
+            c.macro_f1,
+            c.spam_recall,
+            c.ham_fpr,
+            c.recall_at_fpr_0_5,
+            c.ham_fpr_at_fpr_0_5
+        );
+    }
+    md
+}

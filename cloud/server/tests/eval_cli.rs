@@ -1,0 +1,77 @@
+//! `smsguard-cloud eval` end to end on the hand-written fixtures.
+
+use std::path::Path;
+use std::process::Command;
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/fixtures/mixed/dev.tsv")
+}
+
+#[test]
+fn eval_writes_the_edge_report_keys_and_counts_every_message() {
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("report/eval.json");
+    let md_path = out.path().join("eval.md");
+    let status = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
+        .args(["eval", "--no-seed", "--data"])
+        .arg(fixtures())
+        .arg("--json")
+        .arg(&json_path)
+        .arg("--markdown")
+        .arg(&md_path)
+        .arg("--data-dir")
+        .arg(out.path().join("store"))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    for key in [
+        "n",
+        "accuracy",
+        "macro_f1",
+        "spam_precision",
+        "spam_recall",
+        "ham_fpr",
+        "roc_auc",
+        "recall_at_fpr_0_5",
+        "recall_at_fpr_0_1",
+        "per_class",
+        "confusion",
+        "latency_us_p50",
+        "latency_us_p99",
+        "per_corpus",
+        "actions",
+    ] {
+        assert!(report.get(key).is_some(), "missing key {key}");
+    }
+    let lines = std::fs::read_to_string(fixtures()).unwrap().lines().count();
+    assert_eq!(report["n"].as_u64(), Some(lines as u64));
+    assert_eq!(report["per_class"].as_array().map(Vec::len), Some(5));
+    let actions: u64 = report["actions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(actions, lines as u64);
+    assert_eq!(report["degraded"].as_u64(), Some(0));
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    assert!(md.contains(&format!("| messages | {lines} |")));
+    // The store was created where asked.
+    assert!(out.path().join("store/similarity").is_dir());
+}
+
+#[test]
+fn eval_of_a_missing_file_fails_with_its_path() {
+    let output = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
+        .args(["eval", "--no-seed", "--data", "/nonexistent/dev.tsv"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/dev.tsv"));
+}

@@ -1,0 +1,504 @@
+//! `smsguard-train train-cloud`: trains the cloud's multiclass model on every `train.tsv`, then
+//! fits the fusion on the dev outputs of all cloud scorers, and writes `multiclass.bin`,
+//! `fusion.json` and `manifest.json` into the output folder (default `cloud/models`).
+//!
+//! Sample weights: corpora larger than `--corpus-cap` are weighed down to that size (so the 20k
+//! SpamHunter texts do not drown the rest); then ham gets half of the total weight and the spam
+//! classes share the other half in proportion to the square root of their weight (rare classes
+//! count more, without letting a few examples dominate). The spam-only corpora thereby get their
+//! ham from the binary ones.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use smsguard_core::metrics::{self, Observation};
+use smsguard_core::{Label, PIPELINE_VERSION};
+use smsguard_edge::EdgeModel;
+use smsguard_scoring::cloud::seed_similarity_files;
+use smsguard_scoring::fusion::{
+    self, default_inputs, fit_head, EdgeInput, FitConfig, FusionModel, Head, ScorerOutcome,
+    EDGE_INPUT,
+};
+use smsguard_scoring::multiclass::{self, Example, MulticlassModel, TrainConfig, CLASSES};
+use smsguard_scoring::rules::{RuleSet, StaticRules};
+use smsguard_scoring::{PreparedMessage, Scorer, SenderReputation, SimilarityStore, VariantScorer};
+
+use crate::data::{self, Split};
+use crate::manifest::FileEntry;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CloudTrainArgs {
+    /// Corpus folders, folders of corpora or .tsv files (default: every corpus of the datasets
+    /// folder); train.tsv trains the multiclass model, dev.tsv fits the fusion.
+    #[arg(long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Output folder of the model files.
+    #[arg(long, default_value = "cloud/models")]
+    pub out: PathBuf,
+    /// log2 of the number of hash buckets.
+    #[arg(long, default_value_t = multiclass::DEFAULT_BUCKET_BITS)]
+    pub bucket_bits: u32,
+    #[arg(long, default_value_t = 6)]
+    pub epochs: usize,
+    /// AdaGrad step size.
+    #[arg(long, default_value_t = 0.2)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 1e-6)]
+    pub l2: f32,
+    #[arg(long, default_value_t = 20240617)]
+    pub seed: u64,
+    /// Corpora with more training examples weigh as if they had this many.
+    #[arg(long, default_value_t = 8000)]
+    pub corpus_cap: usize,
+    /// Fit the fusion without the edge model's verdicts.
+    #[arg(long)]
+    pub no_edge: bool,
+}
+
+/// Dev figures of one corpus (or `all`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusFigures {
+    pub corpus: String,
+    pub n: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub spam_precision: f64,
+    pub spam_recall: f64,
+    pub ham_fpr: f64,
+    pub roc_auc: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct CloudManifest {
+    pipeline_version: u32,
+    files: Vec<FileEntry>,
+    multiclass: MulticlassSummary,
+    fusion: FusionSummary,
+    command_line: String,
+    wall_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct MulticlassSummary {
+    config: TrainConfig,
+    corpus_cap: usize,
+    train_examples: BTreeMap<String, usize>,
+    duplicates_removed: usize,
+    /// Arg-max metrics of the quantised model on each dev split.
+    dev_metrics: Vec<CorpusFigures>,
+}
+
+#[derive(Debug, Serialize)]
+struct FusionSummary {
+    edge_available: bool,
+    similarity_seeded: usize,
+    /// Fused verdicts on dev (label from the action), without / with the edge verdict.
+    dev_metrics_without_edge: Vec<CorpusFigures>,
+    dev_metrics_with_edge: Option<Vec<CorpusFigures>>,
+}
+
+/// One raw dev message.
+struct DevMessage {
+    text: String,
+    label: usize,
+    corpus: usize,
+}
+
+pub fn run(args: CloudTrainArgs) -> Result<()> {
+    let started = Instant::now();
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let train_files = data::split_files(&args.data, Split::Train)?;
+    let dev_files = data::split_files(&args.data, Split::Dev)?;
+    let train = data::load(&train_files, true)?;
+    let (dev, dev_names) = load_raw(&dev_files)?;
+    eprintln!(
+        "train: {} examples ({} duplicates removed); dev: {} messages",
+        train.examples.len(),
+        train.duplicates_removed,
+        dev.len()
+    );
+    let config = TrainConfig {
+        bucket_bits: args.bucket_bits,
+        epochs: args.epochs,
+        learning_rate: args.lr,
+        l2: args.l2,
+        seed: args.seed,
+    };
+    let model = train_multiclass(&train, &config, args.corpus_cap);
+    let model_bytes = model.to_bytes();
+    let model = MulticlassModel::from_bytes(&model_bytes)?;
+
+    let prepared: Vec<PreparedMessage> = dev
+        .iter()
+        .enumerate()
+        .map(|(i, m)| PreparedMessage::new(&format!("dev-sender-{i}"), &m.text, 0, "dev-device"))
+        .collect();
+    let multiclass_obs: Vec<Observation> = prepared
+        .iter()
+        .zip(&dev)
+        .map(|(p, m)| {
+            let probs = model.probabilities(&p.normalized.text);
+            observation(
+                m.label,
+                multiclass::arg_max_among(&probs, 0..CLASSES),
+                1.0 - probs[0],
+            )
+        })
+        .collect();
+    let multiclass_metrics = figures_by_corpus(&multiclass_obs, &dev, &dev_names)?;
+    print_figures("multiclass (int8) dev", &multiclass_metrics);
+
+    let store_dir =
+        std::env::temp_dir().join(format!("smsguard-train-similarity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let store = SimilarityStore::open(&store_dir)?;
+    let seeded = seed_similarity_files(&store, &train_files)?;
+    eprintln!("similarity store seeded with {seeded} training spam fingerprints");
+    let scorers: Vec<Box<dyn Scorer>> = vec![
+        Box::new(model),
+        Box::new(store),
+        Box::new(VariantScorer::default()),
+        Box::new(StaticRules(RuleSet::builtin()?)),
+        Box::new(SenderReputation::default()),
+    ];
+    let outcomes: Vec<Vec<ScorerOutcome>> = prepared
+        .iter()
+        .map(|p| {
+            let ctx = p.context();
+            scorers
+                .iter()
+                .map(|s| ScorerOutcome {
+                    model: s.name().to_owned(),
+                    result: s.score(&ctx).map_err(|e| e.to_string()),
+                })
+                .collect()
+        })
+        .collect();
+    drop(scorers);
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let edge = if args.no_edge {
+        None
+    } else {
+        edge_inputs(&prepared)
+    };
+
+    let fusion = fit_fusion(&outcomes, edge.as_deref(), &dev);
+    let without = fused_figures(&fusion, &outcomes, None, &dev, &dev_names)?;
+    print_figures("fused (no edge) dev", &without);
+    let with = match &edge {
+        Some(edge) => {
+            let figures = fused_figures(&fusion, &outcomes, Some(edge), &dev, &dev_names)?;
+            print_figures("fused (with edge) dev", &figures);
+            Some(figures)
+        }
+        None => None,
+    };
+    eprintln!("fusion: {}", fusion.to_json());
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let fusion_json = fusion.to_json();
+    let files = [
+        ("multiclass.bin", model_bytes.as_slice()),
+        ("fusion.json", fusion_json.as_bytes()),
+    ];
+    for (name, bytes) in files {
+        let path = args.out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let manifest = CloudManifest {
+        pipeline_version: PIPELINE_VERSION,
+        files: files.iter().map(|(n, b)| FileEntry::of(n, b)).collect(),
+        multiclass: MulticlassSummary {
+            config,
+            corpus_cap: args.corpus_cap,
+            train_examples: train
+                .sources
+                .iter()
+                .cloned()
+                .zip(train.source_sizes())
+                .collect(),
+            duplicates_removed: train.duplicates_removed,
+            dev_metrics: multiclass_metrics,
+        },
+        fusion: FusionSummary {
+            edge_available: edge.is_some(),
+            similarity_seeded: seeded,
+            dev_metrics_without_edge: without,
+            dev_metrics_with_edge: with,
+        },
+        command_line,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    let path = args.out.join("manifest.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "wrote {} (multiclass {} B) in {:.0} s",
+        args.out.display(),
+        model_bytes.len(),
+        manifest.wall_seconds
+    );
+    Ok(())
+}
+
+fn load_raw(files: &[PathBuf]) -> Result<(Vec<DevMessage>, Vec<String>)> {
+    let mut messages = Vec::new();
+    let mut names = Vec::new();
+    for file in files {
+        let corpus = smsguard_corpus::read_tsv(file)?;
+        let index = names.len();
+        names.push(corpus.name());
+        for record in corpus.records {
+            messages.push(DevMessage {
+                label: data::edge_label(record.label)?,
+                text: record.text,
+                corpus: index,
+            });
+        }
+    }
+    Ok((messages, names))
+}
+
+/// Per-example weights (see the module docs), mean 1.
+pub fn sample_weights(labels: &[usize], sources: &[usize], corpus_cap: usize) -> Vec<f32> {
+    let mut per_source: BTreeMap<usize, usize> = BTreeMap::new();
+    for &s in sources {
+        *per_source.entry(s).or_default() += 1;
+    }
+    let source_factor = |s: usize| (corpus_cap as f32 / per_source[&s] as f32).min(1.0);
+    let base: Vec<f32> = sources.iter().map(|&s| source_factor(s)).collect();
+    let mut class_sum = [0f32; CLASSES];
+    for (&label, &w) in labels.iter().zip(&base) {
+        class_sum[label] += w;
+    }
+    let total: f32 = class_sum.iter().sum();
+    let spam_root: f32 = class_sum[1..].iter().map(|s| s.sqrt()).sum();
+    let target: [f32; CLASSES] = std::array::from_fn(|c| match c {
+        _ if class_sum[c] == 0.0 => 0.0,
+        0 => total / 2.0,
+        _ if spam_root > 0.0 => total / 2.0 * class_sum[c].sqrt() / spam_root,
+        _ => 0.0,
+    });
+    let weights: Vec<f32> = labels
+        .iter()
+        .zip(&base)
+        .map(|(&label, &w)| w * target[label] / class_sum[label].max(1e-9))
+        .collect();
+    let mean = weights.iter().sum::<f32>() / weights.len().max(1) as f32;
+    weights.iter().map(|w| w / mean.max(1e-9)).collect()
+}
+
+fn train_multiclass(
+    train: &data::Dataset,
+    config: &TrainConfig,
+    corpus_cap: usize,
+) -> MulticlassModel {
+    let labels: Vec<usize> = train.examples.iter().map(|e| e.label).collect();
+    let sources: Vec<usize> = train.examples.iter().map(|e| e.source).collect();
+    let weights = sample_weights(&labels, &sources, corpus_cap);
+    let started = Instant::now();
+    let examples: Vec<Example> = train
+        .examples
+        .iter()
+        .zip(&weights)
+        .map(|(e, &weight)| Example {
+            features: multiclass::features(&e.text, config.bucket_bits),
+            label: e.label,
+            weight,
+        })
+        .collect();
+    eprintln!(
+        "features of {} examples in {:.1} s",
+        examples.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let model = multiclass::train(&examples, config).quantize();
+    eprintln!(
+        "trained {} epochs in {:.1} s",
+        config.epochs,
+        started.elapsed().as_secs_f64()
+    );
+    model
+}
+
+fn observation(truth: usize, predicted: usize, spam_score: f32) -> Observation {
+    Observation {
+        truth,
+        predicted,
+        spam_score,
+    }
+}
+
+/// The edge model's verdicts on the prepared dev messages, if the shipped model loads.
+fn edge_inputs(prepared: &[PreparedMessage]) -> Option<Vec<Option<EdgeInput>>> {
+    let model = match EdgeModel::embedded() {
+        Ok(model) => model,
+        Err(e) => {
+            eprintln!("edge model unavailable ({e}); fitting the fusion without it");
+            return None;
+        }
+    };
+    let inputs = prepared
+        .iter()
+        .map(|p| {
+            model
+                .classify_normalized(&p.normalized)
+                .ok()
+                .map(|pred| EdgeInput {
+                    spam_score: pred.spam_score,
+                    label: pred.label,
+                })
+        })
+        .collect();
+    Some(inputs)
+}
+
+/// Transformed inputs of one message, in `inputs` order (degraded or absent inputs are 0).
+fn input_row(model: &FusionModel, outcomes: &[ScorerOutcome], edge: Option<EdgeInput>) -> Vec<f32> {
+    let verdict = model.fuse(outcomes, edge);
+    model
+        .inputs
+        .iter()
+        .map(|input| {
+            verdict
+                .contributions
+                .iter()
+                .find(|c| c.model == input.model)
+                .map_or(0.0, |c| c.input)
+        })
+        .collect()
+}
+
+fn fit_fusion(
+    outcomes: &[Vec<ScorerOutcome>],
+    edge: Option<&[Option<EdgeInput>]>,
+    dev: &[DevMessage],
+) -> FusionModel {
+    let inputs = default_inputs();
+    let placeholder = Head {
+        weights: vec![0.0; inputs.len()],
+        bias: 0.0,
+        thresholds: fusion::Thresholds {
+            tag: 0.5,
+            quarantine: 0.5,
+            block: 0.5,
+        },
+        prior_inputs: Vec::new(),
+    };
+    let mut model = FusionModel {
+        format: fusion::FORMAT_VERSION,
+        pipeline_version: PIPELINE_VERSION,
+        inputs,
+        with_edge: placeholder.clone(),
+        without_edge: placeholder,
+        cache_ttl_seconds: Default::default(),
+    };
+    let spam: Vec<bool> = dev.iter().map(|m| m.label != 0).collect();
+    let binary: Vec<usize> = spam.iter().map(|&s| usize::from(s)).collect();
+    let sources: Vec<usize> = dev.iter().map(|m| m.corpus).collect();
+    let weights = sample_weights(&binary, &sources, 1000);
+    let config = FitConfig::default();
+    let is_edge: Vec<bool> = model.inputs.iter().map(|i| i.model == EDGE_INPUT).collect();
+    let rows: Vec<Vec<f32>> = outcomes
+        .iter()
+        .map(|o| input_row(&model, o, None))
+        .collect();
+    let active: Vec<bool> = is_edge.iter().map(|e| !e).collect();
+    model.without_edge = fit_head(&model.inputs, &rows, &spam, &weights, &active, &config);
+    model.with_edge = match edge {
+        Some(edge) => {
+            let rows: Vec<Vec<f32>> = outcomes
+                .iter()
+                .zip(edge)
+                .map(|(o, e)| input_row(&model, o, *e))
+                .collect();
+            fit_head(
+                &model.inputs,
+                &rows,
+                &spam,
+                &weights,
+                &vec![true; rows[0].len()],
+                &config,
+            )
+        }
+        None => model.without_edge.clone(),
+    };
+    model
+}
+
+fn fused_figures(
+    model: &FusionModel,
+    outcomes: &[Vec<ScorerOutcome>],
+    edge: Option<&[Option<EdgeInput>]>,
+    dev: &[DevMessage],
+    names: &[String],
+) -> Result<Vec<CorpusFigures>> {
+    let observations: Vec<Observation> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let verdict = model.fuse(o, edge.and_then(|e| e[i]));
+            let predicted = Label::ALL
+                .iter()
+                .position(|l| *l == verdict.label)
+                .unwrap_or(0);
+            observation(dev[i].label, predicted, verdict.spam_score)
+        })
+        .collect();
+    figures_by_corpus(&observations, dev, names)
+}
+
+fn figures_by_corpus(
+    observations: &[Observation],
+    dev: &[DevMessage],
+    names: &[String],
+) -> Result<Vec<CorpusFigures>> {
+    let labels: Vec<String> = Label::ALL.iter().map(|l| l.to_string()).collect();
+    let mut out = vec![figures("all", &labels, observations)?];
+    for (index, name) in names.iter().enumerate() {
+        let slice: Vec<Observation> = observations
+            .iter()
+            .zip(dev)
+            .filter(|(_, m)| m.corpus == index)
+            .map(|(o, _)| *o)
+            .collect();
+        out.push(figures(name, &labels, &slice)?);
+    }
+    Ok(out)
+}
+
+fn figures(name: &str, labels: &[String], observations: &[Observation]) -> Result<CorpusFigures> {
+    let m = metrics::evaluate(labels, observations)?;
+    Ok(CorpusFigures {
+        corpus: name.to_owned(),
+        n: m.n,
+        accuracy: m.accuracy,
+        macro_f1: m.macro_f1,
+        spam_precision: m.spam_precision,
+        spam_recall: m.spam_recall,
+        ham_fpr: m.ham_fpr,
+        roc_auc: m.roc_auc,
+    })
+}
+
+fn print_figures(title: &str, figures: &[CorpusFigures]) {
+    eprintln!("{title}:");
+    for f in figures {
+        eprintln!(
+            "  {:<32} n {:>5}  acc {:.4}  macro-F1 {:.4}  spam P {:.4} R {:.4}  ham FPR {:.4}  AUC {}",
+            f.corpus,
+            f.n,
+            f.accuracy,
+            f.macro_f1,
+            f.spam_precision,
+            f.spam_recall,
+            f.ham_fpr,
+            f.roc_auc.map_or("n/a".to_owned(), |a| format!("{a:.4}"))
+        );
+    }
+}
