@@ -20,6 +20,7 @@ use smsguard_core::Label;
 use smsguard_corpus::ProblemKind;
 use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
 use smsguard_edge::EdgeModel;
+use smsguard_report::{optional_figure, OperatingPoint, Outputs, PlotInput};
 use smsguard_scoring::fusion::Thresholds;
 use smsguard_scoring::{CloudScorer, EdgeInput, EmbeddedOptions, PreparedMessage};
 
@@ -298,29 +299,11 @@ fn label_index(label: Label) -> usize {
 }
 
 fn write_outputs(args: &EvalArgs, report: &EvalReport, observations: &[Observation]) -> Result<()> {
-    if let Some(path) = &args.json {
-        write_creating_dirs(path, serde_json::to_string_pretty(report)? + "\n")?;
-    }
-    if let Some(path) = &args.markdown {
-        write_creating_dirs(path, markdown(report))?;
-    }
-    if let Some(dir) = &args.plots {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_plots(dir, report, observations)?;
-    }
-    Ok(())
-}
-
-fn write_creating_dirs(path: &Path, contents: String) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
-}
-
-#[cfg(feature = "plots")]
-fn write_plots(dir: &Path, report: &EvalReport, observations: &[Observation]) -> Result<()> {
-    use smsguard_train::plots::{self, OperatingPoint};
+    let outputs = Outputs {
+        json: args.json.as_deref(),
+        markdown: args.markdown.as_deref(),
+        plots: args.plots.as_deref(),
+    };
     let title = format!("cloud fusion, {} messages", report.metrics.n);
     let mark = |name: &str, metrics: ThresholdMetrics| OperatingPoint {
         name: name.to_owned(),
@@ -331,24 +314,14 @@ fn write_plots(dir: &Path, report: &EvalReport, observations: &[Observation]) ->
         mark("QUARANTINE (FPR 0.5 %)", report.at_threshold_fpr_0_5),
         mark("BLOCK (FPR 0.1 %)", report.at_threshold_fpr_0_1),
     ];
-    let curve = metrics::pr_curve(observations);
-    plots::pr_curve(
-        &dir.join("pr-curve.png"),
-        &format!("Spam PR curve: {title}"),
-        &curve,
-        &marks,
-    )?;
-    plots::confusion_matrix(
-        &dir.join("confusion.png"),
-        &format!("Confusion: {title}"),
-        &report.metrics.confusion,
-    )?;
+    let plots = PlotInput {
+        title: &title,
+        observations,
+        marks: &marks,
+        confusion: &report.metrics.confusion,
+    };
+    smsguard_report::write(outputs, report, || markdown(report), plots)?;
     Ok(())
-}
-
-#[cfg(not(feature = "plots"))]
-fn write_plots(_dir: &Path, _report: &EvalReport, _observations: &[Observation]) -> Result<()> {
-    bail!("this smsguard-cloud was built without the `plots` feature")
 }
 
 /// The human-readable summary printed after an evaluation.
@@ -366,7 +339,7 @@ pub fn summary_text(report: &EvalReport) -> String {
         },
         m.n
     );
-    let auc = m.roc_auc.map_or("n/a".to_owned(), |a| format!("{a:.4}"));
+    let auc = optional_figure(m.roc_auc);
     let _ = writeln!(
         text,
         "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {auc}",
@@ -424,7 +397,7 @@ pub fn markdown(report: &EvalReport) -> String {
             .join(", ")
     );
     let _ = writeln!(md, "| metric | value |\n|---|---:|");
-    let auc = m.roc_auc.map_or("n/a".to_owned(), |a| format!("{a:.4}"));
+    let auc = optional_figure(m.roc_auc);
     for (name, value) in [
         ("messages", m.n.to_string()),
         ("accuracy", format!("{:.4}", m.accuracy)),

@@ -18,7 +18,7 @@ use smsguard_corpus::ProblemKind;
 use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
 use smsguard_edge::{EdgeModel, ModelInfo};
 
-use crate::plots::{self, OperatingPoint};
+use smsguard_report::{optional_figure, OperatingPoint, Outputs, PlotInput};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
@@ -273,27 +273,11 @@ fn model_summary(info: &ModelInfo, source: String, load_ms: f64) -> ModelSummary
 }
 
 fn write_outputs(args: &EvalArgs, report: &EvalReport, evaluation: &Evaluation) -> Result<()> {
-    if let Some(path) = &args.json {
-        write_creating_dirs(path, serde_json::to_string_pretty(report)? + "\n")?;
-    }
-    if let Some(path) = &args.markdown {
-        write_creating_dirs(path, markdown(report))?;
-    }
-    if let Some(dir) = &args.plots {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_plots(dir, report, &evaluation.observations)?;
-    }
-    Ok(())
-}
-
-fn write_creating_dirs(path: &Path, contents: String) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
-}
-
-fn write_plots(dir: &Path, report: &EvalReport, observations: &[Observation]) -> Result<()> {
+    let outputs = Outputs {
+        json: args.json.as_deref(),
+        markdown: args.markdown.as_deref(),
+        plots: args.plots.as_deref(),
+    };
     let title = format!(
         "{} model, {} messages",
         report.model.precision, report.metrics.n
@@ -308,18 +292,13 @@ fn write_plots(dir: &Path, report: &EvalReport, observations: &[Observation]) ->
             metrics: report.at_threshold_fpr_0_1,
         },
     ];
-    let curve = metrics::pr_curve(observations);
-    plots::pr_curve(
-        &dir.join("pr-curve.png"),
-        &format!("Spam PR curve: {title}"),
-        &curve,
-        &marks,
-    )?;
-    plots::confusion_matrix(
-        &dir.join("confusion.png"),
-        &format!("Confusion: {title}"),
-        &report.metrics.confusion,
-    )?;
+    let plots = PlotInput {
+        title: &title,
+        observations: &evaluation.observations,
+        marks: &marks,
+        confusion: &report.metrics.confusion,
+    };
+    smsguard_report::write(outputs, report, || markdown(report), plots)?;
     Ok(())
 }
 
@@ -337,7 +316,7 @@ pub fn summary_text(report: &EvalReport) -> String {
         "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {}",
         m.accuracy,
         m.macro_f1,
-        auc_text(m.roc_auc)
+        optional_figure(m.roc_auc)
     );
     let _ = writeln!(
         text,
@@ -378,10 +357,6 @@ pub fn summary_text(report: &EvalReport) -> String {
     text
 }
 
-fn auc_text(auc: Option<f64>) -> String {
-    auc.map_or_else(|| "n/a".to_string(), |a| format!("{a:.4}"))
-}
-
 /// The report as a Markdown document.
 pub fn markdown(report: &EvalReport) -> String {
     let m = &report.metrics;
@@ -413,7 +388,7 @@ pub fn markdown(report: &EvalReport) -> String {
         ),
         ("spam recall (arg-max)", format!("{:.4}", m.spam_recall)),
         ("ham FPR (arg-max)", format!("{:.4}", m.ham_fpr)),
-        ("ROC-AUC", auc_text(m.roc_auc)),
+        ("ROC-AUC", optional_figure(m.roc_auc)),
         (
             "latency p50 / p99 (µs)",
             format!(

@@ -1,13 +1,13 @@
 //! smsguard-train: turns corpora into the edge char-CNN and the cloud models, exports ONNX
 //! (fp32 and int8) and writes evaluation reports.
 
+pub mod cloud_models;
 pub mod config;
 pub mod data;
 pub mod eval;
 pub mod manifest;
 pub mod model;
 pub mod onnx_export;
-pub mod plots;
 pub mod quantize;
 pub mod trainer;
 pub mod vocab;

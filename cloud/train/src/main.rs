@@ -17,7 +17,7 @@ use smsguard_train::vocab::{self, VocabConfig};
 use smsguard_train::{onnx_export, quantize};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Train and export the smsguard edge model")]
+#[command(version, about = "Train and export the smsguard edge and cloud models")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +29,8 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate an edge model on corpora through ONNX Runtime and write a report.
     Eval(smsguard_train::eval::EvalArgs),
+    /// Train the cloud multiclass model and fit the fusion on dev; write cloud/models.
+    TrainCloud(smsguard_train::cloud_models::CloudTrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +90,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Train(args) => run_train(args),
         Command::Eval(args) => smsguard_train::eval::run(args),
+        Command::TrainCloud(args) => smsguard_train::cloud_models::run(args),
     }
 }
 

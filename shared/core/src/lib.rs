@@ -13,7 +13,7 @@ pub mod normalize;
 pub mod taxonomy;
 
 pub use fingerprint::{Fingerprint, MinHasher};
-pub use normalize::{normalize, Masked, MaskKind, Normalized, Transform};
+pub use normalize::{normalize, MaskKind, Masked, Normalized, Transform};
 pub use taxonomy::Label;
 
 /// Version of the normalisation + featurisation pipeline. Bumped whenever `normalize` or the

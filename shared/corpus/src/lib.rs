@@ -67,10 +67,16 @@ impl fmt::Display for Problem {
         let (path, line, len) = (self.path.display(), self.line, self.len);
         match &self.kind {
             ProblemKind::InvalidUtf8 => write!(f, "{path}:{line}: invalid UTF-8 ({len} bytes)"),
-            ProblemKind::MissingTab => write!(f, "{path}:{line}: no TAB between label and text ({len} bytes)"),
+            ProblemKind::MissingTab => write!(
+                f,
+                "{path}:{line}: no TAB between label and text ({len} bytes)"
+            ),
             ProblemKind::EmptyText => write!(f, "{path}:{line}: empty message text"),
             ProblemKind::UnknownLabel(label) => {
-                write!(f, "{path}:{line}: unknown label {label:?} (not in datasets/label-map.tsv)")
+                write!(
+                    f,
+                    "{path}:{line}: unknown label {label:?} (not in datasets/label-map.tsv)"
+                )
             }
         }
     }
@@ -156,7 +162,9 @@ fn parse_line(raw: &[u8]) -> Result<(String, Label, String), ProblemKind> {
 /// Finds the datasets folder: `$SMSGUARD_DATASETS` if set, else `../shared/datasets` relative to
 /// the workspace root. The error names both places.
 pub fn datasets_dir() -> Result<PathBuf, CorpusError> {
-    let workspace_default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEFAULT_DATASETS_DIR);
+    let workspace_default = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(DEFAULT_DATASETS_DIR);
     let env = std::env::var(DATASETS_ENV).ok();
     locate_datasets(env.as_deref(), &workspace_default)
 }

@@ -9,12 +9,16 @@ use smsguard_corpus::{parse_tsv, read_tsv, split_files, ProblemKind};
 fn good_lines_become_records_with_mapped_labels() {
     let corpus = parse_tsv(
         Path::new("mem.tsv"),
-        "ham\tsee you at 5\nspam\tWIN a prize now\r\nfraud:phishing_bank\t您的银行卡已冻结\n".as_bytes(),
+        "ham\tsee you at 5\nspam\tWIN a prize now\r\nfraud:phishing_bank\t您的银行卡已冻结\n"
+            .as_bytes(),
     );
     assert!(corpus.problems.is_empty(), "{:?}", corpus.problems);
     let labels: Vec<Label> = corpus.records.iter().map(|r| r.label).collect();
     assert_eq!(labels, vec![Label::Ham, Label::Spam, Label::Fraud]);
-    assert_eq!(corpus.records[1].text, "WIN a prize now", "CR of CRLF is stripped");
+    assert_eq!(
+        corpus.records[1].text, "WIN a prize now",
+        "CR of CRLF is stripped"
+    );
     assert_eq!(corpus.records[2].line, 3);
     assert_eq!(corpus.records[2].fine_label, "fraud:phishing_bank");
 }
@@ -25,8 +29,11 @@ fn bad_lines_are_reported_with_line_numbers_not_skipped() {
     bytes.extend_from_slice(b"\xff\xfe bad\nham\tlast\n");
     let corpus = parse_tsv(Path::new("bad.tsv"), &bytes);
     assert_eq!(corpus.records.len(), 2);
-    let found: Vec<(usize, ProblemKind)> =
-        corpus.problems.iter().map(|p| (p.line, p.kind.clone())).collect();
+    let found: Vec<(usize, ProblemKind)> = corpus
+        .problems
+        .iter()
+        .map(|p| (p.line, p.kind.clone()))
+        .collect();
     assert_eq!(
         found,
         vec![
@@ -38,7 +45,10 @@ fn bad_lines_are_reported_with_line_numbers_not_skipped() {
     );
     let shown = corpus.problems[0].to_string();
     assert!(shown.starts_with("bad.tsv:2:"), "{shown}");
-    assert!(!shown.contains("no tab here"), "problems never quote message text");
+    assert!(
+        !shown.contains("no tab here"),
+        "problems never quote message text"
+    );
 }
 
 #[test]
@@ -81,7 +91,11 @@ fn manifest_matches_the_corpora_on_disk() {
         for (file, entry) in corpus["files"].as_object().unwrap() {
             let bytes = std::fs::read(dir.join(name).join(file)).unwrap();
             let digest = hex::encode(Sha256::digest(&bytes));
-            assert_eq!(digest, entry["sha256"].as_str().unwrap(), "{name}/{file} changed");
+            assert_eq!(
+                digest,
+                entry["sha256"].as_str().unwrap(),
+                "{name}/{file} changed"
+            );
         }
     }
 }
@@ -99,7 +113,11 @@ fn every_label_in_the_corpora_is_in_the_label_map() {
                 .map(ToString::to_string)
                 .collect();
             assert!(unknown.is_empty(), "{unknown:?}");
-            assert!(!corpus.records.is_empty(), "{} has no records", file.display());
+            assert!(
+                !corpus.records.is_empty(),
+                "{} has no records",
+                file.display()
+            );
         }
     }
 }

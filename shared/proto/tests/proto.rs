@@ -44,7 +44,10 @@ fn zero_is_unspecified_in_every_enum() {
     assert_eq!(v1::Feedback::Unspecified as i32, 0);
     assert_eq!(v1::SenderRuleKind::Unspecified as i32, 0);
     // An unknown enum number from a newer peer reads as UNSPECIFIED.
-    let verdict = Verdict { label: 77, ..Default::default() };
+    let verdict = Verdict {
+        label: 77,
+        ..Default::default()
+    };
     assert_eq!(verdict.label(), Label::Unspecified);
 }
 
@@ -59,8 +62,25 @@ fn protocol_labels_map_onto_the_core_taxonomy_both_ways() {
 #[test]
 fn descriptor_set_describes_the_service() {
     let set = prost_types::FileDescriptorSet::decode(v1::FILE_DESCRIPTOR_SET).unwrap();
-    let file = set.file.iter().find(|f| f.package() == "smsguard.v1").unwrap();
-    let service = file.service.iter().find(|s| s.name() == "SmsGuard").unwrap();
+    let file = set
+        .file
+        .iter()
+        .find(|f| f.package() == "smsguard.v1")
+        .unwrap();
+    let service = file
+        .service
+        .iter()
+        .find(|s| s.name() == "SmsGuard")
+        .unwrap();
     let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
-    assert_eq!(methods, ["Classify", "ClassifyStream", "Report", "SyncCache", "GetModel"]);
+    assert_eq!(
+        methods,
+        [
+            "Classify",
+            "ClassifyStream",
+            "Report",
+            "SyncCache",
+            "GetModel"
+        ]
+    );
 }

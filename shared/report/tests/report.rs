@@ -1,0 +1,108 @@
+//! Report files land where asked, parent folders are created, and the plots are real PNGs.
+
+use smsguard_core::metrics::{self, Observation};
+use smsguard_report::{markdown_table, optional_figure, write, OperatingPoint, Outputs, PlotInput};
+
+fn observations() -> Vec<Observation> {
+    let mut out = Vec::new();
+    for i in 0..40 {
+        let spam = i % 3 == 0;
+        let score = if spam {
+            0.6 + (i as f32) / 200.0
+        } else {
+            (i as f32) / 100.0
+        };
+        out.push(Observation {
+            truth: usize::from(spam),
+            predicted: usize::from(score >= 0.5),
+            spam_score: score,
+        });
+    }
+    out
+}
+
+#[test]
+fn writes_json_markdown_and_png_plots_into_new_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let obs = observations();
+    let labels = vec!["ham".to_string(), "spam".to_string()];
+    let report = metrics::evaluate(&labels, &obs).unwrap();
+    let at = metrics::at_threshold(&obs, 0.5);
+    let marks = [OperatingPoint {
+        name: "t=0.5".into(),
+        metrics: at,
+    }];
+    let json = dir.path().join("a/b/report.json");
+    let md = dir.path().join("c/report.md");
+    let plots = dir.path().join("plots");
+    let outputs = Outputs {
+        json: Some(&json),
+        markdown: Some(&md),
+        plots: Some(&plots),
+    };
+    let input = PlotInput {
+        title: "test",
+        observations: &obs,
+        marks: &marks,
+        confusion: &report.confusion,
+    };
+    write(outputs, &report, || "# hello\n".to_string(), input).unwrap();
+
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(value["n"], 40);
+    assert_eq!(std::fs::read_to_string(&md).unwrap(), "# hello\n");
+    for png in ["pr-curve.png", "confusion.png"] {
+        let bytes = std::fs::read(plots.join(png)).unwrap();
+        assert!(bytes.len() > 1000, "{png} is too small to hold a plot");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png} is not a PNG");
+    }
+}
+
+#[test]
+fn nothing_is_written_when_nothing_is_asked_and_markdown_is_not_rendered() {
+    let obs = observations();
+    let labels = vec!["ham".to_string(), "spam".to_string()];
+    let report = metrics::evaluate(&labels, &obs).unwrap();
+    let input = PlotInput {
+        title: "t",
+        observations: &obs,
+        marks: &[],
+        confusion: &report.confusion,
+    };
+    write(
+        Outputs::default(),
+        &report,
+        || panic!("markdown rendered for nobody"),
+        input,
+    )
+    .unwrap();
+}
+
+#[test]
+fn unwritable_path_is_an_error_naming_it() {
+    let obs = observations();
+    let labels = vec!["ham".to_string(), "spam".to_string()];
+    let report = metrics::evaluate(&labels, &obs).unwrap();
+    let input = PlotInput {
+        title: "t",
+        observations: &obs,
+        marks: &[],
+        confusion: &report.confusion,
+    };
+    let bad = std::path::Path::new("/proc/smsguard-no/report.json");
+    let outputs = Outputs {
+        json: Some(bad),
+        ..Outputs::default()
+    };
+    let err = write(outputs, &report, String::new, input).unwrap_err();
+    assert!(err.to_string().contains("/proc/smsguard-no"), "{err}");
+}
+
+#[test]
+fn markdown_table_aligns_numbers_right() {
+    let table = markdown_table(&["corpus", "n"], &[vec!["uci".into(), "516".into()]]);
+    assert_eq!(table, "| corpus | n |\n|---|---:|\n| uci | 516 |\n");
+    assert_eq!(optional_figure(None), "n/a");
+    assert_eq!(optional_figure(Some(0.5)), "0.5000");
+}
