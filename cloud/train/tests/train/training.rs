@@ -100,3 +100,46 @@ fn thresholds_respect_the_target_false_positive_rates() {
     assert!(t.fpr_0_1.ham_fpr <= 0.001);
     assert!(t.fpr_0_1.threshold >= t.fpr_0_5.threshold);
 }
+
+#[test]
+fn learning_rate_warms_up_then_decays_to_the_floor() {
+    assert!((trainer::lr_factor(0.0) - 0.1).abs() < 1e-9);
+    let peak = (0..=100)
+        .map(|i| trainer::lr_factor(i as f64 / 100.0))
+        .fold(0.0, f64::max);
+    assert!((peak - 1.0).abs() < 0.01, "peak factor {peak}");
+    let after_warmup: Vec<f64> = (5..=100)
+        .map(|i| trainer::lr_factor(i as f64 / 100.0))
+        .collect();
+    assert!(after_warmup.windows(2).all(|w| w[1] <= w[0]));
+    assert!((trainer::lr_factor(1.0) - 0.02).abs() < 1e-9);
+    // Progress past the budget (the last batch may overrun it) stays at the floor.
+    assert_eq!(trainer::lr_factor(1.5), trainer::lr_factor(1.0));
+}
+
+#[test]
+fn keeps_the_weights_of_the_lowest_pooled_dev_loss() {
+    let (_, _, arch, set) = fixture::prepared();
+    let weights = vec![1.0; arch.num_labels()];
+    let cfg = TrainConfig {
+        epochs: 6,
+        max_steps: None,
+        learning_rate: 5e-2,
+        ..quick_config(7, 0)
+    };
+    let outcome = trainer::train(&arch, &set, &set, &weights, &cfg).unwrap();
+    assert_eq!(outcome.history.len(), 6);
+    let best = outcome
+        .history
+        .iter()
+        .min_by(|a, b| a.dev_loss.total_cmp(&b.dev_loss))
+        .unwrap();
+    assert_eq!(outcome.best_epoch, best.epoch);
+    let kept = CharCnn::from_weights(&arch, &outcome.weights).unwrap();
+    let kept_loss = trainer::mean_loss(&kept, &set, &weights).unwrap();
+    assert!(
+        (kept_loss - best.dev_loss).abs() < 1e-5,
+        "kept weights give {kept_loss}, best epoch had {}",
+        best.dev_loss
+    );
+}
