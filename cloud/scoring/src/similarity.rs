@@ -39,6 +39,13 @@ const META_TREE: &str = "meta";
 const FORMAT_KEY: &[u8] = b"format";
 /// Version of the on-disk record layout; a store written with another version is refused.
 const FORMAT_VERSION: u8 = 1;
+/// The store marker: record layout and MinHash definition. Fingerprints of another
+/// `FINGERPRINT_VERSION` never match today's, so such a store is refused rather than silently
+/// matching nothing.
+const FORMAT_MARKER: [u8; 2] = [
+    FORMAT_VERSION,
+    smsguard_core::fingerprint::FINGERPRINT_VERSION as u8,
+];
 const RECORD_LEN: usize = 2 + 4 + 4 + NUM_HASHES * 4;
 /// Marks the end of a bucket chain in [`LshIndex::next`].
 const NO_ENTRY: u32 = u32::MAX;
@@ -416,7 +423,8 @@ impl Scorer for SimilarityStore {
     }
 }
 
-/// Writes the format version into a new store, refuses a store of another version.
+/// Writes the format marker into a new store, refuses a store of another layout or
+/// fingerprint version.
 fn check_format(db: &sled::Db, path: &Path) -> Result<(), SimilarityError> {
     let open_error = |source| SimilarityError::Open {
         path: path.to_path_buf(),
@@ -425,16 +433,17 @@ fn check_format(db: &sled::Db, path: &Path) -> Result<(), SimilarityError> {
     let meta = db.open_tree(META_TREE).map_err(open_error)?;
     match meta.get(FORMAT_KEY).map_err(open_error)? {
         None => {
-            meta.insert(FORMAT_KEY, &[FORMAT_VERSION])
+            meta.insert(FORMAT_KEY, &FORMAT_MARKER)
                 .map_err(open_error)?;
             Ok(())
         }
-        Some(v) if v.as_ref() == [FORMAT_VERSION] => Ok(()),
+        Some(v) if v.as_ref() == FORMAT_MARKER => Ok(()),
         Some(v) => Err(SimilarityError::Corrupt {
             path: path.to_path_buf(),
             reason: format!(
-                "unknown format marker ({} bytes, expected version {FORMAT_VERSION})",
-                v.len()
+                "store written by another format or fingerprint version (marker {:?}, expected \
+                 {FORMAT_MARKER:?}); rebuild it from the corpora and reports",
+                v.as_ref()
             ),
         }),
     }

@@ -2,7 +2,8 @@
 //!
 //! Reads `train.tsv`/`dev.tsv` of every corpus under `$SMSGUARD_DATASETS` (default: the
 //! `shared/datasets` folder next to the workspace root), prints messages/s per core from one
-//! timed pass, then runs a criterion benchmark of the same loop. Skips with a message when the
+//! timed pass (and from one pass of `fingerprint` alone on pre-normalised texts), then runs a
+//! criterion benchmark of the same loop. Skips with a message when the
 //! corpora are absent.
 
 use std::hint::black_box;
@@ -50,6 +51,27 @@ fn process_all(hasher: &MinHasher, messages: &[String]) -> u64 {
     checksum
 }
 
+/// Times `fingerprint` alone on pre-normalised texts, to separate its cost from `normalize`'s.
+fn report_fingerprint_only(hasher: &MinHasher, messages: &[String]) {
+    let texts: Vec<String> = messages.iter().map(|m| normalize(m).text).collect();
+    let shingles: usize = texts
+        .iter()
+        .map(|t| t.chars().count().saturating_sub(2))
+        .sum();
+    let start = Instant::now();
+    let checksum = texts
+        .iter()
+        .fold(0u64, |acc, text| acc ^ hasher.fingerprint(text).id());
+    black_box(checksum);
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "fingerprint only: {:.0} messages/s per core ({:.2} us/message, {:.1} shingles/message)",
+        texts.len() as f64 / elapsed,
+        elapsed * 1e6 / texts.len() as f64,
+        shingles as f64 / texts.len() as f64
+    );
+}
+
 fn main() {
     let messages = load_messages();
     if messages.is_empty() {
@@ -75,6 +97,8 @@ fn main() {
         messages.len() as f64 / elapsed,
         elapsed * 1e6 / messages.len() as f64
     );
+
+    report_fingerprint_only(&hasher, &messages);
 
     let sample: Vec<String> = messages.iter().step_by(20).cloned().collect();
     let mut criterion = Criterion::default()

@@ -2,7 +2,7 @@
 //! so that every obfuscation of a word shares the features of the word.
 //!
 //! The table is `data/keywords.tsv` (`variant<TAB>canonical<TAB>note`), compiled in. It is applied
-//! by [`crate::normalize`] after Traditional -> Simplified conversion, separator collapsing and
+//! by [`crate::normalize()`] after Traditional -> Simplified conversion, separator collapsing and
 //! leetspeak folding, longest match first.
 
 use std::sync::LazyLock;

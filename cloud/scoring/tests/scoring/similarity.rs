@@ -153,3 +153,20 @@ fn corrupt_record_gives_clear_error() {
     let as_scoring: ScoringError = err.into();
     assert!(as_scoring.to_string().contains("corrupt"));
 }
+
+#[test]
+fn store_of_an_older_fingerprint_version_is_refused_not_silently_unmatched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // A store as written before FINGERPRINT_VERSION 2: a one-byte layout marker.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", &[1u8][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = SimilarityStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, SimilarityError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("fingerprint version"), "{err}");
+}
