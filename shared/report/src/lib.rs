@@ -102,17 +102,3 @@ fn write_creating_dirs(path: &Path, contents: String) -> Result<(), ReportError>
 pub fn optional_figure(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"))
 }
-
-/// Renders a Markdown table from a header and rows of already formatted cells; the first
-/// column is left-aligned, the others right-aligned.
-pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut table = format!("| {} |\n|", header.join(" | "));
-    for index in 0..header.len() {
-        table.push_str(if index == 0 { "---|" } else { "---:|" });
-    }
-    table.push('\n');
-    for row in rows {
-        table.push_str(&format!("| {} |\n", row.join(" | ")));
-    }
-    table
-}

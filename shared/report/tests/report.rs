@@ -1,7 +1,7 @@
 //! Report files land where asked, parent folders are created, and the plots are real PNGs.
 
 use smsguard_core::metrics::{self, Observation};
-use smsguard_report::{markdown_table, optional_figure, write, OperatingPoint, Outputs, PlotInput};
+use smsguard_report::{optional_figure, write, OperatingPoint, Outputs, PlotInput};
 
 fn observations() -> Vec<Observation> {
     let mut out = Vec::new();
@@ -100,9 +100,7 @@ fn unwritable_path_is_an_error_naming_it() {
 }
 
 #[test]
-fn markdown_table_aligns_numbers_right() {
-    let table = markdown_table(&["corpus", "n"], &[vec!["uci".into(), "516".into()]]);
-    assert_eq!(table, "| corpus | n |\n|---|---:|\n| uci | 516 |\n");
+fn optional_figures_print_four_decimals_or_n_a() {
     assert_eq!(optional_figure(None), "n/a");
     assert_eq!(optional_figure(Some(0.5)), "0.5000");
 }
