@@ -32,7 +32,7 @@ pub use fusion::{Action, Contribution, EdgeInput, FusedVerdict, FusionModel};
 pub use multiclass::MulticlassModel;
 pub use rules::{RuleSet, RulesError, RulesHandle, RulesScorer};
 pub use sender::{SenderConfig, SenderReputation};
-pub use similarity::{SimilarityConfig, SimilarityMatch, SimilarityStore};
+pub use similarity::{LookupStats, SimilarityConfig, SimilarityMatch, SimilarityStore};
 pub use variant::{VariantConfig, VariantScorer};
 
 /// Everything a scorer may look at for one message. The raw body is only reachable through

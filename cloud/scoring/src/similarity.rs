@@ -14,13 +14,18 @@
 //! near-duplicates (J >= 0.7, typically one changed word or number) are almost never missed, while
 //! unrelated messages (J < 0.3) rarely cost a verification. Candidates are verified with the
 //! 64-slot Jaccard estimate (standard error about 0.06).
+//! Verification exits early once the threshold is out of reach, each candidate is verified once
+//! per lookup (per-thread generation stamps, no allocation), and a bucket holding more than
+//! [`MAX_BUCKET_SCAN`] entries (a "common shingles" band) is scanned only for its newest ones.
 //!
 //! # Whitelist beats blacklist
 //! A fingerprint with at least [`SimilarityConfig::whitelist_min_reports`] "not spam" reports is
 //! whitelisted: when any match of a message above the threshold is whitelisted, the message
 //! scores 0 with label `Ham`, whatever spam matches it also has.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -104,18 +109,6 @@ pub struct Entry {
     pub not_spam_reports: u32,
 }
 
-impl Entry {
-    fn jaccard(&self, fp: &Fingerprint) -> f32 {
-        let equal = self
-            .minhash
-            .iter()
-            .zip(&fp.minhash)
-            .filter(|(a, b)| a == b)
-            .count();
-        equal as f32 / NUM_HASHES as f32
-    }
-}
-
 /// The best match of a lookup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimilarityMatch {
@@ -128,15 +121,66 @@ pub struct SimilarityMatch {
     pub whitelisted: bool,
 }
 
+/// Buckets holding more entries than this are "common shingles": their 4-slot band is shared by
+/// many unrelated texts (a frequent template or phrase), so a hit on them carries little signal.
+/// Only their newest `MAX_BUCKET_SCAN` entries are verified. A near-duplicate of a text in such
+/// a bucket is still found through its other bands (at Jaccard 0.6 it shares about 2 of 16
+/// bands on average), or through the newest members of the crowded bucket, which are themselves
+/// near-duplicates of one another when the crowd is one spam campaign. Entries with "not spam"
+/// reports are also kept in an uncapped side index, so a whitelist is never lost to the cap.
+pub const MAX_BUCKET_SCAN: usize = 48;
+
+/// What one lookup cost; see [`SimilarityStore::lookup_with_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LookupStats {
+    /// Distinct entries whose MinHash was compared.
+    pub candidates: usize,
+    /// Bucket hits skipped because of [`MAX_BUCKET_SCAN`] (entries beyond the cap).
+    pub skipped_by_cap: usize,
+}
+
+/// A pass-through hasher for band keys, which are already SplitMix64 outputs: hashing them again
+/// with SipHash would only cost time.
+#[derive(Debug, Default, Clone, Copy)]
+struct BandKeyHasher(u64);
+
+impl Hasher for BandKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type BandMap<V> = HashMap<u64, V, BuildHasherDefault<BandKeyHasher>>;
+
+/// The newest entry of a bucket and the bucket's size.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    head: u32,
+    len: u32,
+}
+
 /// Banded LSH over the entries: one hash map from (band, band hash) to the newest entry of that
 /// bucket, and per entry and band a link to the previous entry of the same bucket. This keeps the
 /// index at about 16 map slots + 64 bytes of links per entry, without one allocation per bucket.
+/// Entries with "not spam" reports (few) are also listed per band in `reported`, which is never
+/// capped.
 #[derive(Debug, Default)]
 struct LshIndex {
     entries: Vec<Entry>,
     by_id: HashMap<u64, u32>,
-    heads: HashMap<u64, u32>,
+    buckets: BandMap<Bucket>,
     next: Vec<[u32; BANDS]>,
+    reported: BandMap<Vec<u32>>,
 }
 
 fn band_key(band: usize, minhash: &[u32; NUM_HASHES]) -> u64 {
@@ -147,22 +191,140 @@ fn band_key(band: usize, minhash: &[u32; NUM_HASHES]) -> u64 {
         })
 }
 
+/// The fewest equal slots whose Jaccard estimate (`equal / 64`) reaches `min_jaccard`;
+/// `NUM_HASHES + 1` when no count does.
+fn min_equal_slots(min_jaccard: f32) -> usize {
+    (0..=NUM_HASHES)
+        .find(|&equal| equal as f32 / NUM_HASHES as f32 >= min_jaccard)
+        .unwrap_or(NUM_HASHES + 1)
+}
+
+/// Number of equal slots of `a` and `b`, or `None` as soon as `min_equal` is out of reach.
+fn equal_slots_at_least(
+    a: &[u32; NUM_HASHES],
+    b: &[u32; NUM_HASHES],
+    min_equal: usize,
+) -> Option<usize> {
+    const CHUNK: usize = 8;
+    let mut equal = 0;
+    for (i, (x, y)) in a.chunks_exact(CHUNK).zip(b.chunks_exact(CHUNK)).enumerate() {
+        equal += x.iter().zip(y).filter(|(p, q)| p == q).count();
+        let remaining = NUM_HASHES - (i + 1) * CHUNK;
+        if equal + remaining < min_equal {
+            return None;
+        }
+    }
+    Some(equal)
+}
+
+/// Per-thread "seen in this lookup" stamps over entry slots: a slot is seen when its stamp
+/// equals the current generation, so clearing costs one increment instead of a pass or an
+/// allocation per lookup.
+#[derive(Debug, Default)]
+struct VisitedStamps {
+    generation: u32,
+    stamps: Vec<u32>,
+}
+
+impl VisitedStamps {
+    fn start(&mut self, slots: usize) {
+        if self.stamps.len() < slots {
+            self.stamps.resize(slots, 0);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamps.fill(0);
+            self.generation = 1;
+        }
+    }
+
+    /// True the first time `slot` is seen in this generation.
+    fn first_visit(&mut self, slot: u32) -> bool {
+        let stamp = &mut self.stamps[slot as usize];
+        let first = *stamp != self.generation;
+        *stamp = self.generation;
+        first
+    }
+}
+
+thread_local! {
+    static VISITED: RefCell<VisitedStamps> = RefCell::new(VisitedStamps::default());
+}
+
+/// Best spam and best whitelisted match seen so far.
+#[derive(Default)]
+struct BestMatches<'a> {
+    spam: Option<(&'a Entry, usize)>,
+    white: Option<(&'a Entry, usize)>,
+}
+
+impl<'a> BestMatches<'a> {
+    fn offer(&mut self, entry: &'a Entry, equal: usize, whitelist_min: u32) {
+        let target = if entry.not_spam_reports >= whitelist_min {
+            &mut self.white
+        } else {
+            &mut self.spam
+        };
+        if target.is_none_or(|(_, e)| equal > e) {
+            *target = Some((entry, equal));
+        }
+    }
+
+    fn into_match(self) -> Option<SimilarityMatch> {
+        let whitelisted = self.white.is_some();
+        self.white
+            .or(self.spam)
+            .map(|(entry, equal)| SimilarityMatch {
+                fingerprint_id: entry.id,
+                jaccard: equal as f32 / NUM_HASHES as f32,
+                label: entry.label,
+                spam_reports: entry.spam_reports,
+                not_spam_reports: entry.not_spam_reports,
+                whitelisted,
+            })
+    }
+}
+
 impl LshIndex {
     /// Inserts a new entry or replaces the fields of an existing one (same id, same slots).
     fn upsert(&mut self, entry: Entry) {
         if let Some(&slot) = self.by_id.get(&entry.id) {
+            let newly_reported =
+                self.entries[slot as usize].not_spam_reports == 0 && entry.not_spam_reports > 0;
             self.entries[slot as usize] = entry;
+            if newly_reported {
+                self.list_reported(slot);
+            }
             return;
         }
         let slot = self.entries.len() as u32;
         let mut links = [NO_ENTRY; BANDS];
         for (band, link) in links.iter_mut().enumerate() {
-            let key = band_key(band, &entry.minhash);
-            *link = self.heads.insert(key, slot).unwrap_or(NO_ENTRY);
+            let bucket = self
+                .buckets
+                .entry(band_key(band, &entry.minhash))
+                .or_insert(Bucket {
+                    head: NO_ENTRY,
+                    len: 0,
+                });
+            *link = bucket.head;
+            bucket.head = slot;
+            bucket.len = bucket.len.saturating_add(1);
         }
+        let reported = entry.not_spam_reports > 0;
         self.by_id.insert(entry.id, slot);
         self.entries.push(entry);
         self.next.push(links);
+        if reported {
+            self.list_reported(slot);
+        }
+    }
+
+    fn list_reported(&mut self, slot: u32) {
+        for band in 0..BANDS {
+            let key = band_key(band, &self.entries[slot as usize].minhash);
+            self.reported.entry(key).or_default().push(slot);
+        }
     }
 
     fn get(&self, id: u64) -> Option<&Entry> {
@@ -171,55 +333,47 @@ impl LshIndex {
             .map(|&slot| &self.entries[slot as usize])
     }
 
-    /// Slots of every entry sharing at least one band with `fp`, without duplicates.
-    fn candidates(&self, fp: &Fingerprint) -> Vec<u32> {
-        let mut found = Vec::new();
-        for band in 0..BANDS {
-            let head = self.heads.get(&band_key(band, &fp.minhash));
-            let mut slot = head.copied().unwrap_or(NO_ENTRY);
-            while slot != NO_ENTRY {
-                found.push(slot);
-                slot = self.next[slot as usize][band];
-            }
-        }
-        // Sorting beats a linear `contains` once popular buckets return hundreds of slots.
-        found.sort_unstable();
-        found.dedup();
-        found
-    }
-
+    /// Verifies every entry sharing a band with `fp` (newest [`MAX_BUCKET_SCAN`] per bucket,
+    /// every reported entry) once, keeping the best spam and whitelisted matches.
     fn best_match(
         &self,
         fp: &Fingerprint,
         min_jaccard: f32,
         whitelist_min: u32,
-    ) -> Option<SimilarityMatch> {
-        let mut best: Option<(&Entry, f32)> = None;
-        let mut best_white: Option<(&Entry, f32)> = None;
-        for slot in self.candidates(fp) {
-            let entry = &self.entries[slot as usize];
-            let jaccard = entry.jaccard(fp);
-            if jaccard < min_jaccard {
-                continue;
-            }
-            let target = if entry.not_spam_reports >= whitelist_min {
-                &mut best_white
-            } else {
-                &mut best
+    ) -> (Option<SimilarityMatch>, LookupStats) {
+        let min_equal = min_equal_slots(min_jaccard);
+        let mut stats = LookupStats::default();
+        let mut best = BestMatches::default();
+        VISITED.with_borrow_mut(|visited| {
+            visited.start(self.entries.len());
+            let mut verify = |slot: u32, stats: &mut LookupStats| {
+                if !visited.first_visit(slot) {
+                    return;
+                }
+                stats.candidates += 1;
+                let entry = &self.entries[slot as usize];
+                if let Some(equal) = equal_slots_at_least(&entry.minhash, &fp.minhash, min_equal) {
+                    best.offer(entry, equal, whitelist_min);
+                }
             };
-            if target.is_none_or(|(_, j)| jaccard > j) {
-                *target = Some((entry, jaccard));
+            for band in 0..BANDS {
+                let key = band_key(band, &fp.minhash);
+                if let Some(bucket) = self.buckets.get(&key) {
+                    let mut slot = bucket.head;
+                    let mut scanned = 0;
+                    while slot != NO_ENTRY && scanned < MAX_BUCKET_SCAN {
+                        verify(slot, &mut stats);
+                        slot = self.next[slot as usize][band];
+                        scanned += 1;
+                    }
+                    stats.skipped_by_cap += (bucket.len as usize).saturating_sub(scanned);
+                }
+                for &slot in self.reported.get(&key).map_or(&[][..], Vec::as_slice) {
+                    verify(slot, &mut stats);
+                }
             }
-        }
-        let whitelisted = best_white.is_some();
-        best_white.or(best).map(|(entry, jaccard)| SimilarityMatch {
-            fingerprint_id: entry.id,
-            jaccard,
-            label: entry.label,
-            spam_reports: entry.spam_reports,
-            not_spam_reports: entry.not_spam_reports,
-            whitelisted,
-        })
+        });
+        (best.into_match(), stats)
     }
 }
 
@@ -350,6 +504,14 @@ impl SimilarityStore {
 
     /// Best match of `fp` above the threshold (a whitelisted match wins over any spam match).
     pub fn lookup(&self, fp: &Fingerprint) -> Result<Option<SimilarityMatch>, SimilarityError> {
+        Ok(self.lookup_with_stats(fp)?.0)
+    }
+
+    /// [`Self::lookup`], and what it cost (for benchmarks and monitoring).
+    pub fn lookup_with_stats(
+        &self,
+        fp: &Fingerprint,
+    ) -> Result<(Option<SimilarityMatch>, LookupStats), SimilarityError> {
         let index = self.index.read().map_err(|_| SimilarityError::Poisoned)?;
         Ok(index.best_match(
             fp,

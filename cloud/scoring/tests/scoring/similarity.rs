@@ -1,5 +1,5 @@
 use smsguard_core::{Label, MinHasher};
-use smsguard_scoring::similarity::{SimilarityError, SimilarityStore};
+use smsguard_scoring::similarity::{SimilarityError, SimilarityStore, MAX_BUCKET_SCAN, ROWS};
 use smsguard_scoring::{Scorer, ScoringError};
 
 use crate::msg;
@@ -169,4 +169,58 @@ fn store_of_an_older_fingerprint_version_is_refused_not_silently_unmatched() {
     let err = SimilarityStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, SimilarityError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("fingerprint version"), "{err}");
+}
+
+/// A fingerprint with pseudo-random slots drawn from `seed`.
+fn random_fingerprint(seed: u64) -> smsguard_core::Fingerprint {
+    let mut minhash = [0u32; smsguard_core::fingerprint::NUM_HASHES];
+    for (i, slot) in minhash.iter_mut().enumerate() {
+        *slot = smsguard_core::fingerprint::splitmix64(seed.wrapping_mul(1000) + i as u64) as u32;
+    }
+    smsguard_core::Fingerprint {
+        minhash,
+        simhash: seed,
+    }
+}
+
+/// `base` with the slots of band 0 copied into `other` (a "common shingles" collision).
+fn sharing_band_zero(base: &smsguard_core::Fingerprint, seed: u64) -> smsguard_core::Fingerprint {
+    let mut crowd = random_fingerprint(seed);
+    crowd.minhash[..ROWS].copy_from_slice(&base.minhash[..ROWS]);
+    crowd
+}
+
+#[test]
+fn oversized_bucket_is_capped_but_near_duplicate_and_whitelist_are_still_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SimilarityStore::open(dir.path()).unwrap();
+    let target = random_fingerprint(1);
+    let whitelisted = sharing_band_zero(&target, 2);
+    store.add_spam(&target, Label::Fraud).unwrap();
+    store.add_spam(&whitelisted, Label::Spam).unwrap();
+    store.report(&whitelisted, false).unwrap();
+    // Newer unrelated entries crowd band 0 of both, pushing them past the scan cap.
+    for seed in 0..(MAX_BUCKET_SCAN as u64 * 3) {
+        store
+            .add_spam(&sharing_band_zero(&target, 100 + seed), Label::Spam)
+            .unwrap();
+    }
+
+    // A near-duplicate of `target` (J = 0.875): one slot changed in every odd band, so it
+    // shares the crowded band 0 and the uncrowded even bands.
+    let mut query = target.clone();
+    for slot in query.minhash.iter_mut().skip(ROWS).step_by(2 * ROWS) {
+        *slot ^= 0x5555;
+    }
+    let (found, stats) = store.lookup_with_stats(&query).unwrap();
+    assert!(stats.skipped_by_cap > 0, "{stats:?}");
+    assert!(stats.candidates <= MAX_BUCKET_SCAN + 2, "{stats:?}");
+    let found = found.unwrap();
+    assert_eq!(found.fingerprint_id, target.id());
+    assert!(!found.whitelisted);
+
+    // The whitelisted entry is deep in the crowded bucket too, and still wins for its own text.
+    let found = store.lookup(&whitelisted).unwrap().unwrap();
+    assert!(found.whitelisted);
+    assert_eq!(found.fingerprint_id, whitelisted.id());
 }
