@@ -339,17 +339,7 @@ pub fn summary_text(report: &EvalReport) -> String {
         },
         m.n
     );
-    let auc = optional_figure(m.roc_auc);
-    let _ = writeln!(
-        text,
-        "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {auc}",
-        m.accuracy, m.macro_f1
-    );
-    let _ = writeln!(
-        text,
-        "spam precision {:.4}  recall {:.4}  ham FPR {:.4} (verdict label)",
-        m.spam_precision, m.spam_recall, m.ham_fpr
-    );
+    smsguard_report::write_headline(&mut text, m, "verdict label");
     for (name, at) in [
         ("TAG", &report.at_threshold_fpr_2),
         ("QUARANTINE", &report.at_threshold_fpr_0_5),
@@ -361,13 +351,7 @@ pub fn summary_text(report: &EvalReport) -> String {
             at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
         );
     }
-    for class in &m.per_class {
-        let _ = writeln!(
-            text,
-            "  {:<8} P {:.4}  R {:.4}  F1 {:.4}  n {}",
-            class.label, class.precision, class.recall, class.f1, class.support
-        );
-    }
+    smsguard_report::write_per_class(&mut text, m);
     let _ = write!(
         text,
         "latency p50 {:.1} us  p99 {:.1} us (normalise + fingerprint + scorers + fusion); load {:.0} ms; {} degraded",

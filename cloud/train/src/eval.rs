@@ -311,18 +311,7 @@ pub fn summary_text(report: &EvalReport) -> String {
         "model {} ({}), {} messages",
         report.model.source, report.model.precision, m.n
     );
-    let _ = writeln!(
-        text,
-        "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {}",
-        m.accuracy,
-        m.macro_f1,
-        optional_figure(m.roc_auc)
-    );
-    let _ = writeln!(
-        text,
-        "spam precision {:.4}  recall {:.4}  ham FPR {:.4} (arg-max)",
-        m.spam_precision, m.spam_recall, m.ham_fpr
-    );
+    smsguard_report::write_headline(&mut text, m, "arg-max");
     for (name, at) in [
         ("0.5 %", &report.at_threshold_fpr_0_5),
         ("0.1 %", &report.at_threshold_fpr_0_1),
@@ -333,13 +322,7 @@ pub fn summary_text(report: &EvalReport) -> String {
             at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
         );
     }
-    for class in &m.per_class {
-        let _ = writeln!(
-            text,
-            "  {:<8} P {:.4}  R {:.4}  F1 {:.4}  n {}",
-            class.label, class.precision, class.recall, class.f1, class.support
-        );
-    }
+    smsguard_report::write_per_class(&mut text, m);
     let _ = writeln!(
         text,
         "latency p50 {:.1} us  p99 {:.1} us (normalise + encode + inference, 1 thread); model load {:.1} ms",

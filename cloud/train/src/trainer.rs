@@ -455,12 +455,7 @@ pub fn metrics_by_corpus(observations: &[Observation], set: &EncodedSet) -> Vec<
         .iter()
         .enumerate()
         .filter_map(|(source, name)| {
-            let obs: Vec<Observation> = observations
-                .iter()
-                .zip(&set.sources)
-                .filter(|(_, &s)| s == source)
-                .map(|(o, _)| *o)
-                .collect();
+            let obs = observations_of_source(observations, set, source);
             (!obs.is_empty()).then(|| corpus_metrics(name, &obs))
         })
         .collect()
@@ -476,14 +471,23 @@ pub fn threshold_metrics_by_corpus(
         .iter()
         .enumerate()
         .map(|(source, name)| {
-            let obs: Vec<Observation> = observations
-                .iter()
-                .zip(&set.sources)
-                .filter(|(_, &s)| s == source)
-                .map(|(o, _)| *o)
-                .collect();
+            let obs = observations_of_source(observations, set, source);
             (name.clone(), metrics::at_threshold(&obs, threshold))
         })
+        .collect()
+}
+
+/// The observations of the messages of `set` that came from corpus number `source`.
+fn observations_of_source(
+    observations: &[Observation],
+    set: &EncodedSet,
+    source: usize,
+) -> Vec<Observation> {
+    observations
+        .iter()
+        .zip(&set.sources)
+        .filter(|(_, &s)| s == source)
+        .map(|(o, _)| *o)
         .collect()
 }
 

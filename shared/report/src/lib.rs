@@ -2,11 +2,12 @@
 //! `smsguard-cloud eval` (fused cloud): where the files go, how they are written, and the PNG
 //! plots. The evals decide what the report contains; this crate only writes it.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use smsguard_core::metrics::{self, Confusion, Observation};
+use smsguard_core::metrics::{self, Confusion, MetricsReport, Observation};
 
 pub mod plots;
 
@@ -101,4 +102,34 @@ fn write_creating_dirs(path: &Path, contents: String) -> Result<(), ReportError>
 /// `0.1234`, or `n/a` when the figure is undefined (e.g. ROC-AUC with one class only).
 pub fn optional_figure(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"))
+}
+
+/// The two lines every evaluation summary starts with: overall accuracy, macro-F1 and ROC-AUC,
+/// then the binary spam figures (`basis` says which decision they use, e.g. "arg-max").
+/// Appended to `text`.
+pub fn write_headline(text: &mut String, metrics: &MetricsReport, basis: &str) {
+    let m = metrics;
+    let _ = writeln!(
+        text,
+        "accuracy {:.4}  macro-F1 {:.4}  ROC-AUC {}",
+        m.accuracy,
+        m.macro_f1,
+        optional_figure(m.roc_auc)
+    );
+    let _ = writeln!(
+        text,
+        "spam precision {:.4}  recall {:.4}  ham FPR {:.4} ({basis})",
+        m.spam_precision, m.spam_recall, m.ham_fpr
+    );
+}
+
+/// One line per class: precision, recall, F1 and support. Appended to `text`.
+pub fn write_per_class(text: &mut String, metrics: &MetricsReport) {
+    for class in &metrics.per_class {
+        let _ = writeln!(
+            text,
+            "  {:<8} P {:.4}  R {:.4}  F1 {:.4}  n {}",
+            class.label, class.precision, class.recall, class.f1, class.support
+        );
+    }
 }
