@@ -20,24 +20,14 @@ use smsguard_core::Label;
 use smsguard_corpus::ProblemKind;
 use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
 use smsguard_edge::EdgeModel;
-use smsguard_report::{optional_figure, OperatingPoint, Outputs, PlotInput};
+use smsguard_report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
 use smsguard_scoring::fusion::Thresholds;
 use smsguard_scoring::{CloudScorer, EdgeInput, EmbeddedOptions, PreparedMessage};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// Labelled `label<TAB>text` files (any corpus split); repeat for several.
-    #[arg(long, required = true)]
-    pub data: Vec<PathBuf>,
-    /// Write the full report as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write the report as Markdown here.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Write pr-curve.png and confusion.png into this folder.
-    #[arg(long)]
-    pub plots: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: EvalDataArgs,
     /// Folder of the similarity store (default: a temporary folder removed afterwards).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -51,9 +41,6 @@ pub struct EvalArgs {
     /// Send the embedded edge model's verdict along, as the phone does.
     #[arg(long)]
     pub with_edge: bool,
-    /// Evaluate at most this many messages per file (quick checks).
-    #[arg(long)]
-    pub limit: Option<usize>,
 }
 
 /// The evaluation report; `metrics` is flattened into top-level keys.
@@ -138,8 +125,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut evaluation = Evaluation::new(&cloud, edge.as_ref());
-    for path in &args.data {
-        evaluation.add_file(path, args.limit)?;
+    for path in &args.report.data {
+        evaluation.add_file(path, args.report.limit)?;
     }
     if evaluation.observations.is_empty() {
         bail!("no message could be evaluated");
@@ -249,7 +236,12 @@ impl<'a> Evaluation<'a> {
                 },
                 load_ms,
             },
-            data: args.data.iter().map(|p| p.display().to_string()).collect(),
+            data: args
+                .report
+                .data
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             metrics,
             recall_at_fpr_0_5: at(thresholds.quarantine).spam_recall,
             recall_at_fpr_0_1: at(thresholds.block).spam_recall,
@@ -299,11 +291,7 @@ fn label_index(label: Label) -> usize {
 }
 
 fn write_outputs(args: &EvalArgs, report: &EvalReport, observations: &[Observation]) -> Result<()> {
-    let outputs = Outputs {
-        json: args.json.as_deref(),
-        markdown: args.markdown.as_deref(),
-        plots: args.plots.as_deref(),
-    };
+    let outputs = args.report.outputs();
     let title = format!("cloud fusion, {} messages", report.metrics.n);
     let mark = |name: &str, metrics: ThresholdMetrics| OperatingPoint {
         name: name.to_owned(),

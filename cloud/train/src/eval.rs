@@ -18,7 +18,7 @@ use smsguard_corpus::ProblemKind;
 use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
 use smsguard_edge::{EdgeModel, ModelInfo};
 
-use smsguard_report::{optional_figure, OperatingPoint, Outputs, PlotInput};
+use smsguard_report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
@@ -28,21 +28,8 @@ pub struct EvalArgs {
     /// Vocabulary JSON of --model.
     #[arg(long, requires = "model")]
     pub vocab: Option<PathBuf>,
-    /// Labelled `label<TAB>text` files (any corpus split); repeat for several.
-    #[arg(long, required = true)]
-    pub data: Vec<PathBuf>,
-    /// Write the full report as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write the report as Markdown here.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Write pr-curve.png and confusion.png into this folder.
-    #[arg(long)]
-    pub plots: Option<PathBuf>,
-    /// Evaluate at most this many messages per file (quick checks).
-    #[arg(long)]
-    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub report: EvalDataArgs,
 }
 
 /// The evaluation report. `metrics` is flattened, so `n`, `accuracy`, `macro_f1`,
@@ -108,13 +95,13 @@ pub struct Skipped {
 pub fn run(args: EvalArgs) -> Result<()> {
     let (model, source, load_ms) = load_model(&args)?;
     let mut evaluation = Evaluation::new(&model);
-    for path in &args.data {
-        evaluation.add_file(path, args.limit)?;
+    for path in &args.report.data {
+        evaluation.add_file(path, args.report.limit)?;
     }
     if evaluation.observations.is_empty() {
         bail!("no message could be evaluated (see the skipped counts above)");
     }
-    let report = evaluation.report(source, load_ms, &args.data)?;
+    let report = evaluation.report(source, load_ms, &args.report.data)?;
     println!("{}", summary_text(&report));
     write_outputs(&args, &report, &evaluation)?;
     Ok(())
@@ -273,11 +260,7 @@ fn model_summary(info: &ModelInfo, source: String, load_ms: f64) -> ModelSummary
 }
 
 fn write_outputs(args: &EvalArgs, report: &EvalReport, evaluation: &Evaluation) -> Result<()> {
-    let outputs = Outputs {
-        json: args.json.as_deref(),
-        markdown: args.markdown.as_deref(),
-        plots: args.plots.as_deref(),
-    };
+    let outputs = args.report.outputs();
     let title = format!(
         "{} model, {} messages",
         report.model.precision, report.metrics.n

@@ -27,6 +27,39 @@ pub enum ReportError {
     Plot(#[from] PlotError),
 }
 
+/// The command-line arguments every evaluation shares: which labelled files to score and where
+/// the report goes. Flattened into the `eval` commands of `smsguard-train` and `smsguard-cloud`
+/// so both accept the same flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalDataArgs {
+    /// Labelled `label<TAB>text` files (any corpus split); repeat for several.
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
+    /// Write the full report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the report as Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Write pr-curve.png and confusion.png into this folder.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Evaluate at most this many messages per file (quick checks).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl EvalDataArgs {
+    /// The report outputs these arguments ask for.
+    pub fn outputs(&self) -> Outputs<'_> {
+        Outputs {
+            json: self.json.as_deref(),
+            markdown: self.markdown.as_deref(),
+            plots: self.plots.as_deref(),
+        }
+    }
+}
+
 /// Where an evaluation writes its report; each output is optional.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Outputs<'a> {
