@@ -3,11 +3,14 @@
 //!
 //! Nothing else in the workspace talks to ONNX Runtime. Errors never carry message text.
 
+pub mod cloud;
+pub mod engine;
 pub mod error;
 pub mod metadata;
 pub mod model;
 pub mod perf;
 pub mod runtime;
+pub mod store;
 
 pub use error::EdgeError;
 pub use metadata::ModelInfo;

@@ -1,7 +1,15 @@
 //! `smsguard-cloud`: the cloud service binary.
+//!
+//! * `serve`: the gRPC service (see `smsguard_server::config::ServerConfig` for every setting).
+//! * `keygen --out DIR`: an Ed25519 key pair for signing edge model packages.
+//! * `eval`: in-process evaluation of the fused verdict on labelled TSV files.
 
-use anyhow::Result;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use smsguard_server::config::ServerConfig;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "The smsguard cloud service")]
@@ -12,12 +20,197 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve protocol v1 over gRPC until SIGTERM or ctrl-c (SIGHUP reloads rules and feed).
+    Serve(ServeArgs),
+    /// Generate the model-signing key pair: DIR/signing.key (hex secret, 0600) and
+    /// DIR/signing.pub (hex public key, to pin on the edge).
+    Keygen(KeygenArgs),
     /// Score labelled TSV files with the fused cloud verdict (embedded models) and report.
     Eval(smsguard_server::eval::EvalArgs),
+    /// Ask a running server's standard health service; exit status 0 only when it is SERVING
+    /// (the container health check).
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// Server URL (plaintext; a TLS server is probed through its own health tooling).
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    url: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML config file; SMSGUARD_* environment variables override it, flags override both.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// gRPC address (default 127.0.0.1:50051; port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Serve without TLS; refused on a non-loopback address unless --force-plaintext.
+    #[arg(long)]
+    plaintext: bool,
+    /// Allow --plaintext on a non-loopback address.
+    #[arg(long)]
+    force_plaintext: bool,
+    /// Folder of the stores and the default signing key.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Prometheus metrics address (GET /metrics).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Do not seed an empty similarity memory from the training corpora.
+    #[arg(long)]
+    no_seed: bool,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct KeygenArgs {
+    /// Folder to write signing.key and signing.pub into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing key pair.
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Keygen(args) => keygen(args),
         Command::Eval(args) => smsguard_server::eval::run(args),
+        Command::Probe(args) => probe(args),
     }
+}
+
+fn probe(args: ProbeArgs) -> Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(args.url.clone())?
+            .timeout(std::time::Duration::from_millis(args.timeout_ms))
+            .connect_timeout(std::time::Duration::from_millis(args.timeout_ms))
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", args.url))?;
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        let answer = HealthClient::new(channel).check(request).await?;
+        anyhow::Ok(answer.into_inner().status())
+    })?;
+    println!("{}", status.as_str_name());
+    anyhow::ensure!(status == ServingStatus::Serving, "server is not serving");
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve_config(args: &ServeArgs) -> Result<ServerConfig> {
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::default(),
+    };
+    config.apply_env(|name| std::env::var(name).ok())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if args.plaintext {
+        config.plaintext = true;
+    }
+    if args.force_plaintext {
+        config.force_plaintext = true;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(metrics) = args.metrics_listen {
+        config.metrics_listen = Some(metrics);
+    }
+    if args.no_seed {
+        config.seed_from_corpora = false;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_json);
+    let config = serve_config(&args).context("invalid configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = smsguard_server::spawn(config).await?;
+        // One machine-readable line on stdout, for scripts and tests that asked for port 0.
+        println!("listening {}", server.addr);
+        if let Some(metrics) = server.metrics_addr {
+            println!("metrics {metrics}");
+        }
+        wait_for_stop(&server).await?;
+        tracing::info!("stopping: finishing in-flight requests");
+        server.shutdown().await?;
+        Ok(())
+    })
+}
+
+#[cfg(unix)]
+async fn wait_for_stop(server: &smsguard_server::RunningServer) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = hangup.recv() => match server.reload().await {
+                Ok(summary) => tracing::info!(?summary, "SIGHUP: reloaded"),
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: reload failed"),
+            },
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop(_server: &smsguard_server::RunningServer) -> Result<()> {
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+fn keygen(args: KeygenArgs) -> Result<()> {
+    let key = smsguard_server::package::write_key_pair(&args.out, args.force)?;
+    let public = key.verifying_key();
+    println!(
+        "wrote {} (secret, mode 0600) and {}",
+        args.out
+            .join(smsguard_server::package::SECRET_KEY_FILE)
+            .display(),
+        args.out
+            .join(smsguard_server::package::PUBLIC_KEY_FILE)
+            .display()
+    );
+    println!("public key {}", public.to_hex());
+    println!("key id {}", public.key_id());
+    Ok(())
 }

@@ -1,17 +1,16 @@
-//! `smsguard classify`: offline verdicts from the local model.
+//! `smsguard classify`: verdicts from the engine (rules, cache, local model and, with --cloud,
+//! the fused cloud verdict), each recorded in the store.
 
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use smsguard_core::Label;
-use smsguard_edge::{EdgeModel, Prediction};
+use smsguard_edge::engine::{Decision, Engine, ModelSource};
 
+use super::engine_args::EngineArgs;
 use super::lines::{self, Line};
-
-/// Where a verdict came from; only the local model for now (cache and cloud come later).
-const SOURCE_LOCAL: &str = "local";
 
 #[derive(Debug, clap::Args)]
 pub struct ClassifyArgs {
@@ -23,9 +22,13 @@ pub struct ClassifyArgs {
     /// Input lines are `label<TAB>text`; prints the accuracy at the end (on stderr with --json).
     #[arg(long, conflicts_with = "text")]
     pub tsv: bool,
-    /// Write one JSON object per message: line, label, score, action, source (and truth with --tsv).
+    /// Write one JSON object per message: line, id, label, score, action, source, state,
+    /// degraded (and truth with --tsv).
     #[arg(long)]
     pub json: bool,
+    /// Sender address of the messages (phone number, short code or name).
+    #[arg(long, default_value = "")]
+    pub sender: String,
     /// ONNX model file to use instead of the embedded int8 model (needs --vocab).
     #[arg(long, requires = "vocab")]
     pub model: Option<PathBuf>,
@@ -39,26 +42,31 @@ pub struct ClassifyArgs {
 struct Verdict<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<usize>,
+    /// Message id in the store (0 when it was not recorded).
+    id: u64,
     label: &'a str,
     score: f32,
     action: &'a str,
     source: &'a str,
+    state: &'a str,
+    degraded: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    queued: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     truth: Option<&'a str>,
 }
 
-pub fn run(args: ClassifyArgs) -> Result<()> {
-    let model = load_model(args.model.as_deref(), args.vocab.as_deref())?;
+pub fn run(args: ClassifyArgs, engine_args: &EngineArgs) -> Result<()> {
+    let engine = engine_args.open(model_source(args.model.as_deref(), args.vocab.as_deref()))?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let printer = Printer {
-        model: &model,
+        engine: &engine,
+        sender: &args.sender,
         json: args.json,
     };
     if let Some(text) = &args.text {
-        let prediction = model
-            .classify(text)
-            .context("cannot classify the message")?;
-        printer.print(&mut out, None, &prediction, None)?;
+        let decision = printer.classify(text);
+        printer.print(&mut out, None, &decision, None)?;
     } else if args.tsv {
         classify_tsv(&printer, &mut out, args.file.as_deref())?;
     } else {
@@ -69,39 +77,44 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
 }
 
 /// The embedded model, or the given model + vocabulary files.
-pub fn load_model(model: Option<&Path>, vocab: Option<&Path>) -> Result<EdgeModel> {
+fn model_source(model: Option<&Path>, vocab: Option<&Path>) -> ModelSource {
     match (model, vocab) {
-        (Some(model), Some(vocab)) => {
-            let bytes =
-                std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
-            let vocab_json = std::fs::read_to_string(vocab)
-                .with_context(|| format!("cannot read {}", vocab.display()))?;
-            EdgeModel::from_bytes(&bytes, &vocab_json)
-                .with_context(|| format!("cannot load {}", model.display()))
-        }
-        _ => EdgeModel::embedded().context("cannot load the embedded model"),
+        (Some(model), Some(vocab)) => ModelSource::Files {
+            model: model.to_path_buf(),
+            vocab: vocab.to_path_buf(),
+        },
+        _ => ModelSource::Embedded,
     }
 }
 
-struct Printer<'m> {
-    model: &'m EdgeModel,
+struct Printer<'e> {
+    engine: &'e Engine,
+    sender: &'e str,
     json: bool,
 }
 
 impl Printer<'_> {
+    fn classify(&self, text: &str) -> Decision {
+        self.engine.classify(self.sender, text, now_ms())
+    }
+
     fn print(
         &self,
         out: &mut impl Write,
         line: Option<usize>,
-        p: &Prediction,
+        d: &Decision,
         truth: Option<Label>,
     ) -> Result<()> {
         let verdict = Verdict {
             line,
-            label: p.label.as_str(),
-            score: p.spam_score,
-            action: p.action.as_str(),
-            source: SOURCE_LOCAL,
+            id: d.message_id,
+            label: d.label.as_str(),
+            score: d.spam_score,
+            action: d.action.as_str(),
+            source: d.source.as_str(),
+            state: d.state.as_str(),
+            degraded: d.degraded,
+            queued: d.queued,
             truth: truth.map(Label::as_str),
         };
         if self.json {
@@ -113,10 +126,15 @@ impl Printer<'_> {
                 .truth
                 .map(|t| format!(" (truth {t})"))
                 .unwrap_or_default();
+            let flags = match (verdict.degraded, verdict.queued) {
+                (_, true) => " (degraded, queued for re-check)",
+                (true, false) => " (degraded)",
+                _ => "",
+            };
             writeln!(
                 out,
-                "{prefix}{} score={:.4} action={} source={}{truth}",
-                verdict.label, verdict.score, verdict.action, verdict.source
+                "{prefix}{} score={:.4} action={} source={} id={}{flags}{truth}",
+                verdict.label, verdict.score, verdict.action, verdict.source, verdict.id
             )?;
         }
         Ok(())
@@ -126,11 +144,8 @@ impl Printer<'_> {
 fn classify_lines(printer: &Printer, out: &mut impl Write, reader: impl BufRead) -> Result<()> {
     let mut skipped = 0;
     lines::for_each_line(reader, |Line { number, text }| {
-        let result = text
-            .map_err(|e| e.describe())
-            .and_then(|text| printer.model.classify(&text).map_err(|e| e.to_string()));
-        match result {
-            Ok(prediction) => printer.print(out, Some(number), &prediction, None),
+        match text.map_err(|e| e.describe()) {
+            Ok(text) => printer.print(out, Some(number), &printer.classify(&text), None),
             Err(reason) => {
                 skipped += 1;
                 report_skipped(out, printer.json, number, &reason)
@@ -152,13 +167,9 @@ fn classify_tsv(printer: &Printer, out: &mut impl Write, file: Option<&Path>) ->
     }
     let mut tally = Tally::default();
     for record in &corpus.records {
-        match printer.model.classify(&record.text) {
-            Ok(prediction) => {
-                tally.add(record.label, prediction.label);
-                printer.print(out, Some(record.line), &prediction, Some(record.label))?;
-            }
-            Err(e) => report_skipped(out, printer.json, record.line, &e.to_string())?,
-        }
+        let decision = printer.classify(&record.text);
+        tally.add(record.label, decision.label);
+        printer.print(out, Some(record.line), &decision, Some(record.label))?;
     }
     let summary = tally.summary(corpus.problems.len());
     if printer.json {
@@ -213,6 +224,12 @@ fn report_skipped(out: &mut impl Write, json: bool, line: usize, reason: &str) -
         writeln!(out)?;
     }
     Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn report_skip_count(skipped: usize) {

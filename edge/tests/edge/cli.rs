@@ -9,9 +9,12 @@ fn smsguard(args: &[&str], stdin: &[u8]) -> Output {
     smsguard_with_env(args, stdin, &[])
 }
 
+/// Runs the CLI with a fresh store of its own (never the user's real one).
 fn smsguard_with_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let store = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_smsguard"))
         .args(args)
+        .env("SMSGUARD_DATA_DIR", store.path())
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

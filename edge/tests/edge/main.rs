@@ -1,7 +1,10 @@
 //! Integration tests of the edge engine: the shipped model, the runtime loader and the CLI.
 
 mod cli;
+mod cli_store;
+mod engine;
 mod fixtures;
 mod model;
 mod robustness;
 mod runtime;
+mod store;

@@ -1,0 +1,536 @@
+//! `load-bench`: load on the cloud service from a second process over loopback, and the same
+//! load on an empty echo service (same protocol, no scoring) as the transport's ceiling.
+//!
+//! ```sh
+//! cargo build --release -p smsguard-server --bins
+//! target/release/load-bench --seconds 10
+//! ```
+//!
+//! The bench starts `smsguard-cloud serve` (next to this binary) and an echo server (this binary,
+//! `echo-serve`) as child processes, drives them from this process, and reads each server's CPU
+//! time from `/proc/<pid>/stat`, so "per server core" is messages divided by the CPU seconds the
+//! server process really used. Phases, each bounded by `--seconds`:
+//! 1. unary `Classify`, closed loop with `--concurrency` requests in flight: maximum rate;
+//! 2. `ClassifyStream`, frames of `--batch` messages, `--streams` streams: maximum rate;
+//! 3. unary at a fixed offered rate (half of phase 1's maximum), open loop: p50/p99 latency
+//!    measured from each request's scheduled send time (no coordinated omission).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
+use smsguard_proto::v1::sms_guard_server::{SmsGuard, SmsGuardServer};
+use smsguard_proto::v1::{
+    ClassifyBatch, ClassifyBatchResult, ClassifyRequest, ClassifyResponse, ClassifyResult,
+    GetModelRequest, GetModelResponse, ReportRequest, ReportResponse, SmsMessage, SyncCacheRequest,
+    SyncCacheResponse, Verdict,
+};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+#[derive(Debug, Parser)]
+#[command(about = "Load the cloud service and an echo service from a second process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Mode>,
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Serve the empty echo service (used by the bench itself as a child process).
+    EchoServe {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Length of each phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Unary requests in flight in the maximum-rate phase.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Messages per ClassifyStream frame.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Concurrent streams in the streaming phase (each keeps 2 frames in flight).
+    #[arg(long, default_value_t = 4)]
+    streams: usize,
+    /// Messages to send, one per line (default: a built-in mix of ham and spam).
+    #[arg(long)]
+    messages: Option<PathBuf>,
+    /// The `smsguard-cloud` binary (default: next to this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Some(Mode::EchoServe { listen }) => runtime.block_on(echo_serve(listen)),
+        None => runtime.block_on(bench(cli.bench)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The echo service: protocol v1 answered without any model, as the transport's ceiling.
+
+#[derive(Debug, Default)]
+struct Echo;
+
+fn echo_verdict(message: Option<&SmsMessage>) -> Verdict {
+    Verdict {
+        fingerprint: message
+            .map(|m| m.client_message_id.clone())
+            .unwrap_or_default(),
+        ..Verdict::default()
+    }
+}
+
+type ResultStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<ClassifyBatchResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SmsGuard for Echo {
+    async fn classify(
+        &self,
+        request: Request<ClassifyRequest>,
+    ) -> Result<Response<ClassifyResponse>, Status> {
+        let verdict = echo_verdict(request.get_ref().message.as_ref());
+        Ok(Response::new(ClassifyResponse {
+            verdict: Some(verdict),
+        }))
+    }
+
+    type ClassifyStreamStream = ResultStream;
+
+    async fn classify_stream(
+        &self,
+        request: Request<Streaming<ClassifyBatch>>,
+    ) -> Result<Response<ResultStream>, Status> {
+        let frames = request.into_inner().map(|frame| {
+            let frame = frame?;
+            let results = frame
+                .messages
+                .iter()
+                .map(|m| ClassifyResult {
+                    client_message_id: m.client_message_id.clone(),
+                    outcome: Some(smsguard_proto::v1::classify_result::Outcome::Verdict(
+                        echo_verdict(Some(m)),
+                    )),
+                })
+                .collect();
+            Ok(ClassifyBatchResult { results })
+        });
+        Ok(Response::new(Box::pin(frames)))
+    }
+
+    async fn report(
+        &self,
+        _request: Request<ReportRequest>,
+    ) -> Result<Response<ReportResponse>, Status> {
+        Ok(Response::new(ReportResponse::default()))
+    }
+
+    async fn sync_cache(
+        &self,
+        _request: Request<SyncCacheRequest>,
+    ) -> Result<Response<SyncCacheResponse>, Status> {
+        Ok(Response::new(SyncCacheResponse::default()))
+    }
+
+    async fn get_model(
+        &self,
+        _request: Request<GetModelRequest>,
+    ) -> Result<Response<GetModelResponse>, Status> {
+        Ok(Response::new(GetModelResponse::default()))
+    }
+}
+
+async fn echo_serve(listen: SocketAddr) -> Result<()> {
+    tonic::transport::Server::builder()
+        .add_service(SmsGuardServer::new(Echo))
+        .serve(listen)
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes.
+
+/// A server child process, killed when dropped.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// CPU seconds (user + system) the process has used so far.
+    fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which is in parentheses and may hold spaces).
+        let rest = stat.rsplit_once(')').context("bad /proc stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = fields.get(11).context("no utime")?.parse()?;
+        let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+        Ok((utime + stime) / clock_ticks_per_second())
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // The Linux value on every common architecture; `getconf CLK_TCK` would tell otherwise.
+    100.0
+}
+
+fn free_loopback_port() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let dir = me.parent().context("binary has no folder")?;
+    Ok(dir.join(name))
+}
+
+fn start_cloud(server_bin: &Path) -> Result<ServerProcess> {
+    let addr = free_loopback_port()?;
+    let data_dir = tempfile::tempdir()?;
+    let child = Command::new(server_bin)
+        .args(["serve", "--plaintext", "--listen"])
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("SMSGUARD_SEED_FROM_CORPORA", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", server_bin.display()))?;
+    Ok(ServerProcess {
+        child,
+        addr,
+        _data_dir: Some(data_dir),
+    })
+}
+
+fn start_echo() -> Result<ServerProcess> {
+    let addr = free_loopback_port()?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["echo-serve", "--listen"])
+        .arg(addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(ServerProcess {
+        child,
+        addr,
+        _data_dir: None,
+    })
+}
+
+/// Connects once the server answers a Classify (loading models can take seconds).
+async fn wait_ready(addr: SocketAddr, message: &SmsMessage) -> Result<SmsGuardClient<Channel>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(mut client) = SmsGuardClient::connect(format!("http://{addr}")).await {
+            let request = ClassifyRequest {
+                message: Some(message.clone()),
+            };
+            if client.classify(request).await.is_ok() {
+                return Ok(client);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("server at {addr} did not answer within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load phases.
+
+const BUILTIN_MESSAGES: &[&str] = &[
+    "Are we still on for lunch tomorrow? I can pick you up at 12.",
+    "URGENT: your bank account is suspended. Verify at http://secure-login-check.example.top now",
+    "Congratulations! You have WON a voucher. Call 09061701461 now to claim",
+    "妈妈，我今天晚上加班，不回家吃饭了",
+    "【工商银行】您的账户存在异常，请点击链接 http://icbc-verify.example.cn 进行验证",
+    "加 薇 信 领 取 免 费 礼 品",
+    "Meeting moved to 3pm, room 4B.",
+    "Your parcel could not be delivered. Pay the fee at http://parcel-redelivery.example.xyz",
+];
+
+fn load_messages(path: Option<&Path>) -> Result<Vec<SmsMessage>> {
+    let bodies: Vec<String> = match path {
+        Some(path) => std::fs::read_to_string(path)?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => BUILTIN_MESSAGES.iter().map(|s| s.to_string()).collect(),
+    };
+    if bodies.is_empty() {
+        bail!("no messages to send");
+    }
+    Ok(bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| SmsMessage {
+            sender: format!("+8613800{:06}", i),
+            body,
+            received_at_ms: 1_700_000_000_000,
+            device_id: "load-bench".into(),
+            client_message_id: i.to_string(),
+            ..SmsMessage::default()
+        })
+        .collect())
+}
+
+#[derive(Debug, Default)]
+struct PhaseResult {
+    messages: u64,
+    errors: u64,
+    elapsed: Duration,
+    server_cpu_seconds: f64,
+    latencies_us: Vec<u64>,
+}
+
+impl PhaseResult {
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn per_core(&self) -> f64 {
+        self.messages as f64 / self.server_cpu_seconds.max(1e-9)
+    }
+
+    fn percentile_us(&mut self, q: f64) -> u64 {
+        if self.latencies_us.is_empty() {
+            return 0;
+        }
+        self.latencies_us.sort_unstable();
+        let rank = ((self.latencies_us.len() - 1) as f64 * q).round() as usize;
+        self.latencies_us[rank]
+    }
+}
+
+/// Step between the messages one worker sends (a prime, so workers interleave the list).
+const WORKER_STRIDE: usize = 7;
+
+async fn unary_max(
+    server: &ServerProcess,
+    client: &SmsGuardClient<Channel>,
+    messages: &Arc<Vec<SmsMessage>>,
+    args: &BenchArgs,
+) -> Result<PhaseResult> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let cpu_before = server.cpu_seconds()?;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency {
+        let (mut client, messages) = (client.clone(), messages.clone());
+        let (counter, errors) = (counter.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = worker;
+            while Instant::now() < end {
+                let message = messages[i % messages.len()].clone();
+                i += WORKER_STRIDE;
+                let request = ClassifyRequest {
+                    message: Some(message),
+                };
+                match client.classify(request).await {
+                    Ok(_) => counter.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(PhaseResult {
+        messages: counter.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        server_cpu_seconds: server.cpu_seconds()? - cpu_before,
+        latencies_us: Vec::new(),
+    })
+}
+
+async fn stream_max(
+    server: &ServerProcess,
+    client: &SmsGuardClient<Channel>,
+    messages: &Arc<Vec<SmsMessage>>,
+    args: &BenchArgs,
+) -> Result<PhaseResult> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let cpu_before = server.cpu_seconds()?;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.seconds);
+    let batch: Vec<SmsMessage> = messages.iter().cycle().take(args.batch).cloned().collect();
+    let mut tasks = Vec::new();
+    for _ in 0..args.streams {
+        let mut client = client.clone();
+        let (counter, errors, batch) = (counter.clone(), errors.clone(), batch.clone());
+        tasks.push(tokio::spawn(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel::<ClassifyBatch>(2);
+            let outbound = tokio_stream::wrappers::ReceiverStream::new(rx);
+            let sender = tokio::spawn(async move {
+                while Instant::now() < end {
+                    let frame = ClassifyBatch {
+                        messages: batch.clone(),
+                    };
+                    if tx.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut inbound = match client.classify_stream(outbound).await {
+                Ok(response) => response.into_inner(),
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            while let Some(frame) = inbound.next().await {
+                match frame {
+                    Ok(result) => counter.fetch_add(result.results.len() as u64, Ordering::Relaxed),
+                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+            let _ = sender.await;
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(PhaseResult {
+        messages: counter.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        server_cpu_seconds: server.cpu_seconds()? - cpu_before,
+        latencies_us: Vec::new(),
+    })
+}
+
+/// Open loop at `rate` requests/s; latency counted from each request's scheduled time.
+async fn unary_fixed_rate(
+    server: &ServerProcess,
+    client: &SmsGuardClient<Channel>,
+    messages: &Arc<Vec<SmsMessage>>,
+    rate: f64,
+    seconds: u64,
+) -> Result<PhaseResult> {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let total = (rate * seconds as f64) as u64;
+    let cpu_before = server.cpu_seconds()?;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let scheduled = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let mut client = client.clone();
+        let message = messages[i as usize % messages.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let request = ClassifyRequest {
+                message: Some(message),
+            };
+            let ok = client.classify(request).await.is_ok();
+            (ok, scheduled.elapsed().as_micros() as u64)
+        }));
+    }
+    let mut result = PhaseResult::default();
+    for task in tasks {
+        let (ok, latency) = task.await?;
+        if ok {
+            result.messages += 1;
+            result.latencies_us.push(latency);
+        } else {
+            result.errors += 1;
+        }
+    }
+    result.elapsed = start.elapsed();
+    result.server_cpu_seconds = server.cpu_seconds()? - cpu_before;
+    Ok(result)
+}
+
+async fn bench(args: BenchArgs) -> Result<()> {
+    let messages = Arc::new(load_messages(args.messages.as_deref())?);
+    let server_bin = match &args.server_bin {
+        Some(path) => path.clone(),
+        None => sibling_binary("smsguard-cloud")?,
+    };
+    println!(
+        "load-bench: {} distinct messages, {} s per phase, {} cores on this machine",
+        messages.len(),
+        args.seconds,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let echo = start_echo()?;
+    let echo_client = wait_ready(echo.addr, &messages[0]).await?;
+    let echo_unary = unary_max(&echo, &echo_client, &messages, &args).await?;
+    let echo_stream = stream_max(&echo, &echo_client, &messages, &args).await?;
+    drop(echo);
+
+    let cloud = start_cloud(&server_bin)?;
+    let client = wait_ready(cloud.addr, &messages[0]).await?;
+    let unary = unary_max(&cloud, &client, &messages, &args).await?;
+    let streamed = stream_max(&cloud, &client, &messages, &args).await?;
+    let mut fixed =
+        unary_fixed_rate(&cloud, &client, &messages, unary.rate() / 2.0, args.seconds).await?;
+
+    print_row("echo unary (ceiling)", &echo_unary);
+    print_row("echo streamed (ceiling)", &echo_stream);
+    print_row("cloud unary", &unary);
+    print_row("cloud streamed", &streamed);
+    println!(
+        "ratio cloud/echo: unary {:.2}, streamed {:.2} (messages/s)",
+        unary.rate() / echo_unary.rate(),
+        streamed.rate() / echo_stream.rate()
+    );
+    println!(
+        "cloud unary at a fixed {:.0} req/s (half the maximum): p50 {} µs, p99 {} µs, {} ok, {} errors",
+        unary.rate() / 2.0,
+        fixed.percentile_us(0.50),
+        fixed.percentile_us(0.99),
+        fixed.messages,
+        fixed.errors
+    );
+    Ok(())
+}
+
+fn print_row(name: &str, phase: &PhaseResult) {
+    println!(
+        "{name:<26} {:>9.0} msg/s  {:>9.0} msg/s per server core ({:.1} server CPU s)  errors {}",
+        phase.rate(),
+        phase.per_core(),
+        phase.server_cpu_seconds,
+        phase.errors
+    );
+}

@@ -1,0 +1,236 @@
+//! Prometheus metrics and the tiny HTTP endpoint that serves them (`GET /metrics`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub rpc: &'static str,
+    pub code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabel {
+    pub rpc: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    pub label: &'static str,
+    pub action: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabel {
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 us .. about 1.6 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// Every metric of the service.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RpcLabels, Counter>,
+    latency: Family<RpcLabel, Histogram, fn() -> Histogram>,
+    verdicts: Family<VerdictLabels, Counter>,
+    model_errors: Family<ModelLabel, Counter>,
+    rejected: Family<ReasonLabel, Counter>,
+    pub store_entries: Gauge,
+    pub sync_version: Gauge,
+    pub reloads: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("smsguard");
+        let requests = Family::<RpcLabels, Counter>::default();
+        let latency = Family::<RpcLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let verdicts = Family::<VerdictLabels, Counter>::default();
+        let model_errors = Family::<ModelLabel, Counter>::default();
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        let store_entries = Gauge::default();
+        let sync_version = Gauge::default();
+        let reloads = Counter::default();
+        registry.register(
+            "requests",
+            "gRPC requests by RPC and status code",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "gRPC request latency by RPC",
+            latency.clone(),
+        );
+        registry.register("verdicts", "Verdicts by label and action", verdicts.clone());
+        registry.register(
+            "model_errors",
+            "Scorer failures (degraded verdict inputs) by model",
+            model_errors.clone(),
+        );
+        registry.register(
+            "rejected",
+            "Requests refused before scoring, by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "similarity_store_entries",
+            "Fingerprints in the similarity memory",
+            store_entries.clone(),
+        );
+        registry.register(
+            "sync_version",
+            "Newest sync log version",
+            sync_version.clone(),
+        );
+        registry.register(
+            "reloads",
+            "Successful rules or spam feed reloads",
+            reloads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            verdicts,
+            model_errors,
+            rejected,
+            store_entries,
+            sync_version,
+            reloads,
+        }
+    }
+
+    pub fn record_request(&self, rpc: &'static str, code: tonic::Code, started: Instant) {
+        self.requests
+            .get_or_create(&RpcLabels {
+                rpc,
+                code: code_name(code),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RpcLabel { rpc })
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    pub fn record_verdict(&self, label: &'static str, action: &'static str) {
+        self.verdicts
+            .get_or_create(&VerdictLabels { label, action })
+            .inc();
+    }
+
+    pub fn record_model_error(&self, model: &str) {
+        self.model_errors
+            .get_or_create(&ModelLabel {
+                model: model.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_rejection(&self, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Serves `GET /metrics` (anything else: 404) on `listener` until the task is aborted. One
+/// request per connection; the request head is capped at 8 KiB.
+pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut head = Vec::with_capacity(512);
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+            let response = if first_line.starts_with(b"GET /metrics ") {
+                http_response("200 OK", "text/plain; version=0.0.4", &metrics.encode())
+            } else {
+                http_response(
+                    "404 Not Found",
+                    "text/plain",
+                    "not found: try GET /metrics\n",
+                )
+            };
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+fn http_response(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Binds the metrics listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

@@ -1,0 +1,243 @@
+//! The edge model package served by `GetModel`: the committed int8 model, its vocabulary and
+//! manifest (compiled in, or read from a folder), signed once at start with the server's
+//! Ed25519 key, and the key file handling of `smsguard-cloud keygen`.
+
+use std::path::{Path, PathBuf};
+
+use smsguard_proto::v1;
+use smsguard_signing::{sha256_hex, PackageParts, SigningKey, VerifyingKey};
+
+use crate::error::ServerError;
+
+const EMBEDDED_MODEL: &[u8] = include_bytes!("../../../edge/models/edge-int8.onnx");
+const EMBEDDED_VOCAB: &[u8] = include_bytes!("../../../edge/models/vocab.json");
+const EMBEDDED_MANIFEST: &[u8] = include_bytes!("../../../edge/models/manifest.json");
+
+/// File names of a model folder (and of the compiled-in copy).
+pub const MODEL_FILE: &str = "edge-int8.onnx";
+pub const VOCAB_FILE: &str = "vocab.json";
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// File names written by `keygen`.
+pub const SECRET_KEY_FILE: &str = "signing.key";
+pub const PUBLIC_KEY_FILE: &str = "signing.pub";
+
+/// A signed package, ready to clone into answers.
+#[derive(Debug, Clone)]
+pub struct ModelPackage {
+    /// The package version: the first 16 hex digits of the model's SHA-256 (content-addressed,
+    /// so a changed model always has a new version).
+    pub version: String,
+    pub public_key: VerifyingKey,
+    response: v1::GetModelResponse,
+}
+
+impl ModelPackage {
+    /// Signs the model of `dir` (or the compiled-in one) with `key`.
+    pub fn load(dir: Option<&Path>, key: &SigningKey) -> Result<Self, ServerError> {
+        let (model, vocabulary, manifest) = match dir {
+            Some(dir) => (
+                read(dir, MODEL_FILE)?,
+                read(dir, VOCAB_FILE)?,
+                read(dir, MANIFEST_FILE)?,
+            ),
+            None => (
+                EMBEDDED_MODEL.to_vec(),
+                EMBEDDED_VOCAB.to_vec(),
+                EMBEDDED_MANIFEST.to_vec(),
+            ),
+        };
+        let manifest_json = String::from_utf8(manifest)
+            .map_err(|_| ServerError::ModelPackage("manifest.json is not UTF-8".into()))?;
+        let pipeline_version = pipeline_version(&manifest_json)?;
+        let sha256 = sha256_hex(&model);
+        let signature = key.sign(PackageParts {
+            manifest_json: manifest_json.as_bytes(),
+            model: &model,
+            vocabulary: &vocabulary,
+        });
+        let public_key = key.verifying_key();
+        let version = sha256[..16].to_owned();
+        let response = v1::GetModelResponse {
+            up_to_date: false,
+            manifest: Some(v1::ModelManifest {
+                version: version.clone(),
+                sha256,
+                size_bytes: model.len() as u64,
+                pipeline_version,
+                manifest_json,
+            }),
+            model,
+            vocabulary,
+            signature,
+            key_id: public_key.key_id(),
+        };
+        Ok(ModelPackage {
+            version,
+            public_key,
+            response,
+        })
+    }
+
+    /// The answer to an edge that has `current_version`: only the manifest when it is current.
+    pub fn answer(&self, current_version: &str) -> v1::GetModelResponse {
+        if current_version == self.version {
+            let manifest = self.response.manifest.as_ref().map(|m| v1::ModelManifest {
+                manifest_json: String::new(),
+                ..m.clone()
+            });
+            return v1::GetModelResponse {
+                up_to_date: true,
+                manifest,
+                key_id: self.response.key_id.clone(),
+                ..v1::GetModelResponse::default()
+            };
+        }
+        self.response.clone()
+    }
+}
+
+fn read(dir: &Path, name: &str) -> Result<Vec<u8>, ServerError> {
+    let path = dir.join(name);
+    std::fs::read(&path)
+        .map_err(|e| ServerError::ModelPackage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn pipeline_version(manifest_json: &str) -> Result<u32, ServerError> {
+    let manifest: serde_json::Value = serde_json::from_str(manifest_json)
+        .map_err(|e| ServerError::ModelPackage(format!("manifest.json: {e}")))?;
+    let version = manifest
+        .get("pipeline_version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| ServerError::ModelPackage("manifest.json has no pipeline_version".into()))?;
+    if version != u64::from(smsguard_core::PIPELINE_VERSION) {
+        return Err(ServerError::ModelPackage(format!(
+            "the edge model is for pipeline version {version}, this build is {}",
+            smsguard_core::PIPELINE_VERSION
+        )));
+    }
+    Ok(smsguard_core::PIPELINE_VERSION)
+}
+
+/// Reads a hex secret key file.
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, ServerError> {
+    let key_error = |message: String| ServerError::SigningKey {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
+    SigningKey::from_hex(&text).map_err(|e| key_error(e.to_string()))
+}
+
+/// The configured key, else `data_dir/signing.key`, created (0600) on first start.
+pub fn load_or_create_signing_key(
+    configured: Option<&Path>,
+    data_dir: &Path,
+) -> Result<SigningKey, ServerError> {
+    if let Some(path) = configured {
+        return read_signing_key(path);
+    }
+    let path = data_dir.join(SECRET_KEY_FILE);
+    if path.is_file() {
+        return read_signing_key(&path);
+    }
+    let key = write_key_pair(data_dir, false)?;
+    tracing::warn!(
+        path = %path.display(),
+        key_id = %key.verifying_key().key_id(),
+        "no signing key configured: generated one; pin its public key ({}) on the edge",
+        data_dir.join(PUBLIC_KEY_FILE).display()
+    );
+    Ok(key)
+}
+
+/// Generates a key pair into `dir`: `signing.key` (hex secret, mode 0600) and `signing.pub`
+/// (hex public key). Refuses to overwrite an existing secret unless `force`.
+pub fn write_key_pair(dir: &Path, force: bool) -> Result<SigningKey, ServerError> {
+    let secret_path = dir.join(SECRET_KEY_FILE);
+    let key_error = |path: &PathBuf, message: String| ServerError::SigningKey {
+        path: path.clone(),
+        message,
+    };
+    if secret_path.exists() && !force {
+        return Err(key_error(
+            &secret_path,
+            "exists; pass --force to replace it (edges pinned to the old key will refuse new models)".into(),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| key_error(&dir.to_path_buf(), e.to_string()))?;
+    let key = SigningKey::generate().map_err(|e| key_error(&secret_path, e.to_string()))?;
+    write_secret(&secret_path, &(key.to_hex() + "\n"))
+        .map_err(|e| key_error(&secret_path, e.to_string()))?;
+    let public_path = dir.join(PUBLIC_KEY_FILE);
+    std::fs::write(&public_path, key.verifying_key().to_hex() + "\n")
+        .map_err(|e| key_error(&public_path, e.to_string()))?;
+    Ok(key)
+}
+
+/// Writes `text` to a file only its owner can read (created with mode 0600, not chmod-ed later).
+fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_package_verifies_and_is_up_to_date_at_its_version() {
+        let key = SigningKey::generate().unwrap();
+        let package = ModelPackage::load(None, &key).unwrap();
+        let full = package.answer("old");
+        let manifest = full.manifest.as_ref().unwrap();
+        package
+            .public_key
+            .verify_package(
+                PackageParts {
+                    manifest_json: manifest.manifest_json.as_bytes(),
+                    model: &full.model,
+                    vocabulary: &full.vocabulary,
+                },
+                &manifest.sha256,
+                &full.signature,
+            )
+            .unwrap();
+        let current = package.answer(&manifest.version);
+        assert!(current.up_to_date);
+        assert!(current.model.is_empty());
+    }
+
+    #[test]
+    fn keygen_writes_a_private_secret_and_refuses_to_overwrite_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = write_key_pair(dir.path(), false).unwrap();
+        let public = std::fs::read_to_string(dir.path().join(PUBLIC_KEY_FILE)).unwrap();
+        assert_eq!(public.trim(), key.verifying_key().to_hex());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SECRET_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(write_key_pair(dir.path(), false).is_err());
+        let again = read_signing_key(&dir.path().join(SECRET_KEY_FILE)).unwrap();
+        assert_eq!(again.verifying_key(), key.verifying_key());
+    }
+}

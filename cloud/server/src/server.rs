@@ -1,0 +1,233 @@
+//! Starting and stopping the service: [`spawn`] binds the gRPC port (and the metrics port),
+//! serves `smsguard.v1.SmsGuard` behind the API key interceptor plus standard health and
+//! reflection, and runs the periodic reload; [`RunningServer::shutdown`] stops gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smsguard_proto::v1::sms_guard_server::SmsGuardServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::auth::ApiKeyCheck;
+use crate::config::{ServerConfig, TlsConfig};
+use crate::error::ServerError;
+use crate::metrics::{self, Metrics};
+use crate::service::SmsGuardService;
+use crate::state::{AppState, ReloadSummary};
+
+/// A started server. Dropping it without [`RunningServer::shutdown`] leaves the tasks running
+/// until the runtime stops.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The gRPC address actually bound (the port is real when the config asked for port 0).
+    pub addr: SocketAddr,
+    /// The metrics address actually bound, when metrics are on.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Hex Ed25519 public key that signs `GetModel` answers (what an edge pins).
+    pub model_public_key: String,
+    /// Version of the edge model package `GetModel` serves.
+    pub model_version: String,
+    state: Arc<AppState>,
+    health: tonic_health::server::HealthReporter,
+    stop: oneshot::Sender<()>,
+    serve: JoinHandle<Result<(), tonic::transport::Error>>,
+    background: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+/// Starts the server; returns once it is listening. Loading the models takes a few seconds
+/// (more in debug builds).
+pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    config.validate()?;
+    let metrics = Arc::new(Metrics::new());
+    let state = {
+        let config = config.clone();
+        let metrics = Arc::clone(&metrics);
+        tokio::task::spawn_blocking(move || AppState::open(config, metrics))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??
+    };
+    let state = Arc::new(state);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = local_addr(&listener, config.listen)?;
+    let mut background = Vec::new();
+    let metrics_addr = match config.metrics_listen {
+        Some(wanted) => {
+            let listener = metrics::bind(wanted)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: wanted,
+                    source,
+                })?;
+            let bound = local_addr(&listener, wanted)?;
+            background.push(tokio::spawn(metrics::serve_metrics(
+                listener,
+                Arc::clone(&metrics),
+            )));
+            Some(bound)
+        }
+        None => None,
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<SmsGuardServer<SmsGuardService>>()
+        .await;
+    // Both reflection versions: older grpcurl releases only speak v1alpha.
+    let reflection = reflection_builder()
+        .build_v1()
+        .map_err(|e| ServerError::Task(format!("reflection: {e}")))?;
+    let reflection_alpha = reflection_builder()
+        .build_v1alpha()
+        .map_err(|e| ServerError::Task(format!("reflection: {e}")))?;
+    let guard = InterceptedService::new(
+        SmsGuardServer::new(SmsGuardService::new(Arc::clone(&state)))
+            .max_decoding_message_size(config.max_request_bytes),
+        ApiKeyCheck::new(&config.api_keys, Arc::clone(&metrics)),
+    );
+
+    let mut builder = Server::builder()
+        // A backstop: the handlers enforce `request_timeout_ms` themselves and answer
+        // DEADLINE_EXCEEDED (tonic's own timeout answers CANCELLED).
+        .timeout(Duration::from_millis(config.request_timeout_ms) + Duration::from_secs(1))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)));
+    if let Some(tls) = &config.tls {
+        builder = builder
+            .tls_config(tls_config(tls)?)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
+    let router = builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(guard);
+    let (stop, stopped) = oneshot::channel::<()>();
+    // The builder's tcp_nodelay only applies to listeners tonic binds itself; without it,
+    // Nagle's algorithm and delayed ACKs add about 40 ms to small answers.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = stopped.await;
+    }));
+    background.push(tokio::spawn(reload_periodically(
+        Arc::clone(&state),
+        Duration::from_secs(config.reload_interval_seconds),
+    )));
+    tracing::info!(
+        %addr,
+        metrics = ?metrics_addr,
+        tls = config.tls.is_some(),
+        client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
+        api_keys = config.api_keys.len(),
+        similarity_entries = state.similarity_len(),
+        model_version = %state.package.version,
+        model_key_id = %state.package.public_key.key_id(),
+        "smsguard-cloud listening"
+    );
+    Ok(RunningServer {
+        addr,
+        metrics_addr,
+        model_public_key: state.package.public_key.to_hex(),
+        model_version: state.package.version.clone(),
+        state,
+        health,
+        stop,
+        serve,
+        background,
+        grace: Duration::from_secs(config.shutdown_grace_seconds),
+    })
+}
+
+impl RunningServer {
+    /// Re-reads the rules file and the spam feed now (what SIGHUP does); connections stay up.
+    pub async fn reload(&self) -> Result<ReloadSummary, ServerError> {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || state.reload())
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))?
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to the configured
+    /// grace period), then flushes the stores.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.health
+            .set_not_serving::<SmsGuardServer<SmsGuardService>>()
+            .await;
+        let _ = self.stop.send(());
+        let mut serve = self.serve;
+        let outcome = match tokio::time::timeout(self.grace, &mut serve).await {
+            Ok(joined) => joined
+                .map_err(|e| ServerError::Task(e.to_string()))?
+                .map_err(ServerError::from),
+            Err(_) => {
+                tracing::warn!("grace period over: closing the remaining connections");
+                serve.abort();
+                Ok(())
+            }
+        };
+        for task in &self.background {
+            task.abort();
+        }
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || state.flush())
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??;
+        tracing::info!("smsguard-cloud stopped; stores flushed");
+        outcome
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(smsguard_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, ServerError> {
+    listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: wanted,
+        source,
+    })
+}
+
+fn tls_config(tls: &TlsConfig) -> Result<ServerTlsConfig, ServerError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ServerError::Tls(format!("{}: {e}", path.display())))
+    };
+    let identity = Identity::from_pem(read(&tls.cert_pem)?, read(&tls.key_pem)?);
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca_pem {
+        config = config
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(false);
+    }
+    Ok(config)
+}
+
+async fn reload_periodically(state: Arc<AppState>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let state = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || state.reload()).await {
+            Ok(Ok(summary)) if summary != ReloadSummary::default() => {
+                tracing::info!(?summary, "reloaded")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "reload failed"),
+            Err(e) => tracing::warn!(error = %e, "reload task failed"),
+        }
+    }
+}

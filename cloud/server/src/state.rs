@@ -1,0 +1,652 @@
+//! The service's shared state and its request logic, independent of tonic's plumbing:
+//! validation, scoring (CPU-bound, called from `spawn_blocking`), reports, sync pages and the
+//! hot reload of rules and of the similarity memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use smsguard_core::{Fingerprint, Label, MinHasher};
+use smsguard_proto::v1;
+use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
+use smsguard_scoring::{
+    CloudScorer, EdgeInput, FusedVerdict, FusionModel, MessageContext, ModelScore, MulticlassModel,
+    PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderReputation, SimilarityStore,
+    VariantScorer,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::ServerConfig;
+use crate::error::{RequestError, ServerError};
+use crate::metrics::Metrics;
+use crate::package::{self, ModelPackage};
+use crate::sync::{Change, SyncLog};
+
+/// Limits on one `SmsMessage` besides the body.
+const MAX_SENDER_BYTES: usize = 256;
+const MAX_ID_BYTES: usize = 128;
+/// `SyncCache` page size when the client asks for 0, and the most it may ask for.
+const DEFAULT_SYNC_ENTRIES: usize = 1000;
+const MAX_SYNC_ENTRIES: usize = 10_000;
+/// Fingerprints of recently classified messages kept so a `Report` carrying only the
+/// fingerprint id can be resolved (two generations of this many each).
+const RECENT_FINGERPRINTS: usize = 50_000;
+/// Normalised texts shorter than this are not imported from the spam feed (as in seeding).
+const MIN_FEED_CHARS: usize = 12;
+
+/// A scorer shared with the service (the report path writes to the same instance).
+struct Shared<T>(Arc<T>);
+
+impl<T: Scorer> Scorer for Shared<T> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        self.0.score(msg)
+    }
+}
+
+/// Two generations of `id -> fingerprint`; the older one is dropped when the newer fills up.
+#[derive(Debug, Default)]
+struct RecentFingerprints {
+    current: HashMap<u64, Fingerprint>,
+    previous: HashMap<u64, Fingerprint>,
+}
+
+impl RecentFingerprints {
+    fn remember(&mut self, fp: &Fingerprint) {
+        if self.current.len() >= RECENT_FINGERPRINTS {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(fp.id(), fp.clone());
+    }
+
+    fn get(&self, id: u64) -> Option<Fingerprint> {
+        self.current
+            .get(&id)
+            .or_else(|| self.previous.get(&id))
+            .cloned()
+    }
+}
+
+/// A validated message, ready to score.
+#[derive(Debug, Clone)]
+pub struct ValidMessage {
+    pub sender: String,
+    pub body: String,
+    pub received_at_ms: i64,
+    pub device_id: String,
+    pub client_message_id: String,
+    pub edge: Option<EdgeInput>,
+}
+
+/// What a reload pass changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub rules_reloaded: bool,
+    pub sender_rule_changes: usize,
+    pub feed_fingerprints_added: usize,
+}
+
+#[derive(Debug)]
+pub struct AppState {
+    pub config: ServerConfig,
+    scorer: CloudScorer,
+    similarity: Arc<SimilarityStore>,
+    sender: Arc<SenderReputation>,
+    rules: Option<Arc<RulesHandle>>,
+    pub sync: SyncLog,
+    pub package: ModelPackage,
+    pub metrics: Arc<Metrics>,
+    in_flight: Arc<Semaphore>,
+    recent: Mutex<RecentFingerprints>,
+    feed_stamp: Mutex<Option<(SystemTime, u64)>>,
+}
+
+impl AppState {
+    /// Opens the stores, loads the models and signs the edge package. Slow (loads the models):
+    /// call it off the async runtime.
+    pub fn open(config: ServerConfig, metrics: Arc<Metrics>) -> Result<Self, ServerError> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let similarity = Arc::new(
+            SimilarityStore::open(data_dir.join("similarity"))
+                .map_err(smsguard_scoring::CloudError::from)?,
+        );
+        if config.seed_from_corpora && similarity.is_empty() {
+            seed(&similarity, config.datasets_dir.as_deref())?;
+        }
+        let sender = Arc::new(SenderReputation::default());
+        let rules = match &config.rules_path {
+            Some(path) => Some(Arc::new(
+                RulesHandle::open(path, Duration::from_secs(config.reload_interval_seconds))
+                    .map_err(smsguard_scoring::CloudError::from)?,
+            )),
+            None => None,
+        };
+        let rules_scorer: Box<dyn Scorer> = match &rules {
+            Some(handle) => Box::new(Shared(Arc::clone(handle))),
+            None => Box::new(StaticRules(
+                RuleSet::builtin().map_err(smsguard_scoring::CloudError::from)?,
+            )),
+        };
+        let scorers: Vec<Box<dyn Scorer>> = vec![
+            Box::new(MulticlassModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
+            Box::new(Shared(Arc::clone(&similarity))),
+            Box::new(VariantScorer::default()),
+            rules_scorer,
+            Box::new(Shared(Arc::clone(&sender))),
+        ];
+        let fusion = FusionModel::embedded().map_err(smsguard_scoring::CloudError::from)?;
+        let signing_key =
+            package::load_or_create_signing_key(config.signing_key_path.as_deref(), &data_dir)?;
+        let package = ModelPackage::load(config.edge_model_dir.as_deref(), &signing_key)?;
+        let sync = SyncLog::open(&data_dir.join("sync"))?;
+        let state = AppState {
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            scorer: CloudScorer::new(scorers, fusion),
+            similarity,
+            sender,
+            rules,
+            sync,
+            package,
+            metrics,
+            recent: Mutex::new(RecentFingerprints::default()),
+            feed_stamp: Mutex::new(None),
+            config,
+        };
+        state.log_sender_rules()?;
+        state.import_spam_feed_if_changed()?;
+        state.refresh_gauges();
+        Ok(state)
+    }
+
+    /// A scoring slot, or RESOURCE_EXHAUSTED when `max_in_flight` requests are being scored.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, RequestError> {
+        Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.metrics.record_rejection("overloaded");
+                RequestError::Overloaded {
+                    limit: self.config.max_in_flight,
+                }
+            })
+    }
+
+    pub fn validate(&self, msg: Option<&v1::SmsMessage>) -> Result<ValidMessage, RequestError> {
+        let msg = msg.ok_or(RequestError::Missing { field: "message" })?;
+        if msg.body.is_empty() {
+            return Err(RequestError::Empty {
+                field: "message.body",
+            });
+        }
+        check_len("message.body", &msg.body, self.config.max_body_bytes)?;
+        check_len("message.sender", &msg.sender, MAX_SENDER_BYTES)?;
+        check_len("message.device_id", &msg.device_id, MAX_ID_BYTES)?;
+        check_len(
+            "message.client_message_id",
+            &msg.client_message_id,
+            MAX_ID_BYTES,
+        )?;
+        check_len(
+            "message.edge_model_version",
+            &msg.edge_model_version,
+            MAX_ID_BYTES,
+        )?;
+        Ok(ValidMessage {
+            sender: msg.sender.clone(),
+            body: msg.body.clone(),
+            received_at_ms: msg.received_at_ms,
+            device_id: msg.device_id.clone(),
+            client_message_id: msg.client_message_id.clone(),
+            edge: edge_input(msg.local_verdict.as_ref())?,
+        })
+    }
+
+    /// Scores one message (CPU-bound: call from `spawn_blocking`).
+    pub fn score(&self, msg: &ValidMessage) -> v1::Verdict {
+        let prepared =
+            PreparedMessage::new(&msg.sender, &msg.body, msg.received_at_ms, &msg.device_id);
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.remember(&prepared.fingerprint);
+        }
+        let verdict = self.scorer.score(&prepared.context(), msg.edge);
+        self.record_verdict(&verdict);
+        self.to_proto(&verdict, prepared.fingerprint.to_hex())
+    }
+
+    fn record_verdict(&self, verdict: &FusedVerdict) {
+        self.metrics
+            .record_verdict(verdict.label.as_str(), verdict.action.as_str());
+        for contribution in verdict.contributions.iter().filter(|c| c.degraded) {
+            self.metrics.record_model_error(&contribution.model);
+        }
+    }
+
+    fn to_proto(&self, verdict: &FusedVerdict, fingerprint: String) -> v1::Verdict {
+        let contributions = verdict
+            .contributions
+            .iter()
+            .map(|c| v1::Contribution {
+                model: c.model.clone(),
+                score: c.score,
+                weight: c.weight,
+                reason: c.reason.clone(),
+                degraded: c.degraded,
+            })
+            .collect();
+        let source = if verdict.forced_action.is_some() {
+            v1::VerdictSource::Rule
+        } else {
+            v1::VerdictSource::Cloud
+        };
+        let cache_ttl_seconds = match self.config.cache_ttl_seconds {
+            0 => verdict.cache_ttl_seconds,
+            ttl => ttl,
+        };
+        v1::Verdict {
+            label: v1::Label::from(verdict.label) as i32,
+            category: if verdict.label == Label::Ham {
+                String::new()
+            } else {
+                verdict.label.as_str().to_owned()
+            },
+            spam_score: verdict.spam_score,
+            action: proto_action(verdict.action) as i32,
+            contributions,
+            cache_ttl_seconds,
+            fingerprint,
+            model_versions: vec![
+                v1::ModelVersion {
+                    model: "edge".into(),
+                    version: self.package.version.clone(),
+                },
+                v1::ModelVersion {
+                    model: "cloud".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
+            ],
+            source: source as i32,
+            degraded: verdict.degraded,
+        }
+    }
+
+    /// Records user feedback in the similarity memory, the sender reputation and the sync log;
+    /// durable (flushed) before it returns. Blocking I/O: call from `spawn_blocking`.
+    pub fn report(&self, req: &v1::ReportRequest) -> Result<v1::ReportResponse, RequestError> {
+        let spam = match v1::Feedback::try_from(req.feedback) {
+            Ok(v1::Feedback::Spam) => true,
+            Ok(v1::Feedback::NotSpam) => false,
+            Ok(v1::Feedback::Unspecified) => {
+                return Err(RequestError::Missing { field: "feedback" })
+            }
+            Err(_) => {
+                return Err(RequestError::InvalidEnum {
+                    field: "feedback",
+                    value: req.feedback,
+                })
+            }
+        };
+        let category =
+            v1::Label::try_from(req.category).map_err(|_| RequestError::InvalidEnum {
+                field: "category",
+                value: req.category,
+            })?;
+        check_len("sender", &req.sender, MAX_SENDER_BYTES)?;
+        check_len("device_id", &req.device_id, MAX_ID_BYTES)?;
+        let id = parse_fingerprint_id(&req.fingerprint)?;
+        let Some(fp) = self.resolve_fingerprint(id, &req.minhash)? else {
+            return Ok(v1::ReportResponse {
+                report_count: 0,
+                accepted: false,
+            });
+        };
+        let spam_class = smsguard_proto::core_label(category).filter(|l| l.is_spam());
+        let entry = match (spam, spam_class) {
+            (true, Some(label)) => {
+                let entry = self.similarity.add_spam(&fp, label)?;
+                self.similarity.flush()?;
+                entry
+            }
+            _ => self.similarity.report(&fp, spam)?,
+        };
+        if !req.sender.is_empty() {
+            // The sender table is in memory only; a poisoned lock loses one report, no more.
+            let _ = self.sender.record_report(&req.sender, spam);
+        }
+        let version = self.sync.append(&[Change::Fingerprint {
+            fingerprint: req.fingerprint.to_ascii_lowercase(),
+            minhash: fp.minhash.to_vec(),
+            label: v1::Label::from(entry.label) as i32,
+            report_count: entry.spam_reports,
+            removed: entry.not_spam_reports > 0,
+        }])?;
+        self.metrics.sync_version.set(version as i64);
+        self.refresh_gauges();
+        Ok(v1::ReportResponse {
+            report_count: entry.spam_reports.saturating_add(entry.not_spam_reports),
+            accepted: true,
+        })
+    }
+
+    /// The fingerprint of a recently classified message with this id (exact), else one built
+    /// from the reported MinHash slots (its SimHash is unknown, so its store id differs from
+    /// the edge's id; the sync log keeps the edge's id).
+    fn resolve_fingerprint(
+        &self,
+        id: u64,
+        minhash: &[u32],
+    ) -> Result<Option<Fingerprint>, RequestError> {
+        if let Some(fp) = self.recent.lock().ok().and_then(|recent| recent.get(id)) {
+            return Ok(Some(fp));
+        }
+        match minhash.len() {
+            0 => Ok(None),
+            smsguard_core::fingerprint::NUM_HASHES => {
+                let mut slots = [0u32; smsguard_core::fingerprint::NUM_HASHES];
+                slots.copy_from_slice(minhash);
+                Ok(Some(Fingerprint {
+                    minhash: slots,
+                    simhash: 0,
+                }))
+            }
+            n => Err(RequestError::Invalid {
+                field: "minhash",
+                reason: format!(
+                    "{n} slots; send none or all {}",
+                    smsguard_core::fingerprint::NUM_HASHES
+                ),
+            }),
+        }
+    }
+
+    /// Changes since `since` (blocking sled reads: call from `spawn_blocking`).
+    pub fn sync_page(
+        &self,
+        req: &v1::SyncCacheRequest,
+    ) -> Result<v1::SyncCacheResponse, RequestError> {
+        check_len("device_id", &req.device_id, MAX_ID_BYTES)?;
+        let max = match req.max_entries as usize {
+            0 => DEFAULT_SYNC_ENTRIES,
+            n => n.min(MAX_SYNC_ENTRIES),
+        };
+        let page = self.sync.since(req.since_version, max)?;
+        Ok(v1::SyncCacheResponse {
+            version: page.version,
+            fingerprints: page.fingerprints,
+            sender_rules: page.sender_rules,
+            has_more: page.has_more,
+        })
+    }
+
+    pub fn get_model(
+        &self,
+        req: &v1::GetModelRequest,
+    ) -> Result<v1::GetModelResponse, RequestError> {
+        check_len("current_version", &req.current_version, MAX_ID_BYTES)?;
+        check_len("device_id", &req.device_id, MAX_ID_BYTES)?;
+        Ok(self.package.answer(&req.current_version))
+    }
+
+    /// Re-reads the rules file and the spam feed when they changed (blocking I/O). Errors of a
+    /// bad new rules file keep the old rules and are returned.
+    pub fn reload(&self) -> Result<ReloadSummary, ServerError> {
+        let mut summary = ReloadSummary::default();
+        if let Some(rules) = &self.rules {
+            match rules.reload_if_changed() {
+                Ok(changed) => summary.rules_reloaded = changed,
+                Err(e) => tracing::warn!(error = %e, "rules reload failed; the old rules stay"),
+            }
+        }
+        summary.sender_rule_changes = self.log_sender_rules()?;
+        summary.feed_fingerprints_added = self.import_spam_feed_if_changed()?;
+        if summary.rules_reloaded || summary.feed_fingerprints_added > 0 {
+            self.metrics.reloads.inc();
+        }
+        self.refresh_gauges();
+        Ok(summary)
+    }
+
+    /// Logs sender rule changes of the rules now in force into the sync log.
+    fn log_sender_rules(&self) -> Result<usize, ServerError> {
+        let text = match &self.config.rules_path {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read the rules file");
+                    return Ok(0);
+                }
+            },
+            None => DEFAULT_RULES_TOML.to_owned(),
+        };
+        Ok(self.sync.sync_sender_rules(&sender_rules(&text))?)
+    }
+
+    /// Imports the spam of the feed file into the similarity memory when the file changed
+    /// since the last import; new fingerprints are logged for `SyncCache`.
+    fn import_spam_feed_if_changed(&self) -> Result<usize, ServerError> {
+        let Some(path) = &self.config.spam_feed_path else {
+            return Ok(0);
+        };
+        let stamp = file_stamp(path);
+        {
+            let mut seen = self
+                .feed_stamp
+                .lock()
+                .map_err(|_| ServerError::Task("feed state poisoned".into()))?;
+            if stamp.is_none() || *seen == stamp {
+                return Ok(0);
+            }
+            *seen = stamp;
+        }
+        let corpus = match smsguard_corpus::read_tsv(path) {
+            Ok(corpus) => corpus,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the spam feed");
+                return Ok(0);
+            }
+        };
+        let hasher = MinHasher::new();
+        let mut changes = Vec::new();
+        for record in corpus.records.iter().filter(|r| r.label.is_spam()) {
+            let normalized = smsguard_core::normalize(&record.text);
+            if normalized.text.chars().count() < MIN_FEED_CHARS {
+                continue;
+            }
+            let fp = hasher.fingerprint(&normalized.text);
+            if self.similarity.entry(fp.id()).ok().flatten().is_some() {
+                continue;
+            }
+            let entry = self
+                .similarity
+                .add_spam(&fp, record.label)
+                .map_err(smsguard_scoring::CloudError::from)?;
+            changes.push(Change::Fingerprint {
+                fingerprint: fp.to_hex(),
+                minhash: fp.minhash.to_vec(),
+                label: v1::Label::from(entry.label) as i32,
+                report_count: entry.spam_reports,
+                removed: false,
+            });
+        }
+        self.similarity
+            .flush()
+            .map_err(smsguard_scoring::CloudError::from)?;
+        if !changes.is_empty() {
+            self.sync.append(&changes)?;
+        }
+        tracing::info!(
+            added = changes.len(),
+            "spam feed imported into the similarity memory"
+        );
+        Ok(changes.len())
+    }
+
+    pub fn refresh_gauges(&self) {
+        self.metrics.store_entries.set(self.similarity.len() as i64);
+        if let Ok(version) = self.sync.version() {
+            self.metrics.sync_version.set(version as i64);
+        }
+    }
+
+    /// Writes every pending change of both stores to disk.
+    pub fn flush(&self) -> Result<(), ServerError> {
+        self.similarity
+            .flush()
+            .map_err(|e| ServerError::Flush(e.to_string()))?;
+        self.sync
+            .flush()
+            .map_err(|e| ServerError::Flush(e.to_string()))
+    }
+
+    pub fn similarity_len(&self) -> usize {
+        self.similarity.len()
+    }
+}
+
+fn seed(similarity: &SimilarityStore, datasets_dir: Option<&Path>) -> Result<(), ServerError> {
+    let dir: Option<PathBuf> = match datasets_dir {
+        Some(dir) => Some(dir.to_path_buf()),
+        None => smsguard_corpus::datasets_dir().ok(),
+    };
+    match dir.filter(|d| d.is_dir()) {
+        Some(dir) => {
+            let added = smsguard_scoring::cloud::seed_similarity(similarity, &dir)?;
+            tracing::info!(added, dir = %dir.display(), "seeded the similarity memory");
+        }
+        None => tracing::warn!("no datasets folder found: the similarity memory starts empty"),
+    }
+    Ok(())
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), RequestError> {
+    if value.len() > max {
+        return Err(RequestError::TooLong {
+            field,
+            len: value.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn edge_input(local: Option<&v1::LocalVerdict>) -> Result<Option<EdgeInput>, RequestError> {
+    let Some(local) = local else {
+        return Ok(None);
+    };
+    let label = v1::Label::try_from(local.label).map_err(|_| RequestError::InvalidEnum {
+        field: "message.local_verdict.label",
+        value: local.label,
+    })?;
+    v1::Action::try_from(local.action).map_err(|_| RequestError::InvalidEnum {
+        field: "message.local_verdict.action",
+        value: local.action,
+    })?;
+    v1::VerdictSource::try_from(local.source).map_err(|_| RequestError::InvalidEnum {
+        field: "message.local_verdict.source",
+        value: local.source,
+    })?;
+    let Some(label) = smsguard_proto::core_label(label) else {
+        return Ok(None);
+    };
+    if !(local.spam_score.is_finite() && (0.0..=1.0).contains(&local.spam_score)) {
+        return Err(RequestError::Invalid {
+            field: "message.local_verdict.spam_score",
+            reason: "must be within 0..=1".into(),
+        });
+    }
+    Ok(Some(EdgeInput {
+        spam_score: local.spam_score,
+        label,
+    }))
+}
+
+fn parse_fingerprint_id(text: &str) -> Result<u64, RequestError> {
+    if text.is_empty() {
+        return Err(RequestError::Missing {
+            field: "fingerprint",
+        });
+    }
+    if text.len() != 16 {
+        return Err(RequestError::Invalid {
+            field: "fingerprint",
+            reason: format!("{} characters; expected 16 hex digits", text.len()),
+        });
+    }
+    u64::from_str_radix(text, 16).map_err(|_| RequestError::Invalid {
+        field: "fingerprint",
+        reason: "expected 16 hex digits".into(),
+    })
+}
+
+fn proto_action(action: smsguard_scoring::Action) -> v1::Action {
+    match action {
+        smsguard_scoring::Action::Allow => v1::Action::Allow,
+        smsguard_scoring::Action::Tag => v1::Action::Tag,
+        smsguard_scoring::Action::Quarantine => v1::Action::Quarantine,
+        smsguard_scoring::Action::Block => v1::Action::Block,
+    }
+}
+
+/// The sender rules of a rules file with a forced action, as `pattern -> SenderRuleKind`
+/// (allow -> ALLOW, quarantine/block -> DENY). Weight-only rules stay server-side.
+pub fn sender_rules(rules_toml: &str) -> BTreeMap<String, i32> {
+    let Ok(value) = rules_toml.parse::<toml::Table>() else {
+        return BTreeMap::new();
+    };
+    let rules = value.get("sender").and_then(toml::Value::as_array);
+    rules
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| {
+            let pattern = rule.get("pattern")?.as_str()?;
+            let kind = match rule.get("action")?.as_str()? {
+                "allow" => v1::SenderRuleKind::Allow,
+                "quarantine" | "block" => v1::SenderRuleKind::Deny,
+                _ => return None,
+            };
+            Some((pattern.to_owned(), kind as i32))
+        })
+        .collect()
+}
+
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_rules_publish_their_forced_sender_rules() {
+        let rules = sender_rules(DEFAULT_RULES_TOML);
+        assert_eq!(
+            rules.get("^(10086|10010|10000)$"),
+            Some(&(v1::SenderRuleKind::Allow as i32))
+        );
+    }
+
+    #[test]
+    fn fingerprint_ids_must_be_sixteen_hex_digits() {
+        assert_eq!(parse_fingerprint_id("00000000000000ff").unwrap(), 255);
+        assert!(parse_fingerprint_id("xyz").is_err());
+        assert!(parse_fingerprint_id("").is_err());
+    }
+
+    #[test]
+    fn an_edge_verdict_with_an_unknown_enum_is_invalid() {
+        let local = v1::LocalVerdict {
+            label: 42,
+            ..v1::LocalVerdict::default()
+        };
+        let err = edge_input(Some(&local)).unwrap_err();
+        assert!(matches!(err, RequestError::InvalidEnum { value: 42, .. }));
+    }
+}

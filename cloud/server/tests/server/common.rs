@@ -1,0 +1,80 @@
+//! Shared helpers: one async runtime for every test (servers outlive single tests), server
+//! start-up, clients and messages.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+
+use smsguard_proto::v1;
+use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
+use smsguard_server::{RunningServer, ServerConfig};
+use tonic::transport::Channel;
+
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("test runtime")
+});
+
+/// Runs `future` on the shared runtime (tests are plain `#[test]`s so that servers started by
+/// one test can serve the next).
+pub fn run<F: Future>(future: F) -> F::Output {
+    RUNTIME.block_on(future)
+}
+
+/// A started in-process server and its data folder.
+#[derive(Debug)]
+pub struct TestServer {
+    pub server: RunningServer,
+    /// Kept so the data folder lives as long as the server.
+    pub _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+}
+
+/// Starts a server from `ServerConfig::for_tests`, adjusted by `tweak`.
+pub async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::for_tests(dir.path());
+    tweak(&mut config);
+    let server = smsguard_server::spawn(config).await.expect("server starts");
+    TestServer { server, _dir: dir }
+}
+
+pub async fn client(addr: SocketAddr) -> SmsGuardClient<Channel> {
+    SmsGuardClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect")
+}
+
+pub fn message(body: &str, id: &str) -> v1::SmsMessage {
+    v1::SmsMessage {
+        sender: "+15550100".into(),
+        body: body.into(),
+        received_at_ms: 1_700_000_000_000,
+        device_id: "test-device".into(),
+        client_message_id: id.into(),
+        ..v1::SmsMessage::default()
+    }
+}
+
+pub fn classify_request(body: &str) -> v1::ClassifyRequest {
+    v1::ClassifyRequest {
+        message: Some(message(body, "m")),
+    }
+}
+
+/// The contribution of `model` in a verdict.
+pub fn contribution<'a>(verdict: &'a v1::Verdict, model: &str) -> &'a v1::Contribution {
+    verdict
+        .contributions
+        .iter()
+        .find(|c| c.model == model)
+        .unwrap_or_else(|| panic!("no {model} contribution"))
+}

@@ -1,0 +1,85 @@
+//! Hot reload: a changed rules file and a changed spam feed take effect on an open connection.
+
+use smsguard_proto::v1;
+use smsguard_scoring::rules::{DEFAULT_RULES_TOML, DEFAULT_SPAM_HOSTS};
+
+use crate::common::{self, client, contribution, message, run};
+
+const FEED_SPAM: &str = "Your electricity will be cut off tonight, settle the overdue bill of 87 dollars at power-bill.example";
+const FEED_NEAR_DUPLICATE: &str = "Your electricity will be cut off tonight, settle the overdue bill of 93 dollars at power-bill.example";
+
+#[test]
+fn rules_and_the_spam_feed_reload_without_dropping_the_connection() {
+    let files = tempfile::tempdir().unwrap();
+    let rules_path = files.path().join("rules.toml");
+    let feed_path = files.path().join("feed.tsv");
+    std::fs::write(&rules_path, DEFAULT_RULES_TOML).unwrap();
+    std::fs::write(files.path().join("spam-hosts.txt"), DEFAULT_SPAM_HOSTS).unwrap();
+    let (rules, feed) = (rules_path.clone(), feed_path.clone());
+    run(async move {
+        let server = common::start(|config| {
+            config.rules_path = Some(rules);
+            config.spam_feed_path = Some(feed);
+        })
+        .await;
+        let mut client = client(server.addr()).await;
+        let sync = |since| v1::SyncCacheRequest {
+            since_version: since,
+            max_entries: 0,
+            device_id: String::new(),
+        };
+        let start = client.sync_cache(sync(0)).await.unwrap().into_inner();
+        let before = classify(&mut client, FEED_NEAR_DUPLICATE, "+15550300").await;
+        assert_eq!(contribution(&before, "similarity").score, 0.0);
+
+        let mut rules_text = DEFAULT_RULES_TOML.to_owned();
+        rules_text.push_str(
+            "\n[[sender]]\nid = \"test-deny\"\npattern = '^99999$'\naction = \"block\"\n",
+        );
+        std::fs::write(&rules_path, rules_text).unwrap();
+        std::fs::write(&feed_path, format!("fraud\t{FEED_SPAM}\n")).unwrap();
+        let summary = server.server.reload().await.unwrap();
+        assert!(summary.rules_reloaded);
+        assert_eq!(summary.sender_rule_changes, 1);
+        assert_eq!(summary.feed_fingerprints_added, 1);
+
+        // Same client, same connection.
+        let changes = client
+            .sync_cache(sync(start.version))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(changes
+            .sender_rules
+            .iter()
+            .any(|r| r.pattern == "^99999$" && r.kind == v1::SenderRuleKind::Deny as i32));
+        assert_eq!(changes.fingerprints.len(), 1);
+        let after = classify(&mut client, FEED_NEAR_DUPLICATE, "+15550301").await;
+        assert!(contribution(&after, "similarity").score > 0.4);
+        let denied = classify(&mut client, "hello, lunch tomorrow?", "99999").await;
+        assert_eq!(denied.action, v1::Action::Block as i32);
+        assert_eq!(denied.source, v1::VerdictSource::Rule as i32);
+
+        // Unchanged files: nothing to do.
+        let again = server.server.reload().await.unwrap();
+        assert_eq!(again, Default::default());
+        server.server.shutdown().await.unwrap();
+    });
+}
+
+async fn classify(
+    client: &mut smsguard_proto::v1::sms_guard_client::SmsGuardClient<tonic::transport::Channel>,
+    text: &str,
+    sender: &str,
+) -> v1::Verdict {
+    let mut msg = message(text, "r");
+    msg.sender = sender.into();
+    let request = v1::ClassifyRequest { message: Some(msg) };
+    client
+        .classify(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .verdict
+        .unwrap()
+}

@@ -1,0 +1,124 @@
+//! Options shared by every subcommand that opens the engine, and opening it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use smsguard_edge::cloud::CloudConfig;
+use smsguard_edge::engine::{Engine, EngineConfig, ModelSource};
+
+/// Environment variable naming the store directory.
+pub const DATA_DIR_ENV: &str = "SMSGUARD_DATA_DIR";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Store directory [default: $SMSGUARD_DATA_DIR, else $HOME/.local/share/smsguard].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Cloud service URL (http://host:port or https://host:port); without it the engine is offline.
+    #[arg(long, global = true)]
+    pub cloud: Option<String>,
+    /// API key for the cloud service.
+    #[arg(long, global = true, requires = "cloud")]
+    pub api_key: Option<String>,
+    /// PEM file of the CA that signed the cloud's certificate (https URLs).
+    #[arg(long, global = true, requires = "cloud")]
+    pub ca_cert: Option<PathBuf>,
+    /// Deadline of one interactive cloud call, in milliseconds.
+    #[arg(long, global = true, default_value_t = 300)]
+    pub deadline_ms: u64,
+    /// Ignore --cloud: classify with the local model only.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Hex Ed25519 public key that model updates must be signed with.
+    #[arg(long, global = true)]
+    pub pinned_key: Option<String>,
+    /// Do not fsync the store after every message (faster; a crash may lose the last decisions).
+    #[arg(long, global = true)]
+    pub no_durable: bool,
+}
+
+impl EngineArgs {
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.clone());
+        }
+        if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(dir));
+        }
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .context("no --data-dir, $SMSGUARD_DATA_DIR or $HOME to put the store in")?;
+        Ok(PathBuf::from(home).join(".local/share/smsguard"))
+    }
+
+    fn cloud_config(&self, data_dir: &Path) -> Result<Option<CloudConfig>> {
+        let Some(url) = self.cloud.as_ref().filter(|_| !self.offline) else {
+            return Ok(None);
+        };
+        let ca_cert_pem = self
+            .ca_cert
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            })
+            .transpose()?;
+        Ok(Some(CloudConfig {
+            url: url.clone(),
+            api_key: self.api_key.clone(),
+            deadline: Duration::from_millis(self.deadline_ms.max(1)),
+            ca_cert_pem,
+            device_id: device_id(data_dir),
+        }))
+    }
+
+    pub fn engine_config(&self, model: ModelSource) -> Result<(PathBuf, EngineConfig)> {
+        let data_dir = self.data_dir()?;
+        let config = EngineConfig {
+            cloud: self.cloud_config(&data_dir)?,
+            pinned_model_key: self.pinned_key.clone(),
+            durable_writes: !self.no_durable,
+            model,
+            ..EngineConfig::default()
+        };
+        Ok((data_dir, config))
+    }
+
+    /// Opens the engine. The store may be held by another `smsguard` process for a moment: it
+    /// is waited for briefly, then the engine runs without it (verdicts are not recorded). A
+    /// model that does not load is an error here: on the command line failing loudly beats
+    /// delivering everything unjudged.
+    pub fn open(&self, model: ModelSource) -> Result<Engine> {
+        let engine = self.open_waiting(model)?;
+        if let Some(reason) = engine.model_error() {
+            bail!("{reason}");
+        }
+        if let Some(reason) = engine.store_error() {
+            eprintln!("warning: the store is unavailable ({reason}); verdicts are not recorded");
+        }
+        Ok(engine)
+    }
+
+    /// Opens the engine for commands that need the store (and not necessarily a model).
+    pub fn open_store(&self) -> Result<Engine> {
+        let engine = self.open_waiting(ModelSource::Embedded)?;
+        if let Some(reason) = engine.store_error() {
+            bail!("the store is unavailable: {reason}");
+        }
+        Ok(engine)
+    }
+
+    /// Opens the engine; the store itself waits briefly for a lock another process holds.
+    fn open_waiting(&self, model: ModelSource) -> Result<Engine> {
+        let (data_dir, config) = self.engine_config(model)?;
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        Ok(Engine::open(&data_dir, config)?)
+    }
+}
+
+/// A stable, opaque device id for this store: a hash of its path (never a phone number).
+fn device_id(data_dir: &Path) -> String {
+    let digest = smsguard_signing::sha256_hex(data_dir.to_string_lossy().as_bytes());
+    format!("cli-{}", &digest[..16])
+}

@@ -1,0 +1,510 @@
+//! The edge engine: one SMS in, one decision out. Owner: edge-engine.
+//!
+//! Flow of [`Engine::classify`]: normalise once; sender rules (user allow list, user deny list,
+//! synced rules); cache (exact fingerprint verdicts, then near-duplicates of hot spam
+//! fingerprints); then the local model and, when a cloud is configured, the cloud `Classify`
+//! call concurrently under the deadline. The cloud's verdict wins when in time (and is cached
+//! for its TTL); otherwise the local verdict stands and the message is queued for re-check.
+//! Every decision is stored (and flushed with `durable_writes`) before `classify` returns.
+//! Nothing here fails a classification: without model, store or cloud the message is delivered
+//! and the failure counted.
+//!
+//! The API is synchronous: the engine owns a one-worker tokio runtime for the cloud link.
+
+mod admin;
+mod classify;
+mod hot;
+mod link;
+mod recheck;
+mod senders;
+mod sync;
+mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use smsguard_core::{Label, MinHasher};
+use smsguard_signing::VerifyingKey;
+
+use crate::cloud::{CloudClient, CloudConfig, CloudLinkError, DEFAULT_DEADLINE};
+use crate::model::{Action, EdgeModel};
+use crate::store::{Store, StoreError};
+
+pub use crate::store::{EngineEvent, MessageState, Source};
+pub use hot::{HotIndex, HotMatch};
+pub use link::{CloudFuture, CloudLink, BULK_WAIT};
+pub use senders::{canonical_sender, SenderRules};
+pub use verdict::{cloud_verdict, local_verdict};
+
+use link::Remote;
+
+/// Where the local model comes from (an updated model in the store takes precedence).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSource {
+    /// The int8 model compiled into the library.
+    #[default]
+    Embedded,
+    /// An ONNX file and its vocabulary JSON.
+    Files { model: PathBuf, vocab: PathBuf },
+}
+
+/// Engine settings. `Default` is offline with the embedded model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    /// The cloud service; `None` runs offline (nothing is queued for re-check).
+    pub cloud: Option<CloudConfig>,
+    /// Hex Ed25519 public key that model updates must be signed with; without it
+    /// `update_model` refuses every package.
+    pub pinned_model_key: Option<String>,
+    /// Most verdicts kept in the cache; the oldest insertions are evicted first.
+    pub cache_capacity: usize,
+    /// Flush the store to disk before `classify` returns (crash-safe decisions).
+    pub durable_writes: bool,
+    pub model: ModelSource,
+    /// Lowest MinHash Jaccard estimate at which a message counts as a copy of a hot spam
+    /// fingerprint.
+    pub near_duplicate_jaccard: f32,
+    /// How long a user report overrides verdicts for its fingerprint.
+    pub report_ttl_seconds: u32,
+    /// Queue entries sent per `ClassifyStream` call while draining.
+    pub recheck_batch: usize,
+    /// Most re-checks kept waiting; beyond it new ones are dropped (and counted).
+    pub queue_capacity: usize,
+    /// `max_entries` of one `SyncCache` page.
+    pub sync_page_entries: u32,
+    /// Bound of sled's page cache, bytes (writes slow down sharply once the store outgrows it).
+    pub store_cache_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            cloud: None,
+            pinned_model_key: None,
+            cache_capacity: 10_000,
+            durable_writes: true,
+            model: ModelSource::Embedded,
+            near_duplicate_jaccard: 0.8,
+            report_ttl_seconds: 30 * 24 * 3600,
+            recheck_batch: 256,
+            queue_capacity: 10_000,
+            sync_page_entries: 1_000,
+            store_cache_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Microseconds spent in each step of `classify` (0 for steps not taken).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    pub normalize: u64,
+    pub rules: u64,
+    pub cache: u64,
+    pub local: u64,
+    /// Time spent waiting for the cloud after the local model finished.
+    pub cloud_wait: u64,
+    pub store: u64,
+    pub total: u64,
+}
+
+/// The engine's answer for one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Id of the stored record; 0 when the store was unavailable.
+    pub message_id: u64,
+    /// Agrees with `action`: `ham` exactly when the message is allowed.
+    pub label: Label,
+    pub spam_score: f32,
+    pub action: Action,
+    pub source: Source,
+    /// Where the message went: delivered (allow/tag) or quarantined (quarantine/block).
+    pub state: MessageState,
+    /// Hex id of the message's MinHash fingerprint.
+    pub fingerprint: String,
+    /// True when a component failed or the cloud did not answer in time.
+    pub degraded: bool,
+    /// True when the message waits for a cloud re-check.
+    pub queued: bool,
+    pub timings_us: Timings,
+    /// Why, in words; never quotes the message or the sender.
+    pub reason: String,
+}
+
+/// A message held in the quarantine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantinedMessage {
+    pub message_id: u64,
+    pub sender: String,
+    pub body: String,
+    pub received_at_ms: i64,
+    pub decided_at_ms: i64,
+    pub label: Label,
+    pub spam_score: f32,
+    pub action: Action,
+    pub source: Source,
+    pub fingerprint: String,
+}
+
+/// What became of a user report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReportOutcome {
+    /// The cloud accepted it; `report_count` reports now back the fingerprint.
+    Sent { report_count: u32 },
+    /// Offline or the cloud was unreachable: it waits in the queue.
+    Queued,
+}
+
+/// Result of one `drain_queue`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainSummary {
+    /// Messages the cloud answered for.
+    pub rechecked: usize,
+    pub released: usize,
+    pub flagged: usize,
+    pub reports_sent: usize,
+    /// Entries dropped because the cloud refused them for good (or their record is gone).
+    pub dropped: usize,
+    /// Entries still waiting (the cloud became unreachable, or per-message retryable errors).
+    pub remaining: usize,
+}
+
+/// Result of one `sync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncSummary {
+    pub from_version: u64,
+    pub to_version: u64,
+    pub fingerprints_added: usize,
+    pub fingerprints_removed: usize,
+    pub rules_added: usize,
+    pub rules_removed: usize,
+    /// Entries ignored as malformed (bad signature length, unusable pattern).
+    pub skipped: usize,
+}
+
+/// Result of one `update_model`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ModelUpdate {
+    UpToDate { version: String },
+    Updated { previous: String, version: String },
+}
+
+/// Failures since the engine was opened (the store keeps lifetime totals in `counters`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureCounts {
+    pub model: u64,
+    pub store: u64,
+    pub cloud: u64,
+    /// Messages delivered only because nothing could judge them.
+    pub fail_open: u64,
+}
+
+/// A snapshot of the engine for `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineStats {
+    pub model_version: Option<String>,
+    pub model_error: Option<String>,
+    pub store_error: Option<String>,
+    pub cloud_configured: bool,
+    /// Lifetime counters from the store (classified, source.*, state.*, ...).
+    pub counters: std::collections::BTreeMap<String, u64>,
+    pub quarantined: usize,
+    pub queue_length: usize,
+    pub cache_entries: usize,
+    pub hot_fingerprints: usize,
+    pub sender_rules: usize,
+    pub sync_version: u64,
+    pub failures: FailureCounts,
+}
+
+/// Errors of the engine's management calls (`classify` itself never fails).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid engine configuration: {0}")]
+    Config(String),
+    #[error("the store is unavailable: {0}")]
+    StoreUnavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no message with id {message_id}")]
+    NotFound { message_id: u64 },
+    #[error("message {message_id} is {} and not in the quarantine", state.as_str())]
+    NotQuarantined {
+        message_id: u64,
+        state: MessageState,
+    },
+    #[error("no cloud is configured")]
+    Offline,
+    #[error(transparent)]
+    Cloud(#[from] CloudLinkError),
+    #[error("no model signing key is pinned: model updates are refused")]
+    NoPinnedKey,
+    #[error("model package rejected, the current model stays: {0}")]
+    ModelRejected(String),
+}
+
+/// The loaded local model with what the engine needs beside it.
+#[derive(Debug)]
+struct LocalModel {
+    model: EdgeModel,
+    labels: Vec<Label>,
+    version: String,
+}
+
+/// Failure tallies of this session.
+#[derive(Debug, Default)]
+struct Failures {
+    model: AtomicU64,
+    store: AtomicU64,
+    cloud: AtomicU64,
+    fail_open: AtomicU64,
+}
+
+/// The on-device engine. `Send + Sync`: share one per process (ONNX Runtime allows one
+/// environment, sled one opener per directory).
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    store: Option<Store>,
+    store_error: Option<String>,
+    model: RwLock<Option<Arc<LocalModel>>>,
+    model_error: RwLock<Option<String>>,
+    remote: Option<Remote>,
+    pinned_key: Option<VerifyingKey>,
+    hasher: MinHasher,
+    hot: RwLock<HotIndex>,
+    rules: RwLock<SenderRules>,
+    failures: Failures,
+}
+
+impl Engine {
+    /// Opens the engine on the store in `dir`, connecting to `config.cloud` lazily. Fails only on
+    /// an invalid configuration: an unusable store or model leaves the engine running degraded
+    /// (see [`Engine::stats`]).
+    pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine, EngineError> {
+        let link = match &config.cloud {
+            Some(cloud) => {
+                let client =
+                    CloudClient::new(cloud).map_err(|e| EngineError::Config(e.to_string()))?;
+                Some(Arc::new(client) as Arc<dyn CloudLink>)
+            }
+            None => None,
+        };
+        Engine::open_with_link(dir, config, link)
+    }
+
+    /// [`Engine::open`] with a given cloud link instead of a [`CloudClient`] built from
+    /// `config.cloud` (whose `deadline` still applies; 300 ms when absent). For tests and hosts
+    /// with their own transport.
+    pub fn open_with_link(
+        dir: &Path,
+        config: EngineConfig,
+        link: Option<Arc<dyn CloudLink>>,
+    ) -> Result<Engine, EngineError> {
+        let pinned_key = config
+            .pinned_model_key
+            .as_deref()
+            .map(VerifyingKey::from_hex)
+            .transpose()
+            .map_err(|e| EngineError::Config(format!("pinned_model_key: {e}")))?;
+        let deadline = config
+            .cloud
+            .as_ref()
+            .map_or(DEFAULT_DEADLINE, |cloud| cloud.deadline);
+        let remote = link
+            .map(|link| Remote::new(link, deadline))
+            .transpose()
+            .map_err(|e| EngineError::Config(format!("cannot start the cloud runtime: {e}")))?;
+        let (store, store_error) = match Store::open(dir, config.store_cache_bytes) {
+            Ok(store) => (Some(store), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let engine = Engine {
+            store,
+            store_error,
+            model: RwLock::new(None),
+            model_error: RwLock::new(None),
+            remote,
+            pinned_key,
+            hasher: MinHasher::default(),
+            hot: RwLock::new(HotIndex::default()),
+            rules: RwLock::new(SenderRules::default()),
+            failures: Failures::default(),
+            config,
+        };
+        if engine.store.is_none() {
+            engine.count_store_failure();
+        }
+        engine.load_model();
+        engine.reload_synced_state();
+        Ok(engine)
+    }
+
+    /// Why the local model is unavailable, if it is.
+    pub fn model_error(&self) -> Option<String> {
+        read(&self.model_error).clone()
+    }
+
+    /// Why the store is unavailable, if it is.
+    pub fn store_error(&self) -> Option<&str> {
+        self.store_error.as_deref()
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Flushes the store and shuts the cloud runtime down.
+    pub fn close(self) -> Result<(), EngineError> {
+        if let Some(store) = &self.store {
+            store.flush()?;
+        }
+        Ok(())
+    }
+
+    /// With the embedded model configured, an updated model from the store if it loads;
+    /// otherwise the configured model (explicit files always win).
+    fn load_model(&self) {
+        let stored = match self.config.model {
+            ModelSource::Embedded => self
+                .store
+                .as_ref()
+                .and_then(|s| s.load_model().ok().flatten()),
+            ModelSource::Files { .. } => None,
+        };
+        if let Some(stored) = stored {
+            match EdgeModel::from_bytes(&stored.model, &stored.vocabulary) {
+                Ok(model) => return self.install_model(model, stored.version),
+                // A stored model that no longer loads (e.g. another pipeline version after an
+                // app update) is skipped: the configured model takes over.
+                Err(_) => self.count_model_failure(),
+            }
+        }
+        match load_configured_model(&self.config.model) {
+            Ok((model, version)) => self.install_model(model, version),
+            Err(reason) => {
+                self.count_model_failure();
+                *write(&self.model_error) = Some(reason);
+            }
+        }
+    }
+
+    fn install_model(&self, model: EdgeModel, version: String) {
+        // Labels were validated when the model loaded; an unknown one cannot remain here.
+        let labels = model
+            .metadata()
+            .labels
+            .iter()
+            .map(|name| name.parse().unwrap_or(Label::Spam))
+            .collect();
+        *write(&self.model) = Some(Arc::new(LocalModel {
+            model,
+            labels,
+            version,
+        }));
+        *write(&self.model_error) = None;
+    }
+
+    fn local_model(&self) -> Option<Arc<LocalModel>> {
+        read(&self.model).clone()
+    }
+
+    fn store(&self) -> Result<&Store, EngineError> {
+        self.store.as_ref().ok_or_else(|| {
+            EngineError::StoreUnavailable(self.store_error.clone().unwrap_or_default())
+        })
+    }
+
+    fn remote(&self) -> Result<&Remote, EngineError> {
+        self.remote.as_ref().ok_or(EngineError::Offline)
+    }
+
+    fn count_model_failure(&self) {
+        self.failures.model.fetch_add(1, Ordering::Relaxed);
+        self.bump_persisted("failure.model");
+    }
+
+    fn count_store_failure(&self) {
+        self.failures.store.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_cloud_failure(&self) {
+        self.failures.cloud.fetch_add(1, Ordering::Relaxed);
+        self.bump_persisted("failure.cloud");
+    }
+
+    /// Adds to a store counter; a failing store is itself counted.
+    fn bump_persisted(&self, name: &str) {
+        if let Some(store) = &self.store {
+            if store.bump(name, 1).is_err() {
+                self.count_store_failure();
+            }
+        }
+    }
+}
+
+/// Loads the configured model; its version is named by [`model_version_of`].
+fn load_configured_model(source: &ModelSource) -> Result<(EdgeModel, String), String> {
+    match source {
+        ModelSource::Embedded => {
+            let model = EdgeModel::embedded().map_err(|e| e.to_string())?;
+            Ok((model, embedded_model_version()))
+        }
+        ModelSource::Files { model, vocab } => {
+            let bytes = std::fs::read(model)
+                .map_err(|e| format!("cannot read {}: {e}", model.display()))?;
+            let vocab_json = std::fs::read_to_string(vocab)
+                .map_err(|e| format!("cannot read {}: {e}", vocab.display()))?;
+            let loaded = EdgeModel::from_bytes(&bytes, &vocab_json)
+                .map_err(|e| format!("cannot load {}: {e}", model.display()))?;
+            Ok((loaded, model_version_of(&bytes)))
+        }
+    }
+}
+
+/// The embedded ONNX bytes, only to name their version (the same file `EdgeModel::embedded`
+/// compiles in; identical constants are merged by the linker).
+#[cfg(smsguard_embedded_model)]
+const EMBEDDED_MODEL_BYTES: Option<&[u8]> = Some(include_bytes!("../models/edge-int8.onnx"));
+#[cfg(not(smsguard_embedded_model))]
+const EMBEDDED_MODEL_BYTES: Option<&[u8]> = None;
+
+/// The version name of a model file: the first 16 hex digits of its SHA-256, as the cloud
+/// names the package it serves (so `GetModel` answers `up_to_date` for the same bytes).
+pub fn model_version_of(onnx: &[u8]) -> String {
+    smsguard_signing::sha256_hex(onnx)[..16].to_string()
+}
+
+/// Version of the embedded model ("none" without one).
+pub fn embedded_model_version() -> String {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| EMBEDDED_MODEL_BYTES.map_or_else(|| "none".to_string(), model_version_of))
+        .clone()
+}
+
+/// Current wall-clock time in ms since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn micros(duration: Duration) -> u64 {
+    duration.as_micros().min(u128::from(u64::MAX)) as u64
+}

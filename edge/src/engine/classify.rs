@@ -1,0 +1,431 @@
+//! `Engine::classify`: rules, cache, local model and cloud under the deadline, then the record.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use smsguard_core::{normalize, Fingerprint, Label, Normalized};
+use smsguard_proto::v1::{LocalVerdict, SmsMessage};
+
+use super::link::Pending;
+use super::verdict::{cloud_verdict, local_verdict, proto_action};
+use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
+use crate::cloud::CloudLinkError;
+use crate::error::EdgeError;
+use crate::model::Action;
+use crate::store::{MessageRecord, MessageState, Source, StoredVerdict};
+
+/// A verdict with its explanation, before it is stored.
+#[derive(Debug)]
+struct Outcome {
+    verdict: StoredVerdict,
+    reason: String,
+    degraded: bool,
+    /// Ask the cloud again later.
+    queue: bool,
+}
+
+impl Outcome {
+    fn new(verdict: StoredVerdict, reason: String) -> Outcome {
+        Outcome {
+            verdict,
+            reason,
+            degraded: false,
+            queue: false,
+        }
+    }
+}
+
+/// What the message looks like to every step (computed once).
+struct Message<'a> {
+    sender: &'a str,
+    body: &'a str,
+    received_at_ms: i64,
+    normalized: Normalized,
+    fingerprint: Fingerprint,
+    fingerprint_hex: String,
+}
+
+impl Engine {
+    /// Decides what to do with one message and records it. Never fails: when nothing can judge
+    /// the message it is delivered, marked degraded, and the failure counted.
+    pub fn classify(&self, sender: &str, body: &str, received_at_ms: i64) -> Decision {
+        let started = Instant::now();
+        let mut timings = Timings::default();
+        let normalized = normalize(body);
+        let fingerprint = self.hasher.fingerprint(&normalized.text);
+        let message = Message {
+            sender,
+            body,
+            received_at_ms,
+            fingerprint_hex: fingerprint.to_hex(),
+            normalized,
+            fingerprint,
+        };
+        timings.normalize = micros(started.elapsed());
+        let message_id = self.next_message_id();
+        let outcome = self.decide(&message, message_id, &mut timings);
+        let stored_at = Instant::now();
+        let (message_id, outcome) = self.record(&message, message_id, outcome);
+        timings.store = micros(stored_at.elapsed());
+        timings.total = micros(started.elapsed());
+        Decision {
+            message_id,
+            label: outcome.verdict.label,
+            spam_score: outcome.verdict.spam_score,
+            action: outcome.verdict.action,
+            source: outcome.verdict.source,
+            state: MessageState::for_action(outcome.verdict.action),
+            fingerprint: message.fingerprint_hex,
+            degraded: outcome.degraded,
+            queued: outcome.queue,
+            timings_us: timings,
+            reason: outcome.reason,
+        }
+    }
+
+    fn next_message_id(&self) -> u64 {
+        let Some(store) = &self.store else { return 0 };
+        store.next_id().unwrap_or_else(|_| {
+            self.count_store_failure();
+            0
+        })
+    }
+
+    fn decide(&self, message: &Message, message_id: u64, timings: &mut Timings) -> Outcome {
+        let step = Instant::now();
+        let rule = self.sender_rule(message.sender);
+        timings.rules = micros(step.elapsed());
+        if let Some(outcome) = rule {
+            return outcome;
+        }
+        let step = Instant::now();
+        let cached = self.cached(message);
+        timings.cache = micros(step.elapsed());
+        if let Some(outcome) = cached {
+            return outcome;
+        }
+        self.judge(message, message_id, timings)
+    }
+
+    /// User lists first (allow wins over everything), then synced sender rules.
+    fn sender_rule(&self, sender: &str) -> Option<Outcome> {
+        let listed = self.store.as_ref().and_then(|store| {
+            store
+                .sender_list(&senders::canonical_sender(sender))
+                .unwrap_or_else(|_| {
+                    self.count_store_failure();
+                    None
+                })
+        });
+        let (allowed, reason) = match listed {
+            Some(allowed) => (allowed, "sender is on the user's"),
+            None => (
+                read(&self.rules).verdict(sender)?,
+                "sender matches a synced",
+            ),
+        };
+        let (verdict, list) = if allowed {
+            (rule_verdict(Label::Ham, 0.0, Action::Allow), "allow")
+        } else {
+            (rule_verdict(Label::Spam, 1.0, Action::Block), "deny")
+        };
+        let reason = if listed.is_some() {
+            format!("{reason} {list} list")
+        } else {
+            format!("{reason} {list} rule")
+        };
+        Some(Outcome::new(verdict, reason))
+    }
+
+    /// An earlier verdict for this fingerprint, else a near-duplicate of a hot spam fingerprint.
+    fn cached(&self, message: &Message) -> Option<Outcome> {
+        if let Some(store) = &self.store {
+            match store.cache_get(&message.fingerprint_hex, now_ms()) {
+                Ok(Some(entry)) => {
+                    let verdict = StoredVerdict {
+                        source: Source::Cache,
+                        ..entry.verdict
+                    };
+                    let origin = match entry.verdict.source {
+                        Source::Cloud => "cloud verdict",
+                        Source::Cache => "user report",
+                        Source::Local | Source::Rule => "verdict",
+                    };
+                    let reason = format!("cached {origin} for this fingerprint");
+                    return Some(Outcome::new(verdict, reason));
+                }
+                Ok(None) => {}
+                Err(_) => self.count_store_failure(),
+            }
+        }
+        let hot = read(&self.hot).nearest(
+            &message.fingerprint,
+            &message.fingerprint_hex,
+            self.config.near_duplicate_jaccard,
+        )?;
+        let verdict = StoredVerdict {
+            label: if hot.entry.label.is_spam() {
+                hot.entry.label
+            } else {
+                Label::Spam
+            },
+            spam_score: hot.jaccard,
+            action: Action::Quarantine,
+            source: Source::Cache,
+        };
+        let reason = format!(
+            "copy of a known spam campaign (fingerprint {}, similarity {:.2})",
+            hot.entry.fingerprint, hot.jaccard
+        );
+        Some(Outcome::new(verdict, reason))
+    }
+
+    /// The local model and the cloud, concurrently; the cloud wins when in time.
+    fn judge(&self, message: &Message, message_id: u64, timings: &mut Timings) -> Outcome {
+        let started = Instant::now();
+        let model = self.local_model();
+        let pending = self.remote.as_ref().map(|remote| {
+            let request = sms_message(
+                message,
+                message_id,
+                model.as_deref().map(|m| m.version.as_str()),
+            );
+            remote.start(remote.link.classify(request))
+        });
+        let local = self.local_outcome(model.as_deref(), message);
+        timings.local = micros(started.elapsed());
+        let Some(pending) = pending else {
+            return local.unwrap_or_else(|reason| self.fail_open(reason));
+        };
+        let waited = Instant::now();
+        let cloud = self.await_cloud(pending, started, message);
+        timings.cloud_wait = micros(waited.elapsed());
+        match (cloud, local) {
+            (Ok(outcome), _) => outcome,
+            (Err(cloud_error), Ok(mut outcome)) => {
+                outcome.reason = format!("{}; cloud: {cloud_error}", outcome.reason);
+                outcome.degraded = true;
+                outcome.queue = cloud_error.is_retryable();
+                outcome
+            }
+            (Err(cloud_error), Err(reason)) => {
+                let mut outcome = self.fail_open(format!("{reason}; cloud: {cloud_error}"));
+                outcome.queue = cloud_error.is_retryable();
+                outcome
+            }
+        }
+    }
+
+    fn local_outcome(
+        &self,
+        model: Option<&super::LocalModel>,
+        message: &Message,
+    ) -> Result<Outcome, String> {
+        let Some(model) = model else {
+            return Err(format!(
+                "local model unavailable: {}",
+                self.model_error().unwrap_or_default()
+            ));
+        };
+        match model.model.classify_normalized(&message.normalized) {
+            Ok(prediction) => {
+                let verdict = local_verdict(&prediction, &model.labels);
+                let reason = format!(
+                    "local model: spam score {:.4} -> {}",
+                    verdict.spam_score,
+                    verdict.action.as_str()
+                );
+                Ok(Outcome::new(verdict, reason))
+            }
+            // Nothing to judge is not a failure: the message is delivered as is.
+            Err(EdgeError::EmptyText) => Ok(Outcome::new(
+                rule_verdict(Label::Ham, 0.0, Action::Allow),
+                "empty after normalisation".to_string(),
+            )),
+            Err(e) => {
+                self.count_model_failure();
+                Err(format!("local model failed: {e}"))
+            }
+        }
+    }
+
+    /// The cloud's verdict if it arrives within the deadline (counted from `started`); cached
+    /// for its TTL.
+    fn await_cloud(
+        &self,
+        pending: Pending<smsguard_proto::v1::Verdict>,
+        started: Instant,
+        message: &Message,
+    ) -> Result<Outcome, CloudLinkError> {
+        let deadline = self
+            .remote
+            .as_ref()
+            .map_or(super::DEFAULT_DEADLINE, |r| r.deadline);
+        let verdict = pending.wait_until(started + deadline).inspect_err(|e| {
+            if !e.is_retryable() {
+                self.count_cloud_failure();
+            }
+        })?;
+        let stored = cloud_verdict(&verdict);
+        if verdict.cache_ttl_seconds > 0 {
+            self.cache_verdict(&message.fingerprint_hex, stored, verdict.cache_ttl_seconds);
+        }
+        let mut outcome = Outcome::new(
+            stored,
+            format!(
+                "cloud verdict: spam score {:.4} -> {}",
+                stored.spam_score,
+                stored.action.as_str()
+            ),
+        );
+        outcome.degraded = verdict.degraded;
+        Ok(outcome)
+    }
+
+    /// Stores `verdict` for `fingerprint` for `ttl_seconds`.
+    pub(super) fn cache_verdict(
+        &self,
+        fingerprint: &str,
+        verdict: StoredVerdict,
+        ttl_seconds: u32,
+    ) {
+        let Some(store) = &self.store else { return };
+        let expires = now_ms().saturating_add(i64::from(ttl_seconds) * 1000);
+        if store
+            .cache_put(fingerprint, verdict, expires, self.config.cache_capacity)
+            .is_err()
+        {
+            self.count_store_failure();
+        }
+    }
+
+    /// Deliver: nothing could judge the message.
+    fn fail_open(&self, reason: String) -> Outcome {
+        self.failures.fail_open.fetch_add(1, Ordering::Relaxed);
+        self.bump_persisted("failure.fail_open");
+        let mut outcome = Outcome::new(
+            rule_verdict(Label::Ham, 0.0, Action::Allow),
+            format!("delivered unjudged (fail open): {reason}"),
+        );
+        outcome.verdict.source = Source::Local;
+        outcome.degraded = true;
+        outcome
+    }
+
+    /// Stores the decision (flushing with `durable_writes`). Returns the id (0 when nothing was
+    /// stored) and the outcome, marked degraded on a store failure.
+    fn record(&self, message: &Message, message_id: u64, mut outcome: Outcome) -> (u64, Outcome) {
+        let Some(store) = self.store.as_ref().filter(|_| message_id != 0) else {
+            outcome.degraded = true;
+            outcome.queue = false;
+            return (0, outcome);
+        };
+        if outcome.queue && store.queue_len_hint() >= self.config.queue_capacity {
+            outcome.queue = false;
+            self.bump_persisted("queue.overflow");
+        }
+        let state = MessageState::for_action(outcome.verdict.action);
+        let keep_body = outcome.queue || state == MessageState::Quarantined;
+        let record = MessageRecord {
+            id: message_id,
+            state,
+            sender: message.sender.to_string(),
+            body: keep_body.then(|| message.body.to_string()),
+            received_at_ms: message.received_at_ms,
+            decided_at_ms: now_ms(),
+            verdict: outcome.verdict,
+            fingerprint: message.fingerprint_hex.clone(),
+            minhash: message.fingerprint.minhash.to_vec(),
+            queued: outcome.queue,
+        };
+        let counters = [
+            "classified",
+            source_counter(outcome.verdict.source),
+            state_counter(state),
+        ];
+        let written = store.record_decision(&record, &counters).and_then(|()| {
+            if self.config.durable_writes {
+                store.flush()
+            } else {
+                Ok(())
+            }
+        });
+        match written {
+            Ok(()) => (message_id, outcome),
+            Err(_) => {
+                self.count_store_failure();
+                outcome.degraded = true;
+                outcome.queue = false;
+                (0, outcome)
+            }
+        }
+    }
+}
+
+fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict {
+    StoredVerdict {
+        label,
+        spam_score,
+        action,
+        source: Source::Rule,
+    }
+}
+
+/// The request for the cloud; `client_message_id` is the engine's message id.
+fn sms_message(message: &Message, message_id: u64, model_version: Option<&str>) -> SmsMessage {
+    SmsMessage {
+        sender: message.sender.to_string(),
+        body: message.body.to_string(),
+        received_at_ms: message.received_at_ms,
+        edge_model_version: model_version.unwrap_or_default().to_string(),
+        client_message_id: message_id.to_string(),
+        ..Default::default()
+    }
+}
+
+/// The request for a stored record (re-check), with the verdict the edge gave it.
+pub(super) fn recheck_message(record: &MessageRecord, body: &str) -> SmsMessage {
+    let verdict = record.verdict;
+    SmsMessage {
+        sender: record.sender.clone(),
+        body: body.to_string(),
+        received_at_ms: record.received_at_ms,
+        client_message_id: record.id.to_string(),
+        local_verdict: Some(LocalVerdict {
+            label: smsguard_proto::v1::Label::from(verdict.label) as i32,
+            spam_score: verdict.spam_score,
+            action: proto_action(verdict.action) as i32,
+            source: proto_source(verdict.source) as i32,
+        }),
+        ..Default::default()
+    }
+}
+
+fn proto_source(source: Source) -> smsguard_proto::v1::VerdictSource {
+    use smsguard_proto::v1::VerdictSource;
+    match source {
+        Source::Cache => VerdictSource::Cache,
+        Source::Cloud => VerdictSource::Cloud,
+        Source::Local => VerdictSource::Local,
+        Source::Rule => VerdictSource::Rule,
+    }
+}
+
+fn source_counter(source: Source) -> &'static str {
+    match source {
+        Source::Cache => "source.cache",
+        Source::Cloud => "source.cloud",
+        Source::Local => "source.local",
+        Source::Rule => "source.rule",
+    }
+}
+
+pub(super) fn state_counter(state: MessageState) -> &'static str {
+    match state {
+        MessageState::Delivered => "state.delivered",
+        MessageState::Quarantined => "state.quarantined",
+        MessageState::Released => "state.released",
+        MessageState::Flagged => "state.flagged",
+        MessageState::Deleted => "state.deleted",
+    }
+}

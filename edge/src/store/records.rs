@@ -1,0 +1,311 @@
+//! The journal tree: message records, the quarantine index, the queue, counters and events.
+//! A record changes together with its index entry, queue entry, counters and event in one
+//! atomic batch.
+
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
+
+use super::{
+    be_u64, decode, encode, tree, Counters, EngineEvent, MessageRecord, MessageState, QueueItem,
+    Store, StoreError,
+};
+
+/// Key prefixes of the journal tree; ids and queue keys follow as big-endian u64.
+pub(super) mod prefix {
+    pub const MESSAGE: u8 = b'm';
+    pub const QUARANTINE: u8 = b'q';
+    pub const QUEUE: u8 = b'k';
+    pub const COUNTER: u8 = b'c';
+    pub const EVENT: u8 = b'e';
+}
+
+fn key(prefix: u8, id: u64) -> [u8; 9] {
+    let mut key = [prefix; 9];
+    key[1..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn counter_key(name: &str) -> Vec<u8> {
+    let mut key = vec![prefix::COUNTER];
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Side effects of a state change, applied in the same batch.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Effects {
+    pub counters: Vec<&'static str>,
+    pub event: Option<EngineEvent>,
+}
+
+/// Result of [`Store::transition`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transitioned {
+    /// No record has this id.
+    Missing,
+    /// The change declined (its precondition did not hold); the record as it is.
+    Unchanged(MessageRecord),
+    /// The record after the change.
+    Changed(MessageRecord),
+}
+
+impl Store {
+    fn lock_journal(&self) -> MutexGuard<'_, ()> {
+        self.journal_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores a new decision: the record, its quarantine index entry, a re-check queue entry when
+    /// `record.queued`, and the given counters, atomically.
+    pub fn record_decision(
+        &self,
+        record: &MessageRecord,
+        counters: &[&'static str],
+    ) -> Result<(), StoreError> {
+        let value = encode(tree::MESSAGES, record)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(&key(prefix::MESSAGE, record.id), value);
+        if record.state == MessageState::Quarantined {
+            batch.insert(&key(prefix::QUARANTINE, record.id), &[]);
+        }
+        if record.queued {
+            let recheck = QueueItem::Recheck {
+                message_id: record.id,
+            };
+            // Message ids and queue keys come from the same sled id generator.
+            batch.insert(
+                &key(prefix::QUEUE, record.id),
+                encode(tree::QUEUE, &recheck)?,
+            );
+        }
+        let _guard = self.lock_journal();
+        self.add_counters(&mut batch, counters)?;
+        self.journal.apply_batch(batch)?;
+        if record.queued {
+            self.queue_len.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Adds one to each named counter in `batch` (caller holds the journal lock).
+    fn add_counters(&self, batch: &mut sled::Batch, names: &[&str]) -> Result<(), StoreError> {
+        let mut seen: Vec<(&str, u64)> = Vec::with_capacity(names.len());
+        for name in names {
+            match seen.iter_mut().find(|(n, _)| n == name) {
+                Some((_, value)) => *value += 1,
+                None => {
+                    let current = self
+                        .journal
+                        .get(counter_key(name))?
+                        .map_or(0, |v| be_u64(&v));
+                    seen.push((name, current.saturating_add(1)));
+                }
+            }
+        }
+        for (name, value) in seen {
+            batch.insert(counter_key(name), &value.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// Adds `by` to a counter on its own (failure counts, tallies).
+    pub fn bump(&self, name: &str, by: u64) -> Result<(), StoreError> {
+        let _guard = self.lock_journal();
+        let key = counter_key(name);
+        let current = self.journal.get(&key)?.map_or(0, |v| be_u64(&v));
+        self.journal
+            .insert(key, &current.saturating_add(by).to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Every counter by name.
+    pub fn counters(&self) -> Result<Counters, StoreError> {
+        let mut counters = Counters::new();
+        for entry in self.journal.scan_prefix([prefix::COUNTER]) {
+            let (key, value) = entry?;
+            counters.insert(
+                String::from_utf8_lossy(&key[1..]).into_owned(),
+                be_u64(&value),
+            );
+        }
+        Ok(counters)
+    }
+
+    /// The record of message `id`.
+    pub fn message(&self, id: u64) -> Result<Option<MessageRecord>, StoreError> {
+        self.journal
+            .get(key(prefix::MESSAGE, id))?
+            .map(|raw| decode(tree::MESSAGES, &raw))
+            .transpose()
+    }
+
+    /// Every record, in id order (tests, tools).
+    pub fn messages(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        self.journal
+            .scan_prefix([prefix::MESSAGE])
+            .values()
+            .map(|value| decode(tree::MESSAGES, &value?))
+            .collect()
+    }
+
+    /// Quarantined records, oldest first.
+    pub fn quarantined(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut records = Vec::new();
+        for entry in self.journal.scan_prefix([prefix::QUARANTINE]).keys() {
+            let id = be_u64(&entry?[1..]);
+            if let Some(record) = self.message(id)? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Messages in the quarantine (O(n)).
+    pub fn quarantine_len(&self) -> usize {
+        self.journal.scan_prefix([prefix::QUARANTINE]).count()
+    }
+
+    /// Changes record `id` with `change` (which returns `None` to decline), keeping the
+    /// quarantine index in step with the new state, removing `queue_key` from the queue when
+    /// given, and applying the returned effects, all in one batch.
+    pub fn transition(
+        &self,
+        id: u64,
+        queue_key: Option<u64>,
+        change: impl Fn(&mut MessageRecord) -> Option<Effects>,
+    ) -> Result<Transitioned, StoreError> {
+        let _guard = self.lock_journal();
+        let mut batch = sled::Batch::default();
+        let mut dequeued = false;
+        if let Some(queue_key) = queue_key.map(|k| key(prefix::QUEUE, k)) {
+            dequeued = self.journal.contains_key(queue_key)?;
+            batch.remove(&queue_key);
+        }
+        let outcome = match self.message(id)? {
+            None => Transitioned::Missing,
+            Some(mut record) => match change(&mut record) {
+                None => Transitioned::Unchanged(record),
+                Some(effects) => {
+                    self.stage_change(&mut batch, &record, &effects)?;
+                    Transitioned::Changed(record)
+                }
+            },
+        };
+        self.journal.apply_batch(batch)?;
+        if dequeued {
+            self.count_dequeued();
+        }
+        Ok(outcome)
+    }
+
+    fn stage_change(
+        &self,
+        batch: &mut sled::Batch,
+        record: &MessageRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        batch.insert(
+            &key(prefix::MESSAGE, record.id),
+            encode(tree::MESSAGES, record)?,
+        );
+        let index = key(prefix::QUARANTINE, record.id);
+        if record.state == MessageState::Quarantined {
+            batch.insert(&index, &[]);
+        } else {
+            batch.remove(&index);
+        }
+        self.add_counters(batch, &effects.counters)?;
+        if let Some(event) = &effects.event {
+            let event_key = key(prefix::EVENT, self.db.generate_id()?);
+            batch.insert(&event_key, encode(tree::EVENTS, event)?);
+        }
+        Ok(())
+    }
+
+    /// Records an event for the app.
+    pub fn push_event(&self, event: &EngineEvent) -> Result<(), StoreError> {
+        let event_key = key(prefix::EVENT, self.db.generate_id()?);
+        self.journal
+            .insert(event_key, encode(tree::EVENTS, event)?)?;
+        Ok(())
+    }
+
+    /// Removes and returns every pending event, oldest first.
+    pub fn drain_events(&self) -> Result<Vec<EngineEvent>, StoreError> {
+        let _guard = self.lock_journal();
+        let mut events = Vec::new();
+        let mut batch = sled::Batch::default();
+        for entry in self.journal.scan_prefix([prefix::EVENT]) {
+            let (key, value) = entry?;
+            events.push(decode(tree::EVENTS, &value)?);
+            batch.remove(key);
+        }
+        self.journal.apply_batch(batch)?;
+        Ok(events)
+    }
+
+    /// Appends `item` to the queue; returns its key.
+    pub fn enqueue(&self, item: &QueueItem) -> Result<u64, StoreError> {
+        let queue_key = self.db.generate_id()? + 1;
+        self.journal
+            .insert(key(prefix::QUEUE, queue_key), encode(tree::QUEUE, item)?)?;
+        self.queue_len.fetch_add(1, Ordering::Relaxed);
+        Ok(queue_key)
+    }
+
+    /// Up to `limit` queue entries, oldest first, with their keys.
+    pub fn queue_head(&self, limit: usize) -> Result<Vec<(u64, QueueItem)>, StoreError> {
+        self.queue_after(None, limit)
+    }
+
+    /// Up to `limit` queue entries with keys above `after` (all when `None`), in key order.
+    pub fn queue_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, QueueItem)>, StoreError> {
+        let start = key(prefix::QUEUE, after.map_or(0, |k| k.saturating_add(1)));
+        self.journal
+            .range(start..)
+            .take_while(|entry| {
+                entry
+                    .as_ref()
+                    .map_or(true, |(key, _)| key.first() == Some(&prefix::QUEUE))
+            })
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((be_u64(&key[1..]), decode(tree::QUEUE, &value)?))
+            })
+            .collect()
+    }
+
+    pub fn dequeue(&self, queue_key: u64) -> Result<(), StoreError> {
+        if self
+            .journal
+            .remove(key(prefix::QUEUE, queue_key))?
+            .is_some()
+        {
+            self.count_dequeued();
+        }
+        Ok(())
+    }
+
+    fn count_dequeued(&self) {
+        // Saturating: the running count is a hint and must never wrap around.
+        let _ = self
+            .queue_len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Entries waiting in the queue (exact scan, O(n)).
+    pub fn queue_len(&self) -> usize {
+        self.journal.scan_prefix([prefix::QUEUE]).count()
+    }
+
+    /// Entries waiting in the queue, from a running count (O(1)).
+    pub fn queue_len_hint(&self) -> usize {
+        self.queue_len.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,205 @@
+//! The sled store on its own: cache TTL and eviction, records with the quarantine index,
+//! the queue, events, sender lists and the stored model, across reopening.
+
+use smsguard_core::Label;
+use smsguard_edge::model::Action;
+use smsguard_edge::store::{
+    Effects, EngineEvent, MessageRecord, MessageState, QueueItem, Source, Store, StoredModel,
+    StoredVerdict, Transitioned,
+};
+
+const CACHE_BYTES: u64 = 1 << 20;
+
+fn verdict(label: Label, action: Action) -> StoredVerdict {
+    StoredVerdict {
+        label,
+        spam_score: if label.is_spam() { 0.9 } else { 0.1 },
+        action,
+        source: Source::Cloud,
+    }
+}
+
+fn record(store: &Store, state: MessageState, queued: bool) -> MessageRecord {
+    MessageRecord {
+        id: store.next_id().unwrap(),
+        state,
+        sender: "+15550100".into(),
+        body: Some("held message".into()),
+        received_at_ms: 10,
+        decided_at_ms: 11,
+        verdict: verdict(Label::Fraud, Action::Quarantine),
+        fingerprint: "00aa".into(),
+        minhash: vec![1; 64],
+        queued,
+    }
+}
+
+#[test]
+fn cache_expires_and_evicts_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    let spam = verdict(Label::Spam, Action::Quarantine);
+    // (key, expires_at_ms) inserted in order into a cache of capacity 3.
+    for (key, expires) in [("a", 1_000), ("b", 5_000), ("c", 5_000)] {
+        assert_eq!(store.cache_put(key, spam, expires, 3).unwrap(), 0);
+    }
+    assert_eq!(store.cache_len(), 3);
+    // Re-inserting "a" refreshes its place in the eviction order without growing the cache.
+    assert_eq!(store.cache_put("a", spam, 9_000, 3).unwrap(), 0);
+    assert_eq!(store.cache_len(), 3);
+    // A fourth key evicts the oldest insertion, now "b".
+    assert_eq!(store.cache_put("d", spam, 9_000, 3).unwrap(), 1);
+    let golden = [
+        // (key, now_ms, live?)
+        ("a", 2_000, true),
+        ("b", 2_000, false),
+        ("c", 2_000, true),
+        ("d", 2_000, true),
+        ("c", 5_000, false), // expiry is exclusive: expires_at_ms == now is gone
+        ("a", 8_999, true),
+    ];
+    for (key, now, live) in golden {
+        let got = store.cache_get(key, now).unwrap();
+        assert_eq!(got.is_some(), live, "{key} at {now}");
+        if let Some(entry) = got {
+            assert_eq!(entry.verdict, spam);
+        }
+    }
+    // The expired "c" was dropped when met.
+    assert_eq!(store.cache_len(), 2);
+    assert!(store.cache_remove("a").unwrap());
+    assert!(!store.cache_remove("a").unwrap());
+    drop(store);
+    let reopened = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    assert_eq!(reopened.cache_len(), 1);
+    assert!(reopened.cache_get("d", 2_000).unwrap().is_some());
+}
+
+#[test]
+fn records_keep_the_quarantine_index_and_queue_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    let held = record(&store, MessageState::Quarantined, true);
+    let delivered = record(&store, MessageState::Delivered, false);
+    assert!(held.id > 0 && delivered.id > held.id);
+    store
+        .record_decision(&held, &["classified", "state.quarantined"])
+        .unwrap();
+    store
+        .record_decision(&delivered, &["classified", "state.delivered"])
+        .unwrap();
+    assert_eq!(store.quarantined().unwrap(), vec![held.clone()]);
+    let queue = store.queue_head(10).unwrap();
+    assert_eq!(
+        queue,
+        vec![(
+            held.id,
+            QueueItem::Recheck {
+                message_id: held.id
+            }
+        )]
+    );
+    assert_eq!((store.queue_len(), store.queue_len_hint()), (1, 1));
+
+    // Releasing the held message removes it from the quarantine and the queue and records an
+    // event, in one step.
+    let released = store
+        .transition(held.id, Some(held.id), |r| {
+            r.state = MessageState::Released;
+            r.queued = false;
+            Some(Effects {
+                counters: vec!["state.released"],
+                event: Some(EngineEvent::Released { message_id: r.id }),
+            })
+        })
+        .unwrap();
+    assert!(matches!(released, Transitioned::Changed(ref r) if r.state == MessageState::Released));
+    assert!(store.quarantined().unwrap().is_empty());
+    assert_eq!((store.queue_len(), store.queue_len_hint()), (0, 0));
+    // A declined change leaves the record alone; an unknown id is reported.
+    let declined = store.transition(delivered.id, None, |_| None).unwrap();
+    assert_eq!(declined, Transitioned::Unchanged(delivered.clone()));
+    assert_eq!(
+        store.transition(999_999_999, None, |_| None).unwrap(),
+        Transitioned::Missing
+    );
+
+    drop(store);
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    let counters = store.counters().unwrap();
+    assert_eq!(counters["classified"], 2);
+    assert_eq!(counters["state.released"], 1);
+    assert_eq!(
+        store.message(held.id).unwrap().unwrap().state,
+        MessageState::Released
+    );
+    assert_eq!(
+        store.drain_events().unwrap(),
+        vec![EngineEvent::Released {
+            message_id: held.id
+        }]
+    );
+    assert!(store.drain_events().unwrap().is_empty());
+    // Ids stay unique after reopening.
+    assert!(store.next_id().unwrap() > delivered.id);
+}
+
+#[test]
+fn queue_is_fifo_and_sender_lists_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    let first = store
+        .enqueue(&QueueItem::Report {
+            message_id: 5,
+            spam: true,
+            reported_at_ms: 1,
+        })
+        .unwrap();
+    let second = store
+        .enqueue(&QueueItem::Recheck { message_id: 6 })
+        .unwrap();
+    let head = store.queue_head(1).unwrap();
+    assert_eq!(head.len(), 1);
+    assert_eq!(head[0].0, first);
+    store.dequeue(first).unwrap();
+    assert_eq!(store.queue_head(5).unwrap()[0].0, second);
+
+    store.allow_sender("bankuk").unwrap();
+    assert_eq!(store.sender_list("bankuk").unwrap(), Some(true));
+    store.deny_sender("bankuk").unwrap();
+    assert_eq!(store.sender_list("bankuk").unwrap(), Some(false));
+    store.remove_sender("bankuk").unwrap();
+    assert_eq!(store.sender_list("bankuk").unwrap(), None);
+}
+
+#[test]
+fn stored_model_round_trips_and_is_replaced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    assert!(store.load_model().unwrap().is_none());
+    let model = StoredModel {
+        version: "v2".into(),
+        sha256: "ab".into(),
+        model: vec![0, 1, 2, 255],
+        vocabulary: "{}".into(),
+        manifest_json: "{\"version\":\"v2\"}".into(),
+    };
+    store.save_model(&model).unwrap();
+    let newer = StoredModel {
+        version: "v3".into(),
+        model: vec![9; 10],
+        ..model.clone()
+    };
+    store.save_model(&newer).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    assert_eq!(store.load_model().unwrap(), Some(newer));
+}
+
+#[test]
+fn a_file_in_place_of_the_directory_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"garbage").unwrap();
+    assert!(Store::open(&file, CACHE_BYTES).is_err());
+}

@@ -1,0 +1,193 @@
+//! [`TamperingRelay`]: a man in the middle that speaks protocol v1 to the edge, forwards every
+//! call to the real cloud with the edge's own [`CloudClient`], and rewrites `GetModel` answers
+//! (flip a model byte, drop the vocabulary's tail, ...). It stands for a compromised network or
+//! mirror: the package it serves carries the real server's signature over other bytes.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use smsguard_edge::cloud::{CloudClient, CloudConfig, CloudLinkError};
+use smsguard_proto::v1;
+use smsguard_proto::v1::sms_guard_server::{SmsGuard, SmsGuardServer};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::HarnessError;
+
+/// Rewrites a model package in flight.
+pub type Tamper = Arc<dyn Fn(&mut v1::GetModelResponse) + Send + Sync>;
+
+/// A running relay on `127.0.0.1:<port>`; it stops when dropped.
+pub struct TamperingRelay {
+    addr: SocketAddr,
+    service: Arc<RelayService>,
+    runtime: Option<Runtime>,
+}
+
+impl std::fmt::Debug for TamperingRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TamperingRelay")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct RelayService {
+    upstream: CloudClient,
+    tamper: Tamper,
+    packages_tampered: AtomicU64,
+}
+
+impl TamperingRelay {
+    /// Relays to the plaintext cloud at `upstream_url`, rewriting packages with `tamper`.
+    pub fn start(upstream_url: &str, tamper: Tamper) -> Result<TamperingRelay, HarnessError> {
+        let upstream = CloudClient::new(&CloudConfig {
+            url: upstream_url.to_owned(),
+            deadline: std::time::Duration::from_secs(10),
+            ..CloudConfig::default()
+        })?;
+        let runtime = crate::small_runtime("tampering-relay")?;
+        let listener = runtime.block_on(TcpListener::bind(("127.0.0.1", 0)))?;
+        let addr = listener.local_addr()?;
+        let service = Arc::new(RelayService {
+            upstream,
+            tamper,
+            packages_tampered: AtomicU64::new(0),
+        });
+        let router = tonic::transport::Server::builder()
+            .add_service(SmsGuardServer::from_arc(Arc::clone(&service)));
+        runtime.spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+        Ok(TamperingRelay {
+            addr,
+            service,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Model packages rewritten so far.
+    pub fn packages_tampered(&self) -> u64 {
+        self.service.packages_tampered.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TamperingRelay {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The relay answers with the upstream's status code and reason.
+fn to_status(error: CloudLinkError) -> Status {
+    match error {
+        CloudLinkError::DeadlineExceeded => Status::deadline_exceeded("upstream deadline"),
+        CloudLinkError::Rejected { code, reason } => Status::new(code, reason),
+        CloudLinkError::ResourceExhausted { reason } => Status::resource_exhausted(reason),
+        other => Status::new(Code::Unavailable, other.to_string()),
+    }
+}
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<v1::ClassifyBatchResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SmsGuard for RelayService {
+    async fn classify(
+        &self,
+        request: Request<v1::ClassifyRequest>,
+    ) -> Result<Response<v1::ClassifyResponse>, Status> {
+        let message = request
+            .into_inner()
+            .message
+            .ok_or_else(|| Status::invalid_argument("no message"))?;
+        let verdict = self.upstream.classify(message).await.map_err(to_status)?;
+        Ok(Response::new(v1::ClassifyResponse {
+            verdict: Some(verdict),
+        }))
+    }
+
+    type ClassifyStreamStream = ResultStream;
+
+    /// Collects the whole inbound stream, classifies it upstream, answers frame by frame.
+    async fn classify_stream(
+        &self,
+        request: Request<Streaming<v1::ClassifyBatch>>,
+    ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let mut sizes = Vec::new();
+        let mut messages = Vec::new();
+        while let Some(frame) = inbound.next().await {
+            let frame = frame?;
+            sizes.push(frame.messages.len());
+            messages.extend(frame.messages);
+        }
+        let mut results = self
+            .upstream
+            .classify_batch(messages)
+            .await
+            .map_err(to_status)?
+            .into_iter();
+        let frames: Vec<Result<v1::ClassifyBatchResult, Status>> = sizes
+            .into_iter()
+            .map(|size| {
+                Ok(v1::ClassifyBatchResult {
+                    results: results.by_ref().take(size).collect(),
+                })
+            })
+            .collect();
+        Ok(Response::new(
+            Box::pin(tokio_stream::iter(frames)) as ResultStream
+        ))
+    }
+
+    async fn report(
+        &self,
+        request: Request<v1::ReportRequest>,
+    ) -> Result<Response<v1::ReportResponse>, Status> {
+        let answer = self
+            .upstream
+            .report(request.into_inner())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(answer))
+    }
+
+    async fn sync_cache(
+        &self,
+        request: Request<v1::SyncCacheRequest>,
+    ) -> Result<Response<v1::SyncCacheResponse>, Status> {
+        let request = request.into_inner();
+        let answer = self
+            .upstream
+            .sync_cache(request.since_version, request.max_entries)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_model(
+        &self,
+        request: Request<v1::GetModelRequest>,
+    ) -> Result<Response<v1::GetModelResponse>, Status> {
+        let mut package = self
+            .upstream
+            .get_model(&request.into_inner().current_version)
+            .await
+            .map_err(to_status)?;
+        if !package.up_to_date {
+            (self.tamper)(&mut package);
+            self.packages_tampered.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Response::new(package))
+    }
+}

@@ -1,0 +1,172 @@
+//! Model updates: a package signed by the pinned key is installed and survives a restart; a
+//! tampered, partial or foreign-signed one is refused and the old model stays.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use smsguard_edge::engine::{Engine, EngineError, ModelUpdate, Source};
+use smsguard_signing::SigningKey;
+use smsguard_system_tests::{
+    engine_config, now_ms, open_engine, samples, Tamper, TamperingRelay, TestCloud,
+    GENEROUS_DEADLINE,
+};
+
+use crate::online_config;
+
+/// A model folder holding the committed fp32 model under the served name, so the package the
+/// server signs differs from the engine's embedded int8 model.
+fn other_model_dir() -> tempfile::TempDir {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/models");
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        ("edge-fp32.onnx", "edge-int8.onnx"),
+        ("vocab.json", "vocab.json"),
+        ("manifest.json", "manifest.json"),
+    ] {
+        std::fs::copy(models.join(from), dir.path().join(to)).unwrap();
+    }
+    dir
+}
+
+fn pinned_engine(dir: &Path, url: &str, key: &str) -> Engine {
+    let mut config = online_config(url, GENEROUS_DEADLINE);
+    config.pinned_model_key = Some(key.to_owned());
+    open_engine(dir, config).unwrap()
+}
+
+fn model_version(engine: &Engine) -> String {
+    engine.stats().model_version.expect("a model is loaded")
+}
+
+#[test]
+fn a_signed_model_is_installed_and_kept_across_restarts() {
+    let models = other_model_dir();
+    let cloud =
+        TestCloud::start(|config| config.edge_model_dir = Some(models.path().to_path_buf()))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = pinned_engine(dir.path(), &cloud.url(), cloud.model_public_key());
+    let before = model_version(&engine);
+    let update = engine.update_model().unwrap();
+    assert_eq!(
+        update,
+        ModelUpdate::Updated {
+            previous: before.clone(),
+            version: cloud.model_version().to_owned()
+        }
+    );
+    assert_eq!(
+        engine.update_model().unwrap(),
+        ModelUpdate::UpToDate {
+            version: cloud.model_version().to_owned()
+        }
+    );
+    engine.close().unwrap();
+
+    // Offline after a restart: the installed model is the one that judges.
+    let engine = open_engine(dir.path(), engine_config(None)).unwrap();
+    assert_eq!(model_version(&engine), cloud.model_version());
+    let decision = engine.classify(&samples::sender(800), &samples::phishing(8), now_ms());
+    assert_eq!(decision.source, Source::Local);
+    assert!(decision.spam_score > 0.5, "{decision:?}");
+}
+
+fn assert_refused_through(tamper: Tamper, what: &str) {
+    let models = other_model_dir();
+    let cloud =
+        TestCloud::start(|config| config.edge_model_dir = Some(models.path().to_path_buf()))
+            .unwrap();
+    let relay = TamperingRelay::start(&cloud.url(), tamper).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = pinned_engine(dir.path(), &relay.url(), cloud.model_public_key());
+    let before = model_version(&engine);
+    let refused = engine.update_model();
+    assert!(
+        matches!(refused, Err(EngineError::ModelRejected(_))),
+        "{what}: {refused:?}"
+    );
+    assert_eq!(relay.packages_tampered(), 1, "{what}");
+    assert_eq!(
+        model_version(&engine),
+        before,
+        "{what}: the old model stays"
+    );
+    let decision = engine.classify(&samples::sender(801), &samples::phishing(9), now_ms());
+    assert!(
+        !decision.degraded || decision.source == Source::Local,
+        "{decision:?}"
+    );
+    engine.close().unwrap();
+    let reopened = open_engine(dir.path(), engine_config(None)).unwrap();
+    assert_eq!(
+        model_version(&reopened),
+        before,
+        "{what}: nothing was stored"
+    );
+}
+
+#[test]
+fn a_package_with_a_flipped_model_byte_is_refused() {
+    assert_refused_through(
+        Arc::new(|package| {
+            let middle = package.model.len() / 2;
+            package.model[middle] ^= 0x01;
+        }),
+        "flipped model byte",
+    );
+}
+
+#[test]
+fn a_partial_download_is_refused() {
+    assert_refused_through(
+        Arc::new(|package| {
+            let half = package.vocabulary.len() / 2;
+            package.vocabulary.truncate(half);
+        }),
+        "truncated vocabulary",
+    );
+}
+
+#[test]
+fn a_package_re_signed_by_another_key_is_refused() {
+    assert_refused_through(
+        Arc::new(|package| {
+            let impostor = SigningKey::generate().unwrap();
+            let Some(manifest) = package.manifest.as_ref() else {
+                return;
+            };
+            package.signature = impostor.sign(smsguard_signing::PackageParts {
+                manifest_json: manifest.manifest_json.as_bytes(),
+                model: &package.model,
+                vocabulary: &package.vocabulary,
+            });
+            package.key_id = impostor.verifying_key().key_id();
+        }),
+        "impostor signature",
+    );
+}
+
+#[test]
+fn without_a_pinned_key_no_update_is_accepted() {
+    let models = other_model_dir();
+    let cloud =
+        TestCloud::start(|config| config.edge_model_dir = Some(models.path().to_path_buf()))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), online_config(&cloud.url(), GENEROUS_DEADLINE)).unwrap();
+    let before = model_version(&engine);
+    assert!(matches!(
+        engine.update_model(),
+        Err(EngineError::NoPinnedKey)
+    ));
+    let foreign = SigningKey::generate().unwrap().verifying_key().to_hex();
+    let engine_with_wrong_pin = {
+        drop(engine);
+        pinned_engine(dir.path(), &cloud.url(), &foreign)
+    };
+    assert!(matches!(
+        engine_with_wrong_pin.update_model(),
+        Err(EngineError::ModelRejected(_))
+    ));
+    assert_eq!(model_version(&engine_with_wrong_pin), before);
+}
