@@ -340,46 +340,82 @@ impl PhaseResult {
 /// Step between the messages one worker sends (a prime, so workers interleave the list).
 const WORKER_STRIDE: usize = 7;
 
+/// Success and error counts shared by the workers of one phase.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    ok: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+}
+
+impl Tally {
+    fn ok(&self, messages: u64) {
+        self.ok.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `workers` tasks made by `worker(index, tally, end)` until they stop at `end`, and
+/// measures the phase (throughput and the server's CPU time).
+async fn closed_loop<F, Fut>(
+    server: &ServerProcess,
+    workers: usize,
+    seconds: u64,
+    worker: F,
+) -> Result<PhaseResult>
+where
+    F: Fn(usize, Tally, Instant) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tally = Tally::default();
+    let cpu_before = server.cpu_seconds()?;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..workers)
+        .map(|index| tokio::spawn(worker(index, tally.clone(), end)))
+        .collect();
+    for task in tasks {
+        task.await?;
+    }
+    Ok(PhaseResult {
+        messages: tally.ok.load(Ordering::Relaxed),
+        errors: tally.errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        server_cpu_seconds: server.cpu_seconds()? - cpu_before,
+        latencies_us: Vec::new(),
+    })
+}
+
 async fn unary_max(
     server: &ServerProcess,
     client: &SmsGuardClient<Channel>,
     messages: &Arc<Vec<SmsMessage>>,
     args: &BenchArgs,
 ) -> Result<PhaseResult> {
-    let counter = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let cpu_before = server.cpu_seconds()?;
-    let start = Instant::now();
-    let end = start + Duration::from_secs(args.seconds);
-    let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
-        let (mut client, messages) = (client.clone(), messages.clone());
-        let (counter, errors) = (counter.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut i = worker;
-            while Instant::now() < end {
-                let message = messages[i % messages.len()].clone();
-                i += WORKER_STRIDE;
-                let request = ClassifyRequest {
-                    message: Some(message),
-                };
-                match client.classify(request).await {
-                    Ok(_) => counter.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
-                };
+    closed_loop(
+        server,
+        args.concurrency,
+        args.seconds,
+        |index, tally, end| {
+            let (mut client, messages) = (client.clone(), messages.clone());
+            async move {
+                let mut i = index;
+                while Instant::now() < end {
+                    let request = ClassifyRequest {
+                        message: Some(messages[i % messages.len()].clone()),
+                    };
+                    i += WORKER_STRIDE;
+                    match client.classify(request).await {
+                        Ok(_) => tally.ok(1),
+                        Err(_) => tally.error(),
+                    }
+                }
             }
-        }));
-    }
-    for task in tasks {
-        task.await?;
-    }
-    Ok(PhaseResult {
-        messages: counter.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        elapsed: start.elapsed(),
-        server_cpu_seconds: server.cpu_seconds()? - cpu_before,
-        latencies_us: Vec::new(),
-    })
+        },
+    )
+    .await
 }
 
 async fn stream_max(
@@ -388,19 +424,12 @@ async fn stream_max(
     messages: &Arc<Vec<SmsMessage>>,
     args: &BenchArgs,
 ) -> Result<PhaseResult> {
-    let counter = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let cpu_before = server.cpu_seconds()?;
-    let start = Instant::now();
-    let end = start + Duration::from_secs(args.seconds);
     let batch: Vec<SmsMessage> = messages.iter().cycle().take(args.batch).cloned().collect();
-    let mut tasks = Vec::new();
-    for _ in 0..args.streams {
-        let mut client = client.clone();
-        let (counter, errors, batch) = (counter.clone(), errors.clone(), batch.clone());
-        tasks.push(tokio::spawn(async move {
+    closed_loop(server, args.streams, args.seconds, |_, tally, end| {
+        let (mut client, batch) = (client.clone(), batch.clone());
+        async move {
+            // Two frames in flight per stream: the channel's capacity is the back-pressure.
             let (tx, rx) = tokio::sync::mpsc::channel::<ClassifyBatch>(2);
-            let outbound = tokio_stream::wrappers::ReceiverStream::new(rx);
             let sender = tokio::spawn(async move {
                 while Instant::now() < end {
                     let frame = ClassifyBatch {
@@ -411,32 +440,23 @@ async fn stream_max(
                     }
                 }
             });
-            let mut inbound = match client.classify_stream(outbound).await {
-                Ok(response) => response.into_inner(),
-                Err(_) => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    return;
+            let outbound = tokio_stream::wrappers::ReceiverStream::new(rx);
+            match client.classify_stream(outbound).await {
+                Ok(response) => {
+                    let mut inbound = response.into_inner();
+                    while let Some(frame) = inbound.next().await {
+                        match frame {
+                            Ok(result) => tally.ok(result.results.len() as u64),
+                            Err(_) => tally.error(),
+                        }
+                    }
                 }
-            };
-            while let Some(frame) = inbound.next().await {
-                match frame {
-                    Ok(result) => counter.fetch_add(result.results.len() as u64, Ordering::Relaxed),
-                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
-                };
+                Err(_) => tally.error(),
             }
             let _ = sender.await;
-        }));
-    }
-    for task in tasks {
-        task.await?;
-    }
-    Ok(PhaseResult {
-        messages: counter.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        elapsed: start.elapsed(),
-        server_cpu_seconds: server.cpu_seconds()? - cpu_before,
-        latencies_us: Vec::new(),
+        }
     })
+    .await
 }
 
 /// Open loop at `rate` requests/s; latency counted from each request's scheduled time.
