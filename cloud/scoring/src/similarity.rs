@@ -1,10 +1,13 @@
 //! Near-duplicate memory of known spam, keyed by one-way fingerprints.
 //!
 //! # What is stored
-//! One [`Entry`] per fingerprint id: the 64 MinHash slots, a label and the counts of "spam" and
-//! "not spam" reports. Only fingerprints are stored (they cannot be turned back into text). The
-//! sled tree `entries` maps the big-endian fingerprint id to a fixed 266-byte record (see
-//! [`encode_entry`]); [`SimilarityStore::open`] rebuilds the in-memory index from it.
+//! One [`Entry`] per fingerprint id: the 64 MinHash slots, a label, how often the training
+//! corpora or the spam feed seeded it, and the users' "spam" and "not spam" reports, kept apart:
+//! seeded entries score as the fusion was fitted on, user reports are explicit human labels and
+//! act on their own (see "User reports" below). Only fingerprints are stored (they cannot be
+//! turned back into text). The sled tree `entries` maps the big-endian fingerprint id to a fixed
+//! 270-byte record (see [`encode_entry`]); [`SimilarityStore::open`] rebuilds the in-memory index
+//! from it. The tree `votes` holds one vote per (fingerprint, reporter hash).
 //!
 //! # LSH choice: 16 bands × 4 rows
 //! The 64 slots are cut into `b = 16` bands of `r = 4` rows. Two messages become candidates when
@@ -18,10 +21,20 @@
 //! per lookup (per-thread generation stamps, no allocation), and a bucket holding more than
 //! [`MAX_BUCKET_SCAN`] entries (a "common shingles" band) is scanned only for its newest ones.
 //!
+//! # User reports
+//! Each reporter (a device id, stored hashed) has one vote per fingerprint; reporting again
+//! changes the vote instead of adding one, so one phone cannot pile up reports. A near-duplicate
+//! (Jaccard at or above [`SimilarityConfig::report_min_jaccard`], stricter than the match
+//! threshold) of a fingerprint with user spam reports scores at least `1 - 0.1 / reports` (0.9
+//! for one report), and from [`SimilarityConfig::quarantine_min_reports`] reports on it forces
+//! [`ForcedAction::Quarantine`]: never `Block`, so a false report stays recoverable by the user.
+//!
 //! # Whitelist beats blacklist
 //! A fingerprint with at least [`SimilarityConfig::whitelist_min_reports`] "not spam" reports is
-//! whitelisted: when any match of a message above the threshold is whitelisted, the message
-//! scores 0 with label `Ham`, whatever spam matches it also has.
+//! whitelisting: when a match of a message above the threshold is whitelisting, the message
+//! scores 0 with label `Ham`, whatever corpus spam matches it also has, unless a user-reported
+//! near-duplicate has strictly more user spam reports than the whitelisting match has "not spam"
+//! reports (at equal counts the whitelist wins).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -32,7 +45,7 @@ use std::sync::RwLock;
 use smsguard_core::fingerprint::{splitmix64, NUM_HASHES};
 use smsguard_core::{Fingerprint, Label, MinHasher};
 
-use crate::{MessageContext, ModelScore, Scorer, ScoringError};
+use crate::{ForcedAction, MessageContext, ModelScore, Scorer, ScoringError};
 
 /// Number of LSH bands.
 pub const BANDS: usize = 16;
@@ -41,9 +54,13 @@ pub const ROWS: usize = NUM_HASHES / BANDS;
 
 const ENTRIES_TREE: &str = "entries";
 const META_TREE: &str = "meta";
+const VOTES_TREE: &str = "votes";
+const SPAM_VOTE: u8 = 1;
+const NOT_SPAM_VOTE: u8 = 0;
 const FORMAT_KEY: &[u8] = b"format";
 /// Version of the on-disk record layout; a store written with another version is refused.
-const FORMAT_VERSION: u8 = 1;
+/// Version 2 split the spam count into seeded and user-reported counts and added `votes`.
+const FORMAT_VERSION: u8 = 2;
 /// The store marker: record layout and MinHash definition. Fingerprints of another
 /// `FINGERPRINT_VERSION` never match today's, so such a store is refused rather than silently
 /// matching nothing.
@@ -51,7 +68,8 @@ const FORMAT_MARKER: [u8; 2] = [
     FORMAT_VERSION,
     smsguard_core::fingerprint::FINGERPRINT_VERSION as u8,
 ];
-const RECORD_LEN: usize = 2 + 4 + 4 + NUM_HASHES * 4;
+const RECORD_LEN: usize = 2 + 3 * 4 + NUM_HASHES * 4;
+const SLOTS_AT: usize = 2 + 3 * 4;
 /// Marks the end of a bucket chain in [`LshIndex::next`].
 const NO_ENTRY: u32 = u32::MAX;
 
@@ -81,6 +99,12 @@ pub struct SimilarityConfig {
     pub min_jaccard: f32,
     /// "Not spam" reports that whitelist a fingerprint.
     pub whitelist_min_reports: u32,
+    /// Jaccard estimate from which user spam reports act on a near-duplicate (score at least
+    /// 0.9, quarantine from [`Self::quarantine_min_reports`]).
+    pub report_min_jaccard: f32,
+    /// User spam reports (distinct reporters) on a fingerprint that quarantine its
+    /// near-duplicates.
+    pub quarantine_min_reports: u32,
     /// Normalised texts shorter than this (in chars) are not seeded: short texts ("ok thanks")
     /// would match too much ham.
     pub min_seed_chars: usize,
@@ -93,6 +117,8 @@ impl Default for SimilarityConfig {
         SimilarityConfig {
             min_jaccard: 0.5,
             whitelist_min_reports: 1,
+            report_min_jaccard: 0.7,
+            quarantine_min_reports: 2,
             min_seed_chars: 12,
             cache_capacity_bytes: 32 * 1024 * 1024,
         }
@@ -105,20 +131,91 @@ pub struct Entry {
     pub id: u64,
     pub minhash: [u32; NUM_HASHES],
     pub label: Label,
-    pub spam_reports: u32,
+    /// Times the training corpora or the spam feed added it ([`SimilarityStore::add_spam`]).
+    pub seed_count: u32,
+    /// Reporters whose current vote is "spam".
+    pub user_spam_reports: u32,
+    /// Reporters whose current vote is "not spam".
     pub not_spam_reports: u32,
 }
 
-/// The best match of a lookup.
+impl Entry {
+    fn empty(fp: &Fingerprint) -> Self {
+        Entry {
+            id: fp.id(),
+            minhash: fp.minhash,
+            label: Label::Spam,
+            seed_count: 0,
+            user_spam_reports: 0,
+            not_spam_reports: 0,
+        }
+    }
+
+    /// Seeded and user-reported spam evidence together.
+    pub fn spam_evidence(&self) -> u32 {
+        self.seed_count.saturating_add(self.user_spam_reports)
+    }
+
+    /// True when users reported it at all (such entries are never lost to the bucket cap).
+    fn user_reported(&self) -> bool {
+        self.user_spam_reports > 0 || self.not_spam_reports > 0
+    }
+}
+
+/// A user's report on one fingerprint; see [`SimilarityStore::record_report`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserReport<'a> {
+    /// Who reports (a device id; stored only as a hash). One vote per reporter and fingerprint:
+    /// the latest counts. The empty id is one anonymous reporter like any other.
+    pub reporter: &'a str,
+    /// "spam" (true) or "not spam" (false).
+    pub spam: bool,
+    /// The spam class the user chose, if any; ignored for "not spam" and for `Ham`.
+    pub class: Option<Label>,
+}
+
+/// The deciding match of a lookup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimilarityMatch {
     pub fingerprint_id: u64,
     pub jaccard: f32,
     pub label: Label,
-    pub spam_reports: u32,
+    pub seed_count: u32,
+    pub user_spam_reports: u32,
     pub not_spam_reports: u32,
-    /// True when the match (or, for a spam best match, another match) is whitelisted.
+    /// True when the message is whitelisted (this match is then the whitelisting one).
     pub whitelisted: bool,
+}
+
+impl SimilarityMatch {
+    fn of(entry: &Entry, equal: usize, whitelisted: bool) -> Self {
+        SimilarityMatch {
+            fingerprint_id: entry.id,
+            jaccard: equal as f32 / NUM_HASHES as f32,
+            label: entry.label,
+            seed_count: entry.seed_count,
+            user_spam_reports: entry.user_spam_reports,
+            not_spam_reports: entry.not_spam_reports,
+            whitelisted,
+        }
+    }
+}
+
+/// Every kind of match a lookup found; [`Matches::deciding`] picks the one that explains it.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Matches {
+    /// The closest match with spam evidence and no whitelist.
+    spam: Option<SimilarityMatch>,
+    /// The near-duplicate (at `report_min_jaccard`) with the most user spam reports.
+    reported: Option<SimilarityMatch>,
+    /// The whitelisting match, when it wins.
+    white: Option<SimilarityMatch>,
+}
+
+impl Matches {
+    fn deciding(self) -> Option<SimilarityMatch> {
+        self.white.or(self.reported).or(self.spam)
+    }
 }
 
 /// Buckets holding more entries than this are "common shingles": their 4-slot band is shared by
@@ -172,8 +269,7 @@ struct Bucket {
 /// Banded LSH over the entries: one hash map from (band, band hash) to the newest entry of that
 /// bucket, and per entry and band a link to the previous entry of the same bucket. This keeps the
 /// index at about 16 map slots + 64 bytes of links per entry, without one allocation per bucket.
-/// Entries with "not spam" reports (few) are also listed per band in `reported`, which is never
-/// capped.
+/// Entries with user reports (few) are also listed per band in `reported`, which is never capped.
 #[derive(Debug, Default)]
 struct LshIndex {
     entries: Vec<Entry>,
@@ -251,37 +347,81 @@ thread_local! {
     static VISITED: RefCell<VisitedStamps> = RefCell::new(VisitedStamps::default());
 }
 
-/// Best spam and best whitelisted match seen so far.
+/// The lookup thresholds in equal MinHash slots, and the whitelist count.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    min_equal: usize,
+    report_min_equal: usize,
+    whitelist_min: u32,
+}
+
+impl Limits {
+    fn of(config: &SimilarityConfig) -> Self {
+        Limits {
+            min_equal: min_equal_slots(config.min_jaccard),
+            report_min_equal: min_equal_slots(config.report_min_jaccard),
+            whitelist_min: config.whitelist_min_reports,
+        }
+    }
+}
+
+/// The best match of each kind seen so far (entry, equal slots).
 #[derive(Default)]
 struct BestMatches<'a> {
     spam: Option<(&'a Entry, usize)>,
+    reported: Option<(&'a Entry, usize)>,
     white: Option<(&'a Entry, usize)>,
 }
 
+/// Replaces `best` when `candidate` ranks higher by (`rank`, equal slots).
+fn keep_best<'a>(
+    best: &mut Option<(&'a Entry, usize)>,
+    candidate: (&'a Entry, usize),
+    rank: impl Fn(&Entry) -> u32,
+) {
+    let key = |(entry, equal): (&Entry, usize)| (rank(entry), equal);
+    if best.is_none_or(|current| key(candidate) > key(current)) {
+        *best = Some(candidate);
+    }
+}
+
 impl<'a> BestMatches<'a> {
-    fn offer(&mut self, entry: &'a Entry, equal: usize, whitelist_min: u32) {
-        let target = if entry.not_spam_reports >= whitelist_min {
-            &mut self.white
-        } else {
-            &mut self.spam
-        };
-        if target.is_none_or(|(_, e)| equal > e) {
-            *target = Some((entry, equal));
+    fn offer(&mut self, entry: &'a Entry, equal: usize, limits: &Limits) {
+        let whitelisting = entry.not_spam_reports >= limits.whitelist_min;
+        if whitelisting {
+            keep_best(&mut self.white, (entry, equal), |e| e.not_spam_reports);
+        } else if entry.spam_evidence() > 0 {
+            keep_best(&mut self.spam, (entry, equal), |_| 0);
+        }
+        if entry.user_spam_reports > 0 && equal >= limits.report_min_equal {
+            keep_best(&mut self.reported, (entry, equal), |e| e.user_spam_reports);
         }
     }
 
-    fn into_match(self) -> Option<SimilarityMatch> {
-        let whitelisted = self.white.is_some();
-        self.white
-            .or(self.spam)
-            .map(|(entry, equal)| SimilarityMatch {
-                fingerprint_id: entry.id,
-                jaccard: equal as f32 / NUM_HASHES as f32,
-                label: entry.label,
-                spam_reports: entry.spam_reports,
-                not_spam_reports: entry.not_spam_reports,
-                whitelisted,
-            })
+    /// The whitelist wins unless the reported near-duplicate has strictly more user spam
+    /// reports than the whitelisting match has "not spam" reports.
+    fn into_matches(self) -> Matches {
+        let white_wins = match (self.white, self.reported) {
+            (Some((white, _)), Some((reported, _))) => {
+                white.not_spam_reports >= reported.user_spam_reports
+            }
+            (white, _) => white.is_some(),
+        };
+        if white_wins {
+            return Matches {
+                white: self
+                    .white
+                    .map(|(e, equal)| SimilarityMatch::of(e, equal, true)),
+                ..Matches::default()
+            };
+        }
+        let found =
+            |m: Option<(&Entry, usize)>| m.map(|(e, equal)| SimilarityMatch::of(e, equal, false));
+        Matches {
+            spam: found(self.spam),
+            reported: found(self.reported),
+            white: None,
+        }
     }
 }
 
@@ -290,7 +430,7 @@ impl LshIndex {
     fn upsert(&mut self, entry: Entry) {
         if let Some(&slot) = self.by_id.get(&entry.id) {
             let newly_reported =
-                self.entries[slot as usize].not_spam_reports == 0 && entry.not_spam_reports > 0;
+                !self.entries[slot as usize].user_reported() && entry.user_reported();
             self.entries[slot as usize] = entry;
             if newly_reported {
                 self.list_reported(slot);
@@ -311,7 +451,7 @@ impl LshIndex {
             bucket.head = slot;
             bucket.len = bucket.len.saturating_add(1);
         }
-        let reported = entry.not_spam_reports > 0;
+        let reported = entry.user_reported();
         self.by_id.insert(entry.id, slot);
         self.entries.push(entry);
         self.next.push(links);
@@ -334,14 +474,9 @@ impl LshIndex {
     }
 
     /// Verifies every entry sharing a band with `fp` (newest [`MAX_BUCKET_SCAN`] per bucket,
-    /// every reported entry) once, keeping the best spam and whitelisted matches.
-    fn best_match(
-        &self,
-        fp: &Fingerprint,
-        min_jaccard: f32,
-        whitelist_min: u32,
-    ) -> (Option<SimilarityMatch>, LookupStats) {
-        let min_equal = min_equal_slots(min_jaccard);
+    /// every user-reported entry) once, keeping the best spam, user-reported and whitelisting
+    /// matches.
+    fn best_matches(&self, fp: &Fingerprint, limits: &Limits) -> (Matches, LookupStats) {
         let mut stats = LookupStats::default();
         let mut best = BestMatches::default();
         VISITED.with_borrow_mut(|visited| {
@@ -352,8 +487,10 @@ impl LshIndex {
                 }
                 stats.candidates += 1;
                 let entry = &self.entries[slot as usize];
-                if let Some(equal) = equal_slots_at_least(&entry.minhash, &fp.minhash, min_equal) {
-                    best.offer(entry, equal, whitelist_min);
+                if let Some(equal) =
+                    equal_slots_at_least(&entry.minhash, &fp.minhash, limits.min_equal)
+                {
+                    best.offer(entry, equal, limits);
                 }
             };
             for band in 0..BANDS {
@@ -373,7 +510,7 @@ impl LshIndex {
                 }
             }
         });
-        (best.into_match(), stats)
+        (best.into_matches(), stats)
     }
 }
 
@@ -383,6 +520,7 @@ pub struct SimilarityStore {
     path: PathBuf,
     config: SimilarityConfig,
     entries: sled::Tree,
+    votes: sled::Tree,
     db: sled::Db,
     index: RwLock<LshIndex>,
     hasher: MinHasher,
@@ -411,6 +549,7 @@ impl SimilarityStore {
             .map_err(open_error)?;
         check_format(&db, &path)?;
         let entries = db.open_tree(ENTRIES_TREE).map_err(open_error)?;
+        let votes = db.open_tree(VOTES_TREE).map_err(open_error)?;
         let mut index = LshIndex::default();
         for item in entries.iter() {
             let (key, value) = item.map_err(open_error)?;
@@ -425,6 +564,7 @@ impl SimilarityStore {
             path,
             config,
             entries,
+            votes,
             db,
             index: RwLock::new(index),
             hasher: MinHasher::new(),
@@ -453,32 +593,78 @@ impl SimilarityStore {
         Ok(index.get(id).cloned())
     }
 
-    /// Remembers `fp` as spam of class `label` (one more spam count). Not flushed: call
-    /// [`Self::flush`] after a batch; sled also flushes in the background.
+    /// Remembers `fp` as seeded spam of class `label` (training corpora, spam feed: one more
+    /// [`Entry::seed_count`]). Not flushed: call [`Self::flush`] after a batch; sled also flushes
+    /// in the background. User feedback goes through [`Self::record_report`] instead.
     pub fn add_spam(&self, fp: &Fingerprint, label: Label) -> Result<Entry, SimilarityError> {
         if !label.is_spam() {
             return Err(SimilarityError::NotSpamLabel(label));
         }
-        self.update(fp, |entry| {
-            entry.label = label;
-            entry.spam_reports = entry.spam_reports.saturating_add(1);
-        })
+        let mut index = self.index.write().map_err(|_| SimilarityError::Poisoned)?;
+        let mut entry = index
+            .get(fp.id())
+            .cloned()
+            .unwrap_or_else(|| Entry::empty(fp));
+        entry.label = label;
+        entry.seed_count = entry.seed_count.saturating_add(1);
+        self.store_entry(&mut index, entry)
     }
 
-    /// Records a user report: `spam = true` counts a spam report (the entry keeps its class, a new
-    /// one is `Spam`), `spam = false` a "not spam" report, which whitelists the fingerprint and its
-    /// near-duplicates once [`SimilarityConfig::whitelist_min_reports`] is reached. Flushed to disk
-    /// before returning.
+    /// An anonymous user report ([`Self::record_report`] with the empty reporter, no class).
     pub fn report(&self, fp: &Fingerprint, spam: bool) -> Result<Entry, SimilarityError> {
-        let entry = self.update(fp, |entry| {
-            if spam {
-                entry.spam_reports = entry.spam_reports.saturating_add(1);
-            } else {
-                entry.not_spam_reports = entry.not_spam_reports.saturating_add(1);
+        self.record_report(
+            fp,
+            &UserReport {
+                reporter: "",
+                spam,
+                class: None,
+            },
+        )
+    }
+
+    /// Records a user report: the reporter's vote on `fp` becomes `report.spam`, replacing its
+    /// earlier vote (a repeated vote changes nothing). A spam report with a spam class sets the
+    /// entry's class; a new entry is `Spam`. Flushed to disk before returning.
+    pub fn record_report(
+        &self,
+        fp: &Fingerprint,
+        report: &UserReport<'_>,
+    ) -> Result<Entry, SimilarityError> {
+        let mut index = self.index.write().map_err(|_| SimilarityError::Poisoned)?;
+        let mut entry = index
+            .get(fp.id())
+            .cloned()
+            .unwrap_or_else(|| Entry::empty(fp));
+        let key = vote_key(fp.id(), report.reporter);
+        let vote = if report.spam {
+            SPAM_VOTE
+        } else {
+            NOT_SPAM_VOTE
+        };
+        let previous = self.votes.get(key)?.and_then(|v| v.first().copied());
+        if previous != Some(vote) {
+            if let Some(previous) = previous {
+                let count = vote_count(&mut entry, previous);
+                *count = count.saturating_sub(1);
             }
-        })?;
+            let count = vote_count(&mut entry, vote);
+            *count = count.saturating_add(1);
+            self.votes.insert(key, &[vote])?;
+        }
+        if let Some(class) = report.class.filter(|c| report.spam && c.is_spam()) {
+            entry.label = class;
+        }
+        let entry = self.store_entry(&mut index, entry)?;
+        drop(index);
         self.flush()?;
         Ok(entry)
+    }
+
+    /// True when `entry` alone whitelists its near-duplicates: enough "not spam" reports, and
+    /// at least as many as user spam reports.
+    pub fn whitelists(&self, entry: &Entry) -> bool {
+        entry.not_spam_reports >= self.config.whitelist_min_reports
+            && entry.not_spam_reports >= entry.user_spam_reports
     }
 
     /// Fingerprints and remembers every training spam text (as [`Label::Spam`]); texts whose
@@ -502,7 +688,8 @@ impl SimilarityStore {
         Ok(added)
     }
 
-    /// Best match of `fp` above the threshold (a whitelisted match wins over any spam match).
+    /// The deciding match of `fp` above the threshold: the whitelisting match when it wins,
+    /// else the user-reported near-duplicate, else the closest spam match.
     pub fn lookup(&self, fp: &Fingerprint) -> Result<Option<SimilarityMatch>, SimilarityError> {
         Ok(self.lookup_with_stats(fp)?.0)
     }
@@ -512,12 +699,13 @@ impl SimilarityStore {
         &self,
         fp: &Fingerprint,
     ) -> Result<(Option<SimilarityMatch>, LookupStats), SimilarityError> {
+        let (matches, stats) = self.matches(fp)?;
+        Ok((matches.deciding(), stats))
+    }
+
+    fn matches(&self, fp: &Fingerprint) -> Result<(Matches, LookupStats), SimilarityError> {
         let index = self.index.read().map_err(|_| SimilarityError::Poisoned)?;
-        Ok(index.best_match(
-            fp,
-            self.config.min_jaccard,
-            self.config.whitelist_min_reports,
-        ))
+        Ok(index.best_matches(fp, &Limits::of(&self.config)))
     }
 
     /// Writes every pending change to disk.
@@ -526,51 +714,96 @@ impl SimilarityStore {
         Ok(())
     }
 
-    /// Applies `change` to the entry of `fp` (created empty if absent), in memory and in sled.
-    fn update(
-        &self,
-        fp: &Fingerprint,
-        change: impl FnOnce(&mut Entry),
-    ) -> Result<Entry, SimilarityError> {
-        let mut index = self.index.write().map_err(|_| SimilarityError::Poisoned)?;
-        let id = fp.id();
-        let mut entry = index.get(id).cloned().unwrap_or(Entry {
-            id,
-            minhash: fp.minhash,
-            label: Label::Spam,
-            spam_reports: 0,
-            not_spam_reports: 0,
-        });
-        change(&mut entry);
+    /// Writes `entry` to sled and to the index (whose write lock the caller holds).
+    fn store_entry(&self, index: &mut LshIndex, entry: Entry) -> Result<Entry, SimilarityError> {
         self.entries
-            .insert(id.to_be_bytes(), encode_entry(&entry).to_vec())?;
+            .insert(entry.id.to_be_bytes(), encode_entry(&entry).to_vec())?;
         index.upsert(entry.clone());
         Ok(entry)
     }
 
-    fn score_match(&self, found: Option<SimilarityMatch>) -> ModelScore {
-        let Some(found) = found else {
-            return ModelScore::new(NAME, 0.0, "no near-duplicate of a known fingerprint");
-        };
-        if found.whitelisted {
+    fn score_matches(&self, matches: Matches) -> ModelScore {
+        if let Some(white) = matches.white {
             let reason = format!(
                 "near-duplicate (jaccard {:.2}) of fingerprint {:016x}, whitelisted by {} not-spam report(s)",
-                found.jaccard, found.fingerprint_id, found.not_spam_reports
+                white.jaccard, white.fingerprint_id, white.not_spam_reports
             );
             return ModelScore::new(NAME, 0.0, reason).with_label(Some(Label::Ham));
         }
-        // More spam reports make the memory more certain; similarity above the threshold scales
-        // the score from half to full strength.
-        let certainty = 1.0 - 0.3 / found.spam_reports.max(1) as f32;
+        let spam = matches.spam.map(|m| self.evidence_score(m));
+        let reported = matches.reported.map(|m| self.user_report_score(m));
+        match (spam, reported) {
+            (Some(spam), Some(reported)) if spam.score > reported.score => spam
+                .with_forced_action(reported.forced_action)
+                .with_label(reported.label),
+            (_, Some(reported)) => reported,
+            (Some(spam), None) => spam,
+            (None, None) => ModelScore::new(NAME, 0.0, "no near-duplicate of a known fingerprint"),
+        }
+    }
+
+    /// The score fitted with the fusion: more spam evidence makes the memory more certain;
+    /// similarity above the threshold scales the score from half to full strength. For a
+    /// seeded-only entry it is exactly the score before user reports were kept apart.
+    fn evidence_score(&self, found: SimilarityMatch) -> ModelScore {
+        let evidence = found.seed_count.saturating_add(found.user_spam_reports);
+        let certainty = 1.0 - 0.3 / evidence.max(1) as f32;
         let closeness =
             (found.jaccard - self.config.min_jaccard) / (1.0 - self.config.min_jaccard).max(1e-6);
         let score = certainty * (0.5 + 0.5 * closeness);
         let reason = format!(
-            "near-duplicate (jaccard {:.2}) of known {} fingerprint {:016x} ({} spam / {} not-spam reports)",
-            found.jaccard, found.label, found.fingerprint_id, found.spam_reports, found.not_spam_reports
+            "near-duplicate (jaccard {:.2}) of known {} fingerprint {:016x} ({} seeded / {} user spam / {} not-spam reports)",
+            found.jaccard, found.label, found.fingerprint_id, found.seed_count, found.user_spam_reports, found.not_spam_reports
         );
         ModelScore::new(NAME, score, reason).with_label(Some(found.label))
     }
+
+    /// User spam reports are human labels: a near-duplicate scores at least 0.9, and enough
+    /// reporters quarantine it (never block: a false report must stay recoverable).
+    fn user_report_score(&self, found: SimilarityMatch) -> ModelScore {
+        let reports = found.user_spam_reports.max(1);
+        let score = 1.0 - 0.1 / reports as f32;
+        let quarantine = reports >= self.config.quarantine_min_reports;
+        let reason = format!(
+            "near-duplicate (jaccard {:.2}) of {} fingerprint {:016x} reported as spam by {} user(s){}",
+            found.jaccard,
+            found.label,
+            found.fingerprint_id,
+            reports,
+            if quarantine {
+                format!(
+                    ": quarantined (from {} reports)",
+                    self.config.quarantine_min_reports
+                )
+            } else {
+                String::new()
+            }
+        );
+        ModelScore::new(NAME, score, reason)
+            .with_label(Some(found.label))
+            .with_forced_action(quarantine.then_some(ForcedAction::Quarantine))
+    }
+}
+
+/// The counter of `entry` that a vote of kind `vote` increments.
+fn vote_count(entry: &mut Entry, vote: u8) -> &mut u32 {
+    if vote == SPAM_VOTE {
+        &mut entry.user_spam_reports
+    } else {
+        &mut entry.not_spam_reports
+    }
+}
+
+/// Key of a reporter's vote on fingerprint `id`: the big-endian id, then a one-way 64-bit hash
+/// of the reporter id (FNV-1a, mixed by SplitMix64), so device ids are not stored.
+fn vote_key(id: u64, reporter: &str) -> [u8; 16] {
+    let hash = reporter.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&id.to_be_bytes());
+    key[8..].copy_from_slice(&splitmix64(hash).to_be_bytes());
+    key
 }
 
 const NAME: &str = "similarity";
@@ -581,7 +814,7 @@ impl Scorer for SimilarityStore {
     }
 
     fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
-        Ok(self.score_match(self.lookup(msg.fingerprint)?))
+        Ok(self.score_matches(self.matches(msg.fingerprint)?.0))
     }
 }
 
@@ -615,15 +848,16 @@ fn label_code(label: Label) -> u8 {
     Label::ALL.iter().position(|l| *l == label).unwrap_or(0) as u8
 }
 
-/// Record layout: format version (1 byte), label index in [`Label::ALL`] (1), spam reports
-/// (u32 LE), not-spam reports (u32 LE), 64 MinHash slots (u32 LE each).
+/// Record layout: format version (1 byte), label index in [`Label::ALL`] (1), seed count, user
+/// spam reports, not-spam reports (u32 LE each), 64 MinHash slots (u32 LE each).
 pub fn encode_entry(entry: &Entry) -> [u8; RECORD_LEN] {
     let mut out = [0u8; RECORD_LEN];
     out[0] = FORMAT_VERSION;
     out[1] = label_code(entry.label);
-    out[2..6].copy_from_slice(&entry.spam_reports.to_le_bytes());
-    out[6..10].copy_from_slice(&entry.not_spam_reports.to_le_bytes());
-    for (chunk, slot) in out[10..].chunks_exact_mut(4).zip(&entry.minhash) {
+    out[2..6].copy_from_slice(&entry.seed_count.to_le_bytes());
+    out[6..10].copy_from_slice(&entry.user_spam_reports.to_le_bytes());
+    out[10..14].copy_from_slice(&entry.not_spam_reports.to_le_bytes());
+    for (chunk, slot) in out[SLOTS_AT..].chunks_exact_mut(4).zip(&entry.minhash) {
         chunk.copy_from_slice(&slot.to_le_bytes());
     }
     out
@@ -651,13 +885,14 @@ fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, String> {
         |at: usize| u32::from_le_bytes([value[at], value[at + 1], value[at + 2], value[at + 3]]);
     let mut minhash = [0u32; NUM_HASHES];
     for (i, slot) in minhash.iter_mut().enumerate() {
-        *slot = u32_at(10 + 4 * i);
+        *slot = u32_at(SLOTS_AT + 4 * i);
     }
     Ok(Entry {
         id,
         minhash,
         label,
-        spam_reports: u32_at(2),
-        not_spam_reports: u32_at(6),
+        seed_count: u32_at(2),
+        user_spam_reports: u32_at(6),
+        not_spam_reports: u32_at(10),
     })
 }

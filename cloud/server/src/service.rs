@@ -15,6 +15,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::KeyId;
 use crate::error::RequestError;
 use crate::state::{AppState, ValidMessage};
 
@@ -269,11 +270,15 @@ impl SmsGuard for SmsGuardService {
     ) -> Result<Response<v1::ReportResponse>, Status> {
         let started = Instant::now();
         let deadline = self.unary_deadline(request.metadata());
+        let caller = request.extensions().get::<KeyId>().cloned();
         let req = request.into_inner();
         // Once started, a report is written whatever the deadline: it is flushed before the
         // answer, and a late answer is better than a lost report.
         let result = match deadline.check() {
-            Ok(()) => self.blocking(move |state| state.report(&req)).await,
+            Ok(()) => {
+                self.blocking(move |state| state.report(&req, caller.as_ref()))
+                    .await
+            }
             Err(e) => Err(e),
         };
         self.finish("Report", started, result)

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use smsguard_core::{Fingerprint, Label, MinHasher};
 use smsguard_proto::v1;
 use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
+use smsguard_scoring::similarity::UserReport;
 use smsguard_scoring::{
     CloudScorer, EdgeInput, FusedVerdict, FusionModel, MessageContext, ModelScore, MulticlassModel,
     PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderReputation, SimilarityStore,
@@ -17,6 +18,7 @@ use smsguard_scoring::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::auth::KeyId;
 use crate::config::ServerConfig;
 use crate::error::{RequestError, ServerError};
 use crate::metrics::Metrics;
@@ -278,7 +280,14 @@ impl AppState {
 
     /// Records user feedback in the similarity memory, the sender reputation and the sync log;
     /// durable (flushed) before it returns. Blocking I/O: call from `spawn_blocking`.
-    pub fn report(&self, req: &v1::ReportRequest) -> Result<v1::ReportResponse, RequestError> {
+    /// Records a user report. `caller` is the API key that authenticated the request: the
+    /// reporter's vote is bound to it, so a client can only speak for the devices of its own key
+    /// (with per-device keys, exactly one vote per device).
+    pub fn report(
+        &self,
+        req: &v1::ReportRequest,
+        caller: Option<&KeyId>,
+    ) -> Result<v1::ReportResponse, RequestError> {
         let spam = match v1::Feedback::try_from(req.feedback) {
             Ok(v1::Feedback::Spam) => true,
             Ok(v1::Feedback::NotSpam) => false,
@@ -306,15 +315,19 @@ impl AppState {
                 accepted: false,
             });
         };
-        let spam_class = smsguard_proto::core_label(category).filter(|l| l.is_spam());
-        let entry = match (spam, spam_class) {
-            (true, Some(label)) => {
-                let entry = self.similarity.add_spam(&fp, label)?;
-                self.similarity.flush()?;
-                entry
-            }
-            _ => self.similarity.report(&fp, spam)?,
+        // A user report is a human label, kept apart from seeded spam; one vote per device.
+        let reporter = match caller {
+            Some(key) => format!("{}/{}", key.0, req.device_id),
+            None => req.device_id.clone(),
         };
+        let entry = self.similarity.record_report(
+            &fp,
+            &UserReport {
+                reporter: &reporter,
+                spam,
+                class: smsguard_proto::core_label(category),
+            },
+        )?;
         if !req.sender.is_empty() {
             // The sender table is in memory only; a poisoned lock loses one report, no more.
             let _ = self.sender.record_report(&req.sender, spam);
@@ -323,13 +336,15 @@ impl AppState {
             fingerprint: req.fingerprint.to_ascii_lowercase(),
             minhash: fp.minhash.to_vec(),
             label: v1::Label::from(entry.label) as i32,
-            report_count: entry.spam_reports,
-            removed: entry.not_spam_reports > 0,
+            report_count: entry.spam_evidence(),
+            removed: self.similarity.whitelists(&entry),
         }])?;
         self.metrics.sync_version.set(version as i64);
         self.refresh_gauges();
         Ok(v1::ReportResponse {
-            report_count: entry.spam_reports.saturating_add(entry.not_spam_reports),
+            report_count: entry
+                .user_spam_reports
+                .saturating_add(entry.not_spam_reports),
             accepted: true,
         })
     }
@@ -470,7 +485,7 @@ impl AppState {
                 fingerprint: fp.to_hex(),
                 minhash: fp.minhash.to_vec(),
                 label: v1::Label::from(entry.label) as i32,
-                report_count: entry.spam_reports,
+                report_count: entry.spam_evidence(),
                 removed: false,
             });
         }

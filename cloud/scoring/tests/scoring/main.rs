@@ -5,6 +5,8 @@ mod multiclass;
 mod rules;
 mod sender;
 mod similarity;
+/// Golden tables of how user reports act.
+mod similarity_feedback;
 mod variant;
 
 use smsguard_scoring::PreparedMessage;

@@ -1,5 +1,7 @@
 use smsguard_core::{Label, MinHasher};
-use smsguard_scoring::similarity::{SimilarityError, SimilarityStore, MAX_BUCKET_SCAN, ROWS};
+use smsguard_scoring::similarity::{
+    SimilarityError, SimilarityStore, UserReport, MAX_BUCKET_SCAN, ROWS,
+};
 use smsguard_scoring::{Scorer, ScoringError};
 
 use crate::msg;
@@ -18,7 +20,7 @@ fn near_duplicate_of_known_spam_scores_high_and_unrelated_text_zero() {
     let dir = tempfile::tempdir().unwrap();
     let store = SimilarityStore::open(dir.path()).unwrap();
     let stored = store.add_spam(&fp(SPAM), Label::Fraud).unwrap();
-    assert_eq!(stored.spam_reports, 1);
+    assert_eq!((stored.seed_count, stored.user_spam_reports), (1, 0));
 
     let variant = store.score(&msg(SPAM_VARIANT).context()).unwrap();
     assert!(
@@ -47,11 +49,18 @@ fn more_spam_reports_raise_the_score() {
     let store = SimilarityStore::open(dir.path()).unwrap();
     store.add_spam(&fp(SPAM), Label::Spam).unwrap();
     let once = store.score(&msg(SPAM).context()).unwrap().score;
-    store.report(&fp(SPAM), true).unwrap();
-    store.report(&fp(SPAM), true).unwrap();
+    for reporter in ["device-a", "device-b"] {
+        let report = UserReport {
+            reporter,
+            spam: true,
+            class: None,
+        };
+        store.record_report(&fp(SPAM), &report).unwrap();
+    }
     let thrice = store.score(&msg(SPAM).context()).unwrap().score;
     assert!(thrice > once, "{thrice} <= {once}");
-    assert_eq!(store.entry(fp(SPAM).id()).unwrap().unwrap().spam_reports, 3);
+    let entry = store.entry(fp(SPAM).id()).unwrap().unwrap();
+    assert_eq!((entry.seed_count, entry.user_spam_reports), (1, 2));
 }
 
 #[test]
@@ -90,8 +99,13 @@ fn entries_and_reports_survive_reopen() {
     assert_eq!(store.len(), 2);
     let spam = store.entry(fp(SPAM).id()).unwrap().unwrap();
     assert_eq!(
-        (spam.label, spam.spam_reports, spam.not_spam_reports),
-        (Label::Fraud, 2, 0)
+        (
+            spam.label,
+            spam.seed_count,
+            spam.user_spam_reports,
+            spam.not_spam_reports
+        ),
+        (Label::Fraud, 1, 1, 0)
     );
     assert_eq!(spam.minhash, fp(SPAM).minhash);
     let found = store.lookup(&fp(SPAM_VARIANT)).unwrap().unwrap();
@@ -171,8 +185,26 @@ fn store_of_an_older_fingerprint_version_is_refused_not_silently_unmatched() {
     assert!(err.to_string().contains("fingerprint version"), "{err}");
 }
 
+#[test]
+fn store_of_the_previous_record_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // Layout 1 (one spam count for seeds and user reports) with today's fingerprints.
+        let db = sled::open(dir.path()).unwrap();
+        let marker = [1u8, smsguard_core::fingerprint::FINGERPRINT_VERSION as u8];
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", &marker[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = SimilarityStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, SimilarityError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("another format"), "{err}");
+}
+
 /// A fingerprint with pseudo-random slots drawn from `seed`.
-fn random_fingerprint(seed: u64) -> smsguard_core::Fingerprint {
+pub(crate) fn random_fingerprint(seed: u64) -> smsguard_core::Fingerprint {
     let mut minhash = [0u32; smsguard_core::fingerprint::NUM_HASHES];
     for (i, slot) in minhash.iter_mut().enumerate() {
         *slot = smsguard_core::fingerprint::splitmix64(seed.wrapping_mul(1000) + i as u64) as u32;

@@ -297,7 +297,7 @@ fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
     let original = "Dear customer, your parcel 4471 is held at the depot. Pay the customs fee of 2 pounds at parcel-fees.example to release it";
     let near_duplicate = "Dear customer, your parcel 9902 is held at the depot. Pay the customs fee of 3 pounds at parcel-fees.example to release it";
     run(async move {
-        let mut client = client(addr).await;
+        let client = client(addr).await;
         let scorer = client.clone();
         // A new sender each time, so the sender reputation sees no burst.
         let senders = std::sync::atomic::AtomicU32::new(0);
@@ -319,19 +319,66 @@ fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
         };
         let before = score(near_duplicate).await;
         assert_eq!(contribution(&before, "similarity").score, 0.0);
+        assert_eq!(before.action, v1::Action::Allow as i32, "precondition");
         // The edge reports the message it classified through the cloud by fingerprint only.
         let seen = score(original).await;
-        let mut report = spam_report(&seen.fingerprint, Vec::new());
-        report.category = v1::Label::Fraud as i32;
-        assert!(client.report(report).await.unwrap().into_inner().accepted);
+        let report = |fingerprint: &str, device: &str, feedback: v1::Feedback| {
+            let mut report = spam_report(fingerprint, Vec::new());
+            report.device_id = device.into();
+            report.feedback = feedback as i32;
+            report.category = v1::Label::Fraud as i32;
+            let mut client = client.clone();
+            async move { client.report(report).await.unwrap().into_inner() }
+        };
+        assert!(
+            report(&seen.fingerprint, "phone-1", v1::Feedback::Spam)
+                .await
+                .accepted
+        );
+        // The same phone again is still one report: one phone cannot quarantine a campaign.
+        let again = report(&seen.fingerprint, "phone-1", v1::Feedback::Spam).await;
+        assert_eq!(again.report_count, 1);
 
-        let after_spam = score(near_duplicate).await;
-        assert!(contribution(&after_spam, "similarity").score > 0.4);
-        assert!(after_spam.spam_score > before.spam_score);
+        let after_one = score(near_duplicate).await;
+        let similarity = contribution(&after_one, "similarity");
+        assert!(similarity.score >= 0.9, "{similarity:?}");
+        assert!(after_one.spam_score > before.spam_score);
+        assert_eq!(after_one.source, v1::VerdictSource::Cloud as i32);
 
-        let mut not_spam = spam_report(&after_spam.fingerprint, Vec::new());
-        not_spam.feedback = v1::Feedback::NotSpam as i32;
-        assert!(client.report(not_spam).await.unwrap().into_inner().accepted);
+        assert_eq!(
+            report(&seen.fingerprint, "phone-2", v1::Feedback::Spam)
+                .await
+                .report_count,
+            2
+        );
+        let after_two = score(near_duplicate).await;
+        assert_eq!(
+            after_two.action,
+            v1::Action::Quarantine as i32,
+            "{after_two:?}"
+        );
+        assert_eq!(after_two.source, v1::VerdictSource::Rule as i32);
+        let similarity = contribution(&after_two, "similarity");
+        assert!(
+            similarity.reason.contains("reported as spam by 2 user(s)"),
+            "{}",
+            similarity.reason
+        );
+
+        // One "not spam" report does not outweigh two spam reports; two do.
+        let disputed = after_two.fingerprint.clone();
+        assert!(
+            report(&disputed, "phone-3", v1::Feedback::NotSpam)
+                .await
+                .accepted
+        );
+        let one_against_two = score(near_duplicate).await;
+        assert_eq!(one_against_two.action, v1::Action::Quarantine as i32);
+        assert!(
+            report(&disputed, "phone-4", v1::Feedback::NotSpam)
+                .await
+                .accepted
+        );
         let after_whitelist = score(near_duplicate).await;
         let similarity = contribution(&after_whitelist, "similarity");
         assert_eq!(similarity.score, 0.0);
@@ -340,11 +387,12 @@ fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
             "{}",
             similarity.reason
         );
+        assert_eq!(after_whitelist.action, v1::Action::Allow as i32);
         assert!(
-            after_whitelist.spam_score < after_spam.spam_score,
-            "before {} after spam report {} after not-spam report {}",
+            after_whitelist.spam_score < after_one.spam_score,
+            "before {} after one spam report {} after not-spam reports {}",
             before.spam_score,
-            after_spam.spam_score,
+            after_one.spam_score,
             after_whitelist.spam_score
         );
     });

@@ -46,6 +46,54 @@ fn a_wrong_or_missing_api_key_is_refused_and_a_key_is_rate_limited() {
     });
 }
 
+fn keyed_report(key: &str, device: &str) -> tonic::Request<smsguard_proto::v1::ReportRequest> {
+    let text = "Your account is locked, confirm your PIN at bank-unlock.example within 24 hours";
+    let normalized = smsguard_core::normalize(text);
+    let fingerprint = smsguard_core::MinHasher::new().fingerprint(&normalized.text);
+    let mut request = tonic::Request::new(smsguard_proto::v1::ReportRequest {
+        feedback: smsguard_proto::v1::Feedback::Spam as i32,
+        fingerprint: fingerprint.to_hex(),
+        minhash: fingerprint.minhash.to_vec(),
+        device_id: device.into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+#[test]
+fn report_votes_are_bound_to_the_authenticated_key() {
+    run(async {
+        let key = |id: &str, secret: &str| ApiKeyConfig {
+            id: id.into(),
+            key_sha256: key_sha256_hex(secret),
+            rate_per_second: 100.0,
+            burst: 100,
+        };
+        let server = common::start(|config| {
+            config.api_keys = vec![key("phone-a", "secret-a"), key("phone-b", "secret-b")];
+        })
+        .await;
+        let mut client = common::client(server.addr()).await;
+        let count = |key: &'static str, device: &'static str| {
+            let mut client = client.clone();
+            async move {
+                let answer = client.report(keyed_report(key, device)).await.unwrap();
+                answer.into_inner().report_count
+            }
+        };
+        assert_eq!(count("secret-a", "device-1").await, 1);
+        // The same key claiming the same device again: still one vote.
+        assert_eq!(count("secret-a", "device-1").await, 1);
+        // Another key cannot reuse (or overwrite) phone-a's vote by naming the same device id.
+        assert_eq!(count("secret-b", "device-1").await, 2);
+        client.classify(with_key("secret-a")).await.unwrap();
+        server.server.shutdown().await.unwrap();
+    });
+}
+
 /// A test CA, a `localhost` server certificate and a client certificate, as PEM files.
 struct Pki {
     dir: tempfile::TempDir,
