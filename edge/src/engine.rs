@@ -5,7 +5,8 @@
 //! fingerprints); then the local model and, when a cloud is configured, the cloud `Classify`
 //! call concurrently under the deadline. The cloud's verdict wins when in time (and is cached
 //! for its TTL); otherwise the local verdict stands and the message is queued for re-check.
-//! Every decision is stored (and flushed with `durable_writes`) before `classify` returns.
+//! Every decision is logged before `classify` returns (see [`Durability`]: by default it
+//! survives the death of the process without an fsync) and reaches sled off the hot path.
 //! Nothing here fails a classification: without model, store or cloud the message is delivered
 //! and the failure counted.
 //!
@@ -31,9 +32,9 @@ use smsguard_signing::VerifyingKey;
 
 use crate::cloud::{CloudClient, CloudConfig, CloudLinkError, DEFAULT_DEADLINE};
 use crate::model::{Action, EdgeModel};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreOptions};
 
-pub use crate::store::{EngineEvent, MessageState, Source};
+pub use crate::store::{Durability, EngineEvent, LogRecovery, MessageState, Source};
 pub use hot::{HotIndex, HotMatch};
 pub use link::{CloudFuture, CloudLink, BULK_WAIT};
 pub use senders::{canonical_sender, SenderRules};
@@ -63,8 +64,11 @@ pub struct EngineConfig {
     pub pinned_model_key: Option<String>,
     /// Most verdicts kept in the cache; the oldest insertions are evicted first.
     pub cache_capacity: usize,
-    /// Flush the store to disk before `classify` returns (crash-safe decisions).
-    pub durable_writes: bool,
+    /// What a returned decision survives: `process` (default: the death of the process, no
+    /// fsync), `power` (an fsync per message) or `none` (sled's own 500 ms flushes). Also read
+    /// from the former `durable_writes` boolean (`true` = `power`, `false` = `none`).
+    #[serde(alias = "durable_writes")]
+    pub durability: Durability,
     pub model: ModelSource,
     /// Lowest MinHash Jaccard estimate at which a message counts as a copy of a hot spam
     /// fingerprint.
@@ -87,7 +91,7 @@ impl Default for EngineConfig {
             cloud: None,
             pinned_model_key: None,
             cache_capacity: 10_000,
-            durable_writes: true,
+            durability: Durability::Process,
             model: ModelSource::Embedded,
             near_duplicate_jaccard: 0.8,
             report_ttl_seconds: 30 * 24 * 3600,
@@ -321,7 +325,8 @@ impl Engine {
             .map(|link| Remote::new(link, deadline))
             .transpose()
             .map_err(|e| EngineError::Config(format!("cannot start the cloud runtime: {e}")))?;
-        let (store, store_error) = match Store::open(dir, config.store_cache_bytes) {
+        let options = StoreOptions::new(config.store_cache_bytes, config.durability);
+        let (store, store_error) = match Store::open_with(dir, options) {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(e.to_string())),
         };

@@ -2,6 +2,9 @@
 //! re-check/report queue, allow/deny lists, synced hot fingerprints and sender rules, sync
 //! versions, counters, pending events and an updated model. Owner: edge-engine.
 //!
+//! New decisions are first appended to the decision log (`wal`) and reach sled on a background
+//! writer thread (`writer`); see [`Durability`].
+//!
 //! Values are JSON; ids and sequence keys are big-endian u64 so trees iterate in id order.
 //!
 //! Message records, the quarantine index, the queue, counters and events share one tree, the
@@ -13,10 +16,13 @@
 mod cache;
 mod records;
 mod types;
+mod wal;
+mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -26,6 +32,7 @@ pub use types::{
     CacheEntry, Counters, EngineEvent, HotFingerprint, MessageRecord, MessageState, QueueItem,
     SenderRuleEntry, Source, StoredModel, StoredVerdict,
 };
+pub use wal::{frame as log_frame, read_frames as read_log_frames, Durability, LogRecovery};
 
 /// Errors of the store. They name trees and keys (ids, hashes), never message text.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +43,8 @@ pub enum StoreError {
     Corrupt { tree: &'static str, reason: String },
     #[error("cannot encode a value for tree {tree}: {reason}")]
     Encode { tree: &'static str, reason: String },
+    #[error("decision log I/O failed: {0}")]
+    Log(String),
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
@@ -85,39 +94,126 @@ pub struct Store {
     rules: sled::Tree,
     meta: sled::Tree,
     model: sled::Tree,
-    /// Entry count of `cache`, kept here because `Tree::len` is a scan; the lock also serialises
-    /// cache writes so the count stays exact.
-    cache_len: Arc<Mutex<usize>>,
+    /// The cache tree in memory (see `cache`); its lock serialises cache writes.
+    cache_mirror: Arc<RwLock<cache::CacheMirror>>,
+    /// The allow (`true`) and deny (`false`) lists in memory, so `classify` reads no sled page
+    /// for them; its lock serialises list writes.
+    lists: Arc<RwLock<HashMap<String, bool>>>,
     /// Approximate entry count of `queue` (exact unless two writers race on one key).
     queue_len: Arc<AtomicUsize>,
+    durability: Durability,
+    /// The decision log and its writer thread (absent with `Durability::None`).
+    log: Option<Arc<wal::DecisionLog>>,
+    progress: Option<Arc<writer::Progress>>,
+    writer: Option<Arc<writer::Writer>>,
+    recovery: LogRecovery,
 }
 
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Bound of sled's page cache, bytes.
+    pub cache_bytes: u64,
+    pub durability: Durability,
+    /// Size at which a decision log segment is closed, and deleted once sled is flushed.
+    pub log_checkpoint_bytes: u64,
+}
+
+impl StoreOptions {
+    pub const DEFAULT_LOG_CHECKPOINT_BYTES: u64 = 4 << 20;
+
+    /// `durability` with the default checkpoint size.
+    pub fn new(cache_bytes: u64, durability: Durability) -> StoreOptions {
+        StoreOptions {
+            cache_bytes,
+            durability,
+            log_checkpoint_bytes: StoreOptions::DEFAULT_LOG_CHECKPOINT_BYTES,
+        }
+    }
+}
+
+/// Counter names of decision-log recovery (persisted with the other counters).
+pub const REPLAYED_COUNTER: &str = "log.replayed";
+pub const DAMAGED_SPANS_COUNTER: &str = "log.damaged_spans";
+
 impl Store {
-    /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
+    /// Opens (or creates) the store in `dir` with the default durability (`process`).
+    /// `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = open_db_waiting_for_lock(dir, cache_bytes)?;
+        Store::open_with(dir, StoreOptions::new(cache_bytes, Durability::default()))
+    }
+
+    /// Opens (or creates) the store in `dir`, first replaying decisions a killed process left
+    /// in the decision log (whatever `options.durability` is now).
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let db = open_db_waiting_for_lock(dir, options.cache_bytes)?;
         let open = |name: &str| db.open_tree(name);
         let cache = open(tree::CACHE)?;
-        let cache_len = Arc::new(Mutex::new(cache.len()));
+        let cache_mirror = Arc::new(RwLock::new(cache::load_mirror(&cache)?));
+        let (allow, deny) = (open(tree::ALLOW)?, open(tree::DENY)?);
         let journal = open(tree::JOURNAL)?;
+        let journal_lock = Arc::new(Mutex::new(()));
+        let (recovery, next_segment) = replay_log(dir, &db, &journal, &journal_lock)?;
         let queue_len = Arc::new(AtomicUsize::new(
             journal.scan_prefix([records::prefix::QUEUE]).count(),
         ));
+        let (log, progress, writer) = if options.durability.logged() {
+            let log = Arc::new(
+                wal::DecisionLog::create(dir, next_segment, options.durability)
+                    .map_err(|e| StoreError::Log(e.to_string()))?,
+            );
+            let progress = Arc::new(writer::Progress::default());
+            let writer = writer::Writer::start(writer::Target {
+                db: db.clone(),
+                journal: journal.clone(),
+                journal_lock: journal_lock.clone(),
+                log: log.clone(),
+                progress: progress.clone(),
+                checkpoint_bytes: options.log_checkpoint_bytes.max(1),
+            })
+            .map_err(|e| StoreError::Log(format!("cannot start the writer thread: {e}")))?;
+            (Some(log), Some(progress), Some(Arc::new(writer)))
+        } else {
+            (None, None, None)
+        };
         Ok(Store {
             journal,
-            journal_lock: Arc::new(Mutex::new(())),
+            journal_lock,
             queue_len,
             cache,
-            cache_len,
+            cache_mirror,
             cache_order: open(tree::CACHE_ORDER)?,
-            allow: open(tree::ALLOW)?,
-            deny: open(tree::DENY)?,
+            lists: Arc::new(RwLock::new(load_lists(&allow, &deny)?)),
+            allow,
+            deny,
             hot: open(tree::HOT)?,
             rules: open(tree::RULES)?,
             meta: open(tree::META)?,
             model: open(tree::MODEL)?,
             db,
+            durability: options.durability,
+            log,
+            progress,
+            writer,
+            recovery,
         })
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// What opening found in the decision log.
+    pub fn recovery(&self) -> LogRecovery {
+        self.recovery
+    }
+
+    /// Batches the background writer failed to apply this session (their decisions stay in the
+    /// log and are replayed on the next open).
+    pub fn writer_failures(&self) -> u64 {
+        self.progress
+            .as_ref()
+            .map_or(0, |p| p.failures.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// A fresh id, unique across restarts and crashes (sled persists a high-water mark).
@@ -126,14 +222,26 @@ impl Store {
         Ok(self.db.generate_id()? + 1)
     }
 
-    /// Writes everything buffered to disk and fsyncs.
+    /// Writes everything buffered to disk and fsyncs; then the decision log holds nothing sled
+    /// lacks and is emptied.
     pub fn flush(&self) -> Result<(), StoreError> {
+        let (Some(log), Some(progress)) = (&self.log, &self.progress) else {
+            self.db.flush()?;
+            return Ok(());
+        };
+        let checkpoint = log.rotate().map_err(|e| StoreError::Log(e.to_string()))?;
+        progress.wait_for(checkpoint.appended);
         self.db.flush()?;
+        if progress.log_may_shrink() {
+            log.remove_through(checkpoint)
+                .map_err(|e| StoreError::Log(e.to_string()))?;
+        }
         Ok(())
     }
 
     /// Number of stored messages (any state). O(n): for stats and tests.
     pub fn message_count(&self) -> usize {
+        self.settle();
         self.journal.scan_prefix([records::prefix::MESSAGE]).count()
     }
 
@@ -154,15 +262,21 @@ impl Store {
         } else {
             (&self.deny, &self.allow)
         };
+        let mut lists = self.write_lists();
         (add, remove).transaction(|(add, remove)| {
             add.insert(canonical.as_bytes(), &[])?;
             remove.remove(canonical.as_bytes())?;
             Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
+        lists.insert(canonical.to_string(), allow);
         Ok(())
     }
 
     pub fn remove_sender(&self, canonical: &str) -> Result<(), StoreError> {
+        let mut lists = self.write_lists();
+        // Forgotten first: a failure half-way leaves the sender on neither list in memory,
+        // and the lists are read back from sled on the next open.
+        lists.remove(canonical);
         self.allow.remove(canonical.as_bytes())?;
         self.deny.remove(canonical.as_bytes())?;
         Ok(())
@@ -170,13 +284,12 @@ impl Store {
 
     /// `Some(true)` when allowed, `Some(false)` when denied, `None` when on neither list.
     pub fn sender_list(&self, canonical: &str) -> Result<Option<bool>, StoreError> {
-        if self.allow.contains_key(canonical.as_bytes())? {
-            return Ok(Some(true));
-        }
-        Ok(self
-            .deny
-            .contains_key(canonical.as_bytes())?
-            .then_some(false))
+        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
+        Ok(lists.get(canonical).copied())
+    }
+
+    fn write_lists(&self) -> RwLockWriteGuard<'_, HashMap<String, bool>> {
+        self.lists.write().unwrap_or_else(|p| p.into_inner())
     }
 
     // ---- synced hot fingerprints and sender rules ----
@@ -258,6 +371,88 @@ impl Store {
 }
 
 use sled::Transactional;
+
+/// The allow and deny lists from sled (allow wins should a sender be on both).
+fn load_lists(allow: &sled::Tree, deny: &sled::Tree) -> Result<HashMap<String, bool>, StoreError> {
+    let mut lists = HashMap::new();
+    for (tree, allowed) in [(deny, false), (allow, true)] {
+        for key in tree.iter().keys() {
+            lists.insert(String::from_utf8_lossy(&key?).into_owned(), allowed);
+        }
+    }
+    Ok(lists)
+}
+
+/// Applies the decisions in the log segments of `dir` that sled lacks, flushes sled and deletes
+/// the segments. Returns what was found and the number of the next segment.
+fn replay_log(
+    dir: &Path,
+    db: &sled::Db,
+    journal: &sled::Tree,
+    journal_lock: &Mutex<()>,
+) -> Result<(LogRecovery, u64), StoreError> {
+    let log_error = |e: std::io::Error| StoreError::Log(e.to_string());
+    let segments = wal::segments_in(dir).map_err(log_error)?;
+    let mut recovery = LogRecovery {
+        segments: segments.len(),
+        ..LogRecovery::default()
+    };
+    for segment in &segments {
+        let bytes = std::fs::read(&segment.path).map_err(log_error)?;
+        let (payloads, spans, skipped) = wal::read_frames(&bytes);
+        recovery.damaged_spans += spans;
+        recovery.damaged_bytes += skipped;
+        let mut missing = Vec::new();
+        for payload in payloads {
+            match wal::decode_decision(payload) {
+                Some(decision) if records::has_message(journal, decision.id)? => {
+                    recovery.already_stored += 1;
+                }
+                Some(decision) => missing.push(decision),
+                None => recovery.unreadable_records += 1,
+            }
+        }
+        recovery.replayed += missing.len();
+        for chunk in missing.chunks(512) {
+            records::apply_decisions(journal, journal_lock, chunk)?;
+        }
+    }
+    if recovery.damaged_spans > 0 || recovery.unreadable_records > 0 {
+        // Counted and reported, never fatal: the frames before and after a damaged span stand.
+        tracing::warn!(
+            damaged_spans = recovery.damaged_spans,
+            damaged_bytes = recovery.damaged_bytes,
+            unreadable_records = recovery.unreadable_records,
+            "decision log: skipped damaged data (a torn write from a killed process)"
+        );
+    }
+    record_recovery(journal, journal_lock, &recovery)?;
+    db.flush()?;
+    for segment in &segments {
+        wal::remove_if_present(&segment.path).map_err(log_error)?;
+    }
+    let next = segments.last().map_or(0, |s| s.number + 1);
+    Ok((recovery, next))
+}
+
+/// Adds the recovery tallies to the persisted counters.
+fn record_recovery(
+    journal: &sled::Tree,
+    journal_lock: &Mutex<()>,
+    recovery: &LogRecovery,
+) -> Result<(), StoreError> {
+    let tallies = [
+        (REPLAYED_COUNTER, recovery.replayed),
+        (
+            DAMAGED_SPANS_COUNTER,
+            recovery.damaged_spans + recovery.unreadable_records,
+        ),
+    ];
+    for (name, by) in tallies.into_iter().filter(|(_, by)| *by > 0) {
+        records::add_to_counter(journal, journal_lock, name, by as u64)?;
+    }
+    Ok(())
+}
 
 fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Encode {

@@ -4,7 +4,8 @@
 //!
 //! FILE holds one message per line (a `label<TAB>text` line counts its text). Figures:
 //! full offline path (unseen messages: rules, cache miss, local model, record), cache-hit path
-//! (messages whose fingerprint has a cached verdict), both without and with a per-message fsync;
+//! (messages whose fingerprint has a cached verdict), for each durability (`none`: sled only;
+//! `process`: the decision log without fsync, the default; `power`: the log fsynced per message);
 //! re-check drain throughput against an in-process cloud that answers at once (engine overhead
 //! only) and, with --cloud, classify latency and drain throughput against a real server.
 
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use smsguard_edge::cloud::{CloudConfig, CloudLinkError};
-use smsguard_edge::engine::{CloudFuture, CloudLink, Engine, EngineConfig, Source, Timings};
+use smsguard_edge::engine::{
+    CloudFuture, CloudLink, Durability, Engine, EngineConfig, Source, Timings,
+};
 use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
 use smsguard_proto::v1::{
     classify_result, ClassifyResult, GetModelResponse, ReportRequest, ReportResponse, SmsMessage,
@@ -37,6 +40,9 @@ struct Args {
     cloud: Option<String>,
     #[arg(long)]
     api_key: Option<String>,
+    /// Measure only this durability (none, process, power); all three by default.
+    #[arg(long)]
+    durability: Option<Durability>,
     /// sled page cache of the engine's store, MiB (EngineConfig::store_cache_bytes).
     #[arg(long)]
     store_cache_mib: Option<u64>,
@@ -54,8 +60,13 @@ fn main() -> Result<()> {
         .store_cache_mib
         .map_or(EngineConfig::default().store_cache_bytes, |mib| mib << 20);
     println!("store page cache: {} MiB", store_cache_bytes >> 20);
-    for durable in [false, true] {
-        offline_paths(&messages, durable, store_cache_bytes)?;
+    core_floor(&messages);
+    let durabilities = match args.durability {
+        Some(only) => vec![only],
+        None => vec![Durability::None, Durability::Process, Durability::Power],
+    };
+    for durability in durabilities {
+        offline_paths(&messages, durability, store_cache_bytes)?;
     }
     drain_in_process(&messages)?;
     if let Some(url) = &args.cloud {
@@ -114,9 +125,9 @@ impl Drop for Scratch {
     }
 }
 
-fn config(durable: bool, store_cache_bytes: u64) -> EngineConfig {
+fn config(durability: Durability, store_cache_bytes: u64) -> EngineConfig {
     EngineConfig {
-        durable_writes: durable,
+        durability,
         store_cache_bytes,
         ..EngineConfig::default()
     }
@@ -152,10 +163,14 @@ fn time_classify(engine: &Engine, messages: &[String], want: Source) -> (Vec<Dur
     (samples, from_want)
 }
 
-fn offline_paths(messages: &[String], durable: bool, store_cache_bytes: u64) -> Result<()> {
+fn offline_paths(
+    messages: &[String],
+    durability: Durability,
+    store_cache_bytes: u64,
+) -> Result<()> {
     let dir = Scratch::new("offline")?;
     let started = Instant::now();
-    let engine = Engine::open(dir.path(), config(durable, store_cache_bytes))?;
+    let engine = Engine::open(dir.path(), config(durability, store_cache_bytes))?;
     let open_ms = started.elapsed().as_secs_f64() * 1e3;
     // Warm up the model on a few messages in a throwaway engine state (they are cached below
     // only through reports, so the timed pass still misses the cache).
@@ -172,10 +187,10 @@ fn offline_paths(messages: &[String], durable: bool, store_cache_bytes: u64) -> 
         engine.report(*id, i % 3 == 0)?;
     }
     let (hits, cached) = time_classify(&engine, messages, Source::Cache);
-    let label = if durable {
-        "durable (fsync per message)"
-    } else {
-        "no fsync"
+    let label = match durability {
+        Durability::None => "durability none (no decision log)",
+        Durability::Process => "durability process (decision log, no fsync)",
+        Durability::Power => "durability power (decision log fsynced per message)",
     };
     println!("-- offline, {label}; engine open {open_ms:.1} ms");
     print_summary(
@@ -188,6 +203,25 @@ fn offline_paths(messages: &[String], durable: bool, store_cache_bytes: u64) -> 
     );
     engine.close()?;
     Ok(())
+}
+
+/// What `classify` cannot go below: the shared normalisation and fingerprint (every path needs
+/// the fingerprint, the cache key), timed alone.
+fn core_floor(messages: &[String]) {
+    let hasher = smsguard_core::MinHasher::default();
+    let mut normalize = Vec::with_capacity(messages.len());
+    let mut fingerprint = Vec::with_capacity(messages.len());
+    for text in messages {
+        let started = Instant::now();
+        let normalized = smsguard_core::normalize(text);
+        normalize.push(started.elapsed());
+        let started = Instant::now();
+        std::hint::black_box(hasher.fingerprint(&normalized.text).to_hex());
+        fingerprint.push(started.elapsed());
+    }
+    println!("-- shared core steps, alone");
+    print_summary("normalise", &normalize);
+    print_summary("fingerprint + hex id", &fingerprint);
 }
 
 fn print_summary(name: &str, samples: &[Duration]) {
@@ -265,7 +299,7 @@ fn drain_in_process(messages: &[String]) -> Result<()> {
     let cloud = Arc::new(InstantCloud::default());
     let config = EngineConfig {
         cloud: Some(CloudConfig::default()),
-        durable_writes: false,
+        durability: Durability::Process,
         ..EngineConfig::default()
     };
     let engine = Engine::open_with_link(dir.path(), config, Some(cloud.clone()))?;
@@ -303,7 +337,7 @@ fn with_cloud(messages: &[String], url: &str, api_key: Option<String>) -> Result
     };
     let config = EngineConfig {
         cloud: Some(cloud),
-        durable_writes: false,
+        durability: Durability::Process,
         ..EngineConfig::default()
     };
     let engine = Engine::open(dir.path(), config)?;
@@ -326,7 +360,7 @@ fn with_cloud(messages: &[String], url: &str, api_key: Option<String>) -> Result
             deadline: Duration::from_millis(5),
             ..CloudConfig::default()
         }),
-        durable_writes: false,
+        durability: Durability::Process,
         ..EngineConfig::default()
     };
     let unreachable = Engine::open(queued_dir.path(), offline_first)?;
@@ -336,7 +370,7 @@ fn with_cloud(messages: &[String], url: &str, api_key: Option<String>) -> Result
     unreachable.close()?;
     let mut config = engine.config().clone();
     engine.close()?;
-    config.durable_writes = false;
+    config.durability = Durability::Process;
     let engine = Engine::open(queued_dir.path(), config)?;
     let started = Instant::now();
     let summary = engine.drain_queue()?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use smsguard_edge::cloud::CloudConfig;
-use smsguard_edge::engine::{Engine, EngineConfig, ModelSource};
+use smsguard_edge::engine::{Durability, Engine, EngineConfig, ModelSource};
 
 /// Environment variable naming the store directory.
 pub const DATA_DIR_ENV: &str = "SMSGUARD_DATA_DIR";
@@ -33,8 +33,12 @@ pub struct EngineArgs {
     /// Hex Ed25519 public key that model updates must be signed with.
     #[arg(long, global = true)]
     pub pinned_key: Option<String>,
-    /// Do not fsync the store after every message (faster; a crash may lose the last decisions).
-    #[arg(long, global = true)]
+    /// What a returned decision survives: process (the death of the process; no fsync), power
+    /// (power loss; an fsync per message) or none (a crash may lose the last decisions).
+    #[arg(long, global = true, default_value = "process")]
+    pub durability: Durability,
+    /// Same as `--durability none` (kept for older scripts).
+    #[arg(long, global = true, hide = true)]
     pub no_durable: bool,
 }
 
@@ -77,7 +81,11 @@ impl EngineArgs {
         let config = EngineConfig {
             cloud: self.cloud_config(&data_dir)?,
             pinned_model_key: self.pinned_key.clone(),
-            durable_writes: !self.no_durable,
+            durability: if self.no_durable {
+                Durability::None
+            } else {
+                self.durability
+            },
             model,
             ..EngineConfig::default()
         };

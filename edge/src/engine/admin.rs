@@ -52,7 +52,8 @@ impl Engine {
                 event: None,
             })
         })?;
-        if self.config.durable_writes {
+        // User actions are rare: flushing them costs little and keeps them as safe as decisions.
+        if self.config.durability.logged() {
             store.flush()?;
         }
         match outcome {
@@ -119,7 +120,10 @@ impl Engine {
                 .unwrap_or(0),
             failures: FailureCounts {
                 model: self.failures.model.load(Ordering::Relaxed),
-                store: self.failures.store.load(Ordering::Relaxed),
+                // Batches the background writer could not apply count too (they stay in the
+                // decision log for the next open).
+                store: self.failures.store.load(Ordering::Relaxed)
+                    + store.map_or(0, |s| s.writer_failures()),
                 cloud: self.failures.cloud.load(Ordering::Relaxed),
                 fail_open: self.failures.fail_open.load(Ordering::Relaxed),
             },

@@ -312,8 +312,8 @@ impl Engine {
         outcome
     }
 
-    /// Stores the decision (flushing with `durable_writes`). Returns the id (0 when nothing was
-    /// stored) and the outcome, marked degraded on a store failure.
+    /// Stores the decision (logged as `config.durability` asks). Returns the id (0 when nothing
+    /// was stored) and the outcome, marked degraded on a store failure.
     fn record(&self, message: &Message, message_id: u64, mut outcome: Outcome) -> (u64, Outcome) {
         let Some(store) = self.store.as_ref().filter(|_| message_id != 0) else {
             outcome.degraded = true;
@@ -343,14 +343,7 @@ impl Engine {
             source_counter(outcome.verdict.source),
             state_counter(state),
         ];
-        let written = store.record_decision(&record, &counters).and_then(|()| {
-            if self.config.durable_writes {
-                store.flush()
-            } else {
-                Ok(())
-            }
-        });
-        match written {
+        match store.record_decision(&record, &counters) {
             Ok(()) => (message_id, outcome),
             Err(_) => {
                 self.count_store_failure();

@@ -3,7 +3,9 @@
 //! atomic batch.
 
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::{Mutex, MutexGuard};
+
+use super::wal::PendingDecision;
 
 use super::{
     be_u64, decode, encode, tree, Counters, EngineEvent, MessageRecord, MessageState, QueueItem,
@@ -57,70 +59,56 @@ impl Store {
     }
 
     /// Stores a new decision: the record, its quarantine index entry, a re-check queue entry when
-    /// `record.queued`, and the given counters, atomically.
+    /// `record.queued`, and the given counters, atomically. With a decision log the decision is
+    /// logged here (see [`Durability`](super::Durability)) and reaches sled on the writer thread;
+    /// every read of the journal waits for it.
     pub fn record_decision(
         &self,
         record: &MessageRecord,
         counters: &[&'static str],
     ) -> Result<(), StoreError> {
-        let value = encode(tree::MESSAGES, record)?;
-        let mut batch = sled::Batch::default();
-        batch.insert(&key(prefix::MESSAGE, record.id), value);
-        if record.state == MessageState::Quarantined {
-            batch.insert(&key(prefix::QUARANTINE, record.id), &[]);
-        }
-        if record.queued {
-            let recheck = QueueItem::Recheck {
-                message_id: record.id,
-            };
-            // Message ids and queue keys come from the same sled id generator.
-            batch.insert(
-                &key(prefix::QUEUE, record.id),
-                encode(tree::QUEUE, &recheck)?,
-            );
-        }
-        let _guard = self.lock_journal();
-        self.add_counters(&mut batch, counters)?;
-        self.journal.apply_batch(batch)?;
+        let decision =
+            super::wal::encode_decision(record, counters).map_err(|e| StoreError::Encode {
+                tree: tree::MESSAGES,
+                reason: e.to_string(),
+            })?;
         if record.queued {
             self.queue_len.fetch_add(1, Ordering::Relaxed);
         }
+        let (Some(log), Some(writer)) = (&self.log, &self.writer) else {
+            return apply_decisions(&self.journal, &self.journal_lock, &[decision]);
+        };
+        // Queued under the log's lock: the writer then sees decisions in log order, which its
+        // checkpoints rely on.
+        if let Err(unlogged) = log.append_then(decision, |decision| writer.submit(decision)) {
+            // The log is unusable (disk full, removed directory): write through to sled and
+            // flush, so the decision is as safe as the log would have made it.
+            apply_decisions(&self.journal, &self.journal_lock, &[unlogged])?;
+            self.db.flush()?;
+        }
         Ok(())
+    }
+
+    /// Waits until every logged decision is in sled (a no-op without a log).
+    pub(super) fn settle(&self) {
+        if let (Some(log), Some(progress)) = (&self.log, &self.progress) {
+            progress.wait_for(log.appended());
+        }
     }
 
     /// Adds one to each named counter in `batch` (caller holds the journal lock).
     fn add_counters(&self, batch: &mut sled::Batch, names: &[&str]) -> Result<(), StoreError> {
-        let mut seen: Vec<(&str, u64)> = Vec::with_capacity(names.len());
-        for name in names {
-            match seen.iter_mut().find(|(n, _)| n == name) {
-                Some((_, value)) => *value += 1,
-                None => {
-                    let current = self
-                        .journal
-                        .get(counter_key(name))?
-                        .map_or(0, |v| be_u64(&v));
-                    seen.push((name, current.saturating_add(1)));
-                }
-            }
-        }
-        for (name, value) in seen {
-            batch.insert(counter_key(name), &value.to_be_bytes());
-        }
-        Ok(())
+        add_counters(&self.journal, batch, names)
     }
 
     /// Adds `by` to a counter on its own (failure counts, tallies).
     pub fn bump(&self, name: &str, by: u64) -> Result<(), StoreError> {
-        let _guard = self.lock_journal();
-        let key = counter_key(name);
-        let current = self.journal.get(&key)?.map_or(0, |v| be_u64(&v));
-        self.journal
-            .insert(key, &current.saturating_add(by).to_be_bytes())?;
-        Ok(())
+        add_to_counter(&self.journal, &self.journal_lock, name, by)
     }
 
     /// Every counter by name.
     pub fn counters(&self) -> Result<Counters, StoreError> {
+        self.settle();
         let mut counters = Counters::new();
         for entry in self.journal.scan_prefix([prefix::COUNTER]) {
             let (key, value) = entry?;
@@ -134,6 +122,12 @@ impl Store {
 
     /// The record of message `id`.
     pub fn message(&self, id: u64) -> Result<Option<MessageRecord>, StoreError> {
+        self.settle();
+        self.stored_message(id)
+    }
+
+    /// The record of message `id` as sled has it now (without waiting for the writer).
+    fn stored_message(&self, id: u64) -> Result<Option<MessageRecord>, StoreError> {
         self.journal
             .get(key(prefix::MESSAGE, id))?
             .map(|raw| decode(tree::MESSAGES, &raw))
@@ -142,6 +136,7 @@ impl Store {
 
     /// Every record, in id order (tests, tools).
     pub fn messages(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        self.settle();
         self.journal
             .scan_prefix([prefix::MESSAGE])
             .values()
@@ -151,10 +146,11 @@ impl Store {
 
     /// Quarantined records, oldest first.
     pub fn quarantined(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        self.settle();
         let mut records = Vec::new();
         for entry in self.journal.scan_prefix([prefix::QUARANTINE]).keys() {
             let id = be_u64(&entry?[1..]);
-            if let Some(record) = self.message(id)? {
+            if let Some(record) = self.stored_message(id)? {
                 records.push(record);
             }
         }
@@ -163,6 +159,7 @@ impl Store {
 
     /// Messages in the quarantine (O(n)).
     pub fn quarantine_len(&self) -> usize {
+        self.settle();
         self.journal.scan_prefix([prefix::QUARANTINE]).count()
     }
 
@@ -175,6 +172,7 @@ impl Store {
         queue_key: Option<u64>,
         change: impl Fn(&mut MessageRecord) -> Option<Effects>,
     ) -> Result<Transitioned, StoreError> {
+        self.settle();
         let _guard = self.lock_journal();
         let mut batch = sled::Batch::default();
         let mut dequeued = false;
@@ -182,7 +180,9 @@ impl Store {
             dequeued = self.journal.contains_key(queue_key)?;
             batch.remove(&queue_key);
         }
-        let outcome = match self.message(id)? {
+        // Not `message`: settling while holding the journal lock would wait on the writer, which
+        // needs the lock.
+        let outcome = match self.stored_message(id)? {
             None => Transitioned::Missing,
             Some(mut record) => match change(&mut record) {
                 None => Transitioned::Unchanged(record),
@@ -265,6 +265,7 @@ impl Store {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, QueueItem)>, StoreError> {
+        self.settle();
         let start = key(prefix::QUEUE, after.map_or(0, |k| k.saturating_add(1)));
         self.journal
             .range(start..)
@@ -282,6 +283,7 @@ impl Store {
     }
 
     pub fn dequeue(&self, queue_key: u64) -> Result<(), StoreError> {
+        self.settle();
         if self
             .journal
             .remove(key(prefix::QUEUE, queue_key))?
@@ -301,6 +303,7 @@ impl Store {
 
     /// Entries waiting in the queue (exact scan, O(n)).
     pub fn queue_len(&self) -> usize {
+        self.settle();
         self.journal.scan_prefix([prefix::QUEUE]).count()
     }
 
@@ -308,4 +311,78 @@ impl Store {
     pub fn queue_len_hint(&self) -> usize {
         self.queue_len.load(Ordering::Relaxed)
     }
+}
+
+/// Applies new decisions to the journal in one atomic batch (records, quarantine index, queue
+/// entries and the sum of their counters).
+pub(super) fn apply_decisions(
+    journal: &sled::Tree,
+    journal_lock: &Mutex<()>,
+    decisions: &[PendingDecision],
+) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut counters: Vec<&str> = Vec::with_capacity(decisions.len() * 3);
+    for decision in decisions {
+        batch.insert(&key(prefix::MESSAGE, decision.id), decision.value());
+        if decision.quarantined {
+            batch.insert(&key(prefix::QUARANTINE, decision.id), &[]);
+        }
+        if decision.queued {
+            let recheck = QueueItem::Recheck {
+                message_id: decision.id,
+            };
+            // Message ids and queue keys come from the same sled id generator.
+            batch.insert(
+                &key(prefix::QUEUE, decision.id),
+                encode(tree::QUEUE, &recheck)?,
+            );
+        }
+        counters.extend(decision.counters.iter().map(|c| c.as_ref()));
+    }
+    let _guard = journal_lock.lock().unwrap_or_else(|p| p.into_inner());
+    add_counters(journal, &mut batch, &counters)?;
+    journal.apply_batch(batch)?;
+    Ok(())
+}
+
+/// Whether the journal holds a record for message `id`.
+pub(super) fn has_message(journal: &sled::Tree, id: u64) -> Result<bool, StoreError> {
+    Ok(journal.contains_key(key(prefix::MESSAGE, id))?)
+}
+
+/// Adds one per occurrence of each name to its counter in `batch` (caller holds the journal
+/// lock).
+fn add_counters(
+    journal: &sled::Tree,
+    batch: &mut sled::Batch,
+    names: &[&str],
+) -> Result<(), StoreError> {
+    let mut seen: Vec<(&str, u64)> = Vec::with_capacity(names.len().min(16));
+    for name in names {
+        match seen.iter_mut().find(|(n, _)| n == name) {
+            Some((_, value)) => *value += 1,
+            None => {
+                let current = journal.get(counter_key(name))?.map_or(0, |v| be_u64(&v));
+                seen.push((name, current.saturating_add(1)));
+            }
+        }
+    }
+    for (name, value) in seen {
+        batch.insert(counter_key(name), &value.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// Adds `by` to one counter.
+pub(super) fn add_to_counter(
+    journal: &sled::Tree,
+    journal_lock: &Mutex<()>,
+    name: &str,
+    by: u64,
+) -> Result<(), StoreError> {
+    let _guard = journal_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let key = counter_key(name);
+    let current = journal.get(&key)?.map_or(0, |v| be_u64(&v));
+    journal.insert(key, &current.saturating_add(by).to_be_bytes())?;
+    Ok(())
 }

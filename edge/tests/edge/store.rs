@@ -4,8 +4,8 @@
 use smsguard_core::Label;
 use smsguard_edge::model::Action;
 use smsguard_edge::store::{
-    Effects, EngineEvent, MessageRecord, MessageState, QueueItem, Source, Store, StoredModel,
-    StoredVerdict, Transitioned,
+    Durability, Effects, EngineEvent, MessageRecord, MessageState, QueueItem, Source, Store,
+    StoreOptions, StoredModel, StoredVerdict, Transitioned,
 };
 
 const CACHE_BYTES: u64 = 1 << 20;
@@ -202,4 +202,126 @@ fn a_file_in_place_of_the_directory_is_an_error_not_a_panic() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"garbage").unwrap();
     assert!(Store::open(&file, CACHE_BYTES).is_err());
+}
+
+/// Bytes of the decision log segments in `dir`.
+fn log_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("decisions-")
+        })
+        .map(|entry| entry.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn the_decision_log_is_checkpointed_as_it_grows_and_emptied_by_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        log_checkpoint_bytes: 4096,
+        ..StoreOptions::new(CACHE_BYTES, Durability::Process)
+    };
+    let store = Store::open_with(dir.path(), options).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let state = if i % 2 == 0 {
+            MessageState::Quarantined
+        } else {
+            MessageState::Delivered
+        };
+        let record = record(&store, state, i % 5 == 0);
+        store
+            .record_decision(&record, &["classified", "test.decision"])
+            .unwrap();
+        ids.push(record.id);
+    }
+    // Reads wait for the writer: every decision is visible at once.
+    assert_eq!(store.message_count(), 200);
+    assert_eq!(store.quarantined().unwrap().len(), 100);
+    assert_eq!(store.queue_len(), 40);
+    // 200 records are far more than 4 KiB: applied segments were deleted on the way.
+    let written = 200 * 300;
+    assert!(
+        log_bytes(dir.path()) < written / 2,
+        "{}",
+        log_bytes(dir.path())
+    );
+    store.flush().unwrap();
+    assert_eq!(log_bytes(dir.path()), 0);
+    drop(store);
+
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    assert_eq!(store.recovery().replayed, 0);
+    assert_eq!(store.counters().unwrap()["test.decision"], 200);
+    for id in ids {
+        assert!(store.message(id).unwrap().is_some(), "{id}");
+    }
+}
+
+#[test]
+fn decisions_from_many_threads_all_land_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        log_checkpoint_bytes: 2048,
+        ..StoreOptions::new(CACHE_BYTES, Durability::Process)
+    };
+    let store = Store::open_with(dir.path(), options).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    let record = record(&store, MessageState::Quarantined, false);
+                    store.record_decision(&record, &["classified"]).unwrap();
+                }
+            });
+        }
+        // Checkpoints from another thread meanwhile never drop a decision.
+        scope.spawn(|| {
+            for _ in 0..5 {
+                store.flush().unwrap();
+            }
+        });
+    });
+    assert_eq!(store.counters().unwrap()["classified"], 200);
+    assert_eq!(store.quarantined().unwrap().len(), 200);
+    drop(store);
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    assert_eq!(store.message_count(), 200);
+}
+
+#[test]
+fn without_a_log_decisions_go_straight_to_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open_with(dir.path(), StoreOptions::new(CACHE_BYTES, Durability::None)).unwrap();
+    let held = record(&store, MessageState::Quarantined, true);
+    store.record_decision(&held, &["classified"]).unwrap();
+    assert_eq!(store.quarantined().unwrap(), vec![held]);
+    assert_eq!(log_bytes(dir.path()), 0);
+    assert_eq!(store.durability(), Durability::None);
+}
+
+#[test]
+fn a_closed_store_leaves_no_decision_log_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    let held = record(&store, MessageState::Quarantined, false);
+    store.record_decision(&held, &["classified"]).unwrap();
+    drop(store);
+    let logs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("decisions-")
+        })
+        .count();
+    assert_eq!(logs, 0);
+    let store = Store::open(dir.path(), CACHE_BYTES).unwrap();
+    assert_eq!(store.recovery().segments, 0);
+    assert_eq!(store.quarantined().unwrap(), vec![held]);
 }
