@@ -83,6 +83,10 @@ pub struct EngineConfig {
     pub sync_page_entries: u32,
     /// Bound of sled's page cache, bytes (writes slow down sharply once the store outgrows it).
     pub store_cache_bytes: u64,
+    /// The ONNX Runtime library to load. On Android the default search (`ORT_DYLIB_PATH`, then
+    /// beside the executable, which is `app_process` there) cannot find the app's copy, so the
+    /// app passes its native library directory's `libonnxruntime.so` here.
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -99,6 +103,7 @@ impl Default for EngineConfig {
             queue_capacity: 10_000,
             sync_page_entries: 1_000,
             store_cache_bytes: 16 * 1024 * 1024,
+            onnxruntime_library: None,
         }
     }
 }
@@ -376,6 +381,14 @@ impl Engine {
     /// With the embedded model configured, an updated model from the store if it loads;
     /// otherwise the configured model (explicit files always win).
     fn load_model(&self) {
+        if let Some(library) = &self.config.onnxruntime_library {
+            // Without the runtime no model loads: the engine runs degraded (fail open).
+            if let Err(e) = crate::runtime::init_runtime_from(library) {
+                self.count_model_failure();
+                *write(&self.model_error) = Some(e.to_string());
+                return;
+            }
+        }
         let stored = match self.config.model {
             ModelSource::Embedded => self
                 .store

@@ -222,6 +222,26 @@ fn offline_report_updates_the_cache_at_once_and_waits_in_the_queue() {
 }
 
 #[test]
+fn a_configured_runtime_library_that_is_missing_fails_open_and_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("lib").join("libonnxruntime.so");
+    let config = EngineConfig {
+        onnxruntime_library: Some(library.clone()),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open(&dir.path().join("store"), config).unwrap();
+    let reason = engine.model_error().expect("no runtime, no model");
+    assert!(reason.contains(&library.display().to_string()), "{reason}");
+    let d = engine.classify(STRANGER, OBVIOUS_SPAM[0], 0);
+    assert_eq!(
+        (d.action, d.state),
+        (Action::Allow, MessageState::Delivered)
+    );
+    assert!(d.degraded && d.message_id > 0, "{d:?}");
+    assert_eq!(engine.stats().failures.model, 1);
+}
+
+#[test]
 fn fail_open_when_model_store_and_cloud_all_fail() {
     let dir = tempfile::tempdir().unwrap();
     let not_a_dir = dir.path().join("store");
