@@ -78,3 +78,60 @@ pub fn contribution<'a>(verdict: &'a v1::Verdict, model: &str) -> &'a v1::Contri
         .find(|c| c.model == model)
         .unwrap_or_else(|| panic!("no {model} contribution"))
 }
+
+/// `smsguard-cloud serve` as a child process on an ephemeral loopback port (plaintext, no
+/// seeding, data in `data_dir`); `stderr` receives its logs. Returns the child and the address
+/// read from its first stdout line.
+pub fn serve_process(
+    data_dir: &std::path::Path,
+    rust_log: &str,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
+        .args([
+            "serve",
+            "--plaintext",
+            "--no-seed",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", rust_log)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start smsguard-cloud");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the address");
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("an address");
+    (child, addr)
+}
+
+/// Sends SIGTERM and waits up to 20 s for the process to exit.
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            return exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

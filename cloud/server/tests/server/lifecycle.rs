@@ -1,6 +1,5 @@
 //! Start-up validation, key generation, graceful shutdown (in process and on SIGTERM).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,40 +114,7 @@ fn shutdown_lets_an_open_stream_finish_then_refuses_new_connections() {
 #[test]
 fn sigterm_stops_the_process_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = cloud()
-        .args([
-            "serve",
-            "--plaintext",
-            "--no-seed",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening "), "{line}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (mut child, _) = common::serve_process(dir.path(), "info", Stdio::null());
+    let exit = common::terminate(&mut child);
     assert!(exit.success(), "{exit:?}");
 }

@@ -1,13 +1,9 @@
 //! Privacy: whatever a client sends, the server's logs (at debug level, every crate) never
 //! contain the message text or the sender's number.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use smsguard_proto::v1;
 
-use crate::common::{client, run};
+use crate::common::{self, client, run};
 
 const BODY_MARKER: &str = "Zqxjv-private-words";
 const SENDER: &str = "+447700900123";
@@ -56,42 +52,11 @@ async fn exercise(addr: std::net::SocketAddr) {
 fn logs_never_contain_message_text_or_sender_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("server.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
-        .args([
-            "serve",
-            "--plaintext",
-            "--no-seed",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let (mut child, addr) =
+        common::serve_process(&dir.path().join("data"), "debug", log_file.into());
     run(exercise(addr));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::terminate(&mut child);
     let log = std::fs::read_to_string(&log_path).unwrap();
     // The server did log these requests (refusals included), so the check below means something.
     assert!(log.contains("request refused"), "{log}");

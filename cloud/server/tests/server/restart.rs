@@ -1,46 +1,17 @@
 //! Durability: reports acknowledged before a `kill -9` of the server process are there after
 //! a restart on the same data folder.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use smsguard_core::MinHasher;
 use smsguard_proto::v1;
 
-use crate::common::{classify_request, client, contribution, run};
+use crate::common::{self, classify_request, client, contribution, run};
 
-/// Starts `smsguard-cloud serve` on an ephemeral loopback port and reads the bound address
-/// from its first stdout line.
 fn serve(data_dir: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
-        .args([
-            "serve",
-            "--plaintext",
-            "--no-seed",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start smsguard-cloud");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the address");
-    let addr = line
-        .trim()
-        .strip_prefix("listening ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("an address");
-    (child, addr)
+    common::serve_process(data_dir, "warn", Stdio::null())
 }
 
 #[test]
