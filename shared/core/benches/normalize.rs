@@ -2,8 +2,8 @@
 //!
 //! Reads `train.tsv`/`dev.tsv` of every corpus under `$SMSGUARD_DATASETS` (default: the
 //! `shared/datasets` folder next to the workspace root), prints messages/s per core from one
-//! timed pass (and from one pass of `fingerprint` alone on pre-normalised texts), then runs a
-//! criterion benchmark of the same loop. Skips with a message when the
+//! timed pass (and from one pass of `fingerprint` alone on pre-normalised texts), then runs
+//! criterion benchmarks of the same loop and of `normalize` alone. Skips with a message when the
 //! corpora are absent.
 
 use std::hint::black_box;
@@ -49,6 +49,11 @@ fn process_all(hasher: &MinHasher, messages: &[String]) -> u64 {
         checksum ^= hasher.fingerprint(&normalized.text).id();
     }
     checksum
+}
+
+/// `normalize` alone, to follow its share of the cost.
+fn normalize_all(messages: &[String]) -> usize {
+    messages.iter().map(|m| normalize(m).text.len()).sum()
 }
 
 /// Times `fingerprint` alone on pre-normalised texts, to separate its cost from `normalize`'s.
@@ -109,6 +114,9 @@ fn main() {
     group.throughput(Throughput::Elements(sample.len() as u64));
     group.bench_function("normalize+fingerprint (1/20 of corpora)", |b| {
         b.iter(|| process_all(&hasher, black_box(&sample)))
+    });
+    group.bench_function("normalize only (1/20 of corpora)", |b| {
+        b.iter(|| normalize_all(black_box(&sample)))
     });
     group.finish();
     criterion.final_summary();

@@ -65,6 +65,9 @@ use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 use crate::placeholder;
 use crate::taxonomy::data_rows;
 
+#[cfg(test)]
+mod reference;
+
 /// One kind of change `normalize` can make; serialised as snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,11 +244,22 @@ fn has_glued_placeholder(text: &str) -> bool {
 }
 
 fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> String {
-    let s = strip_invisible(text, tally);
-    let s = apply_nfkc(s, tally);
-    let s = fold_confusables(s, tally);
+    // Plain text has nothing for stages 1-3 and only ASCII upper case for stage 5; corpus masks
+    // only put ASCII in, so the text stays plain until then.
+    let plain = is_plain(text);
+    let s = if plain {
+        text.to_owned()
+    } else {
+        let s = strip_invisible(text, tally);
+        let s = apply_nfkc(s, tally);
+        fold_confusables(s, tally)
+    };
     let s = fold_corpus_masks(s, tally);
-    let s = fold_case(s, tally);
+    let s = if plain {
+        fold_ascii_case(s, tally)
+    } else {
+        fold_case(s, tally)
+    };
     let s = simplify_han(s, tally);
     let s = mask_web(s, tally, masked);
     let s = collapse_separators(s, tally);
@@ -298,6 +312,31 @@ fn is_placeholder_at(text: &str, byte: usize) -> Option<usize> {
         .map(|p| p.len())
 }
 
+/// Text made only of printable ASCII, tab, line breaks and [`is_plain_cjk`] characters, as most
+/// messages are: nothing in it is invisible, a control, full-width, Greek or Cyrillic, changed
+/// by NFKC (nor by its quick check) or cased except ASCII letters.
+fn is_plain(text: &str) -> bool {
+    if text.is_ascii() {
+        return text
+            .bytes()
+            .all(|b| matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r'));
+    }
+    text.chars().all(|c| match c {
+        ' '..='~' | '\t' | '\n' | '\r' => true,
+        c => is_plain_cjk(c),
+    })
+}
+
+/// Han and common CJK punctuation and quotes; the tests check the properties [`is_plain`]
+/// promises for every one of them.
+fn is_plain_cjk(c: char) -> bool {
+    is_nfkc_stable(c)
+        || matches!(
+            c,
+            '\u{2014}' | '\u{2018}' | '\u{2019}' | '\u{201C}' | '\u{201D}'
+        )
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Invisible and control characters
 
@@ -306,6 +345,10 @@ fn strip_invisible(text: &str, tally: &mut Tally) -> String {
         .bytes()
         .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
     {
+        return text.to_owned();
+    }
+    // Most non-ASCII messages (Chinese) have nothing to strip or count: copy them in one go.
+    if !text.chars().any(|c| is_full_width(c) || is_stripped(c)) {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len());
@@ -332,15 +375,17 @@ fn strip_invisible(text: &str, tally: &mut Tally) -> String {
 // 2. NFKC
 
 fn apply_nfkc(text: String, tally: &mut Tally) -> String {
-    if text.is_ascii() || is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+    if text.is_ascii() || is_nfkc_quick_fast(&text) == IsNormalized::Yes {
         return text;
     }
     let changed = text
         .chars()
-        .filter(|&c| !c.is_ascii() && !is_full_width(c) && has_decomposition(c))
+        .filter(|&c| {
+            !c.is_ascii() && !is_nfkc_stable(c) && !is_full_width(c) && has_decomposition(c)
+        })
         .count();
     tally.add(Transform::Nfkc, count_u32(changed));
-    let out: String = text.nfkc().collect();
+    let out = nfkc_between_stable(&text);
     // Removing invisibles never re-exposes them after NFKC except through compatibility
     // mappings; strip again so the result stays free of them.
     if out
@@ -351,6 +396,41 @@ fn apply_nfkc(text: String, tally: &mut Tally) -> String {
     } else {
         out
     }
+}
+
+/// Common CJK characters that NFKC leaves alone and that never interact with a neighbour:
+/// combining class 0, NFKC_QC=Yes, and part of no canonical composition (neither first nor
+/// second). The tests check all three properties for every character of the set.
+fn is_nfkc_stable(c: char) -> bool {
+    matches!(c,
+        '\u{3001}'..='\u{3002}'
+        | '\u{3008}'..='\u{3011}'
+        | '\u{3400}'..='\u{4DBF}'
+        | '\u{4E00}'..='\u{9FFF}')
+}
+
+/// `is_nfkc_quick(text.chars())`, without the table lookups for stable characters: the quick
+/// check treats a starter that is NFKC_QC=Yes exactly like ASCII, so they are passed as `a`.
+fn is_nfkc_quick_fast(text: &str) -> IsNormalized {
+    is_nfkc_quick(
+        text.chars()
+            .map(|c| if is_nfkc_stable(c) { 'a' } else { c }),
+    )
+}
+
+/// `text.nfkc()`, normalising only the runs between stable characters: a stable character
+/// neither changes nor composes, reorders or decomposes with its neighbours, so NFKC of the
+/// text is the concatenation of NFKC of the runs and the stable characters themselves.
+fn nfkc_between_stable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for (stable, run) in split_runs(text, is_nfkc_stable) {
+        if stable {
+            out.push_str(run);
+        } else {
+            out.extend(run.nfkc());
+        }
+    }
+    out
 }
 
 fn has_decomposition(c: char) -> bool {
@@ -395,12 +475,18 @@ fn is_greek_or_cyrillic(c: char) -> bool {
     matches!(c, '\u{0370}'..='\u{052F}' | '\u{0261}')
 }
 
+/// Whether `text` holds a UTF-8 lead byte of U+0240..U+053F, a superset of the characters
+/// [`is_greek_or_cyrillic`] accepts; Chinese (lead bytes E3..E9) and ASCII fail it at once.
+fn may_hold_greek_or_cyrillic(text: &str) -> bool {
+    text.bytes().any(|b| (0xC9..=0xD4).contains(&b))
+}
+
 fn is_latin_letter(c: char) -> bool {
     c.is_ascii_alphabetic() || (matches!(c, '\u{00C0}'..='\u{024F}') && c.is_alphabetic())
 }
 
 fn fold_confusables(text: String, tally: &mut Tally) -> String {
-    if text.is_ascii() || !text.chars().any(is_greek_or_cyrillic) {
+    if !may_hold_greek_or_cyrillic(&text) || !text.chars().any(is_greek_or_cyrillic) {
         return text;
     }
     // Genuine Russian or Greek always has letters without a Latin twin (и, л, λ ...); a message
@@ -463,12 +549,7 @@ const CORPUS_WORDS: [(&str, &str, bool); 10] = [
 ];
 
 fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
-    if !text.bytes().any(|b| {
-        matches!(
-            b,
-            b'x' | b'X' | b'D' | b'U' | b'C' | b'H' | b'W' | b'P' | b'N' | b'B'
-        )
-    }) {
+    if !has_x_token(text.as_bytes()) && !has_corpus_word(&text) {
         return text;
     }
     // Only FBS words need to know whether the message has Han; scan for it once, when asked.
@@ -479,6 +560,9 @@ fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
     let mut last = 0;
     for (start, end) in ascii_alnum_tokens(&text) {
         let token = &text[start..end];
+        if !may_be_corpus_mask(token) {
+            continue;
+        }
         let before = text[..start].chars().next_back();
         let after = text[end..].chars().next();
         let replacement =
@@ -497,6 +581,77 @@ fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
     out.push_str(&text[last..]);
     tally.add(Transform::CorpusMaskFolded, folded);
     out
+}
+
+/// Whether an ASCII letter/digit run starts with a placeholder word, as every token that
+/// [`corpus_words`] accepts does. All of them start with two upper-case letters. `QQ` counts
+/// only in a message that also holds one of `xXDUCHWPNB`: corpus masks have always skipped
+/// messages without any of those bytes (a lone `QQ` is the brand name anyway).
+fn has_corpus_word(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut qq_only = false;
+    let found = (0..bytes.len().saturating_sub(1)).any(|i| {
+        let starts_word = bytes[i].is_ascii_uppercase()
+            && bytes[i + 1].is_ascii_uppercase()
+            && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric());
+        match CORPUS_WORDS
+            .iter()
+            .find(|(word, _, _)| starts_word && bytes[i..].starts_with(word.as_bytes()))
+        {
+            Some(("QQ", _, _)) => {
+                qq_only = true;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    });
+    found
+        || (qq_only
+            && bytes.iter().any(|b| {
+                matches!(
+                    b,
+                    b'x' | b'X' | b'D' | b'U' | b'C' | b'H' | b'W' | b'P' | b'N' | b'B'
+                )
+            }))
+}
+
+/// Whether some ASCII letter/digit run holds an `x`/`X` and nothing but x's and digits, the
+/// shape [`x_mask`] requires. Only the runs around x's are looked at.
+fn has_x_token(bytes: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(offset) = bytes[from..].iter().position(|b| matches!(b, b'x' | b'X')) {
+        let at = from + offset;
+        let start = bytes[..at]
+            .iter()
+            .rposition(|b| !b.is_ascii_alphanumeric())
+            .map_or(0, |p| p + 1);
+        let end = bytes[at..]
+            .iter()
+            .position(|b| !b.is_ascii_alphanumeric())
+            .map_or(bytes.len(), |len| at + len);
+        if bytes[start..end]
+            .iter()
+            .all(|b| matches!(b, b'x' | b'X' | b'0'..=b'9'))
+        {
+            return true;
+        }
+        from = end;
+    }
+    false
+}
+
+/// A cheap necessary condition for [`corpus_words`] or [`x_mask`] to accept `token`: it starts
+/// like a placeholder word (upper case) or like an x mask (`x`, `X` or a digit). Most words
+/// fail it, which spares looking at their neighbours.
+fn may_be_corpus_mask(token: &str) -> bool {
+    token.bytes().next().is_some_and(|first| {
+        matches!(first, b'x' | b'X' | b'0'..=b'9')
+            || (first.is_ascii_uppercase()
+                && CORPUS_WORDS
+                    .iter()
+                    .any(|(word, _, _)| word.as_bytes()[0] == first))
+    })
 }
 
 /// Byte ranges of maximal runs of ASCII letters and digits.
@@ -573,14 +728,9 @@ fn x_mask(token: &str, before: Option<char>, after: Option<char>) -> Option<(Str
 // ---------------------------------------------------------------------------------------------
 // 5. Case folding
 
-fn fold_case(mut text: String, tally: &mut Tally) -> String {
+fn fold_case(text: String, tally: &mut Tally) -> String {
     if text.is_ascii() {
-        let upper = text.bytes().filter(u8::is_ascii_uppercase).count();
-        if upper > 0 {
-            text.make_ascii_lowercase();
-            tally.add(Transform::CaseFold, count_u32(upper));
-        }
-        return text;
+        return fold_ascii_case(text, tally);
     }
     let changed = text.chars().filter(|&c| changes_case(c)).count();
     if changed == 0 {
@@ -590,12 +740,31 @@ fn fold_case(mut text: String, tally: &mut Tally) -> String {
     text.to_lowercase()
 }
 
+/// Case folding of text whose only cased characters are ASCII letters.
+fn fold_ascii_case(mut text: String, tally: &mut Tally) -> String {
+    let upper = text.bytes().filter(u8::is_ascii_uppercase).count();
+    if upper > 0 {
+        text.make_ascii_lowercase();
+        tally.add(Transform::CaseFold, count_u32(upper));
+    }
+    text
+}
+
 /// Whether lower-casing changes `c`; ASCII and Han (most characters) skip the Unicode table.
 fn changes_case(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_uppercase();
     }
-    !is_han(c) && !c.to_lowercase().eq(std::iter::once(c))
+    !is_han(c) && !is_caseless(c) && !c.to_lowercase().eq(std::iter::once(c))
+}
+
+/// Blocks without case that Chinese messages are full of (general punctuation, CJK symbols,
+/// kana, emoji); spares them the case table search. The tests check every character.
+fn is_caseless(c: char) -> bool {
+    matches!(c,
+        '\u{2000}'..='\u{206F}'
+        | '\u{3000}'..='\u{30FF}'
+        | '\u{1F000}'..='\u{1FAFF}')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -701,13 +870,15 @@ fn mask_web(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> String
 /// every alternative holds `@` (e-mail), `//` (scheme), `http`/`www` (glued, www) or a dot
 /// followed by an ASCII letter (the TLD of a bare domain).
 fn may_hold_web_address(text: &str) -> bool {
+    // Substring searches (memchr / SIMD in std) beat one byte loop with a branch per byte.
     let bytes = text.as_bytes();
-    bytes.contains(&b'@')
-        || bytes
-            .windows(2)
-            .any(|w| w == b"//" || (w[0] == b'.' && w[1].is_ascii_alphabetic()))
+    text.contains('@')
+        || text.contains("//")
         || text.contains("http")
         || text.contains("www")
+        || text
+            .match_indices('.')
+            .any(|(i, _)| bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic))
 }
 
 /// Lower-case host of a matched URL span (spaces from broken URLs removed).
@@ -798,6 +969,10 @@ fn is_separator(c: char) -> bool {
     if c.is_ascii() {
         return !c.is_ascii_alphanumeric();
     }
+    // Common Han first: most characters of a Chinese message, and never a separator.
+    if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+        return false;
+    }
     c.is_whitespace()
         || matches!(c,
             '\u{00A0}'..='\u{00BF}' | '\u{00D7}' | '\u{00F7}'
@@ -840,10 +1015,51 @@ impl UnitKind {
     }
 }
 
+/// Whether two consecutive runs of ASCII letters/digits both have length 1 (`u r`, `v-x`).
+/// In ASCII text every chain link joins two single units ([`linkable`]), and single units
+/// are length-1 runs with only non-alphanumeric bytes between them, so without such a pair
+/// nothing collapses. Most messages have none, and skip building the units.
+fn has_adjacent_ascii_singles(bytes: &[u8]) -> bool {
+    // Run lengths are tracked with selects rather than branches: word boundaries come every few
+    // bytes at unpredictable places.
+    let (mut run, mut previous_single, mut found) = (0u8, false, false);
+    for &b in bytes {
+        let alnum = b.is_ascii_alphanumeric();
+        let run_ends = !alnum && run > 0;
+        let single = run == 1;
+        found |= run_ends && single && previous_single;
+        previous_single = if run_ends { single } else { previous_single };
+        run = if alnum {
+            run.saturating_add(1).min(2)
+        } else {
+            0
+        };
+    }
+    found || (run == 1 && previous_single)
+}
+
+/// Whether some Han or ASCII letter/digit stands between separators (or text ends): every
+/// single unit does, and every chain link has a single unit on one side at least.
+fn may_have_single_unit(text: &str) -> bool {
+    let mut after_separator = true;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if after_separator
+            && (is_han(c) || c.is_ascii_alphanumeric())
+            && chars.peek().is_none_or(|&next| is_separator(next))
+        {
+            return true;
+        }
+        after_separator = is_separator(c);
+    }
+    false
+}
+
 /// Splits text into word units: maximal runs of non-separators, where a placeholder counts as
 /// word characters (so `<num>元` is one unit, exactly like the `4558元` it was masked from).
 fn word_units(text: &str) -> Vec<Unit> {
-    let mut units = Vec::new();
+    // Words average well over 4 bytes; one allocation instead of a series of regrowths.
+    let mut units = Vec::with_capacity(text.len() / 4 + 1);
     let mut current: Option<(Unit, usize, bool)> = None; // (unit, chars, all Han)
     let mut i = 0;
     while let Some(c) = text[i..].chars().next() {
@@ -905,16 +1121,16 @@ fn finish_unit((mut unit, chars, all_han): (Unit, usize, bool), text: &str) -> U
 
 /// Whether `a sep b` continues a chain that already holds `chain_len` units.
 fn linkable(a: &Unit, sep: &str, b: &Unit, chain_len: usize) -> bool {
-    // An ellipsis ("..", NFKC of "…") ends a thought; it is not stuffing.
-    let junk = !sep.is_empty() && !sep.chars().any(is_clause_punct) && !sep.contains("..");
     // A Han word may absorb a neighbouring single Han character, but a full stop between a word
     // and a single is a sentence end ("位子.乙") unless singles already form a chain ("加.微.信息").
-    let word_link_ok = !sep.contains('.') || chain_len >= 2;
+    let word_link_ok = || !sep.contains('.') || chain_len >= 2;
     let a_ok = a.kind.is_single()
-        || (a.kind == UnitKind::HanWord && b.kind == UnitKind::HanSingle && word_link_ok);
+        || (a.kind == UnitKind::HanWord && b.kind == UnitKind::HanSingle && word_link_ok());
     let b_ok = b.kind.is_single()
-        || (b.kind == UnitKind::HanWord && a.kind == UnitKind::HanSingle && word_link_ok);
-    junk && a_ok && b_ok
+        || (b.kind == UnitKind::HanWord && a.kind == UnitKind::HanSingle && word_link_ok());
+    // An ellipsis ("..", NFKC of "…") ends a thought; it is not stuffing. Looked at last: most
+    // pairs of neighbouring words are not two single characters.
+    a_ok && b_ok && !sep.is_empty() && !sep.chars().any(is_clause_punct) && !sep.contains("..")
 }
 
 /// A separator with whitespace runs folded to one space, so the decision does not change when
@@ -949,6 +1165,14 @@ fn chain_collapses(text: &str, chain: &[Unit]) -> bool {
 }
 
 fn collapse_separators(text: String, tally: &mut Tally) -> String {
+    let may_collapse = if text.is_ascii() {
+        has_adjacent_ascii_singles(text.as_bytes())
+    } else {
+        may_have_single_unit(&text)
+    };
+    if !may_collapse {
+        return text;
+    }
     let units = word_units(&text);
     if units.len() < 2 {
         return text;
@@ -998,26 +1222,82 @@ fn collapse_separators(text: String, tally: &mut Tally) -> String {
 // ---------------------------------------------------------------------------------------------
 // 9. Phones and numbers
 
-static NUMBER_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    // Any whitespace run counts as one separator: whitespace folding runs later.
-    let phone = r"\+?[0-9](?:(?:\s+|-)?[0-9]){6,}";
-    let number = r"[0-9](?:[.,]?[0-9]){3,}";
-    Regex::new(&format!("(?P<phone>{phone})|{number}")).ok()
-});
+// The spans are those of the regex (leftmost-first)
+//     (?P<phone>\+?[0-9](?:(?:\s+|-)?[0-9]){6,})|[0-9](?:[.,]?[0-9]){3,}
+// found by a hand scanner: each repetition of either pattern can go on in at most one way, so
+// the greedy match needs no backtracking. Any whitespace run counts as one separator:
+// whitespace folding runs later.
+
+/// Byte range of the first phone or number span starting at or after `from`.
+fn next_number_span(text: &str, from: usize) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    (from..bytes.len())
+        .filter(|&p| bytes[p] == b'+' || bytes[p].is_ascii_digit())
+        .find_map(|p| {
+            phone_end(text, p)
+                .or_else(|| number_end(bytes, p))
+                .map(|end| (p, end))
+        })
+}
+
+/// End of `\+?[0-9](?:(?:\s+|-)?[0-9]){6,}` matched at `start`.
+fn phone_end(text: &str, start: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let first_digit = start + usize::from(bytes[start] == b'+');
+    if !bytes.get(first_digit).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut end = first_digit + 1;
+    let mut repetitions = 0;
+    loop {
+        let after_space = end + leading_whitespace_len(&text[end..]);
+        let digit_at = if after_space > end {
+            after_space
+        } else {
+            end + usize::from(bytes.get(end) == Some(&b'-'))
+        };
+        if !bytes.get(digit_at).is_some_and(u8::is_ascii_digit) {
+            break;
+        }
+        end = digit_at + 1;
+        repetitions += 1;
+    }
+    (repetitions >= 6).then_some(end)
+}
+
+/// End of `[0-9](?:[.,]?[0-9]){3,}` matched at `start`.
+fn number_end(bytes: &[u8], start: usize) -> Option<usize> {
+    if !bytes[start].is_ascii_digit() {
+        return None;
+    }
+    let mut end = start + 1;
+    let mut repetitions = 0;
+    loop {
+        let digit_at = end + usize::from(matches!(bytes.get(end), Some(b'.' | b',')));
+        if !bytes.get(digit_at).is_some_and(u8::is_ascii_digit) {
+            break;
+        }
+        end = digit_at + 1;
+        repetitions += 1;
+    }
+    (repetitions >= 3).then_some(end)
+}
+
+fn leading_whitespace_len(text: &str) -> usize {
+    text.find(|c: char| !c.is_whitespace())
+        .unwrap_or(text.len())
+}
 
 fn mask_numbers(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> String {
     if text.bytes().filter(u8::is_ascii_digit).count() < 4 {
         return text;
     }
-    let Some(re) = NUMBER_RE.as_ref() else {
-        return text;
-    };
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for found in re.find_iter(&text) {
-        let span = found.as_str();
-        out.push_str(&text[last..found.start()]);
-        last = found.end();
+    while let Some((start, end)) = next_number_span(&text, last) {
+        let span = &text[start..end];
+        out.push_str(&text[last..start]);
+        last = end;
         let digits: String = span
             .chars()
             .filter(|c| c.is_ascii_digit() || *c == '+')
@@ -1062,7 +1342,7 @@ fn leet_letter(b: u8) -> Option<u8> {
 }
 
 fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
-    if !text.bytes().any(|b| leet_letter(b).is_some()) || !has_leet_token(text.as_bytes()) {
+    if !has_leet_token(text.as_bytes()) {
         return text;
     }
     let bytes = text.as_bytes();
@@ -1094,17 +1374,28 @@ fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
     String::from_utf8(out).unwrap_or(text)
 }
 
-/// Maximal runs of leet token bytes (`[a-z0-9@$]+`).
-fn leet_tokens(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes
-        .split(|&b| !is_leet_token_char(b))
-        .filter(|token| !token.is_empty())
-}
-
 /// Whether some token folds; checked first so that most messages (digits, no leetspeak) are
-/// returned without building a copy.
+/// returned without building a copy. Only the tokens around leet characters are looked at: a
+/// token without one never folds.
 fn has_leet_token(bytes: &[u8]) -> bool {
-    leet_tokens(bytes).any(|token| is_leet_token(token) && !is_at_address(token))
+    let mut from = 0;
+    while let Some(offset) = bytes[from..].iter().position(|&b| leet_letter(b).is_some()) {
+        let at = from + offset;
+        let start = bytes[..at]
+            .iter()
+            .rposition(|&b| !is_leet_token_char(b))
+            .map_or(0, |p| p + 1);
+        let end = bytes[at..]
+            .iter()
+            .position(|&b| !is_leet_token_char(b))
+            .map_or(bytes.len(), |len| at + len);
+        let token = &bytes[start..end];
+        if is_leet_token(token) && !is_at_address(token) {
+            return true;
+        }
+        from = end;
+    }
+    false
 }
 
 fn is_leet_token(token: &[u8]) -> bool {
@@ -1200,16 +1491,230 @@ fn fold_whitespace(text: String, tally: &mut Tally) -> String {
     out
 }
 
+/// Whether `bytes` starts with the UTF-8 of a whitespace character other than the ASCII space:
+/// `\t`..`\r`, U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F or U+3000.
+fn starts_other_whitespace(bytes: &[u8]) -> bool {
+    matches!(
+        bytes,
+        [b'\t'..=b'\r', ..]
+            | [0xC2, 0x85 | 0xA0, ..]
+            | [0xE1, 0x9A, 0x80, ..]
+            | [0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF, ..]
+            | [0xE2, 0x81, 0x9F, ..]
+            | [0xE3, 0x80, 0x80, ..]
+    )
+}
+
 /// Whether whitespace folding would leave `text` as it is: no whitespace at either end and
 /// every whitespace run a single ASCII space. Most messages are; they skip the rebuild.
 fn is_whitespace_folded(text: &str) -> bool {
-    let mut after_space = true; // a leading space is not folded text
-    for c in text.chars() {
-        let space = c.is_whitespace();
-        if space && (after_space || c != ' ') {
-            return false;
-        }
-        after_space = space;
+    let bytes = text.as_bytes();
+    if bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') || text.contains("  ") {
+        return false;
     }
-    !after_space || text.is_empty()
+    // Lead bytes are tested first: in most messages no byte passes, and the loop stays cheap.
+    !(0..bytes.len()).any(|i| {
+        matches!(bytes[i], b'\t'..=b'\r' | 0xC2 | 0xE1 | 0xE2 | 0xE3)
+            && starts_other_whitespace(&bytes[i..])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+    use unicode_normalization::char::{canonical_combining_class, decompose_canonical};
+
+    use super::*;
+
+    fn assert_same_as_reference(text: &str) {
+        let (fast, slow) = (normalize(text), reference::normalize(text));
+        // Compare without printing the message itself: corpus lines are real SMS.
+        assert!(
+            fast == slow,
+            "normalize differs from the reference for a message of {} bytes: {:?} vs {:?}",
+            text.len(),
+            (&fast.transforms, fast.masked.len()),
+            (&slow.transforms, slow.masked.len())
+        );
+    }
+
+    fn datasets_root() -> PathBuf {
+        std::env::var_os("SMSGUARD_DATASETS").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"),
+            PathBuf::from,
+        )
+    }
+
+    /// `text` of every `label<TAB>text` line of every corpus's `dev.tsv`.
+    fn dev_messages() -> Vec<String> {
+        let Ok(dirs) = std::fs::read_dir(datasets_root()) else {
+            return Vec::new();
+        };
+        let mut messages = Vec::new();
+        for dir in dirs.flatten() {
+            if let Ok(tsv) = std::fs::read_to_string(dir.path().join("dev.tsv")) {
+                messages.extend(
+                    tsv.lines()
+                        .filter_map(|line| line.split_once('\t'))
+                        .map(|(_, text)| text.to_owned()),
+                );
+            }
+        }
+        messages
+    }
+
+    #[test]
+    fn matches_reference_on_every_corpus_dev_line() {
+        let messages = dev_messages();
+        if messages.is_empty() {
+            eprintln!(
+                "no corpora at {}; reference equivalence checked on generated text only",
+                datasets_root().display()
+            );
+        }
+        for message in &messages {
+            assert_same_as_reference(message);
+            // Also the second pass, which takes the fast paths for already normalised text.
+            assert_same_as_reference(&normalize(message).text);
+        }
+    }
+
+    #[test]
+    fn matches_reference_on_tricky_snippets() {
+        let snippets = [
+            "",
+            "I'm a u r 2 b",
+            "Ｗｅｉｘｉｎ：１３８００１３８０００",
+            "е\u{301}\u{302}a\u{316}漢字，\u{3099}か\u{309A}",
+            "ＰＡＹＰＡＬ РАУРАL",
+            "x月x号 XXXX 9717XXXX01 DIGITDIGIT CELLPHONE 加NAME",
+            "Ⓐⓑ 𝐀𝐁 ﬁ ㈱ ⅷ",
+            "w e i x i n · v-x 加.微.信",
+            "QQQQ",
+            "QQQQ Dad",
+            "QQNAME 加",
+            "+86 138 0013 8000, 1.234,5 12-34-567",
+        ];
+        for snippet in snippets {
+            assert_same_as_reference(snippet);
+        }
+    }
+
+    fn mixed_script_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "a", "I", "u", "x", "X", "XX", "DIGIT", "NAME", "QQ", "1", "3", "0", "@", "$", " ",
+            ".", "-", "*", "'", "\n", "<num>", "<url>", "www.", "http://", ".com", "/a", "е", "Р",
+            "λ", "и", "é", "e\u{301}", "\u{301}", "\u{316}", "\u{200b}", "\u{3000}", "Ｖ", "１",
+            "，", "。", "、", "「", "加", "微", "信", "發", "體", "漢", "丽", "\u{F900}", "⼀",
+            "㈱", "ﬁ", "😀", "\u{FE0F}", "か", "\u{3099}", "ｶ", "\u{FF9E}", "Ⓐ",
+        ]);
+        prop::collection::vec(pieces, 0..40).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        #[test]
+        fn matches_reference_on_arbitrary_text(text in any::<String>()) {
+            assert_same_as_reference(&text);
+        }
+
+        #[test]
+        fn matches_reference_on_mixed_script_text(text in mixed_script_text()) {
+            assert_same_as_reference(&text);
+        }
+    }
+
+    fn all_chars() -> impl Iterator<Item = char> {
+        (0..=u32::from(char::MAX)).filter_map(char::from_u32)
+    }
+
+    fn number_like_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "0", "1", "5", "9", "12", "+", "-", ".", ",", " ", "  ", "\n", "\u{3000}", "\u{a0}",
+            "a", "x", "元", "<num>", "--", "+8", "://", "@",
+        ]);
+        prop::collection::vec(pieces, 0..40).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        #[test]
+        fn matches_reference_on_number_like_text(text in number_like_text()) {
+            assert_same_as_reference(&text);
+        }
+    }
+
+    #[test]
+    fn stable_characters_are_untouched_by_nfkc_and_never_compose() {
+        let mut composition_parts = Vec::new();
+        for c in all_chars() {
+            let mut parts = Vec::new();
+            decompose_canonical(c, |d| parts.push(d));
+            // Singleton decompositions (U+2329 -> U+3008) are never recomposed; only characters
+            // with a decomposition of 2+ parts are composites whose parts may compose.
+            if parts.len() >= 2 {
+                composition_parts.extend(parts);
+            }
+        }
+        for c in all_chars().filter(|&c| is_nfkc_stable(c)) {
+            assert_eq!(canonical_combining_class(c), 0, "{c:?}");
+            assert_eq!(
+                is_nfkc_quick(std::iter::once(c)),
+                IsNormalized::Yes,
+                "{c:?}"
+            );
+            assert!(!has_decomposition(c), "{c:?}");
+            assert!(!composition_parts.contains(&c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn plain_characters_need_no_early_stage() {
+        let plain = all_chars().filter(|&c| is_plain(c.encode_utf8(&mut [0; 4])));
+        for c in plain {
+            assert!(
+                !is_stripped(c) && !is_full_width(c) && !is_greek_or_cyrillic(c),
+                "{c:?}"
+            );
+            assert_eq!(
+                is_nfkc_quick(std::iter::once(c)),
+                IsNormalized::Yes,
+                "{c:?}"
+            );
+            assert_eq!(canonical_combining_class(c), 0, "{c:?}");
+            let lower_changes = !c.to_lowercase().eq(std::iter::once(c));
+            assert_eq!(lower_changes, c.is_ascii_uppercase(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn caseless_characters_have_no_lower_case() {
+        for c in all_chars().filter(|&c| is_caseless(c)) {
+            assert!(c.to_lowercase().eq(std::iter::once(c)), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn whitespace_prefilter_sees_every_whitespace_but_the_space() {
+        for c in all_chars().filter(|&c| c.is_whitespace() && c != ' ') {
+            assert!(
+                starts_other_whitespace(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn greek_and_cyrillic_prefilter_is_a_superset() {
+        for c in all_chars().filter(|&c| is_greek_or_cyrillic(c)) {
+            assert!(
+                may_hold_greek_or_cyrillic(c.encode_utf8(&mut [0; 4])),
+                "{c:?}"
+            );
+        }
+    }
 }
