@@ -473,6 +473,13 @@ impl LshIndex {
             .map(|&slot| &self.entries[slot as usize])
     }
 
+    /// A copy of the entry of `fp` to update, or a new empty one.
+    fn entry_or_empty(&self, fp: &Fingerprint) -> Entry {
+        self.get(fp.id())
+            .cloned()
+            .unwrap_or_else(|| Entry::empty(fp))
+    }
+
     /// Verifies every entry sharing a band with `fp` (newest [`MAX_BUCKET_SCAN`] per bucket,
     /// every user-reported entry) once, keeping the best spam, user-reported and whitelisting
     /// matches.
@@ -601,10 +608,7 @@ impl SimilarityStore {
             return Err(SimilarityError::NotSpamLabel(label));
         }
         let mut index = self.index.write().map_err(|_| SimilarityError::Poisoned)?;
-        let mut entry = index
-            .get(fp.id())
-            .cloned()
-            .unwrap_or_else(|| Entry::empty(fp));
+        let mut entry = index.entry_or_empty(fp);
         entry.label = label;
         entry.seed_count = entry.seed_count.saturating_add(1);
         self.store_entry(&mut index, entry)
@@ -631,10 +635,7 @@ impl SimilarityStore {
         report: &UserReport<'_>,
     ) -> Result<Entry, SimilarityError> {
         let mut index = self.index.write().map_err(|_| SimilarityError::Poisoned)?;
-        let mut entry = index
-            .get(fp.id())
-            .cloned()
-            .unwrap_or_else(|| Entry::empty(fp));
+        let mut entry = index.entry_or_empty(fp);
         let key = vote_key(fp.id(), report.reporter);
         let vote = if report.spam {
             SPAM_VOTE
@@ -677,15 +678,21 @@ impl SimilarityStore {
     {
         let mut added = 0;
         for text in texts {
-            let normalized = smsguard_core::normalize(text.as_ref());
-            if normalized.text.chars().count() < self.config.min_seed_chars {
-                continue;
+            if let Some(fp) = self.seed_fingerprint(text.as_ref()) {
+                self.add_spam(&fp, Label::Spam)?;
+                added += 1;
             }
-            self.add_spam(&self.hasher.fingerprint(&normalized.text), Label::Spam)?;
-            added += 1;
         }
         self.flush()?;
         Ok(added)
+    }
+
+    /// The fingerprint of `text` as seeding remembers it, or `None` when its normalised form is
+    /// shorter than [`SimilarityConfig::min_seed_chars`] (too short to match usefully).
+    pub fn seed_fingerprint(&self, text: &str) -> Option<Fingerprint> {
+        let normalized = smsguard_core::normalize(text);
+        (normalized.text.chars().count() >= self.config.min_seed_chars)
+            .then(|| self.hasher.fingerprint(&normalized.text))
     }
 
     /// The deciding match of `fp` above the threshold: the whitelisting match when it wins,

@@ -159,12 +159,7 @@ mod tests {
 
     #[test]
     fn only_a_configured_key_passes() {
-        let config = ApiKeyConfig {
-            id: "fleet".into(),
-            key_sha256: key_sha256_hex("s3cret"),
-            rate_per_second: 1.0,
-            burst: 1,
-        };
+        let config = ApiKeyConfig::from_key("fleet", "s3cret", 1.0, 1);
         let mut check = ApiKeyCheck::new(&[config], Arc::new(Metrics::new()));
         let with = |value: &str| {
             let mut request = Request::new(());

@@ -58,6 +58,18 @@ pub struct ApiKeyConfig {
     pub burst: u32,
 }
 
+impl ApiKeyConfig {
+    /// The entry for `key`: only its SHA-256 is kept.
+    pub fn from_key(id: &str, key: &str, rate_per_second: f64, burst: u32) -> Self {
+        ApiKeyConfig {
+            id: id.to_owned(),
+            key_sha256: crate::auth::key_sha256_hex(key),
+            rate_per_second,
+            burst,
+        }
+    }
+}
+
 fn default_rate() -> f64 {
     100.0
 }
@@ -160,13 +172,18 @@ impl ServerConfig {
         }
     }
 
-    /// Defaults, then the TOML file at `path` (if any), then `SMSGUARD_*` variables; validated.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+    /// Defaults, then the TOML file at `path` (if any), then `SMSGUARD_*` variables, then
+    /// `overrides` (the command-line flags); validated once all are applied.
+    pub fn load(
+        path: Option<&Path>,
+        overrides: impl FnOnce(&mut Self),
+    ) -> Result<Self, ConfigError> {
         let mut config = match path {
             Some(path) => Self::from_file(path)?,
             None => ServerConfig::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        overrides(&mut config);
         config.validate()?;
         Ok(config)
     }

@@ -127,31 +127,33 @@ fn init_logging(json: bool) {
 }
 
 fn serve_config(args: &ServeArgs) -> Result<ServerConfig> {
-    let mut config = match &args.config {
-        Some(path) => ServerConfig::from_file(path)?,
-        None => ServerConfig::default(),
-    };
-    config.apply_env(|name| std::env::var(name).ok())?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
+    Ok(ServerConfig::load(args.config.as_deref(), |config| {
+        args.apply_to(config)
+    })?)
+}
+
+impl ServeArgs {
+    /// The flags given, over the file and environment settings.
+    fn apply_to(&self, config: &mut ServerConfig) {
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if self.plaintext {
+            config.plaintext = true;
+        }
+        if self.force_plaintext {
+            config.force_plaintext = true;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(metrics) = self.metrics_listen {
+            config.metrics_listen = Some(metrics);
+        }
+        if self.no_seed {
+            config.seed_from_corpora = false;
+        }
     }
-    if args.plaintext {
-        config.plaintext = true;
-    }
-    if args.force_plaintext {
-        config.force_plaintext = true;
-    }
-    if let Some(dir) = &args.data_dir {
-        config.data_dir = dir.clone();
-    }
-    if let Some(metrics) = args.metrics_listen {
-        config.metrics_listen = Some(metrics);
-    }
-    if args.no_seed {
-        config.seed_from_corpora = false;
-    }
-    config.validate()?;
-    Ok(config)
 }
 
 fn serve(args: ServeArgs) -> Result<()> {

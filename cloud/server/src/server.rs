@@ -49,29 +49,15 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let state = {
         let config = config.clone();
         let metrics = Arc::clone(&metrics);
-        tokio::task::spawn_blocking(move || AppState::open(config, metrics))
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))??
+        off_runtime(move || AppState::open(config, metrics)).await?
     };
     let state = Arc::new(state);
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = local_addr(&listener, config.listen)?;
+    let (listener, addr) = bind(config.listen).await?;
     let mut background = Vec::new();
     let metrics_addr = match config.metrics_listen {
         Some(wanted) => {
-            let listener = metrics::bind(wanted)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: wanted,
-                    source,
-                })?;
-            let bound = local_addr(&listener, wanted)?;
+            let (listener, bound) = bind(wanted).await?;
             background.push(tokio::spawn(metrics::serve_metrics(
                 listener,
                 Arc::clone(&metrics),
@@ -153,9 +139,7 @@ impl RunningServer {
     /// Re-reads the rules file and the spam feed now (what SIGHUP does); connections stay up.
     pub async fn reload(&self) -> Result<ReloadSummary, ServerError> {
         let state = Arc::clone(&self.state);
-        tokio::task::spawn_blocking(move || state.reload())
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))?
+        off_runtime(move || state.reload()).await
     }
 
     /// Stops accepting connections, lets in-flight requests finish (up to the configured
@@ -180,12 +164,20 @@ impl RunningServer {
             task.abort();
         }
         let state = Arc::clone(&self.state);
-        tokio::task::spawn_blocking(move || state.flush())
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))??;
+        off_runtime(move || state.flush()).await?;
         tracing::info!("smsguard-cloud stopped; stores flushed");
         outcome
     }
+}
+
+/// Runs blocking `work` (store I/O, model loading) off the async runtime; a task that panicked
+/// becomes [`ServerError::Task`].
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<T, ServerError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))?
 }
 
 fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
@@ -194,11 +186,15 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
-fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, ServerError> {
-    listener.local_addr().map_err(|source| ServerError::Bind {
+/// Binds `wanted`; returns the listener and the address actually bound (a real port for 0).
+async fn bind(wanted: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let bind_error = |source| ServerError::Bind {
         addr: wanted,
         source,
-    })
+    };
+    let listener = TcpListener::bind(wanted).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
 }
 
 fn tls_config(tls: &TlsConfig) -> Result<ServerTlsConfig, ServerError> {

@@ -130,13 +130,7 @@ impl SmsGuardService {
         request: v1::ClassifyRequest,
     ) -> Result<v1::ClassifyResponse, RequestError> {
         let msg = self.state.validate(request.message.as_ref())?;
-        let permit = self.state.admit()?;
-        let state = Arc::clone(&self.state);
-        let verdict = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            state.score(&msg)
-        })
-        .await?;
+        let verdict = self.blocking(move |state| Ok(state.score(&msg))).await?;
         Ok(v1::ClassifyResponse {
             verdict: Some(verdict),
         })
@@ -166,12 +160,7 @@ fn answer_frame(state: &AppState, frame: &v1::ClassifyBatch) -> v1::ClassifyBatc
             max,
         };
         state.metrics.record_rejection("frame_too_large");
-        let results = frame
-            .messages
-            .iter()
-            .map(|m| error_result(&m.client_message_id, &error))
-            .collect();
-        return v1::ClassifyBatchResult { results };
+        return failed_frame(frame, &error);
     }
     let results = frame
         .messages
@@ -192,6 +181,16 @@ fn verdict_result(state: &AppState, msg: &ValidMessage) -> v1::ClassifyResult {
         client_message_id: msg.client_message_id.clone(),
         outcome: Some(v1::classify_result::Outcome::Verdict(state.score(msg))),
     }
+}
+
+/// The answer to a frame refused as a whole: `error` for each of its messages.
+fn failed_frame(frame: &v1::ClassifyBatch, error: &RequestError) -> v1::ClassifyBatchResult {
+    let results = frame
+        .messages
+        .iter()
+        .map(|m| error_result(&m.client_message_id, error))
+        .collect();
+    v1::ClassifyBatchResult { results }
 }
 
 fn error_result(client_message_id: &str, error: &RequestError) -> v1::ClassifyResult {
@@ -315,14 +314,7 @@ async fn score_frame(
 ) -> Result<v1::ClassifyBatchResult, Status> {
     let permit = match state.admit() {
         Ok(permit) => permit,
-        Err(error) => {
-            let results = frame
-                .messages
-                .iter()
-                .map(|m| error_result(&m.client_message_id, &error))
-                .collect();
-            return Ok(v1::ClassifyBatchResult { results });
-        }
+        Err(error) => return Ok(failed_frame(&frame, &error)),
     };
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use smsguard_core::{Fingerprint, Label, MinHasher};
+use smsguard_core::{Fingerprint, Label};
 use smsguard_proto::v1;
 use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
 use smsguard_scoring::similarity::UserReport;
@@ -34,8 +34,6 @@ const MAX_SYNC_ENTRIES: usize = 10_000;
 /// Fingerprints of recently classified messages kept so a `Report` carrying only the
 /// fingerprint id can be resolved (two generations of this many each).
 const RECENT_FINGERPRINTS: usize = 50_000;
-/// Normalised texts shorter than this are not imported from the spam feed (as in seeding).
-const MIN_FEED_CHARS: usize = 12;
 
 /// A scorer shared with the service (the report path writes to the same instance).
 struct Shared<T>(Arc<T>);
@@ -279,10 +277,10 @@ impl AppState {
     }
 
     /// Records user feedback in the similarity memory, the sender reputation and the sync log;
-    /// durable (flushed) before it returns. Blocking I/O: call from `spawn_blocking`.
-    /// Records a user report. `caller` is the API key that authenticated the request: the
-    /// reporter's vote is bound to it, so a client can only speak for the devices of its own key
-    /// (with per-device keys, exactly one vote per device).
+    /// durable (flushed) before it returns. Blocking I/O: call from `spawn_blocking`. `caller`
+    /// is the API key that authenticated the request: the reporter's vote is bound to it, so a
+    /// client can only speak for the devices of its own key (with per-device keys, exactly one
+    /// vote per device).
     pub fn report(
         &self,
         req: &v1::ReportRequest,
@@ -332,14 +330,14 @@ impl AppState {
             // The sender table is in memory only; a poisoned lock loses one report, no more.
             let _ = self.sender.record_report(&req.sender, spam);
         }
-        let version = self.sync.append(&[Change::Fingerprint {
+        self.sync.append(&[Change::Fingerprint {
             fingerprint: req.fingerprint.to_ascii_lowercase(),
             minhash: fp.minhash.to_vec(),
             label: v1::Label::from(entry.label) as i32,
             report_count: entry.spam_evidence(),
             removed: self.similarity.whitelists(&entry),
         }])?;
-        self.metrics.sync_version.set(version as i64);
+        // Also sets the sync version gauge (read back from the log).
         self.refresh_gauges();
         Ok(v1::ReportResponse {
             report_count: entry
@@ -439,6 +437,19 @@ impl AppState {
             },
             None => DEFAULT_RULES_TOML.to_owned(),
         };
+        // Publish only rules the scorer would also accept: a file that does not validate keeps
+        // the old rules in force (RulesHandle), so the edges keep the old sender rules too
+        // instead of being told that every rule was removed.
+        if let Some(path) = &self.config.rules_path {
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let read_host_file =
+                |file: &str| std::fs::read_to_string(dir.join(file)).map_err(|e| e.to_string());
+            let source_name = path.display().to_string();
+            if let Err(e) = RuleSet::parse(&text, &source_name, read_host_file) {
+                tracing::warn!(error = %e, "rules file invalid: sender rules not republished");
+                return Ok(0);
+            }
+        }
         Ok(self.sync.sync_sender_rules(&sender_rules(&text))?)
     }
 
@@ -466,14 +477,12 @@ impl AppState {
                 return Ok(0);
             }
         };
-        let hasher = MinHasher::new();
         let mut changes = Vec::new();
         for record in corpus.records.iter().filter(|r| r.label.is_spam()) {
-            let normalized = smsguard_core::normalize(&record.text);
-            if normalized.text.chars().count() < MIN_FEED_CHARS {
+            // Too-short texts are skipped, as in seeding.
+            let Some(fp) = self.similarity.seed_fingerprint(&record.text) else {
                 continue;
-            }
-            let fp = hasher.fingerprint(&normalized.text);
+            };
             if self.similarity.entry(fp.id()).ok().flatten().is_some() {
                 continue;
             }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use smsguard_proto::v1;
@@ -50,6 +51,9 @@ pub struct SyncLog {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    /// Held from reading the newest version until the new entries are inserted: concurrent
+    /// reports would otherwise take the same version and overwrite each other's change.
+    appending: Arc<Mutex<()>>,
 }
 
 impl SyncLog {
@@ -57,7 +61,12 @@ impl SyncLog {
         let db = sled::Config::new().path(dir).open()?;
         let log = db.open_tree(LOG_TREE)?;
         let meta = db.open_tree(META_TREE)?;
-        Ok(SyncLog { db, log, meta })
+        Ok(SyncLog {
+            db,
+            log,
+            meta,
+            appending: Arc::default(),
+        })
     }
 
     /// The newest version (0 before the first change).
@@ -71,12 +80,18 @@ impl SyncLog {
 
     /// Appends changes under consecutive new versions and flushes; returns the last version.
     pub fn append(&self, changes: &[Change]) -> Result<u64, sled::Error> {
-        let mut version = self.version()?;
-        for change in changes {
-            version += 1;
-            let value = serde_json::to_vec(change).map_err(std::io::Error::other)?;
-            self.log.insert(version.to_be_bytes(), value)?;
-        }
+        let version = {
+            // The lock guards no data of its own, so a poisoned one is still usable.
+            let _appending = self.appending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut version = self.version()?;
+            for change in changes {
+                version += 1;
+                let value = serde_json::to_vec(change).map_err(std::io::Error::other)?;
+                self.log.insert(version.to_be_bytes(), value)?;
+            }
+            version
+        };
+        // Outside the lock (it still persists this call's inserts): appends need not wait on it.
         self.db.flush()?;
         Ok(version)
     }
@@ -206,6 +221,29 @@ mod tests {
         assert_eq!(rest.fingerprints[0].fingerprint, "c");
         let none = log.since(3, 10).unwrap();
         assert_eq!((none.version, none.fingerprints.len()), (3, 0));
+    }
+
+    #[test]
+    fn concurrent_appends_each_get_their_own_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SyncLog::open(dir.path()).unwrap();
+        let (threads, per_thread) = (8, 25);
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let log = &log;
+                scope.spawn(move || {
+                    for i in 0..per_thread {
+                        log.append(&[fingerprint(&format!("{t}-{i}"))]).unwrap();
+                    }
+                });
+            }
+        });
+        let total = threads * per_thread;
+        assert_eq!(log.version().unwrap(), total as u64);
+        let page = log.since(0, total + 1).unwrap();
+        let distinct: std::collections::HashSet<_> =
+            page.fingerprints.iter().map(|f| &f.fingerprint).collect();
+        assert_eq!(distinct.len(), total);
     }
 
     #[test]

@@ -4,19 +4,13 @@ use std::time::Duration;
 
 use smsguard_edge::engine::Source;
 use smsguard_server::ApiKeyConfig;
-use smsguard_signing::sha256_hex;
 use smsguard_system_tests::{now_ms, open_engine, samples, TestCloud, GENEROUS_DEADLINE};
 
 use crate::{online_config, online_engine};
 
 fn keyed_cloud(key: &str, rate_per_second: f64) -> TestCloud {
     TestCloud::start(|config| {
-        config.api_keys = vec![ApiKeyConfig {
-            id: "fleet".into(),
-            key_sha256: sha256_hex(key.as_bytes()),
-            rate_per_second,
-            burst: 1,
-        }];
+        config.api_keys = vec![ApiKeyConfig::from_key("fleet", key, rate_per_second, 1)];
     })
     .unwrap()
 }

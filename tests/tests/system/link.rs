@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use smsguard_edge::cloud::{verify_model_package, CloudClient, CloudLinkError};
 use smsguard_proto::v1;
 use smsguard_server::ApiKeyConfig;
-use smsguard_signing::{sha256_hex, VerifyingKey};
+use smsguard_signing::VerifyingKey;
 use smsguard_system_tests::{
     cloud_config, now_ms, samples, DelayProxy, TestCloud, GENEROUS_DEADLINE,
 };
@@ -103,12 +103,7 @@ fn every_rpc_round_trips_and_batches_split_into_frames() {
 fn api_keys_are_sent_and_refusals_are_not_retryable() {
     let key = "edge-fleet-key";
     let cloud = TestCloud::start(|config| {
-        config.api_keys = vec![ApiKeyConfig {
-            id: "fleet".into(),
-            key_sha256: sha256_hex(key.as_bytes()),
-            rate_per_second: 100.0,
-            burst: 100,
-        }];
+        config.api_keys = vec![ApiKeyConfig::from_key("fleet", key, 100.0, 100)];
     })
     .unwrap();
     let rt = runtime();
@@ -150,12 +145,7 @@ fn api_keys_are_sent_and_refusals_are_not_retryable() {
 fn a_rate_limited_key_gets_a_retryable_error() {
     let key = "slow-fleet-key";
     let cloud = TestCloud::start(|config| {
-        config.api_keys = vec![ApiKeyConfig {
-            id: "slow".into(),
-            key_sha256: sha256_hex(key.as_bytes()),
-            rate_per_second: 0.2,
-            burst: 1,
-        }];
+        config.api_keys = vec![ApiKeyConfig::from_key("slow", key, 0.2, 1)];
     })
     .unwrap();
     let mut config = cloud_config(&cloud.url(), GENEROUS_DEADLINE);

@@ -53,6 +53,29 @@ pub async fn client(addr: SocketAddr) -> SmsGuardClient<Channel> {
         .expect("connect")
 }
 
+/// A bare channel to `addr`, for the health and reflection services and raw gRPC calls.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a valid uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// Classifies `msg` and returns the verdict (panics on any error).
+pub async fn classify_verdict(
+    client: &mut SmsGuardClient<Channel>,
+    msg: v1::SmsMessage,
+) -> v1::Verdict {
+    client
+        .classify(v1::ClassifyRequest { message: Some(msg) })
+        .await
+        .expect("classify")
+        .into_inner()
+        .verdict
+        .expect("a verdict")
+}
+
 pub fn message(body: &str, id: &str) -> v1::SmsMessage {
     v1::SmsMessage {
         sender: "+15550100".into(),

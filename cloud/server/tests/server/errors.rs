@@ -9,7 +9,7 @@ use smsguard_proto::v1;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
-use crate::common::{self, classify_request, client, message, run, TestServer};
+use crate::common::{self, classify_request, classify_verdict, client, message, run, TestServer};
 
 static SERVER: LazyLock<TestServer> = LazyLock::new(|| run(common::start(|_| {})));
 
@@ -99,32 +99,12 @@ fn the_edge_verdict_is_taken_into_account() {
             source: v1::VerdictSource::Local as i32,
         });
         let mut client = client(addr).await;
-        let plain = client
-            .classify(classify_request(text))
-            .await
-            .unwrap()
-            .into_inner();
-        let fused = client
-            .classify(v1::ClassifyRequest {
-                message: Some(with_edge),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let edge = fused
-            .verdict
-            .as_ref()
-            .unwrap()
-            .contributions
-            .iter()
-            .any(|c| c.model == "edge");
-        assert!(edge, "the edge input is listed");
-        assert!(!plain
-            .verdict
-            .unwrap()
-            .contributions
-            .iter()
-            .any(|c| c.model == "edge"));
+        let plain = classify_verdict(&mut client, message(text, "m")).await;
+        let fused = classify_verdict(&mut client, with_edge).await;
+        let lists_edge =
+            |verdict: &v1::Verdict| verdict.contributions.iter().any(|c| c.model == "edge");
+        assert!(lists_edge(&fused), "the edge input is listed");
+        assert!(!lists_edge(&plain));
     });
 }
 
@@ -177,11 +157,7 @@ impl Decoder for RawDecoder {
 fn a_malformed_protobuf_frame_is_refused_without_crashing_the_server() {
     let addr = SERVER.addr();
     run(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = common::channel(addr).await;
         let mut grpc = tonic::client::Grpc::new(channel);
         // A field 1 (message) of length-delimited type claiming 200 bytes, then garbage.
         let garbage = vec![0x0a, 0xc8, 0x01, 0xff, 0xfe, 0x00, 0x13, 0x37];

@@ -3,7 +3,7 @@
 use smsguard_proto::v1;
 use smsguard_scoring::rules::{DEFAULT_RULES_TOML, DEFAULT_SPAM_HOSTS};
 
-use crate::common::{self, client, contribution, message, run};
+use crate::common::{self, classify_verdict, client, contribution, message, run};
 
 const FEED_SPAM: &str = "Your electricity will be cut off tonight, settle the overdue bill of 87 dollars at power-bill.example";
 const FEED_NEAR_DUPLICATE: &str = "Your electricity will be cut off tonight, settle the overdue bill of 93 dollars at power-bill.example";
@@ -63,6 +63,16 @@ fn rules_and_the_spam_feed_reload_without_dropping_the_connection() {
         // Unchanged files: nothing to do.
         let again = server.server.reload().await.unwrap();
         assert_eq!(again, Default::default());
+
+        // A broken edit: the old rules stay in force and the edges are told nothing.
+        let synced = client.sync_cache(sync(0)).await.unwrap().into_inner();
+        std::fs::write(&rules_path, "[[sender]]\npattern = '^99999$\n").unwrap();
+        let broken = server.server.reload().await;
+        assert!(broken.map_or(true, |summary| summary.sender_rule_changes == 0));
+        let after_broken = client.sync_cache(sync(synced.version)).await.unwrap();
+        assert!(after_broken.into_inner().sender_rules.is_empty());
+        let still_denied = classify(&mut client, "hello, lunch tomorrow?", "99999").await;
+        assert_eq!(still_denied.action, v1::Action::Block as i32);
         server.server.shutdown().await.unwrap();
     });
 }
@@ -74,12 +84,5 @@ async fn classify(
 ) -> v1::Verdict {
     let mut msg = message(text, "r");
     msg.sender = sender.into();
-    let request = v1::ClassifyRequest { message: Some(msg) };
-    client
-        .classify(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .verdict
-        .unwrap()
+    classify_verdict(client, msg).await
 }

@@ -9,7 +9,10 @@ use smsguard_proto::v1;
 use smsguard_signing::{PackageParts, VerifyingKey};
 use tokio_stream::StreamExt;
 
-use crate::common::{self, classify_request, client, contribution, message, run, TestServer};
+use crate::common::{
+    self, channel, classify_request, classify_verdict, client, contribution, message, run,
+    TestServer,
+};
 
 static SERVER: LazyLock<TestServer> = LazyLock::new(|| {
     run(common::start(|config| {
@@ -22,16 +25,11 @@ fn classify_answers_a_fused_verdict_with_contributions_and_fingerprint() {
     let addr = SERVER.addr();
     let verdict = run(async move {
         let mut client = client(addr).await;
-        let request = classify_request(
+        let msg = message(
             "Your account is locked, verify now at http://bank-secure.example.com/login",
+            "m",
         );
-        client
-            .classify(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .verdict
-            .unwrap()
+        classify_verdict(&mut client, msg).await
     });
     assert_ne!(verdict.label, v1::Label::Unspecified as i32);
     assert_ne!(verdict.action, v1::Action::Unspecified as i32);
@@ -306,16 +304,7 @@ fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
             let mut msg = message(text, "near");
             let n = senders.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             msg.sender = format!("+1555020{n:04}");
-            async move {
-                let request = v1::ClassifyRequest { message: Some(msg) };
-                client
-                    .classify(request)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .verdict
-                    .unwrap()
-            }
+            async move { classify_verdict(&mut client, msg).await }
         };
         let before = score(near_duplicate).await;
         assert_eq!(contribution(&before, "similarity").score, 0.0);
@@ -404,11 +393,7 @@ fn health_reports_serving() {
     use tonic_health::pb::health_client::HealthClient;
     let addr = SERVER.addr();
     let status = run(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = channel(addr).await;
         let request = tonic_health::pb::HealthCheckRequest {
             service: "smsguard.v1.SmsGuard".into(),
         };
@@ -430,11 +415,7 @@ fn reflection_lists_the_service() {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     let addr = SERVER.addr();
     let services = run(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = channel(addr).await;
         let mut client = ServerReflectionClient::new(channel);
         let request = ServerReflectionRequest {
             host: String::new(),

@@ -2,7 +2,6 @@
 
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
-use smsguard_server::auth::key_sha256_hex;
 use smsguard_server::{ApiKeyConfig, TlsConfig};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Code;
@@ -21,12 +20,7 @@ fn with_key(key: &str) -> tonic::Request<smsguard_proto::v1::ClassifyRequest> {
 fn a_wrong_or_missing_api_key_is_refused_and_a_key_is_rate_limited() {
     run(async {
         let server = common::start(|config| {
-            config.api_keys = vec![ApiKeyConfig {
-                id: "fleet-a".into(),
-                key_sha256: key_sha256_hex("right-key"),
-                rate_per_second: 0.001,
-                burst: 2,
-            }];
+            config.api_keys = vec![ApiKeyConfig::from_key("fleet-a", "right-key", 0.001, 2)];
         })
         .await;
         let mut client = common::client(server.addr()).await;
@@ -66,14 +60,11 @@ fn keyed_report(key: &str, device: &str) -> tonic::Request<smsguard_proto::v1::R
 #[test]
 fn report_votes_are_bound_to_the_authenticated_key() {
     run(async {
-        let key = |id: &str, secret: &str| ApiKeyConfig {
-            id: id.into(),
-            key_sha256: key_sha256_hex(secret),
-            rate_per_second: 100.0,
-            burst: 100,
-        };
         let server = common::start(|config| {
-            config.api_keys = vec![key("phone-a", "secret-a"), key("phone-b", "secret-b")];
+            config.api_keys = vec![
+                ApiKeyConfig::from_key("phone-a", "secret-a", 100.0, 100),
+                ApiKeyConfig::from_key("phone-b", "secret-b", 100.0, 100),
+            ];
         })
         .await;
         let mut client = common::client(server.addr()).await;
@@ -168,12 +159,7 @@ fn tls_serves_clients_that_trust_the_test_ca() {
         let server = common::start(|config| {
             config.plaintext = false;
             config.tls = Some(tls_settings(&pki, false));
-            config.api_keys = vec![ApiKeyConfig {
-                id: "fleet".into(),
-                key_sha256: key_sha256_hex("k"),
-                rate_per_second: 100.0,
-                burst: 100,
-            }];
+            config.api_keys = vec![ApiKeyConfig::from_key("fleet", "k", 100.0, 100)];
         })
         .await;
         let mut client = tls_client(server.addr(), &pki, false).await.unwrap();
