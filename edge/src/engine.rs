@@ -507,8 +507,8 @@ pub fn embedded_model_version() -> String {
         .clone()
 }
 
-/// Current wall-clock time in ms since the epoch.
-pub(crate) fn now_ms() -> i64 {
+/// Current wall-clock time in ms since the epoch (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -258,17 +258,8 @@ pub unsafe extern "C" fn smsguard_set_sender(
     status_of(ops::guarded("set_sender", || {
         // SAFETY: forwarded from this function's contract.
         let sender = unsafe { c_str_arg(sender, "sender") }?;
-        let list = match list {
-            l if l == SmsGuardSenderList::Allow as i32 => ops::SenderList::Allow,
-            l if l == SmsGuardSenderList::Deny as i32 => ops::SenderList::Deny,
-            l if l == SmsGuardSenderList::Forget as i32 => ops::SenderList::Forget,
-            _ => {
-                return Err(BridgeError::invalid(
-                    "list",
-                    "not a SmsguardSenderList value",
-                ))
-            }
-        };
+        let list = ops::SenderList::from_code(list)
+            .ok_or_else(|| BridgeError::invalid("list", "not a SmsguardSenderList value"))?;
         ops::set_sender(handle, &sender, list).map(drop)
     }))
 }
@@ -369,6 +360,18 @@ mod tests {
         // SAFETY: `bytes` is valid for its length.
         let text = unsafe { text_arg(bytes.as_ptr(), bytes.len(), "body") }.unwrap();
         assert_eq!(text, "a\u{0}\u{fffd}b");
+    }
+
+    #[test]
+    fn c_sender_list_values_are_the_shared_codes() {
+        let pairs = [
+            (SmsGuardSenderList::Allow, ops::SenderList::Allow),
+            (SmsGuardSenderList::Deny, ops::SenderList::Deny),
+            (SmsGuardSenderList::Forget, ops::SenderList::Forget),
+        ];
+        for (c_value, list) in pairs {
+            assert_eq!(ops::SenderList::from_code(c_value as i32), Some(list));
+        }
     }
 
     #[test]

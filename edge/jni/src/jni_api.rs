@@ -124,13 +124,14 @@ fn handle_call<'caller>(
         .resolve::<ThrowSmsGuardException>()
 }
 
-/// Shared body of the entry points that take the handle and a message id and return JSON.
+/// Shared body of the entry points that take the handle and a message id (checked before the
+/// call) and return JSON.
 fn message_call<'caller>(
     mut unowned_env: EnvUnowned<'caller>,
     handle: jlong,
     message_id: jlong,
     operation: &'static str,
-    call: fn(u64, u64) -> BridgeResult<String>,
+    call: impl FnOnce(u64, u64) -> BridgeResult<String>,
 ) -> JString<'caller> {
     unowned_env
         .with_env(|env| -> BridgeResult<JString<'caller>> {
@@ -185,20 +186,15 @@ pub extern "system" fn Java_com_smsguard_SmsGuard_nativeClassify<'caller>(
 /// `static native String nativeReport(long handle, long messageId, boolean spam)`
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_com_smsguard_SmsGuard_nativeReport<'caller>(
-    mut unowned_env: EnvUnowned<'caller>,
+    unowned_env: EnvUnowned<'caller>,
     _class: JClass<'caller>,
     handle: jlong,
     message_id: jlong,
     spam: jboolean,
 ) -> JString<'caller> {
-    unowned_env
-        .with_env(|env| -> BridgeResult<JString<'caller>> {
-            let message_id = ops::message_id_from_java(message_id)?;
-            let handle = handle_from_java(handle);
-            let json = ops::guarded("report", || ops::report(handle, message_id, spam))?;
-            java_string(env, &json)
-        })
-        .resolve::<ThrowSmsGuardException>()
+    message_call(unowned_env, handle, message_id, "report", |handle, id| {
+        ops::report(handle, id, spam)
+    })
 }
 
 /// `static native String nativeQuarantineList(long handle)`
@@ -219,13 +215,12 @@ pub extern "system" fn Java_com_smsguard_SmsGuard_nativeQuarantineRestore<'calle
     handle: jlong,
     message_id: jlong,
 ) -> JString<'caller> {
-    let restore = ops::quarantine_restore;
     message_call(
         unowned_env,
         handle,
         message_id,
         "quarantineRestore",
-        restore,
+        ops::quarantine_restore,
     )
 }
 
@@ -237,8 +232,13 @@ pub extern "system" fn Java_com_smsguard_SmsGuard_nativeQuarantineDelete<'caller
     handle: jlong,
     message_id: jlong,
 ) -> JString<'caller> {
-    let delete = ops::quarantine_delete;
-    message_call(unowned_env, handle, message_id, "quarantineDelete", delete)
+    message_call(
+        unowned_env,
+        handle,
+        message_id,
+        "quarantineDelete",
+        ops::quarantine_delete,
+    )
 }
 
 /// `static native String nativeDrainEvents(long handle)`
@@ -304,12 +304,8 @@ pub extern "system" fn Java_com_smsguard_SmsGuard_nativeSetSender<'caller>(
     unowned_env
         .with_env(|env| -> BridgeResult<JString<'caller>> {
             let sender = rust_string(env, &sender, "sender")?;
-            let list = match list {
-                0 => SenderList::Allow,
-                1 => SenderList::Deny,
-                2 => SenderList::Forget,
-                _ => return Err(BridgeError::invalid("list", "must be 0, 1 or 2")),
-            };
+            let list = SenderList::from_code(list)
+                .ok_or_else(|| BridgeError::invalid("list", "must be 0, 1 or 2"))?;
             let handle = handle_from_java(handle);
             let json = ops::guarded("setSender", || ops::set_sender(handle, &sender, list))?;
             java_string(env, &json)

@@ -119,6 +119,19 @@ pub enum SenderList {
     Forget,
 }
 
+impl SenderList {
+    /// The list named by its wire code, shared by both bindings: 0 = allow, 1 = deny,
+    /// 2 = forget (the constants in SmsGuard.java and the values of the C `SmsguardSenderList`).
+    pub fn from_code(code: i32) -> Option<SenderList> {
+        match code {
+            0 => Some(SenderList::Allow),
+            1 => Some(SenderList::Deny),
+            2 => Some(SenderList::Forget),
+            _ => None,
+        }
+    }
+}
+
 /// Applies `list` to `sender`; the JSON echoes the change without the sender itself.
 pub fn set_sender(handle: u64, sender: &str, list: SenderList) -> BridgeResult<String> {
     let engine = ENGINES.get(handle)?;
@@ -181,6 +194,16 @@ mod tests {
         assert_eq!(guarded("x", || Ok(5)).unwrap(), 5);
         let err = guarded::<()>("x", || Err(BridgeError::NullArgument("body"))).unwrap_err();
         assert!(matches!(err, BridgeError::NullArgument("body")));
+    }
+
+    #[test]
+    fn sender_list_codes_cover_exactly_the_three_lists() {
+        assert_eq!(SenderList::from_code(0), Some(SenderList::Allow));
+        assert_eq!(SenderList::from_code(1), Some(SenderList::Deny));
+        assert_eq!(SenderList::from_code(2), Some(SenderList::Forget));
+        for code in [-1, 3, i32::MAX, i32::MIN] {
+            assert_eq!(SenderList::from_code(code), None, "code {code}");
+        }
     }
 
     #[test]

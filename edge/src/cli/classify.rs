@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 use smsguard_core::Label;
-use smsguard_edge::engine::{Decision, Engine, ModelSource};
+use smsguard_edge::engine::{now_ms, Decision, Engine, ModelSource};
 
 use super::engine_args::EngineArgs;
 use super::lines::{self, Line};
@@ -224,12 +224,6 @@ fn report_skipped(out: &mut impl Write, json: bool, line: usize, reason: &str) -
         writeln!(out)?;
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn report_skip_count(skipped: usize) {
