@@ -549,11 +549,12 @@ impl SimilarityStore {
             path: path.clone(),
             source,
         };
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(config.cache_capacity_bytes)
-            .open()
-            .map_err(open_error)?;
+        let sled_config = || {
+            sled::Config::new()
+                .path(&path)
+                .cache_capacity(config.cache_capacity_bytes)
+        };
+        let db = crate::sled_open::open_waiting_for_lock(sled_config).map_err(open_error)?;
         check_format(&db, &path)?;
         let entries = db.open_tree(ENTRIES_TREE).map_err(open_error)?;
         let votes = db.open_tree(VOTES_TREE).map_err(open_error)?;

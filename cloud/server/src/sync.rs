@@ -58,7 +58,8 @@ pub struct SyncLog {
 
 impl SyncLog {
     pub fn open(dir: &Path) -> Result<Self, sled::Error> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db =
+            smsguard_scoring::sled_open::open_waiting_for_lock(|| sled::Config::new().path(dir))?;
         let log = db.open_tree(LOG_TREE)?;
         let meta = db.open_tree(META_TREE)?;
         Ok(SyncLog {

@@ -154,7 +154,8 @@ fn corrupt_record_gives_clear_error() {
         store.flush().unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let config = || sled::Config::new().path(dir.path());
+        let db = smsguard_scoring::sled_open::open_waiting_for_lock(config).unwrap();
         db.open_tree("entries")
             .unwrap()
             .insert(7u64.to_be_bytes(), &b"short"[..])
