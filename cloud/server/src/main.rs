@@ -164,40 +164,66 @@ fn serve(args: ServeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Handlers first: a signal that arrives once "listening" is printed must find them.
+        let mut signals = StopSignals::install()?;
         let server = smsguard_server::spawn(config).await?;
         // One machine-readable line on stdout, for scripts and tests that asked for port 0.
         println!("listening {}", server.addr);
         if let Some(metrics) = server.metrics_addr {
             println!("metrics {metrics}");
         }
-        wait_for_stop(&server).await?;
+        signals.wait_for_stop(&server).await;
         tracing::info!("stopping: finishing in-flight requests");
         server.shutdown().await?;
         Ok(())
     })
 }
 
+/// SIGTERM and SIGINT stop the server gracefully; SIGHUP reloads rules and feed.
 #[cfg(unix)]
-async fn wait_for_stop(server: &smsguard_server::RunningServer) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = hangup.recv() => match server.reload().await {
-                Ok(summary) => tracing::info!(?summary, "SIGHUP: reloaded"),
-                Err(e) => tracing::warn!(error = %e, "SIGHUP: reload failed"),
-            },
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn wait_for_stop(&mut self, server: &smsguard_server::RunningServer) {
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => return,
+                _ = self.interrupt.recv() => return,
+                _ = self.hangup.recv() => match server.reload().await {
+                    Ok(summary) => tracing::info!(?summary, "SIGHUP: reloaded"),
+                    Err(e) => tracing::warn!(error = %e, "SIGHUP: reload failed"),
+                },
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop(_server: &smsguard_server::RunningServer) -> Result<()> {
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn install() -> Result<Self> {
+        Ok(StopSignals)
+    }
+
+    async fn wait_for_stop(&mut self, _server: &smsguard_server::RunningServer) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn keygen(args: KeygenArgs) -> Result<()> {
