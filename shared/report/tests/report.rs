@@ -21,12 +21,17 @@ fn observations() -> Vec<Observation> {
     out
 }
 
+/// The ham/spam report of `obs`.
+fn evaluate(obs: &[Observation]) -> metrics::MetricsReport {
+    let labels = vec!["ham".to_string(), "spam".to_string()];
+    metrics::evaluate(&labels, obs).unwrap()
+}
+
 #[test]
 fn writes_json_markdown_and_png_plots_into_new_folders() {
     let dir = tempfile::tempdir().unwrap();
     let obs = observations();
-    let labels = vec!["ham".to_string(), "spam".to_string()];
-    let report = metrics::evaluate(&labels, &obs).unwrap();
+    let report = evaluate(&obs);
     let at = metrics::at_threshold(&obs, 0.5);
     let marks = [OperatingPoint {
         name: "t=0.5".into(),
@@ -62,8 +67,7 @@ fn writes_json_markdown_and_png_plots_into_new_folders() {
 #[test]
 fn nothing_is_written_when_nothing_is_asked_and_markdown_is_not_rendered() {
     let obs = observations();
-    let labels = vec!["ham".to_string(), "spam".to_string()];
-    let report = metrics::evaluate(&labels, &obs).unwrap();
+    let report = evaluate(&obs);
     let input = PlotInput {
         title: "t",
         observations: &obs,
@@ -82,8 +86,7 @@ fn nothing_is_written_when_nothing_is_asked_and_markdown_is_not_rendered() {
 #[test]
 fn unwritable_path_is_an_error_naming_it() {
     let obs = observations();
-    let labels = vec!["ham".to_string(), "spam".to_string()];
-    let report = metrics::evaluate(&labels, &obs).unwrap();
+    let report = evaluate(&obs);
     let input = PlotInput {
         title: "t",
         observations: &obs,

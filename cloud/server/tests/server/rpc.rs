@@ -49,7 +49,6 @@ fn classify_answers_a_fused_verdict_with_contributions_and_fingerprint() {
 fn a_stream_answers_every_frame_and_a_bad_message_only_fails_itself() {
     let addr = SERVER.addr();
     let answers = run(async move {
-        let mut client = client(addr).await;
         let frames = vec![
             v1::ClassifyBatch {
                 messages: vec![
@@ -65,12 +64,7 @@ fn a_stream_answers_every_frame_and_a_bad_message_only_fails_itself() {
                 messages: vec![message("Dinner tonight? I booked the usual place", "d")],
             },
         ];
-        let stream = client
-            .classify_stream(tokio_stream::iter(frames))
-            .await
-            .unwrap()
-            .into_inner();
-        stream.collect::<Vec<_>>().await
+        stream_frames(addr, frames).await
     });
     assert_eq!(answers.len(), 2);
     let first = answers[0].as_ref().unwrap();
@@ -105,7 +99,6 @@ fn a_stream_answers_every_frame_and_a_bad_message_only_fails_itself() {
 fn a_frame_over_the_message_limit_is_refused_and_the_stream_goes_on() {
     let addr = SERVER.addr();
     let answers = run(async move {
-        let mut client = client(addr).await;
         let too_many = (0..65)
             .map(|i| message("hello there", &i.to_string()))
             .collect();
@@ -115,12 +108,7 @@ fn a_frame_over_the_message_limit_is_refused_and_the_stream_goes_on() {
                 messages: vec![message("are we still on for lunch", "ok")],
             },
         ];
-        let stream = client
-            .classify_stream(tokio_stream::iter(frames))
-            .await
-            .unwrap()
-            .into_inner();
-        stream.collect::<Vec<_>>().await
+        stream_frames(addr, frames).await
     });
     let refused = answers[0].as_ref().unwrap();
     assert_eq!(refused.results.len(), 65);
@@ -468,4 +456,18 @@ fn metrics_count_requests_and_verdicts() {
     );
     assert!(text.contains("smsguard_verdicts_total{label="), "{text}");
     assert!(text.contains("smsguard_similarity_store_entries"), "{text}");
+}
+
+/// Sends `frames` over one ClassifyStream and collects every answer frame.
+async fn stream_frames(
+    addr: std::net::SocketAddr,
+    frames: Vec<v1::ClassifyBatch>,
+) -> Vec<Result<v1::ClassifyBatchResult, tonic::Status>> {
+    let stream = client(addr)
+        .await
+        .classify_stream(tokio_stream::iter(frames))
+        .await
+        .unwrap()
+        .into_inner();
+    stream.collect().await
 }
