@@ -33,18 +33,14 @@ pub enum EdgeError {
     VocabMismatch { model: String, vocab: String },
     #[error("vocabulary is unusable: {0}")]
     Vocab(#[from] FeatureError),
-    #[error("model signature is not ids:int64[N,L] -> logits:f32[N,C]: {0}")]
+    #[error("model signature is not (ids, ngram_ids, ngram_weights) -> logits: {0}")]
     Signature(String),
     #[error("model label {0:?} is not in the label taxonomy")]
     UnknownLabel(String),
     #[error("message is empty after normalisation")]
     EmptyText,
-    #[error("got {ids} ids for a batch of {batch} rows of {seq_len}")]
-    BatchShape {
-        ids: usize,
-        batch: usize,
-        seq_len: usize,
-    },
+    #[error("an input row has {ids} char ids, the model takes {seq_len}")]
+    BatchShape { ids: usize, seq_len: usize },
     #[error("model returned {got} logits, expected {expected}")]
     OutputShape { got: usize, expected: usize },
     #[error("the inference session was poisoned by a panic in another thread")]

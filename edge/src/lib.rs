@@ -14,5 +14,5 @@ pub mod store;
 
 pub use error::EdgeError;
 pub use metadata::ModelInfo;
-pub use model::{Action, EdgeModel, Prediction};
+pub use model::{Action, EdgeModel, ModelInput, Prediction};
 pub use runtime::{init_runtime, init_runtime_from};

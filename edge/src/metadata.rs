@@ -2,6 +2,7 @@
 //! against the pipeline this build runs.
 
 use serde::{Deserialize, Serialize};
+use smsguard_core::ngrams::NgramConfig;
 use smsguard_core::{model_meta as key, Label};
 
 use crate::error::EdgeError;
@@ -12,6 +13,8 @@ pub struct ModelInfo {
     /// Label names in output order; `labels[0] == "ham"`.
     pub labels: Vec<String>,
     pub seq_len: usize,
+    /// The hashed n-gram input the model was trained with.
+    pub ngram: NgramConfig,
     pub pipeline_version: u32,
     pub vocab_sha256: String,
     /// Lowest spam score whose ham false-positive rate on dev was <= 0.5 %.
@@ -36,6 +39,7 @@ impl ModelInfo {
         let info = ModelInfo {
             labels: parse_json(key::LABELS, &required(key::LABELS)?)?,
             seq_len: parse_number(key::SEQ_LEN, &required(key::SEQ_LEN)?)?,
+            ngram: parse_json(key::NGRAM_CONFIG, &required(key::NGRAM_CONFIG)?)?,
             pipeline_version: parse_number(
                 key::PIPELINE_VERSION,
                 &required(key::PIPELINE_VERSION)?,
@@ -73,6 +77,9 @@ impl ModelInfo {
         }
         if self.seq_len == 0 {
             return Err(invalid(key::SEQ_LEN, "zero"));
+        }
+        if let Err(problem) = self.ngram.validate() {
+            return Err(invalid(key::NGRAM_CONFIG, &problem.to_string()));
         }
         if self.pipeline_version != smsguard_core::PIPELINE_VERSION {
             return Err(EdgeError::PipelineVersion {
@@ -134,6 +141,10 @@ pub(crate) mod tests {
             (key::LABELS, r#"["ham","spam"]"#.to_string()),
             (key::SEQ_LEN, "160".to_string()),
             (
+                key::NGRAM_CONFIG,
+                r#"{"buckets":1024,"max_n":4,"max_chars":200}"#.to_string(),
+            ),
+            (
                 key::PIPELINE_VERSION,
                 smsguard_core::PIPELINE_VERSION.to_string(),
             ),
@@ -154,6 +165,7 @@ pub(crate) mod tests {
         let info = parse(&sample_props()).unwrap();
         assert_eq!(info.labels, vec!["ham", "spam"]);
         assert_eq!(info.seq_len, 160);
+        assert_eq!(info.ngram.buckets, 1024);
         assert_eq!(info.vocab_sha256, "ab".repeat(32));
         assert_eq!(info.threshold_fpr_0_1, 0.9);
         assert_eq!(info.dev_metrics.unwrap()["accuracy"], 0.97);
@@ -188,6 +200,13 @@ pub(crate) mod tests {
                 ..
             })
         ));
+        let mut props = sample_props();
+        props.insert(
+            key::NGRAM_CONFIG,
+            r#"{"buckets":1,"max_n":4,"max_chars":200}"#.to_string(),
+        );
+        let err = parse(&props).unwrap_err();
+        assert!(err.to_string().contains("buckets"), "{err}");
         let mut props = sample_props();
         props.insert(key::THRESHOLD_FPR_0_1, "0.1".to_string());
         assert!(matches!(

@@ -9,6 +9,7 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use serde::{Deserialize, Serialize};
 use smsguard_core::features::FeatureEncoder;
+use smsguard_core::ngrams::{hash_ngrams, NgramFeatures};
 use smsguard_core::{normalize, Label, Normalized};
 
 use crate::error::EdgeError;
@@ -24,8 +25,12 @@ const EMBEDDED: Option<(&[u8], &str)> = Some((
 #[cfg(not(smsguard_embedded_model))]
 const EMBEDDED: Option<(&[u8], &str)> = None;
 
-/// Name of the model input (`int64 [N, L]`).
+/// Name of the model input of char ids (`int64 [N, L]`).
 pub const INPUT_NAME: &str = "ids";
+/// Name of the model input of n-gram bucket ids (`int64 [N, K]`, 0 = padding).
+pub const NGRAM_IDS_NAME: &str = "ngram_ids";
+/// Name of the model input of n-gram weights (`f32 [N, K]`, 0 on padding).
+pub const NGRAM_WEIGHTS_NAME: &str = "ngram_weights";
 /// Name of the model output (`f32 [N, C]`).
 pub const OUTPUT_NAME: &str = "logits";
 
@@ -81,6 +86,13 @@ pub struct Prediction {
     pub action: Action,
 }
 
+/// What the model reads of one message: `seq_len` char ids and the hashed n-grams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInput {
+    pub ids: Vec<i64>,
+    pub ngrams: NgramFeatures,
+}
+
 /// A loaded, validated edge model with its feature encoder. Safe to share between threads;
 /// inference calls are serialised (the model runs on one intra-op thread anyway).
 #[derive(Debug)]
@@ -131,24 +143,45 @@ impl EdgeModel {
         &self.encoder
     }
 
-    /// Raw logits for `batch` rows of `seq_len` ids (row-major), `batch * labels` values.
-    pub fn logits(&self, ids: &[i64], batch: usize) -> Result<Vec<f32>, EdgeError> {
+    /// The model input of an already normalised text.
+    pub fn encode(&self, normalized_text: &str) -> ModelInput {
+        ModelInput {
+            ids: self.encoder.encode(normalized_text),
+            ngrams: hash_ngrams(normalized_text, &self.info.ngram),
+        }
+    }
+
+    /// Raw logits of a batch of inputs, row-major, `batch.len() * labels` values.
+    pub fn logits(&self, batch: &[ModelInput]) -> Result<Vec<f32>, EdgeError> {
         let seq_len = self.info.seq_len;
-        if ids.len() != batch * seq_len {
+        if let Some(bad) = batch.iter().find(|row| row.ids.len() != seq_len) {
             return Err(EdgeError::BatchShape {
-                ids: ids.len(),
-                batch,
+                ids: bad.ids.len(),
                 seq_len,
             });
         }
-        if batch == 0 {
+        if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let input = TensorRef::from_array_view(([batch, seq_len], ids))
+        let rows = batch.len();
+        let ids: Vec<i64> = batch
+            .iter()
+            .flat_map(|row| row.ids.iter().copied())
+            .collect();
+        let (ngram_ids, ngram_weights, width) = pad_ngrams(batch);
+        let ids = TensorRef::from_array_view(([rows, seq_len], ids.as_slice()))
             .map_err(EdgeError::ort("wrap the input ids"))?;
+        let ngram_ids = TensorRef::from_array_view(([rows, width], ngram_ids.as_slice()))
+            .map_err(EdgeError::ort("wrap the n-gram ids"))?;
+        let ngram_weights = TensorRef::from_array_view(([rows, width], ngram_weights.as_slice()))
+            .map_err(EdgeError::ort("wrap the n-gram weights"))?;
         let mut session = self.session.lock().map_err(|_| EdgeError::Poisoned)?;
         let outputs = session
-            .run(ort::inputs![INPUT_NAME => input])
+            .run(ort::inputs![
+                INPUT_NAME => ids,
+                NGRAM_IDS_NAME => ngram_ids,
+                NGRAM_WEIGHTS_NAME => ngram_weights,
+            ])
             .map_err(EdgeError::ort("run the model"))?;
         let output = outputs
             .get(OUTPUT_NAME)
@@ -156,7 +189,7 @@ impl EdgeModel {
         let (_, logits) = output
             .try_extract_tensor::<f32>()
             .map_err(EdgeError::ort("read the logits"))?;
-        let expected = batch * self.info.labels.len();
+        let expected = rows * self.info.labels.len();
         if logits.len() != expected {
             return Err(EdgeError::OutputShape {
                 got: logits.len(),
@@ -177,8 +210,8 @@ impl EdgeModel {
         if normalized.text.trim().is_empty() {
             return Err(EdgeError::EmptyText);
         }
-        let ids = self.encoder.encode(&normalized.text);
-        let logits = self.logits(&ids, 1)?;
+        let input = self.encode(&normalized.text);
+        let logits = self.logits(std::slice::from_ref(&input))?;
         Ok(self.prediction(&logits))
     }
 
@@ -195,6 +228,25 @@ impl EdgeModel {
             probabilities,
         }
     }
+}
+
+/// N-gram ids and weights of every row, right-padded with bucket 0 / weight 0 to the longest
+/// row (at least one column, so a message without n-grams still has a valid tensor).
+fn pad_ngrams(batch: &[ModelInput]) -> (Vec<i64>, Vec<f32>, usize) {
+    let width = batch
+        .iter()
+        .map(|row| row.ngrams.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut ids = vec![0i64; batch.len() * width];
+    let mut weights = vec![0f32; batch.len() * width];
+    for (r, row) in batch.iter().enumerate() {
+        let start = r * width;
+        ids[start..start + row.ngrams.len()].copy_from_slice(&row.ngrams.ids);
+        weights[start..start + row.ngrams.len()].copy_from_slice(&row.ngrams.weights);
+    }
+    (ids, weights, width)
 }
 
 fn build_session(model: &[u8]) -> Result<Session, EdgeError> {
@@ -218,16 +270,26 @@ fn build_session(model: &[u8]) -> Result<Session, EdgeError> {
         .map_err(EdgeError::ort("load the model"))
 }
 
-/// The model must take exactly `ids: int64` and produce `logits: f32`.
+/// The model must take exactly `ids: int64`, `ngram_ids: int64`, `ngram_weights: f32` and
+/// produce `logits: f32`.
 fn check_signature(session: &Session) -> Result<(), EdgeError> {
+    let expected = [
+        (INPUT_NAME, TensorElementType::Int64),
+        (NGRAM_IDS_NAME, TensorElementType::Int64),
+        (NGRAM_WEIGHTS_NAME, TensorElementType::Float32),
+    ];
     let inputs = session.inputs();
-    let input_ok = inputs.len() == 1
-        && inputs[0].name() == INPUT_NAME
-        && is_tensor_of(inputs[0].dtype(), TensorElementType::Int64);
-    if !input_ok {
+    let inputs_ok = inputs.len() == expected.len()
+        && expected.iter().all(|(name, ty)| {
+            inputs
+                .iter()
+                .any(|i| i.name() == *name && is_tensor_of(i.dtype(), *ty))
+        });
+    if !inputs_ok {
         let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
         return Err(EdgeError::Signature(format!(
-            "inputs are {names:?}, expected one int64 {INPUT_NAME:?}"
+            "inputs are {names:?}, expected int64 {INPUT_NAME:?}, int64 {NGRAM_IDS_NAME:?} and \
+             f32 {NGRAM_WEIGHTS_NAME:?}"
         )));
     }
     let output = session.outputs().iter().find(|o| o.name() == OUTPUT_NAME);

@@ -7,21 +7,27 @@
 //!   `<phone>`, ...) is one word;
 //! * character 1..=4-grams over the text with each placeholder as one symbol and the text padded
 //!   with a space on both sides (these survive obfuscation that breaks words);
+//! * subword tokens of the non-Han words ([`subword_words`]) from the model's trained WordPiece
+//!   vocabulary ([`subword::SubwordVocab`], `cloud/models/subword.json`), when it has one: they
+//!   share pieces between inflections and rare words that whole-word features miss;
 //! * one length feature (log2 bucket of the character count).
 //!
 //! Every distinct feature has value `1 / sqrt(number of distinct features)`.
 //!
 //! # Hash (stable)
 //! A feature string is hashed with FNV-1a 64 (offset `0xcbf29ce484222325`, prime
-//! `0x100000001b3`) over a one-byte namespace (`w` word, `b` bigram, `c` char n-gram, `l` length)
-//! followed by its UTF-8 bytes (bigram words joined by `0x1f`), then mixed with
+//! `0x100000001b3`) over a one-byte namespace (`w` word, `b` bigram, `c` char n-gram, `s`
+//! subword token with its `##` prefix, `l` length) followed by its UTF-8 bytes (bigram words joined by `0x1f`), then mixed with
 //! [`splitmix64`]; the bucket is the top `bucket_bits` bits.
 //!
 //! # Model file (`multiclass.bin`, little endian)
 //! `b"SGMC"`, format `u32` (= [`FORMAT_VERSION`]), pipeline version `u32`, bucket bits `u32`,
-//! classes `u32` (= 5), then per class a dequantisation scale `f32`, then per class a bias `f32`,
+//! classes `u32` (= 5), subword vocabulary fingerprint `u64` ([`SubwordVocab::fingerprint`]; 0
+//! for a model without subword features), then per class a dequantisation scale `f32`, then per class a bias `f32`,
 //! then `2^bucket_bits * classes` int8 weights, bucket-major (`weights[bucket * 5 + class]`).
 //! Weight = `scale[class] * q`.
+
+pub mod subword;
 
 use std::sync::LazyLock;
 
@@ -31,15 +37,16 @@ use smsguard_core::normalize::is_han;
 use smsguard_core::{placeholder, Label, PIPELINE_VERSION};
 
 use crate::{MessageContext, ModelScore, Scorer, ScoringError};
+pub use subword::{SubwordError, SubwordVocab};
 
 /// Number of classes (the taxonomy, ham first).
 pub const CLASSES: usize = Label::ALL.len();
 /// Version of the binary model layout.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Default number of hash bits (2^18 buckets: 1.3 MB of int8 weights).
 pub const DEFAULT_BUCKET_BITS: u32 = 18;
 const MAGIC: &[u8; 4] = b"SGMC";
-const HEADER_LEN: usize = 4 + 4 * 4;
+const HEADER_LEN: usize = 4 + 4 * 4 + 8;
 const NAME: &str = "multiclass";
 /// Longest character n-gram.
 const MAX_CHAR_GRAM: usize = 4;
@@ -65,6 +72,12 @@ pub enum MulticlassError {
     BadFile(String),
     #[error("model was built for pipeline version {found}, this code is version {expected}")]
     PipelineVersion { found: u32, expected: u32 },
+    #[error("the model uses subword features but no subword vocabulary was given")]
+    MissingSubwords,
+    #[error("the subword vocabulary is not the one the model was trained with")]
+    SubwordMismatch,
+    #[error(transparent)]
+    Subwords(#[from] SubwordError),
 }
 
 /// One sparse feature vector: sorted distinct buckets, all with the same value.
@@ -150,8 +163,22 @@ fn flush_run<'a>(text: &'a str, run: Option<(usize, bool)>, end: usize, out: &mu
     }
 }
 
-/// The hashed features of one normalised text (see the module docs).
-pub fn features(text: &str, bits: u32) -> Features {
+/// Whether a word of [`words`] is one the subword vocabulary covers: not a placeholder and not
+/// Han (jieba words and character n-grams already cover Han text).
+pub fn is_subword_word(word: &str) -> bool {
+    !placeholder::ALL.contains(&word) && !word.chars().next().is_some_and(is_han)
+}
+
+/// The words of a normalised text that the subword vocabulary is trained on and applied to.
+pub fn subword_words(text: &str) -> Vec<&str> {
+    let mut out = words(text);
+    out.retain(|w| is_subword_word(w));
+    out
+}
+
+/// The hashed features of one normalised text (see the module docs); subword features only when
+/// `subwords` is given.
+pub fn features(text: &str, bits: u32, subwords: Option<&SubwordVocab>) -> Features {
     let mut buckets = Vec::with_capacity(text.len() * 5);
     let words = words(text);
     for (i, word) in words.iter().enumerate() {
@@ -159,6 +186,9 @@ pub fn features(text: &str, bits: u32) -> Features {
         if let Some(next) = words.get(i + 1) {
             buckets.push(feature_bucket(b'b', &[word, next], bits));
         }
+    }
+    if let Some(vocab) = subwords {
+        push_subword_features(vocab, &words, bits, &mut buckets);
     }
     let mut units: Vec<&str> = vec![" "];
     units.extend(symbols(text).into_iter().map(|(at, sym)| match sym {
@@ -178,6 +208,18 @@ pub fn features(text: &str, bits: u32) -> Features {
     buckets.dedup();
     let value = 1.0 / (buckets.len() as f32).sqrt();
     Features { buckets, value }
+}
+
+fn push_subword_features(vocab: &SubwordVocab, words: &[&str], bits: u32, out: &mut Vec<u32>) {
+    let mut ids = Vec::new();
+    for word in words.iter().filter(|w| is_subword_word(w)) {
+        vocab.encode_word(word, &mut ids);
+    }
+    for id in ids {
+        if let Some(token) = vocab.token(id) {
+            out.push(feature_bucket(b's', &[token], bits));
+        }
+    }
 }
 
 /// Softmax in place-free form; stable for large logits.
@@ -205,12 +247,16 @@ pub struct MulticlassModel {
     scales: [f32; CLASSES],
     bias: [f32; CLASSES],
     weights: Vec<i8>,
+    subwords: Option<SubwordVocab>,
 }
 
 impl MulticlassModel {
-    /// The model compiled in from `cloud/models/multiclass.bin`.
+    /// The model compiled in from `cloud/models/multiclass.bin`, with the subword vocabulary
+    /// compiled in from `cloud/models/subword.json` when the model uses one.
     pub fn embedded() -> Result<Self, MulticlassError> {
-        Self::from_bytes(EMBEDDED.ok_or(MulticlassError::NoEmbeddedModel)?)
+        let model = EMBEDDED.ok_or(MulticlassError::NoEmbeddedModel)?;
+        let subwords = subword::embedded_json();
+        Self::from_parts(model, subwords)
     }
 
     /// Quantises float weights (`weights[bucket * CLASSES + class]`) to int8 with one scale per
@@ -234,11 +280,23 @@ impl MulticlassModel {
             scales,
             bias,
             weights: quantized,
+            subwords: None,
         }
+    }
+
+    /// The same model with subword features from `vocab` (the vocabulary it was trained with).
+    pub fn with_subwords(mut self, vocab: SubwordVocab) -> Self {
+        self.subwords = Some(vocab);
+        self
     }
 
     pub fn bucket_bits(&self) -> u32 {
         self.bucket_bits
+    }
+
+    /// The subword vocabulary of the model's features, if it uses one.
+    pub fn subwords(&self) -> Option<&SubwordVocab> {
+        self.subwords.as_ref()
     }
 
     /// The model file bytes (layout in the module docs).
@@ -253,6 +311,8 @@ impl MulticlassModel {
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
+        let fingerprint = self.subwords.as_ref().map_or(0, SubwordVocab::fingerprint);
+        out.extend_from_slice(&fingerprint.to_le_bytes());
         for v in self.scales.iter().chain(&self.bias) {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -260,8 +320,33 @@ impl MulticlassModel {
         out
     }
 
-    /// Parses and checks a model file.
+    /// Parses and checks a model file without subword features ([`Self::from_parts`] loads one
+    /// with them).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MulticlassError> {
+        Self::from_parts(bytes, None)
+    }
+
+    /// Parses and checks a model file and, when the model uses subword features, the vocabulary
+    /// document it was trained with (refused if it is another one). A vocabulary given to a
+    /// model without subword features is not used.
+    pub fn from_parts(bytes: &[u8], subwords: Option<&[u8]>) -> Result<Self, MulticlassError> {
+        let mut model = Self::parse(bytes)?;
+        let fingerprint = u64::from_le_bytes(
+            bytes[HEADER_LEN - 8..HEADER_LEN]
+                .try_into()
+                .map_err(|_| MulticlassError::BadFile("short header".to_owned()))?,
+        );
+        if fingerprint != 0 {
+            let vocab = SubwordVocab::from_json(subwords.ok_or(MulticlassError::MissingSubwords)?)?;
+            if vocab.fingerprint() != fingerprint {
+                return Err(MulticlassError::SubwordMismatch);
+            }
+            model.subwords = Some(vocab);
+        }
+        Ok(model)
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, MulticlassError> {
         let bad = |why: &str| MulticlassError::BadFile(why.to_owned());
         if bytes.len() < HEADER_LEN + 8 * CLASSES || &bytes[..4] != MAGIC {
             return Err(bad("missing SGMC header"));
@@ -300,12 +385,13 @@ impl MulticlassModel {
             scales,
             bias,
             weights: weights.iter().map(|&b| b as i8).collect(),
+            subwords: None,
         })
     }
 
     /// Class probabilities (in [`Label::ALL`] order) of a normalised text.
     pub fn probabilities(&self, normalized_text: &str) -> [f32; CLASSES] {
-        let features = features(normalized_text, self.bucket_bits);
+        let features = features(normalized_text, self.bucket_bits, self.subwords.as_ref());
         let mut sums = [0i32; CLASSES];
         for &bucket in &features.buckets {
             let row = &self.weights[bucket as usize * CLASSES..][..CLASSES];

@@ -38,9 +38,10 @@ pub struct EvalArgs {
     /// Do not seed the similarity store from the training corpora.
     #[arg(long)]
     pub no_seed: bool,
-    /// Send the embedded edge model's verdict along, as the phone does.
+    /// Score without the edge's verdict. By default every message carries the verdict of the
+    /// embedded edge model, as it does when a phone asks; this shows the cloud's scorers alone.
     #[arg(long)]
-    pub with_edge: bool,
+    pub without_edge: bool,
 }
 
 /// The evaluation report; `metrics` is flattened into top-level keys.
@@ -118,7 +119,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let cloud = CloudScorer::embedded_with(&data_dir, &options)
         .context("building the cloud scorer from the embedded models")?;
-    let edge = if args.with_edge {
+    let edge = if !args.without_edge {
         Some(EdgeModel::embedded().context("loading the embedded edge model")?)
     } else {
         None

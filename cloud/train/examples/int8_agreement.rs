@@ -62,9 +62,9 @@ fn load(dir: &Path, name: &str) -> Result<EdgeModel> {
 
 /// Softmax rows of already normalised texts.
 fn rows_of(model: &EdgeModel, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-    let ids = model.encoder().encode_batch(texts);
+    let inputs: Vec<_> = texts.iter().map(|t| model.encode(t)).collect();
     let labels = model.metadata().labels.len();
-    let logits = model.logits(&ids, texts.len())?;
+    let logits = model.logits(&inputs)?;
     Ok(logits
         .chunks(labels)
         .map(smsguard_edge::model::softmax)

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ort::session::Session;
 use ort::value::Tensor;
+use smsguard_core::ngrams::NgramConfig;
 use smsguard_train::config::ArchConfig;
-use smsguard_train::onnx_export::{export_fp32, INPUT_NAME, OUTPUT_NAME};
+use smsguard_train::onnx_export::{
+    export_fp32, INPUT_NAME, NGRAM_IDS_NAME, NGRAM_WEIGHTS_NAME, OUTPUT_NAME,
+};
 use smsguard_train::quantize::{export_int8_calibrated, synthetic_ids};
 
 fn default_config() -> ArchConfig {
@@ -25,8 +28,12 @@ fn default_config() -> ArchConfig {
         labels: ["ham", "spam", "smishing", "promo", "fraud"]
             .map(String::from)
             .to_vec(),
+        ngram: NgramConfig::default(),
     }
 }
+
+/// N-grams per message in the latency runs: about what a 100-character SMS yields.
+const NGRAMS_PER_MESSAGE: usize = 400;
 
 /// Fan-in scaled pseudo-random weights with the contract's names and shapes.
 fn random_weights(cfg: &ArchConfig) -> Vec<(String, Vec<usize>, Vec<f32>)> {
@@ -61,6 +68,7 @@ fn random_weights(cfg: &ArchConfig) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         0.1,
     ));
     weights.push(tensor("head.bias".into(), vec![c], 0.1));
+    weights.push(tensor("ngram.weight".into(), vec![cfg.ngram.buckets], 1.0));
     weights
 }
 
@@ -86,8 +94,18 @@ fn measure(
             .flat_map(|j| inputs[(i * batch + j) % inputs.len()].clone())
             .collect();
         let input = Tensor::from_array(([batch, seq_len], flat))?;
+        let k = NGRAMS_PER_MESSAGE;
+        let gram_ids: Vec<i64> = (0..batch * k)
+            .map(|j| 1 + (j as i64 * 157) % 65_000)
+            .collect();
+        let gram_ids = Tensor::from_array(([batch, k], gram_ids))?;
+        let gram_weights = Tensor::from_array(([batch, k], vec![0.05f32; batch * k]))?;
         let start = Instant::now();
-        let outputs = session.run(ort::inputs![INPUT_NAME => input])?;
+        let outputs = session.run(ort::inputs![
+            INPUT_NAME => input,
+            NGRAM_IDS_NAME => gram_ids,
+            NGRAM_WEIGHTS_NAME => gram_weights,
+        ])?;
         let (_, logits) = outputs[OUTPUT_NAME].try_extract_tensor::<f32>()?;
         std::hint::black_box(logits);
         // The first tenth warms caches and ONNX Runtime's allocators.

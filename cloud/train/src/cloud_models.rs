@@ -1,6 +1,11 @@
-//! `smsguard-train train-cloud`: trains the cloud's multiclass model on every `train.tsv`, then
-//! fits the fusion on the dev outputs of all cloud scorers, and writes `multiclass.bin`,
-//! `fusion.json` and `manifest.json` into the output folder (default `cloud/models`).
+//! `smsguard-train train-cloud`: trains a WordPiece subword vocabulary (`tokenizers`) and the
+//! cloud's multiclass model on every `train.tsv`, then fits the fusion on the dev outputs of all
+//! cloud scorers, and writes `subword.json`, `multiclass.bin`, `fusion.json` and
+//! `manifest.json` into the output folder (default `cloud/models`).
+//!
+//! The subword vocabulary is trained with `tokenizers`' WordPiece trainer on the non-Han words
+//! of the normalised training texts of all corpora (placeholders left out; Han text has jieba
+//! words), each text one sequence of those words split on spaces.
 //!
 //! Sample weights: corpora larger than `--corpus-cap` are weighed down to that size (so the 20k
 //! SpamHunter texts do not drown the rest); then ham gets half of the total weight and the spam
@@ -22,9 +27,15 @@ use smsguard_scoring::fusion::{
     self, default_inputs, fit_head, EdgeInput, FitConfig, FusionModel, Head, ScorerOutcome,
     EDGE_INPUT,
 };
-use smsguard_scoring::multiclass::{self, Example, MulticlassModel, TrainConfig, CLASSES};
+use smsguard_scoring::multiclass::subword::SUBWORD_FILE;
+use smsguard_scoring::multiclass::{
+    self, Example, MulticlassModel, SubwordVocab, TrainConfig, CLASSES,
+};
 use smsguard_scoring::rules::{RuleSet, StaticRules};
 use smsguard_scoring::{PreparedMessage, Scorer, SenderReputation, SimilarityStore, VariantScorer};
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+use tokenizers::{AddedToken, Tokenizer};
 
 use crate::data::{self, Split};
 use crate::manifest::FileEntry;
@@ -56,7 +67,19 @@ pub struct CloudTrainArgs {
     /// Fit the fusion without the edge model's verdicts.
     #[arg(long)]
     pub no_edge: bool,
+    /// Size of the WordPiece subword vocabulary; 0 trains the multiclass model without subword
+    /// features (and writes no subword.json).
+    #[arg(long, default_value_t = DEFAULT_SUBWORD_VOCAB)]
+    pub subword_vocab: usize,
+    /// Fewest occurrences of a merged subword in the training words.
+    #[arg(long, default_value_t = 2)]
+    pub subword_min_frequency: u64,
 }
+
+/// Default size of the subword vocabulary (see README: measured against 4k and 8k).
+pub const DEFAULT_SUBWORD_VOCAB: usize = 8000;
+/// Most distinct characters of the subword alphabet (rarer characters make a word unknown).
+const SUBWORD_ALPHABET: usize = 400;
 
 /// Dev figures of one corpus (or `all`).
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +107,8 @@ struct CloudManifest {
 #[derive(Debug, Serialize)]
 struct MulticlassSummary {
     config: TrainConfig,
+    /// Entries of subword.json (0: no subword features).
+    subword_vocab: usize,
     corpus_cap: usize,
     train_examples: BTreeMap<String, usize>,
     duplicates_removed: usize,
@@ -127,9 +152,19 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
         l2: args.l2,
         seed: args.seed,
     };
-    let model = train_multiclass(&train, &config, args.corpus_cap);
+    let subword_json = match args.subword_vocab {
+        0 => None,
+        size => Some(train_subwords(&train, size, args.subword_min_frequency)?),
+    };
+    let subwords = subword_json
+        .as_deref()
+        .map(|json| SubwordVocab::from_json(json.as_bytes()))
+        .transpose()?;
+    let subword_entries = subwords.as_ref().map_or(0, SubwordVocab::len);
+    let model = train_multiclass(&train, &config, args.corpus_cap, subwords);
     let model_bytes = model.to_bytes();
-    let model = MulticlassModel::from_bytes(&model_bytes)?;
+    let model =
+        MulticlassModel::from_parts(&model_bytes, subword_json.as_deref().map(str::as_bytes))?;
 
     let prepared: Vec<PreparedMessage> = dev
         .iter()
@@ -201,11 +236,13 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let fusion_json = fusion.to_json();
-    let files = [
-        ("multiclass.bin", model_bytes.as_slice()),
-        ("fusion.json", fusion_json.as_bytes()),
-    ];
-    for (name, bytes) in files {
+    let mut files = vec![("multiclass.bin", model_bytes.as_slice())];
+    match &subword_json {
+        Some(json) => files.push((SUBWORD_FILE, json.as_bytes())),
+        None => remove_stale(&args.out.join(SUBWORD_FILE))?,
+    }
+    files.push(("fusion.json", fusion_json.as_bytes()));
+    for &(name, bytes) in &files {
         let path = args.out.join(name);
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -214,6 +251,7 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
         files: files.iter().map(|(n, b)| FileEntry::of(n, b)).collect(),
         multiclass: MulticlassSummary {
             config,
+            subword_vocab: subword_entries,
             corpus_cap: args.corpus_cap,
             train_examples: train
                 .sources
@@ -292,10 +330,92 @@ pub fn sample_weights(labels: &[usize], sources: &[usize], corpus_cap: usize) ->
     weights.iter().map(|w| w / mean.max(1e-9)).collect()
 }
 
+/// A vocabulary file of an earlier run would not match a model trained without one.
+fn remove_stale(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Trains the WordPiece vocabulary (see the module docs) and returns its `tokenizers` JSON.
+pub fn train_subwords(
+    train: &data::Dataset,
+    vocab_size: usize,
+    min_frequency: u64,
+) -> Result<String> {
+    let started = Instant::now();
+    let sequences: Vec<String> = train
+        .examples
+        .iter()
+        .map(|e| multiclass::subword_words(&e.text).join(" "))
+        .collect();
+    let alphabet = subword_alphabet(&sequences);
+    let trainer = WordPieceTrainer::builder()
+        .vocab_size(vocab_size)
+        .min_frequency(min_frequency)
+        .initial_alphabet(alphabet.iter().copied().collect())
+        .limit_alphabet(alphabet.len())
+        .special_tokens(fixed_tokens(&alphabet))
+        .show_progress(false)
+        .build();
+    let mut tokenizer = Tokenizer::new(WordPiece::default());
+    tokenizer.with_pre_tokenizer(Some(WhitespaceSplit));
+    let mut trainer: tokenizers::models::TrainerWrapper = trainer.into();
+    tokenizer
+        .train(&mut trainer, sequences.into_iter())
+        .map_err(|e| anyhow::anyhow!("training the subword vocabulary: {e}"))?;
+    let json = tokenizer
+        .to_string(false)
+        .map_err(|e| anyhow::anyhow!("serialising the subword vocabulary: {e}"))?;
+    eprintln!(
+        "subword vocabulary: {} entries ({} B) in {:.1} s",
+        tokenizer.get_vocab_size(true),
+        json.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(json)
+}
+
+/// The [`SUBWORD_ALPHABET`] most frequent characters (ties by code point), chosen here because
+/// `tokenizers` breaks count ties in hash-map order, which differs from run to run.
+fn subword_alphabet(sequences: &[String]) -> Vec<char> {
+    let mut counts: BTreeMap<char, u64> = BTreeMap::new();
+    for c in sequences
+        .iter()
+        .flat_map(|s| s.chars())
+        .filter(|c| *c != ' ')
+    {
+        *counts.entry(c).or_default() += 1;
+    }
+    let mut by_count: Vec<(char, u64)> = counts.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut alphabet: Vec<char> = by_count
+        .into_iter()
+        .take(SUBWORD_ALPHABET)
+        .map(|(c, _)| c)
+        .collect();
+    alphabet.sort_unstable();
+    alphabet
+}
+
+/// `[UNK]` and the continuing piece `##c` of every alphabet character, registered up front so
+/// that their ids (and with them the trainer's tie-breaking between equally frequent merges) do
+/// not depend on hash-map order: the same corpora give the same vocabulary.
+fn fixed_tokens(alphabet: &[char]) -> Vec<AddedToken> {
+    std::iter::once("[UNK]".to_owned())
+        .chain(alphabet.iter().map(|c| format!("##{c}")))
+        .map(|t| AddedToken::from(t, true))
+        .collect()
+}
+
 fn train_multiclass(
     train: &data::Dataset,
     config: &TrainConfig,
     corpus_cap: usize,
+    subwords: Option<SubwordVocab>,
 ) -> MulticlassModel {
     let labels: Vec<usize> = train.examples.iter().map(|e| e.label).collect();
     let sources: Vec<usize> = train.examples.iter().map(|e| e.source).collect();
@@ -306,7 +426,7 @@ fn train_multiclass(
         .iter()
         .zip(&weights)
         .map(|(e, &weight)| Example {
-            features: multiclass::features(&e.text, config.bucket_bits),
+            features: multiclass::features(&e.text, config.bucket_bits, subwords.as_ref()),
             label: e.label,
             weight,
         })
@@ -318,6 +438,10 @@ fn train_multiclass(
     );
     let started = Instant::now();
     let model = multiclass::train(&examples, config).quantize();
+    let model = match subwords {
+        Some(vocab) => model.with_subwords(vocab),
+        None => model,
+    };
     eprintln!(
         "trained {} epochs in {:.1} s",
         config.epochs,

@@ -9,11 +9,20 @@
 //!       convs.{i}.pw.weight [F, D, 1], convs.{i}.pw.bias [F]   pointwise conv1d
 //!       ReLU, global max pool over L                           -> [N, F]
 //!  -> concat branches                                          -> [N, B*F]
-//!  -> head.weight [C, B*F], head.bias [C]                      linear -> logits [N, C]
+//!  -> head.weight [C, B*F], head.bias [C]                      linear -> cnn logits [N, C]
+//!
+//! ngram_ids [N, K] int64, ngram_weights [N, K] f32             (smsguard_core::ngrams)
+//!  -> ngram.weight [G]                                         gather -> [N, K]
+//!  -> times ngram_weights, sum over K                          -> spam evidence s [N, 1]
+//!  -> logits = cnn logits + s on every label but ham           -> logits [N, C]
 //! ```
-//! Output name: `logits`; input name: `ids`. Metadata keys: `smsguard_core::model_meta`. `C` = number of labels (first label is `ham`).
+//! The n-gram branch is a linear model over hashed character n-grams (what a TF-IDF linear
+//! classifier sees); adding its score to every spam label's logit moves only the ham-vs-spam
+//! odds and leaves the choice among spam labels to the CNN. Bucket 0 is padding (weight 0 input).
+//! Output name: `logits`; input names: `ids`, `ngram_ids`, `ngram_weights`. Metadata keys: `smsguard_core::model_meta`. `C` = number of labels (first label is `ham`).
 
 use serde::{Deserialize, Serialize};
+use smsguard_core::ngrams::NgramConfig;
 
 /// Hyper-parameters that fix the shapes of every tensor of the edge model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +39,8 @@ pub struct ArchConfig {
     pub seq_len: usize,
     /// Label names in output order; `labels[0] == "ham"`.
     pub labels: Vec<String>,
+    /// Hashed n-gram input of the linear branch (G = `ngram.buckets`).
+    pub ngram: NgramConfig,
 }
 
 impl ArchConfig {

@@ -7,6 +7,7 @@ pub mod data;
 pub mod eval;
 pub mod manifest;
 pub mod model;
+pub mod ngram_fit;
 pub mod onnx_export;
 pub mod quantize;
 pub mod trainer;

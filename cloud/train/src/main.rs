@@ -7,11 +7,13 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use smsguard_core::features::FeatureEncoder;
 use smsguard_core::metrics::ThresholdMetrics;
+use smsguard_core::ngrams::NgramConfig;
 use smsguard_core::{model_meta, PIPELINE_VERSION};
 use smsguard_train::config::ArchConfig;
 use smsguard_train::data::{self, Dataset, Split, EDGE_LABELS};
 use smsguard_train::manifest::{FileEntry, Manifest, SourceCount};
 use smsguard_train::model::{CharCnn, SplitMix64};
+use smsguard_train::ngram_fit::{self, NgramFitConfig};
 use smsguard_train::trainer::{self, CorpusMetrics, EncodedSet, Thresholds, TrainConfig};
 use smsguard_train::vocab::{self, VocabConfig};
 use smsguard_train::{onnx_export, quantize};
@@ -77,6 +79,23 @@ struct TrainArgs {
     min_count: usize,
     #[arg(long, default_value_t = 64)]
     hash_buckets: usize,
+    /// Buckets of the hashed n-gram branch (one int8 weight each in the shipped model).
+    #[arg(long, default_value_t = NgramConfig::default().buckets)]
+    ngram_buckets: usize,
+    /// Longest character n-gram of the n-gram branch.
+    #[arg(long, default_value_t = NgramConfig::default().max_n)]
+    ngram_max_n: usize,
+    /// Plain cross-entropy (every example counts once) instead of class weights that lift the
+    /// rarer labels: better calibrated spam scores, so better accuracy at the 0.5 cut.
+    #[arg(long)]
+    unweighted: bool,
+    /// Train the n-gram branch jointly with the CNN by Adam, instead of fitting it first as a
+    /// regularised logistic regression and freezing it.
+    #[arg(long)]
+    joint_ngrams: bool,
+    /// Characters of a message the n-gram branch reads.
+    #[arg(long, default_value_t = NgramConfig::default().max_chars)]
+    ngram_max_chars: usize,
     /// Dev messages used to calibrate int8 activation ranges.
     #[arg(long, default_value_t = 1024)]
     calibration_samples: usize,
@@ -115,19 +134,57 @@ fn run_train(args: TrainArgs) -> Result<()> {
         kernel_widths: args.kernels.clone(),
         seq_len: args.seq_len,
         labels: EDGE_LABELS.iter().map(|l| l.to_string()).collect(),
+        ngram: NgramConfig {
+            buckets: args.ngram_buckets,
+            max_n: args.ngram_max_n,
+            max_chars: args.ngram_max_chars,
+        },
     };
+    arch.ngram.validate()?;
     eprintln!(
         "vocab: {} known chars + {} buckets = {} ids",
         encoder.known_chars(),
         encoder.hash_buckets(),
         encoder.vocab_size()
     );
-    let train_set = EncodedSet::encode(&train_data, &encoder);
-    let dev_set = EncodedSet::encode(&dev_data, &encoder);
-    let class_weights = trainer::class_weights_of(&train_data);
+    let train_set = EncodedSet::encode(&train_data, &encoder, &arch.ngram);
+    let dev_set = EncodedSet::encode(&dev_data, &encoder, &arch.ngram);
+    let class_weights = if args.unweighted {
+        vec![1.0; EDGE_LABELS.len()]
+    } else {
+        trainer::class_weights_of(&train_data)
+    };
     eprintln!("class weights {EDGE_LABELS:?}: {class_weights:?}");
     let tc = train_config(&args);
-    let outcome = trainer::train(&arch, &train_set, &dev_set, &class_weights, &tc)?;
+    let ngram_fit = (!args.joint_ngrams).then(|| {
+        let fit_config = NgramFitConfig {
+            seed: args.seed,
+            ..NgramFitConfig::default()
+        };
+        let fit = ngram_fit::fit(
+            &train_set,
+            &dev_set,
+            &class_weights,
+            arch.ngram.buckets,
+            &fit_config,
+        );
+        for (l2, loss, accuracy) in &fit.candidates {
+            eprintln!(
+                "n-gram branch, l2 {l2:e}: dev loss {loss:.4}, dev accuracy {:.2}%",
+                100.0 * accuracy
+            );
+        }
+        eprintln!("n-gram branch: kept l2 {:e}", fit.l2);
+        fit
+    });
+    let outcome = trainer::train(
+        &arch,
+        &train_set,
+        &dev_set,
+        &class_weights,
+        &tc,
+        ngram_fit.as_ref(),
+    )?;
     let model = CharCnn::from_weights(&arch, &outcome.weights)?;
     let observations = trainer::predict(&model, &dev_set)?;
     let dev_metrics = trainer::metrics_by_corpus(&observations, &dev_set);
@@ -162,6 +219,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         dev_metrics,
         thresholds,
         dev_at_threshold_fpr_0_5: at_fpr_0_5,
+        ngram_fit,
         best_epoch: outcome.best_epoch,
         history: outcome.history,
         train_sources: source_counts(&train_data),
@@ -223,6 +281,10 @@ fn metadata(
         (model_meta::VOCAB_SHA256, encoder.sha256().to_string()),
         (model_meta::LABELS, serde_json::to_string(&arch.labels)?),
         (model_meta::SEQ_LEN, arch.seq_len.to_string()),
+        (
+            model_meta::NGRAM_CONFIG,
+            serde_json::to_string(&arch.ngram)?,
+        ),
         (
             model_meta::THRESHOLD_FPR_0_5,
             thresholds.fpr_0_5.threshold.to_string(),

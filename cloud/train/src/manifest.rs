@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use smsguard_core::metrics::ThresholdMetrics;
 
 use crate::config::ArchConfig;
+use crate::ngram_fit::NgramFit;
 use crate::trainer::{CorpusMetrics, EpochStats, Thresholds, TrainConfig};
 
 /// One artefact file.
@@ -44,6 +45,9 @@ pub struct Manifest {
     pub thresholds: Thresholds,
     /// Per corpus: dev figures when flagging at the ham-FPR-0.5 % threshold.
     pub dev_at_threshold_fpr_0_5: Vec<(String, ThresholdMetrics)>,
+    /// The n-gram branch's fit before the CNN trained (absent when trained jointly).
+    #[serde(default)]
+    pub ngram_fit: Option<NgramFit>,
     pub best_epoch: usize,
     pub history: Vec<EpochStats>,
     pub train_sources: Vec<SourceCount>,

@@ -74,6 +74,17 @@ pub struct CharCnn {
     branches: Vec<Branch>,
     head_weight: Var,
     head_bias: Var,
+    /// `[G]`: the linear n-gram branch's weight per bucket.
+    ngram_weight: Var,
+}
+
+/// The inputs of one batch: char ids `[N, L]` (u32 or i64), n-gram bucket ids `[N, K]` (u32 or
+/// i64) and their weights `[N, K]` (f32; 0 on padding).
+#[derive(Debug)]
+pub struct BatchInput {
+    pub ids: Tensor,
+    pub ngram_ids: Tensor,
+    pub ngram_weights: Tensor,
 }
 
 impl CharCnn {
@@ -124,6 +135,7 @@ impl CharCnn {
             branches,
             head_weight: var("head.weight")?,
             head_bias: var("head.bias")?,
+            ngram_weight: var("ngram.weight")?,
         })
     }
 
@@ -131,8 +143,27 @@ impl CharCnn {
         &self.cfg
     }
 
-    /// Logits `[N, C]` for ids `[N, L]` (u32 or i64).
-    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    /// Logits `[N, C]`: the CNN's plus the n-gram evidence on every label but ham.
+    pub fn forward(&self, input: &BatchInput) -> Result<Tensor> {
+        let cnn = self.cnn_logits(&input.ids)?;
+        let (n, k) = input.ngram_ids.dims2()?;
+        let buckets = input.ngram_ids.to_dtype(DType::U32)?.flatten_all()?;
+        let evidence = self
+            .ngram_weight
+            .index_select(&buckets, 0)?
+            .reshape((n, k))?
+            .mul(&input.ngram_weights)?
+            .sum_keepdim(1)?;
+        let labels = self.cfg.num_labels();
+        let spam_mask: Vec<f32> = (0..labels)
+            .map(|c| if c == 0 { 0.0 } else { 1.0 })
+            .collect();
+        let spam_mask = Tensor::from_vec(spam_mask, (1, labels), &Device::Cpu)?;
+        cnn + evidence.broadcast_mul(&spam_mask)?
+    }
+
+    /// Logits `[N, C]` of the CNN part alone for ids `[N, L]` (u32 or i64).
+    fn cnn_logits(&self, ids: &Tensor) -> Result<Tensor> {
         let (n, l) = ids.dims2()?;
         let ids = ids.to_dtype(DType::U32)?.flatten_all()?;
         let d = self.cfg.embed_dim;
@@ -148,7 +179,34 @@ impl CharCnn {
             .broadcast_add(&self.head_bias)
     }
 
-    /// All trainable variables, for the optimiser.
+    /// The same model with the n-gram branch replaced by a fitted one: `weights` per bucket and
+    /// `bias` added to the head bias of every label but ham (see [`crate::ngram_fit`]).
+    pub fn with_ngram_branch(&self, weights: &[f32], bias: f32) -> Result<Self> {
+        let mut named = self.named_weights()?;
+        for (name, shape, values) in &mut named {
+            if name == "ngram.weight" {
+                if values.len() != weights.len() {
+                    return Err(candle_core::Error::Msg(format!(
+                        "n-gram branch has {} weights, expected {shape:?}",
+                        weights.len()
+                    )));
+                }
+                values.copy_from_slice(weights);
+            } else if name == "head.bias" {
+                values.iter_mut().skip(1).for_each(|b| *b += bias);
+            }
+        }
+        Self::from_weights(&self.cfg, &named)
+    }
+
+    /// The variables of the CNN part (everything but the n-gram branch).
+    pub fn cnn_vars(&self) -> Vec<Var> {
+        let mut vars = self.vars();
+        vars.pop();
+        vars
+    }
+
+    /// All trainable variables, for the optimiser (the n-gram branch last).
     pub fn vars(&self) -> Vec<Var> {
         let mut vars = vec![self.embedding.clone()];
         for b in &self.branches {
@@ -159,7 +217,11 @@ impl CharCnn {
                 b.pw_bias.clone(),
             ]);
         }
-        vars.extend([self.head_weight.clone(), self.head_bias.clone()]);
+        vars.extend([
+            self.head_weight.clone(),
+            self.head_bias.clone(),
+            self.ngram_weight.clone(),
+        ]);
         vars
     }
 
@@ -224,17 +286,19 @@ pub fn expected_shapes(cfg: &ArchConfig) -> Vec<(String, Vec<usize>)> {
         vec![cfg.num_labels(), cfg.pooled_width()],
     ));
     shapes.push(("head.bias".to_string(), vec![cfg.num_labels()]));
+    shapes.push(("ngram.weight".to_string(), vec![cfg.ngram.buckets]));
     shapes
 }
 
 /// Seeded initial weights: N(0, 1/sqrt(D)) embeddings (padding id 0 starts at zero), Kaiming-
-/// uniform-like convs and head scaled by fan-in, zero biases.
+/// uniform-like convs and head scaled by fan-in, zero biases and n-gram weights (the linear
+/// branch starts neutral and learns from the gradient alone).
 fn init_weights(cfg: &ArchConfig, rng: &mut SplitMix64) -> Vec<NamedWeight> {
     expected_shapes(cfg)
         .into_iter()
         .map(|(name, shape)| {
             let count: usize = shape.iter().product();
-            let values = if name.ends_with(".bias") {
+            let values = if name.ends_with(".bias") || name == "ngram.weight" {
                 vec![0.0; count]
             } else if name == "embedding.weight" {
                 let std = 1.0 / (cfg.embed_dim as f64).sqrt();
@@ -269,24 +333,34 @@ mod tests {
             filters: 3,
             kernel_widths: vec![3, 5],
             seq_len: 6,
-            labels: vec!["ham".into(), "spam".into()],
+            labels: vec!["ham".into(), "ad".into(), "spam".into()],
+            ngram: smsguard_core::ngrams::NgramConfig {
+                buckets: 8,
+                max_n: 2,
+                max_chars: 16,
+            },
         }
     }
 
     #[test]
-    fn depthwise_branch_matches_a_direct_convolution() {
+    fn forward_matches_a_direct_convolution_plus_ngram_evidence() {
         let cfg = tiny_cfg();
-        let model = CharCnn::new(&cfg, 7).unwrap();
-        let weights = model.named_weights().unwrap();
+        let mut weights = CharCnn::new(&cfg, 7).unwrap().named_weights().unwrap();
+        let ngram = weights.iter_mut().find(|w| w.0 == "ngram.weight").unwrap();
+        ngram.2 = vec![0.0, 0.5, -1.0, 2.0, 0.0, 0.0, 0.0, 0.0];
+        let model = CharCnn::from_weights(&cfg, &weights).unwrap();
         let ids: Vec<u32> = vec![1, 5, 7, 2, 0, 0];
-        let logits = model
-            .forward(&Tensor::from_vec(ids.clone(), (1, 6), &Device::Cpu).unwrap())
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let input = BatchInput {
+            ids: Tensor::from_vec(ids.clone(), (1, 6), &Device::Cpu).unwrap(),
+            ngram_ids: Tensor::from_vec(vec![1u32, 2, 0], (1, 3), &Device::Cpu).unwrap(),
+            ngram_weights: Tensor::from_vec(vec![0.6f32, 0.8, 0.0], (1, 3), &Device::Cpu).unwrap(),
+        };
+        let logits = model.forward(&input).unwrap().to_vec2::<f32>().unwrap();
         let reference = reference_forward(&cfg, &weights, &ids);
-        for (a, b) in logits[0].iter().zip(&reference) {
-            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        // Evidence 0.6 * 0.5 + 0.8 * -1 = -0.5 on every label but ham.
+        let evidence = [0.0, -0.5, -0.5];
+        for ((a, b), e) in logits[0].iter().zip(&reference).zip(evidence) {
+            assert!((a - (b + e)).abs() < 1e-4, "{a} vs {b} + {e}");
         }
     }
 

@@ -13,6 +13,7 @@ use onnx_protobuf::{
 };
 use protobuf::{EnumOrUnknown, MessageField};
 use smsguard_core::model_meta;
+use smsguard_core::ngrams::NgramFeatures;
 
 use crate::config::ArchConfig;
 
@@ -23,10 +24,18 @@ pub const OPSET_VERSION: i64 = 17;
 pub const IR_VERSION: i64 = 8;
 /// Name of the graph input: token ids `[N, L]` int64.
 pub const INPUT_NAME: &str = "ids";
+/// Name of the graph input: n-gram bucket ids `[N, K]` int64 (0 = padding).
+pub const NGRAM_IDS_NAME: &str = "ngram_ids";
+/// Name of the graph input: n-gram weights `[N, K]` float (0 on padding).
+pub const NGRAM_WEIGHTS_NAME: &str = "ngram_weights";
 /// Name of the graph output: logits `[N, C]` float.
 pub const OUTPUT_NAME: &str = "logits";
+/// Name of the CNN part's logits inside the graph, before the n-gram evidence is added.
+pub(crate) const CNN_LOGITS: &str = "cnn_logits";
 /// Symbolic name of the dynamic batch dimension.
 const BATCH_DIM: &str = "batch";
+/// Symbolic name of the dynamic n-gram count.
+const NGRAM_DIM: &str = "ngrams";
 
 /// Why a model could not be exported.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +64,10 @@ pub enum ExportError {
     WrongSequenceLength { expected: usize, actual: usize },
     #[error("id {id} is outside the vocabulary of {vocab_size}")]
     IdOutOfRange { id: i64, vocab_size: usize },
+    #[error("n-gram bucket {id} is outside the {buckets} buckets")]
+    NgramOutOfRange { id: i64, buckets: usize },
+    #[error("{ids} n-gram ids but {weights} weights")]
+    NgramLengthMismatch { ids: usize, weights: usize },
     #[error("serialising the ONNX model failed: {0}")]
     Serialize(#[from] protobuf::Error),
 }
@@ -98,6 +111,8 @@ pub struct ReferenceCnn {
     pub(crate) head_weight: Vec<f32>,
     /// `[C]`
     pub(crate) head_bias: Vec<f32>,
+    /// `[G]`
+    pub(crate) ngram_weight: Vec<f32>,
 }
 
 /// Every intermediate of one forward pass, channel-major (`[channels, L]`) like the ONNX graph.
@@ -111,7 +126,7 @@ pub struct Activations {
     pub pointwise: Vec<Vec<f32>>,
     /// Concatenated max-pooled features, `[B*F]`.
     pub pooled: Vec<f32>,
-    /// `[C]`
+    /// Logits of the CNN part, `[C]` (without the n-gram evidence).
     pub logits: Vec<f32>,
 }
 
@@ -177,6 +192,8 @@ fn validate_config(cfg: &ArchConfig) -> Result<(), ExportError> {
         Some("kernel widths must be odd so that padding k/2 keeps the length")
     } else if cfg.labels.is_empty() {
         Some("at least one label is needed")
+    } else if cfg.ngram.validate().is_err() {
+        Some("the n-gram config is invalid (buckets >= 2, 1 <= max_n <= 16, max_chars >= 1)")
     } else {
         None
     };
@@ -208,6 +225,7 @@ impl ReferenceCnn {
         }
         let head_weight = table.take("head.weight", &[c, cfg.pooled_width()])?;
         let head_bias = table.take("head.bias", &[c])?;
+        let ngram_weight = table.take("ngram.weight", &[cfg.ngram.buckets])?;
         table.reject_leftovers()?;
         Ok(Self {
             cfg: cfg.clone(),
@@ -215,6 +233,7 @@ impl ReferenceCnn {
             branches,
             head_weight,
             head_bias,
+            ngram_weight,
         })
     }
 
@@ -222,9 +241,35 @@ impl ReferenceCnn {
         &self.cfg
     }
 
-    /// Logits `[C]` for one right-padded sequence of exactly `seq_len` ids.
-    pub fn forward(&self, ids: &[i64]) -> Result<Vec<f32>, ExportError> {
-        Ok(self.forward_activations(ids)?.logits)
+    /// Logits `[C]` for one right-padded sequence of exactly `seq_len` ids and the message's
+    /// n-grams: the CNN's logits plus the n-gram evidence on every label but ham.
+    pub fn forward(&self, ids: &[i64], ngrams: &NgramFeatures) -> Result<Vec<f32>, ExportError> {
+        let mut logits = self.forward_activations(ids)?.logits;
+        let evidence = self.ngram_evidence(ngrams)?;
+        logits.iter_mut().skip(1).for_each(|l| *l += evidence);
+        Ok(logits)
+    }
+
+    /// The linear branch: `sum_k ngram.weight[id_k] * weight_k`.
+    pub fn ngram_evidence(&self, ngrams: &NgramFeatures) -> Result<f32, ExportError> {
+        if ngrams.ids.len() != ngrams.weights.len() {
+            return Err(ExportError::NgramLengthMismatch {
+                ids: ngrams.ids.len(),
+                weights: ngrams.weights.len(),
+            });
+        }
+        let buckets = self.ngram_weight.len();
+        ngrams
+            .ids
+            .iter()
+            .zip(&ngrams.weights)
+            .try_fold(0.0f32, |sum, (&id, &w)| {
+                let bucket = usize::try_from(id)
+                    .ok()
+                    .filter(|&b| b < buckets)
+                    .ok_or(ExportError::NgramOutOfRange { id, buckets })?;
+                Ok(sum + self.ngram_weight[bucket] * w)
+            })
     }
 
     /// The forward pass with every intermediate kept (used for calibration and debugging).
@@ -397,10 +442,48 @@ fn fp32_graph(cnn: &ReferenceCnn) -> GraphProto {
     g.node(
         "Gemm",
         &["features", "head.weight", "head.bias"],
-        &[OUTPUT_NAME],
+        &[CNN_LOGITS],
         vec![attr_int("transB", 1)],
     );
+    g.init_f32("ngram.weight", &[cfg.ngram.buckets], &cnn.ngram_weight);
+    g.node(
+        "Gather",
+        &["ngram.weight", NGRAM_IDS_NAME],
+        &["ngram_bucket_weights"],
+        vec![attr_int("axis", 0)],
+    );
+    add_ngram_evidence(&mut g, "ngram_bucket_weights");
     g.finish()
+}
+
+/// From the gathered per-bucket weights `[N, K]` to `logits = cnn_logits + s * spam_mask`,
+/// where `s = sum_k bucket_weight * ngram_weight` and `spam_mask` is 0 for ham, 1 otherwise.
+pub(crate) fn add_ngram_evidence(g: &mut GraphBuilder, bucket_weights: &str) {
+    let labels = g.labels;
+    let mask: Vec<f32> = (0..labels)
+        .map(|c| if c == 0 { 0.0 } else { 1.0 })
+        .collect();
+    g.init_f32("spam_mask", &[labels], &mask);
+    g.init_i64("ngram_sum_axes", &[1], &[1]);
+    g.node(
+        "Mul",
+        &[bucket_weights, NGRAM_WEIGHTS_NAME],
+        &["ngram_terms"],
+        vec![],
+    );
+    g.node(
+        "ReduceSum",
+        &["ngram_terms", "ngram_sum_axes"],
+        &["ngram_evidence"],
+        vec![attr_int("keepdims", 1)],
+    );
+    g.node(
+        "Mul",
+        &["ngram_evidence", "spam_mask"],
+        &["ngram_logits"],
+        vec![],
+    );
+    g.node("Add", &[CNN_LOGITS, "ngram_logits"], &[OUTPUT_NAME], vec![]);
 }
 
 /// Attributes of a depthwise conv of width `k` over `d` channels that keeps the length.
@@ -422,6 +505,7 @@ pub(crate) fn max_over_time_attrs() -> Vec<AttributeProto> {
 #[derive(Debug)]
 pub(crate) struct GraphBuilder {
     graph: GraphProto,
+    labels: usize,
 }
 
 impl GraphBuilder {
@@ -433,12 +517,25 @@ impl GraphBuilder {
             DataType::INT64,
             &[Dim::Batch, Dim::Fixed(cfg.seq_len)],
         ));
+        graph.input.push(value_info(
+            NGRAM_IDS_NAME,
+            DataType::INT64,
+            &[Dim::Batch, Dim::Ngrams],
+        ));
+        graph.input.push(value_info(
+            NGRAM_WEIGHTS_NAME,
+            DataType::FLOAT,
+            &[Dim::Batch, Dim::Ngrams],
+        ));
         graph.output.push(value_info(
             OUTPUT_NAME,
             DataType::FLOAT,
             &[Dim::Batch, Dim::Fixed(cfg.num_labels())],
         ));
-        Self { graph }
+        Self {
+            graph,
+            labels: cfg.num_labels(),
+        }
     }
 
     pub(crate) fn node(
@@ -480,6 +577,11 @@ impl GraphBuilder {
         self.init_raw(name, dims, DataType::UINT8, values.to_vec());
     }
 
+    pub(crate) fn init_i64(&mut self, name: &str, dims: &[usize], values: &[i64]) {
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.init_raw(name, dims, DataType::INT64, raw);
+    }
+
     pub(crate) fn init_i32(&mut self, name: &str, dims: &[usize], values: &[i32]) {
         let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.init_raw(name, dims, DataType::INT32, raw);
@@ -492,6 +594,7 @@ impl GraphBuilder {
 
 enum Dim {
     Batch,
+    Ngrams,
     Fixed(usize),
 }
 
@@ -501,6 +604,7 @@ fn value_info(name: &str, elem_type: DataType, dims: &[Dim]) -> ValueInfoProto {
         let mut proto = tensor_shape_proto::Dimension::new();
         match dim {
             Dim::Batch => proto.set_dim_param(BATCH_DIM.to_string()),
+            Dim::Ngrams => proto.set_dim_param(NGRAM_DIM.to_string()),
             Dim::Fixed(n) => proto.set_dim_value(*n as i64),
         }
         shape.dim.push(proto);

@@ -6,7 +6,9 @@
 //!     -> QLinearConv depthwise, all branches at once (group = B*D, kernels centred in the widest)
 //!     -> QLinearConv pointwise, group = B (output zero point 0 = ReLU)
 //!     -> MaxPool over the whole sequence (uint8) -> DequantizeLinear -> Flatten
-//!     -> Gemm(B = DequantizeLinear(int8 head weight, per row)) -> logits
+//!     -> Gemm(B = DequantizeLinear(int8 head weight, per row)) -> cnn logits
+//! ngram_ids -> Gather(ngram weight int8 [G], one symmetric scale) -> DequantizeLinear
+//!     -> times ngram_weights, summed -> added to every spam label -> logits
 //! ```
 //! Activation ranges of the conv outputs come from running the reference forward pass
 //! ([`ReferenceCnn`]) over calibration inputs; pass real samples via [`export_int8_calibrated`].
@@ -15,8 +17,8 @@ use onnx_protobuf::AttributeProto;
 
 use crate::config::ArchConfig;
 use crate::onnx_export::{
-    attr_int, attr_ints, depthwise_attrs, serialize_model, Branch, ExportError, GraphBuilder,
-    ReferenceCnn, INPUT_NAME, OUTPUT_NAME,
+    add_ngram_evidence, attr_int, attr_ints, depthwise_attrs, serialize_model, Branch, ExportError,
+    GraphBuilder, ReferenceCnn, CNN_LOGITS, INPUT_NAME, NGRAM_IDS_NAME,
 };
 
 /// Number of synthetic sequences [`export_int8`] calibrates on when given no real samples.
@@ -203,7 +205,35 @@ fn int8_graph(cnn: &ReferenceCnn, calibration: &Calibration) -> onnx_protobuf::G
     add_activation_quant(&mut g, "pointwise", calibration.pointwise);
     add_branches(&mut g, cnn, embedded.scale, calibration);
     add_head(&mut g, cnn);
+    add_ngram_branch(&mut g, cnn);
     g.finish()
+}
+
+/// The n-gram weights as int8 with one symmetric scale (zero stays exactly zero, so padding
+/// adds nothing); only the gathered weights of a message are dequantised.
+fn add_ngram_branch(g: &mut GraphBuilder, cnn: &ReferenceCnn) {
+    let buckets = cnn.ngram_weight.len();
+    let weight = quantize_rows(&cnn.ngram_weight, 1);
+    g.init_i8("ngram.weight_q", &[buckets], &weight.values);
+    g.init_f32("ngram.weight_scale", &[], &weight.scales);
+    g.init_i8("ngram.weight_zero_point", &[], &[0]);
+    g.node(
+        "Gather",
+        &["ngram.weight_q", NGRAM_IDS_NAME],
+        &["ngram_bucket_weights_q"],
+        vec![attr_int("axis", 0)],
+    );
+    g.node(
+        "DequantizeLinear",
+        &[
+            "ngram_bucket_weights_q",
+            "ngram.weight_scale",
+            "ngram.weight_zero_point",
+        ],
+        &["ngram_bucket_weights"],
+        vec![],
+    );
+    add_ngram_evidence(g, "ngram_bucket_weights");
 }
 
 /// uint8 embedding table with one affine range over the whole table: it is exactly the uint8
@@ -378,7 +408,7 @@ fn add_head(g: &mut GraphBuilder, cnn: &ReferenceCnn) {
     g.node(
         "Gemm",
         &["features", "head.weight", "head.bias"],
-        &[OUTPUT_NAME],
+        &[CNN_LOGITS],
         vec![attr_int("transB", 1)],
     );
 }
@@ -426,6 +456,7 @@ mod tests {
             kernel_widths: vec![3],
             seq_len: 16,
             labels: vec!["ham".into(), "spam".into()],
+            ngram: smsguard_core::ngrams::NgramConfig::default(),
         };
         for ids in synthetic_ids(&cfg, 50, 7) {
             assert_eq!(ids.len(), 16);

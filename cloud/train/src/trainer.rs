@@ -11,10 +11,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use smsguard_core::features::FeatureEncoder;
 use smsguard_core::metrics::{self, Observation};
+use smsguard_core::ngrams::{hash_ngrams, NgramConfig, NgramFeatures};
 
 use crate::config::ArchConfig;
 use crate::data::{self, Dataset};
-use crate::model::{CharCnn, NamedWeight, SplitMix64};
+use crate::model::{BatchInput, CharCnn, NamedWeight, SplitMix64};
+use crate::ngram_fit::NgramFit;
 
 /// Optimisation settings (the architecture lives in [`ArchConfig`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,28 +63,36 @@ pub enum TrainError {
     EmptySet(&'static str),
 }
 
-/// A dataset encoded once into ids.
+/// A dataset encoded once into char ids and hashed n-grams.
 #[derive(Debug, Clone)]
 pub struct EncodedSet {
     pub seq_len: usize,
     /// Row-major `[len, seq_len]`.
     pub ids: Vec<u32>,
+    /// The n-gram features of every row.
+    pub ngrams: Vec<NgramFeatures>,
     pub labels: Vec<u32>,
     pub sources: Vec<usize>,
     pub source_names: Vec<String>,
 }
 
 impl EncodedSet {
-    pub fn encode(data: &Dataset, encoder: &FeatureEncoder) -> Self {
+    pub fn encode(data: &Dataset, encoder: &FeatureEncoder, ngram: &NgramConfig) -> Self {
         let ids = data
             .examples
             .iter()
             .flat_map(|e| encoder.encode(&e.text))
             .map(|id| id as u32)
             .collect();
+        let ngrams = data
+            .examples
+            .iter()
+            .map(|e| hash_ngrams(&e.text, ngram))
+            .collect();
         Self {
             seq_len: encoder.seq_len(),
             ids,
+            ngrams,
             labels: data.examples.iter().map(|e| e.label as u32).collect(),
             sources: data.examples.iter().map(|e| e.source).collect(),
             source_names: data.sources.clone(),
@@ -97,14 +107,35 @@ impl EncodedSet {
         self.labels.is_empty()
     }
 
-    /// `[rows.len(), seq_len]` id tensor of the given rows.
-    fn ids_tensor(&self, rows: &[usize]) -> candle_core::Result<Tensor> {
+    /// The model inputs of the given rows: `[rows, seq_len]` ids, and n-grams padded (bucket 0,
+    /// weight 0) to the longest row of the batch.
+    pub fn batch(&self, rows: &[usize]) -> candle_core::Result<BatchInput> {
         let l = self.seq_len;
         let mut ids = Vec::with_capacity(rows.len() * l);
         for &r in rows {
             ids.extend_from_slice(&self.ids[r * l..(r + 1) * l]);
         }
-        Tensor::from_vec(ids, (rows.len(), l), &Device::Cpu)
+        let k = rows
+            .iter()
+            .map(|&r| self.ngrams[r].len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut ngram_ids = vec![0u32; rows.len() * k];
+        let mut ngram_weights = vec![0f32; rows.len() * k];
+        for (i, &r) in rows.iter().enumerate() {
+            let features = &self.ngrams[r];
+            for (j, (&id, &w)) in features.ids.iter().zip(&features.weights).enumerate() {
+                ngram_ids[i * k + j] = id as u32;
+                ngram_weights[i * k + j] = w;
+            }
+        }
+        let n = rows.len();
+        Ok(BatchInput {
+            ids: Tensor::from_vec(ids, (n, l), &Device::Cpu)?,
+            ngram_ids: Tensor::from_vec(ngram_ids, (n, k), &Device::Cpu)?,
+            ngram_weights: Tensor::from_vec(ngram_weights, (n, k), &Device::Cpu)?,
+        })
     }
 }
 
@@ -144,25 +175,39 @@ pub struct TrainOutcome {
     pub total_steps: usize,
 }
 
-/// Trains from a seeded initialisation; the same inputs and seed give the same weights.
+/// Trains from a seeded initialisation; the same inputs and seed give the same weights. With a
+/// fitted n-gram branch ([`crate::ngram_fit`]) the branch starts from it and stays frozen: only
+/// the CNN learns; without one, everything trains jointly from zero n-gram weights.
 pub fn train(
     cfg: &ArchConfig,
     train_set: &EncodedSet,
     dev_set: &EncodedSet,
     class_weights: &[f32],
     tc: &TrainConfig,
+    ngram_branch: Option<&NgramFit>,
 ) -> Result<TrainOutcome, TrainError> {
     if train_set.is_empty() {
         return Err(TrainError::EmptySet("training"));
     }
     let started = Instant::now();
     let model = CharCnn::new(cfg, tc.seed)?;
+    let (model, trainable) = match ngram_branch {
+        Some(fit) => {
+            let model = model.with_ngram_branch(&fit.weights, fit.bias)?;
+            let vars = model.cnn_vars();
+            (model, vars)
+        }
+        None => {
+            let vars = model.vars();
+            (model, vars)
+        }
+    };
     let params = ParamsAdamW {
         lr: tc.learning_rate,
         weight_decay: tc.weight_decay,
         ..Default::default()
     };
-    let mut optimizer = AdamW::new(model.vars(), params)?;
+    let mut optimizer = AdamW::new(trainable, params)?;
     let mut rng = SplitMix64::new(tc.seed ^ 0x5348_5546_464c_4521);
     let weights = Tensor::new(class_weights, &Device::Cpu)?;
     let planned_steps = tc.epochs
@@ -333,10 +378,10 @@ fn batch_loss(
     rows: &[usize],
     class_weights: &Tensor,
 ) -> candle_core::Result<Tensor> {
-    let ids = set.ids_tensor(rows)?;
+    let input = set.batch(rows)?;
     let targets: Vec<u32> = rows.iter().map(|&r| set.labels[r]).collect();
     let targets = Tensor::from_vec(targets, rows.len(), &Device::Cpu)?;
-    weighted_cross_entropy(&model.forward(&ids)?, &targets, class_weights)
+    weighted_cross_entropy(&model.forward(&input)?, &targets, class_weights)
 }
 
 /// Cross-entropy where each example counts with the weight of its true class:
@@ -381,7 +426,7 @@ pub fn predict(model: &CharCnn, set: &EncodedSet) -> candle_core::Result<Vec<Obs
     let rows: Vec<usize> = (0..set.len()).collect();
     let mut observations = Vec::with_capacity(set.len());
     for chunk in rows.chunks(512) {
-        let logits = model.forward(&set.ids_tensor(chunk)?)?;
+        let logits = model.forward(&set.batch(chunk)?)?;
         observations.extend(observations_of(&logits, set, chunk)?);
     }
     Ok(observations)
@@ -401,7 +446,7 @@ pub fn predict_with_loss(
     let mut observations = Vec::with_capacity(set.len());
     let (mut weighted, mut total_weight) = (0.0, 0.0);
     for chunk in rows.chunks(512) {
-        let logits = model.forward(&set.ids_tensor(chunk)?)?;
+        let logits = model.forward(&set.batch(chunk)?)?;
         let targets: Vec<u32> = chunk.iter().map(|&r| set.labels[r]).collect();
         let batch_weight: f64 = targets
             .iter()

@@ -94,7 +94,7 @@ fn c_program_classifies_through_the_generated_header() {
         .unwrap_or_else(|| panic!("odd message not quarantined: {odd}"));
     assert_eq!(
         stored["body"],
-        "WINNER!! \u{fffd} You have been selected for a prize\u{0} call 09061701461 to claim",
+        "WINNER!! \u{fffd} You have been selected for a £900 prize reward\u{0} call 09061701461 to claim",
         "pointer+length text keeps the NUL; invalid UTF-8 becomes U+FFFD"
     );
 

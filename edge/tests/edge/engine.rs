@@ -559,7 +559,7 @@ fn drain_releases_and_flags_with_events() {
                                               // Quarantined locally but the cloud says ham ("lunch"): released.
     let held = engine.classify(
         STRANGER,
-        "WIN a FREE lunch prize! Text WIN to 80088 now, claim today",
+        "URGENT! You have WON a free lunch voucher worth £500. Call 09061701461 to claim now. T&C apply",
         0,
     );
     // Delivered locally but the cloud says fraud: flagged.

@@ -1,6 +1,7 @@
 use smsguard_core::features::word_level_json;
+use smsguard_core::ngrams::NgramFeatures;
 use smsguard_core::{normalize, Label, PIPELINE_VERSION};
-use smsguard_edge::{EdgeError, EdgeModel};
+use smsguard_edge::{EdgeError, EdgeModel, ModelInput};
 
 use crate::fixtures::{int8_model, vocab_json, OBVIOUS_HAM, OBVIOUS_SPAM};
 
@@ -74,16 +75,17 @@ fn prediction_is_consistent() {
 #[test]
 fn batched_logits_equal_single_rows() {
     let model = embedded();
-    let encoder = model.encoder();
-    let rows: Vec<Vec<i64>> = [OBVIOUS_SPAM[1], OBVIOUS_HAM[0]]
+    // Rows with different n-gram counts, so the shorter one is padded in the batch.
+    let rows: Vec<ModelInput> = [OBVIOUS_SPAM[1], OBVIOUS_HAM[0]]
         .iter()
-        .map(|t| encoder.encode(&normalize(t).text))
+        .map(|t| model.encode(&normalize(t).text))
         .collect();
-    let batch = model.logits(&rows.concat(), 2).unwrap();
+    assert_ne!(rows[0].ngrams.len(), rows[1].ngrams.len());
+    let batch = model.logits(&rows).unwrap();
     let classes = model.metadata().labels.len();
     assert_eq!(batch.len(), 2 * classes);
     for (i, row) in rows.iter().enumerate() {
-        let single = model.logits(row, 1).unwrap();
+        let single = model.logits(std::slice::from_ref(row)).unwrap();
         for (a, b) in single.iter().zip(&batch[i * classes..(i + 1) * classes]) {
             assert!((a - b).abs() < 1e-4, "row {i}: {a} vs {b}");
         }
@@ -93,27 +95,24 @@ fn batched_logits_equal_single_rows() {
 #[test]
 fn wrong_batch_shape_is_an_error() {
     let model = embedded();
-    let err = model.logits(&[1, 2, 3], 1).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            EdgeError::BatchShape {
-                ids: 3,
-                batch: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(model.logits(&[], 0).unwrap().is_empty());
+    let short = ModelInput {
+        ids: vec![1, 2, 3],
+        ngrams: NgramFeatures::default(),
+    };
+    let err = model.logits(&[short]).unwrap_err();
+    assert!(matches!(err, EdgeError::BatchShape { ids: 3, .. }), "{err}");
+    assert!(model.logits(&[]).unwrap().is_empty());
 }
 
 #[test]
 fn out_of_vocabulary_ids_are_an_error_not_a_panic() {
     let model = embedded();
-    let mut ids = vec![0_i64; model.metadata().seq_len];
-    ids[0] = model.encoder().vocab_size() as i64 + 1000;
-    assert!(model.logits(&ids, 1).is_err());
+    let mut input = model.encode("hello");
+    input.ids[0] = model.encoder().vocab_size() as i64 + 1000;
+    assert!(model.logits(std::slice::from_ref(&input)).is_err());
+    let mut input = model.encode("hello");
+    input.ngrams.ids[0] = model.metadata().ngram.buckets as i64 + 1000;
+    assert!(model.logits(&[input]).is_err());
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod keywords;
 pub mod metrics;
 pub mod model_meta;
+pub mod ngrams;
 pub mod normalize;
 pub mod taxonomy;
 

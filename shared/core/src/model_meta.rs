@@ -14,3 +14,5 @@ pub const TRAINING_COMMAND: &str = "smsguard.training_command";
 pub const DEV_METRICS: &str = "smsguard.dev_metrics";
 /// "fp32" or "int8".
 pub const PRECISION: &str = "smsguard.precision";
+/// JSON of the `smsguard_core::ngrams::NgramConfig` of the model's n-gram input.
+pub const NGRAM_CONFIG: &str = "smsguard.ngram_config";

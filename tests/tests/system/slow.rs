@@ -21,8 +21,10 @@ fn a_late_cloud_leaves_the_local_verdict_and_the_recheck_fixes_it() {
     let sender = samples::sender(400);
     proxy.set_delay(NETWORK_DELAY);
     let started = Instant::now();
-    // The committed local model only tags this text; the cloud blocks it.
-    let late = engine.classify(&sender, &samples::phishing(4), now_ms());
+    // A text the committed local model only tags (picked with that model, so that a retrained
+    // model keeps the test meaningful); the cloud blocks it.
+    let text = only_tagged_phishing();
+    let late = engine.classify(&sender, &text, now_ms());
     let waited = started.elapsed();
     assert_eq!(late.source, Source::Local, "{late:?}");
     assert!(late.degraded && late.queued, "{late:?}");
@@ -75,4 +77,13 @@ fn a_stalled_connection_is_bounded_by_the_deadline_too() {
         (1, 0),
         "{summary:?}"
     );
+}
+
+/// The first phishing sample the embedded edge model scores as `Tag` on its own.
+fn only_tagged_phishing() -> String {
+    let model = smsguard_edge::EdgeModel::embedded().expect("embedded edge model");
+    (0..24)
+        .map(samples::phishing)
+        .find(|text| model.classify(text).is_ok_and(|p| p.action == Action::Tag))
+        .expect("a phishing sample that the local model only tags")
 }

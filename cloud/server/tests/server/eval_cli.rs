@@ -60,10 +60,31 @@ fn eval_writes_the_edge_report_keys_and_counts_every_message() {
         .sum();
     assert_eq!(actions, lines as u64);
     assert_eq!(report["degraded"].as_u64(), Some(0));
+    // As a phone would, every message carried the edge model's verdict.
+    assert_eq!(report["model"]["with_edge"].as_bool(), Some(true));
     let md = std::fs::read_to_string(&md_path).unwrap();
     assert!(md.contains(&format!("| messages | {lines} |")));
     // The store was created where asked.
     assert!(out.path().join("store/similarity").is_dir());
+}
+
+#[test]
+fn eval_without_edge_scores_the_cloud_alone() {
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("eval.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
+        .args(["eval", "--no-seed", "--without-edge", "--data"])
+        .arg(fixtures())
+        .arg("--json")
+        .arg(&json_path)
+        .arg("--data-dir")
+        .arg(out.path().join("store"))
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(report["model"]["with_edge"].as_bool(), Some(false));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! A tiny hand-written, already normalised training set shared by the training tests.
 
 use smsguard_core::features::FeatureEncoder;
+use smsguard_core::ngrams::NgramConfig;
 use smsguard_train::config::ArchConfig;
 use smsguard_train::data::{Dataset, Example, EDGE_LABELS};
 use smsguard_train::trainer::EncodedSet;
@@ -69,7 +70,12 @@ pub fn prepared() -> (String, FeatureEncoder, ArchConfig, EncodedSet) {
         kernel_widths: vec![3, 5],
         seq_len: SEQ_LEN,
         labels: EDGE_LABELS.iter().map(|l| l.to_string()).collect(),
+        ngram: NgramConfig {
+            buckets: 256,
+            max_n: 3,
+            max_chars: 64,
+        },
     };
-    let set = EncodedSet::encode(&data, &encoder);
+    let set = EncodedSet::encode(&data, &encoder, &arch.ngram);
     (json, encoder, arch, set)
 }

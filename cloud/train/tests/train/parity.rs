@@ -8,10 +8,12 @@ use candle_core::{Device, Tensor as CandleTensor};
 use ort::session::Session;
 use ort::value::Tensor;
 use smsguard_core::model_meta;
+use smsguard_core::ngrams::{NgramConfig, NgramFeatures};
 use smsguard_train::config::ArchConfig;
-use smsguard_train::model::CharCnn;
+use smsguard_train::model::{BatchInput, CharCnn};
 use smsguard_train::onnx_export::{
-    export_fp32, ExportError, ReferenceCnn, INPUT_NAME, OUTPUT_NAME,
+    export_fp32, ExportError, ReferenceCnn, INPUT_NAME, NGRAM_IDS_NAME, NGRAM_WEIGHTS_NAME,
+    OUTPUT_NAME,
 };
 use smsguard_train::quantize::{export_int8, export_int8_calibrated, synthetic_ids};
 
@@ -53,13 +55,53 @@ fn session(model: &[u8]) -> Session {
         .expect("ONNX Runtime rejected the exported model")
 }
 
-/// Runs one batch through ONNX Runtime and returns one logits row per sequence.
-fn run_batch(session: &mut Session, batch: &[Vec<i64>], labels: usize) -> Vec<Vec<f32>> {
-    let seq_len = batch[0].len();
-    let flat: Vec<i64> = batch.iter().flatten().copied().collect();
+/// One message as the model reads it.
+#[derive(Debug, Clone)]
+struct Input {
+    ids: Vec<i64>,
+    ngrams: NgramFeatures,
+}
+
+/// The n-gram columns of a batch, padded with bucket 0 / weight 0 to the longest row.
+fn padded_ngrams(batch: &[Input]) -> (Vec<i64>, Vec<f32>, usize) {
+    let width = batch
+        .iter()
+        .map(|i| i.ngrams.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut ids = vec![0i64; batch.len() * width];
+    let mut weights = vec![0f32; batch.len() * width];
+    for (r, input) in batch.iter().enumerate() {
+        for (j, (&id, &w)) in input
+            .ngrams
+            .ids
+            .iter()
+            .zip(&input.ngrams.weights)
+            .enumerate()
+        {
+            ids[r * width + j] = id;
+            weights[r * width + j] = w;
+        }
+    }
+    (ids, weights, width)
+}
+
+/// Runs one batch through ONNX Runtime and returns one logits row per message.
+fn run_batch(session: &mut Session, batch: &[Input], labels: usize) -> Vec<Vec<f32>> {
+    let seq_len = batch[0].ids.len();
+    let flat: Vec<i64> = batch.iter().flat_map(|i| i.ids.iter().copied()).collect();
     let input = Tensor::from_array(([batch.len(), seq_len], flat)).expect("input tensor");
+    let (ngram_ids, ngram_weights, width) = padded_ngrams(batch);
+    let ngram_ids = Tensor::from_array(([batch.len(), width], ngram_ids)).expect("n-gram ids");
+    let ngram_weights =
+        Tensor::from_array(([batch.len(), width], ngram_weights)).expect("n-gram weights");
     let outputs = session
-        .run(ort::inputs![INPUT_NAME => input])
+        .run(ort::inputs![
+            INPUT_NAME => input,
+            NGRAM_IDS_NAME => ngram_ids,
+            NGRAM_WEIGHTS_NAME => ngram_weights,
+        ])
         .expect("inference");
     let (shape, logits) = outputs[OUTPUT_NAME]
         .try_extract_tensor::<f32>()
@@ -109,7 +151,48 @@ fn random_weights(cfg: &ArchConfig, seed: u64) -> Weights {
     let head_scale = 2.0 / (cfg.pooled_width() as f32).sqrt();
     weights.push(rng.tensor("head.weight", &[c, cfg.pooled_width()], head_scale));
     weights.push(rng.tensor("head.bias", &[c], 0.1));
+    weights.push(rng.tensor("ngram.weight", &[cfg.ngram.buckets], 1.0));
     weights
+}
+
+/// Seeded n-gram features for each id row: 0 to 12 distinct buckets (the first row none), unit
+/// L2 weights, like `smsguard_core::ngrams::hash_ngrams` output.
+fn with_ngrams(cfg: &ArchConfig, rows: Vec<Vec<i64>>, seed: u64) -> Vec<Input> {
+    let mut rng = Uniform(seed);
+    let buckets = cfg.ngram.buckets as f32 - 1.0;
+    rows.into_iter()
+        .enumerate()
+        .map(|(r, ids)| {
+            let count = if r == 0 {
+                0
+            } else {
+                (rng.next().abs() * 13.0) as usize
+            };
+            let mut grams: Vec<i64> = (0..count)
+                .map(|_| 1 + (rng.next().abs() * buckets) as i64 % buckets as i64)
+                .collect();
+            grams.sort_unstable();
+            grams.dedup();
+            let raw: Vec<f32> = grams.iter().map(|_| 0.2 + rng.next().abs()).collect();
+            let norm = raw.iter().map(|w| w * w).sum::<f32>().sqrt().max(1e-6);
+            let ngrams = NgramFeatures {
+                ids: grams,
+                weights: raw.iter().map(|w| w / norm).collect(),
+            };
+            Input { ids, ngrams }
+        })
+        .collect()
+}
+
+fn synthetic_inputs(cfg: &ArchConfig, count: usize, seed: u64) -> Vec<Input> {
+    with_ngrams(cfg, synthetic_ids(cfg, count, seed), seed ^ 0xA5A5)
+}
+
+fn ngram_config(buckets: usize) -> NgramConfig {
+    NgramConfig {
+        buckets,
+        ..NgramConfig::default()
+    }
 }
 
 fn labels(count: usize) -> Vec<String> {
@@ -126,6 +209,7 @@ fn small_config() -> ArchConfig {
         kernel_widths: vec![3, 5],
         seq_len: 24,
         labels: labels(3),
+        ngram: ngram_config(32),
     }
 }
 
@@ -137,6 +221,7 @@ fn mid_config() -> ArchConfig {
         kernel_widths: vec![3, 5, 7],
         seq_len: 64,
         labels: labels(5),
+        ngram: ngram_config(500),
     }
 }
 
@@ -148,11 +233,16 @@ fn default_config() -> ArchConfig {
         kernel_widths: vec![3, 5, 7],
         seq_len: 128,
         labels: labels(5),
+        ngram: NgramConfig::default(),
     }
 }
 
-/// Edge cases of the input space plus a few ordinary right-padded sequences.
-fn edge_case_inputs(cfg: &ArchConfig) -> Vec<Vec<i64>> {
+/// Edge cases of the input space plus a few ordinary right-padded sequences, with n-grams.
+fn edge_case_inputs(cfg: &ArchConfig) -> Vec<Input> {
+    with_ngrams(cfg, edge_case_ids(cfg), 77)
+}
+
+fn edge_case_ids(cfg: &ArchConfig) -> Vec<Vec<i64>> {
     let l = cfg.seq_len;
     let last_id = cfg.vocab_size as i64 - 1;
     let mut inputs = vec![
@@ -199,9 +289,11 @@ fn fp32_export_matches_reference_forward() {
         let inputs = edge_case_inputs(&cfg);
         // Whole batch at once (dynamic N) and one at a time must both agree.
         let batched = run_batch(&mut session, &inputs, cfg.num_labels());
-        for (ids, onnx) in inputs.iter().zip(&batched) {
-            let expected = reference.forward(ids).expect("reference forward");
-            let single = run_batch(&mut session, std::slice::from_ref(ids), cfg.num_labels());
+        for (input, onnx) in inputs.iter().zip(&batched) {
+            let expected = reference
+                .forward(&input.ids, &input.ngrams)
+                .expect("reference forward");
+            let single = run_batch(&mut session, std::slice::from_ref(input), cfg.num_labels());
             assert!(
                 max_abs_diff(&expected, onnx) <= 1e-4,
                 "{expected:?} vs {onnx:?}"
@@ -219,9 +311,15 @@ fn fp32_export_matches_candle_model() {
     let model = export_fp32(&cfg, &weights, &[]).expect("fp32 export");
     let inputs = edge_case_inputs(&cfg);
     let onnx = run_batch(&mut session(&model), &inputs, cfg.num_labels());
-    let flat: Vec<i64> = inputs.iter().flatten().copied().collect();
-    let ids = CandleTensor::from_vec(flat, (inputs.len(), cfg.seq_len), &Device::Cpu).unwrap();
-    let logits: Vec<Vec<f32>> = candle.forward(&ids).unwrap().to_vec2().unwrap();
+    let flat: Vec<i64> = inputs.iter().flat_map(|i| i.ids.iter().copied()).collect();
+    let (ngram_ids, ngram_weights, width) = padded_ngrams(&inputs);
+    let n = inputs.len();
+    let batch = BatchInput {
+        ids: CandleTensor::from_vec(flat, (n, cfg.seq_len), &Device::Cpu).unwrap(),
+        ngram_ids: CandleTensor::from_vec(ngram_ids, (n, width), &Device::Cpu).unwrap(),
+        ngram_weights: CandleTensor::from_vec(ngram_weights, (n, width), &Device::Cpu).unwrap(),
+    };
+    let logits: Vec<Vec<f32>> = candle.forward(&batch).unwrap().to_vec2().unwrap();
     for (expected, actual) in logits.iter().zip(&onnx) {
         assert!(
             max_abs_diff(expected, actual) <= 1e-4,
@@ -239,7 +337,7 @@ fn reference_forward_depends_on_every_part_of_the_input() {
     let inputs = edge_case_inputs(&cfg);
     let logits: Vec<Vec<f32>> = inputs
         .iter()
-        .map(|ids| reference.forward(ids).unwrap())
+        .map(|input| reference.forward(&input.ids, &input.ngrams).unwrap())
         .collect();
     for (i, a) in logits.iter().enumerate() {
         for b in &logits[i + 1..] {
@@ -249,13 +347,44 @@ fn reference_forward_depends_on_every_part_of_the_input() {
 }
 
 #[test]
+fn ngram_evidence_moves_every_spam_logit_alike_and_leaves_ham() {
+    let cfg = mid_config();
+    let weights = random_weights(&cfg, 12);
+    let model = export_fp32(&cfg, &weights, &[]).expect("fp32 export");
+    let mut session = session(&model);
+    let with = synthetic_inputs(&cfg, 8, 13);
+    let without: Vec<Input> = with
+        .iter()
+        .map(|i| Input {
+            ids: i.ids.clone(),
+            ngrams: NgramFeatures::default(),
+        })
+        .collect();
+    let a = run_batch(&mut session, &with, cfg.num_labels());
+    let b = run_batch(&mut session, &without, cfg.num_labels());
+    let mut moved = 0;
+    for (input, (x, y)) in with.iter().zip(a.iter().zip(&b)) {
+        assert!((x[0] - y[0]).abs() < 1e-5, "ham logit changed");
+        let shift = x[1] - y[1];
+        assert!(x[1..]
+            .iter()
+            .zip(&y[1..])
+            .all(|(p, q)| (p - q - shift).abs() < 1e-4));
+        if !input.ngrams.is_empty() {
+            moved += usize::from(shift.abs() > 1e-3);
+        }
+    }
+    assert!(moved > 0, "n-grams never changed a logit");
+}
+
+#[test]
 fn int8_export_agrees_with_fp32() {
     let cfg = mid_config();
     let weights = random_weights(&cfg, 3);
     let calibration = synthetic_ids(&cfg, 128, 100);
     let fp32 = export_fp32(&cfg, &weights, &[]).expect("fp32 export");
     let int8 = export_int8_calibrated(&cfg, &weights, &[], &calibration).expect("int8 export");
-    let inputs = synthetic_ids(&cfg, 300, 200);
+    let inputs = synthetic_inputs(&cfg, 300, 200);
     let fp32_logits = run_batch(&mut session(&fp32), &inputs, cfg.num_labels());
     let int8_logits = run_batch(&mut session(&int8), &inputs, cfg.num_labels());
     let agree = fp32_logits
@@ -295,8 +424,8 @@ fn default_int8_export_without_real_calibration_still_loads_and_tracks_fp32() {
     let int8 = export_int8(&cfg, &weights, &[]).expect("int8 export");
     let inputs = edge_case_inputs(&cfg);
     let logits = run_batch(&mut session(&int8), &inputs, cfg.num_labels());
-    for (ids, onnx) in inputs.iter().zip(&logits) {
-        let expected = reference.forward(ids).unwrap();
+    for (input, onnx) in inputs.iter().zip(&logits) {
+        let expected = reference.forward(&input.ids, &input.ngrams).unwrap();
         assert!(
             max_abs_diff(&expected, onnx) <= 0.1,
             "{expected:?} vs {onnx:?}"
@@ -356,9 +485,9 @@ fn default_size_int8_model_fits_the_budget() {
     let params: usize = weights.iter().map(|(_, _, v)| v.len()).sum();
     assert!(fp32.len() < params * 4 + 16 * 1024);
     // Both files load and run in ONNX Runtime.
-    let ids = synthetic_ids(&cfg, 2, 8);
+    let inputs = synthetic_inputs(&cfg, 2, 8);
     assert_eq!(
-        run_batch(&mut session(&int8), &ids, cfg.num_labels()).len(),
+        run_batch(&mut session(&int8), &inputs, cfg.num_labels()).len(),
         2
     );
 }
@@ -420,19 +549,37 @@ fn export_rejects_weights_that_break_the_contract() {
 fn reference_forward_rejects_malformed_ids() {
     let cfg = small_config();
     let reference = ReferenceCnn::from_named(&cfg, &random_weights(&cfg, 9)).unwrap();
+    let none = NgramFeatures::default();
     assert!(matches!(
-        reference.forward(&[1, 2, 3]),
+        reference.forward(&[1, 2, 3], &none),
         Err(ExportError::WrongSequenceLength { .. })
     ));
     let mut ids = vec![0; cfg.seq_len];
     ids[3] = cfg.vocab_size as i64;
     assert!(matches!(
-        reference.forward(&ids),
+        reference.forward(&ids, &none),
         Err(ExportError::IdOutOfRange { .. })
     ));
     ids[3] = -1;
     assert!(matches!(
-        reference.forward(&ids),
+        reference.forward(&ids, &none),
         Err(ExportError::IdOutOfRange { .. })
+    ));
+    ids[3] = 0;
+    let outside = NgramFeatures {
+        ids: vec![cfg.ngram.buckets as i64],
+        weights: vec![1.0],
+    };
+    assert!(matches!(
+        reference.forward(&ids, &outside),
+        Err(ExportError::NgramOutOfRange { .. })
+    ));
+    let uneven = NgramFeatures {
+        ids: vec![1, 2],
+        weights: vec![1.0],
+    };
+    assert!(matches!(
+        reference.forward(&ids, &uneven),
+        Err(ExportError::NgramLengthMismatch { .. })
     ));
 }

@@ -2,6 +2,7 @@
 //! survive the named-weights round trip used by the exporter.
 
 use smsguard_train::model::CharCnn;
+use smsguard_train::ngram_fit::{self, NgramFitConfig};
 use smsguard_train::trainer::{self, TrainConfig};
 
 use crate::fixture;
@@ -28,7 +29,7 @@ fn a_few_steps_lower_the_loss() {
     let cfg = quick_config(11, 30);
     let before =
         trainer::mean_loss(&CharCnn::new(&arch, cfg.seed).unwrap(), &set, &weights).unwrap();
-    let outcome = trainer::train(&arch, &set, &set, &weights, &cfg).unwrap();
+    let outcome = trainer::train(&arch, &set, &set, &weights, &cfg, None).unwrap();
     let after_model = CharCnn::from_weights(&arch, &outcome.weights).unwrap();
     let after = trainer::mean_loss(&after_model, &set, &weights).unwrap();
     assert!(after < 0.7 * before, "loss {before} -> {after}");
@@ -40,7 +41,7 @@ fn same_seed_gives_the_same_weights_and_another_seed_does_not() {
     let (_, _, arch, set) = fixture::prepared();
     let weights = vec![1.0; arch.num_labels()];
     let run = |seed| {
-        trainer::train(&arch, &set, &set, &weights, &quick_config(seed, 6))
+        trainer::train(&arch, &set, &set, &weights, &quick_config(seed, 6), None)
             .unwrap()
             .weights
     };
@@ -53,7 +54,7 @@ fn same_seed_gives_the_same_weights_and_another_seed_does_not() {
 fn trained_model_separates_the_fixture() {
     let (_, _, arch, set) = fixture::prepared();
     let weights = vec![1.0; arch.num_labels()];
-    let outcome = trainer::train(&arch, &set, &set, &weights, &quick_config(3, 60)).unwrap();
+    let outcome = trainer::train(&arch, &set, &set, &weights, &quick_config(3, 60), None).unwrap();
     let model = CharCnn::from_weights(&arch, &outcome.weights).unwrap();
     let observations = trainer::predict(&model, &set).unwrap();
     let correct = observations
@@ -127,7 +128,7 @@ fn keeps_the_weights_of_the_lowest_pooled_dev_loss() {
         learning_rate: 5e-2,
         ..quick_config(7, 0)
     };
-    let outcome = trainer::train(&arch, &set, &set, &weights, &cfg).unwrap();
+    let outcome = trainer::train(&arch, &set, &set, &weights, &cfg, None).unwrap();
     assert_eq!(outcome.history.len(), 6);
     let best = outcome
         .history
@@ -141,5 +142,51 @@ fn keeps_the_weights_of_the_lowest_pooled_dev_loss() {
         (kept_loss - best.dev_loss).abs() < 1e-5,
         "kept weights give {kept_loss}, best epoch had {}",
         best.dev_loss
+    );
+}
+
+#[test]
+fn fitted_ngram_branch_separates_the_fixture_and_stays_frozen() {
+    let (_, _, arch, set) = fixture::prepared();
+    let weights = vec![1.0; arch.num_labels()];
+    let fit = ngram_fit::fit(
+        &set,
+        &set,
+        &weights,
+        arch.ngram.buckets,
+        &NgramFitConfig {
+            epochs: 20,
+            ..NgramFitConfig::default()
+        },
+    );
+    assert_eq!(
+        fit.candidates.len(),
+        NgramFitConfig::default().l2_candidates.len()
+    );
+    let best = fit.candidates.iter().map(|c| c.1).fold(f64::MAX, f64::min);
+    assert!(fit.candidates.iter().any(|c| c.0 == fit.l2 && c.1 == best));
+    assert!(
+        fit.candidates.iter().all(|c| c.2 >= 11.0 / 12.0),
+        "{:?}",
+        fit.candidates
+    );
+    assert_eq!(fit.weights[0], 0.0, "the padding bucket never learns");
+    let outcome = trainer::train(
+        &arch,
+        &set,
+        &set,
+        &weights,
+        &quick_config(3, 10),
+        Some(&fit),
+    )
+    .unwrap();
+    let (_, _, kept) = outcome
+        .weights
+        .iter()
+        .find(|w| w.0 == "ngram.weight")
+        .unwrap();
+    assert_eq!(
+        kept, &fit.weights,
+        "the CNN phase must not move the fitted branch"
     );
 }

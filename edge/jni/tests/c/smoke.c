@@ -41,7 +41,8 @@ int main(int argc, char **argv) {
     static const char spam[] = "WINNER!! You have been selected for a \xC2\xA3" "900 prize reward. "
                                "Call 09061701461 to claim. Valid 12 hours only.";
     /* An embedded NUL and a byte that is not UTF-8 (replaced with U+FFFD). */
-    static const char odd[] = "WINNER!! \xFF You have been selected for a prize\0 call 09061701461 to claim";
+    static const char odd[] = "WINNER!! \xFF You have been selected for a \xC2\xA3" "900 prize reward\0 "
+                              "call 09061701461 to claim";
     print_json("classify_spam", classify(handle, "+447700900123", spam, sizeof spam - 1));
     print_json("classify_ham", classify(handle, "+447700900456", "See you at lunch tomorrow?", 26));
     print_json("classify_odd", classify(handle, "+447700900789", odd, sizeof odd - 1));

@@ -1,0 +1,158 @@
+//! Fits the edge model's n-gram branch on its own before the CNN trains: an L2-regularised
+//! logistic regression of "any spam label" vs ham over the hashed n-grams, by AdaGrad on sparse
+//! features (a few seconds for all corpora). The L2 strength is picked by the dev loss.
+//!
+//! Why first and alone: the branch is the model's TF-IDF-like linear part, and a linear model
+//! over sparse n-grams wants many cheap passes and explicit regularisation, not the few Adam
+//! epochs the CNN can afford on a 2-core machine (Adam moves every rare n-gram's weight by a
+//! full step, which overfits). The CNN then trains with these weights frozen and learns what
+//! the linear part misses, plus the category among the spam labels.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::SplitMix64;
+use crate::trainer::EncodedSet;
+
+/// Settings of the n-gram fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NgramFitConfig {
+    pub epochs: usize,
+    /// AdaGrad step size.
+    pub learning_rate: f32,
+    /// Candidate L2 strengths; the one with the lowest dev loss wins.
+    pub l2_candidates: Vec<f32>,
+    pub seed: u64,
+}
+
+impl Default for NgramFitConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 8,
+            learning_rate: 0.2,
+            l2_candidates: vec![1e-6, 3e-6, 1e-5, 3e-5],
+            seed: 20240617,
+        }
+    }
+}
+
+/// The fitted branch: a weight per bucket, the bias, and how each L2 candidate did on dev.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NgramFit {
+    #[serde(skip)]
+    pub weights: Vec<f32>,
+    pub bias: f32,
+    pub l2: f32,
+    /// `(l2, weighted dev log-loss, dev accuracy at p = 0.5)` per candidate.
+    pub candidates: Vec<(f32, f64, f64)>,
+}
+
+/// Fits one model per L2 candidate and keeps the best by weighted dev log-loss. Examples weigh
+/// `class_weights[label]`, as in the CNN's loss. `buckets` is the size of the weight table.
+pub fn fit(
+    train: &EncodedSet,
+    dev: &EncodedSet,
+    class_weights: &[f32],
+    buckets: usize,
+    config: &NgramFitConfig,
+) -> NgramFit {
+    let mut best: Option<NgramFit> = None;
+    let mut candidates = Vec::new();
+    for &l2 in &config.l2_candidates {
+        let (weights, bias) = fit_one(train, class_weights, buckets, l2, config);
+        let (loss, accuracy) = dev_loss(dev, class_weights, &weights, bias);
+        candidates.push((l2, loss, accuracy));
+        if best.as_ref().is_none_or(|b| loss < b.candidates[0].1) {
+            best = Some(NgramFit {
+                weights,
+                bias,
+                l2,
+                candidates: vec![(l2, loss, accuracy)],
+            });
+        }
+    }
+    let mut best = best.unwrap_or_else(|| NgramFit {
+        weights: vec![0.0; buckets],
+        bias: 0.0,
+        l2: 0.0,
+        candidates: Vec::new(),
+    });
+    best.candidates = candidates;
+    best
+}
+
+fn is_spam(label: u32) -> f32 {
+    if label == 0 {
+        0.0
+    } else {
+        1.0
+    }
+}
+
+fn score(set: &EncodedSet, row: usize, weights: &[f32], bias: f32) -> f32 {
+    let features = &set.ngrams[row];
+    bias + features
+        .ids
+        .iter()
+        .zip(&features.weights)
+        .map(|(&id, &w)| weights[id as usize] * w)
+        .sum::<f32>()
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// AdaGrad on the weighted logistic loss with L2 applied to the weights a step touches.
+fn fit_one(
+    train: &EncodedSet,
+    class_weights: &[f32],
+    buckets: usize,
+    l2: f32,
+    config: &NgramFitConfig,
+) -> (Vec<f32>, f32) {
+    let mut weights = vec![0f32; buckets];
+    let mut squared = vec![1e-8f32; buckets];
+    let (mut bias, mut bias_squared) = (0f32, 1e-8f32);
+    let mut rng = SplitMix64::new(config.seed);
+    let mut rows: Vec<usize> = (0..train.len()).collect();
+    for _ in 0..config.epochs {
+        rng.shuffle(&mut rows);
+        for &row in &rows {
+            let label = train.labels[row];
+            let sample_weight = class_weights[label as usize];
+            let error =
+                (sigmoid(score(train, row, &weights, bias)) - is_spam(label)) * sample_weight;
+            let features = &train.ngrams[row];
+            for (&id, &x) in features.ids.iter().zip(&features.weights) {
+                let i = id as usize;
+                if i == 0 {
+                    continue;
+                }
+                let gradient = error * x + l2 * weights[i];
+                squared[i] += gradient * gradient;
+                weights[i] -= config.learning_rate * gradient / squared[i].sqrt();
+            }
+            bias_squared += error * error;
+            bias -= config.learning_rate * error / bias_squared.sqrt();
+        }
+    }
+    (weights, bias)
+}
+
+/// Weighted log-loss and accuracy (at p = 0.5) on `dev`.
+fn dev_loss(dev: &EncodedSet, class_weights: &[f32], weights: &[f32], bias: f32) -> (f64, f64) {
+    let (mut loss, mut total, mut correct) = (0f64, 0f64, 0usize);
+    for row in 0..dev.len() {
+        let label = dev.labels[row];
+        let w = f64::from(class_weights[label as usize]);
+        let p = f64::from(sigmoid(score(dev, row, weights, bias))).clamp(1e-7, 1.0 - 1e-7);
+        let y = f64::from(is_spam(label));
+        loss -= w * (y * p.ln() + (1.0 - y) * (1.0 - p).ln());
+        total += w;
+        correct += usize::from((p >= 0.5) == (y == 1.0));
+    }
+    (
+        loss / total.max(1e-12),
+        correct as f64 / dev.len().max(1) as f64,
+    )
+}

@@ -1,0 +1,89 @@
+//! A profiling harness: runs `normalize` + fingerprint id over every corpus line several times,
+//! so that a sampling profiler (`perf record`) sees a long steady state without I/O or set-up.
+//!
+//! Usage: `cargo run --release -p smsguard-core --example profile -- [all|normalize|fingerprint]
+//! [PASSES] [DATASETS_DIR]`. Prints wall time and, on Linux, the CPU time of the thread
+//! (`/proc/thread-self/schedstat`), which the other processes of a busy machine disturb less.
+//! Prints only counts and timings, never message text.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use smsguard_core::{normalize, MinHasher};
+
+fn corpus_lines(root: &PathBuf) -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = dirs.flatten().map(|d| d.path()).collect();
+    paths.sort();
+    let mut messages = Vec::new();
+    for dir in paths {
+        for split in ["train.tsv", "dev.tsv"] {
+            if let Ok(text) = std::fs::read_to_string(dir.join(split)) {
+                messages.extend(
+                    text.lines()
+                        .filter_map(|line| line.split_once('\t'))
+                        .map(|(_, message)| message.to_owned()),
+                );
+            }
+        }
+    }
+    messages
+}
+
+/// Nanoseconds this thread has run on a CPU, where the kernel reports it.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "all".to_owned());
+    let passes: usize = args.next().and_then(|p| p.parse().ok()).unwrap_or(5);
+    let root = args.next().map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"),
+        PathBuf::from,
+    );
+    let messages = corpus_lines(&root);
+    if messages.is_empty() {
+        println!("profile: no corpora under {}", root.display());
+        return;
+    }
+    let hasher = MinHasher::new();
+    let normalized: Vec<String> = if mode == "fingerprint" {
+        messages.iter().map(|m| normalize(m).text).collect()
+    } else {
+        Vec::new()
+    };
+    let n = messages.len() as f64;
+    for pass in 0..passes {
+        let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
+        let checksum = match mode.as_str() {
+            "normalize" => messages
+                .iter()
+                .map(|m| normalize(m).text.len() as u64)
+                .sum(),
+            "fingerprint" => normalized
+                .iter()
+                .fold(0u64, |acc, text| acc ^ hasher.fingerprint(text).id()),
+            _ => messages.iter().fold(0u64, |acc, message| {
+                acc ^ hasher.fingerprint(&normalize(message).text).id()
+            }),
+        };
+        black_box(checksum);
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = thread_cpu_ns()
+            .zip(cpu_start)
+            .map_or(wall, |(end, start)| (end - start) as f64 / 1e9);
+        println!(
+            "{mode} pass {pass}: wall {:.0} messages/s ({:.2} us/message), cpu {:.0} messages/s ({:.2} us/message)",
+            n / wall,
+            wall * 1e6 / n,
+            n / cpu,
+            cpu * 1e6 / n
+        );
+    }
+}
