@@ -89,6 +89,12 @@ struct TrainArgs {
     /// rarer labels: better calibrated spam scores, so better accuracy at the 0.5 cut.
     #[arg(long)]
     unweighted: bool,
+    /// Passes of the n-gram branch's fit.
+    #[arg(long, default_value_t = NgramFitConfig::default().epochs)]
+    ngram_epochs: usize,
+    /// Fit the n-gram branch with ham and spam weighing the same in total.
+    #[arg(long)]
+    ngram_balanced: bool,
     /// Train the n-gram branch jointly with the CNN by Adam, instead of fitting it first as a
     /// regularised logistic regression and freezing it.
     #[arg(long)]
@@ -159,6 +165,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let ngram_fit = (!args.joint_ngrams).then(|| {
         let fit_config = NgramFitConfig {
             seed: args.seed,
+            epochs: args.ngram_epochs,
+            balanced: args.ngram_balanced,
             ..NgramFitConfig::default()
         };
         let fit = ngram_fit::fit(
@@ -175,6 +183,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
             );
         }
         eprintln!("n-gram branch: kept l2 {:e}", fit.l2);
+        for (corpus, accuracy) in ngram_fit::accuracy_by_corpus(&dev_set, &fit) {
+            eprintln!(
+                "n-gram branch alone: {corpus} dev accuracy {:.2}%",
+                100.0 * accuracy
+            );
+        }
         fit
     });
     let outcome = trainer::train(

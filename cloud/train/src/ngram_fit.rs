@@ -21,6 +21,10 @@ pub struct NgramFitConfig {
     pub learning_rate: f32,
     /// Candidate L2 strengths; the one with the lowest dev loss wins.
     pub l2_candidates: Vec<f32>,
+    /// Weigh ham and spam examples so that both classes count equally in total (instead of the
+    /// caller's class weights).
+    #[serde(default)]
+    pub balanced: bool,
     pub seed: u64,
 }
 
@@ -30,6 +34,7 @@ impl Default for NgramFitConfig {
             epochs: 8,
             learning_rate: 0.2,
             l2_candidates: vec![1e-6, 3e-6, 1e-5, 3e-5],
+            balanced: false,
             seed: 20240617,
         }
     }
@@ -55,6 +60,13 @@ pub fn fit(
     buckets: usize,
     config: &NgramFitConfig,
 ) -> NgramFit {
+    let balanced;
+    let class_weights = if config.balanced {
+        balanced = binary_balanced_weights(train, class_weights.len());
+        &balanced[..]
+    } else {
+        class_weights
+    };
     let mut best: Option<NgramFit> = None;
     let mut candidates = Vec::new();
     for &l2 in &config.l2_candidates {
@@ -78,6 +90,22 @@ pub fn fit(
     });
     best.candidates = candidates;
     best
+}
+
+/// Per-label weights under which all ham and all spam examples of `train` weigh the same.
+fn binary_balanced_weights(train: &EncodedSet, labels: usize) -> Vec<f32> {
+    let ham = train.labels.iter().filter(|&&l| l == 0).count().max(1) as f32;
+    let spam = (train.len() as f32 - ham).max(1.0);
+    let n = train.len() as f32;
+    (0..labels)
+        .map(|l| {
+            if l == 0 {
+                n / (2.0 * ham)
+            } else {
+                n / (2.0 * spam)
+            }
+        })
+        .collect()
 }
 
 fn is_spam(label: u32) -> f32 {
@@ -155,4 +183,22 @@ fn dev_loss(dev: &EncodedSet, class_weights: &[f32], weights: &[f32], bias: f32)
         loss / total.max(1e-12),
         correct as f64 / dev.len().max(1) as f64,
     )
+}
+
+/// Binary dev accuracy (p >= 0.5) of the fitted branch alone, per corpus of `dev`.
+pub fn accuracy_by_corpus(dev: &EncodedSet, fit: &NgramFit) -> Vec<(String, f64)> {
+    let mut correct = vec![0usize; dev.source_names.len()];
+    let mut total = vec![0usize; dev.source_names.len()];
+    for row in 0..dev.len() {
+        let source = dev.sources[row];
+        let spam = sigmoid(score(dev, row, &fit.weights, fit.bias)) >= 0.5;
+        correct[source] += usize::from(spam == (dev.labels[row] != 0));
+        total[source] += 1;
+    }
+    dev.source_names
+        .iter()
+        .zip(correct.iter().zip(&total))
+        .filter(|(_, (_, &n))| n > 0)
+        .map(|(name, (&c, &n))| (name.clone(), c as f64 / n as f64))
+        .collect()
 }

@@ -190,3 +190,34 @@ fn fitted_ngram_branch_separates_the_fixture_and_stays_frozen() {
         "the CNN phase must not move the fitted branch"
     );
 }
+
+#[test]
+fn balanced_ngram_fit_reports_accuracy_per_corpus() {
+    let (_, _, arch, set) = fixture::prepared();
+    let weights = vec![1.0; arch.num_labels()];
+    let config = NgramFitConfig {
+        epochs: 20,
+        balanced: true,
+        l2_candidates: vec![1e-6],
+        ..NgramFitConfig::default()
+    };
+    let fit = ngram_fit::fit(&set, &set, &weights, arch.ngram.buckets, &config);
+    let by_corpus = ngram_fit::accuracy_by_corpus(&set, &fit);
+    assert_eq!(by_corpus.len(), set.source_names.len());
+    assert!(
+        by_corpus.iter().all(|(_, a)| *a >= 11.0 / 12.0),
+        "{by_corpus:?}"
+    );
+    // A branch that knows nothing gets the fixture's ham right and its spam wrong.
+    let blank = ngram_fit::NgramFit {
+        weights: vec![0.0; arch.ngram.buckets],
+        bias: -1.0,
+        l2: 0.0,
+        candidates: Vec::new(),
+    };
+    let blank_accuracy: f64 = ngram_fit::accuracy_by_corpus(&set, &blank)
+        .iter()
+        .map(|(_, a)| a)
+        .sum::<f64>();
+    assert!(blank_accuracy < by_corpus.iter().map(|(_, a)| a).sum::<f64>());
+}
