@@ -9,7 +9,7 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use serde::{Deserialize, Serialize};
 use smsguard_core::features::FeatureEncoder;
-use smsguard_core::ngrams::{hash_ngrams, NgramFeatures};
+use smsguard_core::ngrams::{hash_ngrams, pad_batch, NgramFeatures};
 use smsguard_core::{normalize, Label, Normalized};
 
 use crate::error::EdgeError;
@@ -168,12 +168,14 @@ impl EdgeModel {
             .iter()
             .flat_map(|row| row.ids.iter().copied())
             .collect();
-        let (ngram_ids, ngram_weights, width) = pad_ngrams(batch);
+        let grams: Vec<&NgramFeatures> = batch.iter().map(|row| &row.ngrams).collect();
+        let padded = pad_batch(&grams);
+        let width = padded.width;
         let ids = TensorRef::from_array_view(([rows, seq_len], ids.as_slice()))
             .map_err(EdgeError::ort("wrap the input ids"))?;
-        let ngram_ids = TensorRef::from_array_view(([rows, width], ngram_ids.as_slice()))
+        let ngram_ids = TensorRef::from_array_view(([rows, width], padded.ids.as_slice()))
             .map_err(EdgeError::ort("wrap the n-gram ids"))?;
-        let ngram_weights = TensorRef::from_array_view(([rows, width], ngram_weights.as_slice()))
+        let ngram_weights = TensorRef::from_array_view(([rows, width], padded.weights.as_slice()))
             .map_err(EdgeError::ort("wrap the n-gram weights"))?;
         let mut session = self.session.lock().map_err(|_| EdgeError::Poisoned)?;
         let outputs = session
@@ -228,25 +230,6 @@ impl EdgeModel {
             probabilities,
         }
     }
-}
-
-/// N-gram ids and weights of every row, right-padded with bucket 0 / weight 0 to the longest
-/// row (at least one column, so a message without n-grams still has a valid tensor).
-fn pad_ngrams(batch: &[ModelInput]) -> (Vec<i64>, Vec<f32>, usize) {
-    let width = batch
-        .iter()
-        .map(|row| row.ngrams.len())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let mut ids = vec![0i64; batch.len() * width];
-    let mut weights = vec![0f32; batch.len() * width];
-    for (r, row) in batch.iter().enumerate() {
-        let start = r * width;
-        ids[start..start + row.ngrams.len()].copy_from_slice(&row.ngrams.ids);
-        weights[start..start + row.ngrams.len()].copy_from_slice(&row.ngrams.weights);
-    }
-    (ids, weights, width)
 }
 
 fn build_session(model: &[u8]) -> Result<Session, EdgeError> {

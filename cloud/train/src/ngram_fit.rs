@@ -67,28 +67,21 @@ pub fn fit(
     } else {
         class_weights
     };
-    let mut best: Option<NgramFit> = None;
-    let mut candidates = Vec::new();
-    for &l2 in &config.l2_candidates {
-        let (weights, bias) = fit_one(train, class_weights, buckets, l2, config);
-        let (loss, accuracy) = dev_loss(dev, class_weights, &weights, bias);
-        candidates.push((l2, loss, accuracy));
-        if best.as_ref().is_none_or(|b| loss < b.candidates[0].1) {
-            best = Some(NgramFit {
-                weights,
-                bias,
-                l2,
-                candidates: vec![(l2, loss, accuracy)],
-            });
-        }
-    }
-    let mut best = best.unwrap_or_else(|| NgramFit {
+    let mut best = NgramFit {
         weights: vec![0.0; buckets],
         bias: 0.0,
         l2: 0.0,
         candidates: Vec::new(),
-    });
-    best.candidates = candidates;
+    };
+    let mut best_loss = f64::INFINITY;
+    for &l2 in &config.l2_candidates {
+        let (weights, bias) = fit_one(train, class_weights, buckets, l2, config);
+        let (loss, accuracy) = dev_loss(dev, class_weights, &weights, bias);
+        best.candidates.push((l2, loss, accuracy));
+        if loss < best_loss {
+            (best_loss, best.weights, best.bias, best.l2) = (loss, weights, bias, l2);
+        }
+    }
     best
 }
 

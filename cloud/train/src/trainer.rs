@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use smsguard_core::features::FeatureEncoder;
 use smsguard_core::metrics::{self, Observation};
-use smsguard_core::ngrams::{hash_ngrams, NgramConfig, NgramFeatures};
+use smsguard_core::ngrams::{hash_ngrams, pad_batch, NgramConfig, NgramFeatures};
 
 use crate::config::ArchConfig;
 use crate::data::{self, Dataset};
@@ -115,26 +115,13 @@ impl EncodedSet {
         for &r in rows {
             ids.extend_from_slice(&self.ids[r * l..(r + 1) * l]);
         }
-        let k = rows
-            .iter()
-            .map(|&r| self.ngrams[r].len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut ngram_ids = vec![0u32; rows.len() * k];
-        let mut ngram_weights = vec![0f32; rows.len() * k];
-        for (i, &r) in rows.iter().enumerate() {
-            let features = &self.ngrams[r];
-            for (j, (&id, &w)) in features.ids.iter().zip(&features.weights).enumerate() {
-                ngram_ids[i * k + j] = id as u32;
-                ngram_weights[i * k + j] = w;
-            }
-        }
+        let grams: Vec<&NgramFeatures> = rows.iter().map(|&r| &self.ngrams[r]).collect();
+        let padded = pad_batch(&grams);
         let n = rows.len();
         Ok(BatchInput {
             ids: Tensor::from_vec(ids, (n, l), &Device::Cpu)?,
-            ngram_ids: Tensor::from_vec(ngram_ids, (n, k), &Device::Cpu)?,
-            ngram_weights: Tensor::from_vec(ngram_weights, (n, k), &Device::Cpu)?,
+            ngram_ids: Tensor::from_vec(padded.ids, (n, padded.width), &Device::Cpu)?,
+            ngram_weights: Tensor::from_vec(padded.weights, (n, padded.width), &Device::Cpu)?,
         })
     }
 }

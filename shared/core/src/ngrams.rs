@@ -81,6 +81,33 @@ impl NgramFeatures {
     }
 }
 
+/// The n-gram inputs of a batch, row-major `[rows, width]`: every row right-padded with bucket 0
+/// and weight 0 to the longest row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PaddedNgrams {
+    pub ids: Vec<i64>,
+    pub weights: Vec<f32>,
+    /// Columns per row: the longest row, at least 1 (so that a batch of messages without
+    /// n-grams is still a valid tensor).
+    pub width: usize,
+}
+
+/// Pads the n-grams of a batch into one rectangular block (see [`PaddedNgrams`]).
+pub fn pad_batch(rows: &[&NgramFeatures]) -> PaddedNgrams {
+    let width = rows.iter().map(|row| row.len()).max().unwrap_or(0).max(1);
+    let mut padded = PaddedNgrams {
+        ids: vec![0; rows.len() * width],
+        weights: vec![0.0; rows.len() * width],
+        width,
+    };
+    for (r, row) in rows.iter().enumerate() {
+        let start = r * width;
+        padded.ids[start..start + row.len()].copy_from_slice(&row.ids);
+        padded.weights[start..start + row.len()].copy_from_slice(&row.weights);
+    }
+    padded
+}
+
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -202,6 +229,23 @@ mod tests {
         assert_eq!(hash_ngrams("ab cd", &cfg), hash_ngrams("ab", &cfg));
         assert!(hash_ngrams("", &cfg).is_empty());
         assert!(hash_ngrams("   ", &cfg).is_empty());
+    }
+
+    #[test]
+    fn batches_pad_to_the_longest_row_with_bucket_zero() {
+        let long = hash_ngrams("abc", &small());
+        let none = NgramFeatures::default();
+        let padded = pad_batch(&[&none, &long]);
+        assert_eq!(padded.width, long.len());
+        assert!(padded.ids[..padded.width].iter().all(|&id| id == 0));
+        assert!(padded.weights[..padded.width].iter().all(|&w| w == 0.0));
+        assert_eq!(&padded.ids[padded.width..], long.ids.as_slice());
+        assert_eq!(&padded.weights[padded.width..], long.weights.as_slice());
+        let empty = pad_batch(&[&none]);
+        assert_eq!(
+            (empty.width, empty.ids, empty.weights),
+            (1, vec![0], vec![0.0])
+        );
     }
 
     #[test]

@@ -66,10 +66,16 @@ pub fn label_index(label: Label) -> usize {
 }
 
 pub fn toy_model(bits: u32, seed: u64) -> MulticlassModel {
+    toy_model_with(bits, seed, None)
+}
+
+/// The toy model trained on features with the given subword vocabulary (or none); the model
+/// carries the vocabulary it was trained with.
+fn toy_model_with(bits: u32, seed: u64, subwords: Option<&SubwordVocab>) -> MulticlassModel {
     let examples: Vec<Example> = TOY
         .iter()
         .map(|(label, text)| Example {
-            features: multiclass::features(&normalize(text).text, bits, None),
+            features: multiclass::features(&normalize(text).text, bits, subwords),
             label: label_index(*label),
             weight: 1.0,
         })
@@ -81,7 +87,11 @@ pub fn toy_model(bits: u32, seed: u64) -> MulticlassModel {
         l2: 1e-6,
         seed,
     };
-    multiclass::train(&examples, &config).quantize()
+    let model = multiclass::train(&examples, &config).quantize();
+    match subwords {
+        Some(vocab) => model.with_subwords(vocab.clone()),
+        None => model,
+    }
 }
 
 fn predicted(model: &MulticlassModel, text: &str) -> Label {
@@ -309,25 +319,7 @@ fn subword_vocab_refuses_other_documents() {
 }
 
 fn subword_toy_model(vocab: &SubwordVocab) -> MulticlassModel {
-    let bits = 12;
-    let examples: Vec<Example> = TOY
-        .iter()
-        .map(|(label, text)| Example {
-            features: multiclass::features(&normalize(text).text, bits, Some(vocab)),
-            label: label_index(*label),
-            weight: 1.0,
-        })
-        .collect();
-    let config = TrainConfig {
-        bucket_bits: bits,
-        epochs: 40,
-        learning_rate: 0.5,
-        l2: 1e-6,
-        seed: 7,
-    };
-    multiclass::train(&examples, &config)
-        .quantize()
-        .with_subwords(vocab.clone())
+    toy_model_with(12, 7, Some(vocab))
 }
 
 #[test]

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor as CandleTensor};
 use ort::session::Session;
 use ort::value::Tensor;
 use smsguard_core::model_meta;
-use smsguard_core::ngrams::{NgramConfig, NgramFeatures};
+use smsguard_core::ngrams::{pad_batch, NgramConfig, NgramFeatures, PaddedNgrams};
 use smsguard_train::config::ArchConfig;
 use smsguard_train::model::{BatchInput, CharCnn};
 use smsguard_train::onnx_export::{
@@ -62,29 +62,10 @@ struct Input {
     ngrams: NgramFeatures,
 }
 
-/// The n-gram columns of a batch, padded with bucket 0 / weight 0 to the longest row.
-fn padded_ngrams(batch: &[Input]) -> (Vec<i64>, Vec<f32>, usize) {
-    let width = batch
-        .iter()
-        .map(|i| i.ngrams.len())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let mut ids = vec![0i64; batch.len() * width];
-    let mut weights = vec![0f32; batch.len() * width];
-    for (r, input) in batch.iter().enumerate() {
-        for (j, (&id, &w)) in input
-            .ngrams
-            .ids
-            .iter()
-            .zip(&input.ngrams.weights)
-            .enumerate()
-        {
-            ids[r * width + j] = id;
-            weights[r * width + j] = w;
-        }
-    }
-    (ids, weights, width)
+/// The n-gram columns of a batch, as the edge pads them.
+fn padded_ngrams(batch: &[Input]) -> PaddedNgrams {
+    let grams: Vec<&NgramFeatures> = batch.iter().map(|i| &i.ngrams).collect();
+    pad_batch(&grams)
 }
 
 /// Runs one batch through ONNX Runtime and returns one logits row per message.
@@ -92,10 +73,10 @@ fn run_batch(session: &mut Session, batch: &[Input], labels: usize) -> Vec<Vec<f
     let seq_len = batch[0].ids.len();
     let flat: Vec<i64> = batch.iter().flat_map(|i| i.ids.iter().copied()).collect();
     let input = Tensor::from_array(([batch.len(), seq_len], flat)).expect("input tensor");
-    let (ngram_ids, ngram_weights, width) = padded_ngrams(batch);
-    let ngram_ids = Tensor::from_array(([batch.len(), width], ngram_ids)).expect("n-gram ids");
-    let ngram_weights =
-        Tensor::from_array(([batch.len(), width], ngram_weights)).expect("n-gram weights");
+    let padded = padded_ngrams(batch);
+    let shape = [batch.len(), padded.width];
+    let ngram_ids = Tensor::from_array((shape, padded.ids)).expect("n-gram ids");
+    let ngram_weights = Tensor::from_array((shape, padded.weights)).expect("n-gram weights");
     let outputs = session
         .run(ort::inputs![
             INPUT_NAME => input,
@@ -312,12 +293,12 @@ fn fp32_export_matches_candle_model() {
     let inputs = edge_case_inputs(&cfg);
     let onnx = run_batch(&mut session(&model), &inputs, cfg.num_labels());
     let flat: Vec<i64> = inputs.iter().flat_map(|i| i.ids.iter().copied()).collect();
-    let (ngram_ids, ngram_weights, width) = padded_ngrams(&inputs);
-    let n = inputs.len();
+    let padded = padded_ngrams(&inputs);
+    let (n, width) = (inputs.len(), padded.width);
     let batch = BatchInput {
         ids: CandleTensor::from_vec(flat, (n, cfg.seq_len), &Device::Cpu).unwrap(),
-        ngram_ids: CandleTensor::from_vec(ngram_ids, (n, width), &Device::Cpu).unwrap(),
-        ngram_weights: CandleTensor::from_vec(ngram_weights, (n, width), &Device::Cpu).unwrap(),
+        ngram_ids: CandleTensor::from_vec(padded.ids, (n, width), &Device::Cpu).unwrap(),
+        ngram_weights: CandleTensor::from_vec(padded.weights, (n, width), &Device::Cpu).unwrap(),
     };
     let logits: Vec<Vec<f32>> = candle.forward(&batch).unwrap().to_vec2().unwrap();
     for (expected, actual) in logits.iter().zip(&onnx) {
