@@ -17,6 +17,7 @@ mod classify;
 mod hot;
 mod link;
 mod recheck;
+mod retention;
 mod senders;
 mod sync;
 mod verdict;
@@ -34,7 +35,10 @@ use crate::cloud::{CloudClient, CloudConfig, CloudLinkError, DEFAULT_DEADLINE};
 use crate::model::{Action, EdgeModel};
 use crate::store::{Store, StoreError, StoreOptions};
 
-pub use crate::store::{Durability, EngineEvent, LogRecovery, MessageState, Source};
+pub use crate::store::{
+    Durability, EngineEvent, LogRecovery, MessageState, Pruned, Source, EVENTS_PRUNED_COUNTER,
+    RECORDS_PRUNED_COUNTER,
+};
 pub use hot::{HotIndex, HotMatch};
 pub use link::{CloudFuture, CloudLink, BULK_WAIT};
 pub use senders::{canonical_sender, SenderRules};
@@ -64,6 +68,18 @@ pub struct EngineConfig {
     pub pinned_model_key: Option<String>,
     /// Most verdicts kept in the cache; the oldest insertions are evicted first.
     pub cache_capacity: usize,
+    /// Days a message record is kept once nothing needs it (delivered, released, flagged or
+    /// deleted, and no re-check or report pending); then it is pruned. Quarantined messages are
+    /// never pruned. 0 prunes such records at the next pass.
+    pub retention_days: u32,
+    /// Most message records kept; beyond it the oldest that nothing needs are pruned first
+    /// (quarantined and pending ones are kept whatever the count).
+    pub max_message_records: usize,
+    /// Most pending events (released / flagged) kept for the app; the oldest are dropped first.
+    pub max_events: usize,
+    /// Decisions between two background retention passes (0: only when the engine opens and on
+    /// `Engine::prune`).
+    pub prune_every_decisions: u32,
     /// What a returned decision survives: `process` (default: the death of the process, no
     /// fsync), `power` (an fsync per message) or `none` (sled's own 500 ms flushes). Also read
     /// from the former `durable_writes` boolean (`true` = `power`, `false` = `none`).
@@ -95,6 +111,18 @@ impl Default for EngineConfig {
             cloud: None,
             pinned_model_key: None,
             cache_capacity: 10_000,
+            // A month lets the user look back at what was filtered and report it late; older
+            // records only hold senders and fingerprints of messages the inbox already has.
+            retention_days: 30,
+            // A record is about 1 KB (the MinHash signature dominates), so about 10 MB at most:
+            // three months of a heavy user's 100 messages a day, so the age limit normally
+            // governs and the cap only bites under a flood.
+            max_message_records: 10_000,
+            // Events are polled by the app; an app that stops polling must not grow the store.
+            max_events: 1_000,
+            // A pass costs a walk over a bounded number of records off the classify thread;
+            // every 256 decisions keeps the store within a few percent of its caps.
+            prune_every_decisions: 256,
             durability: Durability::Process,
             model: ModelSource::Embedded,
             near_duplicate_jaccard: 0.8,
@@ -224,6 +252,9 @@ pub struct EngineStats {
     /// Lifetime counters from the store (classified, source.*, state.*, ...).
     pub counters: std::collections::BTreeMap<String, u64>,
     pub quarantined: usize,
+    /// Message records in the store (any state; retention bounds it).
+    #[serde(default)]
+    pub stored_messages: usize,
     pub queue_length: usize,
     pub cache_entries: usize,
     pub hot_fingerprints: usize,
@@ -290,6 +321,8 @@ pub struct Engine {
     hot: RwLock<HotIndex>,
     rules: RwLock<SenderRules>,
     failures: Failures,
+    /// Background retention passes (absent without a store).
+    janitor: Option<retention::Janitor>,
 }
 
 impl Engine {
@@ -335,7 +368,11 @@ impl Engine {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let janitor = store
+            .as_ref()
+            .and_then(|store| retention::Janitor::start(store, &config));
         let engine = Engine {
+            janitor,
             store,
             store_error,
             model: RwLock::new(None),
@@ -351,6 +388,7 @@ impl Engine {
         if engine.store.is_none() {
             engine.count_store_failure();
         }
+        engine.prune_on_open();
         engine.load_model();
         engine.reload_synced_state();
         Ok(engine)

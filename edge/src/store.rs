@@ -5,6 +5,9 @@
 //! New decisions are first appended to the decision log (`wal`) and reach sled on a background
 //! writer thread (`writer`); see [`Durability`].
 //!
+//! Message records and events are bounded by [`Retention`] (`retention`): settled records older
+//! than an age or beyond a count are pruned, oldest first; quarantined ones never are.
+//!
 //! Values are JSON; ids and sequence keys are big-endian u64 so trees iterate in id order.
 //!
 //! Message records, the quarantine index, the queue, counters and events share one tree, the
@@ -15,6 +18,7 @@
 
 mod cache;
 mod records;
+mod retention;
 mod types;
 mod wal;
 mod writer;
@@ -28,6 +32,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use records::{Effects, Transitioned};
+pub use retention::{prunable, Pruned, Retention, EVENTS_PRUNED_COUNTER, RECORDS_PRUNED_COUNTER};
 pub use types::{
     CacheEntry, Counters, EngineEvent, HotFingerprint, MessageRecord, MessageState, QueueItem,
     SenderRuleEntry, Source, StoredModel, StoredVerdict,
@@ -101,6 +106,10 @@ pub struct Store {
     lists: Arc<RwLock<HashMap<String, bool>>>,
     /// Approximate entry count of `queue` (exact unless two writers race on one key).
     queue_len: Arc<AtomicUsize>,
+    /// Running count of message records (decisions counted when logged; see `retention`).
+    messages_len: Arc<AtomicUsize>,
+    /// Id from which the next retention step walks the records (0: from the oldest).
+    prune_cursor: Arc<Mutex<u64>>,
     durability: Durability,
     /// The decision log and its writer thread (absent with `Durability::None`).
     log: Option<Arc<wal::DecisionLog>>,
@@ -157,6 +166,9 @@ impl Store {
         let queue_len = Arc::new(AtomicUsize::new(
             journal.scan_prefix([records::prefix::QUEUE]).count(),
         ));
+        let messages_len = Arc::new(AtomicUsize::new(
+            journal.scan_prefix([records::prefix::MESSAGE]).count(),
+        ));
         let (log, progress, writer) = if options.durability.logged() {
             let log = Arc::new(
                 wal::DecisionLog::create(dir, next_segment, options.durability)
@@ -180,6 +192,8 @@ impl Store {
             journal,
             journal_lock,
             queue_len,
+            messages_len,
+            prune_cursor: Arc::new(Mutex::new(0)),
             cache,
             cache_mirror,
             cache_order: open(tree::CACHE_ORDER)?,
@@ -229,12 +243,16 @@ impl Store {
             self.db.flush()?;
             return Ok(());
         };
+        // Taken before the rotation: a record pruned by now had its decision logged before it,
+        // so the segments this checkpoint deletes held every decision these tombstones guard.
+        let tombstones = self.tombstones()?;
         let checkpoint = log.rotate().map_err(|e| StoreError::Log(e.to_string()))?;
         progress.wait_for(checkpoint.appended);
         self.db.flush()?;
         if progress.log_may_shrink() {
             log.remove_through(checkpoint)
                 .map_err(|e| StoreError::Log(e.to_string()))?;
+            self.remove_tombstones(tombstones)?;
         }
         Ok(())
     }
@@ -408,6 +426,10 @@ fn replay_log(
                 Some(decision) if records::has_message(journal, decision.id)? => {
                     recovery.already_stored += 1;
                 }
+                // Retention removed the record after it reached sled: it stays removed.
+                Some(decision) if retention::was_pruned(journal, decision.id)? => {
+                    recovery.pruned += 1;
+                }
                 Some(decision) => missing.push(decision),
                 None => recovery.unreadable_records += 1,
             }
@@ -431,6 +453,9 @@ fn replay_log(
     for segment in &segments {
         wal::remove_if_present(&segment.path).map_err(log_error)?;
     }
+    // No segment is left to bring a pruned record back: its tombstone has done its work. (Were
+    // this lost in a crash, a stale tombstone is harmless: ids are never reused.)
+    retention::remove_tombstones(journal, journal_lock, retention::tombstones(journal)?)?;
     let next = segments.last().map_or(0, |s| s.number + 1);
     Ok((recovery, next))
 }

@@ -1,6 +1,8 @@
 //! smsguard-train: turns corpora into the edge char-CNN and the cloud models, exports ONNX
 //! (fp32 and int8) and writes evaluation reports.
 
+pub mod baseline;
+pub mod baseline_cli;
 pub mod cloud_models;
 pub mod config;
 pub mod data;

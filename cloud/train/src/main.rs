@@ -33,6 +33,9 @@ enum Command {
     Eval(smsguard_train::eval::EvalArgs),
     /// Train the cloud multiclass model and fit the fusion on dev; write cloud/models.
     TrainCloud(smsguard_train::cloud_models::CloudTrainArgs),
+    /// Train the TF-IDF + linear SVM reference baseline (per corpus or pooled) and print its
+    /// binary dev figures.
+    Baseline(smsguard_train::baseline_cli::BaselineArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +119,7 @@ fn main() -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Eval(args) => smsguard_train::eval::run(args),
         Command::TrainCloud(args) => smsguard_train::cloud_models::run(args),
+        Command::Baseline(args) => smsguard_train::baseline_cli::run(args),
     }
 }
 

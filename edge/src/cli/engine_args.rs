@@ -40,6 +40,17 @@ pub struct EngineArgs {
     /// Same as `--durability none` (kept for older scripts).
     #[arg(long, global = true, hide = true)]
     pub no_durable: bool,
+    /// Days a message record is kept once nothing needs it (quarantined messages are never
+    /// pruned) [default: 30].
+    #[arg(long, global = true)]
+    pub retention_days: Option<u32>,
+    /// Most message records kept; the oldest that nothing needs are pruned first
+    /// [default: 10000].
+    #[arg(long, global = true)]
+    pub max_records: Option<usize>,
+    /// Most pending events kept for the app; the oldest are dropped first [default: 1000].
+    #[arg(long, global = true)]
+    pub max_events: Option<usize>,
 }
 
 impl EngineArgs {
@@ -89,7 +100,21 @@ impl EngineArgs {
             model,
             ..EngineConfig::default()
         };
-        Ok((data_dir, config))
+        Ok((data_dir, self.with_retention(config)))
+    }
+
+    /// `config` with the retention flags given on the command line.
+    fn with_retention(&self, mut config: EngineConfig) -> EngineConfig {
+        if let Some(days) = self.retention_days {
+            config.retention_days = days;
+        }
+        if let Some(records) = self.max_records {
+            config.max_message_records = records;
+        }
+        if let Some(events) = self.max_events {
+            config.max_events = events;
+        }
+        config
     }
 
     /// Opens the engine. The store may be held by another `smsguard` process for a moment: it

@@ -111,6 +111,7 @@ impl Engine {
             cloud_configured: self.remote.is_some(),
             counters: store.and_then(|s| s.counters().ok()).unwrap_or_default(),
             quarantined: store.map_or(0, |s| s.quarantine_len()),
+            stored_messages: store.map_or(0, |s| s.message_count_hint()),
             queue_length: store.map_or(0, |s| s.queue_len()),
             cache_entries: store.map_or(0, |s| s.cache_len()),
             hot_fingerprints: read(&self.hot).len(),

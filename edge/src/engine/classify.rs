@@ -344,7 +344,10 @@ impl Engine {
             state_counter(state),
         ];
         match store.record_decision(&record, &counters) {
-            Ok(()) => (message_id, outcome),
+            Ok(()) => {
+                self.note_decision();
+                (message_id, outcome)
+            }
             Err(_) => {
                 self.count_store_failure();
                 outcome.degraded = true;

@@ -53,11 +53,15 @@ impl Engine {
                 }
             }
         }
-        store.enqueue(&QueueItem::Report {
+        let item = QueueItem::Report {
             message_id,
             spam,
             reported_at_ms,
-        })?;
+        };
+        // Retention may have pruned the record since it was read (a report on an old message).
+        store
+            .enqueue_for_message(message_id, &item)?
+            .ok_or(EngineError::NotFound { message_id })?;
         Ok(ReportOutcome::Queued)
     }
 

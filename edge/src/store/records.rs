@@ -19,9 +19,11 @@ pub(super) mod prefix {
     pub const QUEUE: u8 = b'k';
     pub const COUNTER: u8 = b'c';
     pub const EVENT: u8 = b'e';
+    /// Tombstone of a record retention pruned (see `retention`).
+    pub const PRUNED: u8 = b'p';
 }
 
-fn key(prefix: u8, id: u64) -> [u8; 9] {
+pub(super) fn key(prefix: u8, id: u64) -> [u8; 9] {
     let mut key = [prefix; 9];
     key[1..].copy_from_slice(&id.to_be_bytes());
     key
@@ -52,7 +54,7 @@ pub enum Transitioned {
 }
 
 impl Store {
-    fn lock_journal(&self) -> MutexGuard<'_, ()> {
+    pub(super) fn lock_journal(&self) -> MutexGuard<'_, ()> {
         self.journal_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -75,18 +77,28 @@ impl Store {
         if record.queued {
             self.queue_len.fetch_add(1, Ordering::Relaxed);
         }
+        // Counted before sled has it: retention's count cap then covers decisions on their way.
+        self.messages_len.fetch_add(1, Ordering::Relaxed);
         let (Some(log), Some(writer)) = (&self.log, &self.writer) else {
-            return apply_decisions(&self.journal, &self.journal_lock, &[decision]);
+            return apply_decisions(&self.journal, &self.journal_lock, &[decision])
+                .inspect_err(|_| self.uncount_message());
         };
         // Queued under the log's lock: the writer then sees decisions in log order, which its
         // checkpoints rely on.
         if let Err(unlogged) = log.append_then(decision, |decision| writer.submit(decision)) {
             // The log is unusable (disk full, removed directory): write through to sled and
             // flush, so the decision is as safe as the log would have made it.
-            apply_decisions(&self.journal, &self.journal_lock, &[unlogged])?;
+            apply_decisions(&self.journal, &self.journal_lock, &[unlogged])
+                .inspect_err(|_| self.uncount_message())?;
             self.db.flush()?;
         }
         Ok(())
+    }
+
+    fn uncount_message(&self) {
+        let _ = self
+            .messages_len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// Waits until every logged decision is in sled (a no-op without a log).
@@ -254,6 +266,25 @@ impl Store {
         Ok(queue_key)
     }
 
+    /// Appends `item`, which names message `message_id`, to the queue unless that record is gone
+    /// (pruned by retention meanwhile); returns its key, `None` when the record is gone. Under
+    /// the journal lock, so retention either sees the entry or has already removed the record.
+    pub fn enqueue_for_message(
+        &self,
+        message_id: u64,
+        item: &QueueItem,
+    ) -> Result<Option<u64>, StoreError> {
+        self.settle();
+        let _guard = self.lock_journal();
+        if !self
+            .journal
+            .contains_key(key(prefix::MESSAGE, message_id))?
+        {
+            return Ok(None);
+        }
+        self.enqueue(item).map(Some)
+    }
+
     /// Up to `limit` queue entries, oldest first, with their keys.
     pub fn queue_head(&self, limit: usize) -> Result<Vec<(u64, QueueItem)>, StoreError> {
         self.queue_after(None, limit)
@@ -370,6 +401,22 @@ fn add_counters(
     for (name, value) in seen {
         batch.insert(counter_key(name), &value.to_be_bytes());
     }
+    Ok(())
+}
+
+/// Adds `by` to one counter in `batch` (caller holds the journal lock); nothing when `by` is 0.
+pub(super) fn add_by_to_counter_in(
+    journal: &sled::Tree,
+    batch: &mut sled::Batch,
+    name: &str,
+    by: usize,
+) -> Result<(), StoreError> {
+    if by == 0 {
+        return Ok(());
+    }
+    let key = counter_key(name);
+    let current = journal.get(&key)?.map_or(0, |v| be_u64(&v));
+    batch.insert(key, &current.saturating_add(by as u64).to_be_bytes());
     Ok(())
 }
 

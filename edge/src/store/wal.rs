@@ -199,6 +199,9 @@ pub struct LogRecovery {
     pub replayed: usize,
     /// Decisions sled already had.
     pub already_stored: usize,
+    /// Decisions whose record retention had pruned since (left out, not brought back).
+    #[serde(default)]
+    pub pruned: usize,
     /// Spans that were not valid frames (a torn tail from a kill mid-write, or damage).
     pub damaged_spans: usize,
     /// Bytes in those spans.

@@ -5,6 +5,7 @@ mod cli_store;
 mod engine;
 mod fixtures;
 mod model;
+mod retention;
 mod robustness;
 mod runtime;
 mod store;

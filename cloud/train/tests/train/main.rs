@@ -1,5 +1,6 @@
 //! The single integration-test binary of smsguard-train; each concern is one module.
 
+mod baseline;
 mod data;
 mod encoder;
 mod fixture;
