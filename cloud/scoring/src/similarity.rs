@@ -47,10 +47,8 @@ use smsguard_core::{Fingerprint, Label, MinHasher};
 
 use crate::{ForcedAction, MessageContext, ModelScore, Scorer, ScoringError};
 
-/// Number of LSH bands.
-pub const BANDS: usize = 16;
-/// MinHash slots per band (`BANDS * ROWS == 64`).
-pub const ROWS: usize = NUM_HASHES / BANDS;
+use smsguard_core::lsh::band_key;
+pub use smsguard_core::lsh::{BANDS, ROWS_PER_BAND as ROWS};
 
 const ENTRIES_TREE: &str = "entries";
 const META_TREE: &str = "meta";
@@ -279,14 +277,6 @@ struct LshIndex {
     reported: BandMap<Vec<u32>>,
 }
 
-fn band_key(band: usize, minhash: &[u32; NUM_HASHES]) -> u64 {
-    minhash[band * ROWS..(band + 1) * ROWS]
-        .iter()
-        .fold(splitmix64(band as u64), |h, v| {
-            splitmix64(h ^ u64::from(*v))
-        })
-}
-
 /// The fewest equal slots whose Jaccard estimate (`equal / 64`) reaches `min_jaccard`;
 /// `NUM_HASHES + 1` when no count does.
 fn min_equal_slots(min_jaccard: f32) -> usize {
@@ -442,7 +432,7 @@ impl LshIndex {
         for (band, link) in links.iter_mut().enumerate() {
             let bucket = self
                 .buckets
-                .entry(band_key(band, &entry.minhash))
+                .entry(band_key(&entry.minhash, band))
                 .or_insert(Bucket {
                     head: NO_ENTRY,
                     len: 0,
@@ -462,7 +452,7 @@ impl LshIndex {
 
     fn list_reported(&mut self, slot: u32) {
         for band in 0..BANDS {
-            let key = band_key(band, &self.entries[slot as usize].minhash);
+            let key = band_key(&self.entries[slot as usize].minhash, band);
             self.reported.entry(key).or_default().push(slot);
         }
     }
@@ -501,7 +491,7 @@ impl LshIndex {
                 }
             };
             for band in 0..BANDS {
-                let key = band_key(band, &fp.minhash);
+                let key = band_key(&fp.minhash, band);
                 if let Some(bucket) = self.buckets.get(&key) {
                     let mut slot = bucket.head;
                     let mut scanned = 0;

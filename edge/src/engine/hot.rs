@@ -5,12 +5,10 @@
 use std::collections::HashMap;
 
 use smsguard_core::fingerprint::NUM_HASHES;
+use smsguard_core::lsh::{band_key, minhash_jaccard, BANDS};
 use smsguard_core::Fingerprint;
 
 use crate::store::HotFingerprint;
-
-const ROWS_PER_BAND: usize = 4;
-const BANDS: usize = NUM_HASHES / ROWS_PER_BAND;
 
 /// The closest hot fingerprint to a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +22,8 @@ pub struct HotMatch {
 pub struct HotIndex {
     entries: Vec<HotFingerprint>,
     by_id: HashMap<String, usize>,
-    bands: HashMap<(u8, u64), Vec<usize>>,
+    /// `(band, band key)` to the positions of the entries with that band.
+    bands: HashMap<(usize, u64), Vec<usize>>,
 }
 
 impl HotIndex {
@@ -42,7 +41,7 @@ impl HotIndex {
         if let Some(signature) = signature(&entry.minhash) {
             for band in 0..BANDS {
                 self.bands
-                    .entry(band_key(signature, band))
+                    .entry((band, band_key(signature, band)))
                     .or_default()
                     .push(position);
             }
@@ -78,11 +77,15 @@ impl HotIndex {
         }
         let mut best: Option<(usize, f32)> = None;
         for band in 0..BANDS {
-            let Some(candidates) = self.bands.get(&band_key(&fingerprint.minhash, band)) else {
+            let Some(candidates) = self
+                .bands
+                .get(&(band, band_key(&fingerprint.minhash, band)))
+            else {
                 continue;
             };
             for &position in candidates {
-                let jaccard = jaccard(&fingerprint.minhash, &self.entries[position].minhash);
+                let jaccard =
+                    minhash_jaccard(&fingerprint.minhash, &self.entries[position].minhash);
                 if jaccard >= min_jaccard && best.is_none_or(|(_, b)| jaccard > b) {
                     best = Some((position, jaccard));
                 }
@@ -97,19 +100,6 @@ impl HotIndex {
 
 fn signature(minhash: &[u32]) -> Option<&[u32; NUM_HASHES]> {
     minhash.try_into().ok()
-}
-
-fn band_key(signature: &[u32; NUM_HASHES], band: usize) -> (u8, u64) {
-    let rows = &signature[band * ROWS_PER_BAND..(band + 1) * ROWS_PER_BAND];
-    let hash = rows.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &slot| {
-        (h ^ u64::from(slot)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    (band as u8, hash)
-}
-
-fn jaccard(a: &[u32; NUM_HASHES], b: &[u32]) -> f32 {
-    let equal = a.iter().zip(b).filter(|(x, y)| x == y).count();
-    equal as f32 / NUM_HASHES as f32
 }
 
 #[cfg(test)]

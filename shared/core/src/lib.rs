@@ -7,6 +7,7 @@
 pub mod features;
 pub mod fingerprint;
 pub mod keywords;
+pub mod lsh;
 pub mod metrics;
 pub mod model_meta;
 pub mod ngrams;
