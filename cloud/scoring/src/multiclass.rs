@@ -330,12 +330,7 @@ impl MulticlassModel {
     /// document it was trained with (refused if it is another one). A vocabulary given to a
     /// model without subword features is not used.
     pub fn from_parts(bytes: &[u8], subwords: Option<&[u8]>) -> Result<Self, MulticlassError> {
-        let mut model = Self::parse(bytes)?;
-        let fingerprint = u64::from_le_bytes(
-            bytes[HEADER_LEN - 8..HEADER_LEN]
-                .try_into()
-                .map_err(|_| MulticlassError::BadFile("short header".to_owned()))?,
-        );
+        let (mut model, fingerprint) = Self::parse(bytes)?;
         if fingerprint != 0 {
             let vocab = SubwordVocab::from_json(subwords.ok_or(MulticlassError::MissingSubwords)?)?;
             if vocab.fingerprint() != fingerprint {
@@ -346,7 +341,9 @@ impl MulticlassModel {
         Ok(model)
     }
 
-    fn parse(bytes: &[u8]) -> Result<Self, MulticlassError> {
+    /// The model (without its subword vocabulary) and the fingerprint of the vocabulary it
+    /// needs (0: none).
+    fn parse(bytes: &[u8]) -> Result<(Self, u64), MulticlassError> {
         let bad = |why: &str| MulticlassError::BadFile(why.to_owned());
         if bytes.len() < HEADER_LEN + 8 * CLASSES || &bytes[..4] != MAGIC {
             return Err(bad("missing SGMC header"));
@@ -380,13 +377,16 @@ impl MulticlassModel {
         let mut bias = [0f32; CLASSES];
         scales.copy_from_slice(&floats[..CLASSES]);
         bias.copy_from_slice(&floats[CLASSES..]);
-        Ok(MulticlassModel {
+        let model = MulticlassModel {
             bucket_bits,
             scales,
             bias,
             weights: weights.iter().map(|&b| b as i8).collect(),
             subwords: None,
-        })
+        };
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(&bytes[HEADER_LEN - 8..HEADER_LEN]);
+        Ok((model, u64::from_le_bytes(fingerprint)))
     }
 
     /// Class probabilities (in [`Label::ALL`] order) of a normalised text.
