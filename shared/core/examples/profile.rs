@@ -1,11 +1,16 @@
 //! A profiling harness: runs `normalize` + fingerprint id over every corpus line several times,
 //! so that a sampling profiler (`perf record`) sees a long steady state without I/O or set-up.
 //!
-//! Usage: `cargo run --release -p smsguard-core --example profile -- [all|normalize|fingerprint]
+//! Usage: `cargo run --release -p smsguard-core --example profile -- [all|normalize|fingerprint|digest]
 //! [PASSES] [DATASETS_DIR]`. Prints wall time and, on Linux, the CPU time of the thread
 //! (`/proc/thread-self/schedstat`), which the other processes of a busy machine disturb less.
 //! Prints only counts and timings, never message text.
+//!
+//! `digest` mode prints, per message, one 64-bit hash of its normalised text, transforms,
+//! masked spans and fingerprint id (never the text itself): comparing two such files with `cmp`
+//! shows whether a change of `normalize` or the fingerprint changed any output.
 
+use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,6 +44,29 @@ fn thread_cpu_ns() -> Option<u64> {
     stat.split_whitespace().next()?.parse().ok()
 }
 
+/// One line per message: a hash of everything `normalize` + `fingerprint` output for it.
+fn print_digests(hasher: &MinHasher, messages: &[String]) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for message in messages {
+        let normalized = normalize(message);
+        // SipHash with fixed keys: stable across runs of the same toolchain, which is all a
+        // before/after comparison needs.
+        let mut state = std::collections::hash_map::DefaultHasher::new();
+        normalized.text.hash(&mut state);
+        for (transform, count) in &normalized.transforms {
+            (transform.as_str(), count).hash(&mut state);
+        }
+        for masked in &normalized.masked {
+            (masked.kind, &masked.value).hash(&mut state);
+        }
+        hasher.fingerprint(&normalized.text).id().hash(&mut state);
+        if writeln!(out, "{:016x}", state.finish()).is_err() {
+            return;
+        }
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "all".to_owned());
@@ -53,6 +81,10 @@ fn main() {
         return;
     }
     let hasher = MinHasher::new();
+    if mode == "digest" {
+        print_digests(&hasher, &messages);
+        return;
+    }
     let normalized: Vec<String> = if mode == "fingerprint" {
         messages.iter().map(|m| normalize(m).text).collect()
     } else {

@@ -245,10 +245,14 @@ fn has_glued_placeholder(text: &str) -> bool {
 
 fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> String {
     // Plain text has nothing for stages 1-3 and only ASCII upper case for stage 5; corpus masks
-    // only put ASCII in, so the text stays plain until then.
-    let plain = is_plain(text);
+    // only put ASCII in, so the text stays plain until then. Text that is plain but for
+    // full-width punctuation (most Chinese messages) becomes plain in stages 1-3.
+    let mut plain = is_plain(text);
     let s = if plain {
         text.to_owned()
+    } else if let Some(s) = fold_plain_full_width(text, tally) {
+        plain = true;
+        s
     } else {
         let s = strip_invisible(text, tally);
         let s = apply_nfkc(s, tally);
@@ -321,10 +325,41 @@ fn is_plain(text: &str) -> bool {
             .bytes()
             .all(|b| matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r'));
     }
-    text.chars().all(|c| match c {
+    text.chars().all(is_plain_char)
+}
+
+fn is_plain_char(c: char) -> bool {
+    match c {
         ' '..='~' | '\t' | '\n' | '\r' => true,
         c => is_plain_cjk(c),
-    })
+    }
+}
+
+/// Stages 1-3 for text that is plain but for full-width forms, as Chinese text with `，！：` is:
+/// NFKC maps each onto ASCII ([`full_width_to_ascii`]); every other character is plain, so NFKC
+/// changes nothing else and nothing composes (all are starters, none part of a composition with
+/// another), and stage 1 only counts them. The result is plain. `None` for other text.
+fn fold_plain_full_width(text: &str, tally: &mut Tally) -> Option<String> {
+    let mut full_width = 0;
+    for c in text.chars() {
+        if is_full_width(c) {
+            full_width += 1;
+        } else if !is_plain_char(c) {
+            return None;
+        }
+    }
+    tally.add(Transform::FullWidth, full_width);
+    Some(text.chars().map(full_width_to_ascii).collect())
+}
+
+/// NFKC of a full-width form (U+FF01..U+FF5E are U+0021..U+007E shifted by 0xFEE0, U+3000 is a
+/// space); other characters are returned as they are.
+fn full_width_to_ascii(c: char) -> char {
+    match c {
+        '\u{3000}' => ' ',
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+        c => c,
+    }
 }
 
 /// Han and common CJK punctuation and quotes; the tests check the properties [`is_plain`]
@@ -335,6 +370,50 @@ fn is_plain_cjk(c: char) -> bool {
             c,
             '\u{2014}' | '\u{2018}' | '\u{2019}' | '\u{201C}' | '\u{201D}'
         )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block-wise byte scans
+//
+// The prefilters that let most messages skip a stage look at every byte. A loop with a
+// data-dependent branch per byte cost more than the stages they guard; evaluated on fixed
+// blocks of 16 windows without a branch inside, they compile to SSE2 compares. Bytes past the
+// end of the text read as 0: every predicate must be false on a window of zeros, and must take
+// a 0 after its first byte for "no such byte" (none of them accepts a 0 there).
+
+/// Windows tested per block: one SSE2 vector of bytes.
+const SCAN_BLOCK: usize = 16;
+
+/// Whether `pred(b0, b1)` holds for some pair of consecutive bytes (the last byte pairs with 0).
+fn any_byte_pair(bytes: &[u8], pred: impl Fn(u8, u8) -> bool) -> bool {
+    any_byte_triple(bytes, |b0, b1, _| pred(b0, b1))
+}
+
+/// Whether `pred(b0, b1, b2)` holds for some window of three consecutive bytes starting in
+/// `bytes` (windows at the end are padded with 0).
+fn any_byte_triple(bytes: &[u8], pred: impl Fn(u8, u8, u8) -> bool) -> bool {
+    // A hit flag per block, not a bit mask: shifting each lane into place does not vectorise.
+    let block_hits = |block: &[u8; SCAN_BLOCK + 2]| {
+        let mut hits = 0u8;
+        for k in 0..SCAN_BLOCK {
+            hits |= u8::from(pred(block[k], block[k + 1], block[k + 2]));
+        }
+        hits != 0
+    };
+    let mut start = 0;
+    while let Some(block) = bytes.get(start..start + SCAN_BLOCK + 2) {
+        if block.try_into().is_ok_and(&block_hits) {
+            return true;
+        }
+        start += SCAN_BLOCK;
+    }
+    // The last (up to SCAN_BLOCK + 1) windows, zero-padded, in at most two blocks.
+    let rest = &bytes[start..];
+    let mut padded = [0u8; 2 * SCAN_BLOCK + 2];
+    padded[..rest.len()].copy_from_slice(rest);
+    let first = padded[..SCAN_BLOCK + 2].try_into().is_ok_and(&block_hits);
+    let second = rest.len() > SCAN_BLOCK && padded[SCAN_BLOCK..].try_into().is_ok_and(&block_hits);
+    first || second
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,7 +628,9 @@ const CORPUS_WORDS: [(&str, &str, bool); 10] = [
 ];
 
 fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
-    if !has_x_token(text.as_bytes()) && !has_corpus_word(&text) {
+    if !may_hold_corpus_mask(text.as_bytes())
+        || (!has_x_token(text.as_bytes()) && !has_corpus_word(&text))
+    {
         return text;
     }
     // Only FBS words need to know whether the message has Han; scan for it once, when asked.
@@ -581,6 +662,24 @@ fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
     out.push_str(&text[last..]);
     tally.add(Transform::CorpusMaskFolded, folded);
     out
+}
+
+/// A vectorised necessary condition for [`has_x_token`] or [`has_corpus_word`]: an `x`/`X`, or
+/// two upper-case letters of which the first starts a placeholder word. Most English messages
+/// and every Chinese one without Latin capitals fail it.
+fn may_hold_corpus_mask(bytes: &[u8]) -> bool {
+    any_byte_pair(bytes, |b0, b1| {
+        let starts_word = (b0 == b'C')
+            | (b0 == b'H')
+            | (b0 == b'W')
+            | (b0 == b'P')
+            | (b0 == b'D')
+            | (b0 == b'N')
+            | (b0 == b'B')
+            | (b0 == b'U')
+            | (b0 == b'Q');
+        (b0 | 0x20 == b'x') | (starts_word & b1.is_ascii_uppercase())
+    })
 }
 
 /// Whether an ASCII letter/digit run starts with a placeholder word, as every token that
@@ -870,15 +969,13 @@ fn mask_web(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> String
 /// every alternative holds `@` (e-mail), `//` (scheme), `http`/`www` (glued, www) or a dot
 /// followed by an ASCII letter (the TLD of a bare domain).
 fn may_hold_web_address(text: &str) -> bool {
-    // Substring searches (memchr / SIMD in std) beat one byte loop with a branch per byte.
-    let bytes = text.as_bytes();
-    text.contains('@')
-        || text.contains("//")
-        || text.contains("http")
-        || text.contains("www")
-        || text
-            .match_indices('.')
-            .any(|(i, _)| bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic))
+    any_byte_triple(text.as_bytes(), |b0, b1, b2| {
+        (b0 == b'@')
+            | (b0 == b'/' && b1 == b'/')
+            | (b0 == b'h' && b1 == b't' && b2 == b't')
+            | (b0 == b'w' && b1 == b'w' && b2 == b'w')
+            | (b0 == b'.' && b1.is_ascii_alphabetic())
+    })
 }
 
 /// Lower-case host of a matched URL span (spaces from broken URLs removed).
@@ -1020,22 +1117,33 @@ impl UnitKind {
 /// are length-1 runs with only non-alphanumeric bytes between them, so without such a pair
 /// nothing collapses. Most messages have none, and skip building the units.
 fn has_adjacent_ascii_singles(bytes: &[u8]) -> bool {
-    // Run lengths are tracked with selects rather than branches: word boundaries come every few
-    // bytes at unpredictable places.
-    let (mut run, mut previous_single, mut found) = (0u8, false, false);
-    for &b in bytes {
-        let alnum = b.is_ascii_alphanumeric();
-        let run_ends = !alnum && run > 0;
-        let single = run == 1;
-        found |= run_ends && single && previous_single;
-        previous_single = if run_ends { single } else { previous_single };
-        run = if alnum {
-            run.saturating_add(1).min(2)
-        } else {
-            0
-        };
+    // Jumps from run to run: runs average several bytes, and a per-byte state machine cost
+    // more than finding their ends.
+    let mut previous_single = false;
+    let mut from = 0;
+    while let Some(offset) = bytes[from..].iter().position(u8::is_ascii_alphanumeric) {
+        let start = from + offset;
+        let end = bytes[start..]
+            .iter()
+            .position(|b| !b.is_ascii_alphanumeric())
+            .map_or(bytes.len(), |len| start + len);
+        let single = end - start == 1;
+        if single && previous_single {
+            return true;
+        }
+        previous_single = single;
+        from = end;
     }
-    found || (run == 1 && previous_single)
+    false
+}
+
+/// A vectorised necessary condition for [`has_adjacent_ascii_singles`]: some ASCII letter or
+/// digit has none on either side.
+fn has_ascii_single(bytes: &[u8]) -> bool {
+    let alnum = |b: u8| b.is_ascii_alphanumeric();
+    let first_single =
+        bytes.first().is_some_and(|&b| alnum(b)) && !bytes.get(1).is_some_and(|&b| alnum(b));
+    first_single || any_byte_triple(bytes, |b0, b1, b2| !alnum(b0) & alnum(b1) & !alnum(b2))
 }
 
 /// Whether some Han or ASCII letter/digit stands between separators (or text ends): every
@@ -1166,7 +1274,7 @@ fn chain_collapses(text: &str, chain: &[Unit]) -> bool {
 
 fn collapse_separators(text: String, tally: &mut Tally) -> String {
     let may_collapse = if text.is_ascii() {
-        has_adjacent_ascii_singles(text.as_bytes())
+        has_ascii_single(text.as_bytes()) && has_adjacent_ascii_singles(text.as_bytes())
     } else {
         may_have_single_unit(&text)
     };
@@ -1342,7 +1450,7 @@ fn leet_letter(b: u8) -> Option<u8> {
 }
 
 fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
-    if !has_leet_token(text.as_bytes()) {
+    if !has_letter_next_to_leet(text.as_bytes()) || !has_leet_token(text.as_bytes()) {
         return text;
     }
     let bytes = text.as_bytes();
@@ -1372,6 +1480,24 @@ fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
     tally.add(Transform::Leetspeak, folded);
     // Only ASCII bytes of ASCII tokens were replaced by ASCII bytes, so UTF-8 is preserved.
     String::from_utf8(out).unwrap_or(text)
+}
+
+/// A vectorised necessary condition for [`has_leet_token`]: a folding token holds letters and
+/// leet characters only, both kinds, so one of each stand side by side somewhere.
+fn has_letter_next_to_leet(bytes: &[u8]) -> bool {
+    let is_leet = |b: u8| {
+        (b == b'0')
+            | (b == b'1')
+            | (b == b'3')
+            | (b == b'4')
+            | (b == b'5')
+            | (b == b'7')
+            | (b == b'@')
+            | (b == b'$')
+    };
+    any_byte_pair(bytes, |b0, b1| {
+        (is_leet(b0) & b1.is_ascii_lowercase()) | (b0.is_ascii_lowercase() & is_leet(b1))
+    })
 }
 
 /// Whether some token folds; checked first so that most messages (digits, no leetspeak) are
@@ -1491,31 +1617,35 @@ fn fold_whitespace(text: String, tally: &mut Tally) -> String {
     out
 }
 
-/// Whether `bytes` starts with the UTF-8 of a whitespace character other than the ASCII space:
+/// Whether `b0 b1 b2` start the UTF-8 of a whitespace character other than the ASCII space:
 /// `\t`..`\r`, U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F or U+3000.
-fn starts_other_whitespace(bytes: &[u8]) -> bool {
-    matches!(
-        bytes,
-        [b'\t'..=b'\r', ..]
-            | [0xC2, 0x85 | 0xA0, ..]
-            | [0xE1, 0x9A, 0x80, ..]
-            | [0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF, ..]
-            | [0xE2, 0x81, 0x9F, ..]
-            | [0xE3, 0x80, 0x80, ..]
-    )
+/// Non-short-circuiting `|`, so that the scans over all windows vectorise.
+fn starts_other_whitespace(b0: u8, b1: u8, b2: u8) -> bool {
+    let general_punctuation = b0 == 0xE2
+        && ((b1 == 0x80 && (b2.wrapping_sub(0x80) <= 0x0A) | matches!(b2, 0xA8 | 0xA9 | 0xAF))
+            | (b1 == 0x81 && b2 == 0x9F));
+    (b0.wrapping_sub(b'\t') <= b'\r' - b'\t')
+        | (b0 == 0xC2 && (b1 == 0x85) | (b1 == 0xA0))
+        | (b0 == 0xE1 && b1 == 0x9A && b2 == 0x80)
+        | general_punctuation
+        | (b0 == 0xE3 && b1 == 0x80 && b2 == 0x80)
 }
 
 /// Whether whitespace folding would leave `text` as it is: no whitespace at either end and
 /// every whitespace run a single ASCII space. Most messages are; they skip the rebuild.
 fn is_whitespace_folded(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') || text.contains("  ") {
+    if bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') {
         return false;
     }
-    // Lead bytes are tested first: in most messages no byte passes, and the loop stays cheap.
-    !(0..bytes.len()).any(|i| {
-        matches!(bytes[i], b'\t'..=b'\r' | 0xC2 | 0xE1 | 0xE2 | 0xE3)
-            && starts_other_whitespace(&bytes[i..])
+    if text.is_ascii() {
+        // Only the ASCII whitespace of `starts_other_whitespace` can occur: fewer compares.
+        return !any_byte_pair(bytes, |b0, b1| {
+            (b0 == b' ' && b1 == b' ') | (b0.wrapping_sub(b'\t') <= b'\r' - b'\t')
+        });
+    }
+    !any_byte_triple(bytes, |b0, b1, b2| {
+        (b0 == b' ' && b1 == b' ') | starts_other_whitespace(b0, b1, b2)
     })
 }
 
@@ -1692,6 +1822,15 @@ mod tests {
     }
 
     #[test]
+    fn full_width_forms_fold_to_their_nfkc_ascii() {
+        for c in all_chars().filter(|&c| is_full_width(c)) {
+            let ascii = full_width_to_ascii(c);
+            assert!(ascii != c && is_plain_char(ascii), "{c:?}");
+            assert!(c.to_string().nfkc().eq(std::iter::once(ascii)), "{c:?}");
+        }
+    }
+
+    #[test]
     fn caseless_characters_have_no_lower_case() {
         for c in all_chars().filter(|&c| is_caseless(c)) {
             assert!(c.to_lowercase().eq(std::iter::once(c)), "{c:?}");
@@ -1701,10 +1840,9 @@ mod tests {
     #[test]
     fn whitespace_prefilter_sees_every_whitespace_but_the_space() {
         for c in all_chars().filter(|&c| c.is_whitespace() && c != ' ') {
-            assert!(
-                starts_other_whitespace(c.encode_utf8(&mut [0; 4]).as_bytes()),
-                "{c:?}"
-            );
+            let mut utf8 = [0; 4];
+            c.encode_utf8(&mut utf8);
+            assert!(starts_other_whitespace(utf8[0], utf8[1], utf8[2]), "{c:?}");
         }
     }
 
