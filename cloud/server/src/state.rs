@@ -347,9 +347,9 @@ impl AppState {
         })
     }
 
-    /// The fingerprint of a recently classified message with this id (exact), else one built
-    /// from the reported MinHash slots (its SimHash is unknown, so its store id differs from
-    /// the edge's id; the sync log keeps the edge's id).
+    /// The fingerprint of a recently classified message with this id (exact), else the one of
+    /// the reported MinHash slots (the id depends on the slots only, so it is the edge's id
+    /// when the slots are the edge's).
     fn resolve_fingerprint(
         &self,
         id: u64,
@@ -363,10 +363,7 @@ impl AppState {
             smsguard_core::fingerprint::NUM_HASHES => {
                 let mut slots = [0u32; smsguard_core::fingerprint::NUM_HASHES];
                 slots.copy_from_slice(minhash);
-                Ok(Some(Fingerprint {
-                    minhash: slots,
-                    simhash: 0,
-                }))
+                Ok(Some(Fingerprint { minhash: slots }))
             }
             n => Err(RequestError::Invalid {
                 field: "minhash",

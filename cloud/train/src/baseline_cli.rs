@@ -98,7 +98,7 @@ struct FigureRow {
 }
 
 pub fn run(args: BaselineArgs) -> Result<()> {
-    if args.c.is_empty() || args.c.iter().any(|&c| !(c > 0.0)) {
+    if args.c.is_empty() || args.c.iter().any(|&c| c.is_nan() || c <= 0.0) {
         bail!("--c needs positive values");
     }
     let view = if args.raw {

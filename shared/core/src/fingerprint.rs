@@ -1,7 +1,6 @@
-//! Near-duplicate fingerprints of normalised text: a 64-slot MinHash and a 64-bit SimHash over
-//! character 3-shingles.
+//! Near-duplicate fingerprints of normalised text: a 64-slot MinHash over character 3-shingles.
 //!
-//! # Definition (stable, [`FINGERPRINT_VERSION`] 3)
+//! # Definition (stable, [`FINGERPRINT_VERSION`] 4)
 //! * Shingles: every window of [`SHINGLE_WIDTH`] = 3 consecutive `char`s of the text (Unicode
 //!   scalar values, not bytes). A text of 1-2 chars has one shingle (the whole text); the empty
 //!   text has none.
@@ -13,8 +12,12 @@
 //!   two outputs of a SplitMix64 generator in state `s`) give eight 16-bit bases: `b[k]` is bits
 //!   `16k..16k+16` of `k0` for `k` in 0..4 and bits `16(k-4)..` of `k1` for `k` in 4..8; the step
 //!   is `d = (h >> 48) | 1` (odd, so the values of one sequence are distinct).
-//! * MinHash slot `i = 8j + k` (`j` in 0..8, `k` in 0..8): `min over shingles of
-//!   (b[k] + j * d) mod 2^16`, stored as `u32`. This is Kirsch–Mitzenmacher double hashing (one
+//! * MinHash slot `i = 8j + k` (`j` in 0..8, `k` in 0..8): the minimum over shingles of the
+//!   16-bit value `(b[k] + j * d) mod 2^16` *read as a signed (two's complement) number*, stored
+//!   as the `u32` of its 16 bits. Any fixed order of the values makes a valid MinHash (a slot is
+//!   the minimum of a random function under that order); the signed one is the order of the
+//!   vector minimum that baseline x86-64 has (SSE2 `pminsw`; ARMv8 NEON has both), so no
+//!   per-value conversion is needed. This is Kirsch–Mitzenmacher double hashing (one
 //!   64-bit hash per shingle instead of 64 hash functions), interleaved as eight sequences of
 //!   eight, so that the slots of a row (and the four of an LSH band, see [`crate::lsh`]) come
 //!   from independent bases and the same step: one vector add and one vector minimum of eight
@@ -25,10 +28,10 @@
 //!   estimate's standard error of 0.06. Unit tests check its bias, its variance (that of
 //!   independent slots) and the band collision rate `J^4` on sets of known similarity.
 //!   A text without shingles has every slot `u32::MAX` (no 16-bit minimum can be that).
-//! * SimHash bit `j`: set when more than half of the shingle hashes `h` have bit `j` set.
-//! * Id: the slots' low 16 bits packed four to a 64-bit word (slot `4m` in the lowest bits of
-//!   word `m`), then the SimHash: 17 words folded as `id = splitmix64(id ^ word)` from
-//!   `0xcbf29ce484222325`.
+//! * Id: the slots packed two to a 64-bit word (slot `2m` in the low half of word `m`): 32 words
+//!   folded as `id = splitmix64(id ^ word)` from `0xcbf29ce484222325`. It
+//!   depends on the MinHash only, so whoever holds the 64 slots (the cloud, from a report) has
+//!   the id too.
 //!
 //! # Stability
 //! For a given text, the fingerprint and its id depend only on the definition above: they are the
@@ -37,7 +40,9 @@
 //! versions (or seeds) are not comparable: stored ones must be recomputed. Version 1 used 64
 //! separate xor-multiply-xorshift hash functions per shingle; its MinHash slots (and ids) differ,
 //! its SimHash is the same. Version 2 had 32-bit slots (four sequences of sixteen) and an FNV-1a
-//! id over the slots' bytes; version 3 halves the work per shingle and the id's serial chain.
+//! id over the slots' bytes and a SimHash; version 3 (one commit) had 16-bit slots in unsigned
+//! order and the SimHash. Version 4 dropped the SimHash: nothing compared it, it cost a fifth of
+//! a fingerprint's instructions, and it kept the cloud from rebuilding a reported message's id.
 //! Fingerprints are computed from *normalised* text, so a change of
 //! [`crate::normalize()`] (see [`crate::PIPELINE_VERSION`]) changes the fingerprints of affected
 //! messages too.
@@ -46,7 +51,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the fingerprint definition (module docs); bumped on any change of the values.
 /// Fingerprints (and ids) of different versions are not comparable.
-pub const FINGERPRINT_VERSION: u32 = 3;
+pub const FINGERPRINT_VERSION: u32 = 4;
 /// Number of MinHash slots.
 pub const NUM_HASHES: usize = 64;
 /// Width of a character shingle.
@@ -91,20 +96,17 @@ impl MinHasher {
     /// Fingerprint of `text`, which should be `normalize(..).text`.
     pub fn fingerprint(&self, text: &str) -> Fingerprint {
         let mut minima = SlotMinima::default();
-        let mut votes = BitVotes::default();
+        let mut shingles = 0usize;
         for_each_shingle_hash(text, |h| {
             minima.add(&self.slot_keys(h));
-            votes.add(h);
+            shingles += 1;
         });
-        let minhash = if votes.hashes == 0 {
+        let minhash = if shingles == 0 {
             [u32::MAX; NUM_HASHES]
         } else {
             minima.slots()
         };
-        Fingerprint {
-            minhash,
-            simhash: votes.majority(),
-        }
+        Fingerprint { minhash }
     }
 
     /// The per-shingle parameters of the MinHash slots (see the module docs).
@@ -139,26 +141,19 @@ struct SlotKeys {
     step: u16,
 }
 
-/// The sign bit of a `u16`.
-const SIGN: u16 = 0x8000;
-
-/// Running minima of the 64 MinHash slots over the shingles seen so far.
-///
-/// Kept sign-flipped as `i16`: baseline x86-64 (SSE2) has a signed 16-bit vector minimum
-/// (`pminsw`) but no unsigned one. Flipping the sign bit maps unsigned order onto signed order,
-/// and since `x ^ SIGN == x + SIGN (mod 2^16)`, the flipped values are the same arithmetic
-/// sequences started at `bases[k] ^ SIGN`. The step is the same for all lanes of a vector, so
-/// the 64 slots compile to a vector add and a vector minimum per eight slots. (Version 2 kept
-/// 32-bit slots, whose minimum SSE2 lacks: a compare and three logic operations per four slots,
-/// about half of all the instructions of a fingerprint.)
+/// Running minima of the 64 MinHash slots over the shingles seen so far, in the signed order
+/// of the definition. The step is the same for all lanes of a vector, so the 64 slots compile
+/// to a vector add and a vector minimum per eight slots. (Version 2 kept 32-bit slots, whose
+/// minimum SSE2 lacks: a compare and three logic operations per four slots, about half of all
+/// the instructions of a fingerprint.)
 struct SlotMinima {
-    flipped: [i16; NUM_HASHES],
+    signed: [i16; NUM_HASHES],
 }
 
 impl Default for SlotMinima {
     fn default() -> Self {
         SlotMinima {
-            flipped: [i16::MAX; NUM_HASHES],
+            signed: [i16::MAX; NUM_HASHES],
         }
     }
 }
@@ -166,9 +161,9 @@ impl Default for SlotMinima {
 impl SlotMinima {
     /// Folds in the slot values of one shingle.
     fn add(&mut self, keys: &SlotKeys) {
-        let mut values = keys.bases.map(sign_flipped);
+        let mut values = keys.bases.map(|base| base as i16);
         let step = keys.step as i16;
-        for chunk in self.flipped.chunks_exact_mut(LANES) {
+        for chunk in self.signed.chunks_exact_mut(LANES) {
             for (slot, value) in chunk.iter_mut().zip(&mut values) {
                 *slot = (*slot).min(*value);
                 *value = value.wrapping_add(step);
@@ -177,69 +172,7 @@ impl SlotMinima {
     }
 
     fn slots(&self) -> [u32; NUM_HASHES] {
-        self.flipped.map(|flipped| u32::from(flipped as u16 ^ SIGN))
-    }
-}
-
-/// `value` with its top bit flipped, as `i16`: `a < b` (unsigned) iff `flip(a) < flip(b)`.
-fn sign_flipped(value: u16) -> i16 {
-    (value ^ SIGN) as i16
-}
-
-/// Per-bit counts of set bits over many 64-bit hashes, for the SimHash majority vote. Counts
-/// bit `k + 8j` in byte `j` of `lanes[k]` (eight additions per hash instead of 64) and spills the
-/// bytes into `totals` before they can overflow.
-struct BitVotes {
-    lanes: [u64; 8],
-    pending: u32,
-    totals: [u32; 64],
-    hashes: u32,
-}
-
-impl Default for BitVotes {
-    fn default() -> Self {
-        BitVotes {
-            lanes: [0; 8],
-            pending: 0,
-            totals: [0; 64],
-            hashes: 0,
-        }
-    }
-}
-
-impl BitVotes {
-    const BYTE_ONES: u64 = 0x0101_0101_0101_0101;
-
-    fn add(&mut self, h: u64) {
-        for (k, lane) in self.lanes.iter_mut().enumerate() {
-            *lane += (h >> k) & Self::BYTE_ONES;
-        }
-        self.pending += 1;
-        self.hashes += 1;
-        if self.pending == 255 {
-            self.spill();
-        }
-    }
-
-    fn spill(&mut self) {
-        for (k, lane) in self.lanes.iter_mut().enumerate() {
-            for (j, byte) in lane.to_le_bytes().into_iter().enumerate() {
-                self.totals[k + 8 * j] += u32::from(byte);
-            }
-            *lane = 0;
-        }
-        self.pending = 0;
-    }
-
-    /// Bit `j` is set when more than half of the hashes had bit `j` set.
-    fn majority(mut self) -> u64 {
-        self.spill();
-        let hashes = self.hashes;
-        self.totals
-            .iter()
-            .enumerate()
-            .filter(|(_, count)| 2 * **count > hashes)
-            .fold(0u64, |acc, (bit, _)| acc | (1 << bit))
+        self.signed.map(|minimum| u32::from(minimum as u16))
     }
 }
 
@@ -270,12 +203,11 @@ fn for_each_shingle_hash(text: &str, mut f: impl FnMut(u64)) {
     }
 }
 
-/// MinHash + SimHash of one normalised message.
+/// The MinHash of one normalised message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fingerprint {
     #[serde(with = "slots")]
     pub minhash: [u32; NUM_HASHES],
-    pub simhash: u64,
 }
 
 impl Fingerprint {
@@ -285,22 +217,13 @@ impl Fingerprint {
         crate::lsh::minhash_jaccard(&self.minhash, &other.minhash)
     }
 
-    /// Number of differing SimHash bits (0..=64).
-    pub fn simhash_distance(&self, other: &Fingerprint) -> u32 {
-        (self.simhash ^ other.simhash).count_ones()
-    }
-
     /// Stable 64-bit id of the whole fingerprint (see the module docs).
     pub fn id(&self) -> u64 {
-        let slot_words = self.minhash.chunks_exact(4).map(|slots| {
-            slots
-                .iter()
-                .rev()
-                .fold(0u64, |word, &slot| word << 16 | u64::from(slot & 0xffff))
-        });
-        slot_words
-            .chain([self.simhash])
-            .fold(ID_SEED, |id, word| splitmix64(id ^ word))
+        let slot_words = self
+            .minhash
+            .chunks_exact(2)
+            .map(|pair| u64::from(pair[0]) | u64::from(pair[1]) << 32);
+        slot_words.fold(ID_SEED, |id, word| splitmix64(id ^ word))
     }
 
     /// The id as 16 lower-case hex digits.

@@ -416,7 +416,6 @@ fn near_duplicates_are_similar_and_unrelated_are_not() {
     let c = fingerprint("Mum, I'll be home late tonight, save me some dinner please");
     assert!(a.jaccard_estimate(&b) >= 0.6, "{}", a.jaccard_estimate(&b));
     assert!(a.jaccard_estimate(&c) <= 0.1, "{}", a.jaccard_estimate(&c));
-    assert!(a.simhash_distance(&b) < a.simhash_distance(&c));
     assert_eq!(a.jaccard_estimate(&a), 1.0);
 }
 
@@ -438,8 +437,8 @@ fn fingerprint_id_is_pinned() {
     assert_eq!(FINGERPRINT_VERSION, PINNED_VERSION);
 }
 
-const PINNED_ID: &str = "05422e92ba7e267b";
-const PINNED_VERSION: u32 = 3;
+const PINNED_ID: &str = "63caeba8a42513d0";
+const PINNED_VERSION: u32 = 4;
 
 #[test]
 fn short_and_empty_texts_have_defined_fingerprints() {

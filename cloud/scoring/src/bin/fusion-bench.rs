@@ -55,10 +55,7 @@ fn synthetic_fingerprint(seed: u64) -> Fingerprint {
     for (i, slot) in minhash.iter_mut().enumerate() {
         *slot = splitmix64(seed.wrapping_mul(131).wrapping_add(i as u64)) as u32;
     }
-    Fingerprint {
-        minhash,
-        simhash: seed,
-    }
+    Fingerprint { minhash }
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

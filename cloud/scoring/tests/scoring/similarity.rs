@@ -210,10 +210,7 @@ pub(crate) fn random_fingerprint(seed: u64) -> smsguard_core::Fingerprint {
     for (i, slot) in minhash.iter_mut().enumerate() {
         *slot = smsguard_core::fingerprint::splitmix64(seed.wrapping_mul(1000) + i as u64) as u32;
     }
-    smsguard_core::Fingerprint {
-        minhash,
-        simhash: seed,
-    }
+    smsguard_core::Fingerprint { minhash }
 }
 
 /// `base` with the slots of band 0 copied into `other` (a "common shingles" collision).

@@ -14,7 +14,6 @@ fn near(base: &Fingerprint, changed: usize) -> Fingerprint {
     for slot in variant.minhash.iter_mut().take(changed) {
         *slot ^= 0x00a5_5a00;
     }
-    variant.simhash ^= 1;
     variant
 }
 
