@@ -277,6 +277,44 @@ fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
 }
 
 #[test]
+fn an_input_the_fit_would_drop_keeps_its_least_weight() {
+    let mut inputs = default_inputs();
+    let n = inputs.len();
+    // Input 0 separates; input 2 is noise that the fit alone weighs near 0.
+    let (mut rows, mut spam) = (Vec::new(), Vec::new());
+    for i in 0..400 {
+        let is_spam = i % 2 == 0;
+        let mut row = vec![0.0; n];
+        row[0] = if is_spam { 1.0 } else { -1.0 } + ((i * 37) % 11) as f32 / 5.0 - 1.0;
+        row[2] = ((i * 13) % 7) as f32 / 7.0;
+        rows.push(row);
+        spam.push(is_spam);
+    }
+    let fit = |inputs: &[smsguard_scoring::fusion::FusionInput]| {
+        fit_head(
+            inputs,
+            &rows,
+            &spam,
+            &vec![1.0; rows.len()],
+            &vec![true; n],
+            &FitConfig::default(),
+        )
+    };
+    inputs[2].min_weight = 0.0;
+    let free = fit(&inputs);
+    assert!(free.weights[2] < 0.3, "{:?}", free.weights);
+    inputs[2].min_weight = 0.7;
+    let floored = fit(&inputs);
+    assert_eq!(floored.weights[2], 0.7);
+    assert!(floored.weights[0] > 0.5, "{:?}", floored.weights);
+    assert_eq!(default_inputs()[1].model, "similarity");
+    assert!(
+        default_inputs()[1].min_weight > 0.0,
+        "reports must move verdicts"
+    );
+}
+
+#[test]
 fn fusion_json_round_trips_and_a_bad_one_is_refused() {
     let model = hand_model();
     assert_eq!(FusionModel::from_json(&model.to_json()).unwrap(), model);
