@@ -178,28 +178,27 @@ impl SlotMinima {
 
 /// Calls `f` with the hash of every character shingle of `text` (see the module docs).
 fn for_each_shingle_hash(text: &str, mut f: impl FnMut(u64)) {
-    let pack = |c0: u32, c1: u32, c2: u32| {
-        splitmix64(u64::from(c0) | u64::from(c1) << 21 | u64::from(c2) << 42)
-    };
-    // The last three chars; a sliding window of plain variables (no array rotation per char).
-    let (mut c0, mut c1, mut c2) = (0u32, 0u32, 0u32);
+    // The last three code points packed as in the definition, slid by one shift per char (code
+    // points are below 2^21, so the oldest falls out of the low bits).
+    let mut window = 0u64;
+    let mut first_two = [0u32; 2];
     let mut seen = 0usize;
     for c in text.chars() {
         let c = u32::from(c);
-        match seen {
-            0 => c0 = c,
-            1 => c1 = c,
-            2 => c2 = c,
-            _ => (c0, c1, c2) = (c1, c2, c),
+        if seen < 2 {
+            first_two[seen] = c;
         }
+        window = window >> 21 | u64::from(c) << 42;
         seen += 1;
         if seen >= SHINGLE_WIDTH {
-            f(pack(c0, c1, c2));
+            f(splitmix64(window));
         }
     }
     // 1-2 chars: one shingle, missing chars packed as 0.
     if (1..SHINGLE_WIDTH).contains(&seen) {
-        f(pack(c0, c1, c2));
+        f(splitmix64(
+            u64::from(first_two[0]) | u64::from(first_two[1]) << 21,
+        ));
     }
 }
 
