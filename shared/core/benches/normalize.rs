@@ -20,26 +20,11 @@ fn datasets_root() -> PathBuf {
     )
 }
 
+#[path = "support/corpus_lines.rs"]
+mod corpus_lines;
+
 fn load_messages() -> Vec<String> {
-    let Ok(dirs) = std::fs::read_dir(datasets_root()) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = dirs.flatten().map(|d| d.path()).collect();
-    paths.sort();
-    let mut messages = Vec::new();
-    for dir in paths {
-        for split in ["train.tsv", "dev.tsv"] {
-            let Ok(text) = std::fs::read_to_string(dir.join(split)) else {
-                continue;
-            };
-            messages.extend(
-                text.lines()
-                    .filter_map(|line| line.split_once('\t'))
-                    .map(|(_, message)| message.to_owned()),
-            );
-        }
-    }
-    messages
+    corpus_lines::corpus_lines(&datasets_root())
 }
 
 fn process_all(hasher: &MinHasher, messages: &[String]) -> u64 {

@@ -17,26 +17,9 @@ use std::time::Instant;
 
 use smsguard_core::{normalize, MinHasher};
 
-fn corpus_lines(root: &PathBuf) -> Vec<String> {
-    let Ok(dirs) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = dirs.flatten().map(|d| d.path()).collect();
-    paths.sort();
-    let mut messages = Vec::new();
-    for dir in paths {
-        for split in ["train.tsv", "dev.tsv"] {
-            if let Ok(text) = std::fs::read_to_string(dir.join(split)) {
-                messages.extend(
-                    text.lines()
-                        .filter_map(|line| line.split_once('\t'))
-                        .map(|(_, message)| message.to_owned()),
-                );
-            }
-        }
-    }
-    messages
-}
+#[path = "../benches/support/corpus_lines.rs"]
+mod corpus_lines;
+use corpus_lines::corpus_lines;
 
 /// Nanoseconds this thread has run on a CPU, where the kernel reports it.
 fn thread_cpu_ns() -> Option<u64> {
