@@ -169,13 +169,8 @@ fn pooled(
         .iter()
         .map(|(_, d)| (d, vectorize(&vectorizer, &d.texts)))
         .collect();
-    let all_dev_rows: Vec<SparseRow> = dev.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
-    let all_dev_spam: Vec<bool> = dev
-        .iter()
-        .flat_map(|(d, _)| d.spam.iter().copied())
-        .collect();
     let (c, svm) = best_c(&args.c, &train_rows, &spam, &weights, |svm| {
-        binary_figures(svm, &all_dev_rows, &all_dev_spam).accuracy
+        pooled_accuracy(svm, &dev)
     });
     eprintln!(
         "pooled model on {} training messages, C {c}, {} passes, {:.1} s",
@@ -202,6 +197,24 @@ fn pooled(
         });
     }
     Ok(rows)
+}
+
+/// Accuracy over all dev files together (correct answers summed over the files).
+fn pooled_accuracy(svm: &LinearSvm, dev: &[(&LabelledFile, Vec<SparseRow>)]) -> f64 {
+    let (correct, n) = dev
+        .iter()
+        .fold((0.0, 0usize), |(correct, n), (file, rows)| {
+            let figures = binary_figures(svm, rows, &file.spam);
+            (
+                correct + (figures.accuracy * figures.n as f64).round(),
+                n + figures.n,
+            )
+        });
+    if n == 0 {
+        0.0
+    } else {
+        correct / n as f64
+    }
 }
 
 fn vectorize(vectorizer: &TfidfVectorizer, texts: &[String]) -> Vec<SparseRow> {

@@ -22,8 +22,8 @@ pub struct HotMatch {
 pub struct HotIndex {
     entries: Vec<HotFingerprint>,
     by_id: HashMap<String, usize>,
-    /// `(band, band key)` to the positions of the entries with that band.
-    bands: HashMap<(usize, u64), Vec<usize>>,
+    /// Band key (which already tells the bands apart) to the positions of the entries with it.
+    bands: HashMap<u64, Vec<usize>>,
 }
 
 impl HotIndex {
@@ -41,7 +41,7 @@ impl HotIndex {
         if let Some(signature) = signature(&entry.minhash) {
             for band in 0..BANDS {
                 self.bands
-                    .entry((band, band_key(signature, band)))
+                    .entry(band_key(signature, band))
                     .or_default()
                     .push(position);
             }
@@ -77,10 +77,7 @@ impl HotIndex {
         }
         let mut best: Option<(usize, f32)> = None;
         for band in 0..BANDS {
-            let Some(candidates) = self
-                .bands
-                .get(&(band, band_key(&fingerprint.minhash, band)))
-            else {
+            let Some(candidates) = self.bands.get(&band_key(&fingerprint.minhash, band)) else {
                 continue;
             };
             for &position in candidates {
