@@ -48,6 +48,7 @@
 //! messages too.
 
 use serde::{Deserialize, Serialize};
+use wide::i16x8;
 
 /// Version of the fingerprint definition (module docs); bumped on any change of the values.
 /// Fingerprints (and ids) of different versions are not comparable.
@@ -95,34 +96,38 @@ impl MinHasher {
 
     /// Fingerprint of `text`, which should be `normalize(..).text`.
     pub fn fingerprint(&self, text: &str) -> Fingerprint {
-        let mut minima = SlotMinima::default();
-        let mut shingles = 0usize;
-        for_each_shingle_hash(text, |h| {
-            minima.add(&self.slot_keys(h));
-            shingles += 1;
-        });
-        let minhash = if shingles == 0 {
-            [u32::MAX; NUM_HASHES]
-        } else {
-            minima.slots()
-        };
-        Fingerprint { minhash }
+        // One loop with the minima in locals: a per-shingle callback kept them in memory (a load
+        // and a store per row per shingle), about a quarter of a fingerprint's time.
+        let mut minima = SlotMinima::new();
+        let mut window = ShingleWindow::default();
+        for c in text.chars() {
+            if let Some(shingle_hash) = window.push(c) {
+                minima.add(&self.slot_keys(shingle_hash));
+            }
+        }
+        match window.short_text_hash() {
+            Some(shingle_hash) => minima.add(&self.slot_keys(shingle_hash)),
+            None if window.seen == 0 => {
+                return Fingerprint {
+                    minhash: [u32::MAX; NUM_HASHES],
+                }
+            }
+            None => {}
+        }
+        Fingerprint {
+            minhash: minima.slots(),
+        }
     }
 
     /// The per-shingle parameters of the MinHash slots (see the module docs).
+    #[inline(always)]
     fn slot_keys(&self, shingle_hash: u64) -> SlotKeys {
         let state = shingle_hash ^ self.seed;
         let first = splitmix64(state);
         let second = splitmix64(state.wrapping_add(SPLITMIX_GAMMA));
-        let piece = |word: u64, k: usize| (word >> (16 * k)) as u16;
         SlotKeys {
-            bases: std::array::from_fn(|k| {
-                if k < 4 {
-                    piece(first, k)
-                } else {
-                    piece(second, k - 4)
-                }
-            }),
+            first,
+            second,
             step: (shingle_hash >> 48) as u16 | 1,
         }
     }
@@ -134,71 +139,105 @@ const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Number of interleaved arithmetic sequences of slot values: one 128-bit vector of `i16`.
 const LANES: usize = 8;
 
-/// Slot `LANES * j + k` of one shingle has the value `bases[k] + j * step (mod 2^16)`.
+/// Slot `LANES * j + k` of one shingle has the value `bases[k] + j * step (mod 2^16)`, where
+/// base `k` is bits `16k..` of `first` (k < 4) or `16(k-4)..` of `second`: the little-endian
+/// 16-bit lanes of the 128-bit word `second:first`.
 struct SlotKeys {
-    bases: [u16; LANES],
+    first: u64,
+    second: u64,
     /// Odd, so the values of one sequence are distinct.
     step: u16,
 }
 
-/// Running minima of the 64 MinHash slots over the shingles seen so far, in the signed order
-/// of the definition. The step is the same for all lanes of a vector, so the 64 slots compile
-/// to a vector add and a vector minimum per eight slots. (Version 2 kept 32-bit slots, whose
-/// minimum SSE2 lacks: a compare and three logic operations per four slots, about half of all
-/// the instructions of a fingerprint.)
-struct SlotMinima {
-    signed: [i16; NUM_HASHES],
-}
+impl SlotKeys {
+    /// The bases by the definition, lane by lane.
+    #[cfg(any(test, not(target_endian = "little")))]
+    fn bases_by_lane(&self) -> [i16; LANES] {
+        std::array::from_fn(|k| {
+            let word = if k < 4 { self.first } else { self.second };
+            (word >> (16 * (k % 4))) as i16
+        })
+    }
 
-impl Default for SlotMinima {
-    fn default() -> Self {
-        SlotMinima {
-            signed: [i16::MAX; NUM_HASHES],
-        }
+    /// On little-endian targets the bases are the memory image of `[first, second]`: one
+    /// register move instead of eight lane inserts (a test checks it against the definition).
+    #[cfg(target_endian = "little")]
+    fn bases(&self) -> i16x8 {
+        bytemuck::cast([self.first, self.second])
+    }
+
+    #[cfg(not(target_endian = "little"))]
+    fn bases(&self) -> i16x8 {
+        i16x8::new(self.bases_by_lane())
     }
 }
 
+/// Running minima of the 64 MinHash slots over the shingles seen so far, in the signed order
+/// of the definition, as eight vectors of eight 16-bit lanes. The step is the same for all
+/// lanes of a row, so a row is one vector add and one signed vector minimum (SSE2 `paddw` and
+/// `pminsw`, NEON `add`/`smin`), through the `wide` crate: the compiler left to itself rebuilt
+/// the vectors lane by lane or split the minima into 64 scalars. (Version 2 kept 32-bit slots,
+/// whose minimum SSE2 lacks: a compare and three logic operations per four slots.)
+struct SlotMinima {
+    rows: [i16x8; NUM_HASHES / LANES],
+}
+
 impl SlotMinima {
+    fn new() -> Self {
+        SlotMinima {
+            rows: [i16x8::splat(i16::MAX); NUM_HASHES / LANES],
+        }
+    }
+
     /// Folds in the slot values of one shingle.
+    #[inline(always)]
     fn add(&mut self, keys: &SlotKeys) {
-        let mut values = keys.bases.map(|base| base as i16);
-        let step = keys.step as i16;
-        for chunk in self.signed.chunks_exact_mut(LANES) {
-            for (slot, value) in chunk.iter_mut().zip(&mut values) {
-                *slot = (*slot).min(*value);
-                *value = value.wrapping_add(step);
-            }
+        let mut values = keys.bases();
+        let step = i16x8::splat(keys.step as i16);
+        for row in &mut self.rows {
+            *row = row.min(values);
+            values += step;
         }
     }
 
     fn slots(&self) -> [u32; NUM_HASHES] {
-        self.signed.map(|minimum| u32::from(minimum as u16))
+        let mut slots = [0u32; NUM_HASHES];
+        for (row, out) in self.rows.iter().zip(slots.chunks_exact_mut(LANES)) {
+            for (slot, minimum) in out.iter_mut().zip(row.to_array()) {
+                *slot = u32::from(minimum as u16);
+            }
+        }
+        slots
     }
 }
 
-/// Calls `f` with the hash of every character shingle of `text` (see the module docs).
-fn for_each_shingle_hash(text: &str, mut f: impl FnMut(u64)) {
-    // The last three code points packed as in the definition, slid by one shift per char (code
-    // points are below 2^21, so the oldest falls out of the low bits).
-    let mut window = 0u64;
-    let mut first_two = [0u32; 2];
-    let mut seen = 0usize;
-    for c in text.chars() {
+/// The last three code points of a text, packed as in the definition and slid by one shift
+/// per char (code points are below 2^21, so the oldest falls out of the low bits).
+#[derive(Default)]
+struct ShingleWindow {
+    window: u64,
+    first_two: [u32; 2],
+    seen: usize,
+}
+
+impl ShingleWindow {
+    /// Adds the next char; the hash of the shingle it completes, if any.
+    #[inline(always)]
+    fn push(&mut self, c: char) -> Option<u64> {
         let c = u32::from(c);
-        if seen < 2 {
-            first_two[seen] = c;
+        if self.seen < 2 {
+            self.first_two[self.seen] = c;
         }
-        window = window >> 21 | u64::from(c) << 42;
-        seen += 1;
-        if seen >= SHINGLE_WIDTH {
-            f(splitmix64(window));
-        }
+        self.window = self.window >> 21 | u64::from(c) << 42;
+        self.seen += 1;
+        (self.seen >= SHINGLE_WIDTH).then(|| splitmix64(self.window))
     }
-    // 1-2 chars: one shingle, missing chars packed as 0.
-    if (1..SHINGLE_WIDTH).contains(&seen) {
-        f(splitmix64(
-            u64::from(first_two[0]) | u64::from(first_two[1]) << 21,
-        ));
+
+    /// A text of 1-2 chars has one shingle, missing chars packed as 0.
+    fn short_text_hash(&self) -> Option<u64> {
+        (1..SHINGLE_WIDTH)
+            .contains(&self.seen)
+            .then(|| splitmix64(u64::from(self.first_two[0]) | u64::from(self.first_two[1]) << 21))
     }
 }
 
@@ -255,7 +294,7 @@ mod tests {
 
     /// MinHash slots of a set given as shingle hashes, as [`MinHasher::fingerprint`] folds them.
     fn minhash_of(hasher: &MinHasher, shingle_hashes: &[u64]) -> [u32; NUM_HASHES] {
-        let mut minima = SlotMinima::default();
+        let mut minima = SlotMinima::new();
         for &h in shingle_hashes {
             minima.add(&hasher.slot_keys(h));
         }
@@ -281,6 +320,18 @@ mod tests {
         a.extend((0..only_a).map(|_| next()));
         b.extend((0..union - common - only_a).map(|_| next()));
         (a, b)
+    }
+
+    #[test]
+    fn vector_bases_are_the_lanes_of_the_definition() {
+        for seed in 0..1000u64 {
+            let keys = SlotKeys {
+                first: splitmix64(seed),
+                second: splitmix64(!seed),
+                step: 1,
+            };
+            assert_eq!(keys.bases().to_array(), keys.bases_by_lane(), "seed {seed}");
+        }
     }
 
     #[test]

@@ -142,6 +142,9 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
         &[Confusable, CaseFold],
     ),
     ("Привет как дела", "привет как дела", &[CaseFold]),
+    // Capitals judged by their small letters, which case folding makes of them (idempotence).
+    ("ПAY NOW", "nay now", &[Confusable, CaseFold]),
+    ("aꞬe check", "age check", &[Confusable]),
     ("𝐟𝐫𝐞𝐞 𝐜𝐚𝐬𝐡 Ⓦⓘⓝ", "free cash win", &[Nfkc, CaseFold]),
     (
         "H A P P Y B I R T H D A Y",

@@ -211,18 +211,37 @@ fn single_char(s: &str) -> Option<char> {
 }
 
 fn confusable(c: char) -> Option<char> {
-    CONFUSABLES
-        .binary_search_by_key(&c, |(from, _)| *from)
-        .ok()
-        .map(|i| CONFUSABLES[i].1)
+    let twin = |c: char| {
+        CONFUSABLES
+            .binary_search_by_key(&c, |(from, _)| *from)
+            .ok()
+            .map(|i| CONFUSABLES[i].1)
+    };
+    // A capital folds when its small letter is a look-alike (see [`small`]).
+    twin(c).or_else(|| twin(small(c)))
+}
+
+/// `c` in lower case when that is one char. Case folding runs after the confusable stage, so
+/// the stage judges letters by the case they end in (Cyrillic П becomes п, a look-alike of n;
+/// Latin Ɬ becomes ɡ): otherwise a second run would fold what the first left (idempotence).
+fn small(c: char) -> char {
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(small), None) => small,
+        _ => c,
+    }
 }
 
 fn is_greek_or_cyrillic(c: char) -> bool {
-    matches!(c, '\u{0370}'..='\u{052F}' | '\u{0261}')
+    let in_range = |c: char| matches!(c, '\u{0370}'..='\u{052F}' | '\u{0261}');
+    in_range(c) || in_range(small(c))
 }
 
 fn is_latin_letter(c: char) -> bool {
-    c.is_ascii_alphabetic() || (matches!(c, '\u{00C0}'..='\u{024F}') && c.is_alphabetic())
+    let in_range = |c: char| {
+        c.is_ascii_alphabetic() || (matches!(c, '\u{00C0}'..='\u{024F}') && c.is_alphabetic())
+    };
+    in_range(c) || in_range(small(c))
 }
 
 fn fold_confusables(text: String, tally: &mut Tally) -> String {
