@@ -224,6 +224,30 @@ pub fn normalize(text: &str) -> Normalized {
     }
 }
 
+/// Runs `stage` and, when it fired, NFKC again: a folded or removed character can leave a
+/// combining mark on a new base (`comе\u{301}` becomes `come\u{301}`; `かNAME\u{3099}加` becomes
+/// `か\u{3099}加`), which a second run would compose (idempotence). Plain text has no marks.
+fn then_nfkc_if_fired(
+    text: String,
+    tally: &mut Tally,
+    transform: Transform,
+    stage: fn(String, &mut Tally) -> String,
+) -> String {
+    let before = tally.get(transform);
+    let text = stage(text, tally);
+    if tally.get(transform) == before {
+        return text;
+    }
+    // Counted only when it changes the text: NFKC's count also takes in characters that it
+    // maps onto themselves (composed Indic vowel signs), which the first pass counted already.
+    let mut nfkc_tally = Tally::default();
+    let composed = apply_nfkc(text.clone(), &mut nfkc_tally);
+    if composed != text {
+        tally.add(Transform::Nfkc, nfkc_tally.get(Transform::Nfkc));
+    }
+    composed
+}
+
 fn needs_rerun(tally: &Tally) -> bool {
     tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
@@ -256,9 +280,13 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     } else {
         let s = strip_invisible(text, tally);
         let s = apply_nfkc(s, tally);
-        fold_confusables(s, tally)
+        then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables)
     };
-    let s = fold_corpus_masks(s, tally);
+    let s = if plain {
+        fold_corpus_masks(s, tally)
+    } else {
+        then_nfkc_if_fired(s, tally, Transform::CorpusMaskFolded, fold_corpus_masks)
+    };
     let s = if plain {
         fold_ascii_case(s, tally)
     } else {
@@ -597,7 +625,13 @@ fn fold_confusables(text: String, tally: &mut Tally) -> String {
         .all(|c| confusable(c).is_some());
     let mut out = String::with_capacity(text.len());
     let mut folded = 0;
-    for (is_word, part) in split_runs(&text, |c| c.is_alphanumeric() && !is_han(c)) {
+    // Combining marks belong to the word they sit in: NFKC may compose them into a letter,
+    // and the word must be the same one then (idempotence).
+    let word_char = |c: char| {
+        (c.is_alphanumeric() || unicode_normalization::char::canonical_combining_class(c) != 0)
+            && !is_han(c)
+    };
+    for (is_word, part) in split_runs(&text, word_char) {
         let letters = || part.chars().filter(|c| c.is_alphabetic());
         let lookalikes = letters().filter(|&c| confusable(c).is_some()).count();
         let has_latin = letters().any(is_latin_letter);
@@ -1764,7 +1798,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(600))]
+        #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
         fn matches_reference_on_arbitrary_text(text in any::<String>()) {
@@ -1774,6 +1808,14 @@ mod tests {
         #[test]
         fn matches_reference_on_mixed_script_text(text in mixed_script_text()) {
             assert_same_as_reference(&text);
+        }
+
+        /// Arbitrary strings seldom hold corpus masks, placeholders or combining marks next to
+        /// each other; these pieces do (they found `かNAME\u{3099}加`).
+        #[test]
+        fn idempotent_on_mixed_script_text(text in mixed_script_text()) {
+            let once = normalize(&text).text;
+            prop_assert_eq!(normalize(&once).text, once);
         }
     }
 
@@ -1790,7 +1832,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(600))]
+        #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
         fn matches_reference_on_number_like_text(text in number_like_text()) {

@@ -47,6 +47,27 @@ pub fn normalize(text: &str) -> Normalized {
     }
 }
 
+fn then_nfkc_if_fired(
+    text: String,
+    tally: &mut Tally,
+    transform: Transform,
+    stage: fn(String, &mut Tally) -> String,
+) -> String {
+    let before = tally.get(transform);
+    let text = stage(text, tally);
+    if tally.get(transform) == before {
+        return text;
+    }
+    // Counted only when it changes the text: NFKC's count also takes in characters that it
+    // maps onto themselves (composed Indic vowel signs), which the first pass counted already.
+    let mut nfkc_tally = Tally::default();
+    let composed = apply_nfkc(text.clone(), &mut nfkc_tally);
+    if composed != text {
+        tally.add(Transform::Nfkc, nfkc_tally.get(Transform::Nfkc));
+    }
+    composed
+}
+
 fn needs_rerun(tally: &Tally) -> bool {
     tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
@@ -69,8 +90,9 @@ fn has_glued_placeholder(text: &str) -> bool {
 fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> String {
     let s = strip_invisible(text, tally);
     let s = apply_nfkc(s, tally);
-    let s = fold_confusables(s, tally);
-    let s = fold_corpus_masks(s, tally);
+    // A folded or removed character can leave a combining mark on a new base: compose again.
+    let s = then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables);
+    let s = then_nfkc_if_fired(s, tally, Transform::CorpusMaskFolded, fold_corpus_masks);
     let s = fold_case(s, tally);
     let s = simplify_han(s, tally);
     let s = mask_web(s, tally, masked);
@@ -257,7 +279,13 @@ fn fold_confusables(text: String, tally: &mut Tally) -> String {
         .all(|c| confusable(c).is_some());
     let mut out = String::with_capacity(text.len());
     let mut folded = 0;
-    for (is_word, part) in split_runs(&text, |c| c.is_alphanumeric() && !is_han(c)) {
+    // Combining marks belong to the word they sit in: NFKC may compose them into a letter,
+    // and the word must be the same one then (idempotence).
+    let word_char = |c: char| {
+        (c.is_alphanumeric() || unicode_normalization::char::canonical_combining_class(c) != 0)
+            && !is_han(c)
+    };
+    for (is_word, part) in split_runs(&text, word_char) {
         let letters = || part.chars().filter(|c| c.is_alphabetic());
         let lookalikes = letters().filter(|&c| confusable(c).is_some()).count();
         let has_latin = letters().any(is_latin_letter);
