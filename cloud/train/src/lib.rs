@@ -3,7 +3,6 @@
 
 pub mod baseline;
 pub mod baseline_cli;
-pub mod blend;
 pub mod cloud_models;
 pub mod config;
 pub mod data;

@@ -9,7 +9,6 @@ use smsguard_core::features::FeatureEncoder;
 use smsguard_core::metrics::ThresholdMetrics;
 use smsguard_core::ngrams::NgramConfig;
 use smsguard_core::{model_meta, PIPELINE_VERSION};
-use smsguard_train::blend::{self, LatinBlend};
 use smsguard_train::config::ArchConfig;
 use smsguard_train::data::{self, Dataset, Split, EDGE_LABELS};
 use smsguard_train::manifest::{FileEntry, Manifest, SourceCount};
@@ -106,10 +105,6 @@ struct TrainArgs {
     /// Characters of a message the n-gram branch reads.
     #[arg(long, default_value_t = NgramConfig::default().max_chars)]
     ngram_max_chars: usize,
-    /// Keep the plain sum of the CNN and the n-gram branch for every message instead of fitting
-    /// the per-script blend on dev (see `smsguard_train::blend`).
-    #[arg(long)]
-    no_script_blend: bool,
     /// Dev messages used to calibrate int8 activation ranges.
     #[arg(long, default_value_t = 1024)]
     calibration_samples: usize,
@@ -209,25 +204,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         ngram_fit.as_ref(),
     )?;
     let model = CharCnn::from_weights(&arch, &outcome.weights)?;
-    let han_flags = blend::han_flags(&encoder);
-    let parts = blend::Parts::of(&model, &dev_set, &han_flags)?;
-    let script_blend = (!args.no_script_blend).then(|| {
-        let ngram_bias = ngram_fit.as_ref().map_or(0.0, |fit| fit.bias);
-        let fit = blend::fit(&parts, &dev_set, ngram_bias);
-        eprintln!(
-            "script blend for text without Chinese: {:?}; mean dev accuracy there {:.2}% (plain sum {:.2}%)",
-            fit.latin,
-            100.0 * fit.latin_dev_accuracy,
-            100.0 * fit.identity_latin_dev_accuracy
-        );
-        fit
-    });
-    let latin = script_blend.map_or(LatinBlend::IDENTITY, |fit| fit.latin);
-    let observations = parts.observations(&dev_set, &latin);
-    let mut weights = outcome.weights.clone();
-    if latin != LatinBlend::IDENTITY {
-        weights.extend(latin.to_weights(han_flags));
-    }
+    let observations = trainer::predict(&model, &dev_set)?;
     let dev_metrics = trainer::metrics_by_corpus(&observations, &dev_set);
     let thresholds = trainer::pick_thresholds(&observations);
     let at_fpr_0_5 =
@@ -236,8 +213,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
 
     let metadata = metadata(&arch, &encoder, &dev_metrics, &thresholds, &command_line)?;
     let calibration = calibration_ids(&dev_set, args.calibration_samples, args.seed);
-    let fp32 = onnx_export::export_fp32(&arch, &weights, &metadata)?;
-    let int8 = quantize::export_int8_calibrated(&arch, &weights, &metadata, &calibration)?;
+    let fp32 = onnx_export::export_fp32(&arch, &outcome.weights, &metadata)?;
+    let int8 = quantize::export_int8_calibrated(&arch, &outcome.weights, &metadata, &calibration)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let files = [
@@ -261,7 +238,6 @@ fn run_train(args: TrainArgs) -> Result<()> {
         thresholds,
         dev_at_threshold_fpr_0_5: at_fpr_0_5,
         ngram_fit,
-        script_blend,
         best_epoch: outcome.best_epoch,
         history: outcome.history,
         train_sources: source_counts(&train_data),

@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 
 use smsguard_core::metrics::ThresholdMetrics;
 
-use crate::blend::BlendFit;
 use crate::config::ArchConfig;
 use crate::ngram_fit::NgramFit;
 use crate::trainer::{CorpusMetrics, EpochStats, Thresholds, TrainConfig};
@@ -49,9 +48,6 @@ pub struct Manifest {
     /// The n-gram branch's fit before the CNN trained (absent when trained jointly).
     #[serde(default)]
     pub ngram_fit: Option<NgramFit>,
-    /// The per-script blend fitted on dev (absent: plain sum for every message).
-    #[serde(default)]
-    pub script_blend: Option<BlendFit>,
     pub best_epoch: usize,
     pub history: Vec<EpochStats>,
     pub train_sources: Vec<SourceCount>,

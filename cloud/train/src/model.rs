@@ -146,32 +146,20 @@ impl CharCnn {
     /// Logits `[N, C]`: the CNN's plus the n-gram evidence on every label but ham.
     pub fn forward(&self, input: &BatchInput) -> Result<Tensor> {
         let cnn = self.cnn_logits(&input.ids)?;
-        let evidence = self.ngram_evidence(input)?;
+        let (n, k) = input.ngram_ids.dims2()?;
+        let buckets = input.ngram_ids.to_dtype(DType::U32)?.flatten_all()?;
+        let evidence = self
+            .ngram_weight
+            .index_select(&buckets, 0)?
+            .reshape((n, k))?
+            .mul(&input.ngram_weights)?
+            .sum_keepdim(1)?;
         let labels = self.cfg.num_labels();
         let spam_mask: Vec<f32> = (0..labels)
             .map(|c| if c == 0 { 0.0 } else { 1.0 })
             .collect();
         let spam_mask = Tensor::from_vec(spam_mask, (1, labels), &Device::Cpu)?;
         cnn + evidence.broadcast_mul(&spam_mask)?
-    }
-
-    /// The two parts apart: the CNN's logits `[N, C]` and the n-gram evidence `[N]` (see
-    /// [`crate::blend`]).
-    pub fn forward_parts(&self, input: &BatchInput) -> Result<(Tensor, Tensor)> {
-        let cnn = self.cnn_logits(&input.ids)?;
-        let evidence = self.ngram_evidence(input)?.squeeze(1)?;
-        Ok((cnn, evidence))
-    }
-
-    /// `[N, 1]`: the sum of the n-gram bucket weights times the message's feature weights.
-    fn ngram_evidence(&self, input: &BatchInput) -> Result<Tensor> {
-        let (n, k) = input.ngram_ids.dims2()?;
-        let buckets = input.ngram_ids.to_dtype(DType::U32)?.flatten_all()?;
-        self.ngram_weight
-            .index_select(&buckets, 0)?
-            .reshape((n, k))?
-            .mul(&input.ngram_weights)?
-            .sum_keepdim(1)
     }
 
     /// Logits `[N, C]` of the CNN part alone for ids `[N, L]` (u32 or i64).

@@ -15,7 +15,6 @@ use protobuf::{EnumOrUnknown, MessageField};
 use smsguard_core::model_meta;
 use smsguard_core::ngrams::NgramFeatures;
 
-use crate::blend::{self, LatinBlend};
 use crate::config::ArchConfig;
 
 /// Default-domain opset of the exported graphs: ONNX Runtime 1.31 implements every operator used
@@ -114,15 +113,6 @@ pub struct ReferenceCnn {
     pub(crate) head_bias: Vec<f32>,
     /// `[G]`
     pub(crate) ngram_weight: Vec<f32>,
-    /// The per-script blend, when the weights carry one ([`crate::blend`]).
-    pub(crate) blend: Option<ScriptBlend>,
-}
-
-/// The blend tensors of [`crate::blend`]: Han flag per id and the non-Han parameters.
-#[derive(Debug, Clone)]
-pub(crate) struct ScriptBlend {
-    pub(crate) han_flags: Vec<f32>,
-    pub(crate) latin: LatinBlend,
 }
 
 /// Every intermediate of one forward pass, channel-major (`[channels, L]`) like the ONNX graph.
@@ -183,19 +173,6 @@ impl<'w> TensorTable<'w> {
         Ok(values.clone())
     }
 
-    /// Like [`TensorTable::take`] for a tensor that may be absent.
-    fn take_optional(
-        &mut self,
-        name: &str,
-        expected: &[usize],
-    ) -> Result<Option<Vec<f32>>, ExportError> {
-        if self.weights.iter().any(|(n, _, _)| n == name) {
-            self.take(name, expected).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
     fn reject_leftovers(&self) -> Result<(), ExportError> {
         match self.used.iter().position(|used| !used) {
             Some(index) => Err(ExportError::UnexpectedTensor(self.weights[index].0.clone())),
@@ -249,18 +226,6 @@ impl ReferenceCnn {
         let head_weight = table.take("head.weight", &[c, cfg.pooled_width()])?;
         let head_bias = table.take("head.bias", &[c])?;
         let ngram_weight = table.take("ngram.weight", &[cfg.ngram.buckets])?;
-        let han_flags = table.take_optional(blend::HAN_FLAGS, &[v])?;
-        let latin = table.take_optional(blend::LATIN_PARAMS, &[3])?;
-        let blend = match (han_flags, latin) {
-            (None, None) => None,
-            (Some(han_flags), Some(params)) => Some(ScriptBlend {
-                han_flags,
-                latin: LatinBlend::from_params(&params)
-                    .ok_or_else(|| ExportError::MissingTensor(blend::LATIN_PARAMS.into()))?,
-            }),
-            (Some(_), None) => return Err(ExportError::MissingTensor(blend::LATIN_PARAMS.into())),
-            (None, Some(_)) => return Err(ExportError::MissingTensor(blend::HAN_FLAGS.into())),
-        };
         table.reject_leftovers()?;
         Ok(Self {
             cfg: cfg.clone(),
@@ -269,7 +234,6 @@ impl ReferenceCnn {
             head_weight,
             head_bias,
             ngram_weight,
-            blend,
         })
     }
 
@@ -280,14 +244,10 @@ impl ReferenceCnn {
     /// Logits `[C]` for one right-padded sequence of exactly `seq_len` ids and the message's
     /// n-grams: the CNN's logits plus the n-gram evidence on every label but ham.
     pub fn forward(&self, ids: &[i64], ngrams: &NgramFeatures) -> Result<Vec<f32>, ExportError> {
-        let cnn = self.forward_activations(ids)?.logits;
+        let mut logits = self.forward_activations(ids)?.logits;
         let evidence = self.ngram_evidence(ngrams)?;
-        Ok(match &self.blend {
-            Some(b) => b
-                .latin
-                .logits(&cnn, evidence, blend::is_han_message(ids, &b.han_flags)),
-            None => LatinBlend::IDENTITY.logits(&cnn, evidence, true),
-        })
+        logits.iter_mut().skip(1).for_each(|l| *l += evidence);
+        Ok(logits)
     }
 
     /// The linear branch: `sum_k ngram.weight[id_k] * weight_k`.
@@ -492,18 +452,13 @@ fn fp32_graph(cnn: &ReferenceCnn) -> GraphProto {
         &["ngram_bucket_weights"],
         vec![attr_int("axis", 0)],
     );
-    add_ngram_evidence(&mut g, "ngram_bucket_weights", cnn.blend.as_ref());
+    add_ngram_evidence(&mut g, "ngram_bucket_weights");
     g.finish()
 }
 
 /// From the gathered per-bucket weights `[N, K]` to `logits = cnn_logits + s * spam_mask`,
-/// where `s = sum_k bucket_weight * ngram_weight` and `spam_mask` is 0 for ham, 1 otherwise;
-/// with a blend, `s` gets the blend's adjustment for messages without Chinese.
-pub(crate) fn add_ngram_evidence(
-    g: &mut GraphBuilder,
-    bucket_weights: &str,
-    blend: Option<&ScriptBlend>,
-) {
+/// where `s = sum_k bucket_weight * ngram_weight` and `spam_mask` is 0 for ham, 1 otherwise.
+pub(crate) fn add_ngram_evidence(g: &mut GraphBuilder, bucket_weights: &str) {
     let labels = g.labels;
     let mask: Vec<f32> = (0..labels)
         .map(|c| if c == 0 { 0.0 } else { 1.0 })
@@ -522,124 +477,13 @@ pub(crate) fn add_ngram_evidence(
         &["ngram_evidence"],
         vec![attr_int("keepdims", 1)],
     );
-    let spam_shift = match blend {
-        Some(blend) => add_script_blend(g, blend),
-        None => "ngram_evidence",
-    };
-    g.node("Mul", &[spam_shift, "spam_mask"], &["ngram_logits"], vec![]);
+    g.node(
+        "Mul",
+        &["ngram_evidence", "spam_mask"],
+        &["ngram_logits"],
+        vec![],
+    );
     g.node("Add", &[CNN_LOGITS, "ngram_logits"], &[OUTPUT_NAME], vec![]);
-}
-
-/// `ngram_evidence + (1 - han) * ((a - 1) * ngram_evidence + shift - (1 - w) * s)`, `[N, 1]`,
-/// with `han` 1 when the ids hold at least [`blend::MIN_HAN_IDS`] known Han characters and
-/// `s = logsumexp(cnn_logits[:, 1:]) - cnn_logits[:, 0]` (see [`crate::blend`]).
-fn add_script_blend(g: &mut GraphBuilder, blend: &ScriptBlend) -> &'static str {
-    let labels = g.labels as i64;
-    let flags: Vec<u8> = blend.han_flags.iter().map(|&f| u8::from(f > 0.5)).collect();
-    g.init_u8("blend.han_flags", &[flags.len()], &flags);
-    g.node(
-        "Gather",
-        &["blend.han_flags", INPUT_NAME],
-        &["blend.han_ids_u8"],
-        vec![attr_int("axis", 0)],
-    );
-    g.node(
-        "Cast",
-        &["blend.han_ids_u8"],
-        &["blend.han_ids"],
-        vec![attr_int("to", DataType::FLOAT as i64)],
-    );
-    g.node(
-        "ReduceSum",
-        &["blend.han_ids", "ngram_sum_axes"],
-        &["blend.han_count"],
-        vec![attr_int("keepdims", 1)],
-    );
-    g.init_f32("blend.min_han", &[1], &[blend::MIN_HAN_IDS as f32]);
-    g.node(
-        "GreaterOrEqual",
-        &["blend.han_count", "blend.min_han"],
-        &["blend.is_han"],
-        vec![],
-    );
-    g.node(
-        "Cast",
-        &["blend.is_han"],
-        &["blend.han"],
-        vec![attr_int("to", DataType::FLOAT as i64)],
-    );
-    g.init_f32("blend.one", &[1], &[1.0]);
-    g.node("Sub", &["blend.one", "blend.han"], &["blend.latin"], vec![]);
-    // The CNN's spam log-odds.
-    g.init_i64("blend.axis", &[1], &[1]);
-    g.init_i64("blend.zero", &[1], &[0]);
-    g.init_i64("blend.first_spam", &[1], &[1]);
-    g.init_i64("blend.labels", &[1], &[labels]);
-    g.node(
-        "Slice",
-        &[CNN_LOGITS, "blend.first_spam", "blend.labels", "blend.axis"],
-        &["blend.spam_logits"],
-        vec![],
-    );
-    g.node(
-        "Slice",
-        &[CNN_LOGITS, "blend.zero", "blend.first_spam", "blend.axis"],
-        &["blend.ham_logit"],
-        vec![],
-    );
-    g.node(
-        "ReduceLogSumExp",
-        &["blend.spam_logits"],
-        &["blend.spam_lse"],
-        vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)],
-    );
-    g.node(
-        "Sub",
-        &["blend.spam_lse", "blend.ham_logit"],
-        &["blend.cnn_log_odds"],
-        vec![],
-    );
-    let latin = blend.latin;
-    g.init_f32("blend.ngram_extra", &[1], &[latin.ngram_scale - 1.0]);
-    g.init_f32("blend.cnn_drop", &[1], &[1.0 - latin.cnn_weight]);
-    g.init_f32("blend.shift", &[1], &[latin.shift]);
-    g.node(
-        "Mul",
-        &["ngram_evidence", "blend.ngram_extra"],
-        &["blend.extra_evidence"],
-        vec![],
-    );
-    g.node(
-        "Mul",
-        &["blend.cnn_log_odds", "blend.cnn_drop"],
-        &["blend.dropped_cnn"],
-        vec![],
-    );
-    g.node(
-        "Sub",
-        &["blend.extra_evidence", "blend.dropped_cnn"],
-        &["blend.unshifted"],
-        vec![],
-    );
-    g.node(
-        "Add",
-        &["blend.unshifted", "blend.shift"],
-        &["blend.latin_adjust"],
-        vec![],
-    );
-    g.node(
-        "Mul",
-        &["blend.latin_adjust", "blend.latin"],
-        &["blend.adjust"],
-        vec![],
-    );
-    g.node(
-        "Add",
-        &["ngram_evidence", "blend.adjust"],
-        &["blend.spam_shift"],
-        vec![],
-    );
-    "blend.spam_shift"
 }
 
 /// Attributes of a depthwise conv of width `k` over `d` channels that keeps the length.

@@ -233,7 +233,7 @@ fn add_ngram_branch(g: &mut GraphBuilder, cnn: &ReferenceCnn) {
         &["ngram_bucket_weights"],
         vec![],
     );
-    add_ngram_evidence(g, "ngram_bucket_weights", cnn.blend.as_ref());
+    add_ngram_evidence(g, "ngram_bucket_weights");
 }
 
 /// uint8 embedding table with one affine range over the whole table: it is exactly the uint8

@@ -9,7 +9,6 @@ use ort::session::Session;
 use ort::value::Tensor;
 use smsguard_core::model_meta;
 use smsguard_core::ngrams::{pad_batch, NgramConfig, NgramFeatures, PaddedNgrams};
-use smsguard_train::blend::{self, LatinBlend};
 use smsguard_train::config::ArchConfig;
 use smsguard_train::model::{BatchInput, CharCnn};
 use smsguard_train::onnx_export::{
@@ -563,85 +562,5 @@ fn reference_forward_rejects_malformed_ids() {
     assert!(matches!(
         reference.forward(&ids, &uneven),
         Err(ExportError::NgramLengthMismatch { .. })
-    ));
-}
-
-/// The per-script blend travels as two extra tensors; ONNX Runtime must compute it from the ids
-/// exactly as the reference does: messages with two flagged (Han) ids keep the plain sum, the
-/// others get the blend, in fp32 and int8 alike.
-#[test]
-fn script_blend_export_matches_reference_and_spares_han_messages() {
-    let cfg = mid_config();
-    let plain = random_weights(&cfg, 11);
-    let flags: Vec<f32> = (0..cfg.vocab_size)
-        .map(|id| if (40..140).contains(&id) { 1.0 } else { 0.0 })
-        .collect();
-    let latin = LatinBlend {
-        cnn_weight: 0.2,
-        ngram_scale: 1.3,
-        shift: -0.4,
-    };
-    let mut blended = plain.clone();
-    blended.extend(latin.to_weights(flags.clone()));
-    let reference = ReferenceCnn::from_named(&cfg, &blended).expect("valid blended weights");
-    let unblended = ReferenceCnn::from_named(&cfg, &plain).expect("valid weights");
-    let mut inputs = synthetic_inputs(&cfg, 60, 500);
-    inputs.extend(edge_case_inputs(&cfg));
-    let fp32 = run_batch(
-        &mut session(&export_fp32(&cfg, &blended, &[]).expect("fp32 export")),
-        &inputs,
-        cfg.num_labels(),
-    );
-    let calibration = synthetic_ids(&cfg, 128, 100);
-    let int8_model = export_int8_calibrated(&cfg, &blended, &[], &calibration).expect("int8");
-    let int8 = run_batch(&mut session(&int8_model), &inputs, cfg.num_labels());
-    let (mut han_rows, mut other_rows, mut agree) = (0, 0, 0);
-    for ((input, onnx), quantized) in inputs.iter().zip(&fp32).zip(&int8) {
-        let expected = reference.forward(&input.ids, &input.ngrams).unwrap();
-        let plain_sum = unblended.forward(&input.ids, &input.ngrams).unwrap();
-        assert!(
-            max_abs_diff(&expected, onnx) <= 1e-4,
-            "{expected:?} vs {onnx:?}"
-        );
-        agree += usize::from(argmax(onnx) == argmax(quantized));
-        if blend::is_han_message(&input.ids, &flags) {
-            han_rows += 1;
-            assert!(max_abs_diff(&expected, &plain_sum) <= 1e-5);
-        } else {
-            other_rows += 1;
-            let target = latin.cnn_weight * blend::spam_log_odds(&unblended_cnn(&unblended, input))
-                + latin.ngram_scale * unblended.ngram_evidence(&input.ngrams).unwrap()
-                + latin.shift;
-            assert!((blend::spam_log_odds(&expected) - target).abs() <= 1e-3);
-        }
-    }
-    assert!(
-        han_rows > 0 && other_rows > 0,
-        "{han_rows} Han rows, {other_rows} others"
-    );
-    assert!(
-        agree * 100 >= inputs.len() * 97,
-        "int8 argmax agreement {agree}/{}",
-        inputs.len()
-    );
-}
-
-/// The CNN part's logits (the n-gram evidence left out).
-fn unblended_cnn(cnn: &ReferenceCnn, input: &Input) -> Vec<f32> {
-    cnn.forward_activations(&input.ids).unwrap().logits
-}
-
-#[test]
-fn script_blend_tensors_come_in_pairs() {
-    let cfg = mid_config();
-    let mut weights = random_weights(&cfg, 12);
-    weights.push((
-        blend::LATIN_PARAMS.to_string(),
-        vec![3],
-        vec![0.5, 1.0, 0.0],
-    ));
-    assert!(matches!(
-        export_fp32(&cfg, &weights, &[]),
-        Err(ExportError::MissingTensor(name)) if name == blend::HAN_FLAGS
     ));
 }
