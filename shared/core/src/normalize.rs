@@ -190,8 +190,11 @@ impl Tally {
     }
 }
 
-/// Extra pipeline runs allowed when a run exposed new work for an earlier stage.
-const MAX_RERUNS: usize = 2;
+/// Extra pipeline runs allowed when a run exposed new work for an earlier stage. Chains of three
+/// occur (`XXXXhttp://$扣扣`: the keyword fold exposes leetspeak, which exposes a URL, whose
+/// placeholder exposes an x-mask); each run that changes nothing ends the loop, so a higher
+/// cap costs ordinary messages nothing and bounds adversarial ones.
+const MAX_RERUNS: usize = 4;
 
 /// Normalises one message; see the module docs for the stages.
 pub fn normalize(text: &str) -> Normalized {
@@ -937,6 +940,18 @@ fn simplify_han(text: String, tally: &mut Tally) -> String {
         }
         let start = out.len();
         converter.convert_to(run, &mut out);
+        if out[start..] != *run {
+            // A variant can map onto a character that maps again (戱 -> 戯 -> 戏): convert until
+            // stable (idempotence), at most twice more.
+            for _ in 0..2 {
+                let again = converter.convert(&out[start..]);
+                if again == out[start..] {
+                    break;
+                }
+                out.truncate(start);
+                out.push_str(&again);
+            }
+        }
         changed += count_changed_chars(run, &out[start..]);
     }
     tally.add(Transform::TraditionalToSimplified, changed);

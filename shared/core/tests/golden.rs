@@ -12,7 +12,7 @@ use smsguard_core::{normalize, placeholder, Fingerprint, Label, MinHasher, Trans
 use Transform::*;
 
 /// `(input, expected normalised text, exactly the transforms expected to fire)`.
-/// The first 37 rows are Chinese obfuscations and corpus masks; the rest English spam tricks,
+/// The first 38 rows are Chinese obfuscations and corpus masks; the rest English spam tricks,
 /// mixed scripts, emoji, full-width and zero-width characters.
 const GOLDEN: &[(&str, &str, &[Transform])] = &[
     ("加.微.信领取红包", "加微信领取红包", &[SeparatorCollapsed]),
@@ -49,6 +49,8 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     ("貸款利息低", "贷款利息低", &[TraditionalToSimplified]),
     ("菠菜平台", "博彩平台", &[KeywordFolded]),
     ("澳门賭場开业", "澳门赌场开业", &[TraditionalToSimplified]),
+    // A variant whose conversion converts again (戱 -> 戯 -> 戏).
+    ("戱曲表演", "戏曲表演", &[TraditionalToSimplified]),
     ("六和彩开奖", "六合彩开奖", &[KeywordFolded]),
     ("兼值日结", "兼职日结", &[KeywordFolded]),
     ("刷蛋返利", "刷单返利", &[KeywordFolded]),
@@ -145,6 +147,19 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     // Capitals judged by their small letters, which case folding makes of them (idempotence).
     ("ПAY NOW", "nay now", &[Confusable, CaseFold]),
     ("aꞬe check", "age check", &[Confusable]),
+    // Three reruns: the keyword fold exposes leetspeak, which exposes a URL, whose placeholder
+    // exposes an x-mask.
+    (
+        "XXXXhttp://$扣扣",
+        "<num><url>",
+        &[
+            CaseFold,
+            CorpusMaskFolded,
+            KeywordFolded,
+            Leetspeak,
+            UrlMasked,
+        ],
+    ),
     ("𝐟𝐫𝐞𝐞 𝐜𝐚𝐬𝐡 Ⓦⓘⓝ", "free cash win", &[Nfkc, CaseFold]),
     (
         "H A P P Y B I R T H D A Y",
@@ -383,7 +398,7 @@ fn sms_like() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn never_panics_and_is_bounded(text in any::<String>()) {
