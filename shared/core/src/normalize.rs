@@ -229,7 +229,8 @@ pub fn normalize(text: &str) -> Normalized {
 
 /// Runs `stage` and, when it fired, NFKC again: a folded or removed character can leave a
 /// combining mark on a new base (`comе\u{301}` becomes `come\u{301}`; `かNAME\u{3099}加` becomes
-/// `か\u{3099}加`), which a second run would compose (idempotence). Plain text has no marks.
+/// `か\u{3099}加`; `T\u{308}`, which has no composed capital, becomes `t\u{308}`, which composes
+/// to `ẗ`), which a second run would compose (idempotence). Plain text has no marks.
 fn then_nfkc_if_fired(
     text: String,
     tally: &mut Tally,
@@ -293,7 +294,7 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     let s = if plain {
         fold_ascii_case(s, tally)
     } else {
-        fold_case(s, tally)
+        then_nfkc_if_fired(s, tally, Transform::CaseFold, fold_case)
     };
     let s = simplify_han(s, tally);
     let s = mask_web(s, tally, masked);

@@ -147,6 +147,8 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     // Capitals judged by their small letters, which case folding makes of them (idempotence).
     ("ПAY NOW", "nay now", &[Confusable, CaseFold]),
     ("aꞬe check", "age check", &[Confusable]),
+    // No composed capital T with diaeresis, but a small one: compose after case folding.
+    ("T\u{308}", "\u{1E97}", &[CaseFold]),
     // Three reruns: the keyword fold exposes leetspeak, which exposes a URL, whose placeholder
     // exposes an x-mask.
     (

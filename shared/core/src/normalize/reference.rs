@@ -96,7 +96,7 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     // A folded or removed character can leave a combining mark on a new base: compose again.
     let s = then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables);
     let s = then_nfkc_if_fired(s, tally, Transform::CorpusMaskFolded, fold_corpus_masks);
-    let s = fold_case(s, tally);
+    let s = then_nfkc_if_fired(s, tally, Transform::CaseFold, fold_case);
     let s = simplify_han(s, tally);
     let s = mask_web(s, tally, masked);
     let s = collapse_separators(s, tally);
