@@ -242,6 +242,11 @@ fn then_nfkc_if_fired(
     if tally.get(transform) == before {
         return text;
     }
+    nfkc_again(text, tally)
+}
+
+/// NFKC of text that went through NFKC before and was changed since.
+fn nfkc_again(text: String, tally: &mut Tally) -> String {
     // Counted only when it changes the text: NFKC's count also takes in characters that it
     // maps onto themselves (composed Indic vowel signs), which the first pass counted already.
     let mut nfkc_tally = Tally::default();
@@ -294,7 +299,7 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     let s = if plain {
         fold_ascii_case(s, tally)
     } else {
-        then_nfkc_if_fired(s, tally, Transform::CaseFold, fold_case)
+        fold_case_then_nfkc(s, tally)
     };
     let s = simplify_han(s, tally);
     let s = mask_web(s, tally, masked);
@@ -895,6 +900,21 @@ fn fold_case(text: String, tally: &mut Tally) -> String {
     }
     tally.add(Transform::CaseFold, count_u32(changed));
     text.to_lowercase()
+}
+
+/// [`fold_case`], then NFKC again only if the text holds a combining diacritic (U+0300..U+036F,
+/// UTF-8 lead byte 0xCC or 0xCD): of all the marks, only those compose with a lower-case letter
+/// whose capital they did not compose with (`T`+U+0308 has no composed form, `t`+U+0308 is
+/// U+1E97), and only those come out of lower-casing (`İ` gives `i`+U+0307); a test checks this
+/// against every cased character. The input is NFKC already, so nothing else can change.
+fn fold_case_then_nfkc(text: String, tally: &mut Tally) -> String {
+    let before = tally.get(Transform::CaseFold);
+    let text = fold_case(text, tally);
+    let has_diacritic = || any_byte_pair(text.as_bytes(), |b0, _| b0 & 0xFE == 0xCC);
+    if tally.get(Transform::CaseFold) == before || !has_diacritic() {
+        return text;
+    }
+    nfkc_again(text, tally)
 }
 
 /// Case folding of text whose only cased characters are ASCII letters.
@@ -1921,6 +1941,37 @@ mod tests {
             let mut utf8 = [0; 4];
             c.encode_utf8(&mut utf8);
             assert!(starts_other_whitespace(utf8[0], utf8[1], utf8[2]), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn lower_casing_exposes_nfkc_work_only_through_combining_diacritics() {
+        let diacritic = |c: char| ('\u{300}'..='\u{36F}').contains(&c);
+        // Every mark that ends a canonical decomposition: the candidates for composing.
+        let seconds: std::collections::BTreeSet<char> = all_chars()
+            .filter_map(|x| {
+                let mut parts = Vec::new();
+                decompose_canonical(x, |d| parts.push(d));
+                (parts.len() >= 2).then(|| parts[parts.len() - 1])
+            })
+            .collect();
+        // Only characters that survive NFKC reach case folding.
+        let nfkc_stable = |c: char| c.to_string().nfkc().eq(std::iter::once(c));
+        let cased = all_chars().filter(|&c| !c.to_lowercase().eq(std::iter::once(c)));
+        for c in cased.filter(|&c| nfkc_stable(c)) {
+            for small in c.to_lowercase() {
+                assert!(nfkc_stable(small) || diacritic(small), "{c:?} -> {small:?}");
+                assert!(
+                    canonical_combining_class(small) == 0 || diacritic(small),
+                    "{c:?} -> {small:?}"
+                );
+                for &mark in &seconds {
+                    let newly_composes = unicode_normalization::char::compose(small, mark)
+                        .is_some()
+                        && unicode_normalization::char::compose(c, mark).is_none();
+                    assert!(!newly_composes || diacritic(mark), "{c:?} {mark:?}");
+                }
+            }
         }
     }
 
