@@ -292,13 +292,10 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
         then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables)
     };
     let s = if plain {
-        fold_corpus_masks(s, tally)
-    } else {
-        then_nfkc_if_fired(s, tally, Transform::CorpusMaskFolded, fold_corpus_masks)
-    };
-    let s = if plain {
+        let s = fold_corpus_masks(s, tally);
         fold_ascii_case(s, tally)
     } else {
+        let s = then_nfkc_if_fired(s, tally, Transform::CorpusMaskFolded, fold_corpus_masks);
         fold_case_then_nfkc(s, tally)
     };
     let s = simplify_han(s, tally);
