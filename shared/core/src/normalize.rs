@@ -170,23 +170,31 @@ impl Normalized {
 
 /// Counts per transform, indexed by the enum's declaration order.
 #[derive(Default)]
-struct Tally([u32; Transform::ALL.len()]);
+struct Tally {
+    counts: [u32; Transform::ALL.len()],
+    /// A masked number span held separators (`138 0013 8000`): the units that separator
+    /// collapsing saw have merged, so another run may collapse differently (idempotence).
+    merged_units: bool,
+}
 
 impl Tally {
     fn add(&mut self, transform: Transform, n: u32) {
-        self.0[transform as usize] = self.0[transform as usize].saturating_add(n);
+        self.counts[transform as usize] = self.counts[transform as usize].saturating_add(n);
     }
 
     fn get(&self, transform: Transform) -> u32 {
-        self.0[transform as usize]
+        self.counts[transform as usize]
     }
 
     fn into_map(self) -> BTreeMap<Transform, u32> {
-        Transform::ALL
-            .into_iter()
-            .filter(|t| self.get(*t) > 0)
-            .map(|t| (t, self.get(t)))
-            .collect()
+        // Inserted in key order: `collect` would first gather, sort and then bulk-build.
+        let mut map = BTreeMap::new();
+        for t in Transform::ALL {
+            if self.get(t) > 0 {
+                map.insert(t, self.get(t));
+            }
+        }
+        map
     }
 }
 
@@ -258,7 +266,8 @@ fn nfkc_again(text: String, tally: &mut Tally) -> String {
 }
 
 fn needs_rerun(tally: &Tally) -> bool {
-    tally.get(Transform::SeparatorCollapsed) > 0
+    tally.merged_units
+        || tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
         || tally.get(Transform::KeywordFolded) > 0
 }
@@ -891,11 +900,21 @@ fn fold_case(text: String, tally: &mut Tally) -> String {
     if text.is_ascii() {
         return fold_ascii_case(text, tally);
     }
-    let changed = text.chars().filter(|&c| changes_case(c)).count();
+    let (mut changed, mut ascii_only) = (0, true);
+    for c in text.chars().filter(|&c| changes_case(c)) {
+        changed += 1;
+        ascii_only &= c.is_ascii();
+    }
     if changed == 0 {
         return text;
     }
     tally.add(Transform::CaseFold, count_u32(changed));
+    if ascii_only {
+        // Every other character lower-cases to itself: no need to rebuild the string.
+        let mut text = text;
+        text.make_ascii_lowercase();
+        return text;
+    }
     text.to_lowercase()
 }
 
@@ -1478,6 +1497,45 @@ fn number_end(bytes: &[u8], start: usize) -> Option<usize> {
     (repetitions >= 3).then_some(end)
 }
 
+/// Whether masking the number span `text[start..end]`, which holds separators, can change what
+/// separator collapsing does on another run: only a single digit at an edge of the span (`3` in
+/// `13800138000 3`) could have linked, through separators, to a single unit outside it (the
+/// other digit groups are longer units, which never link). Collapsing ran before masking, so
+/// another run sees `<phone>` where it saw that digit (`13800138000\t3😀v*v`: the `3` took the
+/// `v` into a chain that ended at the `*`; without it `v*v` collapses).
+fn may_link_across(text: &str, start: usize, end: usize) -> bool {
+    let span = &text.as_bytes()[start..end];
+    let digits = span.strip_prefix(b"+").unwrap_or(span);
+    let single_first = digits.len() > 1 && !digits[1].is_ascii_digit();
+    let single_last = span.len() > 1 && !span[span.len() - 2].is_ascii_digit();
+    (single_first && single_unit_before(&text[..start]))
+        || (single_last && single_unit_after(&text[end..]))
+}
+
+/// Whether `text` ends with separators after a unit of one character.
+fn single_unit_before(text: &str) -> bool {
+    let rest = text.trim_end_matches(is_separator);
+    rest.len() < text.len() && {
+        let mut chars = rest.chars().rev();
+        chars
+            .next()
+            .is_some_and(|c| is_han(c) || c.is_ascii_alphanumeric())
+            && chars.next().is_none_or(is_separator)
+    }
+}
+
+/// Whether `text` starts with separators before a unit of one character.
+fn single_unit_after(text: &str) -> bool {
+    let rest = text.trim_start_matches(is_separator);
+    rest.len() < text.len() && {
+        let mut chars = rest.chars();
+        chars
+            .next()
+            .is_some_and(|c| is_han(c) || c.is_ascii_alphanumeric())
+            && chars.next().is_none_or(is_separator)
+    }
+}
+
 fn leading_whitespace_len(text: &str) -> usize {
     text.find(|c: char| !c.is_whitespace())
         .unwrap_or(text.len())
@@ -1493,11 +1551,11 @@ fn mask_numbers(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> St
         let span = &text[start..end];
         out.push_str(&text[last..start]);
         last = end;
-        let digits: String = span
-            .chars()
-            .filter(|c| c.is_ascii_digit() || *c == '+')
-            .collect();
+        // Sized up front: collecting a filter would regrow the string digit by digit.
+        let mut digits = String::with_capacity(span.len());
+        digits.extend(span.chars().filter(|c| c.is_ascii_digit() || *c == '+'));
         let digit_count = digits.bytes().filter(u8::is_ascii_digit).count();
+        tally.merged_units |= digits.len() < span.len() && may_link_across(&text, start, end);
         let is_phone = digit_count >= 7 && !span.contains(['.', ',']);
         let (kind, transform, token) = if is_phone {
             (MaskKind::Phone, Transform::PhoneMasked, placeholder::PHONE)

@@ -147,6 +147,13 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     // Capitals judged by their small letters, which case folding makes of them (idempotence).
     ("ПAY NOW", "nay now", &[Confusable, CaseFold]),
     ("aꞬe check", "age check", &[Confusable]),
+    // Masking a phone number that took in a single digit (`3`) frees the `v` that digit had
+    // chained to, and `v*v` collapses on a rerun (idempotence).
+    (
+        "电话13800138000\t3😀Ｖ*v",
+        "电话<phone>😀vv",
+        &[FullWidth, CaseFold, PhoneMasked, SeparatorCollapsed],
+    ),
     // No composed capital T with diaeresis, but a small one: compose after case folding.
     ("T\u{308}", "\u{1E97}", &[CaseFold]),
     // Three reruns: the keyword fold exposes leetspeak, which exposes a URL, whose placeholder

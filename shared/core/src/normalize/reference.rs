@@ -72,7 +72,8 @@ fn then_nfkc_if_fired(
 }
 
 fn needs_rerun(tally: &Tally) -> bool {
-    tally.get(Transform::SeparatorCollapsed) > 0
+    tally.merged_units
+        || tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
         || tally.get(Transform::KeywordFolded) > 0
 }
@@ -911,6 +912,9 @@ fn mask_numbers(text: String, tally: &mut Tally, masked: &mut Vec<Masked>) -> St
             .filter(|c| c.is_ascii_digit() || *c == '+')
             .collect();
         let digit_count = digits.bytes().filter(u8::is_ascii_digit).count();
+        // Any span holding separators asks for another run; the fast pipeline asks only when
+        // a single digit at the span's edge could have linked to a single unit outside it.
+        tally.merged_units |= digits.len() < span.len();
         let is_phone = digit_count >= 7 && !span.contains(['.', ',']);
         let (kind, transform, token) = if is_phone {
             (MaskKind::Phone, Transform::PhoneMasked, placeholder::PHONE)
