@@ -74,6 +74,10 @@ pub struct CloudTrainArgs {
     /// Fewest occurrences of a merged subword in the training words.
     #[arg(long, default_value_t = 2)]
     pub subword_min_frequency: u64,
+    /// Also write the fusion's dev inputs as TSV (corpus, line, label, one column per input with
+    /// the edge's, the multiclass class probabilities; no text) for offline analysis.
+    #[arg(long)]
+    pub dump_rows: Option<PathBuf>,
 }
 
 /// Default size of the subword vocabulary (see README: measured against 4k and 8k).
@@ -87,6 +91,8 @@ pub struct CorpusFigures {
     pub corpus: String,
     pub n: usize,
     pub accuracy: f64,
+    /// Ham-vs-spam accuracy (every non-ham label counts as spam).
+    pub binary_accuracy: f64,
     pub macro_f1: f64,
     pub spam_precision: f64,
     pub spam_recall: f64,
@@ -220,6 +226,9 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
         edge_inputs(&prepared)
     };
 
+    if let Some(path) = &args.dump_rows {
+        dump_rows(path, &outcomes, edge.as_deref(), &dev, &dev_names)?;
+    }
     let fusion = fit_fusion(&outcomes, edge.as_deref(), &dev);
     let without = fused_figures(&fusion, &outcomes, None, &dev, &dev_names)?;
     print_figures("fused (no edge) dev", &without);
@@ -498,6 +507,55 @@ fn input_row(model: &FusionModel, outcomes: &[ScorerOutcome], edge: Option<EdgeI
         .collect()
 }
 
+fn dump_rows(
+    path: &std::path::Path,
+    outcomes: &[Vec<ScorerOutcome>],
+    edge: Option<&[Option<EdgeInput>]>,
+    dev: &[DevMessage],
+    names: &[String],
+) -> Result<()> {
+    use std::fmt::Write as _;
+    let inputs = default_inputs();
+    let mut out = String::from("corpus\tline\tlabel");
+    for input in &inputs {
+        let _ = write!(out, "\t{}", input.model);
+    }
+    for label in Label::ALL {
+        let _ = write!(out, "\tp_{label}");
+    }
+    out.push('\n');
+    let mut line_in_corpus = vec![0usize; names.len()];
+    for (i, (o, m)) in outcomes.iter().zip(dev).enumerate() {
+        line_in_corpus[m.corpus] += 1;
+        let _ = write!(
+            out,
+            "{}\t{}\t{}",
+            names[m.corpus], line_in_corpus[m.corpus], m.label
+        );
+        for input in &inputs {
+            let score = if input.model == EDGE_INPUT {
+                edge.and_then(|e| e[i]).map(|e| e.spam_score)
+            } else {
+                o.iter()
+                    .find(|s| s.model == input.model)
+                    .and_then(|s| s.result.as_ref().ok())
+                    .map(|s| s.score)
+            };
+            let _ = write!(out, "\t{}", score.map_or("".to_owned(), |s| s.to_string()));
+        }
+        let probs = o
+            .iter()
+            .filter_map(|s| s.result.as_ref().ok()?.probabilities)
+            .next()
+            .unwrap_or_default();
+        for p in probs {
+            let _ = write!(out, "\t{p}");
+        }
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
 fn fit_fusion(
     outcomes: &[Vec<ScorerOutcome>],
     edge: Option<&[Option<EdgeInput>]>,
@@ -602,6 +660,7 @@ fn figures(name: &str, labels: &[String], observations: &[Observation]) -> Resul
         corpus: name.to_owned(),
         n: m.n,
         accuracy: m.accuracy,
+        binary_accuracy: binary_accuracy(&m.confusion.counts),
         macro_f1: m.macro_f1,
         spam_precision: m.spam_precision,
         spam_recall: m.spam_recall,
@@ -610,14 +669,28 @@ fn figures(name: &str, labels: &[String], observations: &[Observation]) -> Resul
     })
 }
 
+/// Share of messages whose ham-or-spam side is right (`counts[truth][predicted]`, ham first).
+fn binary_accuracy(counts: &[Vec<usize>]) -> f64 {
+    let total: usize = counts.iter().flatten().sum();
+    let right: usize = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(t, row)| row.iter().enumerate().map(move |(p, &c)| (t, p, c)))
+        .filter(|&(t, p, _)| (t == 0) == (p == 0))
+        .map(|(_, _, c)| c)
+        .sum();
+    right as f64 / total.max(1) as f64
+}
+
 fn print_figures(title: &str, figures: &[CorpusFigures]) {
     eprintln!("{title}:");
     for f in figures {
         eprintln!(
-            "  {:<32} n {:>5}  acc {:.4}  macro-F1 {:.4}  spam P {:.4} R {:.4}  ham FPR {:.4}  AUC {}",
+            "  {:<32} n {:>5}  acc {:.4}  binary {:.4}  macro-F1 {:.4}  spam P {:.4} R {:.4}  ham FPR {:.4}  AUC {}",
             f.corpus,
             f.n,
             f.accuracy,
+            f.binary_accuracy,
             f.macro_f1,
             f.spam_precision,
             f.spam_recall,
