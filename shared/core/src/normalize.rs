@@ -272,12 +272,17 @@ fn needs_rerun(tally: &Tally) -> bool {
         || tally.get(Transform::KeywordFolded) > 0
 }
 
-/// A placeholder touching URL-ish characters (`com<phone>`): the ASCII word boundary that URL
-/// detection saw has moved, so another run may find more.
+/// A placeholder touching an ASCII letter or digit (`com<phone>`, `xx1<url>`): the ASCII word
+/// boundary that URL detection and corpus masks saw has moved, so another run may find more.
+///
+/// Other neighbours (`<num>.`, `2/22/<num>`, `rs.<num>`, a third of all corpus messages) need
+/// no rerun: of the stages before number masking, only URL detection reads across a
+/// non-alphanumeric character, and no URL alternative matches `<` or `>` or can start at one,
+/// while the digits the placeholder replaced were outside every URL it found; with the
+/// placeholder it can only find less, and it found nothing there. (The reference pipeline also
+/// reruns for `.`, `@` and `/`; the equivalence tests check that this changes nothing.)
 fn has_glued_placeholder(text: &str) -> bool {
-    let urlish = |c: Option<char>| {
-        c.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '/'))
-    };
+    let urlish = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     text.match_indices('<').any(|(i, _)| {
         is_placeholder_at(text, i).is_some_and(|len| {
             urlish(text[..i].chars().next_back()) || urlish(text[i + len..].chars().next())
@@ -1922,11 +1927,53 @@ mod tests {
         prop::collection::vec(pieces, 0..40).prop_map(|pieces| pieces.concat())
     }
 
+    /// Pieces of URLs, e-mails and numbers, to check where a placeholder next to punctuation
+    /// needs another run.
+    fn url_like_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "http",
+            "://",
+            "www",
+            ".",
+            "com",
+            "in",
+            "co",
+            "/",
+            "@",
+            "abc",
+            "x",
+            "xx",
+            "1",
+            "12",
+            "1234",
+            "13800138000",
+            "+",
+            "-",
+            ",",
+            ":",
+            " ",
+            "<num>",
+            "<url>",
+            "<phone>",
+            "加",
+            "A",
+            "X",
+            "?",
+            "=",
+        ]);
+        prop::collection::vec(pieces, 0..30).prop_map(|pieces| pieces.concat())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
         fn matches_reference_on_number_like_text(text in number_like_text()) {
+            assert_same_as_reference(&text);
+        }
+
+        #[test]
+        fn matches_reference_on_url_like_text(text in url_like_text()) {
             assert_same_as_reference(&text);
         }
     }
