@@ -29,6 +29,10 @@ pub struct KeywordTable {
     /// Replacement of pattern `i`, and whether it is a real fold (false for identity patterns).
     replacements: Vec<(String, bool)>,
     automaton: Option<AhoCorasick>,
+    /// The ASCII patterns alone, for ASCII text (most English messages), which no other pattern
+    /// can match: a few patterns let the automaton's SIMD prefilter skip most of the text. With
+    /// the index of each of its patterns in `replacements`.
+    ascii_automaton: Option<(AhoCorasick, Vec<usize>)>,
 }
 
 static TABLE: LazyLock<KeywordTable> = LazyLock::new(|| KeywordTable::from_tsv(KEYWORDS_TSV));
@@ -89,14 +93,17 @@ impl KeywordTable {
                 replacements.push((entry.canonical.clone(), false));
             }
         }
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)
-            .ok();
+        let automaton = build_automaton(&patterns);
+        let ascii: Vec<usize> = (0..patterns.len())
+            .filter(|&i| patterns[i].is_ascii())
+            .collect();
+        let ascii_patterns: Vec<&String> = ascii.iter().map(|&i| &patterns[i]).collect();
+        let ascii_automaton = build_automaton(&ascii_patterns).map(|a| (a, ascii));
         KeywordTable {
             entries,
             replacements,
             automaton,
+            ascii_automaton,
         }
     }
 
@@ -134,12 +141,32 @@ impl KeywordTable {
     /// The folds to make in `text`: `(start, end, canonical)` of every variant match that lies
     /// at ASCII word boundaries (identity matches of canonical forms are skipped).
     fn folds<'a>(&'a self, text: &'a str) -> impl Iterator<Item = (usize, usize, &'a str)> + 'a {
-        self.automaton
-            .iter()
+        // Leftmost-longest matching over the patterns that can occur in the text: leaving out
+        // patterns that cannot match changes no match.
+        match &self.ascii_automaton {
+            Some((automaton, ids)) if text.is_ascii() => {
+                self.folds_by(Some(automaton), Some(ids), text)
+            }
+            _ => self.folds_by(self.automaton.as_ref(), None, text),
+        }
+    }
+
+    /// The folds found by `automaton`, whose pattern `i` is pattern `ids[i]` of the table (`i`
+    /// itself without `ids`).
+    fn folds_by<'a>(
+        &'a self,
+        automaton: Option<&'a AhoCorasick>,
+        ids: Option<&'a Vec<usize>>,
+        text: &'a str,
+    ) -> impl Iterator<Item = (usize, usize, &'a str)> + 'a {
+        automaton
+            .into_iter()
             .flat_map(move |automaton| automaton.find_iter(text))
             .filter_map(move |found| {
                 let (start, end) = (found.start(), found.end());
-                let (replacement, is_fold) = &self.replacements[found.pattern().as_usize()];
+                let pattern = found.pattern().as_usize();
+                let index = ids.map_or(pattern, |ids| ids[pattern]);
+                let (replacement, is_fold) = &self.replacements[index];
                 (*is_fold && at_ascii_word_boundary(text, start, end)).then_some((
                     start,
                     end,
@@ -147,6 +174,13 @@ impl KeywordTable {
                 ))
             })
     }
+}
+
+fn build_automaton<P: AsRef<[u8]>>(patterns: &[P]) -> Option<AhoCorasick> {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(patterns)
+        .ok()
 }
 
 fn is_ascii_word(c: Option<char>) -> bool {
@@ -176,5 +210,44 @@ fn push_with_guard(out: &mut String, replacement: &str, next: Option<char>) {
     out.push_str(replacement);
     if is_ascii_word(replacement.chars().next_back()) && is_alphabetic_word(next) {
         out.push(' ');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// ASCII text built from the table's ASCII patterns, pieces of them and word separators.
+    fn ascii_keyword_text() -> impl Strategy<Value = String> {
+        let mut pieces: Vec<String> = table()
+            .replacements
+            .iter()
+            .map(|(r, _)| r.clone())
+            .chain(table().entries.iter().map(|e| e.variant.clone()))
+            .filter(|p| p.is_ascii())
+            .collect();
+        let prefixes: Vec<String> = pieces.iter().map(|p| p[..p.len() / 2].to_owned()).collect();
+        pieces.extend(prefixes);
+        pieces.extend([" ", "+", "a", "x", "1", ".", "-"].map(str::to_owned));
+        prop::collection::vec(prop::sample::select(pieces), 0..12).prop_map(|p| p.concat())
+    }
+
+    #[test]
+    fn the_table_has_ascii_patterns() {
+        let (_, ids) = table().ascii_automaton.as_ref().unwrap();
+        assert!(ids.len() >= 10, "{} ASCII patterns", ids.len());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn ascii_automaton_finds_the_folds_of_the_full_one(text in ascii_keyword_text()) {
+            let table = table();
+            let fast: Vec<_> = table.folds(&text).collect();
+            let full: Vec<_> = table.folds_by(table.automaton.as_ref(), None, &text).collect();
+            prop_assert_eq!(fast, full);
+        }
     }
 }

@@ -325,10 +325,17 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
 // Character classes
 
 /// Han ideographs (CJK unified, extension A-F, compatibility); NFKC maps radicals onto these.
+#[inline]
 pub fn is_han(c: char) -> bool {
+    // Most characters are ASCII or in the main CJK block: two compares decide them.
+    if c < '\u{3400}' {
+        return false;
+    }
+    if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+        return true;
+    }
     matches!(c,
         '\u{3400}'..='\u{4DBF}'
-        | '\u{4E00}'..='\u{9FFF}'
         | '\u{F900}'..='\u{FAFF}'
         | '\u{20000}'..='\u{2FA1F}'
         | '\u{30000}'..='\u{3134F}')
@@ -1975,6 +1982,21 @@ mod tests {
         #[test]
         fn matches_reference_on_url_like_text(text in url_like_text()) {
             assert_same_as_reference(&text);
+        }
+    }
+
+    #[test]
+    fn han_is_exactly_its_documented_blocks() {
+        let blocks = [
+            0x3400..=0x4DBF,
+            0x4E00..=0x9FFF,
+            0xF900..=0xFAFF,
+            0x20000..=0x2FA1F,
+            0x30000..=0x3134F,
+        ];
+        for c in all_chars() {
+            let in_block = blocks.iter().any(|b| b.contains(&u32::from(c)));
+            assert_eq!(is_han(c), in_block, "{:04X}", u32::from(c));
         }
     }
 
