@@ -294,12 +294,13 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     // Plain text has nothing for stages 1-3 and only ASCII upper case for stage 5; corpus masks
     // only put ASCII in, so the text stays plain until then. Text that is plain but for
     // full-width punctuation (most Chinese messages) becomes plain in stages 1-3.
-    let mut plain = is_plain(text);
-    let s = if plain {
+    let full_width = plain_full_width_count(text);
+    let plain = full_width.is_some();
+    let s = if let Some(full_width) = full_width.filter(|&n| n > 0) {
+        tally.add(Transform::FullWidth, full_width);
+        fold_plain_full_width(text)
+    } else if plain {
         text.to_owned()
-    } else if let Some(s) = fold_plain_full_width(text, tally) {
-        plain = true;
-        s
     } else {
         let s = strip_invisible(text, tally);
         let s = apply_nfkc(s, tally);
@@ -374,16 +375,37 @@ fn is_placeholder_at(text: &str, byte: usize) -> Option<usize> {
 /// Text made only of printable ASCII, tab, line breaks and [`is_plain_cjk`] characters, as most
 /// messages are: nothing in it is invisible, a control, full-width, Greek or Cyrillic, changed
 /// by NFKC (nor by its quick check) or cased except ASCII letters.
+#[cfg(test)]
 fn is_plain(text: &str) -> bool {
+    plain_full_width_count(text) == Some(0)
+}
+
+/// How many full-width forms keep `text` from being plain, if nothing else does: `Some(0)` for
+/// plain text, `None` for text that needs stages 1-3. One pass for both questions.
+fn plain_full_width_count(text: &str) -> Option<u32> {
     if text.is_ascii() {
-        return !has_ascii_control(text.as_bytes());
+        return (!has_ascii_control(text.as_bytes())).then_some(0);
     }
-    text.chars().all(is_plain_char)
+    let mut full_width = 0;
+    for c in text.chars() {
+        // The main CJK block first: most characters of a non-ASCII message.
+        if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+            continue;
+        }
+        if is_full_width(c) {
+            full_width += 1;
+        } else if !is_plain_char(c) {
+            return None;
+        }
+    }
+    Some(full_width)
 }
 
 /// Whether ASCII text holds a control character other than tab, line feed and carriage return.
 fn has_ascii_control(bytes: &[u8]) -> bool {
-    count_bytes(bytes, |b| (b < b' ' && !matches!(b, b'\t' | b'\n' | b'\r')) | (b == 0x7F)) > 0
+    count_bytes(bytes, |b| {
+        (b < b' ' && !matches!(b, b'\t' | b'\n' | b'\r')) | (b == 0x7F)
+    }) > 0
 }
 
 fn is_plain_char(c: char) -> bool {
@@ -393,21 +415,16 @@ fn is_plain_char(c: char) -> bool {
     }
 }
 
-/// Stages 1-3 for text that is plain but for full-width forms, as Chinese text with `，！：` is:
-/// NFKC maps each onto ASCII ([`full_width_to_ascii`]); every other character is plain, so NFKC
-/// changes nothing else and nothing composes (all are starters, none part of a composition with
-/// another), and stage 1 only counts them. The result is plain. `None` for other text.
-fn fold_plain_full_width(text: &str, tally: &mut Tally) -> Option<String> {
-    let mut full_width = 0;
-    for c in text.chars() {
-        if is_full_width(c) {
-            full_width += 1;
-        } else if !is_plain_char(c) {
-            return None;
-        }
-    }
-    tally.add(Transform::FullWidth, full_width);
-    Some(text.chars().map(full_width_to_ascii).collect())
+/// Stages 1-3 for text that is plain but for full-width forms ([`plain_full_width_count`]), as
+/// Chinese text with `，！：` is: NFKC maps each onto ASCII ([`full_width_to_ascii`]); every
+/// other character is plain, so NFKC changes nothing else and nothing composes (all are
+/// starters, none part of a composition with another), and stage 1 only counts them. The result
+/// is plain.
+fn fold_plain_full_width(text: &str) -> String {
+    // Never longer: each full-width form (3 bytes) becomes one ASCII byte.
+    let mut out = String::with_capacity(text.len());
+    out.extend(text.chars().map(full_width_to_ascii));
+    out
 }
 
 /// NFKC of a full-width form (U+FF01..U+FF5E are U+0021..U+007E shifted by 0xFEE0, U+3000 is a
@@ -1771,21 +1788,56 @@ fn fold_whitespace(text: String, tally: &mut Tally) -> String {
     let mut folded = u32::from(text.len() - text.trim_start().len() > 0)
         + u32::from(text.len() - text.trim_end().len() > 0);
     let mut out = String::with_capacity(trimmed.len());
-    for (is_space, run) in split_runs(trimmed, char::is_whitespace) {
-        if !is_space {
-            out.push_str(run);
-            continue;
+    if trimmed.is_ascii() {
+        folded += fold_ascii_whitespace_runs(trimmed, &mut out);
+    } else {
+        for (is_space, run) in split_runs(trimmed, char::is_whitespace) {
+            if !is_space {
+                out.push_str(run);
+                continue;
+            }
+            if run != " " {
+                folded += 1;
+            }
+            out.push(' ');
         }
-        if run != " " {
-            folded += 1;
-        }
-        out.push(' ');
     }
     if folded == 0 {
         return text;
     }
     tally.add(Transform::WhitespaceFolded, folded);
     out
+}
+
+/// Copies trimmed ASCII text to `out` with each whitespace run as one space; returns how many
+/// runs were not a single space already. Byte by byte: the char-run split of other text decodes
+/// and classifies every character twice.
+fn fold_ascii_whitespace_runs(text: &str, out: &mut String) -> u32 {
+    // `char::is_whitespace` on ASCII: U+0009..U+000D and the space.
+    let is_space = |b: u8| b == b' ' || b.wrapping_sub(b'\t') <= b'\r' - b'\t';
+    let bytes = text.as_bytes();
+    let mut folded = 0;
+    let mut copied_to = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_space(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let run_end = bytes[i..]
+            .iter()
+            .position(|&b| !is_space(b))
+            .map_or(bytes.len(), |len| i + len);
+        if &bytes[i..run_end] != b" " {
+            out.push_str(&text[copied_to..i]);
+            out.push(' ');
+            copied_to = run_end;
+            folded += 1;
+        }
+        i = run_end;
+    }
+    out.push_str(&text[copied_to..]);
+    folded
 }
 
 /// Whether `b0 b1 b2` start the UTF-8 of a whitespace character other than the ASCII space:
