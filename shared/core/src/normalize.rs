@@ -817,7 +817,7 @@ fn has_corpus_word(text: &str) -> bool {
 /// shape [`x_mask`] requires. Only the runs around x's are looked at.
 fn has_x_token(bytes: &[u8]) -> bool {
     let mut from = 0;
-    while let Some(offset) = bytes[from..].iter().position(|b| matches!(b, b'x' | b'X')) {
+    while let Some(offset) = memchr::memchr2(b'x', b'X', &bytes[from..]) {
         let at = from + offset;
         let start = bytes[..at]
             .iter()
