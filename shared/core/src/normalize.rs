@@ -1233,7 +1233,7 @@ fn is_strong_junk(c: char) -> bool {
     matches!(c, '-' | '*' | '_' | '|' | '~' | '+')
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum UnitKind {
     HanSingle,
     AsciiLetter,
@@ -1242,6 +1242,7 @@ enum UnitKind {
     Other,
 }
 
+#[derive(Debug, PartialEq, Eq)]
 struct Unit {
     start: usize,
     end: usize,
@@ -1315,6 +1316,15 @@ fn may_have_single_unit(text: &str) -> bool {
 /// Splits text into word units: maximal runs of non-separators, where a placeholder counts as
 /// word characters (so `<num>元` is one unit, exactly like the `4558元` it was masked from).
 fn word_units(text: &str) -> Vec<Unit> {
+    if text.is_ascii() {
+        ascii_word_units(text)
+    } else {
+        any_word_units(text)
+    }
+}
+
+/// [`word_units`] of any text.
+fn any_word_units(text: &str) -> Vec<Unit> {
     // Words average well over 4 bytes; one allocation instead of a series of regrowths.
     let mut units = Vec::with_capacity(text.len() / 4 + 1);
     let mut current: Option<(Unit, usize, bool)> = None; // (unit, chars, all Han)
@@ -1362,6 +1372,53 @@ fn word_units(text: &str) -> Vec<Unit> {
         units.push(finish_unit(done, text));
     }
     units
+}
+
+/// [`word_units`] of ASCII text, byte by byte: every character is one byte, a separator is any
+/// byte but a letter or digit, and no character is Han.
+fn ascii_word_units(text: &str) -> Vec<Unit> {
+    let bytes = text.as_bytes();
+    let mut units = Vec::with_capacity(text.len() / 4 + 1);
+    // (start, chars) of the unit being read.
+    let mut current: Option<(usize, usize)> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let placeholder_len = if b == b'<' {
+            is_placeholder_at(text, i)
+        } else {
+            None
+        };
+        let apostrophe_in_word = b == b'\''
+            && i > 0
+            && bytes[i - 1].is_ascii_alphabetic()
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic);
+        let len = placeholder_len.unwrap_or(1);
+        if placeholder_len.is_none() && !b.is_ascii_alphanumeric() && !apostrophe_in_word {
+            if let Some((start, chars)) = current.take() {
+                units.push(ascii_unit(text, start, i, chars));
+            }
+        } else {
+            let (_, chars) = current.get_or_insert((i, 0));
+            *chars += if placeholder_len.is_some() { 2 } else { 1 };
+        }
+        i += len;
+    }
+    if let Some((start, chars)) = current {
+        units.push(ascii_unit(text, start, bytes.len(), chars));
+    }
+    units
+}
+
+/// The unit `text[start..end]` of `chars` characters in ASCII text (as [`finish_unit`] says).
+fn ascii_unit(text: &str, start: usize, end: usize, chars: usize) -> Unit {
+    let first = text.as_bytes()[start];
+    let kind = match chars {
+        1 if first.is_ascii_alphabetic() => UnitKind::AsciiLetter,
+        1 if first.is_ascii_digit() => UnitKind::AsciiDigit,
+        _ => UnitKind::Other,
+    };
+    Unit { start, end, kind }
 }
 
 fn finish_unit((mut unit, chars, all_han): (Unit, usize, bool), text: &str) -> Unit {
@@ -2048,6 +2105,25 @@ mod tests {
         #[test]
         fn matches_reference_on_url_like_text(text in url_like_text()) {
             assert_same_as_reference(&text);
+        }
+    }
+
+    /// ASCII text with what splits it into word units: letters, digits, separators,
+    /// apostrophes and placeholders (whole and broken).
+    fn ascii_unit_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "a", "b", "u", "1", "22", "abc", "'", " ", "  ", "-", ".", "*", "<num>", "<url>", "<",
+            ">", "num", "\t", "i'm", "x",
+        ]);
+        prop::collection::vec(pieces, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn ascii_word_units_match_the_general_split(text in ascii_unit_text()) {
+            prop_assert_eq!(ascii_word_units(&text), any_word_units(&text));
         }
     }
 
