@@ -459,6 +459,19 @@ fn is_plain_cjk(c: char) -> bool {
 /// Windows tested per block: one SSE2 vector of bytes.
 const SCAN_BLOCK: usize = 16;
 
+/// Position of the first byte for which `pred` holds, found a block at a time (the test of a
+/// block vectorises; a byte-by-byte search with an early exit does not).
+fn find_byte(bytes: &[u8], pred: impl Fn(u8) -> bool) -> Option<usize> {
+    let mut offset = 0;
+    for block in bytes.chunks(SCAN_BLOCK) {
+        if block.iter().fold(false, |any, &b| any | pred(b)) {
+            return block.iter().position(|&b| pred(b)).map(|at| offset + at);
+        }
+        offset += block.len();
+    }
+    None
+}
+
 /// Whether `pred(b0, b1)` holds for some pair of consecutive bytes (the last byte pairs with 0).
 fn any_byte_pair(bytes: &[u8], pred: impl Fn(u8, u8) -> bool) -> bool {
     any_byte_triple(bytes, |b0, b1, _| pred(b0, b1))
@@ -1545,8 +1558,10 @@ fn collapse_separators(text: String, tally: &mut Tally) -> String {
 /// Byte range of the first phone or number span starting at or after `from`.
 fn next_number_span(text: &str, from: usize) -> Option<(usize, usize)> {
     let bytes = text.as_bytes();
-    (from..bytes.len())
-        .filter(|&p| bytes[p] == b'+' || bytes[p].is_ascii_digit())
+    let is_start = |b: u8| (b == b'+') | (b.wrapping_sub(b'0') < 10);
+    let first = from + find_byte(&bytes[from..], is_start)?;
+    (first..bytes.len())
+        .filter(|&p| is_start(bytes[p]))
         .find_map(|p| {
             phone_end(text, p)
                 .or_else(|| number_end(bytes, p))
