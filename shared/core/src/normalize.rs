@@ -504,6 +504,42 @@ fn any_byte_triple(bytes: &[u8], pred: impl Fn(u8, u8, u8) -> bool) -> bool {
     first || second
 }
 
+/// Start of the first window of three consecutive bytes at or after `from` for which `pred`
+/// holds, windows at the end padded with 0 as in [`any_byte_triple`].
+fn find_byte_triple(bytes: &[u8], from: usize, pred: impl Fn(u8, u8, u8) -> bool) -> Option<usize> {
+    let block_hits = |block: &[u8; SCAN_BLOCK + 2]| {
+        let mut hits = 0u8;
+        for k in 0..SCAN_BLOCK {
+            hits |= u8::from(pred(block[k], block[k + 1], block[k + 2]));
+        }
+        hits != 0
+    };
+    let first_hit = |block: &[u8; SCAN_BLOCK + 2]| {
+        (0..SCAN_BLOCK).find(|&k| pred(block[k], block[k + 1], block[k + 2]))
+    };
+    let mut start = from;
+    while let Some(block) = bytes.get(start..start + SCAN_BLOCK + 2) {
+        if let Ok(block) = <&[u8; SCAN_BLOCK + 2]>::try_from(block) {
+            if block_hits(block) {
+                return first_hit(block).map(|k| start + k);
+            }
+        }
+        start += SCAN_BLOCK;
+    }
+    let rest = bytes.get(start..)?;
+    let mut padded = [0u8; SCAN_BLOCK + 2];
+    for chunk_start in (0..rest.len()).step_by(SCAN_BLOCK) {
+        let chunk = &rest[chunk_start..];
+        padded.fill(0);
+        let len = chunk.len().min(SCAN_BLOCK + 2);
+        padded[..len].copy_from_slice(&chunk[..len]);
+        if let Some(k) = first_hit(&padded) {
+            return Some(start + chunk_start + k).filter(|&at| at < bytes.len());
+        }
+    }
+    None
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Invisible and control characters
 
@@ -1280,22 +1316,30 @@ impl UnitKind {
 /// are length-1 runs with only non-alphanumeric bytes between them, so without such a pair
 /// nothing collapses. Most messages have none, and skip building the units.
 fn has_adjacent_ascii_singles(bytes: &[u8]) -> bool {
-    // Jumps from run to run: runs average several bytes, and a per-byte state machine cost
-    // more than finding their ends.
-    let mut previous_single = false;
-    let mut from = 0;
-    while let Some(offset) = bytes[from..].iter().position(u8::is_ascii_alphanumeric) {
-        let start = from + offset;
-        let end = bytes[start..]
-            .iter()
-            .position(|b| !b.is_ascii_alphanumeric())
-            .map_or(bytes.len(), |len| start + len);
-        let single = end - start == 1;
-        if single && previous_single {
+    // Singles are few: find each with a block scan, then look at the next run only.
+    let alnum = |b: u8| b.is_ascii_alphanumeric();
+    let single_at = |i: usize| {
+        alnum(bytes[i])
+            && (i == 0 || !alnum(bytes[i - 1]))
+            && !bytes.get(i + 1).is_some_and(|&b| alnum(b))
+    };
+    let mut next_single = if bytes.first().is_some_and(|_| single_at(0)) {
+        Some(0)
+    } else {
+        find_byte_triple(bytes, 0, |b0, b1, b2| !alnum(b0) & alnum(b1) & !alnum(b2)).map(|w| w + 1)
+    };
+    while let Some(single) = next_single {
+        let Some(offset) = bytes[single + 1..].iter().position(|&b| alnum(b)) else {
+            return false;
+        };
+        let next_run = single + 1 + offset;
+        if single_at(next_run) {
             return true;
         }
-        previous_single = single;
-        from = end;
+        next_single = find_byte_triple(bytes, next_run, |b0, b1, b2| {
+            !alnum(b0) & alnum(b1) & !alnum(b2)
+        })
+        .map(|w| w + 1);
     }
     false
 }
@@ -2133,12 +2177,33 @@ mod tests {
         prop::collection::vec(pieces, 0..24).prop_map(|pieces| pieces.concat())
     }
 
+    /// [`has_adjacent_ascii_singles`] by its definition: two consecutive alphanumeric runs of
+    /// length 1.
+    fn adjacent_singles_by_runs(bytes: &[u8]) -> bool {
+        let runs: Vec<usize> = bytes
+            .split(|b| !b.is_ascii_alphanumeric())
+            .filter(|run| !run.is_empty())
+            .map(<[u8]>::len)
+            .collect();
+        runs.windows(2).any(|pair| pair == [1, 1])
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
         fn ascii_word_units_match_the_general_split(text in ascii_unit_text()) {
             prop_assert_eq!(ascii_word_units(&text), any_word_units(&text));
+        }
+
+        #[test]
+        fn adjacent_singles_are_found_as_defined(
+            text in "[ab1 .,*-]{0,40}|[a-z ]{0,60}|([a-z]{1,3} ){0,12}"
+        ) {
+            prop_assert_eq!(
+                has_adjacent_ascii_singles(text.as_bytes()),
+                adjacent_singles_by_runs(text.as_bytes())
+            );
         }
     }
 
