@@ -49,9 +49,11 @@
 //! 11. **Keyword folding** ([`Transform::KeywordFolded`]): `data/keywords.tsv`, see [`crate::keywords`].
 //! 12. **Whitespace folding** ([`Transform::WhitespaceFolded`]): whitespace runs -> one space, trim.
 //!
-//! When separator collapsing, leetspeak or keyword folding fired, or a placeholder ended up glued
-//! to URL-ish characters (`com<phone>`), stages 1-12 run again on the result (at most twice),
-//! since each can expose new work for the others; this makes the output a
+//! When separator collapsing, leetspeak or keyword folding fired, a placeholder ended up glued
+//! to an ASCII letter or digit (`com<phone>`), or a masked number took in a single digit that
+//! could have chained to a neighbour (`13800138000 3`), stages 1-12 run again on the result (at
+//! most [`MAX_RERUNS`] times, until nothing changes), since each can expose new work for the
+//! others; this makes the output a
 //! fixed point, so `normalize(&normalize(x).text).text == normalize(x).text`. Placeholders are
 //! atomic for every stage. The output has at most `4 * chars + 16` characters. Never panics.
 
