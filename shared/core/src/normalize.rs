@@ -52,7 +52,7 @@
 //! When separator collapsing, leetspeak or keyword folding fired, a placeholder ended up glued
 //! to an ASCII letter or digit (`com<phone>`), or a masked number took in a single digit that
 //! could have chained to a neighbour (`13800138000 3`), stages 1-12 run again on the result (at
-//! most [`MAX_RERUNS`] times, until nothing changes), since each can expose new work for the
+//! most four times, until nothing changes), since each can expose new work for the
 //! others; this makes the output a
 //! fixed point, so `normalize(&normalize(x).text).text == normalize(x).text`. Placeholders are
 //! atomic for every stage. The output has at most `4 * chars + 16` characters. Never panics.
