@@ -118,7 +118,7 @@ fn fnv1a_extend(hash: u64, c: char) -> u64 {
     })
 }
 
-/// Hashes the n-grams of `normalized_text` (output of [`crate::normalize`]) under `config`.
+/// Hashes the n-grams of `normalized_text` (output of [`crate::normalize()`]) under `config`.
 /// `config` must be valid (see [`NgramConfig::validate`]); an invalid one gives no features.
 pub fn hash_ngrams(normalized_text: &str, config: &NgramConfig) -> NgramFeatures {
     if config.validate().is_err() {
