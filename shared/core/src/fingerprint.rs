@@ -96,23 +96,31 @@ impl MinHasher {
 
     /// Fingerprint of `text`, which should be `normalize(..).text`.
     pub fn fingerprint(&self, text: &str) -> Fingerprint {
+        let mut chars = text.chars();
+        let Some(first) = chars.next() else {
+            return Fingerprint {
+                minhash: [u32::MAX; NUM_HASHES],
+            };
+        };
+        let second = chars.next();
+        // The last three code points, packed as in the definition and slid by one shift per
+        // char (code points are below 2^21, so the oldest falls out of the low bits). The first
+        // two are read before the loop: a per-char "seen two yet?" kept the window in memory.
+        let packed = |c: char| u64::from(u32::from(c));
+        let mut window = packed(first) << 21 | second.map_or(0, packed) << 42;
         // One loop with the minima in locals: a per-shingle callback kept them in memory (a load
         // and a store per row per shingle), about a quarter of a fingerprint's time.
         let mut minima = SlotMinima::new();
-        let mut window = ShingleWindow::default();
-        for c in text.chars() {
-            if let Some(shingle_hash) = window.push(c) {
-                minima.add(&self.slot_keys(shingle_hash));
-            }
+        let mut shingles = 0usize;
+        for c in chars {
+            window = window >> 21 | packed(c) << 42;
+            minima.add(&self.slot_keys(splitmix64(window)));
+            shingles += 1;
         }
-        match window.short_text_hash() {
-            Some(shingle_hash) => minima.add(&self.slot_keys(shingle_hash)),
-            None if window.seen == 0 => {
-                return Fingerprint {
-                    minhash: [u32::MAX; NUM_HASHES],
-                }
-            }
-            None => {}
+        if shingles == 0 {
+            // A text of 1-2 chars has one shingle, missing chars packed as 0.
+            let short = packed(first) | second.map_or(0, packed) << 21;
+            minima.add(&self.slot_keys(splitmix64(short)));
         }
         Fingerprint {
             minhash: minima.slots(),
@@ -208,36 +216,6 @@ impl SlotMinima {
             }
         }
         slots
-    }
-}
-
-/// The last three code points of a text, packed as in the definition and slid by one shift
-/// per char (code points are below 2^21, so the oldest falls out of the low bits).
-#[derive(Default)]
-struct ShingleWindow {
-    window: u64,
-    first_two: [u32; 2],
-    seen: usize,
-}
-
-impl ShingleWindow {
-    /// Adds the next char; the hash of the shingle it completes, if any.
-    #[inline(always)]
-    fn push(&mut self, c: char) -> Option<u64> {
-        let c = u32::from(c);
-        if self.seen < 2 {
-            self.first_two[self.seen] = c;
-        }
-        self.window = self.window >> 21 | u64::from(c) << 42;
-        self.seen += 1;
-        (self.seen >= SHINGLE_WIDTH).then(|| splitmix64(self.window))
-    }
-
-    /// A text of 1-2 chars has one shingle, missing chars packed as 0.
-    fn short_text_hash(&self) -> Option<u64> {
-        (1..SHINGLE_WIDTH)
-            .contains(&self.seen)
-            .then(|| splitmix64(u64::from(self.first_two[0]) | u64::from(self.first_two[1]) << 21))
     }
 }
 

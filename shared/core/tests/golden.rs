@@ -477,6 +477,16 @@ fn short_and_empty_texts_have_defined_fingerprints() {
     assert_ne!(one, empty);
     assert_ne!(one, two);
     assert_eq!(one.jaccard_estimate(&two), 0.0);
+    // Pinned like the longer text above (ids from the fingerprint code before the first two
+    // chars were read ahead of the loop): one shingle of one or two chars, missing ones 0.
+    for (text, id) in [
+        ("a", "b801c568a6a18499"),
+        ("ab", "a5a9d1aad21cafc8"),
+        ("abc", "6dba5e5dfd848e8d"),
+        ("加", "2f12b29c8e7db28c"),
+    ] {
+        assert_eq!(hasher.fingerprint(text).to_hex(), id, "{text}");
+    }
 }
 
 #[test]
