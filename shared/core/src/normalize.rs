@@ -305,11 +305,12 @@ fn glued_placeholder_needs_rerun(text: &str) -> bool {
 /// placeholder it can only find less, and it found nothing there. (The reference pipeline also
 /// reruns for `.`, `@` and `/`; the equivalence tests check that this changes nothing.)
 fn has_glued_placeholder(text: &str) -> bool {
-    let urlish = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    text.match_indices('<').any(|(i, _)| {
-        is_placeholder_at(text, i).is_some_and(|len| {
-            urlish(text[..i].chars().next_back()) || urlish(text[i + len..].chars().next())
-        })
+    // Bytes, not chars: the byte next to a character is ASCII only if the character is.
+    let bytes = text.as_bytes();
+    let alnum_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    memchr::memchr_iter(b'<', bytes).any(|i| {
+        is_placeholder_at(text, i)
+            .is_some_and(|len| (i > 0 && alnum_at(i - 1)) || alnum_at(i + len))
     })
 }
 
