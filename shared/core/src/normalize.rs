@@ -381,6 +381,10 @@ fn is_invisible(c: char) -> bool {
 
 /// Characters stage 1 removes: invisibles and non-whitespace controls.
 fn is_stripped(c: char) -> bool {
+    // Printable ASCII and the main CJK block, most characters, are neither.
+    if (' '..='~').contains(&c) || ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+        return false;
+    }
     is_invisible(c) || (c.is_control() && !c.is_whitespace())
 }
 
@@ -2247,6 +2251,14 @@ mod tests {
                 has_adjacent_ascii_singles(text.as_bytes()),
                 adjacent_singles_by_runs(text.as_bytes())
             );
+        }
+    }
+
+    #[test]
+    fn stripped_fast_paths_agree_with_the_definition() {
+        for c in all_chars() {
+            let by_definition = is_invisible(c) || (c.is_control() && !c.is_whitespace());
+            assert_eq!(is_stripped(c), by_definition, "{:04X}", u32::from(c));
         }
     }
 
