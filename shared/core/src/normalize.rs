@@ -211,7 +211,9 @@ pub fn normalize(text: &str) -> Normalized {
     let mut tally = Tally::default();
     let mut masked = Vec::new();
     let mut current = run_pipeline(text, &mut tally, &mut masked);
-    let mut rerun = needs_rerun(&tally) || glued_placeholder_needs_rerun(&current);
+    let mut rerun = needs_rerun(&tally)
+        || masked_in_foreign_text(&tally, &current)
+        || glued_placeholder_needs_rerun(&current);
     for _ in 0..MAX_RERUNS {
         if !rerun {
             break;
@@ -227,7 +229,9 @@ pub fn normalize(text: &str) -> Normalized {
         }
         masked.append(&mut rerun_masked);
         current = next;
-        rerun = needs_rerun(&rerun_tally) || glued_placeholder_needs_rerun(&current);
+        rerun = needs_rerun(&rerun_tally)
+            || masked_in_foreign_text(&rerun_tally, &current)
+            || glued_placeholder_needs_rerun(&current);
     }
     Normalized {
         original: text.to_owned(),
@@ -272,6 +276,23 @@ fn needs_rerun(tally: &Tally) -> bool {
         || tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
         || tally.get(Transform::KeywordFolded) > 0
+}
+
+/// Whether a run masked a number or web address in text with Greek or Cyrillic letters: the
+/// confusable stage judged the word the span sat in with the span's characters, and a second run
+/// judges the parts on either side of the placeholder (`ее1111か1` is one word without Latin;
+/// in `ее<num>か1`, `ее` alone is disguised Latin). Rare in real messages; the rerun makes the
+/// output a fixed point.
+fn masked_in_foreign_text(tally: &Tally, text: &str) -> bool {
+    let masked = [
+        Transform::NumberMasked,
+        Transform::PhoneMasked,
+        Transform::UrlMasked,
+        Transform::EmailMasked,
+    ]
+    .iter()
+    .any(|&t| tally.get(t) > 0);
+    masked && may_hold_greek_or_cyrillic(text) && text.chars().any(is_greek_or_cyrillic)
 }
 
 /// Whether a glued placeholder ([`has_glued_placeholder`]) in the output of a run that no other
@@ -723,7 +744,12 @@ fn is_greek_or_cyrillic(c: char) -> bool {
 /// that range whose small letter is in it (Ohm sign, Latin Ɬ): a superset of the characters
 /// [`is_greek_or_cyrillic`] accepts; Chinese (lead bytes E3..E9) and ASCII fail it at once.
 fn may_hold_greek_or_cyrillic(text: &str) -> bool {
-    text.bytes().any(|b| (0xC9..=0xD4).contains(&b)) || text.contains(['\u{2126}', '\u{A7AC}'])
+    // U+2126 is E2 84 A6, U+A7AC is EA 9E AC.
+    any_byte_triple(text.as_bytes(), |b0, b1, b2| {
+        (b0.wrapping_sub(0xC9) <= 0xD4 - 0xC9)
+            | (b0 == 0xE2 && b1 == 0x84 && b2 == 0xA6)
+            | (b0 == 0xEA && b1 == 0x9E && b2 == 0xAC)
+    })
 }
 
 fn is_latin_letter(c: char) -> bool {

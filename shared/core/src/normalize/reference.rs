@@ -24,7 +24,9 @@ pub fn normalize(text: &str) -> Normalized {
     let mut tally = Tally::default();
     let mut masked = Vec::new();
     let mut current = run_pipeline(text, &mut tally, &mut masked);
-    let mut rerun = needs_rerun(&tally) || has_glued_placeholder(&current);
+    let mut rerun = needs_rerun(&tally)
+        || masked_in_foreign_text(&tally, &current)
+        || has_glued_placeholder(&current);
     for _ in 0..MAX_RERUNS {
         if !rerun {
             break;
@@ -40,7 +42,9 @@ pub fn normalize(text: &str) -> Normalized {
         }
         masked.append(&mut rerun_masked);
         current = next;
-        rerun = needs_rerun(&rerun_tally) || has_glued_placeholder(&current);
+        rerun = needs_rerun(&rerun_tally)
+            || masked_in_foreign_text(&rerun_tally, &current)
+            || has_glued_placeholder(&current);
     }
     Normalized {
         original: text.to_owned(),
@@ -76,6 +80,16 @@ fn needs_rerun(tally: &Tally) -> bool {
         || tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
         || tally.get(Transform::KeywordFolded) > 0
+}
+
+/// A mask in text with Greek or Cyrillic letters: the confusable stage splits words at the
+/// placeholder on the next run.
+fn masked_in_foreign_text(tally: &Tally, text: &str) -> bool {
+    let masked = tally.get(Transform::NumberMasked)
+        + tally.get(Transform::PhoneMasked)
+        + tally.get(Transform::UrlMasked)
+        + tally.get(Transform::EmailMasked);
+    masked > 0 && text.chars().any(is_greek_or_cyrillic)
 }
 
 /// A placeholder touching URL-ish characters (`com<phone>`): the ASCII word boundary that URL
