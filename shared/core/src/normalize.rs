@@ -292,7 +292,7 @@ fn masked_in_foreign_text(tally: &Tally, text: &str) -> bool {
     ]
     .iter()
     .any(|&t| tally.get(t) > 0);
-    masked && may_hold_greek_or_cyrillic(text) && text.chars().any(is_greek_or_cyrillic)
+    masked && has_greek_or_cyrillic(text)
 }
 
 /// Whether a glued placeholder ([`has_glued_placeholder`]) in the output of a run that no other
@@ -554,7 +554,8 @@ fn any_byte_triple(bytes: &[u8], pred: impl Fn(u8, u8, u8) -> bool) -> bool {
 }
 
 /// Start of the first window of three consecutive bytes at or after `from` for which `pred`
-/// holds, windows at the end padded with 0 as in [`any_byte_triple`].
+/// holds, windows at the end padded with 0 as in [`any_byte_triple`]. (That one does not call
+/// this: built on it, the yes/no scans every message runs cost 400 instructions more a message.)
 fn find_byte_triple(bytes: &[u8], from: usize, pred: impl Fn(u8, u8, u8) -> bool) -> Option<usize> {
     let block_hits = |block: &[u8; SCAN_BLOCK + 2]| {
         let mut hits = 0u8;
@@ -743,6 +744,10 @@ fn is_greek_or_cyrillic(c: char) -> bool {
 /// Whether `text` holds a UTF-8 lead byte of U+0240..U+053F or one of the two capitals outside
 /// that range whose small letter is in it (Ohm sign, Latin Ɬ): a superset of the characters
 /// [`is_greek_or_cyrillic`] accepts; Chinese (lead bytes E3..E9) and ASCII fail it at once.
+fn has_greek_or_cyrillic(text: &str) -> bool {
+    may_hold_greek_or_cyrillic(text) && text.chars().any(is_greek_or_cyrillic)
+}
+
 fn may_hold_greek_or_cyrillic(text: &str) -> bool {
     // U+2126 is E2 84 A6, U+A7AC is EA 9E AC.
     any_byte_triple(text.as_bytes(), |b0, b1, b2| {
@@ -760,7 +765,7 @@ fn is_latin_letter(c: char) -> bool {
 }
 
 fn fold_confusables(text: String, tally: &mut Tally) -> String {
-    if !may_hold_greek_or_cyrillic(&text) || !text.chars().any(is_greek_or_cyrillic) {
+    if !has_greek_or_cyrillic(&text) {
         return text;
     }
     // Genuine Russian or Greek always has letters without a Latin twin (и, л, λ ...); a message
@@ -1377,10 +1382,17 @@ fn has_adjacent_ascii_singles(bytes: &[u8]) -> bool {
             && (i == 0 || !alnum(bytes[i - 1]))
             && !bytes.get(i + 1).is_some_and(|&b| alnum(b))
     };
+    // A single after `from` is the middle byte of a window: letter/digit between two others.
+    let single_after = |from: usize| {
+        find_byte_triple(bytes, from, |b0, b1, b2| {
+            !alnum(b0) & alnum(b1) & !alnum(b2)
+        })
+        .map(|window| window + 1)
+    };
     let mut next_single = if bytes.first().is_some_and(|_| single_at(0)) {
         Some(0)
     } else {
-        find_byte_triple(bytes, 0, |b0, b1, b2| !alnum(b0) & alnum(b1) & !alnum(b2)).map(|w| w + 1)
+        single_after(0)
     };
     while let Some(single) = next_single {
         let Some(offset) = bytes[single + 1..].iter().position(|&b| alnum(b)) else {
@@ -1390,10 +1402,7 @@ fn has_adjacent_ascii_singles(bytes: &[u8]) -> bool {
         if single_at(next_run) {
             return true;
         }
-        next_single = find_byte_triple(bytes, next_run, |b0, b1, b2| {
-            !alnum(b0) & alnum(b1) & !alnum(b2)
-        })
-        .map(|w| w + 1);
+        next_single = single_after(next_run);
     }
     false
 }
