@@ -660,26 +660,13 @@ fn figures(name: &str, labels: &[String], observations: &[Observation]) -> Resul
         corpus: name.to_owned(),
         n: m.n,
         accuracy: m.accuracy,
-        binary_accuracy: binary_accuracy(&m.confusion.counts),
+        binary_accuracy: metrics::binary_accuracy(&m.confusion),
         macro_f1: m.macro_f1,
         spam_precision: m.spam_precision,
         spam_recall: m.spam_recall,
         ham_fpr: m.ham_fpr,
         roc_auc: m.roc_auc,
     })
-}
-
-/// Share of messages whose ham-or-spam side is right (`counts[truth][predicted]`, ham first).
-fn binary_accuracy(counts: &[Vec<usize>]) -> f64 {
-    let total: usize = counts.iter().flatten().sum();
-    let right: usize = counts
-        .iter()
-        .enumerate()
-        .flat_map(|(t, row)| row.iter().enumerate().map(move |(p, &c)| (t, p, c)))
-        .filter(|&(t, p, _)| (t == 0) == (p == 0))
-        .map(|(_, _, c)| c)
-        .sum();
-    right as f64 / total.max(1) as f64
 }
 
 fn print_figures(title: &str, figures: &[CorpusFigures]) {

@@ -210,6 +210,12 @@ fn binary_counts(confusion: &Confusion) -> [usize; 5] {
     sums
 }
 
+/// Share of messages put on the right side of ham vs spam (every non-ham label counts as spam).
+pub fn binary_accuracy(confusion: &Confusion) -> f64 {
+    let [hit, _, spam, false_alarm, ham] = binary_counts(confusion);
+    ratio(hit + ham - false_alarm, spam + ham)
+}
+
 fn binary_precision(confusion: &Confusion) -> f64 {
     let [hit, flagged, ..] = binary_counts(confusion);
     ratio(hit, flagged)
@@ -405,6 +411,8 @@ mod tests {
         assert!(close(report.spam_precision, 2.0 / 3.0));
         assert!(close(report.spam_recall, 2.0 / 3.0));
         assert!(close(report.ham_fpr, 1.0 / 3.0));
+        // Right side of ham/spam: 2 ham kept, 2 spam flagged (spam called smishing counts).
+        assert!(close(binary_accuracy(&report.confusion), 4.0 / 6.0));
     }
 
     #[test]
