@@ -835,33 +835,20 @@ const CORPUS_WORDS: [(&str, &str, bool); 10] = [
 ];
 
 fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
-    if !may_hold_corpus_mask(text.as_bytes())
-        || (!has_x_token(text.as_bytes()) && !has_corpus_word(&text))
-    {
-        return text;
-    }
     // Only FBS words need to know whether the message has Han; scan for it once, when asked.
     let mut han_scan: Option<bool> = None;
     let mut has_han = || *han_scan.get_or_insert_with(|| text.chars().any(is_han));
     let mut out = String::new();
     let mut folded = 0;
     let mut last = 0;
-    for (start, end) in ascii_alnum_tokens(&text) {
-        let token = &text[start..end];
-        if !may_be_corpus_mask(token) {
+    for (start, end) in corpus_mask_candidates(text.as_bytes()) {
+        let Some(mask) = corpus_mask(&text, start, end, &mut has_han) else {
             continue;
-        }
-        let before = text[..start].chars().next_back();
-        let after = text[end..].chars().next();
-        let replacement =
-            corpus_words(token, &mut has_han).or_else(|| x_mask(token, before, after));
-        if let Some((replacement, n)) = replacement {
-            out.reserve(text.len() + 8);
-            out.push_str(&text[last..start]);
-            out.push_str(&replacement);
-            last = end;
-            folded += n;
-        }
+        };
+        out.reserve(text.len() + 8);
+        out.push_str(&text[last..start]);
+        folded += mask.push(&text[start..end], &mut out);
+        last = end;
     }
     if folded == 0 {
         return text;
@@ -871,80 +858,101 @@ fn fold_corpus_masks(text: String, tally: &mut Tally) -> String {
     out
 }
 
-/// A vectorised necessary condition for [`has_x_token`] or [`has_corpus_word`]: an `x`/`X`, or
-/// two upper-case letters of which the first starts a placeholder word. Most English messages
-/// and every Chinese one without Latin capitals fail it.
-fn may_hold_corpus_mask(bytes: &[u8]) -> bool {
-    any_byte_pair(bytes, |b0, b1| {
-        let starts_word = (b0 == b'C')
-            | (b0 == b'H')
-            | (b0 == b'W')
-            | (b0 == b'P')
-            | (b0 == b'D')
-            | (b0 == b'N')
-            | (b0 == b'B')
-            | (b0 == b'U')
-            | (b0 == b'Q');
-        (b0 | 0x20 == b'x') | (starts_word & b1.is_ascii_uppercase())
-    })
+/// How an ASCII letter/digit run folds.
+enum CorpusMask {
+    /// FBS placeholder words, this many.
+    Words(u32),
+    /// An x digit mask, with its placeholder.
+    Digits(&'static str),
 }
 
-/// Whether an ASCII letter/digit run starts with a placeholder word, as every token that
-/// [`corpus_words`] accepts does. All of them start with two upper-case letters. `QQ` counts
-/// only in a message that also holds one of `xXDUCHWPNB`: corpus masks have always skipped
-/// messages without any of those bytes (a lone `QQ` is the brand name anyway).
-fn has_corpus_word(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let mut qq_only = false;
-    let found = (0..bytes.len().saturating_sub(1)).any(|i| {
-        let starts_word = bytes[i].is_ascii_uppercase()
-            && bytes[i + 1].is_ascii_uppercase()
-            && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric());
-        match CORPUS_WORDS
-            .iter()
-            .find(|(word, _, _)| starts_word && bytes[i..].starts_with(word.as_bytes()))
-        {
-            Some(("QQ", _, _)) => {
-                qq_only = true;
-                false
+impl CorpusMask {
+    /// Appends the replacement of `token`; returns the number of masks folded.
+    fn push(self, token: &str, out: &mut String) -> u32 {
+        match self {
+            CorpusMask::Words(n) => {
+                for (_, replacement, _) in corpus_word_split(token).flatten() {
+                    out.push_str(replacement);
+                }
+                n
             }
-            Some(_) => true,
-            None => false,
+            CorpusMask::Digits(placeholder) => {
+                out.push_str(placeholder);
+                1
+            }
         }
-    });
-    found
-        || (qq_only
-            && bytes.iter().any(|b| {
-                matches!(
-                    b,
-                    b'x' | b'X' | b'D' | b'U' | b'C' | b'H' | b'W' | b'P' | b'N' | b'B'
-                )
-            }))
+    }
 }
 
-/// Whether some ASCII letter/digit run holds an `x`/`X` and nothing but x's and digits, the
-/// shape [`x_mask`] requires. Only the runs around x's are looked at.
-fn has_x_token(bytes: &[u8]) -> bool {
+/// How the run `text[start..end]` folds, if it does.
+fn corpus_mask(
+    text: &str,
+    start: usize,
+    end: usize,
+    has_han: &mut impl FnMut() -> bool,
+) -> Option<CorpusMask> {
+    let token = &text[start..end];
+    if !may_be_corpus_mask(token) || (is_all_q(token) && !has_corpus_mask_letter(text)) {
+        return None;
+    }
+    if let Some(n) = corpus_words(token, has_han) {
+        return Some(CorpusMask::Words(n));
+    }
+    let (before, after) = (
+        text[..start].chars().next_back(),
+        text[end..].chars().next(),
+    );
+    x_mask(token, before, after).map(CorpusMask::Digits)
+}
+
+/// Byte ranges of the ASCII letter/digit runs that hold an `x`/`X`, or two capitals of which
+/// the first starts a placeholder word: every run that [`corpus_words`] or [`x_mask`] accepts
+/// does. Found with a block scan from one run to the next: most runs hold neither, and most
+/// messages none.
+fn corpus_mask_candidates(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut from = 0;
-    while let Some(offset) = memchr::memchr2(b'x', b'X', &bytes[from..]) {
-        let at = from + offset;
+    std::iter::from_fn(move || {
+        let at = find_byte_triple(bytes, from, |b0, b1, _| {
+            let starts_word = (b0 == b'C')
+                | (b0 == b'H')
+                | (b0 == b'W')
+                | (b0 == b'P')
+                | (b0 == b'D')
+                | (b0 == b'N')
+                | (b0 == b'B')
+                | (b0 == b'U')
+                | (b0 == b'Q');
+            (b0 | 0x20 == b'x') | (starts_word & b1.is_ascii_uppercase())
+        })?;
+        let alnum = u8::is_ascii_alphanumeric;
         let start = bytes[..at]
             .iter()
-            .rposition(|b| !b.is_ascii_alphanumeric())
+            .rposition(|b| !alnum(b))
             .map_or(0, |p| p + 1);
         let end = bytes[at..]
             .iter()
-            .position(|b| !b.is_ascii_alphanumeric())
+            .position(|b| !alnum(b))
             .map_or(bytes.len(), |len| at + len);
-        if bytes[start..end]
-            .iter()
-            .all(|b| matches!(b, b'x' | b'X' | b'0'..=b'9'))
-        {
-            return true;
-        }
         from = end;
-    }
-    false
+        Some((start, end))
+    })
+}
+
+/// A token of `Q`s only (`QQQQ`, which folds to `qqqq` in a Han message).
+fn is_all_q(token: &str) -> bool {
+    token.bytes().all(|b| b == b'Q')
+}
+
+/// Whether the message holds one of `xXDUCHWPNB`: corpus masks have always skipped messages
+/// without any (a `QQ` run alone is the brand name anyway), which only a run of `Q`s can tell,
+/// since every other run that folds holds one of them itself.
+fn has_corpus_mask_letter(text: &str) -> bool {
+    text.bytes().any(|b| {
+        matches!(
+            b,
+            b'x' | b'X' | b'D' | b'U' | b'C' | b'H' | b'W' | b'P' | b'N' | b'B'
+        )
+    })
 }
 
 /// A cheap necessary condition for [`corpus_words`] or [`x_mask`] to accept `token`: it starts
@@ -960,46 +968,47 @@ fn may_be_corpus_mask(token: &str) -> bool {
     })
 }
 
-/// Byte ranges of maximal runs of ASCII letters and digits.
-fn ascii_alnum_tokens(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        let start = i + bytes[i..].iter().position(u8::is_ascii_alphanumeric)?;
-        let end = bytes[start..]
-            .iter()
-            .position(|b| !b.is_ascii_alphanumeric())
-            .map_or(bytes.len(), |len| start + len);
-        i = end;
-        Some((start, end))
-    })
-}
-
-/// A token made only of FBS placeholder words (`DIGIT`, `CELLPHONEQQ`, ...). `has_han` says
-/// whether the message has Han; it is asked only for words that fold in Han messages alone.
-fn corpus_words(token: &str, has_han: &mut impl FnMut() -> bool) -> Option<(String, u32)> {
+/// A token made only of FBS placeholder words (`DIGIT`, `CELLPHONEQQ`, ...): how many. `has_han`
+/// says whether the message has Han; it is asked only for words that fold in Han messages alone.
+fn corpus_words(token: &str, has_han: &mut impl FnMut() -> bool) -> Option<u32> {
     if !token.bytes().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let mut rest = token;
-    let mut out = String::new();
-    let mut n = 0;
-    while !rest.is_empty() {
-        let (word, replacement, anywhere) =
-            CORPUS_WORDS.iter().find(|(w, _, _)| rest.starts_with(w))?;
+    let (mut n, mut qq, mut other_kept) = (0, 0, 0);
+    for entry in corpus_word_split(token) {
+        let &(word, replacement, anywhere) = entry?;
         if !anywhere && !has_han() {
             return None;
         }
-        out.push_str(replacement);
-        rest = &rest[word.len()..];
         n += 1;
+        if word == "QQ" {
+            qq += 1;
+        } else if !replacement.is_empty() {
+            other_kept += 1;
+        }
     }
-    // A lone QQ is the real brand name, not a mask.
-    (out != "qq").then_some((out, n))
+    // A lone QQ is the real brand name, not a mask (also between removed words: `NAMEQQ` would
+    // become just `qq`).
+    (qq != 1 || other_kept > 0).then_some(n)
+}
+
+/// The [`CORPUS_WORDS`] entries `token` is made of, in order; `None` where no word starts.
+fn corpus_word_split(
+    token: &str,
+) -> impl Iterator<Item = Option<&'static (&'static str, &'static str, bool)>> + '_ {
+    let mut rest = token;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let entry = CORPUS_WORDS.iter().find(|(w, _, _)| rest.starts_with(w));
+        rest = entry.map_or("", |(word, _, _)| &rest[word.len()..]);
+        Some(entry)
+    })
 }
 
 /// An `x`/`X` digit mask, see the module docs; returns its placeholder.
-fn x_mask(token: &str, before: Option<char>, after: Option<char>) -> Option<(String, u32)> {
+fn x_mask(token: &str, before: Option<char>, after: Option<char>) -> Option<&'static str> {
     let xs = token.bytes().filter(|b| matches!(b, b'x' | b'X')).count();
     let digits = token.bytes().filter(u8::is_ascii_digit).count();
     if xs == 0 || xs + digits != token.len() {
@@ -1023,12 +1032,11 @@ fn x_mask(token: &str, before: Option<char>, after: Option<char>) -> Option<(Str
     if !is_mask {
         return None;
     }
-    let placeholder = if token.len() >= 7 {
+    Some(if token.len() >= 7 {
         placeholder::PHONE
     } else {
         placeholder::NUM
-    };
-    Some((placeholder.to_owned(), 1))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2263,6 +2271,10 @@ mod tests {
             "QQQQ",
             "QQQQ Dad",
             "QQNAME 加",
+            "你好QQQQ",
+            "你好QQQQ D",
+            "你好NAMEQQ x QQQQ",
+            "加QQBANKQQ xx HOTLINEQQ",
             "+86 138 0013 8000, 1.234,5 12-34-567",
         ];
         for snippet in snippets {
