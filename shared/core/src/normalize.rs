@@ -422,8 +422,8 @@ fn is_placeholder_at(text: &str, byte: usize) -> Option<usize> {
         .map(|p| p.len())
 }
 
-/// Text made only of printable ASCII, tab, line breaks and [`is_plain_cjk`] characters, as most
-/// messages are: nothing in it is invisible, a control, full-width, Greek or Cyrillic, changed
+/// Text made only of printable ASCII, tab, line breaks, [`is_plain_cjk`] and [`is_plain_other`]
+/// characters, as most messages are: nothing in it is invisible, a control, full-width, Greek or Cyrillic, changed
 /// by NFKC (nor by its quick check) or cased except ASCII letters.
 #[cfg(test)]
 fn is_plain(text: &str) -> bool {
@@ -461,8 +461,37 @@ fn has_ascii_control(bytes: &[u8]) -> bool {
 fn is_plain_char(c: char) -> bool {
     match c {
         ' '..='~' | '\t' | '\n' | '\r' => true,
-        c => is_plain_cjk(c),
+        c => is_plain_cjk(c) || is_plain_other(c),
     }
+}
+
+/// Other characters below U+10000 with the properties [`is_plain`] promises (`£`, `€`, kana
+/// ...), found once by testing them: messages with them would otherwise take stages 1-3
+/// and Unicode case folding, which cost thousands of instructions a message and change nothing.
+/// A composition needs a second character with NFKC_QC=Maybe, which none of them has, so
+/// none composes with a neighbour either.
+fn is_plain_other(c: char) -> bool {
+    static PLAIN: LazyLock<Vec<u64>> = LazyLock::new(|| {
+        let mut bits = vec![0; 0x10000 / 64];
+        for c in ('\u{80}'..='\u{FFFF}').filter(|&c| has_plain_properties(c)) {
+            set_bit(&mut bits, u32::from(c));
+        }
+        bits
+    });
+    u32::from(c) < 0x10000 && bit(&PLAIN, u32::from(c))
+}
+
+/// Not removed by stage 1, not folded by NFKC or the confusable stage, not changed by NFKC's
+/// quick check or by lower-casing, and combining with nothing.
+fn has_plain_properties(c: char) -> bool {
+    !is_stripped(c)
+        && !is_full_width(c)
+        && !is_greek_or_cyrillic(c)
+        && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes
+        && unicode_normalization::char::canonical_combining_class(c) == 0
+        && c.to_lowercase().eq(std::iter::once(c))
+        // NFKC's count takes in characters it maps onto themselves (`ǐ`, composed).
+        && !has_decomposition(c)
 }
 
 /// Stages 1-3 for text that is plain but for full-width forms ([`plain_full_width_count`]), as
@@ -2271,6 +2300,7 @@ mod tests {
             "QQQQ",
             "QQQQ Dad",
             "QQNAME 加",
+            "£5 €３ ǐ，の か\u{3099}",
             "你好QQQQ",
             "你好QQQQ D",
             "你好NAMEQQ x QQQQ",
@@ -2288,7 +2318,7 @@ mod tests {
             ".", "-", "*", "'", "\n", "<num>", "<url>", "www.", "http://", ".com", "/a", "е", "Р",
             "λ", "и", "é", "e\u{301}", "\u{301}", "\u{316}", "\u{200b}", "\u{3000}", "Ｖ", "１",
             "，", "。", "、", "「", "加", "微", "信", "發", "體", "漢", "丽", "\u{F900}", "⼀",
-            "㈱", "ﬁ", "😀", "\u{FE0F}", "か", "\u{3099}", "ｶ", "\u{FF9E}", "Ⓐ",
+            "㈱", "ﬁ", "😀", "\u{FE0F}", "か", "\u{3099}", "ｶ", "\u{FF9E}", "Ⓐ", "£", "ǐ", "ß",
         ]);
         prop::collection::vec(pieces, 0..40).prop_map(|pieces| pieces.concat())
     }
