@@ -436,7 +436,7 @@ fn plain_full_width_count(text: &str) -> Option<u32> {
     if text.is_ascii() {
         return (!has_ascii_control(text.as_bytes())).then_some(0);
     }
-    let mut full_width = 0;
+    let (mut full_width, mut composed) = (0, false);
     for c in text.chars() {
         // The main CJK block first: most characters of a non-ASCII message.
         if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
@@ -445,10 +445,15 @@ fn plain_full_width_count(text: &str) -> Option<u32> {
         if is_full_width(c) {
             full_width += 1;
         } else if !is_plain_char(c) {
-            return None;
+            if !is_plain_composed(c) {
+                return None;
+            }
+            composed = true;
         }
     }
-    Some(full_width)
+    // NFKC, which runs when there is a full-width form, counts composed letters (`é`), which
+    // it maps onto themselves, as changed: stages 1-3 must count them.
+    (full_width == 0 || !composed).then_some(full_width)
 }
 
 /// Whether ASCII text holds a control character other than tab, line feed and carriage return.
@@ -471,15 +476,36 @@ fn is_plain_char(c: char) -> bool {
 /// A composition needs a second character with NFKC_QC=Maybe, which none of them has, so
 /// none composes with a neighbour either.
 fn is_plain_other(c: char) -> bool {
-    static PLAIN: LazyLock<Vec<u64>> = LazyLock::new(|| {
-        let mut bits = vec![0; 0x10000 / 64];
-        for c in ('\u{80}'..='\u{FFFF}').filter(|&c| has_plain_properties(c)) {
-            set_bit(&mut bits, u32::from(c));
-        }
-        bits
-    });
-    u32::from(c) < 0x10000 && bit(&PLAIN, u32::from(c))
+    u32::from(c) < 0x10000 && bit(&PLAIN_OTHER.plain, u32::from(c))
 }
+
+/// Characters with the plain properties but for a canonical decomposition (`é`, `ǐ`): NFKC
+/// maps them onto themselves, but counts them when it runs ([`plain_full_width_count`]).
+fn is_plain_composed(c: char) -> bool {
+    u32::from(c) < 0x10000 && bit(&PLAIN_OTHER.composed, u32::from(c))
+}
+
+/// Bit sets over U+0000..U+FFFF for [`is_plain_other`] and [`is_plain_composed`].
+struct PlainOther {
+    plain: Vec<u64>,
+    composed: Vec<u64>,
+}
+
+static PLAIN_OTHER: LazyLock<PlainOther> = LazyLock::new(|| {
+    let mut sets = PlainOther {
+        plain: vec![0; 0x10000 / 64],
+        composed: vec![0; 0x10000 / 64],
+    };
+    for c in ('\u{80}'..='\u{FFFF}').filter(|&c| has_plain_properties(c)) {
+        let set = if has_decomposition(c) {
+            &mut sets.composed
+        } else {
+            &mut sets.plain
+        };
+        set_bit(set, u32::from(c));
+    }
+    sets
+});
 
 /// Not removed by stage 1, not folded by NFKC or the confusable stage, not changed by NFKC's
 /// quick check or by lower-casing, and combining with nothing.
@@ -490,8 +516,6 @@ fn has_plain_properties(c: char) -> bool {
         && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes
         && unicode_normalization::char::canonical_combining_class(c) == 0
         && c.to_lowercase().eq(std::iter::once(c))
-        // NFKC's count takes in characters it maps onto themselves (`ǐ`, composed).
-        && !has_decomposition(c)
 }
 
 /// Stages 1-3 for text that is plain but for full-width forms ([`plain_full_width_count`]), as
@@ -2301,6 +2325,8 @@ mod tests {
             "QQQQ Dad",
             "QQNAME 加",
             "£5 €３ ǐ，の か\u{3099}",
+            "café ok",
+            "café １",
             "你好QQQQ",
             "你好QQQQ D",
             "你好NAMEQQ x QQQQ",
