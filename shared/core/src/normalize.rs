@@ -437,11 +437,23 @@ fn plain_full_width_count(text: &str) -> Option<u32> {
         return (!has_ascii_control(text.as_bytes())).then_some(0);
     }
     let (mut full_width, mut composed) = (0, false);
-    for c in text.chars() {
-        // The main CJK block first: most characters of a non-ASCII message.
-        if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        // Bytes first: printable ASCII and lead bytes 0xE4..=0xE9 (U+4000..U+9FFF, CJK, all
+        // plain) are most characters of a message; only the others are decoded.
+        if matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r') {
+            i += 1;
             continue;
         }
+        if matches!(b, 0xE4..=0xE9) {
+            i += 3;
+            continue;
+        }
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        i += c.len_utf8();
         if is_full_width(c) {
             full_width += 1;
         } else if !is_plain_char(c) {
@@ -2497,6 +2509,12 @@ mod tests {
             }
         }
         assert!(!may_simplify("你好，我们的电话是多少"));
+    }
+
+    #[test]
+    fn lead_bytes_e4_to_e9_are_plain() {
+        let not_plain = ('\u{4000}'..='\u{9FFF}').find(|&c| !is_plain_char(c));
+        assert_eq!(not_plain, None);
     }
 
     #[test]
