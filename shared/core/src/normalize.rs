@@ -538,7 +538,18 @@ fn has_plain_properties(c: char) -> bool {
 fn fold_plain_full_width(text: &str) -> String {
     // Never longer: each full-width form (3 bytes) becomes one ASCII byte.
     let mut out = String::with_capacity(text.len());
-    out.extend(text.chars().map(full_width_to_ascii));
+    // Full-width forms start with byte 0xEF (U+FF01..U+FF5E) or 0xE3 (U+3000); the text
+    // between them is copied as it is.
+    let mut copied_to = 0;
+    for at in memchr::memchr2_iter(0xEF, 0xE3, text.as_bytes()) {
+        let Some(c) = text[at..].chars().next().filter(|&c| is_full_width(c)) else {
+            continue;
+        };
+        out.push_str(&text[copied_to..at]);
+        out.push(full_width_to_ascii(c));
+        copied_to = at + c.len_utf8();
+    }
+    out.push_str(&text[copied_to..]);
     out
 }
 
