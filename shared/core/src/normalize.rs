@@ -1867,14 +1867,20 @@ fn collapse_separators(text: String, tally: &mut Tally) -> String {
 fn next_number_span(text: &str, from: usize) -> Option<(usize, usize)> {
     let bytes = text.as_bytes();
     let is_start = |b: u8| (b == b'+') | (b.wrapping_sub(b'0') < 10);
-    let first = from + find_byte(&bytes[from..], is_start)?;
-    (first..bytes.len())
-        .filter(|&p| is_start(bytes[p]))
-        .find_map(|p| {
-            phone_end(text, p)
-                .or_else(|| number_end(bytes, p))
-                .map(|end| (p, end))
-        })
+    let mut p = from;
+    loop {
+        p += find_byte(&bytes[p..], is_start)?;
+        if let Some(end) = phone_end(text, p).or_else(|| number_end(bytes, p)) {
+            return Some((p, end));
+        }
+        // Neither pattern matches at the next digit of the same run either: its greedy match
+        // would be one repetition shorter than the one that fell short here.
+        let digit_run = bytes[p].is_ascii_digit();
+        p += 1;
+        while digit_run && bytes.get(p).is_some_and(u8::is_ascii_digit) {
+            p += 1;
+        }
+    }
 }
 
 /// End of `\+?[0-9](?:(?:\s+|-)?[0-9]){6,}` matched at `start`.
