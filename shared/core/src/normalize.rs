@@ -1617,21 +1617,57 @@ fn has_ascii_single(bytes: &[u8]) -> bool {
     first_single || any_byte_triple(bytes, |b0, b1, b2| !alnum(b0) & alnum(b1) & !alnum(b2))
 }
 
-/// Whether some Han or ASCII letter/digit stands between separators (or text ends): every
-/// single unit does, and every chain link has a single unit on one side at least.
-fn may_have_single_unit(text: &str) -> bool {
-    let mut after_separator = true;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if after_separator
-            && (is_han(c) || c.is_ascii_alphanumeric())
-            && chars.peek().is_none_or(|&next| is_separator(next))
-        {
-            return true;
+/// Whether some separator run without clause punctuation lies between two units that may link
+/// ([`linkable`]): two single units, or a single Han character and a Han word. Every chain link
+/// is one. The units are split at every separator: a placeholder's `<` and `>` are clause
+/// punctuation then (a unit with a placeholder is never single nor a Han word, so no link
+/// crosses one either way), and an apostrophe inside a word splits it, which only lets more
+/// texts through.
+fn may_have_link(text: &str) -> bool {
+    // The kind of the last finished unit (`None` before the first one), whether the
+    // separators since it are free of clause punctuation, and the unit being read.
+    let mut before: Option<UnitKind> = None;
+    let mut clean = true;
+    let mut unit: Option<(char, usize, bool)> = None; // (first char, chars, all Han)
+    for c in text.chars() {
+        if !is_separator(c) {
+            match &mut unit {
+                Some((_, len, all_han)) => (*len, *all_han) = (*len + 1, *all_han && is_han(c)),
+                None => unit = Some((c, 1, is_han(c))),
+            }
+            continue;
         }
-        after_separator = is_separator(c);
+        if let Some(done) = unit.take() {
+            let kind = scanned_unit_kind(done);
+            if clean && before.is_some_and(|b| may_link(b, kind)) {
+                return true;
+            }
+            (before, clean) = (Some(kind), true);
+        }
+        clean &= !is_clause_punct(c);
     }
-    false
+    let last = unit.map(scanned_unit_kind);
+    clean && before.zip(last).is_some_and(|(b, last)| may_link(b, last))
+}
+
+/// The kind of a unit read by [`may_have_link`] (ASCII letters and digits as one kind).
+fn scanned_unit_kind((first, len, all_han): (char, usize, bool)) -> UnitKind {
+    match (len, all_han) {
+        (1, true) => UnitKind::HanSingle,
+        (1, false) if first.is_ascii_alphanumeric() => UnitKind::AsciiLetter,
+        (_, true) => UnitKind::HanWord,
+        _ => UnitKind::Other,
+    }
+}
+
+/// Whether units of kinds `a` and `b` may link: both single, or a Han word and a single Han
+/// character.
+fn may_link(a: UnitKind, b: UnitKind) -> bool {
+    (a.is_single() && b.is_single())
+        || matches!(
+            (a, b),
+            (UnitKind::HanWord, UnitKind::HanSingle) | (UnitKind::HanSingle, UnitKind::HanWord)
+        )
 }
 
 /// Splits text into word units: maximal runs of non-separators, where a placeholder counts as
@@ -1803,7 +1839,7 @@ fn collapse_separators(text: String, tally: &mut Tally) -> String {
     let may_collapse = if text.is_ascii() {
         has_ascii_single(text.as_bytes()) && has_adjacent_ascii_singles(text.as_bytes())
     } else {
-        may_have_single_unit(&text)
+        may_have_link(&text)
     };
     if !may_collapse {
         return text;
@@ -2355,6 +2391,8 @@ mod tests {
             "QQNAME 加",
             "£5 €３ ǐ，の か\u{3099}",
             "café ok",
+            "加 微信 · 好 的, a é b",
+            "v <num> 加 I’m a",
             "café １",
             "你好QQQQ",
             "你好QQQQ D",
