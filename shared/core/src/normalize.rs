@@ -1577,35 +1577,74 @@ impl UnitKind {
 /// nothing collapses. Most messages have none, and skip building the units.
 fn has_adjacent_ascii_singles(bytes: &[u8]) -> bool {
     // Singles are few: find each with a block scan, then look at the next run only.
-    let alnum = |b: u8| b.is_ascii_alphanumeric();
-    let single_at = |i: usize| {
-        alnum(bytes[i])
-            && (i == 0 || !alnum(bytes[i - 1]))
-            && !bytes.get(i + 1).is_some_and(|&b| alnum(b))
-    };
-    // A single after `from` is the middle byte of a window: letter/digit between two others.
-    let single_after = |from: usize| {
-        find_byte_triple(bytes, from, |b0, b1, b2| {
-            !alnum(b0) & alnum(b1) & !alnum(b2)
-        })
-        .map(|window| window + 1)
-    };
-    let mut next_single = if bytes.first().is_some_and(|_| single_at(0)) {
-        Some(0)
-    } else {
-        single_after(0)
-    };
+    let mut next_single = next_ascii_single(bytes, 0);
     while let Some(single) = next_single {
-        let Some(offset) = bytes[single + 1..].iter().position(|&b| alnum(b)) else {
+        let Some(next_run) = next_ascii_run(bytes, single) else {
             return false;
         };
-        let next_run = single + 1 + offset;
-        if single_at(next_run) {
+        if is_ascii_single_at(bytes, next_run) {
             return true;
         }
-        next_single = single_after(next_run);
+        next_single = next_ascii_single(bytes, next_run + 1);
     }
     false
+}
+
+/// Whether ASCII text holds a chain of single units that [`chain_collapses`] may accept: three
+/// or more, or two letters joined by `-*_|~+` only, each pair joined by separators without
+/// clause punctuation or `..` ([`linkable`]). (A change of separator, which also ends a chain,
+/// is not looked at: that only lets more texts through.) Of the texts with adjacent singles
+/// (`u r`), most have no such chain.
+fn has_collapsible_ascii_chain(bytes: &[u8]) -> bool {
+    let mut next_single = next_ascii_single(bytes, 0);
+    while let Some(first) = next_single {
+        let (mut len, mut letters, mut strong) = (1, bytes[first].is_ascii_alphabetic(), true);
+        let mut last = first;
+        while let Some(next) = next_ascii_run(bytes, last) {
+            let sep = &bytes[last + 1..next];
+            let clean = !sep.iter().any(|&b| is_clause_punct(char::from(b)))
+                && !sep.windows(2).any(|pair| pair == b"..");
+            if !clean || !is_ascii_single_at(bytes, next) {
+                break;
+            }
+            len += 1;
+            letters &= bytes[next].is_ascii_alphabetic();
+            strong &= sep.iter().all(|&b| is_strong_junk(char::from(b)));
+            last = next;
+        }
+        if len >= 3 || (len == 2 && letters && strong) {
+            return true;
+        }
+        next_single = next_ascii_single(bytes, last + 1);
+    }
+    false
+}
+
+/// Whether byte `i` is an ASCII letter or digit with none on either side.
+fn is_ascii_single_at(bytes: &[u8], i: usize) -> bool {
+    let alnum = |b: &u8| b.is_ascii_alphanumeric();
+    alnum(&bytes[i]) && (i == 0 || !alnum(&bytes[i - 1])) && !bytes.get(i + 1).is_some_and(alnum)
+}
+
+/// The first single ASCII letter/digit ([`is_ascii_single_at`]) at or after byte `from`: the
+/// middle byte of a window found by a block scan (or the first byte).
+fn next_ascii_single(bytes: &[u8], from: usize) -> Option<usize> {
+    if from == 0 && !bytes.is_empty() && is_ascii_single_at(bytes, 0) {
+        return Some(0);
+    }
+    let alnum = |b: u8| b.is_ascii_alphanumeric();
+    find_byte_triple(bytes, from.saturating_sub(1), |b0, b1, b2| {
+        !alnum(b0) & alnum(b1) & !alnum(b2)
+    })
+    .map(|window| window + 1)
+}
+
+/// Start of the next run of ASCII letters/digits after the single one at `single`.
+fn next_ascii_run(bytes: &[u8], single: usize) -> Option<usize> {
+    let offset = bytes[single + 1..]
+        .iter()
+        .position(u8::is_ascii_alphanumeric)?;
+    Some(single + 1 + offset)
 }
 
 /// A vectorised necessary condition for [`has_adjacent_ascii_singles`]: some ASCII letter or
@@ -1837,7 +1876,10 @@ fn chain_collapses(text: &str, chain: &[Unit]) -> bool {
 
 fn collapse_separators(text: String, tally: &mut Tally) -> String {
     let may_collapse = if text.is_ascii() {
-        has_ascii_single(text.as_bytes()) && has_adjacent_ascii_singles(text.as_bytes())
+        let bytes = text.as_bytes();
+        has_ascii_single(bytes)
+            && has_adjacent_ascii_singles(bytes)
+            && has_collapsible_ascii_chain(bytes)
     } else {
         may_have_link(&text)
     };
@@ -2391,6 +2433,7 @@ mod tests {
             "QQNAME 加",
             "£5 €３ ǐ，の か\u{3099}",
             "café ok",
+            "u r a b, v-x, a, b, c. w.e.i a..b..c I'm a u r 2 x_y q - r",
             "加 微信 · 好 的, a é b",
             "v <num> 加 I’m a",
             "café １",
