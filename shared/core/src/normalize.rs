@@ -2137,15 +2137,9 @@ fn fold_leetspeak(text: String, tally: &mut Tally) -> String {
 /// A vectorised necessary condition for [`has_leet_token`]: a folding token holds letters and
 /// leet characters only, both kinds, so one of each stand side by side somewhere.
 fn has_letter_next_to_leet(bytes: &[u8]) -> bool {
+    // 0 1 3 4 5 7 as the digits 0..=7 but 2 and 6: fewer compares per lane.
     let is_leet = |b: u8| {
-        (b == b'0')
-            | (b == b'1')
-            | (b == b'3')
-            | (b == b'4')
-            | (b == b'5')
-            | (b == b'7')
-            | (b == b'@')
-            | (b == b'$')
+        ((b.wrapping_sub(b'0') < 8) & (b != b'2') & (b != b'6')) | (b == b'@') | (b == b'$')
     };
     any_byte_pair(bytes, |b0, b1| {
         (is_leet(b0) & b1.is_ascii_lowercase()) | (b0.is_ascii_lowercase() & is_leet(b1))
