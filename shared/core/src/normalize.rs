@@ -988,18 +988,7 @@ fn corpus_mask(
 fn corpus_mask_candidates(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut from = 0;
     std::iter::from_fn(move || {
-        let at = find_byte_triple(bytes, from, |b0, b1, _| {
-            let starts_word = (b0 == b'C')
-                | (b0 == b'H')
-                | (b0 == b'W')
-                | (b0 == b'P')
-                | (b0 == b'D')
-                | (b0 == b'N')
-                | (b0 == b'B')
-                | (b0 == b'U')
-                | (b0 == b'Q');
-            (b0 | 0x20 == b'x') | (starts_word & b1.is_ascii_uppercase())
-        })?;
+        let at = find_byte_triple(bytes, from, |b0, b1, _| is_corpus_mask_start(b0, b1))?;
         let alnum = u8::is_ascii_alphanumeric;
         let start = bytes[..at]
             .iter()
@@ -1012,6 +1001,22 @@ fn corpus_mask_candidates(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> 
         from = end;
         Some((start, end))
     })
+}
+
+/// An `x`/`X`, or a capital that starts a [`CORPUS_WORDS`] word followed by a capital. Non-short-circuiting: the block
+/// scan over all windows vectorises.
+#[inline(always)]
+fn is_corpus_mask_start(b0: u8, b1: u8) -> bool {
+    let starts_word = (b0 == b'C')
+        | (b0 == b'H')
+        | (b0 == b'W')
+        | (b0 == b'P')
+        | (b0 == b'D')
+        | (b0 == b'N')
+        | (b0 == b'B')
+        | (b0 == b'U')
+        | (b0 == b'Q');
+    (b0 | 0x20 == b'x') | (starts_word & b1.is_ascii_uppercase())
 }
 
 /// A token of `Q`s only (`QQQQ`, which folds to `qqqq` in a Han message).
@@ -2601,6 +2606,14 @@ mod tests {
             }
         }
         assert!(!may_simplify("你好，我们的电话是多少"));
+    }
+
+    #[test]
+    fn every_corpus_word_starts_a_candidate() {
+        for (word, _, _) in CORPUS_WORDS {
+            let b = word.as_bytes();
+            assert!(is_corpus_mask_start(b[0], b[1]), "{word}");
+        }
     }
 
     #[test]
