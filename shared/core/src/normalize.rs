@@ -1576,30 +1576,12 @@ impl UnitKind {
     }
 }
 
-/// Whether two consecutive runs of ASCII letters/digits both have length 1 (`u r`, `v-x`).
-/// In ASCII text every chain link joins two single units ([`linkable`]), and single units
-/// are length-1 runs with only non-alphanumeric bytes between them, so without such a pair
-/// nothing collapses. Most messages have none, and skip building the units.
-fn has_adjacent_ascii_singles(bytes: &[u8]) -> bool {
-    // Singles are few: find each with a block scan, then look at the next run only.
-    let mut next_single = next_ascii_single(bytes, 0);
-    while let Some(single) = next_single {
-        let Some(next_run) = next_ascii_run(bytes, single) else {
-            return false;
-        };
-        if is_ascii_single_at(bytes, next_run) {
-            return true;
-        }
-        next_single = next_ascii_single(bytes, next_run + 1);
-    }
-    false
-}
-
 /// Whether ASCII text holds a chain of single units that [`chain_collapses`] may accept: three
 /// or more, or two letters joined by `-*_|~+` only, each pair joined by separators without
-/// clause punctuation or `..` ([`linkable`]). (A change of separator, which also ends a chain,
-/// is not looked at: that only lets more texts through.) Of the texts with adjacent singles
-/// (`u r`), most have no such chain.
+/// clause punctuation or `..` ([`linkable`]). In ASCII text every chain link joins two single
+/// units, length-1 runs of letters/digits, so without such a chain nothing collapses. (A change
+/// of separator, which also ends a chain, is not looked at: that only lets more texts through.)
+/// Singles are few: each is found with a block scan, and only the runs after it are looked at.
 fn has_collapsible_ascii_chain(bytes: &[u8]) -> bool {
     let mut next_single = next_ascii_single(bytes, 0);
     while let Some(first) = next_single {
@@ -1652,7 +1634,7 @@ fn next_ascii_run(bytes: &[u8], single: usize) -> Option<usize> {
     Some(single + 1 + offset)
 }
 
-/// A vectorised necessary condition for [`has_adjacent_ascii_singles`]: some ASCII letter or
+/// A vectorised necessary condition for [`has_collapsible_ascii_chain`]: some ASCII letter or
 /// digit has none on either side.
 fn has_ascii_single(bytes: &[u8]) -> bool {
     let alnum = |b: u8| b.is_ascii_alphanumeric();
@@ -1882,9 +1864,7 @@ fn chain_collapses(text: &str, chain: &[Unit]) -> bool {
 fn collapse_separators(text: String, tally: &mut Tally) -> String {
     let may_collapse = if text.is_ascii() {
         let bytes = text.as_bytes();
-        has_ascii_single(bytes)
-            && has_adjacent_ascii_singles(bytes)
-            && has_collapsible_ascii_chain(bytes)
+        has_ascii_single(bytes) && has_collapsible_ascii_chain(bytes)
     } else {
         may_have_link(&text)
     };
@@ -2553,15 +2533,45 @@ mod tests {
         prop::collection::vec(pieces, 0..24).prop_map(|pieces| pieces.concat())
     }
 
-    /// [`has_adjacent_ascii_singles`] by its definition: two consecutive alphanumeric runs of
-    /// length 1.
-    fn adjacent_singles_by_runs(bytes: &[u8]) -> bool {
-        let runs: Vec<usize> = bytes
-            .split(|b| !b.is_ascii_alphanumeric())
-            .filter(|run| !run.is_empty())
-            .map(<[u8]>::len)
+    /// [`has_collapsible_ascii_chain`] by its definition, on the alternating runs of letters/
+    /// digits and other bytes: consecutive runs of length 1 linked by separator runs without
+    /// clause punctuation or `..`, three or more, or two letters linked by `-*_|~+` only.
+    fn collapsible_chain_by_runs(bytes: &[u8]) -> bool {
+        let mut runs: Vec<&[u8]> = bytes
+            .chunk_by(|a, b| a.is_ascii_alphanumeric() == b.is_ascii_alphanumeric())
             .collect();
-        runs.windows(2).any(|pair| pair == [1, 1])
+        if runs
+            .first()
+            .is_some_and(|run| !run[0].is_ascii_alphanumeric())
+        {
+            runs.remove(0);
+        }
+        // runs[0], runs[2], ... are letter/digit runs, runs[1], runs[3], ... separators.
+        let units: Vec<&[u8]> = runs.iter().copied().step_by(2).collect();
+        let seps: Vec<&[u8]> = runs.iter().copied().skip(1).step_by(2).collect();
+        let clean = |sep: &[u8]| {
+            !sep.iter().any(|&b| is_clause_punct(char::from(b)))
+                && !sep.windows(2).any(|w| w == b"..")
+        };
+        let (mut len, mut letters, mut strong) = (0, true, true);
+        for (i, unit) in units.iter().enumerate() {
+            let linked = len > 0 && unit.len() == 1 && clean(seps[i - 1]);
+            if linked {
+                len += 1;
+                letters &= unit[0].is_ascii_alphabetic();
+                strong &= seps[i - 1].iter().all(|&b| is_strong_junk(char::from(b)));
+            } else {
+                (len, letters, strong) = (
+                    usize::from(unit.len() == 1),
+                    unit[0].is_ascii_alphabetic(),
+                    true,
+                );
+            }
+            if len >= 3 || (len == 2 && letters && strong) {
+                return true;
+            }
+        }
+        false
     }
 
     proptest! {
@@ -2573,12 +2583,12 @@ mod tests {
         }
 
         #[test]
-        fn adjacent_singles_are_found_as_defined(
-            text in "[ab1 .,*-]{0,40}|[a-z ]{0,60}|([a-z]{1,3} ){0,12}"
+        fn collapsible_chains_are_found_as_defined(
+            text in "[ab1 .,*_|~+-]{0,40}|[a-z ]{0,60}|([a-z]{1,3} ){0,12}|([ab1]{1,2}[ .-]{1,2}){0,12}"
         ) {
             prop_assert_eq!(
-                has_adjacent_ascii_singles(text.as_bytes()),
-                adjacent_singles_by_runs(text.as_bytes())
+                has_collapsible_ascii_chain(text.as_bytes()),
+                collapsible_chain_by_runs(text.as_bytes())
             );
         }
     }
