@@ -508,7 +508,10 @@ static PLAIN_OTHER: LazyLock<PlainOther> = LazyLock::new(|| {
         plain: vec![0; 0x10000 / 64],
         composed: vec![0; 0x10000 / 64],
     };
-    for c in ('\u{80}'..='\u{FFFF}').filter(|&c| has_plain_properties(c)) {
+    // Characters `is_plain_cjk` accepts are never looked up here (see `is_plain_char`); leaving
+    // them out skips a third of the property checks when the table is built.
+    let candidates = ('\u{80}'..='\u{FFFF}').filter(|&c| !is_plain_cjk(c));
+    for c in candidates.filter(|&c| has_plain_properties(c)) {
         let set = if has_decomposition(c) {
             &mut sets.composed
         } else {
