@@ -90,6 +90,15 @@ pub struct MetricsReport {
     /// Share of true ham predicted as any spam label.
     pub ham_fpr: f64,
     pub roc_auc: Option<f64>,
+    /// The operating point picked on these observations themselves: the highest spam recall any
+    /// threshold gives here with a ham FPR of at most 0.5 % (`None` without both ham and spam).
+    /// A stored threshold says what a deployed model does on new data; this says how well the
+    /// scores rank this data, whatever its own ham looks like.
+    #[serde(default)]
+    pub best_at_fpr_0_5: Option<ThresholdMetrics>,
+    /// As `best_at_fpr_0_5`, at a ham FPR of at most 0.1 %.
+    #[serde(default)]
+    pub best_at_fpr_0_1: Option<ThresholdMetrics>,
     pub per_class: Vec<ClassMetrics>,
     pub confusion: Confusion,
 }
@@ -114,6 +123,8 @@ pub fn evaluate(
         spam_recall: binary_recall(&confusion),
         ham_fpr: ham_fpr(&confusion),
         roc_auc: roc_auc(&ham_scores, &spam_scores),
+        best_at_fpr_0_5: best_at_fpr(observations, 0.005),
+        best_at_fpr_0_1: best_at_fpr(observations, 0.001),
         per_class,
         confusion,
     })
@@ -297,6 +308,16 @@ fn next_float_above(x: f32) -> f32 {
     } else {
         f32::from_bits(bits - 1)
     }
+}
+
+/// Binary figures at the lowest threshold that keeps the ham FPR of `observations` at most
+/// `max_fpr`: the best recall this data allows at that FPR. `None` unless both classes occur.
+pub fn best_at_fpr(observations: &[Observation], max_fpr: f64) -> Option<ThresholdMetrics> {
+    let (ham, spam) = split_scores(observations);
+    if ham.is_empty() || spam.is_empty() {
+        return None;
+    }
+    Some(at_threshold(observations, threshold_for_fpr(&ham, max_fpr)))
 }
 
 /// Binary figures when flagging messages scoring at least `threshold`.
@@ -490,6 +511,34 @@ mod tests {
         assert!(close(m.spam_precision, 1.0));
         assert!(close(m.ham_fpr, 0.0));
         assert!(close(recall_at_threshold(&three_class_case(), 0.0), 1.0));
+    }
+
+    #[test]
+    fn best_at_fpr_picks_the_threshold_on_the_data_itself() {
+        // 201 ham: 200 low scores and one at 0.95; spam at 0.1, 0.5 and 0.96.
+        let mut data: Vec<Observation> = (0..200).map(|i| obs(0, 0, i as f32 / 1000.0)).collect();
+        data.push(obs(0, 1, 0.95));
+        data.extend([obs(1, 0, 0.1), obs(1, 1, 0.5), obs(1, 1, 0.96)]);
+        // 0.5 % of 201 ham allows one false alarm: the 0.95 ham may be flagged, 0.199 may not.
+        let loose = best_at_fpr(&data, 0.005).expect("both classes present");
+        assert!(loose.threshold > 0.199 && loose.threshold <= 0.5);
+        assert!(close(loose.spam_recall, 2.0 / 3.0));
+        assert!(close(loose.ham_fpr, 1.0 / 201.0));
+        // 0.1 % allows none: only the spam above the highest ham is caught.
+        let strict = best_at_fpr(&data, 0.001).expect("both classes present");
+        assert!(strict.threshold > 0.95 && strict.threshold <= 0.96);
+        assert!(close(strict.spam_recall, 1.0 / 3.0));
+        assert!(close(strict.ham_fpr, 0.0));
+        let report = evaluate(&labels(&["ham", "spam"]), &data).expect("valid labels");
+        assert_eq!(report.best_at_fpr_0_5, Some(loose));
+        assert_eq!(report.best_at_fpr_0_1, Some(strict));
+    }
+
+    #[test]
+    fn best_at_fpr_needs_both_classes() {
+        assert_eq!(best_at_fpr(&[obs(0, 0, 0.2)], 0.005), None);
+        assert_eq!(best_at_fpr(&[obs(1, 1, 0.9)], 0.005), None);
+        assert_eq!(best_at_fpr(&[], 0.001), None);
     }
 
     #[test]

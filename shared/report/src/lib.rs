@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use smsguard_core::metrics::{self, Confusion, MetricsReport, Observation};
+use smsguard_core::metrics::{self, Confusion, MetricsReport, Observation, ThresholdMetrics};
 
 pub mod plots;
 
@@ -154,6 +154,25 @@ pub fn write_headline(text: &mut String, metrics: &MetricsReport, basis: &str) {
         "spam precision {:.4}  recall {:.4}  ham FPR {:.4} ({basis})",
         m.spam_precision, m.spam_recall, m.ham_fpr
     );
+    for (budget, best) in best_points(m) {
+        let _ = writeln!(
+            text,
+            "best threshold on this data for ham FPR <= {budget}: {:.4}: spam recall {:.4}, precision {:.4}, ham FPR {:.4}",
+            best.threshold, best.spam_recall, best.spam_precision, best.ham_fpr
+        );
+    }
+}
+
+/// The operating points picked on the evaluated data itself, with their FPR budgets as text
+/// ("0.5 %"), for reports; empty when the data lacks ham or spam.
+pub fn best_points(metrics: &MetricsReport) -> Vec<(&'static str, ThresholdMetrics)> {
+    [
+        ("0.5 %", metrics.best_at_fpr_0_5),
+        ("0.1 %", metrics.best_at_fpr_0_1),
+    ]
+    .into_iter()
+    .filter_map(|(budget, best)| best.map(|b| (budget, b)))
+    .collect()
 }
 
 /// One line per class: precision, recall, F1 and support. Appended to `text`.

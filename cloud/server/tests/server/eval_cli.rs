@@ -40,6 +40,8 @@ fn eval_writes_the_edge_report_keys_and_counts_every_message() {
         "roc_auc",
         "recall_at_fpr_0_5",
         "recall_at_fpr_0_1",
+        "best_at_fpr_0_5",
+        "best_at_fpr_0_1",
         "per_class",
         "confusion",
         "latency_us_p50",

@@ -4,6 +4,7 @@ mod baseline;
 mod cloud;
 mod data;
 mod encoder;
+mod eval;
 mod fixture;
 mod parity;
 mod training;

@@ -1,0 +1,65 @@
+//! `smsguard-train eval` end to end on the embedded int8 model through ONNX Runtime: a
+//! hand-written TSV in, the report's JSON keys and Markdown out.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/fixtures/mixed/dev.tsv")
+}
+
+#[test]
+fn eval_reports_every_required_key_for_any_tsv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, markdown) = (tmp.path().join("eval.json"), tmp.path().join("eval.md"));
+    let output = Command::new(env!("CARGO_BIN_EXE_smsguard-train"))
+        .arg("eval")
+        .arg("--data")
+        .arg(fixture())
+        .arg("--json")
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&markdown)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "n",
+        "accuracy",
+        "macro_f1",
+        "spam_precision",
+        "spam_recall",
+        "ham_fpr",
+        "recall_at_fpr_0_5",
+        "recall_at_fpr_0_1",
+        "best_at_fpr_0_5",
+        "best_at_fpr_0_1",
+        "per_class",
+        "latency_us_p50",
+        "latency_us_p99",
+        "per_corpus",
+    ] {
+        assert!(report.get(key).is_some(), "missing key {key}");
+    }
+    let lines = std::fs::read_to_string(fixture()).unwrap().lines().count();
+    assert_eq!(report["n"].as_u64(), Some(lines as u64));
+    // The fixture holds ham and spam, so the best operating point on it exists; with at most
+    // 0.5 % of 6 ham allowed, none of them may be flagged.
+    let best = &report["best_at_fpr_0_5"];
+    assert_eq!(best["ham_fpr"].as_f64(), Some(0.0));
+    let recall = best["spam_recall"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&recall));
+    let stored = report["recall_at_fpr_0_5"].as_f64().unwrap();
+    assert!(
+        recall >= stored || report["at_threshold_fpr_0_5"]["ham_fpr"].as_f64() > Some(0.0),
+        "a threshold picked on the data itself recalls at least what the stored one does at no false alarm"
+    );
+    let text = std::fs::read_to_string(&markdown).unwrap();
+    assert!(text.contains("best on this data"), "{text}");
+}
