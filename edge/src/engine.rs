@@ -452,6 +452,7 @@ impl Engine {
     }
 
     fn install_model(&self, model: EdgeModel, version: String) {
+        model.warm_up();
         // Labels were validated when the model loaded; an unknown one cannot remain here.
         let labels = model
             .metadata()

@@ -206,6 +206,13 @@ impl EdgeModel {
         self.classify_normalized(&normalize(text))
     }
 
+    /// Runs one message through normalisation and the model, so that the tables normalisation
+    /// builds on first use and ONNX Runtime's first-run allocations are paid now (at engine
+    /// open, ~7 ms) rather than by the first SMS. The result is discarded.
+    pub fn warm_up(&self) {
+        let _ = self.classify(smsguard_core::normalize::WARM_UP_TEXT);
+    }
+
     /// Classifies an already normalised message (the edge normalises once and reuses the result
     /// for fingerprints and rules).
     pub fn classify_normalized(&self, normalized: &Normalized) -> Result<Prediction, EdgeError> {

@@ -65,7 +65,13 @@ impl std::fmt::Debug for CloudScorer {
 }
 
 impl CloudScorer {
+    /// Also warms normalisation and every scorer up (see [`Scorer::warm_up`]), so that the
+    /// first request after start-up is as fast as the others.
     pub fn new(scorers: Vec<Box<dyn Scorer>>, fusion: FusionModel) -> Self {
+        smsguard_core::normalize::warm_up();
+        for scorer in &scorers {
+            scorer.warm_up();
+        }
         CloudScorer { scorers, fusion }
     }
 

@@ -165,6 +165,9 @@ pub trait Scorer: Send + Sync {
     /// Stable short name, used as [`ModelScore::model`] and in metrics.
     fn name(&self) -> &'static str;
     fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError>;
+    /// Pays first-use costs (dictionaries, lookup tables) now, so that the first request does
+    /// not; changes nothing a later verdict depends on. Most scorers have none.
+    fn warm_up(&self) {}
 }
 
 /// Clamps to 0..=1, mapping NaN to 0.

@@ -33,7 +33,7 @@ use std::sync::LazyLock;
 
 use jieba_rs::Jieba;
 use smsguard_core::fingerprint::splitmix64;
-use smsguard_core::normalize::is_han;
+use smsguard_core::normalize::{is_han, normalize, WARM_UP_TEXT};
 use smsguard_core::{placeholder, Label, PIPELINE_VERSION};
 
 use crate::{MessageContext, ModelScore, Scorer, ScoringError};
@@ -424,6 +424,12 @@ impl Scorer for MulticlassModel {
 
     fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
         Ok(Self::model_score(self.probabilities(&msg.normalized.text)))
+    }
+
+    /// Loads the jieba dictionary (~0.2 s in a release build) by featurising a message with
+    /// Han characters.
+    fn warm_up(&self) {
+        let _ = self.probabilities(&normalize(WARM_UP_TEXT).text);
     }
 }
 

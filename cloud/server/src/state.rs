@@ -46,6 +46,10 @@ impl<T: Scorer> Scorer for Shared<T> {
     fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
         self.0.score(msg)
     }
+
+    fn warm_up(&self) {
+        self.0.warm_up()
+    }
 }
 
 /// Two generations of `id -> fingerprint`; the older one is dropped when the newer fills up.

@@ -45,6 +45,12 @@ fn main() -> Result<()> {
     let model = load(&args)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
 
+    let started = Instant::now();
+    model.warm_up();
+    let warm_up_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    let _ = model.classify(texts[0]);
+    let first_ms = started.elapsed().as_secs_f64() * 1e3;
     for text in texts.iter().cycle().take(args.warmup) {
         let _ = model.classify(text);
     }
@@ -62,7 +68,9 @@ fn main() -> Result<()> {
         model_name(&args),
         model.metadata().precision
     );
-    println!("runtime init: {runtime_ms:.1} ms, model load: {load_ms:.1} ms");
+    println!(
+        "runtime init: {runtime_ms:.1} ms, model load: {load_ms:.1} ms, warm-up: {warm_up_ms:.1} ms, first message after it: {first_ms:.3} ms"
+    );
     println!(
         "whole path per message: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, max {:.1} us, mean {:.1} us",
         summary.p50_us, summary.p90_us, summary.p99_us, summary.max_us, summary.mean_us
