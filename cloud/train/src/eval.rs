@@ -96,6 +96,9 @@ pub struct Skipped {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let (model, source, load_ms) = load_model(&args)?;
+    // As the engine does at start: one-time table builds and ONNX Runtime's first run would
+    // otherwise land in the first message's latency.
+    model.warm_up();
     let mut evaluation = Evaluation::new(&model);
     for path in &args.report.data {
         evaluation.add_file(path, args.report.limit)?;
