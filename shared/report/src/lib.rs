@@ -132,6 +132,35 @@ fn write_creating_dirs(path: &Path, contents: String) -> Result<(), ReportError>
     })
 }
 
+/// The top-level keys of every evaluation report's JSON, whichever eval wrote it: what anyone
+/// scoring their own data can rely on.
+pub const REPORT_KEYS: [&str; 16] = [
+    "n",
+    "accuracy",
+    "macro_f1",
+    "spam_precision",
+    "spam_recall",
+    "ham_fpr",
+    "roc_auc",
+    "recall_at_fpr_0_5",
+    "recall_at_fpr_0_1",
+    "best_at_fpr_0_5",
+    "best_at_fpr_0_1",
+    "per_class",
+    "confusion",
+    "latency_us_p50",
+    "latency_us_p99",
+    "per_corpus",
+];
+
+/// The [`REPORT_KEYS`] a serialised report lacks.
+pub fn missing_report_keys(report: &serde_json::Value) -> Vec<&'static str> {
+    REPORT_KEYS
+        .into_iter()
+        .filter(|key| report.get(key).is_none())
+        .collect()
+}
+
 /// `0.1234`, or `n/a` when the figure is undefined (e.g. ROC-AUC with one class only).
 pub fn optional_figure(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"))

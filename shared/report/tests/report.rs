@@ -107,3 +107,29 @@ fn optional_figures_print_four_decimals_or_n_a() {
     assert_eq!(optional_figure(None), "n/a");
     assert_eq!(optional_figure(Some(0.5)), "0.5000");
 }
+
+#[test]
+fn missing_report_keys_names_exactly_the_absent_ones() {
+    let mut report = serde_json::to_value(evaluate(&observations())).unwrap();
+    // A bare metrics report has the metric keys but none of an eval's latency or corpus keys.
+    assert_eq!(
+        smsguard_report::missing_report_keys(&report),
+        vec![
+            "recall_at_fpr_0_5",
+            "recall_at_fpr_0_1",
+            "latency_us_p50",
+            "latency_us_p99",
+            "per_corpus"
+        ]
+    );
+    for key in [
+        "recall_at_fpr_0_5",
+        "recall_at_fpr_0_1",
+        "latency_us_p50",
+        "latency_us_p99",
+        "per_corpus",
+    ] {
+        report[key] = serde_json::Value::Null;
+    }
+    assert!(smsguard_report::missing_report_keys(&report).is_empty());
+}
