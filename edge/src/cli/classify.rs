@@ -54,6 +54,8 @@ struct Verdict<'a> {
     queued: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     truth: Option<&'a str>,
+    /// Why, in words (thresholds, cache, rules, cloud); never quotes the message or the sender.
+    reason: &'a str,
 }
 
 pub fn run(args: ClassifyArgs, engine_args: &EngineArgs) -> Result<()> {
@@ -116,6 +118,7 @@ impl Printer<'_> {
             degraded: d.degraded,
             queued: d.queued,
             truth: truth.map(Label::as_str),
+            reason: &d.reason,
         };
         if self.json {
             serde_json::to_writer(&mut *out, &verdict)?;
@@ -133,8 +136,13 @@ impl Printer<'_> {
             };
             writeln!(
                 out,
-                "{prefix}{} score={:.4} action={} source={} id={}{flags}{truth}",
-                verdict.label, verdict.score, verdict.action, verdict.source, verdict.id
+                "{prefix}{} score={:.4} action={} source={} id={}{flags}{truth}: {}",
+                verdict.label,
+                verdict.score,
+                verdict.action,
+                verdict.source,
+                verdict.id,
+                verdict.reason
             )?;
         }
         Ok(())

@@ -11,6 +11,7 @@ use super::verdict::{cloud_verdict, local_verdict, proto_action};
 use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
 use crate::cloud::CloudLinkError;
 use crate::error::EdgeError;
+use crate::metadata::ModelInfo;
 use crate::model::Action;
 use crate::store::{MessageRecord, MessageState, Source, StoredVerdict};
 
@@ -230,11 +231,7 @@ impl Engine {
         match model.model.classify_normalized(&message.normalized) {
             Ok(prediction) => {
                 let verdict = local_verdict(&prediction, &model.labels);
-                let reason = format!(
-                    "local model: spam score {:.4} -> {}",
-                    verdict.spam_score,
-                    verdict.action.as_str()
-                );
+                let reason = local_reason(verdict.spam_score, model.model.metadata());
                 Ok(Outcome::new(verdict, reason))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
@@ -424,4 +421,18 @@ pub(super) fn state_counter(state: MessageState) -> &'static str {
         MessageState::Flagged => "state.flagged",
         MessageState::Deleted => "state.deleted",
     }
+}
+
+/// Why the local model's score led to its action: the threshold it reached or stayed under.
+fn local_reason(spam_score: f32, info: &ModelInfo) -> String {
+    let action = Action::for_score(spam_score, info);
+    let (relation, name, threshold) = match action {
+        Action::Allow => ("below", "tag", info.threshold_fpr_0_5),
+        Action::Tag => ("at least", "tag", info.threshold_fpr_0_5),
+        Action::Quarantine | Action::Block => ("at least", "quarantine", info.threshold_fpr_0_1),
+    };
+    format!(
+        "local model: spam score {spam_score:.4}, {relation} the {name} threshold {threshold:.4} -> {}",
+        action.as_str()
+    )
 }

@@ -109,10 +109,17 @@ fn classify_lines_from_stdin_readable() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("line 1: ham "), "{text}");
+    // Each line says why: the obvious ham stayed under the model's tag threshold.
+    assert!(
+        lines[0].contains("source=local") && lines[0].contains("below the tag threshold"),
+        "{text}"
+    );
+    assert!(lines[0].ends_with("-> allow"), "{text}");
     assert!(
         lines[1].starts_with("line 2: ") && lines[1].contains("action="),
         "{text}"
     );
+    assert!(lines[1].contains(" threshold "), "{text}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 3: skipped: empty message"));
 }
 
