@@ -208,7 +208,7 @@ impl EdgeModel {
 
     /// Runs one message through normalisation and the model, so that the tables normalisation
     /// builds on first use and ONNX Runtime's first-run allocations are paid now (at engine
-    /// open, ~7 ms) rather than by the first SMS. The result is discarded.
+    /// open, 11–16 ms in a release build) rather than by the first SMS. The result is discarded.
     pub fn warm_up(&self) {
         let _ = self.classify(smsguard_core::normalize::WARM_UP_TEXT);
     }

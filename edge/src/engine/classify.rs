@@ -231,7 +231,7 @@ impl Engine {
         match model.model.classify_normalized(&message.normalized) {
             Ok(prediction) => {
                 let verdict = local_verdict(&prediction, &model.labels);
-                let reason = local_reason(verdict.spam_score, model.model.metadata());
+                let reason = local_reason(&verdict, model.model.metadata());
                 Ok(Outcome::new(verdict, reason))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
@@ -424,8 +424,8 @@ pub(super) fn state_counter(state: MessageState) -> &'static str {
 }
 
 /// Why the local model's score led to its action: the threshold it reached or stayed under.
-fn local_reason(spam_score: f32, info: &ModelInfo) -> String {
-    let action = Action::for_score(spam_score, info);
+fn local_reason(verdict: &StoredVerdict, info: &ModelInfo) -> String {
+    let (spam_score, action) = (verdict.spam_score, verdict.action);
     let (relation, name, threshold) = match action {
         Action::Allow => ("below", "tag", info.threshold_fpr_0_5),
         Action::Tag => ("at least", "tag", info.threshold_fpr_0_5),

@@ -2337,6 +2337,11 @@ fn is_whitespace_folded(text: &str) -> bool {
 mod tests {
     use std::path::PathBuf;
 
+    use proptest::prelude::*;
+    use unicode_normalization::char::{canonical_combining_class, decompose_canonical};
+
+    use super::*;
+
     #[test]
     fn warm_up_text_reaches_every_stage() {
         let warmed = normalize(WARM_UP_TEXT);
@@ -2348,11 +2353,6 @@ mod tests {
         assert!(missing.is_empty(), "warm-up text misses {missing:?}");
         warm_up();
     }
-
-    use proptest::prelude::*;
-    use unicode_normalization::char::{canonical_combining_class, decompose_canonical};
-
-    use super::*;
 
     fn assert_same_as_reference(text: &str) {
         let (fast, slow) = (normalize(text), reference::normalize(text));
