@@ -2,8 +2,10 @@
 //! label (the release check needs >= 99 % on dev), and how many flip the spam/ham verdict at
 //! the stored 0.5 % ham-FPR threshold. Both models run through ONNX Runtime, as on the phone.
 //!
-//! `cargo run --release -p smsguard-train --example int8_agreement -- MODEL_DIR DEV.tsv...`
-//! (MODEL_DIR holds edge-fp32.onnx, edge-int8.onnx and vocab.json.)
+//! `cargo run --release -p smsguard-train --example int8_agreement -- [--scores FILE] MODEL_DIR DEV.tsv...`
+//! (MODEL_DIR holds edge-fp32.onnx, edge-int8.onnx and vocab.json.) `--scores` writes every int8
+//! probability row as the hex bits of its f32s, one message per line, so that two CPUs' runs
+//! (e.g. native and under `qemu-x86_64 -cpu EPYC`, AVX2 without VNNI) can be compared bit for bit.
 
 use std::path::{Path, PathBuf};
 
@@ -15,10 +17,15 @@ use smsguard_train::data;
 const BATCH: usize = 256;
 
 fn main() -> Result<()> {
-    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let Some((dir, files)) = args.split_first().filter(|(_, f)| !f.is_empty()) else {
-        bail!("usage: int8_agreement MODEL_DIR DEV.tsv...");
+    let mut args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let scores_path = match args.first().and_then(|a| a.to_str()) {
+        Some("--scores") if args.len() > 1 => Some(args.drain(..2).nth(1).unwrap_or_default()),
+        _ => None,
     };
+    let Some((dir, files)) = args.split_first().filter(|(_, f)| !f.is_empty()) else {
+        bail!("usage: int8_agreement [--scores FILE] MODEL_DIR DEV.tsv...");
+    };
+    let mut scores = String::new();
     init_runtime().context("loading ONNX Runtime")?;
     let fp32 = load(dir, "edge-fp32.onnx")?;
     let int8 = load(dir, "edge-int8.onnx")?;
@@ -32,6 +39,9 @@ fn main() -> Result<()> {
             let a = rows_of(&fp32, chunk)?;
             let b = rows_of(&int8, chunk)?;
             for (pa, pb) in a.iter().zip(&b) {
+                let bits: Vec<String> = pb.iter().map(|p| format!("{:08x}", p.to_bits())).collect();
+                scores.push_str(&bits.join(" "));
+                scores.push('\n');
                 n += 1;
                 agree += usize::from(arg_max(pa) == arg_max(pb));
                 same_verdict +=
@@ -51,6 +61,9 @@ fn main() -> Result<()> {
         100.0 * same_label as f64 / total.max(1) as f64,
         100.0 * same_verdict as f64 / total.max(1) as f64
     );
+    if let Some(path) = scores_path {
+        std::fs::write(&path, scores).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
 

@@ -12,5 +12,6 @@ pub mod model;
 pub mod ngram_fit;
 pub mod onnx_export;
 pub mod quantize;
+pub mod requantize;
 pub mod trainer;
 pub mod vocab;

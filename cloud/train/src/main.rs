@@ -12,11 +12,11 @@ use smsguard_core::{model_meta, PIPELINE_VERSION};
 use smsguard_train::config::ArchConfig;
 use smsguard_train::data::{self, Dataset, Split, EDGE_LABELS};
 use smsguard_train::manifest::{FileEntry, Manifest, SourceCount};
-use smsguard_train::model::{CharCnn, SplitMix64};
+use smsguard_train::model::CharCnn;
 use smsguard_train::ngram_fit::{self, NgramFitConfig};
 use smsguard_train::trainer::{self, CorpusMetrics, EncodedSet, Thresholds, TrainConfig};
 use smsguard_train::vocab::{self, VocabConfig};
-use smsguard_train::{onnx_export, quantize};
+use smsguard_train::{onnx_export, quantize, requantize};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Train and export the smsguard edge and cloud models")]
@@ -36,6 +36,9 @@ enum Command {
     /// Train the TF-IDF + linear SVM reference baseline (per corpus or pooled) and print its
     /// binary dev figures.
     Baseline(smsguard_train::baseline_cli::BaselineArgs),
+    /// Export the int8 model again from a model folder's fp32 ONNX file (no training): the
+    /// float weights, metadata and thresholds stay; edge-int8.onnx and its manifest entry change.
+    Requantize(smsguard_train::requantize::RequantizeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +123,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => smsguard_train::eval::run(args),
         Command::TrainCloud(args) => smsguard_train::cloud_models::run(args),
         Command::Baseline(args) => smsguard_train::baseline_cli::run(args),
+        Command::Requantize(args) => smsguard_train::requantize::run(args),
     }
 }
 
@@ -212,7 +216,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     print_summary(&dev_metrics, &thresholds, &at_fpr_0_5, outcome.best_epoch);
 
     let metadata = metadata(&arch, &encoder, &dev_metrics, &thresholds, &command_line)?;
-    let calibration = calibration_ids(&dev_set, args.calibration_samples, args.seed);
+    let calibration = requantize::calibration_ids(&dev_set, args.calibration_samples, args.seed);
     let fp32 = onnx_export::export_fp32(&arch, &outcome.weights, &metadata)?;
     let int8 = quantize::export_int8_calibrated(&arch, &outcome.weights, &metadata, &calibration)?;
     std::fs::create_dir_all(&args.out)
@@ -315,21 +319,6 @@ fn metadata(
         (model_meta::DEV_METRICS, serde_json::to_string(dev_metrics)?),
     ];
     Ok(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-}
-
-/// A seeded sample of encoded dev messages for int8 activation calibration.
-fn calibration_ids(dev: &EncodedSet, count: usize, seed: u64) -> Vec<Vec<i64>> {
-    let mut rows: Vec<usize> = (0..dev.len()).collect();
-    SplitMix64::new(seed).shuffle(&mut rows);
-    rows.truncate(count);
-    rows.iter()
-        .map(|&r| {
-            dev.ids[r * dev.seq_len..(r + 1) * dev.seq_len]
-                .iter()
-                .map(|&id| i64::from(id))
-                .collect()
-        })
-        .collect()
 }
 
 fn source_counts(data: &Dataset) -> Vec<SourceCount> {

@@ -30,6 +30,9 @@ pub const NGRAM_IDS_NAME: &str = "ngram_ids";
 pub const NGRAM_WEIGHTS_NAME: &str = "ngram_weights";
 /// Name of the graph output: logits `[N, C]` float.
 pub const OUTPUT_NAME: &str = "logits";
+/// The one float initializer of an exported graph that is not a weight: the exporter's own
+/// `[C]` mask of the labels the n-gram evidence moves.
+pub const SPAM_MASK_NAME: &str = "spam_mask";
 /// Name of the CNN part's logits inside the graph, before the n-gram evidence is added.
 pub(crate) const CNN_LOGITS: &str = "cnn_logits";
 /// Symbolic name of the dynamic batch dimension.
@@ -463,7 +466,7 @@ pub(crate) fn add_ngram_evidence(g: &mut GraphBuilder, bucket_weights: &str) {
     let mask: Vec<f32> = (0..labels)
         .map(|c| if c == 0 { 0.0 } else { 1.0 })
         .collect();
-    g.init_f32("spam_mask", &[labels], &mask);
+    g.init_f32(SPAM_MASK_NAME, &[labels], &mask);
     g.init_i64("ngram_sum_axes", &[1], &[1]);
     g.node(
         "Mul",
@@ -479,7 +482,7 @@ pub(crate) fn add_ngram_evidence(g: &mut GraphBuilder, bucket_weights: &str) {
     );
     g.node(
         "Mul",
-        &["ngram_evidence", "spam_mask"],
+        &["ngram_evidence", SPAM_MASK_NAME],
         &["ngram_logits"],
         vec![],
     );

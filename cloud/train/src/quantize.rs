@@ -84,6 +84,17 @@ impl SplitMix64 {
     }
 }
 
+/// Largest weight code of the tensors that integer kernels multiply with uint8 activations
+/// (the two `QLinearConv`s): 7-bit weights. x86 CPUs without VNNI (AVX2's `vpmaddubsw`) add
+/// two u8×s8 products in a saturating int16: 2 × 255 × 127 = 64,770 overflows 32,767, so full
+/// int8 weights give other sums there than on AVX-512 VNNI or ARM, which accumulate in int32.
+/// 2 × 255 × 63 = 32,130 cannot overflow, so every kernel computes the same exact sums and one
+/// message gets one verdict on every CPU.
+pub const CONV_WEIGHT_LIMIT: i8 = 63;
+/// Weight code limit of tensors that are only dequantised to float (head, n-gram weights): no
+/// integer kernel ever multiplies them, so they keep the full int8 range.
+pub const DEQUANTISED_WEIGHT_LIMIT: i8 = 127;
+
 /// Symmetric int8 quantisation with one scale per row (output channel): `x ≈ q * scale`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PerRowInt8 {
@@ -91,17 +102,19 @@ pub(crate) struct PerRowInt8 {
     pub(crate) scales: Vec<f32>,
 }
 
-pub(crate) fn quantize_rows(data: &[f32], rows: usize) -> PerRowInt8 {
+/// Quantises each of `rows` rows to codes in `-limit..=limit`, one scale per row.
+pub(crate) fn quantize_rows(data: &[f32], rows: usize, limit: i8) -> PerRowInt8 {
+    let limit = f32::from(limit);
     let width = data.len() / rows.max(1);
     let mut values = Vec::with_capacity(data.len());
     let mut scales = Vec::with_capacity(rows);
     for row in data.chunks(width.max(1)) {
         let max_abs = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         // An all-zero row quantises to zeros under any scale; 1 avoids dividing by zero.
-        let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+        let scale = if max_abs > 0.0 { max_abs / limit } else { 1.0 };
         values.extend(
             row.iter()
-                .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+                .map(|x| (x / scale).round().clamp(-limit, limit) as i8),
         );
         scales.push(scale);
     }
@@ -213,7 +226,7 @@ fn int8_graph(cnn: &ReferenceCnn, calibration: &Calibration) -> onnx_protobuf::G
 /// adds nothing); only the gathered weights of a message are dequantised.
 fn add_ngram_branch(g: &mut GraphBuilder, cnn: &ReferenceCnn) {
     let buckets = cnn.ngram_weight.len();
-    let weight = quantize_rows(&cnn.ngram_weight, 1);
+    let weight = quantize_rows(&cnn.ngram_weight, 1, DEQUANTISED_WEIGHT_LIMIT);
     g.init_i8("ngram.weight_q", &[buckets], &weight.values);
     g.init_f32("ngram.weight_scale", &[], &weight.scales);
     g.init_i8("ngram.weight_zero_point", &[], &[0]);
@@ -357,7 +370,7 @@ struct QConv<'a> {
 
 fn add_qlinear_conv(g: &mut GraphBuilder, conv: &QConv<'_>, attributes: Vec<AttributeProto>) {
     let channels = conv.shape[0];
-    let weight = quantize_rows(conv.weight, channels);
+    let weight = quantize_rows(conv.weight, channels, CONV_WEIGHT_LIMIT);
     let (input, input_quant, input_scale) = conv.input;
     let bias = quantize_bias(conv.bias, input_scale, &weight.scales);
     let p = conv.name;
@@ -390,7 +403,7 @@ fn add_qlinear_conv(g: &mut GraphBuilder, conv: &QConv<'_>, attributes: Vec<Attr
 /// Head weight stored int8 per output row and dequantised for a float `Gemm` (it is tiny).
 fn add_head(g: &mut GraphBuilder, cnn: &ReferenceCnn) {
     let (c, width) = (cnn.cfg.num_labels(), cnn.cfg.pooled_width());
-    let weight = quantize_rows(&cnn.head_weight, c);
+    let weight = quantize_rows(&cnn.head_weight, c, DEQUANTISED_WEIGHT_LIMIT);
     g.init_i8("head.weight_q", &[c, width], &weight.values);
     g.init_f32("head.weight_scale", &[c], &weight.scales);
     g.init_i8("head.weight_zero_point", &[c], &vec![0; c]);
@@ -419,12 +432,23 @@ mod tests {
 
     #[test]
     fn per_row_quantisation_uses_full_int8_range_per_row() {
-        let q = quantize_rows(&[0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 2.0, 1.0, -0.5], 3);
+        let q = quantize_rows(&[0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 2.0, 1.0, -0.5], 3, 127);
         assert_eq!(q.values[..3], [64, -127, 32]);
         assert_eq!(q.values[3..6], [0, 0, 0]);
         assert_eq!(q.values[6..], [127, 64, -32]);
         assert!((q.scales[0] - 1.0 / 127.0).abs() < 1e-9);
         assert_eq!(q.scales[1], 1.0);
+    }
+
+    #[test]
+    fn conv_weights_use_seven_bits_so_pair_sums_fit_int16() {
+        let q = quantize_rows(&[6.3, -1.0, 0.0, 126.0, 20.0, -42.0], 2, CONV_WEIGHT_LIMIT);
+        assert_eq!(q.values, [63, -10, 0, 63, 10, -21]);
+        assert!((q.scales[0] - 0.1).abs() < 1e-6 && q.scales[1] == 2.0);
+        // The worst pair of u8 x s8 products AVX2 adds before widening.
+        let worst_pair = 2 * 255 * i32::from(CONV_WEIGHT_LIMIT);
+        assert!(worst_pair <= i32::from(i16::MAX), "{worst_pair}");
+        assert!(2 * 255 * i32::from(DEQUANTISED_WEIGHT_LIMIT) > i32::from(i16::MAX));
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn environment() -> &'static ort::environment::Environment {
     })
 }
 
-fn session(model: &[u8]) -> Session {
+pub(super) fn session(model: &[u8]) -> Session {
     Session::builder(environment())
         .expect("session builder")
         .with_intra_threads(1)
@@ -57,9 +57,9 @@ fn session(model: &[u8]) -> Session {
 
 /// One message as the model reads it.
 #[derive(Debug, Clone)]
-struct Input {
-    ids: Vec<i64>,
-    ngrams: NgramFeatures,
+pub(super) struct Input {
+    pub(super) ids: Vec<i64>,
+    pub(super) ngrams: NgramFeatures,
 }
 
 /// The n-gram columns of a batch, as the edge pads them.
@@ -69,7 +69,7 @@ fn padded_ngrams(batch: &[Input]) -> PaddedNgrams {
 }
 
 /// Runs one batch through ONNX Runtime and returns one logits row per message.
-fn run_batch(session: &mut Session, batch: &[Input], labels: usize) -> Vec<Vec<f32>> {
+pub(super) fn run_batch(session: &mut Session, batch: &[Input], labels: usize) -> Vec<Vec<f32>> {
     let seq_len = batch[0].ids.len();
     let flat: Vec<i64> = batch.iter().flat_map(|i| i.ids.iter().copied()).collect();
     let input = Tensor::from_array(([batch.len(), seq_len], flat)).expect("input tensor");
@@ -117,7 +117,7 @@ impl Uniform {
 
 /// Weights shaped by the config contract, scaled like a fan-in initialisation so that
 /// activations stay O(1) through the network.
-fn random_weights(cfg: &ArchConfig, seed: u64) -> Weights {
+pub(super) fn random_weights(cfg: &ArchConfig, seed: u64) -> Weights {
     let mut rng = Uniform(seed);
     let (d, f, c) = (cfg.embed_dim, cfg.filters, cfg.num_labels());
     let mut weights = vec![rng.tensor("embedding.weight", &[cfg.vocab_size, d], 1.0)];
@@ -165,7 +165,7 @@ fn with_ngrams(cfg: &ArchConfig, rows: Vec<Vec<i64>>, seed: u64) -> Vec<Input> {
         .collect()
 }
 
-fn synthetic_inputs(cfg: &ArchConfig, count: usize, seed: u64) -> Vec<Input> {
+pub(super) fn synthetic_inputs(cfg: &ArchConfig, count: usize, seed: u64) -> Vec<Input> {
     with_ngrams(cfg, synthetic_ids(cfg, count, seed), seed ^ 0xA5A5)
 }
 
@@ -194,7 +194,7 @@ fn small_config() -> ArchConfig {
     }
 }
 
-fn mid_config() -> ArchConfig {
+pub(super) fn mid_config() -> ArchConfig {
     ArchConfig {
         vocab_size: 400,
         embed_dim: 16,

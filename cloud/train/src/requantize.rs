@@ -1,0 +1,179 @@
+//! `smsguard-train requantize`: exports the int8 model again from a model folder's fp32 ONNX
+//! file, without training. The fp32 file holds every float weight under the names the exporter
+//! reads (`embedding.weight`, `convs.{i}.dw.weight`, ...) and the metadata the int8 file carries
+//! (thresholds, vocabulary hash, pipeline version), so a change of the int8 format (e.g. the
+//! 7-bit conv weights every CPU executes alike) reaches the shipped model without a new training
+//! run that would change the float weights and every figure measured on them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use onnx_protobuf::{tensor_proto::DataType, ModelProto, TensorProto};
+use protobuf::Message;
+use smsguard_core::features::FeatureEncoder;
+
+use crate::data::{self, Split};
+use crate::manifest::{FileEntry, Manifest};
+use crate::model::SplitMix64;
+use crate::onnx_export::SPAM_MASK_NAME;
+use crate::quantize;
+use crate::trainer::EncodedSet;
+
+const FP32_FILE: &str = "edge-fp32.onnx";
+const INT8_FILE: &str = "edge-int8.onnx";
+const VOCAB_FILE: &str = "vocab.json";
+const MANIFEST_FILE: &str = "manifest.json";
+
+#[derive(Debug, Args)]
+pub struct RequantizeArgs {
+    /// Model folder: reads edge-fp32.onnx, vocab.json and manifest.json; rewrites edge-int8.onnx
+    /// and the manifest's entry for it.
+    #[arg(long, default_value = "edge/models")]
+    pub model_dir: PathBuf,
+    /// Corpus folders (or folders of corpora) whose dev.tsv files calibrate the activation
+    /// ranges (default: every corpus of the datasets folder), as `train` does.
+    #[arg(long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Dev messages used to calibrate (training's default).
+    #[arg(long, default_value_t = 1024)]
+    pub calibration_samples: usize,
+    /// Seed of the calibration sample (default: the manifest's training seed, as `train` uses).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+pub fn run(args: RequantizeArgs) -> Result<()> {
+    let dir = &args.model_dir;
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest_text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&manifest_text)
+        .with_context(|| format!("parsing {}", manifest_path.display()))?;
+    let fp32 = read(dir, FP32_FILE)?;
+    let vocab = String::from_utf8(read(dir, VOCAB_FILE)?).context("vocab.json is not UTF-8")?;
+    let model = ModelProto::parse_from_bytes(&fp32).context("parsing the fp32 ONNX model")?;
+    let weights = float_initializers(&model)?;
+    let metadata: Vec<(String, String)> = model
+        .metadata_props
+        .iter()
+        .map(|e| (e.key.clone(), e.value.clone()))
+        .collect();
+
+    let encoder = FeatureEncoder::from_json(&vocab, manifest.arch.seq_len)?;
+    let dev = data::load(&data::split_files(&args.data, Split::Dev)?, false)?;
+    let dev_set = EncodedSet::encode(&dev, &encoder, &manifest.arch.ngram);
+    let seed = args.seed.unwrap_or(manifest.training.seed);
+    let calibration = calibration_ids(&dev_set, args.calibration_samples, seed);
+    let int8 = quantize::export_int8_calibrated(&manifest.arch, &weights, &metadata, &calibration)?;
+
+    std::fs::write(dir.join(INT8_FILE), &int8)
+        .with_context(|| format!("writing {}", dir.join(INT8_FILE).display()))?;
+    let old = manifest
+        .file(INT8_FILE)
+        .with_context(|| format!("the manifest lists no {INT8_FILE}"))?;
+    let updated = replace_file_entry(&manifest_text, old, &FileEntry::of(INT8_FILE, &int8))?;
+    std::fs::write(&manifest_path, updated)
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    eprintln!(
+        "wrote {} ({} B) from {} calibrated on {} of {} dev messages (seed {seed})",
+        dir.join(INT8_FILE).display(),
+        int8.len(),
+        FP32_FILE,
+        calibration.len(),
+        dev_set.len()
+    );
+    Ok(())
+}
+
+/// The manifest text with one file entry's size and digest replaced in place. Editing the text
+/// rather than writing the parsed manifest again keeps every other figure byte for byte (a
+/// parse and print of the JSON floats can change their last digit).
+pub fn replace_file_entry(text: &str, old: &FileEntry, new: &FileEntry) -> Result<String> {
+    let name_at = text
+        .find(&format!("\"name\": \"{}\"", old.name))
+        .with_context(|| format!("no entry named {} in the manifest text", old.name))?;
+    let (head, tail) = text.split_at(name_at);
+    let tail = replace_first(
+        tail,
+        &format!("\"bytes\": {}", old.bytes),
+        &format!("\"bytes\": {}", new.bytes),
+    )?;
+    let tail = replace_first(
+        &tail,
+        &format!("\"sha256\": \"{}\"", old.sha256),
+        &format!("\"sha256\": \"{}\"", new.sha256),
+    )?;
+    Ok(format!("{head}{tail}"))
+}
+
+fn replace_first(text: &str, from: &str, to: &str) -> Result<String> {
+    if !text.contains(from) {
+        bail!("the manifest text has no `{from}` where expected");
+    }
+    Ok(text.replacen(from, to, 1))
+}
+
+fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A seeded sample of encoded dev messages for int8 activation calibration (what `train` uses).
+pub fn calibration_ids(dev: &EncodedSet, count: usize, seed: u64) -> Vec<Vec<i64>> {
+    let mut rows: Vec<usize> = (0..dev.len()).collect();
+    SplitMix64::new(seed).shuffle(&mut rows);
+    rows.truncate(count);
+    rows.iter()
+        .map(|&r| {
+            dev.ids[r * dev.seq_len..(r + 1) * dev.seq_len]
+                .iter()
+                .map(|&id| i64::from(id))
+                .collect()
+        })
+        .collect()
+}
+
+/// Weights as the exporter takes them: `(name, shape, values)`.
+pub type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+/// Every float initializer of the graph as `(name, shape, values)`, the exporter's weight list.
+/// The exporter's own constants (the spam mask, integer axes) are skipped.
+pub fn float_initializers(model: &ModelProto) -> Result<NamedTensors> {
+    let graph = model
+        .graph
+        .as_ref()
+        .context("the ONNX model has no graph")?;
+    graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == DataType::FLOAT as i32 && t.name != SPAM_MASK_NAME)
+        .map(|t| Ok((t.name.clone(), shape_of(t)?, floats_of(t)?)))
+        .collect()
+}
+
+fn shape_of(tensor: &TensorProto) -> Result<Vec<usize>> {
+    tensor
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).with_context(|| format!("{}: negative dim", tensor.name)))
+        .collect()
+}
+
+fn floats_of(tensor: &TensorProto) -> Result<Vec<f32>> {
+    if !tensor.float_data.is_empty() {
+        return Ok(tensor.float_data.clone());
+    }
+    let raw = &tensor.raw_data;
+    if !raw.len().is_multiple_of(4) {
+        bail!(
+            "{}: raw data of {} bytes is not f32s",
+            tensor.name,
+            raw.len()
+        );
+    }
+    Ok(raw
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
