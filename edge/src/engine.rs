@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use smsguard_core::{Label, MinHasher};
+use smsguard_core::{Label, Market, MinHasher};
 use smsguard_signing::VerifyingKey;
 
 use crate::cloud::{CloudClient, CloudConfig, CloudLinkError, DEFAULT_DEADLINE};
@@ -103,6 +103,9 @@ pub struct EngineConfig {
     /// beside the executable, which is `app_process` there) cannot find the app's copy, so the
     /// app passes its native library directory's `libonnxruntime.so` here.
     pub onnxruntime_library: Option<PathBuf>,
+    /// The device's market profile (`"zh"` or `"en"`): the local model judges every message at
+    /// that market's thresholds. `None` (default): each message's dominant script picks them.
+    pub market: Option<Market>,
 }
 
 impl Default for EngineConfig {
@@ -132,6 +135,7 @@ impl Default for EngineConfig {
             sync_page_entries: 1_000,
             store_cache_bytes: 16 * 1024 * 1024,
             onnxruntime_library: None,
+            market: None,
         }
     }
 }

@@ -13,6 +13,6 @@ pub mod runtime;
 pub mod store;
 
 pub use error::EdgeError;
-pub use metadata::ModelInfo;
+pub use metadata::{Judged, ModelInfo};
 pub use model::{Action, EdgeModel, ModelInput, Prediction};
 pub use runtime::{init_runtime, init_runtime_from};

@@ -1,9 +1,11 @@
 //! The model's `metadata_props` (keys in `smsguard_core::model_meta`), parsed and checked
 //! against the pipeline this build runs.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use smsguard_core::ngrams::NgramConfig;
-use smsguard_core::{model_meta as key, Label};
+use smsguard_core::{model_meta as key, ActionThresholds, Label, Market};
 
 use crate::error::EdgeError;
 
@@ -21,10 +23,35 @@ pub struct ModelInfo {
     pub threshold_fpr_0_5: f32,
     /// Lowest spam score whose ham false-positive rate on dev was <= 0.1 %.
     pub threshold_fpr_0_1: f32,
+    /// The same two thresholds picked on each market's own dev ham; a market missing here (or
+    /// a model from before market profiles) is judged at the pooled ones above.
+    #[serde(default)]
+    pub market_thresholds: BTreeMap<Market, ActionThresholds>,
     /// "fp32" or "int8" (empty if the model does not say).
     pub precision: String,
     pub training_command: Option<String>,
     pub dev_metrics: Option<serde_json::Value>,
+}
+
+/// The thresholds one message was judged at, and whose they are.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Judged {
+    /// The device's configured market, else the message's dominant script's.
+    pub market: Market,
+    pub point: ActionThresholds,
+    /// `false` when the model has no thresholds of its own for `market` (pooled ones used).
+    pub market_specific: bool,
+}
+
+impl Judged {
+    /// How a reason names the thresholds: `zh` or `pooled`.
+    pub fn profile_name(&self) -> &'static str {
+        if self.market_specific {
+            self.market.as_str()
+        } else {
+            "pooled"
+        }
+    }
 }
 
 impl ModelInfo {
@@ -53,6 +80,10 @@ impl ModelInfo {
                 key::THRESHOLD_FPR_0_1,
                 &required(key::THRESHOLD_FPR_0_1)?,
             )?,
+            market_thresholds: match lookup(key::MARKET_THRESHOLDS) {
+                Some(raw) => parse_json(key::MARKET_THRESHOLDS, &raw)?,
+                None => BTreeMap::new(),
+            },
             precision: lookup(key::PRECISION).unwrap_or_default(),
             training_command: lookup(key::TRAINING_COMMAND),
             dev_metrics: lookup(key::DEV_METRICS).and_then(|raw| serde_json::from_str(&raw).ok()),
@@ -98,7 +129,41 @@ impl ModelInfo {
                 "outside [threshold_fpr_0_5, 1]",
             ));
         }
+        let bad_market = self.market_thresholds.values().any(|point| {
+            !in_unit(point.tag) || !in_unit(point.quarantine) || point.quarantine < point.tag
+        });
+        if bad_market {
+            return Err(invalid(
+                key::MARKET_THRESHOLDS,
+                "a market's thresholds are outside [0, 1] or quarantine < tag",
+            ));
+        }
         Ok(())
+    }
+
+    /// The pooled operating point (every market's ham together).
+    pub fn pooled_point(&self) -> ActionThresholds {
+        ActionThresholds {
+            tag: self.threshold_fpr_0_5,
+            quarantine: self.threshold_fpr_0_1,
+        }
+    }
+
+    /// The operating point a message of `market` is judged at: the market's own when the model
+    /// has one, else the pooled one.
+    pub fn operating_point(&self, market: Market) -> Judged {
+        match self.market_thresholds.get(&market) {
+            Some(&point) => Judged {
+                market,
+                point,
+                market_specific: true,
+            },
+            None => Judged {
+                market,
+                point: self.pooled_point(),
+                market_specific: false,
+            },
+        }
     }
 
     /// Checks that `vocab_sha256` (of the vocabulary JSON given to the edge) is the model's.
@@ -170,6 +235,39 @@ pub(crate) mod tests {
         assert_eq!(info.threshold_fpr_0_1, 0.9);
         assert_eq!(info.dev_metrics.unwrap()["accuracy"], 0.97);
         assert!(info.training_command.is_none());
+    }
+
+    #[test]
+    fn market_thresholds_are_optional_and_fall_back_to_the_pooled_ones() {
+        let info = parse(&sample_props()).unwrap();
+        let judged = info.operating_point(Market::Zh);
+        assert_eq!((judged.point.tag, judged.point.quarantine), (0.6, 0.9));
+        assert_eq!(judged.profile_name(), "pooled");
+
+        let mut props = sample_props();
+        props.insert(
+            key::MARKET_THRESHOLDS,
+            r#"{"zh":{"tag":0.3,"quarantine":0.8}}"#.to_string(),
+        );
+        let info = parse(&props).unwrap();
+        let zh = info.operating_point(Market::Zh);
+        assert_eq!((zh.point.tag, zh.point.quarantine), (0.3, 0.8));
+        assert_eq!(zh.profile_name(), "zh");
+        assert_eq!(info.operating_point(Market::En).point, info.pooled_point());
+
+        for bad in [
+            r#"{"zh":{"tag":0.9,"quarantine":0.3}}"#,
+            r#"{"zh":{"tag":1.5,"quarantine":1.6}}"#,
+            r#"{"fr":{"tag":0.3,"quarantine":0.8}}"#,
+            r#"not json"#,
+        ] {
+            props.insert(key::MARKET_THRESHOLDS, bad.to_string());
+            let err = parse(&props).unwrap_err();
+            assert!(
+                err.to_string().contains(key::MARKET_THRESHOLDS),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -10,10 +10,10 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use serde::{Deserialize, Serialize};
 use smsguard_core::features::FeatureEncoder;
 use smsguard_core::ngrams::{hash_ngrams, pad_batch, NgramFeatures};
-use smsguard_core::{normalize, Label, Normalized};
+use smsguard_core::{normalize, ActionThresholds, Label, Market, Normalized};
 
 use crate::error::EdgeError;
-use crate::metadata::ModelInfo;
+use crate::metadata::{Judged, ModelInfo};
 use crate::runtime;
 
 /// The shipped int8 model and its vocabulary, compiled into the binary (see build.rs).
@@ -52,11 +52,11 @@ pub enum Action {
 }
 
 impl Action {
-    /// The local action for `spam_score` under the model's thresholds.
-    pub fn for_score(spam_score: f32, info: &ModelInfo) -> Action {
-        if spam_score >= info.threshold_fpr_0_1 {
+    /// The local action for `spam_score` at an operating point.
+    pub fn for_score(spam_score: f32, point: &ActionThresholds) -> Action {
+        if spam_score >= point.quarantine {
             Action::Quarantine
-        } else if spam_score >= info.threshold_fpr_0_5 {
+        } else if spam_score >= point.tag {
             Action::Tag
         } else {
             Action::Allow
@@ -84,6 +84,8 @@ pub struct Prediction {
     /// Softmax over the model's labels, in `ModelInfo::labels` order.
     pub probabilities: Vec<f32>,
     pub action: Action,
+    /// The market and thresholds `action` was decided at.
+    pub judged: Judged,
 }
 
 /// What the model reads of one message: `seq_len` char ids and the hashed n-grams.
@@ -216,25 +218,38 @@ impl EdgeModel {
     /// Classifies an already normalised message (the edge normalises once and reuses the result
     /// for fingerprints and rules).
     pub fn classify_normalized(&self, normalized: &Normalized) -> Result<Prediction, EdgeError> {
+        self.classify_in_market(normalized, None)
+    }
+
+    /// Classifies an already normalised message at the thresholds of `market` (the device's
+    /// configured market; `None`: the message's dominant script decides).
+    pub fn classify_in_market(
+        &self,
+        normalized: &Normalized,
+        market: Option<Market>,
+    ) -> Result<Prediction, EdgeError> {
         if normalized.text.trim().is_empty() {
             return Err(EdgeError::EmptyText);
         }
         let input = self.encode(&normalized.text);
         let logits = self.logits(std::slice::from_ref(&input))?;
-        Ok(self.prediction(&logits))
+        let market = market.unwrap_or_else(|| Market::of_text(&normalized.text));
+        Ok(self.prediction(&logits, market))
     }
 
-    /// Turns one row of logits into a verdict.
-    fn prediction(&self, logits: &[f32]) -> Prediction {
+    /// Turns one row of logits into a verdict at `market`'s thresholds.
+    fn prediction(&self, logits: &[f32], market: Market) -> Prediction {
         let probabilities = softmax(logits);
         let label_index = arg_max(&probabilities);
         let spam_score = (1.0 - probabilities[0]).clamp(0.0, 1.0);
+        let judged = self.info.operating_point(market);
         Prediction {
             label: self.labels[label_index],
             label_index,
             spam_score,
-            action: Action::for_score(spam_score, &self.info),
+            action: Action::for_score(spam_score, &judged.point),
             probabilities,
+            judged,
         }
     }
 }
@@ -342,9 +357,10 @@ mod tests {
     fn actions_follow_thresholds() {
         let props = sample_props();
         let info = ModelInfo::parse(|k| props.get(k).cloned()).unwrap();
-        assert_eq!(Action::for_score(0.1, &info), Action::Allow);
-        assert_eq!(Action::for_score(0.6, &info), Action::Tag);
-        assert_eq!(Action::for_score(0.95, &info), Action::Quarantine);
+        let pooled = info.pooled_point();
+        assert_eq!(Action::for_score(0.1, &pooled), Action::Allow);
+        assert_eq!(Action::for_score(0.6, &pooled), Action::Tag);
+        assert_eq!(Action::for_score(0.95, &pooled), Action::Quarantine);
         assert_eq!(
             serde_json::to_string(&Action::Quarantine).unwrap(),
             "\"quarantine\""

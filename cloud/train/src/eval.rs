@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use smsguard_core::metrics::{self, MetricsReport, Observation, ThresholdMetrics};
-use smsguard_core::{normalize, Label};
+use smsguard_core::{normalize, ActionThresholds, Label, Market};
 use smsguard_corpus::ProblemKind;
 use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
 use smsguard_edge::{EdgeModel, ModelInfo};
@@ -41,11 +41,13 @@ pub struct EvalReport {
     pub data: Vec<String>,
     #[serde(flatten)]
     pub metrics: MetricsReport,
-    /// Spam recall at the model's stored 0.5 % ham-FPR threshold.
+    /// Spam recall with each message flagged at its deployed tag threshold: its market's 0.5 %
+    /// ham-FPR threshold (market by dominant script), else the pooled one.
     pub recall_at_fpr_0_5: f64,
-    /// Spam recall at the model's stored 0.1 % ham-FPR threshold.
+    /// The same at the deployed quarantine (0.1 % ham-FPR) thresholds.
     pub recall_at_fpr_0_1: f64,
-    /// Ham FPR actually observed on this data at each stored threshold (with recall, precision).
+    /// Ham FPR actually observed on this data at the deployed thresholds (with recall,
+    /// precision; `threshold` is null when the messages' markets had different ones).
     pub at_threshold_fpr_0_5: ThresholdMetrics,
     pub at_threshold_fpr_0_1: ThresholdMetrics,
     /// Per-message latency of normalise + encode + inference, single thread.
@@ -66,6 +68,9 @@ pub struct ModelSummary {
     pub seq_len: usize,
     pub threshold_fpr_0_5: f32,
     pub threshold_fpr_0_1: f32,
+    /// Per-market thresholds each message is judged at by its dominant script (empty: every
+    /// message at the pooled ones).
+    pub market_thresholds: BTreeMap<Market, ActionThresholds>,
     pub load_ms: f64,
 }
 
@@ -136,6 +141,8 @@ fn load_model(args: &EvalArgs) -> Result<(EdgeModel, String, f64)> {
 struct Evaluation<'m> {
     model: &'m EdgeModel,
     observations: Vec<Observation>,
+    /// The operating point each observation was judged at (its market's, else the pooled one).
+    deployed: Vec<ActionThresholds>,
     latencies: Vec<std::time::Duration>,
     /// (corpus name, range of `observations`).
     corpora: Vec<(String, std::ops::Range<usize>)>,
@@ -147,6 +154,7 @@ impl<'m> Evaluation<'m> {
         Evaluation {
             model,
             observations: Vec::new(),
+            deployed: Vec::new(),
             latencies: Vec::new(),
             corpora: Vec::new(),
             skipped: Skipped::default(),
@@ -189,6 +197,7 @@ impl<'m> Evaluation<'m> {
                         predicted: prediction.label_index,
                         spam_score: prediction.spam_score,
                     });
+                    self.deployed.push(prediction.judged.point);
                 }
                 Err(_) => self.skipped.unclassifiable += 1,
             }
@@ -201,8 +210,8 @@ impl<'m> Evaluation<'m> {
     fn report(&self, source: String, load_ms: f64, data: &[PathBuf]) -> Result<EvalReport> {
         let info = self.model.metadata();
         let metrics = metrics::evaluate(&info.labels, &self.observations)?;
-        let at_0_5 = metrics::at_threshold(&self.observations, info.threshold_fpr_0_5);
-        let at_0_1 = metrics::at_threshold(&self.observations, info.threshold_fpr_0_1);
+        let all = 0..self.observations.len();
+        let (at_0_5, at_0_1) = (self.at_tag(all.clone()), self.at_quarantine(all));
         let latency = LatencySummary::from_durations(&self.latencies);
         Ok(EvalReport {
             model: model_summary(info, source, load_ms),
@@ -221,12 +230,25 @@ impl<'m> Evaluation<'m> {
         })
     }
 
+    /// Figures of `range` with each message flagged at its deployed tag threshold.
+    fn at_tag(&self, range: std::ops::Range<usize>) -> ThresholdMetrics {
+        let tags: Vec<f32> = self.deployed[range.clone()].iter().map(|p| p.tag).collect();
+        metrics::at_own_thresholds(&self.observations[range], &tags)
+    }
+
+    /// Figures of `range` with each message flagged at its deployed quarantine threshold.
+    fn at_quarantine(&self, range: std::ops::Range<usize>) -> ThresholdMetrics {
+        let points = &self.deployed[range.clone()];
+        let quarantines: Vec<f32> = points.iter().map(|p| p.quarantine).collect();
+        metrics::at_own_thresholds(&self.observations[range], &quarantines)
+    }
+
     fn per_corpus(&self, info: &ModelInfo) -> Result<Vec<CorpusSummary>> {
         let mut summaries = Vec::new();
         for (name, range) in &self.corpora {
             let slice = &self.observations[range.clone()];
             let m = metrics::evaluate(&info.labels, slice)?;
-            let at = metrics::at_threshold(slice, info.threshold_fpr_0_5);
+            let at = self.at_tag(range.clone());
             summaries.push(CorpusSummary {
                 name: name.clone(),
                 n: m.n,
@@ -261,6 +283,7 @@ fn model_summary(info: &ModelInfo, source: String, load_ms: f64) -> ModelSummary
         seq_len: info.seq_len,
         threshold_fpr_0_5: info.threshold_fpr_0_5,
         threshold_fpr_0_1: info.threshold_fpr_0_1,
+        market_thresholds: info.market_thresholds.clone(),
         load_ms,
     }
 }
@@ -465,6 +488,7 @@ mod tests {
                 seq_len: 8,
                 threshold_fpr_0_5: 0.5,
                 threshold_fpr_0_1: 0.5,
+                market_thresholds: BTreeMap::new(),
                 load_ms: 1.0,
             },
             data: vec!["dev.tsv".into()],

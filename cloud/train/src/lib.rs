@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod manifest;
+pub mod market_thresholds;
 pub mod model;
 pub mod ngram_fit;
 pub mod onnx_export;

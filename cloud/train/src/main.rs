@@ -16,7 +16,7 @@ use smsguard_train::model::CharCnn;
 use smsguard_train::ngram_fit::{self, NgramFitConfig};
 use smsguard_train::trainer::{self, CorpusMetrics, EncodedSet, Thresholds, TrainConfig};
 use smsguard_train::vocab::{self, VocabConfig};
-use smsguard_train::{onnx_export, quantize, requantize};
+use smsguard_train::{market_thresholds, onnx_export, quantize, requantize};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Train and export the smsguard edge and cloud models")]
@@ -39,6 +39,9 @@ enum Command {
     /// Export the int8 model again from a model folder's fp32 ONNX file (no training): the
     /// float weights, metadata and thresholds stay; edge-int8.onnx and its manifest entry change.
     Requantize(smsguard_train::requantize::RequantizeArgs),
+    /// Pick each market's (zh, en) tag and quarantine thresholds on its own dev ham with the
+    /// shipped int8 model; write them into both ONNX files' metadata and the manifest.
+    MarketThresholds(smsguard_train::market_thresholds::MarketThresholdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +127,7 @@ fn main() -> Result<()> {
         Command::TrainCloud(args) => smsguard_train::cloud_models::run(args),
         Command::Baseline(args) => smsguard_train::baseline_cli::run(args),
         Command::Requantize(args) => smsguard_train::requantize::run(args),
+        Command::MarketThresholds(args) => smsguard_train::market_thresholds::run(args),
     }
 }
 
@@ -211,11 +215,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let observations = trainer::predict(&model, &dev_set)?;
     let dev_metrics = trainer::metrics_by_corpus(&observations, &dev_set);
     let thresholds = trainer::pick_thresholds(&observations);
+    let market_picks =
+        market_thresholds::pick(&observations, &market_thresholds::markets_of(&dev_data));
     let at_fpr_0_5 =
         trainer::threshold_metrics_by_corpus(&observations, &dev_set, thresholds.fpr_0_5.threshold);
     print_summary(&dev_metrics, &thresholds, &at_fpr_0_5, outcome.best_epoch);
 
-    let metadata = metadata(&arch, &encoder, &dev_metrics, &thresholds, &command_line)?;
+    let mut metadata = metadata(&arch, &encoder, &dev_metrics, &thresholds, &command_line)?;
+    metadata.push((
+        model_meta::MARKET_THRESHOLDS.to_string(),
+        market_thresholds::metadata_value(&market_picks)?,
+    ));
     let calibration = requantize::calibration_ids(&dev_set, args.calibration_samples, args.seed);
     let fp32 = onnx_export::export_fp32(&arch, &outcome.weights, &metadata)?;
     let int8 = quantize::export_int8_calibrated(&arch, &outcome.weights, &metadata, &calibration)?;
@@ -248,6 +258,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         duplicates_removed: train_data.duplicates_removed,
         command_line,
         wall_seconds: started.elapsed().as_secs_f64(),
+        market_thresholds: market_picks,
     };
     manifest.write(&args.out.join("manifest.json"))?;
     eprintln!(

@@ -1,14 +1,17 @@
 //! `manifest.json` next to the shipped model files: what each file is (size, SHA-256) and how the
 //! model was made (architecture, seed, command line, wall time, dev metrics, thresholds).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use smsguard_core::metrics::ThresholdMetrics;
+use smsguard_core::Market;
 
 use crate::config::ArchConfig;
+use crate::market_thresholds::MarketPick;
 use crate::ngram_fit::NgramFit;
 use crate::trainer::{CorpusMetrics, EpochStats, Thresholds, TrainConfig};
 
@@ -54,6 +57,10 @@ pub struct Manifest {
     pub duplicates_removed: usize,
     pub command_line: String,
     pub wall_seconds: f64,
+    /// Tag and quarantine thresholds per market, picked on each market's dev ham (absent in
+    /// manifests from before market profiles).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub market_thresholds: BTreeMap<Market, MarketPick>,
 }
 
 /// How many (deduplicated) training examples each corpus contributed.

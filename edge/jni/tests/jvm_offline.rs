@@ -22,3 +22,18 @@ fn java_wrapper_runs_the_offline_scenario_on_the_jvm() {
     let text = run.step("update_model").exception("update_model");
     assert!(text.contains("no model signing key is pinned"), "{text}");
 }
+
+#[test]
+fn the_market_in_the_java_config_picks_the_thresholds() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let classes = work.path().join("classes");
+    jvm::compile_java(&classes);
+    let engine_dir = work.path().join("engine");
+
+    let run = jvm::run_scenario(&classes, &engine_dir, r#"{"market":"zh"}"#);
+
+    // The scenario's ham is English; the device's configured market still decides.
+    let ham = run.step("classify_ham").json("classify_ham");
+    let reason = ham["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(" the zh tag threshold "), "{ham}");
+}

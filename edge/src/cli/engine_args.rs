@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use smsguard_core::Market;
 use smsguard_edge::cloud::CloudConfig;
 use smsguard_edge::engine::{Durability, Engine, EngineConfig, ModelSource};
 
@@ -51,6 +52,10 @@ pub struct EngineArgs {
     /// Most pending events kept for the app; the oldest are dropped first [default: 1000].
     #[arg(long, global = true)]
     pub max_events: Option<usize>,
+    /// The device's market profile, `zh` or `en`: the local model judges every message at that
+    /// market's thresholds [default: each message's dominant script picks them].
+    #[arg(long, global = true)]
+    pub market: Option<Market>,
 }
 
 impl EngineArgs {
@@ -98,6 +103,7 @@ impl EngineArgs {
                 self.durability
             },
             model,
+            market: self.market,
             ..EngineConfig::default()
         };
         Ok((data_dir, self.with_retention(config)))

@@ -11,7 +11,7 @@ use super::verdict::{cloud_verdict, local_verdict, proto_action};
 use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
 use crate::cloud::CloudLinkError;
 use crate::error::EdgeError;
-use crate::metadata::ModelInfo;
+use crate::metadata::Judged;
 use crate::model::Action;
 use crate::store::{MessageRecord, MessageState, Source, StoredVerdict};
 
@@ -228,10 +228,13 @@ impl Engine {
                 self.model_error().unwrap_or_default()
             ));
         };
-        match model.model.classify_normalized(&message.normalized) {
+        match model
+            .model
+            .classify_in_market(&message.normalized, self.config.market)
+        {
             Ok(prediction) => {
                 let verdict = local_verdict(&prediction, &model.labels);
-                let reason = local_reason(&verdict, model.model.metadata());
+                let reason = local_reason(&verdict, &prediction.judged);
                 Ok(Outcome::new(verdict, reason))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
@@ -423,16 +426,19 @@ pub(super) fn state_counter(state: MessageState) -> &'static str {
     }
 }
 
-/// Why the local model's score led to its action: the threshold it reached or stayed under.
-fn local_reason(verdict: &StoredVerdict, info: &ModelInfo) -> String {
+/// Why the local model's score led to its action: the threshold it reached or stayed under, and
+/// whose it is (`zh`, `en`, or `pooled` when the model has none for the message's market).
+fn local_reason(verdict: &StoredVerdict, judged: &Judged) -> String {
     let (spam_score, action) = (verdict.spam_score, verdict.action);
+    let point = judged.point;
     let (relation, name, threshold) = match action {
-        Action::Allow => ("below", "tag", info.threshold_fpr_0_5),
-        Action::Tag => ("at least", "tag", info.threshold_fpr_0_5),
-        Action::Quarantine | Action::Block => ("at least", "quarantine", info.threshold_fpr_0_1),
+        Action::Allow => ("below", "tag", point.tag),
+        Action::Tag => ("at least", "tag", point.tag),
+        Action::Quarantine | Action::Block => ("at least", "quarantine", point.quarantine),
     };
     format!(
-        "local model: spam score {spam_score:.4}, {relation} the {name} threshold {threshold:.4} -> {}",
+        "local model: spam score {spam_score:.4}, {relation} the {} {name} threshold {threshold:.4} -> {}",
+        judged.profile_name(),
         action.as_str()
     )
 }

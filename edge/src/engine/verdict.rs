@@ -104,6 +104,8 @@ pub fn calls_ham(verdict: &StoredVerdict) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::Judged;
+    use smsguard_core::{ActionThresholds, Market};
 
     fn prediction(probabilities: [f32; 5], action: Action) -> Prediction {
         Prediction {
@@ -112,6 +114,14 @@ mod tests {
             spam_score: 1.0 - probabilities[0],
             probabilities: probabilities.to_vec(),
             action,
+            judged: Judged {
+                market: Market::En,
+                point: ActionThresholds {
+                    tag: 0.5,
+                    quarantine: 0.9,
+                },
+                market_specific: false,
+            },
         }
     }
 

@@ -109,9 +109,9 @@ fn classify_lines_from_stdin_readable() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("line 1: ham "), "{text}");
-    // Each line says why: the obvious ham stayed under the model's tag threshold.
+    // Each line says why: the obvious (English) ham stayed under the en market's tag threshold.
     assert!(
-        lines[0].contains("source=local") && lines[0].contains("below the tag threshold"),
+        lines[0].contains("source=local") && lines[0].contains("below the en tag threshold"),
         "{text}"
     );
     assert!(lines[0].ends_with("-> allow"), "{text}");
@@ -121,6 +121,42 @@ fn classify_lines_from_stdin_readable() {
     );
     assert!(lines[1].contains(" threshold "), "{text}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 3: skipped: empty message"));
+}
+
+#[test]
+fn the_market_is_the_scripts_unless_the_device_sets_one() {
+    // (flags, message, market the reason must name)
+    let table: [(&[&str], &str, &str); 4] = [
+        (&[], "Are we still on for lunch tomorrow?", "en"),
+        (&[], "明天下午三点开会，记得带上周的报告", "zh"),
+        (
+            &["--market", "zh"],
+            "Are we still on for lunch tomorrow?",
+            "zh",
+        ),
+        (
+            &["--market", "en"],
+            "明天下午三点开会，记得带上周的报告",
+            "en",
+        ),
+    ];
+    for (flags, message, market) in table {
+        let args: Vec<&str> = ["classify"].iter().chain(flags).copied().collect();
+        let output = smsguard(&args, format!("{message}\n").as_bytes());
+        assert!(output.status.success(), "{}", stderr(&output));
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            text.contains(&format!(" the {market} tag threshold ")),
+            "{flags:?}: {text}"
+        );
+    }
+    let output = smsguard(&["classify", "--market", "fr"], b"hello\n");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("unknown market"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 use smsguard_core::features::word_level_json;
 use smsguard_core::ngrams::NgramFeatures;
-use smsguard_core::{normalize, Label, PIPELINE_VERSION};
+use smsguard_core::{normalize, Label, Market, PIPELINE_VERSION};
 use smsguard_edge::{EdgeError, EdgeModel, ModelInput};
 
 use crate::fixtures::{int8_model, vocab_json, OBVIOUS_HAM, OBVIOUS_SPAM};
@@ -17,6 +17,42 @@ fn embedded_model_metadata_matches_this_build() {
     assert_eq!(info.pipeline_version, PIPELINE_VERSION);
     assert_eq!(info.seq_len, model.encoder().seq_len());
     assert!(info.threshold_fpr_0_5 <= info.threshold_fpr_0_1);
+}
+
+#[test]
+fn embedded_model_judges_each_market_at_its_own_thresholds() {
+    let model = embedded();
+    let info = model.metadata();
+    for market in Market::ALL {
+        let judged = info.operating_point(market);
+        assert!(
+            judged.market_specific,
+            "no thresholds of its own for {market}"
+        );
+        assert!(judged.point.tag <= judged.point.quarantine, "{market}");
+    }
+    let zh = model
+        .classify("明天下午三点开会，记得带上周的报告")
+        .unwrap();
+    let en = model
+        .classify("Are we still on for lunch tomorrow?")
+        .unwrap();
+    assert_eq!(
+        (zh.judged.market, en.judged.market),
+        (Market::Zh, Market::En)
+    );
+    assert_eq!(zh.judged.point, info.operating_point(Market::Zh).point);
+    let forced = model
+        .classify_in_market(
+            &normalize("Are we still on for lunch tomorrow?"),
+            Some(Market::Zh),
+        )
+        .unwrap();
+    assert_eq!(forced.judged.market, Market::Zh);
+    assert_eq!(
+        forced.spam_score, en.spam_score,
+        "the market changes thresholds, not scores"
+    );
 }
 
 #[test]

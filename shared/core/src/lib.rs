@@ -8,6 +8,7 @@ pub mod features;
 pub mod fingerprint;
 pub mod keywords;
 pub mod lsh;
+pub mod market;
 pub mod metrics;
 pub mod model_meta;
 pub mod ngrams;
@@ -15,6 +16,7 @@ pub mod normalize;
 pub mod taxonomy;
 
 pub use fingerprint::{Fingerprint, MinHasher};
+pub use market::{ActionThresholds, Market};
 pub use normalize::{normalize, MaskKind, Masked, Normalized, Transform};
 pub use taxonomy::Label;
 

@@ -333,6 +333,36 @@ pub fn at_threshold(observations: &[Observation], threshold: f32) -> ThresholdMe
     }
 }
 
+/// Binary figures when each message is flagged at its own threshold (`thresholds[i]` for
+/// `observations[i]`), as a deployment with per-market thresholds flags them. The `threshold`
+/// reported is the common one when all are equal, else NaN (JSON `null`).
+pub fn at_own_thresholds(observations: &[Observation], thresholds: &[f32]) -> ThresholdMetrics {
+    assert_eq!(
+        observations.len(),
+        thresholds.len(),
+        "one threshold per observation"
+    );
+    let (mut hits, mut spam, mut false_alarms, mut ham) = (0, 0, 0, 0);
+    for (o, &threshold) in observations.iter().zip(thresholds) {
+        let flagged = usize::from(o.spam_score >= threshold);
+        if o.is_spam() {
+            (hits, spam) = (hits + flagged, spam + 1);
+        } else {
+            (false_alarms, ham) = (false_alarms + flagged, ham + 1);
+        }
+    }
+    let common = thresholds
+        .first()
+        .copied()
+        .filter(|first| thresholds.iter().all(|t| t.to_bits() == first.to_bits()));
+    ThresholdMetrics {
+        threshold: common.unwrap_or(f32::NAN),
+        spam_recall: ratio(hits, spam),
+        spam_precision: ratio(hits, hits + false_alarms),
+        ham_fpr: ratio(false_alarms, ham),
+    }
+}
+
 /// Spam recall at `threshold` (share of true spam scoring at least `threshold`).
 pub fn recall_at_threshold(observations: &[Observation], threshold: f32) -> f64 {
     at_threshold(observations, threshold).spam_recall
@@ -408,6 +438,21 @@ mod tests {
             obs(1, 2, 0.8),
             obs(2, 0, 0.3),
         ]
+    }
+
+    #[test]
+    fn own_thresholds_flag_each_message_at_its_market_point() {
+        let observations = three_class_case();
+        // One common threshold gives exactly `at_threshold`'s figures.
+        let common = at_own_thresholds(&observations, &[0.5; 6]);
+        assert_eq!(common, at_threshold(&observations, 0.5));
+        // Per message: the flagged ham (0.7) now clears its 0.75, the missed smishing (0.3) is
+        // caught at its 0.25, the spam at 0.8 is missed at its 0.85.
+        let own = at_own_thresholds(&observations, &[0.5, 0.5, 0.75, 0.5, 0.85, 0.25]);
+        assert!(own.threshold.is_nan());
+        assert!(close(own.ham_fpr, 0.0), "{own:?}");
+        assert!(close(own.spam_recall, 2.0 / 3.0), "{own:?}");
+        assert!(close(own.spam_precision, 1.0), "{own:?}");
     }
 
     #[test]

@@ -69,9 +69,14 @@ pub fn pr_curve(
             mark.metrics.spam_recall,
             mark.metrics.spam_precision.max(y_low),
         );
+        // A NaN threshold: each message was flagged at its own market's threshold.
+        let threshold = match mark.metrics.threshold {
+            t if t.is_nan() => "per market".to_string(),
+            t => format!("{t:.4}"),
+        };
         let label = format!(
-            "{} (t={:.4}, recall {:.3}, ham FPR {:.4})",
-            mark.name, mark.metrics.threshold, mark.metrics.spam_recall, mark.metrics.ham_fpr
+            "{} (t={threshold}, recall {:.3}, ham FPR {:.4})",
+            mark.name, mark.metrics.spam_recall, mark.metrics.ham_fpr
         );
         chart
             .draw_series(std::iter::once(Circle::new(at, 6, color.filled())))
