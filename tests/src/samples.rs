@@ -65,6 +65,17 @@ pub fn phishing(n: usize) -> String {
     )
 }
 
+/// A shorter phishing text (no PIN, no deadline), which a model may only tag; `n` selects one
+/// of 24 distinct texts.
+pub fn phishing_short(n: usize) -> String {
+    let bank = BANKS[n % BANKS.len()];
+    let threat = THREATS[(n / BANKS.len()) % THREATS.len()];
+    format!(
+        "Your {bank} account {threat}. Verify your identity now at \
+         http://secure-verify-login.example/account"
+    )
+}
+
 /// A made-up campaign used by the feedback test: bland enough that nothing flags it before
 /// users report it.
 pub fn campaign(variant: usize) -> String {

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use smsguard_core::fraud_kb::FraudKnowledge;
 use smsguard_core::{normalize, Fingerprint, Label, Normalized};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
 
@@ -235,7 +236,8 @@ impl Engine {
             Ok(prediction) => {
                 let verdict = local_verdict(&prediction, &model.labels);
                 let reason = local_reason(&verdict, &prediction.judged);
-                Ok(Outcome::new(verdict, reason))
+                let outcome = Outcome::new(verdict, reason);
+                Ok(with_fraud_knowledge(outcome, &message.normalized.text))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
             Err(EdgeError::EmptyText) => Ok(Outcome::new(
@@ -364,6 +366,22 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
         spam_score,
         action,
         source: Source::Rule,
+    }
+}
+
+/// The offline fraud knowledge beside the model: a message the model allows whose text follows
+/// a known fraud script is tagged (never more: the rules have no score, and a tag is delivered,
+/// so a false alarm costs the user nothing but a label).
+fn with_fraud_knowledge(outcome: Outcome, normalized_text: &str) -> Outcome {
+    if outcome.verdict.action != Action::Allow {
+        return outcome;
+    }
+    match FraudKnowledge::builtin().first_hit(normalized_text) {
+        Some(hit) => Outcome::new(
+            rule_verdict(hit.label, outcome.verdict.spam_score, Action::Tag),
+            format!("fraud knowledge: {} -> tag ({})", hit.rule, outcome.reason),
+        ),
+        None => outcome,
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod features;
 pub mod fingerprint;
+pub mod fraud_kb;
 pub mod keywords;
 pub mod lsh;
 pub mod market;
