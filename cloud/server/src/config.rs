@@ -128,6 +128,9 @@ pub struct ServerConfig {
     pub edge_model_dir: Option<PathBuf>,
     /// Cache TTL sent with verdicts; 0 keeps the fusion model's per-action TTL.
     pub cache_ttl_seconds: u32,
+    /// The file this config was loaded from: a reload (SIGHUP) re-reads its API keys.
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -156,6 +159,7 @@ impl Default for ServerConfig {
             signing_key_path: None,
             edge_model_dir: None,
             cache_ttl_seconds: 0,
+            source_file: None,
         }
     }
 }
@@ -185,7 +189,25 @@ impl ServerConfig {
         config.apply_env(|name| std::env::var(name).ok())?;
         overrides(&mut config);
         config.validate()?;
+        config.source_file = path.map(Path::to_path_buf);
         Ok(config)
+    }
+
+    /// The API keys as they are now: re-read from [`ServerConfig::source_file`], with
+    /// `SMSGUARD_API_KEYS` still taking precedence as at start; validated. `None` when the config
+    /// did not come from a file (the keys cannot have changed).
+    pub fn current_api_keys(&self) -> Result<Option<Vec<ApiKeyConfig>>, ConfigError> {
+        let Some(path) = &self.source_file else {
+            return Ok(None);
+        };
+        let mut fresh = Self::from_file(path)?;
+        if let Ok(keys) = std::env::var("SMSGUARD_API_KEYS") {
+            fresh.api_keys = parse_api_keys_env(&keys)?;
+        }
+        // No emptiness check: removing every key of a running server revokes them all (a server
+        // started with keys never turns anonymous; see `auth::ApiKeyCheck`).
+        fresh.validate_key_entries()?;
+        Ok(Some(fresh.api_keys))
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -363,6 +385,19 @@ impl ServerConfig {
     }
 
     fn validate_api_keys(&self) -> Result<(), ConfigError> {
+        self.validate_key_entries()?;
+        let local_dev = self.plaintext && self.listen.ip().is_loopback();
+        if self.api_keys.is_empty() && !local_dev && !self.allow_anonymous {
+            return Err(invalid(
+                "api_keys",
+                "no API keys configured on a non-local server; add [[api_keys]] or set \
+                 allow_anonymous = true",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_key_entries(&self) -> Result<(), ConfigError> {
         let mut ids = HashSet::new();
         let mut hashes = HashSet::new();
         for key in &self.api_keys {
@@ -383,14 +418,6 @@ impl ServerConfig {
             if key.burst == 0 {
                 return Err(invalid(&setting, "burst must be at least 1"));
             }
-        }
-        let local_dev = self.plaintext && self.listen.ip().is_loopback();
-        if self.api_keys.is_empty() && !local_dev && !self.allow_anonymous {
-            return Err(invalid(
-                "api_keys",
-                "no API keys configured on a non-local server; add [[api_keys]] or set \
-                 allow_anonymous = true",
-            ));
         }
         Ok(())
     }

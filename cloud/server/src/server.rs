@@ -20,6 +20,7 @@ use crate::error::ServerError;
 use crate::metrics::{self, Metrics};
 use crate::service::SmsGuardService;
 use crate::state::{AppState, ReloadSummary};
+use crate::stream::GuardService;
 
 /// A started server. Dropping it without [`RunningServer::shutdown`] leaves the tasks running
 /// until the runtime stops.
@@ -34,6 +35,7 @@ pub struct RunningServer {
     /// Version of the edge model package `GetModel` serves.
     pub model_version: String,
     state: Arc<AppState>,
+    keys: ApiKeyCheck,
     health: tonic_health::server::HealthReporter,
     stop: oneshot::Sender<()>,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -78,11 +80,8 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let reflection_alpha = reflection_builder()
         .build_v1alpha()
         .map_err(|e| ServerError::Task(format!("reflection: {e}")))?;
-    let guard = InterceptedService::new(
-        SmsGuardServer::new(SmsGuardService::new(Arc::clone(&state)))
-            .max_decoding_message_size(config.max_request_bytes),
-        ApiKeyCheck::new(&config.api_keys, Arc::clone(&metrics)),
-    );
+    let keys = ApiKeyCheck::new(&config.api_keys, Arc::clone(&metrics));
+    let guard = InterceptedService::new(GuardService::new(Arc::clone(&state)), keys.clone());
 
     let mut builder = Server::builder()
         // A backstop: the handlers enforce `request_timeout_ms` themselves and answer
@@ -127,6 +126,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         model_public_key: state.package.public_key.to_hex(),
         model_version: state.package.version.clone(),
         state,
+        keys,
         health,
         stop,
         serve,
@@ -136,10 +136,27 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
 }
 
 impl RunningServer {
-    /// Re-reads the rules file and the spam feed now (what SIGHUP does); connections stay up.
+    /// Re-reads the rules file, the spam feed and the API keys of the config file now (what
+    /// SIGHUP does); connections stay up. A removed key is refused from the next call on and its
+    /// open streams stop; a config file that no longer parses keeps the old keys (and fails).
     pub async fn reload(&self) -> Result<ReloadSummary, ServerError> {
         let state = Arc::clone(&self.state);
-        off_runtime(move || state.reload()).await
+        let summary = off_runtime(move || state.reload()).await?;
+        self.reload_api_keys()?;
+        Ok(summary)
+    }
+
+    fn reload_api_keys(&self) -> Result<(), ServerError> {
+        if let Some(keys) = self.state.config.current_api_keys()? {
+            let change = self.keys.replace_keys(&keys);
+            tracing::info!(
+                added = change.added,
+                removed = change.removed,
+                kept = change.kept,
+                "API keys reloaded"
+            );
+        }
+        Ok(())
     }
 
     /// Stops accepting connections, lets in-flight requests finish (up to the configured

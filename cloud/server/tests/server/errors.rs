@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
-use bytes::{Buf, BufMut};
 use smsguard_proto::v1;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
-use crate::common::{self, classify_request, classify_verdict, client, message, run, TestServer};
+use crate::common::{
+    self, classify_request, classify_verdict, client, message, run, RawCodec, TestServer,
+};
 
 static SERVER: LazyLock<TestServer> = LazyLock::new(|| run(common::start(|_| {})));
 
@@ -106,51 +106,6 @@ fn the_edge_verdict_is_taken_into_account() {
         assert!(lists_edge(&fused), "the edge input is listed");
         assert!(!lists_edge(&plain));
     });
-}
-
-/// Sends raw bytes as the gRPC message and reads the answer as raw bytes.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-#[derive(Debug)]
-struct RawEncoder;
-
-#[derive(Debug)]
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        Ok(Some(bytes.to_vec()))
-    }
 }
 
 #[test]

@@ -4,9 +4,12 @@
 mod common;
 mod errors;
 mod eval_cli;
+mod key_reload;
 mod lifecycle;
+mod malformed;
 mod privacy;
 mod reload;
 mod restart;
 mod rpc;
 mod security;
+mod stream_limits;
