@@ -105,6 +105,18 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// Answer frames a `ClassifyStream` may buffer before it stops reading (back-pressure).
     pub stream_buffer_frames: usize,
+    /// Connections the gRPC listener holds at once; more are closed as soon as they are
+    /// accepted. Lowered at start to fit the process's open-files limit.
+    pub max_connections: usize,
+    /// Connections the metrics listener holds at once.
+    pub metrics_max_connections: usize,
+    /// A new connection must send its HTTP/2 preface (or complete its TLS handshake) within
+    /// this many milliseconds; a metrics request must arrive within it.
+    pub handshake_timeout_ms: u64,
+    /// A connection nothing has been read from for this many milliseconds is closed. The
+    /// server pings every connection at a third of it (HTTP/2 keepalive), so a live client,
+    /// which answers the pings, never goes idle.
+    pub idle_timeout_ms: u64,
     /// Upper bound of any request's deadline, in milliseconds (a shorter `grpc-timeout` wins).
     pub request_timeout_ms: u64,
     /// Seconds a graceful shutdown waits for in-flight requests before closing connections.
@@ -149,6 +161,10 @@ impl Default for ServerConfig {
             max_request_bytes: 512 * 1024,
             max_in_flight: 256,
             stream_buffer_frames: 4,
+            max_connections: 1024,
+            metrics_max_connections: 16,
+            handshake_timeout_ms: 5_000,
+            idle_timeout_ms: 90_000,
             request_timeout_ms: 10_000,
             shutdown_grace_seconds: 10,
             seed_from_corpora: true,
@@ -242,6 +258,16 @@ impl ServerConfig {
         env.set("SMSGUARD_MAX_BATCH_MESSAGES", &mut self.max_batch_messages)?;
         env.set("SMSGUARD_MAX_REQUEST_BYTES", &mut self.max_request_bytes)?;
         env.set("SMSGUARD_MAX_IN_FLIGHT", &mut self.max_in_flight)?;
+        env.set("SMSGUARD_MAX_CONNECTIONS", &mut self.max_connections)?;
+        env.set(
+            "SMSGUARD_METRICS_MAX_CONNECTIONS",
+            &mut self.metrics_max_connections,
+        )?;
+        env.set(
+            "SMSGUARD_HANDSHAKE_TIMEOUT_MS",
+            &mut self.handshake_timeout_ms,
+        )?;
+        env.set("SMSGUARD_IDLE_TIMEOUT_MS", &mut self.idle_timeout_ms)?;
         env.set("SMSGUARD_REQUEST_TIMEOUT_MS", &mut self.request_timeout_ms)?;
         env.set("SMSGUARD_SEED_FROM_CORPORA", &mut self.seed_from_corpora)?;
         env.set_some("SMSGUARD_DATASETS_DIR", &mut self.datasets_dir)?;
@@ -355,7 +381,7 @@ impl ServerConfig {
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, usize, usize, usize); 5] = [
+        let ranges: [(&str, usize, usize, usize); 7] = [
             ("max_body_bytes", self.max_body_bytes, 1, 64 * 1024),
             ("max_batch_messages", self.max_batch_messages, 1, 4096),
             (
@@ -366,6 +392,13 @@ impl ServerConfig {
             ),
             ("max_in_flight", self.max_in_flight, 1, 1_000_000),
             ("stream_buffer_frames", self.stream_buffer_frames, 1, 1024),
+            ("max_connections", self.max_connections, 1, 1_000_000),
+            (
+                "metrics_max_connections",
+                self.metrics_max_connections,
+                1,
+                1024,
+            ),
         ];
         for (setting, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -377,6 +410,18 @@ impl ServerConfig {
         }
         if self.request_timeout_ms == 0 {
             return Err(invalid("request_timeout_ms", "must be positive"));
+        }
+        if !(10..=600_000).contains(&self.handshake_timeout_ms) {
+            return Err(invalid(
+                "handshake_timeout_ms",
+                "must be within 10..=600000",
+            ));
+        }
+        if self.idle_timeout_ms < self.handshake_timeout_ms.max(30) {
+            return Err(invalid(
+                "idle_timeout_ms",
+                "must be at least handshake_timeout_ms (and 30)",
+            ));
         }
         if self.reload_interval_seconds == 0 {
             return Err(invalid("reload_interval_seconds", "must be positive"));
@@ -440,6 +485,10 @@ pub const ENV_VARS: &[&str] = &[
     "SMSGUARD_MAX_BATCH_MESSAGES",
     "SMSGUARD_MAX_REQUEST_BYTES",
     "SMSGUARD_MAX_IN_FLIGHT",
+    "SMSGUARD_MAX_CONNECTIONS",
+    "SMSGUARD_METRICS_MAX_CONNECTIONS",
+    "SMSGUARD_HANDSHAKE_TIMEOUT_MS",
+    "SMSGUARD_IDLE_TIMEOUT_MS",
     "SMSGUARD_REQUEST_TIMEOUT_MS",
     "SMSGUARD_SEED_FROM_CORPORA",
     "SMSGUARD_DATASETS_DIR",

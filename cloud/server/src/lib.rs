@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod eval;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //! One binary; servers are shared per module where tests do not disturb one another.
 
 mod common;
+mod connections;
 mod errors;
 mod eval_cli;
 mod key_reload;
