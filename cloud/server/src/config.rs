@@ -70,6 +70,14 @@ impl ApiKeyConfig {
     }
 }
 
+/// The longest text of a concatenated SMS in UTF-8 bytes: at most 255 segments (the 8-bit
+/// concatenation reference, 3GPP TS 23.040) of 67 UCS-2 characters (the 16-bit alphabet's
+/// 70 minus the header), and a UCS-2 character takes at most 3 UTF-8 bytes (CJK and every other
+/// BMP character from U+0800; a surrogate pair takes 4 bytes for 2 characters). 17,085
+/// characters, 51,255 bytes. The 7-bit alphabet reaches 255 x 153 = 39,015 one-byte
+/// characters, less.
+pub const LONGEST_SMS_BYTES: usize = 255 * 67 * 3;
+
 fn default_rate() -> f64 {
     100.0
 }
@@ -95,11 +103,14 @@ pub struct ServerConfig {
     pub allow_anonymous: bool,
     /// Prometheus text metrics at `http://<metrics_listen>/metrics`.
     pub metrics_listen: Option<SocketAddr>,
-    /// Largest `SmsMessage.body`, in UTF-8 bytes.
+    /// Largest `SmsMessage.body`, in UTF-8 bytes. The default, [`LONGEST_SMS_BYTES`], is the
+    /// longest text a concatenated SMS can carry, so no real message is refused.
     pub max_body_bytes: usize,
     /// Most messages in one `ClassifyStream` frame.
     pub max_batch_messages: usize,
-    /// Largest encoded gRPC request message, in bytes (transport limit).
+    /// Largest encoded gRPC request message, in bytes (transport limit; larger ones get
+    /// RESOURCE_EXHAUSTED). The default, 4 MiB, holds a `ClassifyStream` frame of 64 messages
+    /// of the longest SMS (64 x 51,255 bytes = 3.3 MB, plus their other fields).
     pub max_request_bytes: usize,
     /// Requests scored at once; more get RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
@@ -156,9 +167,9 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             allow_anonymous: false,
             metrics_listen: None,
-            max_body_bytes: 2048,
+            max_body_bytes: LONGEST_SMS_BYTES,
             max_batch_messages: 64,
-            max_request_bytes: 512 * 1024,
+            max_request_bytes: 4 * 1024 * 1024,
             max_in_flight: 256,
             stream_buffer_frames: 4,
             max_connections: 1024,
@@ -407,6 +418,12 @@ impl ServerConfig {
                     format!("{value} is outside {min}..={max}"),
                 ));
             }
+        }
+        if self.max_request_bytes < self.max_body_bytes + 1024 {
+            return Err(invalid(
+                "max_request_bytes",
+                "must hold one message of max_body_bytes (at least max_body_bytes + 1024)",
+            ));
         }
         if self.request_timeout_ms == 0 {
             return Err(invalid("request_timeout_ms", "must be positive"));

@@ -36,11 +36,12 @@ async fn still_serving(addr: SocketAddr) {
 fn an_oversized_body_is_refused_with_the_limit_and_the_server_keeps_serving() {
     let addr = SERVER.addr();
     run(async move {
-        let body = "é".repeat(1025); // 2050 UTF-8 bytes, 1025 characters.
+        // 51,256 UTF-8 bytes: one more than the longest concatenated SMS.
+        let body = "é".repeat(25_628);
         let status = classify_status(addr, classify_request(&body)).await;
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("2050"), "{}", status.message());
-        assert!(status.message().contains("2048"), "{}", status.message());
+        assert!(status.message().contains("51256"), "{}", status.message());
+        assert!(status.message().contains("51255"), "{}", status.message());
         still_serving(addr).await;
     });
 }
@@ -180,8 +181,8 @@ fn requests_beyond_the_in_flight_limit_are_resource_exhausted() {
 fn a_request_over_the_transport_limit_is_refused_and_the_server_keeps_serving() {
     let addr = SERVER.addr();
     run(async move {
-        // 600 KiB: over max_request_bytes (512 KiB), refused while decoding.
-        let status = classify_status(addr, classify_request(&"x".repeat(600 * 1024))).await;
+        // 5 MiB: over max_request_bytes (4 MiB), refused while decoding.
+        let status = classify_status(addr, classify_request(&"x".repeat(5 << 20))).await;
         assert_ne!(status.code(), Code::Ok);
         assert_ne!(
             status.code(),

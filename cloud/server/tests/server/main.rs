@@ -7,6 +7,7 @@ mod errors;
 mod eval_cli;
 mod key_reload;
 mod lifecycle;
+mod long_messages;
 mod malformed;
 mod privacy;
 mod reload;

@@ -97,8 +97,8 @@ fn an_oversized_request_is_resource_exhausted_and_counted() {
     let addr = SERVER.addr();
     let before = metrics();
     let status = run(async move {
-        // 600 KiB: over max_request_bytes (512 KiB), refused by the transport before decoding.
-        let big = classify_request(&"x".repeat(600 * 1024)).encode_to_vec();
+        // 5 MiB: over max_request_bytes (4 MiB), refused by the transport before decoding.
+        let big = classify_request(&"x".repeat(5 << 20)).encode_to_vec();
         raw_unary(addr, "/smsguard.v1.SmsGuard/Classify", big).await
     });
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
