@@ -2,7 +2,8 @@
 //!
 //! Only the SHA-256 of each key is configured and kept; a presented key is hashed and looked up.
 //! Each key has a token bucket (`rate_per_second`, `burst`): every call takes one token, and
-//! every message of a `ClassifyStream` takes one more, so a stream cannot score past the limit.
+//! every message of a `ClassifyStream` after its first takes one more, so a stream cannot
+//! score past the limit.
 //! The key table is replaced on reload (SIGHUP) without a restart.
 
 use std::collections::HashMap;
@@ -199,7 +200,7 @@ impl ApiKeyCheck {
             .ok_or(RequestError::Unauthenticated)?;
         let digest: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
         let entry = keys.get(&digest).ok_or(RequestError::Unauthenticated)?;
-        // Every call takes a token (a stream's messages take theirs as they come).
+        // Every call takes a token (a stream's further messages take theirs as they come).
         if entry.take_up_to(1) == 0 {
             return Err(RequestError::RateLimited {
                 key_id: entry.id.clone(),

@@ -3,7 +3,8 @@
 //! A stream's frames are read with their messages still encoded ([`EncodedBatch`]) and each
 //! message is decoded on its own, so one undecodable message gets a per-message
 //! INVALID_ARGUMENT instead of ending the stream. Every message takes a token from its API key's
-//! bucket; a message over the limit gets a per-message RESOURCE_EXHAUSTED.
+//! bucket (the first one rides on the token the call took to open); a message over the limit
+//! gets a per-message RESOURCE_EXHAUSTED.
 //!
 //! [`GuardService`] routes `ClassifyStream` to that lenient reader and every other method to the
 //! generated server, whose body refusals (INTERNAL for an undecodable body, OUT_OF_RANGE for an
@@ -78,9 +79,10 @@ pub fn open_stream<T: Send + 'static>(
     // Bounded: when the client stops reading answers, the server stops reading frames.
     let (tx, rx) = mpsc::channel(state.config.stream_buffer_frames);
     tokio::spawn(async move {
-        let stream = StreamRun {
+        let mut stream = StreamRun {
             state,
             quota,
+            prepaid: 1,
             deadline,
         };
         let (frames, code) = stream.serve(inbound, tx).await;
@@ -96,6 +98,9 @@ pub fn open_stream<T: Send + 'static>(
 struct StreamRun {
     state: Arc<AppState>,
     quota: Option<Quota>,
+    /// Messages already paid for: the token the call took when it opened pays for its first
+    /// message, so a stream of one message costs what a `Classify` does.
+    prepaid: usize,
     deadline: Deadline,
 }
 
@@ -103,7 +108,7 @@ impl StreamRun {
     /// Answers frames until the client ends the stream, a frame cannot be read, or the
     /// deadline passes; returns the frames answered and the stream's final code.
     async fn serve(
-        &self,
+        &mut self,
         mut inbound: impl Stream<Item = Result<Vec<Slot>, Status>> + Unpin,
         tx: mpsc::Sender<Result<v1::ClassifyBatchResult, Status>>,
     ) -> (u64, tonic::Code) {
@@ -128,7 +133,7 @@ impl StreamRun {
     }
 
     /// One frame's answer; `Err` ends the stream (deadline passed, key revoked).
-    async fn answer(&self, slots: Vec<Slot>) -> Result<v1::ClassifyBatchResult, RequestError> {
+    async fn answer(&mut self, slots: Vec<Slot>) -> Result<v1::ClassifyBatchResult, RequestError> {
         let max = self.state.config.max_batch_messages;
         if slots.len() > max {
             self.state.metrics.record_rejection("frame_too_large");
@@ -138,15 +143,23 @@ impl StreamRun {
             };
             return Ok(failed_frame(&slots, &error));
         }
-        let allowed = match &self.quota {
-            Some(quota) => quota.charge(slots.len())?,
-            None => slots.len(),
-        };
+        let allowed = self.charge(slots.len())?;
         let over_limit = self.quota.as_ref().map(Quota::exceeded);
         let state = Arc::clone(&self.state);
         self.deadline
             .run(score_frame(state, slots, allowed, over_limit))
             .await
+    }
+
+    /// How many of `messages` may be scored: the prepaid ones, then what the key's bucket
+    /// grants.
+    fn charge(&mut self, messages: usize) -> Result<usize, RequestError> {
+        let Some(quota) = &self.quota else {
+            return Ok(messages);
+        };
+        let prepaid = self.prepaid.min(messages);
+        self.prepaid -= prepaid;
+        Ok(prepaid + quota.charge(messages - prepaid)?)
     }
 }
 

@@ -42,12 +42,12 @@ fn a_stream_cannot_score_more_messages_than_its_key_allows() {
             .iter()
             .filter(|r| matches!(r.outcome, Some(Outcome::Verdict(_))))
             .count();
-        // Opening the stream took one token; four are left for messages.
-        assert_eq!(scored, 4, "only the key's tokens are scored");
-        assert!(results[..4]
+        // Opening the stream took one token, which pays for the first message.
+        assert_eq!(scored, 5, "only the key's tokens are scored");
+        assert!(results[..5]
             .iter()
             .all(|r| matches!(r.outcome, Some(Outcome::Verdict(_)))));
-        for refused in &results[4..] {
+        for refused in &results[5..] {
             let Some(Outcome::Error(error)) = &refused.outcome else {
                 panic!("message {} was not refused", refused.client_message_id);
             };
