@@ -65,6 +65,8 @@ pub enum RequestError {
     Undecodable { what: String, reason: String },
     #[error("the request is too large: {0}")]
     TooLarge(String),
+    #[error("the client's stream broke off: {0}")]
+    StreamBrokeOff(String),
     #[error("the frame has {count} messages; the limit is {max} per frame")]
     TooManyMessages { count: usize, max: usize },
     #[error("the server is at its limit of {limit} requests in flight; retry later")]
@@ -95,6 +97,7 @@ impl RequestError {
             | RequestError::RateLimited { .. }
             | RequestError::TooLarge(_) => Code::ResourceExhausted,
             RequestError::Unauthenticated => Code::Unauthenticated,
+            RequestError::StreamBrokeOff(_) => Code::Cancelled,
             RequestError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             RequestError::Unavailable(_) => Code::Unavailable,
             RequestError::Internal(_) => Code::Internal,

@@ -163,12 +163,11 @@ impl StreamRun {
     }
 }
 
-/// A frame tonic could not read: a client error when it is one (an undecodable or oversized
-/// frame), else the transport's status as it is.
+/// A frame tonic could not read: an undecodable or oversized frame, or else a stream the client
+/// broke off (reset, connection lost); neither is the server's fault.
 fn unreadable_frame(status: Status) -> RequestError {
-    RequestError::from_transport(&status, "a ClassifyStream frame").unwrap_or_else(|| {
-        RequestError::Unavailable(format!("reading the stream failed: {}", status.message()))
-    })
+    RequestError::from_transport(&status, "a ClassifyStream frame")
+        .unwrap_or_else(|| RequestError::StreamBrokeOff(status.message().to_owned()))
 }
 
 /// Scores one frame off the runtime: the first `allowed` messages are scored (or get their own
