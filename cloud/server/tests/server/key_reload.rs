@@ -90,3 +90,64 @@ fn a_key_removed_from_the_config_file_is_refused_after_a_reload() {
         server.shutdown().await.unwrap();
     });
 }
+
+#[cfg(unix)]
+#[test]
+fn sighup_to_the_real_binary_revokes_a_removed_key() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("cloud.toml");
+    let data_dir = dir.path().join("data");
+    let both = [("fleet-kept", KEPT), ("fleet-removed", REMOVED)];
+    std::fs::write(&config_path, config_text(&data_dir, &both)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    run(async move {
+        let client = common::client(addr).await;
+        let classify = |key: &'static str| {
+            let mut client = client.clone();
+            async move {
+                let request = with_bearer(key, classify_request("dinner at 8?"));
+                client
+                    .classify(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(|status| status.code())
+            }
+        };
+        assert_eq!(classify(REMOVED).await, Ok(()));
+        std::fs::write(&config_path, config_text(&data_dir, &both[..1])).unwrap();
+        let hangup = std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hangup.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while classify(REMOVED).await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the removed key still works 10 s after SIGHUP"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(classify(REMOVED).await, Err(Code::Unauthenticated));
+        assert_eq!(classify(KEPT).await, Ok(()));
+        common::terminate(&mut child);
+    });
+}
