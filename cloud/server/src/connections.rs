@@ -5,8 +5,8 @@
 //!   process limit and a flood cannot starve the accept loop.
 //! * A failed accept (EMFILE when the process is out of descriptors, ENFILE, ENOBUFS...) backs
 //!   off, 10 ms doubling to 1 s, instead of retrying at once in a busy loop.
-//! * A connection must send its first [`PREFACE_BYTES`] bytes (the HTTP/2 preface, or a TLS
-//!   ClientHello) within the handshake timeout, and is closed once nothing has been read from it
+//! * A connection must send its first [`PREFACE_BYTES`] bytes (the HTTP/2 preface and its
+//!   SETTINGS, or a TLS ClientHello) within the handshake timeout, and is closed once nothing has been read from it
 //!   for the idle timeout (a live gRPC client answers the server's HTTP/2 keepalive pings, so
 //!   only a silent peer goes idle).
 //! * Refusals, timeouts and accept errors are counted per listener and logged (counts, never
@@ -28,9 +28,10 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::metrics::Metrics;
 
-/// Bytes a connection must send within the handshake timeout: the length of the HTTP/2 client
-/// preface (`PRI * HTTP/2.0...`); a TLS ClientHello is longer.
-pub const PREFACE_BYTES: usize = 24;
+/// Bytes a connection must send within the handshake timeout: the 24-byte HTTP/2 client preface
+/// (`PRI * HTTP/2.0...`) and the header of the SETTINGS frame that must follow it, so half a
+/// handshake does not count; a TLS ClientHello is longer.
+pub const PREFACE_BYTES: usize = 24 + 9;
 /// The most often one kind of connection event is logged per listener.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
