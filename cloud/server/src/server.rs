@@ -150,10 +150,12 @@ impl RunningServer {
     /// SIGHUP does); connections stay up. A removed key is refused from the next call on and its
     /// open streams stop; a config file that no longer parses keeps the old keys (and fails).
     pub async fn reload(&self) -> Result<ReloadSummary, ServerError> {
+        // Keys first and whatever the rest does: a broken rules file must not delay a
+        // revocation.
+        let keys = self.reload_api_keys();
         let state = Arc::clone(&self.state);
-        let summary = off_runtime(move || state.reload()).await?;
-        self.reload_api_keys()?;
-        Ok(summary)
+        let summary = off_runtime(move || state.reload()).await;
+        keys.and(summary)
     }
 
     fn reload_api_keys(&self) -> Result<(), ServerError> {
