@@ -10,7 +10,7 @@
 //!   for the idle timeout (a live gRPC client answers the server's HTTP/2 keepalive pings, so
 //!   only a silent peer goes idle).
 //! * Refusals, timeouts and accept errors are counted per listener and logged (counts, never
-//!   addresses), at most once per [`LOG_EVERY`] each.
+//!   addresses), at most once per 10 s each.
 
 use std::future::Future;
 use std::io;
