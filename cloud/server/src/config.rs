@@ -70,6 +70,14 @@ impl ApiKeyConfig {
     }
 }
 
+/// The longest text of a concatenated SMS in UTF-8 bytes: at most 255 segments (the 8-bit
+/// concatenation reference, 3GPP TS 23.040) of 67 UCS-2 characters (the 16-bit alphabet's
+/// 70 minus the header), and a UCS-2 character takes at most 3 UTF-8 bytes (CJK and every other
+/// BMP character from U+0800; a surrogate pair takes 4 bytes for 2 characters). 17,085
+/// characters, 51,255 bytes. The 7-bit alphabet reaches 255 x 153 = 39,015 one-byte
+/// characters, less.
+pub const LONGEST_SMS_BYTES: usize = 255 * 67 * 3;
+
 fn default_rate() -> f64 {
     100.0
 }
@@ -95,16 +103,31 @@ pub struct ServerConfig {
     pub allow_anonymous: bool,
     /// Prometheus text metrics at `http://<metrics_listen>/metrics`.
     pub metrics_listen: Option<SocketAddr>,
-    /// Largest `SmsMessage.body`, in UTF-8 bytes.
+    /// Largest `SmsMessage.body`, in UTF-8 bytes. The default, [`LONGEST_SMS_BYTES`], is the
+    /// longest text a concatenated SMS can carry, so no real message is refused.
     pub max_body_bytes: usize,
     /// Most messages in one `ClassifyStream` frame.
     pub max_batch_messages: usize,
-    /// Largest encoded gRPC request message, in bytes (transport limit).
+    /// Largest encoded gRPC request message, in bytes (transport limit; larger ones get
+    /// RESOURCE_EXHAUSTED). The default, 4 MiB, holds a `ClassifyStream` frame of 64 messages
+    /// of the longest SMS (64 x 51,255 bytes = 3.3 MB, plus their other fields).
     pub max_request_bytes: usize,
     /// Requests scored at once; more get RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
     /// Answer frames a `ClassifyStream` may buffer before it stops reading (back-pressure).
     pub stream_buffer_frames: usize,
+    /// Connections the gRPC listener holds at once; more are closed as soon as they are
+    /// accepted. Lowered at start to fit the process's open-files limit.
+    pub max_connections: usize,
+    /// Connections the metrics listener holds at once.
+    pub metrics_max_connections: usize,
+    /// A new connection must send its HTTP/2 preface (or complete its TLS handshake) within
+    /// this many milliseconds; a metrics request must arrive within it.
+    pub handshake_timeout_ms: u64,
+    /// A connection nothing has been read from for this many milliseconds is closed. The
+    /// server pings every connection at a third of it (HTTP/2 keepalive), so a live client,
+    /// which answers the pings, never goes idle.
+    pub idle_timeout_ms: u64,
     /// Upper bound of any request's deadline, in milliseconds (a shorter `grpc-timeout` wins).
     pub request_timeout_ms: u64,
     /// Seconds a graceful shutdown waits for in-flight requests before closing connections.
@@ -128,6 +151,9 @@ pub struct ServerConfig {
     pub edge_model_dir: Option<PathBuf>,
     /// Cache TTL sent with verdicts; 0 keeps the fusion model's per-action TTL.
     pub cache_ttl_seconds: u32,
+    /// The file this config was loaded from: a reload (SIGHUP) re-reads its API keys.
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -141,11 +167,15 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             allow_anonymous: false,
             metrics_listen: None,
-            max_body_bytes: 2048,
+            max_body_bytes: LONGEST_SMS_BYTES,
             max_batch_messages: 64,
-            max_request_bytes: 512 * 1024,
+            max_request_bytes: 4 * 1024 * 1024,
             max_in_flight: 256,
             stream_buffer_frames: 4,
+            max_connections: 1024,
+            metrics_max_connections: 16,
+            handshake_timeout_ms: 5_000,
+            idle_timeout_ms: 90_000,
             request_timeout_ms: 10_000,
             shutdown_grace_seconds: 10,
             seed_from_corpora: true,
@@ -156,6 +186,7 @@ impl Default for ServerConfig {
             signing_key_path: None,
             edge_model_dir: None,
             cache_ttl_seconds: 0,
+            source_file: None,
         }
     }
 }
@@ -185,7 +216,25 @@ impl ServerConfig {
         config.apply_env(|name| std::env::var(name).ok())?;
         overrides(&mut config);
         config.validate()?;
+        config.source_file = path.map(Path::to_path_buf);
         Ok(config)
+    }
+
+    /// The API keys as they are now: re-read from [`ServerConfig::source_file`], with
+    /// `SMSGUARD_API_KEYS` still taking precedence as at start; validated. `None` when the config
+    /// did not come from a file (the keys cannot have changed).
+    pub fn current_api_keys(&self) -> Result<Option<Vec<ApiKeyConfig>>, ConfigError> {
+        let Some(path) = &self.source_file else {
+            return Ok(None);
+        };
+        let mut fresh = Self::from_file(path)?;
+        if let Ok(keys) = std::env::var("SMSGUARD_API_KEYS") {
+            fresh.api_keys = parse_api_keys_env(&keys)?;
+        }
+        // No emptiness check: removing every key of a running server revokes them all (a server
+        // started with keys never turns anonymous; see `auth::ApiKeyCheck`).
+        fresh.validate_key_entries()?;
+        Ok(Some(fresh.api_keys))
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -220,6 +269,16 @@ impl ServerConfig {
         env.set("SMSGUARD_MAX_BATCH_MESSAGES", &mut self.max_batch_messages)?;
         env.set("SMSGUARD_MAX_REQUEST_BYTES", &mut self.max_request_bytes)?;
         env.set("SMSGUARD_MAX_IN_FLIGHT", &mut self.max_in_flight)?;
+        env.set("SMSGUARD_MAX_CONNECTIONS", &mut self.max_connections)?;
+        env.set(
+            "SMSGUARD_METRICS_MAX_CONNECTIONS",
+            &mut self.metrics_max_connections,
+        )?;
+        env.set(
+            "SMSGUARD_HANDSHAKE_TIMEOUT_MS",
+            &mut self.handshake_timeout_ms,
+        )?;
+        env.set("SMSGUARD_IDLE_TIMEOUT_MS", &mut self.idle_timeout_ms)?;
         env.set("SMSGUARD_REQUEST_TIMEOUT_MS", &mut self.request_timeout_ms)?;
         env.set("SMSGUARD_SEED_FROM_CORPORA", &mut self.seed_from_corpora)?;
         env.set_some("SMSGUARD_DATASETS_DIR", &mut self.datasets_dir)?;
@@ -333,7 +392,7 @@ impl ServerConfig {
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, usize, usize, usize); 5] = [
+        let ranges: [(&str, usize, usize, usize); 7] = [
             ("max_body_bytes", self.max_body_bytes, 1, 64 * 1024),
             ("max_batch_messages", self.max_batch_messages, 1, 4096),
             (
@@ -344,6 +403,13 @@ impl ServerConfig {
             ),
             ("max_in_flight", self.max_in_flight, 1, 1_000_000),
             ("stream_buffer_frames", self.stream_buffer_frames, 1, 1024),
+            ("max_connections", self.max_connections, 1, 1_000_000),
+            (
+                "metrics_max_connections",
+                self.metrics_max_connections,
+                1,
+                1024,
+            ),
         ];
         for (setting, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -353,8 +419,26 @@ impl ServerConfig {
                 ));
             }
         }
+        if self.max_request_bytes < self.max_body_bytes + 1024 {
+            return Err(invalid(
+                "max_request_bytes",
+                "must hold one message of max_body_bytes (at least max_body_bytes + 1024)",
+            ));
+        }
         if self.request_timeout_ms == 0 {
             return Err(invalid("request_timeout_ms", "must be positive"));
+        }
+        if !(10..=600_000).contains(&self.handshake_timeout_ms) {
+            return Err(invalid(
+                "handshake_timeout_ms",
+                "must be within 10..=600000",
+            ));
+        }
+        if self.idle_timeout_ms < self.handshake_timeout_ms.max(30) {
+            return Err(invalid(
+                "idle_timeout_ms",
+                "must be at least handshake_timeout_ms (and 30)",
+            ));
         }
         if self.reload_interval_seconds == 0 {
             return Err(invalid("reload_interval_seconds", "must be positive"));
@@ -363,6 +447,19 @@ impl ServerConfig {
     }
 
     fn validate_api_keys(&self) -> Result<(), ConfigError> {
+        self.validate_key_entries()?;
+        let local_dev = self.plaintext && self.listen.ip().is_loopback();
+        if self.api_keys.is_empty() && !local_dev && !self.allow_anonymous {
+            return Err(invalid(
+                "api_keys",
+                "no API keys configured on a non-local server; add [[api_keys]] or set \
+                 allow_anonymous = true",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_key_entries(&self) -> Result<(), ConfigError> {
         let mut ids = HashSet::new();
         let mut hashes = HashSet::new();
         for key in &self.api_keys {
@@ -383,14 +480,6 @@ impl ServerConfig {
             if key.burst == 0 {
                 return Err(invalid(&setting, "burst must be at least 1"));
             }
-        }
-        let local_dev = self.plaintext && self.listen.ip().is_loopback();
-        if self.api_keys.is_empty() && !local_dev && !self.allow_anonymous {
-            return Err(invalid(
-                "api_keys",
-                "no API keys configured on a non-local server; add [[api_keys]] or set \
-                 allow_anonymous = true",
-            ));
         }
         Ok(())
     }
@@ -413,6 +502,10 @@ pub const ENV_VARS: &[&str] = &[
     "SMSGUARD_MAX_BATCH_MESSAGES",
     "SMSGUARD_MAX_REQUEST_BYTES",
     "SMSGUARD_MAX_IN_FLIGHT",
+    "SMSGUARD_MAX_CONNECTIONS",
+    "SMSGUARD_METRICS_MAX_CONNECTIONS",
+    "SMSGUARD_HANDSHAKE_TIMEOUT_MS",
+    "SMSGUARD_IDLE_TIMEOUT_MS",
     "SMSGUARD_REQUEST_TIMEOUT_MS",
     "SMSGUARD_SEED_FROM_CORPORA",
     "SMSGUARD_DATASETS_DIR",

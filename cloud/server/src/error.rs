@@ -61,6 +61,12 @@ pub enum RequestError {
     InvalidEnum { field: &'static str, value: i32 },
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    #[error("{what} is not valid protobuf: {reason}")]
+    Undecodable { what: String, reason: String },
+    #[error("the request is too large: {0}")]
+    TooLarge(String),
+    #[error("the client's stream broke off: {0}")]
+    StreamBrokeOff(String),
     #[error("the frame has {count} messages; the limit is {max} per frame")]
     TooManyMessages { count: usize, max: usize },
     #[error("the server is at its limit of {limit} requests in flight; retry later")]
@@ -85,11 +91,13 @@ impl RequestError {
             | RequestError::TooLong { .. }
             | RequestError::InvalidEnum { .. }
             | RequestError::Invalid { .. }
+            | RequestError::Undecodable { .. }
             | RequestError::TooManyMessages { .. } => Code::InvalidArgument,
-            RequestError::Overloaded { .. } | RequestError::RateLimited { .. } => {
-                Code::ResourceExhausted
-            }
+            RequestError::Overloaded { .. }
+            | RequestError::RateLimited { .. }
+            | RequestError::TooLarge(_) => Code::ResourceExhausted,
             RequestError::Unauthenticated => Code::Unauthenticated,
+            RequestError::StreamBrokeOff(_) => Code::Cancelled,
             RequestError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             RequestError::Unavailable(_) => Code::Unavailable,
             RequestError::Internal(_) => Code::Internal,
@@ -101,6 +109,34 @@ impl RequestError {
         smsguard_proto::v1::MessageError {
             code: self.code() as i32,
             reason: self.to_string(),
+        }
+    }
+}
+
+/// How tonic-prost words a body that does not decode (it answers INTERNAL).
+const PROST_DECODE_FAILURE: &str = "failed to decode Protobuf message";
+/// How tonic words a broken gRPC frame header or a body cut short (INTERNAL too).
+const FRAMING_FAILURES: [&str; 2] = ["protocol error:", "Unexpected EOF decoding stream"];
+
+impl RequestError {
+    /// The client error behind one of tonic's own refusals of a request body, made before any
+    /// handler runs: an undecodable body is INTERNAL there and an oversized one OUT_OF_RANGE,
+    /// though both are the client's fault (INVALID_ARGUMENT, RESOURCE_EXHAUSTED). `None` for
+    /// any other status.
+    pub fn from_transport(status: &Status, what: &str) -> Option<RequestError> {
+        let message = status.message();
+        match status.code() {
+            Code::OutOfRange => Some(RequestError::TooLarge(message.to_owned())),
+            Code::Internal
+                if message.starts_with(PROST_DECODE_FAILURE)
+                    || FRAMING_FAILURES.iter().any(|f| message.starts_with(f)) =>
+            {
+                Some(RequestError::Undecodable {
+                    what: what.to_owned(),
+                    reason: message.to_owned(),
+                })
+            }
+            _ => None,
         }
     }
 }
@@ -132,6 +168,7 @@ impl From<tokio::task::JoinError> for RequestError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smsguard_proto::v1;
 
     #[test]
     fn bad_requests_are_invalid_argument_and_overload_is_resource_exhausted() {
@@ -147,5 +184,33 @@ mod tests {
         assert_eq!(overload.code(), Code::ResourceExhausted);
         let auth: Status = RequestError::Unauthenticated.into();
         assert_eq!(auth.code(), Code::Unauthenticated);
+    }
+
+    #[test]
+    fn tonics_own_body_refusals_become_client_errors_and_other_statuses_stay() {
+        // The very statuses tonic-prost and tonic produce, so an upgrade that rewords them
+        // fails here rather than paging someone.
+        let undecodable = <v1::SmsMessage as prost::Message>::decode(&[0x0a, 0xc8, 0x01][..])
+            .expect_err("truncated");
+        let decode_status = Status::internal(undecodable.to_string());
+        let mapped = RequestError::from_transport(&decode_status, "the Classify request")
+            .expect("a client error");
+        assert_eq!(mapped.code(), Code::InvalidArgument);
+        assert!(mapped
+            .to_string()
+            .starts_with("the Classify request is not valid protobuf"));
+        let oversized = Status::out_of_range(
+            "Error, decoded message length too large: found 600000 bytes, the limit is: 524288 bytes",
+        );
+        let mapped = RequestError::from_transport(&oversized, "x").expect("a client error");
+        assert_eq!(mapped.code(), Code::ResourceExhausted);
+        let eof = Status::internal("Unexpected EOF decoding stream.");
+        assert!(RequestError::from_transport(&eof, "x").is_some());
+        let ours = Status::internal("internal error: sync log: io");
+        assert_eq!(RequestError::from_transport(&ours, "x"), None);
+        assert_eq!(
+            RequestError::from_transport(&Status::unavailable("x"), "x"),
+            None
+        );
     }
 }

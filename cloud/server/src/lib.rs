@@ -6,7 +6,8 @@
 //! Start one in process with [`spawn`] (`ServerConfig::for_tests` for a loopback test server),
 //! or run the binary: `smsguard-cloud serve --plaintext --no-seed --listen 127.0.0.1:0
 //! --data-dir DIR`, which prints `listening ADDR` (and `metrics ADDR`) as its first stdout
-//! lines, stops gracefully on SIGTERM / ctrl-c and reloads rules and the spam feed on SIGHUP.
+//! lines, stops gracefully on SIGTERM / ctrl-c and reloads rules, the spam feed and the API keys
+//! of its config file on SIGHUP.
 //! Settings: [`ServerConfig`] (TOML file, `SMSGUARD_*` variables, flags; see
 //! `cloud.example.toml`).
 //!
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod eval;
 pub mod metrics;
@@ -23,6 +25,7 @@ pub mod package;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod stream;
 pub mod sync;
 
 pub use config::{ApiKeyConfig, ServerConfig, TlsConfig};

@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve protocol v1 over gRPC until SIGTERM or ctrl-c (SIGHUP reloads rules and feed).
+    /// Serve protocol v1 over gRPC until SIGTERM or ctrl-c (SIGHUP reloads rules, feed and the
+    /// API keys of --config).
     Serve(ServeArgs),
     /// Generate the model-signing key pair: DIR/signing.key (hex secret, 0600) and
     /// DIR/signing.pub (hex public key, to pin on the edge).
@@ -179,7 +180,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     })
 }
 
-/// SIGTERM and SIGINT stop the server gracefully; SIGHUP reloads rules and feed.
+/// SIGTERM and SIGINT stop the server gracefully; SIGHUP reloads rules, feed and API keys.
 #[cfg(unix)]
 struct StopSignals {
     terminate: tokio::signal::unix::Signal,

@@ -10,7 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+
+use crate::connections::{Acceptor, GuardedStream};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
@@ -39,6 +40,17 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TimeoutLabels {
+    pub listener: &'static str,
+    pub phase: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 us .. about 1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -53,6 +65,10 @@ pub struct Metrics {
     verdicts: Family<VerdictLabels, Counter>,
     model_errors: Family<ModelLabel, Counter>,
     rejected: Family<ReasonLabel, Counter>,
+    connections_open: Family<ListenerLabel, Gauge>,
+    connections_refused: Family<ListenerLabel, Counter>,
+    connection_timeouts: Family<TimeoutLabels, Counter>,
+    accept_errors: Family<ListenerLabel, Counter>,
     pub store_entries: Gauge,
     pub sync_version: Gauge,
     pub reloads: Counter,
@@ -74,6 +90,30 @@ impl Metrics {
         let verdicts = Family::<VerdictLabels, Counter>::default();
         let model_errors = Family::<ModelLabel, Counter>::default();
         let rejected = Family::<ReasonLabel, Counter>::default();
+        let connections_open = Family::<ListenerLabel, Gauge>::default();
+        let connections_refused = Family::<ListenerLabel, Counter>::default();
+        let connection_timeouts = Family::<TimeoutLabels, Counter>::default();
+        let accept_errors = Family::<ListenerLabel, Counter>::default();
+        registry.register(
+            "connections_open",
+            "Connections held, by listener",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed on accept because the listener was at its limit",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "connection_timeouts",
+            "Connections closed for silence, by listener and phase (handshake, idle)",
+            connection_timeouts.clone(),
+        );
+        registry.register(
+            "accept_errors",
+            "Failed accepts (e.g. out of file descriptors), each followed by a back-off",
+            accept_errors.clone(),
+        );
         let store_entries = Gauge::default();
         let sync_version = Gauge::default();
         let reloads = Counter::default();
@@ -120,6 +160,10 @@ impl Metrics {
             verdicts,
             model_errors,
             rejected,
+            connections_open,
+            connections_refused,
+            connection_timeouts,
+            accept_errors,
             store_entries,
             sync_version,
             reloads,
@@ -156,6 +200,36 @@ impl Metrics {
         self.rejected.get_or_create(&ReasonLabel { reason }).inc();
     }
 
+    pub fn connection_opened(&self, listener: &'static str) {
+        self.connections_open
+            .get_or_create(&ListenerLabel { listener })
+            .inc();
+    }
+
+    pub fn connection_closed(&self, listener: &'static str) {
+        self.connections_open
+            .get_or_create(&ListenerLabel { listener })
+            .dec();
+    }
+
+    pub fn record_connection_refused(&self, listener: &'static str) {
+        self.connections_refused
+            .get_or_create(&ListenerLabel { listener })
+            .inc();
+    }
+
+    pub fn record_connection_timeout(&self, listener: &'static str, phase: &'static str) {
+        self.connection_timeouts
+            .get_or_create(&TimeoutLabels { listener, phase })
+            .inc();
+    }
+
+    pub fn record_accept_error(&self, listener: &'static str) {
+        self.accept_errors
+            .get_or_create(&ListenerLabel { listener })
+            .inc();
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -189,37 +263,48 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Serves `GET /metrics` (anything else: 404) on `listener` until the task is aborted. One
-/// request per connection; the request head is capped at 8 KiB.
-pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+/// Serves `GET /metrics` (anything else: 404) on `acceptor` until the task is aborted. One
+/// request per connection; the request head is capped at 8 KiB and must arrive within the
+/// listener's handshake timeout, and the listener's connection limit holds.
+pub async fn serve_metrics(acceptor: Acceptor, metrics: Arc<Metrics>) {
+    let head_timeout = acceptor.limits().handshake_timeout;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
+        let (stream, slot) = acceptor.next().await;
+        let stream = acceptor.guard(stream, slot);
         let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
-            let mut head = Vec::with_capacity(512);
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
+            if tokio::time::timeout(head_timeout, answer(stream, &metrics))
+                .await
+                .is_err()
+            {
+                metrics.record_connection_timeout("metrics", "request");
             }
-            let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-            let response = if first_line.starts_with(b"GET /metrics ") {
-                http_response("200 OK", "text/plain; version=0.0.4", &metrics.encode())
-            } else {
-                http_response(
-                    "404 Not Found",
-                    "text/plain",
-                    "not found: try GET /metrics\n",
-                )
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
         });
     }
+}
+
+/// Reads one request head and answers it.
+async fn answer(mut stream: GuardedStream, metrics: &Metrics) {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let response = if first_line.starts_with(b"GET /metrics ") {
+        http_response("200 OK", "text/plain; version=0.0.4", &metrics.encode())
+    } else {
+        http_response(
+            "404 Not Found",
+            "text/plain",
+            "not found: try GET /metrics\n",
+        )
+    };
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 fn http_response(status: &str, content_type: &str, body: &str) -> String {

@@ -11,15 +11,16 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::auth::ApiKeyCheck;
 use crate::config::{ServerConfig, TlsConfig};
+use crate::connections::{open_files_limit, Acceptor, ConnectionLimits};
 use crate::error::ServerError;
 use crate::metrics::{self, Metrics};
 use crate::service::SmsGuardService;
 use crate::state::{AppState, ReloadSummary};
+use crate::stream::GuardService;
 
 /// A started server. Dropping it without [`RunningServer::shutdown`] leaves the tasks running
 /// until the runtime stops.
@@ -34,6 +35,7 @@ pub struct RunningServer {
     /// Version of the edge model package `GetModel` serves.
     pub model_version: String,
     state: Arc<AppState>,
+    keys: ApiKeyCheck,
     health: tonic_health::server::HealthReporter,
     stop: oneshot::Sender<()>,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -54,12 +56,19 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let state = Arc::new(state);
 
     let (listener, addr) = bind(config.listen).await?;
+    let limits = grpc_limits(&config);
+    let incoming = Acceptor::new(listener, "grpc", limits, Arc::clone(&metrics)).into_incoming();
     let mut background = Vec::new();
     let metrics_addr = match config.metrics_listen {
         Some(wanted) => {
             let (listener, bound) = bind(wanted).await?;
+            let limits = ConnectionLimits {
+                max_connections: config.metrics_max_connections,
+                ..limits
+            };
+            let acceptor = Acceptor::new(listener, "metrics", limits, Arc::clone(&metrics));
             background.push(tokio::spawn(metrics::serve_metrics(
-                listener,
+                acceptor,
                 Arc::clone(&metrics),
             )));
             Some(bound)
@@ -78,20 +87,22 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let reflection_alpha = reflection_builder()
         .build_v1alpha()
         .map_err(|e| ServerError::Task(format!("reflection: {e}")))?;
-    let guard = InterceptedService::new(
-        SmsGuardServer::new(SmsGuardService::new(Arc::clone(&state)))
-            .max_decoding_message_size(config.max_request_bytes),
-        ApiKeyCheck::new(&config.api_keys, Arc::clone(&metrics)),
-    );
+    let keys = ApiKeyCheck::new(&config.api_keys, Arc::clone(&metrics));
+    let guard = InterceptedService::new(GuardService::new(Arc::clone(&state)), keys.clone());
 
+    // Pings at a third of the idle timeout: a live client answers two before it would go idle;
+    // one that does not answer within the next third is closed.
+    let ping_every = limits.idle_timeout / 3;
     let mut builder = Server::builder()
         // A backstop: the handlers enforce `request_timeout_ms` themselves and answer
         // DEADLINE_EXCEEDED (tonic's own timeout answers CANCELLED).
         .timeout(Duration::from_millis(config.request_timeout_ms) + Duration::from_secs(1))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)));
+        .http2_keepalive_interval(Some(ping_every))
+        .http2_keepalive_timeout(Some(ping_every));
     if let Some(tls) = &config.tls {
+        let tls = tls_config(tls)?.timeout(limits.handshake_timeout);
         builder = builder
-            .tls_config(tls_config(tls)?)
+            .tls_config(tls)
             .map_err(|e| ServerError::Tls(e.to_string()))?;
     }
     let router = builder
@@ -100,9 +111,6 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .add_service(reflection_alpha)
         .add_service(guard);
     let (stop, stopped) = oneshot::channel::<()>();
-    // The builder's tcp_nodelay only applies to listeners tonic binds itself; without it,
-    // Nagle's algorithm and delayed ACKs add about 40 ms to small answers.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stopped.await;
     }));
@@ -116,6 +124,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tls = config.tls.is_some(),
         client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
         api_keys = config.api_keys.len(),
+        max_connections = limits.max_connections,
         similarity_entries = state.similarity_len(),
         model_version = %state.package.version,
         model_key_id = %state.package.public_key.key_id(),
@@ -127,6 +136,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         model_public_key: state.package.public_key.to_hex(),
         model_version: state.package.version.clone(),
         state,
+        keys,
         health,
         stop,
         serve,
@@ -136,10 +146,29 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
 }
 
 impl RunningServer {
-    /// Re-reads the rules file and the spam feed now (what SIGHUP does); connections stay up.
+    /// Re-reads the rules file, the spam feed and the API keys of the config file now (what
+    /// SIGHUP does); connections stay up. A removed key is refused from the next call on and its
+    /// open streams stop; a config file that no longer parses keeps the old keys (and fails).
     pub async fn reload(&self) -> Result<ReloadSummary, ServerError> {
+        // Keys first and whatever the rest does: a broken rules file must not delay a
+        // revocation.
+        let keys = self.reload_api_keys();
         let state = Arc::clone(&self.state);
-        off_runtime(move || state.reload()).await
+        let summary = off_runtime(move || state.reload()).await;
+        keys.and(summary)
+    }
+
+    fn reload_api_keys(&self) -> Result<(), ServerError> {
+        if let Some(keys) = self.state.config.current_api_keys()? {
+            let change = self.keys.replace_keys(&keys);
+            tracing::info!(
+                added = change.added,
+                removed = change.removed,
+                kept = change.kept,
+                "API keys reloaded"
+            );
+        }
+        Ok(())
     }
 
     /// Stops accepting connections, lets in-flight requests finish (up to the configured
@@ -184,6 +213,36 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(smsguard_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// File descriptors kept out of the gRPC connection budget: the stores, the metrics listener
+/// and its connections, logs, blocking threads' files.
+const RESERVED_FDS: usize = 64;
+
+/// The gRPC listener's limits: `max_connections`, lowered to fit the open-files limit so that
+/// the accept loop refuses connections before the process runs out of descriptors.
+fn grpc_limits(config: &ServerConfig) -> ConnectionLimits {
+    let budget = open_files_limit().map(|limit| {
+        limit
+            .saturating_sub(RESERVED_FDS + config.metrics_max_connections)
+            .max(1)
+    });
+    let max_connections = match budget {
+        Some(budget) if budget < config.max_connections => {
+            tracing::warn!(
+                configured = config.max_connections,
+                lowered_to = budget,
+                "max_connections lowered to fit the open-files limit (ulimit -n)"
+            );
+            budget
+        }
+        _ => config.max_connections,
+    };
+    ConnectionLimits {
+        max_connections,
+        handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+    }
 }
 
 /// Binds `wanted`; returns the listener and the address actually bound (a real port for 0).

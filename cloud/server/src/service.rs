@@ -3,21 +3,18 @@
 //! call, and log ids, lengths and codes only.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smsguard_proto::v1;
 use smsguard_proto::v1::sms_guard_server::SmsGuard;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::KeyId;
 use crate::error::RequestError;
-use crate::state::{AppState, ValidMessage};
+use crate::state::AppState;
+use crate::stream::{open_stream, ResultStream};
 
 /// When a call must be answered: the client's `grpc-timeout`, capped by the server's
 /// `request_timeout_ms` for unary calls (a stream runs as long as its client allows).
@@ -150,60 +147,6 @@ impl SmsGuardService {
     }
 }
 
-/// Answers one stream frame: per-message errors for invalid messages, verdicts for the rest,
-/// a per-message INVALID_ARGUMENT for every message of an over-large frame.
-fn answer_frame(state: &AppState, frame: &v1::ClassifyBatch) -> v1::ClassifyBatchResult {
-    let max = state.config.max_batch_messages;
-    if frame.messages.len() > max {
-        let error = RequestError::TooManyMessages {
-            count: frame.messages.len(),
-            max,
-        };
-        state.metrics.record_rejection("frame_too_large");
-        return failed_frame(frame, &error);
-    }
-    let results = frame
-        .messages
-        .iter()
-        .map(|m| match state.validate(Some(m)) {
-            Ok(valid) => verdict_result(state, &valid),
-            Err(error) => {
-                state.metrics.record_rejection("invalid_message");
-                error_result(&m.client_message_id, &error)
-            }
-        })
-        .collect();
-    v1::ClassifyBatchResult { results }
-}
-
-fn verdict_result(state: &AppState, msg: &ValidMessage) -> v1::ClassifyResult {
-    v1::ClassifyResult {
-        client_message_id: msg.client_message_id.clone(),
-        outcome: Some(v1::classify_result::Outcome::Verdict(state.score(msg))),
-    }
-}
-
-/// The answer to a frame refused as a whole: `error` for each of its messages.
-fn failed_frame(frame: &v1::ClassifyBatch, error: &RequestError) -> v1::ClassifyBatchResult {
-    let results = frame
-        .messages
-        .iter()
-        .map(|m| error_result(&m.client_message_id, error))
-        .collect();
-    v1::ClassifyBatchResult { results }
-}
-
-fn error_result(client_message_id: &str, error: &RequestError) -> v1::ClassifyResult {
-    v1::ClassifyResult {
-        client_message_id: client_message_id.to_owned(),
-        outcome: Some(v1::classify_result::Outcome::Error(
-            error.to_message_error(),
-        )),
-    }
-}
-
-type ResultStream = Pin<Box<dyn Stream<Item = Result<v1::ClassifyBatchResult, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl SmsGuard for SmsGuardService {
     async fn classify(
@@ -222,45 +165,10 @@ impl SmsGuard for SmsGuardService {
         &self,
         request: Request<Streaming<v1::ClassifyBatch>>,
     ) -> Result<Response<Self::ClassifyStreamStream>, Status> {
-        let started = Instant::now();
-        let deadline = Deadline::new(request.metadata(), None);
-        let mut inbound = request.into_inner();
-        // Bounded: when the client stops reading answers, the server stops reading frames.
-        let (tx, rx) = mpsc::channel(self.state.config.stream_buffer_frames);
-        let state = Arc::clone(&self.state);
-        tokio::spawn(async move {
-            let mut frames = 0u64;
-            let mut code = tonic::Code::Ok;
-            loop {
-                let next = deadline.run(async { Ok(inbound.next().await) }).await;
-                let answer = match next {
-                    Ok(None) => break,
-                    Ok(Some(Ok(frame))) => deadline
-                        .run(async { Ok(score_frame(&state, frame).await) })
-                        .await
-                        .unwrap_or_else(|e| Err(e.into())),
-                    Ok(Some(Err(status))) => Err(status),
-                    Err(exceeded) => Err(exceeded.into()),
-                };
-                let failed = answer.as_ref().err().map(Status::code);
-                if tx.send(answer).await.is_err() {
-                    code = tonic::Code::Cancelled;
-                    break;
-                }
-                frames += 1;
-                if let Some(failed) = failed {
-                    code = failed;
-                    break;
-                }
-            }
-            tracing::debug!(frames, code = ?code, "stream closed");
-            state
-                .metrics
-                .record_request("ClassifyStream", code, started);
-        });
-        Ok(Response::new(
-            Box::pin(ReceiverStream::new(rx)) as ResultStream
-        ))
+        // Served by `GuardService` from `EncodedBatch` frames; this path reads whole frames.
+        Ok(open_stream(Arc::clone(&self.state), request, |frame| {
+            frame.messages.into_iter().map(Ok).collect()
+        }))
     }
 
     async fn report(
@@ -304,25 +212,6 @@ impl SmsGuard for SmsGuardService {
         let result = self.state.get_model(request.get_ref());
         self.finish("GetModel", started, result)
     }
-}
-
-/// Scores one frame off the runtime; an overloaded server fails the whole frame's messages
-/// with RESOURCE_EXHAUSTED (per message) rather than the stream.
-async fn score_frame(
-    state: &Arc<AppState>,
-    frame: v1::ClassifyBatch,
-) -> Result<v1::ClassifyBatchResult, Status> {
-    let permit = match state.admit() {
-        Ok(permit) => permit,
-        Err(error) => return Ok(failed_frame(&frame, &error)),
-    };
-    let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        answer_frame(&state, &frame)
-    })
-    .await
-    .map_err(|e| Status::from(RequestError::from(e)))
 }
 
 #[cfg(test)]

@@ -65,7 +65,8 @@ fn an_oversized_body_is_refused_by_the_cloud_and_judged_locally() {
     let dir = tempfile::tempdir().unwrap();
     let engine = online_engine(dir.path(), &cloud.url());
     let sender = samples::sender(602);
-    let huge = samples::ham(62).repeat(40);
+    let ham = samples::ham(62);
+    let huge = ham.repeat(cloud.config().max_body_bytes / ham.len() + 2);
     assert!(huge.len() > cloud.config().max_body_bytes);
     let decision = engine.classify(&sender, &huge, now_ms());
     assert_eq!(decision.source, Source::Local, "{decision:?}");

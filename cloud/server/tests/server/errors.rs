@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
-use bytes::{Buf, BufMut};
 use smsguard_proto::v1;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
-use crate::common::{self, classify_request, classify_verdict, client, message, run, TestServer};
+use crate::common::{
+    self, classify_request, classify_verdict, client, message, run, RawCodec, TestServer,
+};
 
 static SERVER: LazyLock<TestServer> = LazyLock::new(|| run(common::start(|_| {})));
 
@@ -36,11 +36,12 @@ async fn still_serving(addr: SocketAddr) {
 fn an_oversized_body_is_refused_with_the_limit_and_the_server_keeps_serving() {
     let addr = SERVER.addr();
     run(async move {
-        let body = "é".repeat(1025); // 2050 UTF-8 bytes, 1025 characters.
+        // 51,256 UTF-8 bytes: one more than the longest concatenated SMS.
+        let body = "é".repeat(25_628);
         let status = classify_status(addr, classify_request(&body)).await;
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("2050"), "{}", status.message());
-        assert!(status.message().contains("2048"), "{}", status.message());
+        assert!(status.message().contains("51256"), "{}", status.message());
+        assert!(status.message().contains("51255"), "{}", status.message());
         still_serving(addr).await;
     });
 }
@@ -106,51 +107,6 @@ fn the_edge_verdict_is_taken_into_account() {
         assert!(lists_edge(&fused), "the edge input is listed");
         assert!(!lists_edge(&plain));
     });
-}
-
-/// Sends raw bytes as the gRPC message and reads the answer as raw bytes.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-#[derive(Debug)]
-struct RawEncoder;
-
-#[derive(Debug)]
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        Ok(Some(bytes.to_vec()))
-    }
 }
 
 #[test]
@@ -225,8 +181,8 @@ fn requests_beyond_the_in_flight_limit_are_resource_exhausted() {
 fn a_request_over_the_transport_limit_is_refused_and_the_server_keeps_serving() {
     let addr = SERVER.addr();
     run(async move {
-        // 600 KiB: over max_request_bytes (512 KiB), refused while decoding.
-        let status = classify_status(addr, classify_request(&"x".repeat(600 * 1024))).await;
+        // 5 MiB: over max_request_bytes (4 MiB), refused while decoding.
+        let status = classify_status(addr, classify_request(&"x".repeat(5 << 20))).await;
         assert_ne!(status.code(), Code::Ok);
         assert_ne!(
             status.code(),

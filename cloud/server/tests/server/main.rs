@@ -2,11 +2,16 @@
 //! One binary; servers are shared per module where tests do not disturb one another.
 
 mod common;
+mod connections;
 mod errors;
 mod eval_cli;
+mod key_reload;
 mod lifecycle;
+mod long_messages;
+mod malformed;
 mod privacy;
 mod reload;
 mod restart;
 mod rpc;
 mod security;
+mod stream_limits;

@@ -28,7 +28,8 @@ async fn exercise(addr: std::net::SocketAddr) {
     };
     let verdict = client.classify(ok).await.unwrap().into_inner().verdict;
     let oversized = v1::ClassifyRequest {
-        message: Some(private_message(BODY_MARKER.repeat(200), "big")),
+        // 57,000 bytes: over the longest concatenated SMS.
+        message: Some(private_message(BODY_MARKER.repeat(3000), "big")),
     };
     assert!(client.classify(oversized).await.is_err());
     let empty_sender = v1::ClassifyRequest {
