@@ -156,7 +156,8 @@ pub struct Timings {
 /// The engine's answer for one message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    /// Id of the stored record; 0 when the store was unavailable.
+    /// Id of the stored record; 0 when the store could not record the decision (then a
+    /// quarantine or block verdict is delivered tagged instead, see `FailureCounts`).
     pub message_id: u64,
     /// Agrees with `action`: `ham` exactly when the message is allowed.
     pub label: Label,
@@ -244,6 +245,13 @@ pub struct FailureCounts {
     pub cloud: u64,
     /// Messages delivered only because nothing could judge them.
     pub fail_open: u64,
+    /// Decisions the store could not record (their `message_id` is 0).
+    #[serde(default)]
+    pub unrecorded: u64,
+    /// Of those, quarantine or block verdicts delivered tagged instead: a quarantine the
+    /// store cannot hold would hide the SMS in nowhere.
+    #[serde(default)]
+    pub delivered_unrecorded: u64,
 }
 
 /// A snapshot of the engine for `stats`.
@@ -308,6 +316,8 @@ struct Failures {
     store: AtomicU64,
     cloud: AtomicU64,
     fail_open: AtomicU64,
+    unrecorded: AtomicU64,
+    delivered_unrecorded: AtomicU64,
 }
 
 /// The on-device engine. `Send + Sync`: share one per process (ONNX Runtime allows one

@@ -124,25 +124,29 @@ impl EngineArgs {
     }
 
     /// Opens the engine. The store may be held by another `smsguard` process for a moment: it
-    /// is waited for briefly, then the engine runs without it (verdicts are not recorded). A
-    /// model that does not load is an error here: on the command line failing loudly beats
-    /// delivering everything unjudged.
+    /// is waited for briefly. A store that still does not open (held by another process, a
+    /// read-only directory, a full disk) or a model that does not load is an error here: on the
+    /// command line failing loudly beats verdicts that are recorded nowhere.
     pub fn open(&self, model: ModelSource) -> Result<Engine> {
-        let engine = self.open_waiting(model)?;
+        let engine = self.open_store_with(model)?;
         if let Some(reason) = engine.model_error() {
             bail!("{reason}");
-        }
-        if let Some(reason) = engine.store_error() {
-            eprintln!("warning: the store is unavailable ({reason}); verdicts are not recorded");
         }
         Ok(engine)
     }
 
     /// Opens the engine for commands that need the store (and not necessarily a model).
     pub fn open_store(&self) -> Result<Engine> {
-        let engine = self.open_waiting(ModelSource::Embedded)?;
+        self.open_store_with(ModelSource::Embedded)
+    }
+
+    fn open_store_with(&self, model: ModelSource) -> Result<Engine> {
+        let engine = self.open_waiting(model)?;
         if let Some(reason) = engine.store_error() {
-            bail!("the store is unavailable: {reason}");
+            bail!(
+                "the store in {} is unavailable: {reason}",
+                self.data_dir()?.display()
+            );
         }
         Ok(engine)
     }

@@ -13,7 +13,7 @@ use crate::cloud::CloudLinkError;
 use crate::error::EdgeError;
 use crate::metadata::Judged;
 use crate::model::Action;
-use crate::store::{MessageRecord, MessageState, Source, StoredVerdict};
+use crate::store::{MessageRecord, MessageState, Source, Store, StoredVerdict};
 
 /// A verdict with its explanation, before it is stored.
 #[derive(Debug)]
@@ -63,10 +63,10 @@ impl Engine {
             fingerprint,
         };
         timings.normalize = micros(started.elapsed());
-        let message_id = self.next_message_id();
-        let outcome = self.decide(&message, message_id, &mut timings);
+        let reserved = self.next_message_id();
+        let outcome = self.decide(&message, *reserved.as_ref().unwrap_or(&0), &mut timings);
         let stored_at = Instant::now();
-        let (message_id, outcome) = self.record(&message, message_id, outcome);
+        let (message_id, outcome) = self.record(&message, reserved, outcome);
         timings.store = micros(stored_at.elapsed());
         timings.total = micros(started.elapsed());
         Decision {
@@ -84,11 +84,17 @@ impl Engine {
         }
     }
 
-    fn next_message_id(&self) -> u64 {
-        let Some(store) = &self.store else { return 0 };
-        store.next_id().unwrap_or_else(|_| {
+    /// A fresh id for the record, or why the store cannot take one.
+    fn next_message_id(&self) -> Result<u64, String> {
+        let store = self.store.as_ref().ok_or_else(|| {
+            format!(
+                "the store is unavailable: {}",
+                self.store_error.as_deref().unwrap_or("not opened")
+            )
+        })?;
+        store.next_id().map_err(|e| {
             self.count_store_failure();
-            0
+            e.to_string()
         })
     }
 
@@ -312,14 +318,36 @@ impl Engine {
         outcome
     }
 
-    /// Stores the decision (logged as `config.durability` asks). Returns the id (0 when nothing
-    /// was stored) and the outcome, marked degraded on a store failure.
-    fn record(&self, message: &Message, message_id: u64, mut outcome: Outcome) -> (u64, Outcome) {
-        let Some(store) = self.store.as_ref().filter(|_| message_id != 0) else {
-            outcome.degraded = true;
-            outcome.queue = false;
-            return (0, outcome);
-        };
+    /// Stores the decision (logged as `config.durability` asks). Returns the id and the
+    /// outcome; a decision the store cannot take gets id 0 and is delivered (see
+    /// [`Engine::unrecorded`]).
+    fn record(
+        &self,
+        message: &Message,
+        reserved: Result<u64, String>,
+        mut outcome: Outcome,
+    ) -> (u64, Outcome) {
+        let stored = reserved.and_then(|id| {
+            let store = self
+                .store
+                .as_ref()
+                .ok_or_else(|| "the store is unavailable".to_string())?;
+            self.store_decision(store, message, id, &mut outcome)
+                .map(|()| id)
+        });
+        match stored {
+            Ok(id) => (id, outcome),
+            Err(reason) => (0, self.unrecorded(outcome, &reason)),
+        }
+    }
+
+    fn store_decision(
+        &self,
+        store: &Store,
+        message: &Message,
+        message_id: u64,
+        outcome: &mut Outcome,
+    ) -> Result<(), String> {
         if outcome.queue && store.queue_len_hint() >= self.config.queue_capacity {
             outcome.queue = false;
             self.bump_persisted("queue.overflow");
@@ -343,18 +371,36 @@ impl Engine {
             source_counter(outcome.verdict.source),
             state_counter(state),
         ];
-        match store.record_decision(&record, &counters) {
-            Ok(()) => {
-                self.note_decision();
-                (message_id, outcome)
-            }
-            Err(_) => {
-                self.count_store_failure();
-                outcome.degraded = true;
-                outcome.queue = false;
-                (0, outcome)
-            }
+        store.record_decision(&record, &counters).map_err(|e| {
+            self.count_store_failure();
+            e.to_string()
+        })?;
+        self.note_decision();
+        Ok(())
+    }
+
+    /// A decision the store could not record. A quarantine holds a message only as long as its
+    /// record exists, so a quarantine or block verdict that cannot be recorded would hide the
+    /// SMS in nowhere: it is delivered tagged instead (fail open, the spam label kept as a
+    /// warning), marked degraded with the store's reason, and counted.
+    fn unrecorded(&self, mut outcome: Outcome, store_reason: &str) -> Outcome {
+        self.failures.unrecorded.fetch_add(1, Ordering::Relaxed);
+        outcome.degraded = true;
+        outcome.queue = false;
+        if MessageState::for_action(outcome.verdict.action) == MessageState::Quarantined {
+            self.failures
+                .delivered_unrecorded
+                .fetch_add(1, Ordering::Relaxed);
+            outcome.reason = format!(
+                "{}; not recorded ({store_reason}): delivered tagged instead of {}",
+                outcome.reason,
+                outcome.verdict.action.as_str()
+            );
+            outcome.verdict.action = Action::Tag;
+        } else {
+            outcome.reason = format!("{}; not recorded ({store_reason})", outcome.reason);
         }
+        outcome
     }
 }
 

@@ -9,3 +9,4 @@ mod retention;
 mod robustness;
 mod runtime;
 mod store;
+mod unusable_store;
