@@ -39,6 +39,7 @@ pub use crate::store::{
     Durability, EngineEvent, LogRecovery, MessageState, Pruned, Source, EVENTS_PRUNED_COUNTER,
     RECORDS_PRUNED_COUNTER,
 };
+pub use classify::CLOUD_REFUSED_COUNTER;
 pub use hot::{HotIndex, HotMatch};
 pub use link::{CloudFuture, CloudLink, BULK_WAIT};
 pub use senders::{canonical_sender, SenderRules};

@@ -15,6 +15,9 @@ use crate::metadata::Judged;
 use crate::model::Action;
 use crate::store::{MessageRecord, MessageState, Source, Store, StoredVerdict};
 
+/// Store counter of messages the cloud refused to judge (their local verdict stood).
+pub const CLOUD_REFUSED_COUNTER: &str = "cloud.refused";
+
 /// A verdict with its explanation, before it is stored.
 #[derive(Debug)]
 struct Outcome {
@@ -210,12 +213,14 @@ impl Engine {
         match (cloud, local) {
             (Ok(outcome), _) => outcome,
             (Err(cloud_error), Ok(mut outcome)) => {
+                self.note_refusal(&cloud_error);
                 outcome.reason = format!("{}; cloud: {cloud_error}", outcome.reason);
                 outcome.degraded = true;
                 outcome.queue = cloud_error.is_retryable();
                 outcome
             }
             (Err(cloud_error), Err(reason)) => {
+                self.note_refusal(&cloud_error);
                 let mut outcome = self.fail_open(format!("{reason}; cloud: {cloud_error}"));
                 outcome.queue = cloud_error.is_retryable();
                 outcome
@@ -240,7 +245,13 @@ impl Engine {
         {
             Ok(prediction) => {
                 let verdict = local_verdict(&prediction, &model.labels);
-                let reason = local_reason(&verdict, &prediction.judged);
+                let mut reason = local_reason(&verdict, &prediction.judged);
+                if prediction.windows > 1 {
+                    reason.push_str(&format!(
+                        " (the worst of {} windows of a long message)",
+                        prediction.windows
+                    ));
+                }
                 Ok(Outcome::new(verdict, reason))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
@@ -286,6 +297,14 @@ impl Engine {
         );
         outcome.degraded = verdict.degraded;
         Ok(outcome)
+    }
+
+    /// Counts a message the cloud refused to judge (e.g. a body over its size limit): the
+    /// local verdict stands for it, and `stats` shows how often that happens.
+    fn note_refusal(&self, cloud_error: &CloudLinkError) {
+        if cloud_error.is_refusal() {
+            self.bump_persisted(CLOUD_REFUSED_COUNTER);
+        }
     }
 
     /// Stores `verdict` for `fingerprint` for `ttl_seconds`.

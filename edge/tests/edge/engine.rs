@@ -13,7 +13,7 @@ use smsguard_core::{normalize, Label, MinHasher};
 use smsguard_edge::cloud::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{
     CloudFuture, CloudLink, Decision, Durability, Engine, EngineConfig, EngineError, EngineEvent,
-    MessageState, ModelSource, ModelUpdate, ReportOutcome, Source,
+    MessageState, ModelSource, ModelUpdate, ReportOutcome, Source, CLOUD_REFUSED_COUNTER,
 };
 use smsguard_edge::model::Action;
 use smsguard_edge::store::Store;
@@ -688,6 +688,35 @@ fn non_retryable_cloud_error_is_not_queued() {
     assert_eq!(d.source, Source::Local);
     assert!(d.degraded && !d.queued);
     assert_eq!(engine.stats().failures.cloud, 1);
+}
+
+#[test]
+fn a_long_spam_the_cloud_refuses_keeps_its_local_verdict_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // What the cloud answers for a body over its size limit.
+    let cloud = FakeCloud::new(Behaviour::Fail(CloudLinkError::Rejected {
+        code: tonic::Code::InvalidArgument,
+        reason: "body is 2301 bytes, the limit is 2048".into(),
+    }));
+    let engine = with_cloud(dir.path(), &cloud, Duration::from_millis(200));
+    let chat =
+        "Hey, how was your weekend? We went hiking with the kids up the hill behind the old \
+        mill and had a picnic by the lake. The weather was lovely and the dog chased ducks all \
+        afternoon. Mum says hello and asks if you are still coming for dinner on Sunday, she is \
+        making her lasagne. Let me know what time suits you. ";
+    let d = engine.classify(STRANGER, &format!("{chat}{}", OBVIOUS_SPAM[0]), 0);
+    // Never allowed because the cloud would not judge it: the local verdict (read whole) stands.
+    assert_eq!(
+        (d.source, d.action),
+        (Source::Local, Action::Quarantine),
+        "{}",
+        d.reason
+    );
+    assert!(d.degraded && !d.queued);
+    assert!(d.reason.contains("InvalidArgument"), "{}", d.reason);
+    let stats = engine.stats();
+    assert_eq!(stats.counters[CLOUD_REFUSED_COUNTER], 1);
+    assert_eq!(stats.failures.cloud, 1);
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod cli;
 mod cli_store;
 mod engine;
 mod fixtures;
+mod long_messages;
 mod model;
 mod retention;
 mod robustness;
