@@ -17,6 +17,7 @@
 //! steps on the journal are serialised by a mutex; sled admits one process per directory.
 
 mod cache;
+mod private;
 mod records;
 mod retention;
 mod types;
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use private::{DIR_MODE, FILE_MODE};
 pub use records::{Effects, Transitioned};
 pub use retention::{prunable, Pruned, Retention, EVENTS_PRUNED_COUNTER, RECORDS_PRUNED_COUNTER};
 pub use types::{
@@ -50,6 +52,8 @@ pub enum StoreError {
     Encode { tree: &'static str, reason: String },
     #[error("decision log I/O failed: {0}")]
     Log(String),
+    #[error("cannot make the store directory owner-only: {0}")]
+    Permissions(String),
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
@@ -86,6 +90,8 @@ pub const SYNC_VERSION_KEY: &str = "sync_version";
 /// The open store. Cheap to share: sled trees are reference counted and thread-safe.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The store directory (its files are made owner-only again at every flush).
+    dir: std::path::PathBuf,
     db: sled::Db,
     /// Records, quarantine index, queue, counters and events (see the module docs).
     journal: sled::Tree,
@@ -154,7 +160,10 @@ impl Store {
 
     /// Opens (or creates) the store in `dir`, first replaying decisions a killed process left
     /// in the decision log (whatever `options.durability` is now).
+    /// The directory is made owner-only (0700, its files 0600): it holds message bodies and
+    /// sender numbers.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        private::create_private_dir(dir).map_err(|e| StoreError::Permissions(e.to_string()))?;
         let db = open_db_waiting_for_lock(dir, options.cache_bytes)?;
         let open = |name: &str| db.open_tree(name);
         let cache = open(tree::CACHE)?;
@@ -188,7 +197,9 @@ impl Store {
         } else {
             (None, None, None)
         };
+        restrict_files(dir);
         Ok(Store {
+            dir: dir.to_path_buf(),
             journal,
             journal_lock,
             queue_len,
@@ -239,6 +250,13 @@ impl Store {
     /// Writes everything buffered to disk and fsyncs; then the decision log holds nothing sled
     /// lacks and is emptied.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.flush_data()?;
+        // Files sled created since the last pass (snapshots, blobs) become owner-only too.
+        restrict_files(&self.dir);
+        Ok(())
+    }
+
+    fn flush_data(&self) -> Result<(), StoreError> {
         let (Some(log), Some(progress)) = (&self.log, &self.progress) else {
             self.db.flush()?;
             return Ok(());
@@ -389,6 +407,15 @@ impl Store {
 }
 
 use sled::Transactional;
+
+/// Makes the store's files owner-only. Best effort: the 0700 directory already keeps other
+/// users out, and a file whose mode cannot be changed must not make the store unusable (that
+/// would leave messages unrecorded).
+fn restrict_files(dir: &Path) {
+    if let Err(e) = private::restrict(dir) {
+        tracing::warn!(error = %e, "cannot make every store file owner-only");
+    }
+}
 
 /// The allow and deny lists from sled (allow wins should a sender be on both).
 fn load_lists(allow: &sled::Tree, deny: &sled::Tree) -> Result<HashMap<String, bool>, StoreError> {

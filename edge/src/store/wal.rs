@@ -15,7 +15,7 @@
 //! is skipped.
 
 use std::borrow::Cow;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -403,7 +403,7 @@ impl DecisionLog {
 }
 
 fn create_segment(dir: &Path, number: u64, sync_dir: bool) -> io::Result<File> {
-    let file = OpenOptions::new()
+    let file = super::private::private_file_options()
         .create(true)
         .append(true)
         .open(segment_path(dir, number))?;

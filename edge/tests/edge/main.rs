@@ -6,6 +6,7 @@ mod engine;
 mod fixtures;
 mod long_messages;
 mod model;
+mod private_store;
 mod retention;
 mod robustness;
 mod runtime;
