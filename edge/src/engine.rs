@@ -36,8 +36,8 @@ use crate::model::{Action, EdgeModel};
 use crate::store::{Store, StoreError, StoreOptions};
 
 pub use crate::store::{
-    Durability, EngineEvent, LogRecovery, MessageState, Pruned, Source, EVENTS_PRUNED_COUNTER,
-    RECORDS_PRUNED_COUNTER,
+    Durability, EngineEvent, LogRecovery, MessageState, Pruned, Source, StoreKey,
+    EVENTS_PRUNED_COUNTER, RECORDS_PRUNED_COUNTER,
 };
 pub use classify::CLOUD_REFUSED_COUNTER;
 pub use hot::{HotIndex, HotMatch};
@@ -107,6 +107,12 @@ pub struct EngineConfig {
     /// The device's market profile (`"zh"` or `"en"`): the local model judges every message at
     /// that market's thresholds. `None` (default): each message's dominant script picks them.
     pub market: Option<Market>,
+    /// Key (64 hex digits in JSON) that seals message senders and bodies in the store (see
+    /// [`StoreKey`]). The host supplies it: on Android a secret kept by the Android Keystore, on
+    /// the CLI a key file. A store once opened with a key does not open without it. Never
+    /// serialised back out.
+    #[serde(skip_serializing)]
+    pub store_key: Option<StoreKey>,
 }
 
 impl Default for EngineConfig {
@@ -137,6 +143,7 @@ impl Default for EngineConfig {
             store_cache_bytes: 16 * 1024 * 1024,
             onnxruntime_library: None,
             market: None,
+            store_key: None,
         }
     }
 }
@@ -378,7 +385,10 @@ impl Engine {
             .map(|link| Remote::new(link, deadline))
             .transpose()
             .map_err(|e| EngineError::Config(format!("cannot start the cloud runtime: {e}")))?;
-        let options = StoreOptions::new(config.store_cache_bytes, config.durability);
+        let options = StoreOptions {
+            key: config.store_key,
+            ..StoreOptions::new(config.store_cache_bytes, config.durability)
+        };
         let (store, store_error) = match Store::open_with(dir, options) {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(e.to_string())),

@@ -20,6 +20,7 @@ mod cache;
 mod private;
 mod records;
 mod retention;
+mod sealing;
 mod types;
 mod wal;
 mod writer;
@@ -35,6 +36,7 @@ use serde::Serialize;
 pub use private::{DIR_MODE, FILE_MODE};
 pub use records::{Effects, Transitioned};
 pub use retention::{prunable, Pruned, Retention, EVENTS_PRUNED_COUNTER, RECORDS_PRUNED_COUNTER};
+pub use sealing::StoreKey;
 pub use types::{
     CacheEntry, Counters, EngineEvent, HotFingerprint, MessageRecord, MessageState, QueueItem,
     SenderRuleEntry, Source, StoredModel, StoredVerdict,
@@ -54,6 +56,8 @@ pub enum StoreError {
     Log(String),
     #[error("cannot make the store directory owner-only: {0}")]
     Permissions(String),
+    #[error("store key: {0}")]
+    Key(String),
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
@@ -105,6 +109,8 @@ pub struct Store {
     rules: sled::Tree,
     meta: sled::Tree,
     model: sled::Tree,
+    /// Seals senders and bodies of message records (absent: they are stored plain).
+    sealer: Option<Arc<sealing::Sealer>>,
     /// The cache tree in memory (see `cache`); its lock serialises cache writes.
     cache_mirror: Arc<RwLock<cache::CacheMirror>>,
     /// The allow (`true`) and deny (`false`) lists in memory, so `classify` reads no sled page
@@ -132,6 +138,9 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// Size at which a decision log segment is closed, and deleted once sled is flushed.
     pub log_checkpoint_bytes: u64,
+    /// Seals message senders and bodies at rest (see `sealing`); without it they are plain.
+    /// A store once opened with a key refuses to open without it or with another.
+    pub key: Option<StoreKey>,
 }
 
 impl StoreOptions {
@@ -143,6 +152,7 @@ impl StoreOptions {
             cache_bytes,
             durability,
             log_checkpoint_bytes: StoreOptions::DEFAULT_LOG_CHECKPOINT_BYTES,
+            key: None,
         }
     }
 }
@@ -169,6 +179,8 @@ impl Store {
         let cache = open(tree::CACHE)?;
         let cache_mirror = Arc::new(RwLock::new(cache::load_mirror(&cache)?));
         let (allow, deny) = (open(tree::ALLOW)?, open(tree::DENY)?);
+        let meta = open(tree::META)?;
+        let sealer = check_key(&meta, options.key)?.map(Arc::new);
         let journal = open(tree::JOURNAL)?;
         let journal_lock = Arc::new(Mutex::new(()));
         let (recovery, next_segment) = replay_log(dir, &db, &journal, &journal_lock)?;
@@ -213,8 +225,9 @@ impl Store {
             deny,
             hot: open(tree::HOT)?,
             rules: open(tree::RULES)?,
-            meta: open(tree::META)?,
+            meta,
             model: open(tree::MODEL)?,
+            sealer,
             db,
             durability: options.durability,
             log,
@@ -407,6 +420,41 @@ impl Store {
 }
 
 use sled::Transactional;
+
+/// Meta key of the value that proves which key seals the store.
+const KEY_CHECK_KEY: &str = "key_check";
+
+/// The sealer for `key`, after checking it is this store's: a store remembers being sealed,
+/// and refuses another key, or none, rather than mix plaintext and ciphertext.
+fn check_key(
+    meta: &sled::Tree,
+    key: Option<StoreKey>,
+) -> Result<Option<sealing::Sealer>, StoreError> {
+    let check = meta.get(KEY_CHECK_KEY)?;
+    let check = check
+        .as_deref()
+        .map(|raw| String::from_utf8_lossy(raw).into_owned());
+    let Some(key) = key else {
+        return match check {
+            Some(_) => Err(StoreError::Key(
+                "the store is encrypted and no store key was given".to_string(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let sealer = sealing::Sealer::new(&key);
+    match check {
+        Some(check) if !sealer.verifies(&check) => Err(StoreError::Key(
+            "the given store key is not the key this store is encrypted with".to_string(),
+        )),
+        Some(_) => Ok(Some(sealer)),
+        None => {
+            meta.insert(KEY_CHECK_KEY, sealer.key_check()?.as_bytes())?;
+            meta.flush()?;
+            Ok(Some(sealer))
+        }
+    }
+}
 
 /// Makes the store's files owner-only. Best effort: the 0700 directory already keeps other
 /// users out, and a file whose mode cannot be changed must not make the store unusable (that

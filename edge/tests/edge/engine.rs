@@ -16,7 +16,7 @@ use smsguard_edge::engine::{
     MessageState, ModelSource, ModelUpdate, ReportOutcome, Source, CLOUD_REFUSED_COUNTER,
 };
 use smsguard_edge::model::Action;
-use smsguard_edge::store::Store;
+use smsguard_edge::store::{Store, StoreKey, StoreOptions};
 use smsguard_proto::v1::{
     self, classify_result, ClassifyResult, GetModelResponse, ModelManifest, ReportRequest,
     ReportResponse, SenderRule, SenderRuleKind, SmsMessage, SpamFingerprint, SyncCacheResponse,
@@ -959,6 +959,16 @@ fn model_update_installs_only_verified_packages() {
 /// Runs `smsguard crash-burst` with `durability` in `dir`, kills it with SIGKILL after `lines`
 /// returned decisions, and returns every `id state` line it printed (each one a `classify`
 /// that returned).
+/// The store a `smsguard` process left in `dir`, opened with the key file it created there.
+fn open_cli_store(dir: &Path) -> Store {
+    let key = std::fs::read_to_string(dir.join("store.key")).expect("the CLI's key file");
+    let options = StoreOptions {
+        key: Some(StoreKey::from_hex(&key).unwrap()),
+        ..StoreOptions::new(1 << 20, Durability::Process)
+    };
+    Store::open_with(dir, options).unwrap()
+}
+
 fn burst_then_kill_9(dir: &Path, durability: &str, lines: usize) -> Vec<String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smsguard"))
         .args([
@@ -997,7 +1007,7 @@ fn burst_then_kill_9(dir: &Path, durability: &str, lines: usize) -> Vec<String> 
 fn kill_9_mid_burst_loses_no_returned_decision() {
     let dir = tempfile::tempdir().unwrap();
     let printed = burst_then_kill_9(dir.path(), "process", 300);
-    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    let store = open_cli_store(dir.path());
     let mut seen = std::collections::HashSet::new();
     for line in &printed {
         let (id, state) = line.split_once(' ').expect("`id state` lines");
@@ -1066,6 +1076,8 @@ fn a_torn_log_tail_is_skipped_and_counted_and_earlier_decisions_replay() {
     for segment in &segments {
         std::fs::copy(segment, fresh.path().join(segment.file_name().unwrap())).unwrap();
     }
+    // The log's records are sealed with the CLI's key.
+    std::fs::copy(dir.path().join("store.key"), fresh.path().join("store.key")).unwrap();
     let last = fresh
         .path()
         .join(segments.last().unwrap().file_name().unwrap());
@@ -1081,7 +1093,7 @@ fn a_torn_log_tail_is_skipped_and_counted_and_earlier_decisions_replay() {
     std::io::Write::write_all(&mut log, torn).unwrap();
     drop(log);
 
-    let store = Store::open(fresh.path(), 1 << 20).unwrap();
+    let store = open_cli_store(fresh.path());
     let recovery = store.recovery();
     assert_eq!(
         (recovery.damaged_spans, recovery.damaged_bytes),
@@ -1105,7 +1117,7 @@ fn a_torn_log_tail_is_skipped_and_counted_and_earlier_decisions_replay() {
     drop(store);
 
     // Replay emptied the log: a second open finds nothing to replay or skip.
-    let store = Store::open(fresh.path(), 1 << 20).unwrap();
+    let store = open_cli_store(fresh.path());
     let again = store.recovery();
     assert_eq!((again.replayed, again.damaged_spans), (0, 0), "{again:?}");
     assert_eq!(store.message_count(), stored);

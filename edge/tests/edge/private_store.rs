@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use smsguard_edge::engine::{Engine, EngineConfig};
+use smsguard_edge::engine::{Engine, EngineConfig, StoreKey};
 use smsguard_edge::store::{DIR_MODE, FILE_MODE};
 
 use crate::fixtures::{OBVIOUS_HAM, OBVIOUS_SPAM};
@@ -79,4 +79,113 @@ fn the_cli_creates_its_data_dir_owner_only() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_owner_only(&dir);
+}
+
+const SENDER: &str = "+44 7700 900777";
+/// Parts of the sender and the body that must not appear in any file of a sealed store.
+const SECRETS: [&str; 3] = ["7700900777", "7700 900777", "ZEBRAMARK"];
+
+fn lure() -> String {
+    format!("ZEBRAMARK {}", OBVIOUS_SPAM[0])
+}
+
+/// Every file under `dir` that contains one of the secrets in plain.
+fn files_with_secrets(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, is_dir, _) in modes(dir) {
+        if is_dir {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for secret in SECRETS {
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                found.push(format!("{path}: {secret}"));
+            }
+        }
+    }
+    found
+}
+
+fn keyed(key: Option<StoreKey>) -> EngineConfig {
+    EngineConfig {
+        store_key: key,
+        ..EngineConfig::default()
+    }
+}
+
+#[test]
+fn with_a_key_no_sender_or_body_lies_in_plain_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StoreKey::generate();
+    let engine = Engine::open(dir.path(), keyed(Some(key))).unwrap();
+    let held = engine.classify(SENDER, &lure(), 0);
+    assert!(held.message_id > 0, "{}", held.reason);
+    assert_eq!(engine.quarantine_list().unwrap()[0].body, lure());
+    // While open, the decision log holds the decision; it is sealed too.
+    assert_eq!(files_with_secrets(dir.path()), Vec::<String>::new());
+    engine.close().unwrap();
+    assert_eq!(files_with_secrets(dir.path()), Vec::<String>::new());
+
+    let engine = Engine::open(dir.path(), keyed(Some(key))).unwrap();
+    let listed = engine.quarantine_list().unwrap();
+    assert_eq!(
+        (listed[0].sender.as_str(), listed[0].body.as_str()),
+        (SENDER, lure().as_str())
+    );
+    engine.close().unwrap();
+
+    // Without its key, or with another, the store does not open (nothing is written plain
+    // beside what was sealed); classify still answers.
+    for (other, expected) in [
+        (None, "no store key"),
+        (Some(StoreKey::generate()), "not the key"),
+    ] {
+        let engine = Engine::open(dir.path(), keyed(other)).unwrap();
+        let error = engine.store_error().unwrap_or_default().to_string();
+        assert!(error.contains(expected), "{error}");
+        assert_eq!(engine.classify(SENDER, OBVIOUS_HAM[0], 0).message_id, 0);
+    }
+}
+
+#[test]
+fn without_a_key_the_store_stays_plain_as_before() {
+    // The control for the test above: the same message does lie in the files unsealed.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), keyed(None)).unwrap();
+    assert!(engine.classify(SENDER, &lure(), 0).message_id > 0);
+    engine.close().unwrap();
+    assert!(!files_with_secrets(dir.path()).is_empty());
+}
+
+#[test]
+fn the_cli_creates_an_owner_only_key_file_and_seals_with_it() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("store");
+    let smsguard = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_smsguard"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    smsguard(&["classify", "--sender", SENDER, "--json", &lure()]);
+    let key_file = dir.join("store.key");
+    assert_eq!(mode(&key_file), 0o600);
+    let key = StoreKey::from_hex(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
+    assert_eq!(files_with_secrets(&dir), Vec::<String>::new());
+    // A second run reads the same key back.
+    let listed = smsguard(&["quarantine", "--json", "list"]);
+    assert!(
+        listed.contains("ZEBRAMARK") && listed.contains(SENDER),
+        "{listed}"
+    );
+    let engine = Engine::open(&dir, keyed(Some(key))).unwrap();
+    assert_eq!(engine.quarantine_list().unwrap().len(), 1);
 }
