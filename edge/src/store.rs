@@ -17,6 +17,7 @@
 //! steps on the journal are serialised by a mutex; sled admits one process per directory.
 
 mod cache;
+mod lists;
 mod private;
 mod records;
 mod retention;
@@ -28,7 +29,7 @@ mod writer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -113,9 +114,9 @@ pub struct Store {
     sealer: Option<Arc<sealing::Sealer>>,
     /// The cache tree in memory (see `cache`); its lock serialises cache writes.
     cache_mirror: Arc<RwLock<cache::CacheMirror>>,
-    /// The allow (`true`) and deny (`false`) lists in memory, so `classify` reads no sled page
-    /// for them; its lock serialises list writes.
-    lists: Arc<RwLock<HashMap<String, bool>>>,
+    /// The allow (`true`) and deny (`false`) lists in memory by sled key (see `lists`), so
+    /// `classify` reads no sled page for them; its lock serialises list writes.
+    lists: Arc<RwLock<HashMap<Vec<u8>, bool>>>,
     /// Approximate entry count of `queue` (exact unless two writers race on one key).
     queue_len: Arc<AtomicUsize>,
     /// Running count of message records (decisions counted when logged; see `retention`).
@@ -220,7 +221,11 @@ impl Store {
             cache,
             cache_mirror,
             cache_order: open(tree::CACHE_ORDER)?,
-            lists: Arc::new(RwLock::new(load_lists(&allow, &deny)?)),
+            lists: Arc::new(RwLock::new(lists::load_lists(
+                &allow,
+                &deny,
+                sealer.as_deref(),
+            )?)),
             allow,
             deny,
             hot: open(tree::HOT)?,
@@ -294,52 +299,7 @@ impl Store {
         self.journal.scan_prefix([records::prefix::MESSAGE]).count()
     }
 
-    // ---- allow / deny lists (keys are canonical sender strings) ----
-
-    pub fn allow_sender(&self, canonical: &str) -> Result<(), StoreError> {
-        self.set_list(canonical, true)
-    }
-
-    pub fn deny_sender(&self, canonical: &str) -> Result<(), StoreError> {
-        self.set_list(canonical, false)
-    }
-
-    /// Adds a sender to one list and removes it from the other, atomically.
-    fn set_list(&self, canonical: &str, allow: bool) -> Result<(), StoreError> {
-        let (add, remove) = if allow {
-            (&self.allow, &self.deny)
-        } else {
-            (&self.deny, &self.allow)
-        };
-        let mut lists = self.write_lists();
-        (add, remove).transaction(|(add, remove)| {
-            add.insert(canonical.as_bytes(), &[])?;
-            remove.remove(canonical.as_bytes())?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-        })?;
-        lists.insert(canonical.to_string(), allow);
-        Ok(())
-    }
-
-    pub fn remove_sender(&self, canonical: &str) -> Result<(), StoreError> {
-        let mut lists = self.write_lists();
-        // Forgotten first: a failure half-way leaves the sender on neither list in memory,
-        // and the lists are read back from sled on the next open.
-        lists.remove(canonical);
-        self.allow.remove(canonical.as_bytes())?;
-        self.deny.remove(canonical.as_bytes())?;
-        Ok(())
-    }
-
-    /// `Some(true)` when allowed, `Some(false)` when denied, `None` when on neither list.
-    pub fn sender_list(&self, canonical: &str) -> Result<Option<bool>, StoreError> {
-        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
-        Ok(lists.get(canonical).copied())
-    }
-
-    fn write_lists(&self) -> RwLockWriteGuard<'_, HashMap<String, bool>> {
-        self.lists.write().unwrap_or_else(|p| p.into_inner())
-    }
+    // ---- allow / deny lists: see `lists` ----
 
     // ---- synced hot fingerprints and sender rules ----
 
@@ -419,8 +379,6 @@ impl Store {
     }
 }
 
-use sled::Transactional;
-
 /// Meta key of the value that proves which key seals the store.
 const KEY_CHECK_KEY: &str = "key_check";
 
@@ -442,7 +400,7 @@ fn check_key(
             None => Ok(None),
         };
     };
-    let sealer = sealing::Sealer::new(&key);
+    let sealer = sealing::Sealer::new(&key)?;
     match check {
         Some(check) if !sealer.verifies(&check) => Err(StoreError::Key(
             "the given store key is not the key this store is encrypted with".to_string(),
@@ -463,17 +421,6 @@ fn restrict_files(dir: &Path) {
     if let Err(e) = private::restrict(dir) {
         tracing::warn!(error = %e, "cannot make every store file owner-only");
     }
-}
-
-/// The allow and deny lists from sled (allow wins should a sender be on both).
-fn load_lists(allow: &sled::Tree, deny: &sled::Tree) -> Result<HashMap<String, bool>, StoreError> {
-    let mut lists = HashMap::new();
-    for (tree, allowed) in [(deny, false), (allow, true)] {
-        for key in tree.iter().keys() {
-            lists.insert(String::from_utf8_lossy(&key?).into_owned(), allowed);
-        }
-    }
-    Ok(lists)
 }
 
 /// Applies the decisions in the log segments of `dir` that sled lacks, flushes sled and deletes

@@ -12,7 +12,9 @@
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::Sha256;
 
 use super::{tree, MessageRecord, StoreError};
 
@@ -76,9 +78,16 @@ impl<'de> Deserialize<'de> for StoreKey {
     }
 }
 
-/// Seals and opens records with one key.
+/// Derives the key that hashes list entries from the store key.
+const LIST_KEY_CONTEXT: &[u8] = b"smsguard.edge.sender-list.v1";
+
+type ListMac = Hmac<Sha256>;
+
+/// Seals and opens records with one key, and hashes sender-list entries with a key derived
+/// from it.
 pub(super) struct Sealer {
     cipher: XChaCha20Poly1305,
+    list_mac: ListMac,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -105,10 +114,19 @@ struct RecordIn {
 }
 
 impl Sealer {
-    pub fn new(key: &StoreKey) -> Sealer {
-        Sealer {
-            cipher: XChaCha20Poly1305::new(&key.0.into()),
-        }
+    pub fn new(key: &StoreKey) -> Result<Sealer, StoreError> {
+        let derived = list_mac_key(&key.0, LIST_KEY_CONTEXT)?;
+        Ok(Sealer {
+            cipher: <XChaCha20Poly1305 as KeyInit>::new(&key.0.into()),
+            list_mac: list_mac_key_init(&derived)?,
+        })
+    }
+
+    /// The keyed hash of a canonical sender on a list.
+    pub fn list_mac(&self, canonical: &str) -> [u8; 32] {
+        let mut mac = self.list_mac.clone();
+        mac.update(canonical.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<String, StoreError> {
@@ -145,6 +163,18 @@ impl Sealer {
     pub fn verifies(&self, check: &str) -> bool {
         self.open(CHECK_CONTEXT, check).is_some()
     }
+}
+
+/// The HMAC-SHA256 of `context` under the store key: the key that hashes list entries.
+fn list_mac_key(key: &[u8], context: &[u8]) -> Result<[u8; 32], StoreError> {
+    let mut mac = list_mac_key_init(key)?;
+    mac.update(context);
+    Ok(mac.finalize().into_bytes().into())
+}
+
+fn list_mac_key_init(key: &[u8]) -> Result<ListMac, StoreError> {
+    // HMAC takes a key of any length; the error cannot happen, but is not unwrapped.
+    <ListMac as Mac>::new_from_slice(key).map_err(|e| StoreError::Key(e.to_string()))
 }
 
 fn record_context(id: u64) -> Vec<u8> {
@@ -247,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_sealed_record_hides_sender_and_body_and_opens_with_its_key() {
-        let sealer = Sealer::new(&StoreKey::generate());
+        let sealer = Sealer::new(&StoreKey::generate()).unwrap();
         let raw = encoded(Some(&sealer), &record(7));
         let text = String::from_utf8_lossy(&raw);
         assert!(
@@ -262,9 +292,9 @@ mod tests {
 
     #[test]
     fn a_sealed_record_does_not_open_with_another_key_another_id_or_no_key() {
-        let sealer = Sealer::new(&StoreKey::generate());
+        let sealer = Sealer::new(&StoreKey::generate()).unwrap();
         let raw = encoded(Some(&sealer), &record(7));
-        let other = Sealer::new(&StoreKey::generate());
+        let other = Sealer::new(&StoreKey::generate()).unwrap();
         assert!(decode_record(Some(&other), &raw).is_err());
         assert!(matches!(decode_record(None, &raw), Err(StoreError::Key(_))));
         // The sealed pair moved to another record's id fails authentication.
@@ -276,7 +306,7 @@ mod tests {
 
     #[test]
     fn plain_records_stay_readable_with_a_key() {
-        let sealer = Sealer::new(&StoreKey::generate());
+        let sealer = Sealer::new(&StoreKey::generate()).unwrap();
         let raw = encoded(None, &record(3));
         assert_eq!(decode_record(Some(&sealer), &raw).unwrap(), record(3));
     }
@@ -284,9 +314,9 @@ mod tests {
     #[test]
     fn keys_are_checked_and_never_printed() {
         let key = StoreKey::generate();
-        let check = Sealer::new(&key).key_check().unwrap();
-        assert!(Sealer::new(&key).verifies(&check));
-        assert!(!Sealer::new(&StoreKey::generate()).verifies(&check));
+        let check = Sealer::new(&key).unwrap().key_check().unwrap();
+        assert!(Sealer::new(&key).unwrap().verifies(&check));
+        assert!(!Sealer::new(&StoreKey::generate()).unwrap().verifies(&check));
         assert_eq!(format!("{key:?}"), "StoreKey(<redacted>)");
         assert_eq!(StoreKey::from_hex(&key.to_hex()).unwrap(), key);
         assert!(StoreKey::from_hex("abcd").is_err());

@@ -82,8 +82,11 @@ fn the_cli_creates_its_data_dir_owner_only() {
 }
 
 const SENDER: &str = "+44 7700 900777";
-/// Parts of the sender and the body that must not appear in any file of a sealed store.
-const SECRETS: [&str; 3] = ["7700900777", "7700 900777", "ZEBRAMARK"];
+/// A sender the user put on the deny list.
+const DENIED: &str = "+44 7700 900888";
+/// Parts of the senders and the body that must not appear in any file of a sealed store (the
+/// last 8 digits are in every canonical form of a number).
+const SECRETS: [&str; 4] = ["00900777", "00 900777", "00900888", "ZEBRAMARK"];
 
 fn lure() -> String {
     format!("ZEBRAMARK {}", OBVIOUS_SPAM[0])
@@ -118,6 +121,7 @@ fn with_a_key_no_sender_or_body_lies_in_plain_in_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let key = StoreKey::generate();
     let engine = Engine::open(dir.path(), keyed(Some(key))).unwrap();
+    engine.deny_sender(DENIED).unwrap();
     let held = engine.classify(SENDER, &lure(), 0);
     assert!(held.message_id > 0, "{}", held.reason);
     assert_eq!(engine.quarantine_list().unwrap()[0].body, lure());
@@ -132,6 +136,17 @@ fn with_a_key_no_sender_or_body_lies_in_plain_in_the_store() {
         (listed[0].sender.as_str(), listed[0].body.as_str()),
         (SENDER, lure().as_str())
     );
+    // The deny list still answers for the number it cannot show.
+    let denied = engine.classify(DENIED, OBVIOUS_HAM[0], 0);
+    assert_eq!(
+        denied.action,
+        smsguard_edge::model::Action::Block,
+        "{}",
+        denied.reason
+    );
+    engine.forget_sender(DENIED).unwrap();
+    let forgotten = engine.classify(DENIED, OBVIOUS_HAM[0], 0);
+    assert_eq!(forgotten.action, smsguard_edge::model::Action::Allow);
     engine.close().unwrap();
 
     // Without its key, or with another, the store does not open (nothing is written plain
@@ -152,9 +167,29 @@ fn without_a_key_the_store_stays_plain_as_before() {
     // The control for the test above: the same message does lie in the files unsealed.
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), keyed(None)).unwrap();
+    engine.deny_sender(DENIED).unwrap();
     assert!(engine.classify(SENDER, &lure(), 0).message_id > 0);
     engine.close().unwrap();
-    assert!(!files_with_secrets(dir.path()).is_empty());
+    let found = files_with_secrets(dir.path()).join("\n");
+    assert!(
+        found.contains("900777") && found.contains("00900888") && found.contains("ZEBRAMARK"),
+        "{found}"
+    );
+
+    // Sealing a plain store later: its list entries are rehashed and still answer.
+    let engine = Engine::open(dir.path(), keyed(Some(StoreKey::generate()))).unwrap();
+    let denied = engine.classify(DENIED, OBVIOUS_HAM[0], 0);
+    assert_eq!(
+        denied.action,
+        smsguard_edge::model::Action::Block,
+        "{}",
+        denied.reason
+    );
+    assert_eq!(
+        engine.quarantine_list().unwrap().len(),
+        2,
+        "plain records stay readable"
+    );
 }
 
 #[test]
