@@ -67,7 +67,11 @@ impl Engine {
         };
         timings.normalize = micros(started.elapsed());
         let reserved = self.next_message_id();
-        let outcome = self.decide(&message, *reserved.as_ref().unwrap_or(&0), &mut timings);
+        let outcome = self.decide(
+            &message,
+            reserved.as_ref().ok().copied().unwrap_or(0),
+            &mut timings,
+        );
         let stored_at = Instant::now();
         let (message_id, outcome) = self.record(&message, reserved, outcome);
         timings.store = micros(stored_at.elapsed());
