@@ -160,6 +160,19 @@ impl CloudLinkError {
         }
     }
 
+    /// True when the cloud refused this message itself (too long, malformed: INVALID_ARGUMENT,
+    /// OUT_OF_RANGE): asking again cannot help, and the refusal says nothing about whether the
+    /// message is spam, so the local verdict must stand.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            CloudLinkError::Rejected {
+                code: Code::InvalidArgument | Code::OutOfRange,
+                ..
+            }
+        )
+    }
+
     /// The one place that maps a gRPC status to a link error.
     pub fn from_status(status: &Status) -> Self {
         let reason = truncate_reason(status.message());

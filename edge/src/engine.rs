@@ -36,9 +36,10 @@ use crate::model::{Action, EdgeModel};
 use crate::store::{Store, StoreError, StoreOptions};
 
 pub use crate::store::{
-    Durability, EngineEvent, LogRecovery, MessageState, Pruned, Source, EVENTS_PRUNED_COUNTER,
-    RECORDS_PRUNED_COUNTER,
+    Durability, EngineEvent, LogRecovery, MessageState, Pruned, Source, StoreKey,
+    EVENTS_PRUNED_COUNTER, RECORDS_PRUNED_COUNTER,
 };
+pub use classify::CLOUD_REFUSED_COUNTER;
 pub use hot::{HotIndex, HotMatch};
 pub use link::{CloudFuture, CloudLink, BULK_WAIT};
 pub use senders::{canonical_sender, SenderRules};
@@ -106,6 +107,12 @@ pub struct EngineConfig {
     /// The device's market profile (`"zh"` or `"en"`): the local model judges every message at
     /// that market's thresholds. `None` (default): each message's dominant script picks them.
     pub market: Option<Market>,
+    /// Key (64 hex digits in JSON) that seals message senders and bodies in the store (see
+    /// [`StoreKey`]). The host supplies it: on Android a secret kept by the Android Keystore, on
+    /// the CLI a key file. A store once opened with a key does not open without it. Never
+    /// serialised back out.
+    #[serde(skip_serializing)]
+    pub store_key: Option<StoreKey>,
 }
 
 impl Default for EngineConfig {
@@ -136,6 +143,7 @@ impl Default for EngineConfig {
             store_cache_bytes: 16 * 1024 * 1024,
             onnxruntime_library: None,
             market: None,
+            store_key: None,
         }
     }
 }
@@ -156,7 +164,8 @@ pub struct Timings {
 /// The engine's answer for one message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    /// Id of the stored record; 0 when the store was unavailable.
+    /// Id of the stored record; 0 when the store could not record the decision (then a
+    /// quarantine or block verdict is delivered tagged instead, see `FailureCounts`).
     pub message_id: u64,
     /// Agrees with `action`: `ham` exactly when the message is allowed.
     pub label: Label,
@@ -244,6 +253,13 @@ pub struct FailureCounts {
     pub cloud: u64,
     /// Messages delivered only because nothing could judge them.
     pub fail_open: u64,
+    /// Decisions the store could not record (their `message_id` is 0).
+    #[serde(default)]
+    pub unrecorded: u64,
+    /// Of those, quarantine or block verdicts delivered tagged instead: a quarantine the
+    /// store cannot hold would hide the SMS in nowhere.
+    #[serde(default)]
+    pub delivered_unrecorded: u64,
 }
 
 /// A snapshot of the engine for `stats`.
@@ -308,6 +324,8 @@ struct Failures {
     store: AtomicU64,
     cloud: AtomicU64,
     fail_open: AtomicU64,
+    unrecorded: AtomicU64,
+    delivered_unrecorded: AtomicU64,
 }
 
 /// The on-device engine. `Send + Sync`: share one per process (ONNX Runtime allows one
@@ -367,7 +385,10 @@ impl Engine {
             .map(|link| Remote::new(link, deadline))
             .transpose()
             .map_err(|e| EngineError::Config(format!("cannot start the cloud runtime: {e}")))?;
-        let options = StoreOptions::new(config.store_cache_bytes, config.durability);
+        let options = StoreOptions {
+            key: config.store_key,
+            ..StoreOptions::new(config.store_cache_bytes, config.durability)
+        };
         let (store, store_error) = match Store::open_with(dir, options) {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(e.to_string())),

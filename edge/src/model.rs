@@ -16,6 +16,10 @@ use crate::error::EdgeError;
 use crate::metadata::{Judged, ModelInfo};
 use crate::runtime;
 
+mod windows;
+
+pub use windows::{WindowPlan, MAX_WINDOWS};
+
 /// The shipped int8 model and its vocabulary, compiled into the binary (see build.rs).
 #[cfg(smsguard_embedded_model)]
 const EMBEDDED: Option<(&[u8], &str)> = Some((
@@ -86,6 +90,9 @@ pub struct Prediction {
     pub action: Action,
     /// The market and thresholds `action` was decided at.
     pub judged: Judged,
+    /// Windows the text was scored in (1 unless it is longer than the model reads at once; see
+    /// [`WindowPlan`]); the prediction is the worst window's.
+    pub windows: usize,
 }
 
 /// What the model reads of one message: `seq_len` char ids and the hashed n-grams.
@@ -216,25 +223,56 @@ impl EdgeModel {
     }
 
     /// Classifies an already normalised message (the edge normalises once and reuses the result
-    /// for fingerprints and rules).
+    /// for fingerprints and rules). A text longer than the model reads at once is scored in
+    /// windows (see [`WindowPlan`]) and judged by the one with the highest spam score; a text
+    /// that fits is one window, exactly the single pass.
     pub fn classify_normalized(&self, normalized: &Normalized) -> Result<Prediction, EdgeError> {
         self.classify_in_market(normalized, None)
     }
 
     /// Classifies an already normalised message at the thresholds of `market` (the device's
-    /// configured market; `None`: the message's dominant script decides).
+    /// configured market; `None`: the message's dominant script decides), in windows as
+    /// [`EdgeModel::classify_normalized`] says.
     pub fn classify_in_market(
         &self,
         normalized: &Normalized,
         market: Option<Market>,
     ) -> Result<Prediction, EdgeError> {
-        if normalized.text.trim().is_empty() {
+        let text = normalized.text.as_str();
+        if text.trim().is_empty() {
             return Err(EdgeError::EmptyText);
         }
-        let input = self.encode(&normalized.text);
-        let logits = self.logits(std::slice::from_ref(&input))?;
-        let market = market.unwrap_or_else(|| Market::of_text(&normalized.text));
-        Ok(self.prediction(&logits, market))
+        let market = market.unwrap_or_else(|| Market::of_text(text));
+        let batch: Vec<ModelInput> = self
+            .window_plan()
+            .starts(text)
+            .into_iter()
+            .map(|start| self.encode(&text[start..]))
+            .collect();
+        let logits = self.logits(&batch)?;
+        let worst = logits
+            .chunks_exact(self.labels.len())
+            .map(|row| self.prediction(row, market))
+            .reduce(|worst, next| {
+                if next.spam_score > worst.spam_score {
+                    next
+                } else {
+                    worst
+                }
+            })
+            .ok_or(EdgeError::OutputShape {
+                got: 0,
+                expected: self.labels.len(),
+            })?;
+        Ok(Prediction {
+            windows: batch.len(),
+            ..worst
+        })
+    }
+
+    /// How this model's reach splits a long text into windows.
+    pub fn window_plan(&self) -> WindowPlan {
+        WindowPlan::new(self.info.seq_len, self.info.ngram.max_chars)
     }
 
     /// Turns one row of logits into a verdict at `market`'s thresholds.
@@ -250,6 +288,7 @@ impl EdgeModel {
             action: Action::for_score(spam_score, &judged.point),
             probabilities,
             judged,
+            windows: 1,
         }
     }
 }

@@ -17,8 +17,11 @@
 //! steps on the journal are serialised by a mutex; sled admits one process per directory.
 
 mod cache;
+mod lists;
+mod private;
 mod records;
 mod retention;
+mod sealing;
 mod types;
 mod wal;
 mod writer;
@@ -26,13 +29,15 @@ mod writer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use private::{DIR_MODE, FILE_MODE};
 pub use records::{Effects, Transitioned};
 pub use retention::{prunable, Pruned, Retention, EVENTS_PRUNED_COUNTER, RECORDS_PRUNED_COUNTER};
+pub use sealing::StoreKey;
 pub use types::{
     CacheEntry, Counters, EngineEvent, HotFingerprint, MessageRecord, MessageState, QueueItem,
     SenderRuleEntry, Source, StoredModel, StoredVerdict,
@@ -50,6 +55,10 @@ pub enum StoreError {
     Encode { tree: &'static str, reason: String },
     #[error("decision log I/O failed: {0}")]
     Log(String),
+    #[error("cannot make the store directory owner-only: {0}")]
+    Permissions(String),
+    #[error("store key: {0}")]
+    Key(String),
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
@@ -86,6 +95,8 @@ pub const SYNC_VERSION_KEY: &str = "sync_version";
 /// The open store. Cheap to share: sled trees are reference counted and thread-safe.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The store directory (its files are made owner-only again at every flush).
+    dir: std::path::PathBuf,
     db: sled::Db,
     /// Records, quarantine index, queue, counters and events (see the module docs).
     journal: sled::Tree,
@@ -99,11 +110,13 @@ pub struct Store {
     rules: sled::Tree,
     meta: sled::Tree,
     model: sled::Tree,
+    /// Seals senders and bodies of message records (absent: they are stored plain).
+    sealer: Option<Arc<sealing::Sealer>>,
     /// The cache tree in memory (see `cache`); its lock serialises cache writes.
     cache_mirror: Arc<RwLock<cache::CacheMirror>>,
-    /// The allow (`true`) and deny (`false`) lists in memory, so `classify` reads no sled page
-    /// for them; its lock serialises list writes.
-    lists: Arc<RwLock<HashMap<String, bool>>>,
+    /// The allow (`true`) and deny (`false`) lists in memory by sled key (see `lists`), so
+    /// `classify` reads no sled page for them; its lock serialises list writes.
+    lists: Arc<RwLock<HashMap<Vec<u8>, bool>>>,
     /// Approximate entry count of `queue` (exact unless two writers race on one key).
     queue_len: Arc<AtomicUsize>,
     /// Running count of message records (decisions counted when logged; see `retention`).
@@ -126,6 +139,9 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// Size at which a decision log segment is closed, and deleted once sled is flushed.
     pub log_checkpoint_bytes: u64,
+    /// Seals message senders and bodies at rest (see `sealing`); without it they are plain.
+    /// A store once opened with a key refuses to open without it or with another.
+    pub key: Option<StoreKey>,
 }
 
 impl StoreOptions {
@@ -137,6 +153,7 @@ impl StoreOptions {
             cache_bytes,
             durability,
             log_checkpoint_bytes: StoreOptions::DEFAULT_LOG_CHECKPOINT_BYTES,
+            key: None,
         }
     }
 }
@@ -154,12 +171,17 @@ impl Store {
 
     /// Opens (or creates) the store in `dir`, first replaying decisions a killed process left
     /// in the decision log (whatever `options.durability` is now).
+    /// The directory is made owner-only (0700, its files 0600): it holds message bodies and
+    /// sender numbers.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        private::create_private_dir(dir).map_err(|e| StoreError::Permissions(e.to_string()))?;
         let db = open_db_waiting_for_lock(dir, options.cache_bytes)?;
         let open = |name: &str| db.open_tree(name);
         let cache = open(tree::CACHE)?;
         let cache_mirror = Arc::new(RwLock::new(cache::load_mirror(&cache)?));
         let (allow, deny) = (open(tree::ALLOW)?, open(tree::DENY)?);
+        let meta = open(tree::META)?;
+        let sealer = check_key(&meta, options.key)?.map(Arc::new);
         let journal = open(tree::JOURNAL)?;
         let journal_lock = Arc::new(Mutex::new(()));
         let (recovery, next_segment) = replay_log(dir, &db, &journal, &journal_lock)?;
@@ -188,7 +210,9 @@ impl Store {
         } else {
             (None, None, None)
         };
+        restrict_files(dir);
         Ok(Store {
+            dir: dir.to_path_buf(),
             journal,
             journal_lock,
             queue_len,
@@ -197,13 +221,18 @@ impl Store {
             cache,
             cache_mirror,
             cache_order: open(tree::CACHE_ORDER)?,
-            lists: Arc::new(RwLock::new(load_lists(&allow, &deny)?)),
+            lists: Arc::new(RwLock::new(lists::load_lists(
+                &allow,
+                &deny,
+                sealer.as_deref(),
+            )?)),
             allow,
             deny,
             hot: open(tree::HOT)?,
             rules: open(tree::RULES)?,
-            meta: open(tree::META)?,
+            meta,
             model: open(tree::MODEL)?,
+            sealer,
             db,
             durability: options.durability,
             log,
@@ -239,6 +268,13 @@ impl Store {
     /// Writes everything buffered to disk and fsyncs; then the decision log holds nothing sled
     /// lacks and is emptied.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.flush_data()?;
+        // Files sled created since the last pass (snapshots, blobs) become owner-only too.
+        restrict_files(&self.dir);
+        Ok(())
+    }
+
+    fn flush_data(&self) -> Result<(), StoreError> {
         let (Some(log), Some(progress)) = (&self.log, &self.progress) else {
             self.db.flush()?;
             return Ok(());
@@ -263,52 +299,7 @@ impl Store {
         self.journal.scan_prefix([records::prefix::MESSAGE]).count()
     }
 
-    // ---- allow / deny lists (keys are canonical sender strings) ----
-
-    pub fn allow_sender(&self, canonical: &str) -> Result<(), StoreError> {
-        self.set_list(canonical, true)
-    }
-
-    pub fn deny_sender(&self, canonical: &str) -> Result<(), StoreError> {
-        self.set_list(canonical, false)
-    }
-
-    /// Adds a sender to one list and removes it from the other, atomically.
-    fn set_list(&self, canonical: &str, allow: bool) -> Result<(), StoreError> {
-        let (add, remove) = if allow {
-            (&self.allow, &self.deny)
-        } else {
-            (&self.deny, &self.allow)
-        };
-        let mut lists = self.write_lists();
-        (add, remove).transaction(|(add, remove)| {
-            add.insert(canonical.as_bytes(), &[])?;
-            remove.remove(canonical.as_bytes())?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-        })?;
-        lists.insert(canonical.to_string(), allow);
-        Ok(())
-    }
-
-    pub fn remove_sender(&self, canonical: &str) -> Result<(), StoreError> {
-        let mut lists = self.write_lists();
-        // Forgotten first: a failure half-way leaves the sender on neither list in memory,
-        // and the lists are read back from sled on the next open.
-        lists.remove(canonical);
-        self.allow.remove(canonical.as_bytes())?;
-        self.deny.remove(canonical.as_bytes())?;
-        Ok(())
-    }
-
-    /// `Some(true)` when allowed, `Some(false)` when denied, `None` when on neither list.
-    pub fn sender_list(&self, canonical: &str) -> Result<Option<bool>, StoreError> {
-        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
-        Ok(lists.get(canonical).copied())
-    }
-
-    fn write_lists(&self) -> RwLockWriteGuard<'_, HashMap<String, bool>> {
-        self.lists.write().unwrap_or_else(|p| p.into_inner())
-    }
+    // ---- allow / deny lists: see `lists` ----
 
     // ---- synced hot fingerprints and sender rules ----
 
@@ -388,17 +379,48 @@ impl Store {
     }
 }
 
-use sled::Transactional;
+/// Meta key of the value that proves which key seals the store.
+const KEY_CHECK_KEY: &str = "key_check";
 
-/// The allow and deny lists from sled (allow wins should a sender be on both).
-fn load_lists(allow: &sled::Tree, deny: &sled::Tree) -> Result<HashMap<String, bool>, StoreError> {
-    let mut lists = HashMap::new();
-    for (tree, allowed) in [(deny, false), (allow, true)] {
-        for key in tree.iter().keys() {
-            lists.insert(String::from_utf8_lossy(&key?).into_owned(), allowed);
+/// The sealer for `key`, after checking it is this store's: a store remembers being sealed,
+/// and refuses another key, or none, rather than mix plaintext and ciphertext.
+fn check_key(
+    meta: &sled::Tree,
+    key: Option<StoreKey>,
+) -> Result<Option<sealing::Sealer>, StoreError> {
+    let check = meta.get(KEY_CHECK_KEY)?;
+    let check = check
+        .as_deref()
+        .map(|raw| String::from_utf8_lossy(raw).into_owned());
+    let Some(key) = key else {
+        return match check {
+            Some(_) => Err(StoreError::Key(
+                "the store is encrypted and no store key was given".to_string(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let sealer = sealing::Sealer::new(&key)?;
+    match check {
+        Some(check) if !sealer.verifies(&check) => Err(StoreError::Key(
+            "the given store key is not the key this store is encrypted with".to_string(),
+        )),
+        Some(_) => Ok(Some(sealer)),
+        None => {
+            meta.insert(KEY_CHECK_KEY, sealer.key_check()?.as_bytes())?;
+            meta.flush()?;
+            Ok(Some(sealer))
         }
     }
-    Ok(lists)
+}
+
+/// Makes the store's files owner-only. Best effort: the 0700 directory already keeps other
+/// users out, and a file whose mode cannot be changed must not make the store unusable (that
+/// would leave messages unrecorded).
+fn restrict_files(dir: &Path) {
+    if let Err(e) = private::restrict(dir) {
+        tracing::warn!(error = %e, "cannot make every store file owner-only");
+    }
 }
 
 /// Applies the decisions in the log segments of `dir` that sled lacks, flushes sled and deletes

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use smsguard_edge::cloud::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{
-    CloudFuture, CloudLink, Durability, Engine, EngineConfig, Source, Timings,
+    CloudFuture, CloudLink, Durability, Engine, EngineConfig, Source, StoreKey, Timings,
 };
 use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
 use smsguard_proto::v1::{
@@ -46,6 +46,9 @@ struct Args {
     /// sled page cache of the engine's store, MiB (EngineConfig::store_cache_bytes).
     #[arg(long)]
     store_cache_mib: Option<u64>,
+    /// Seal senders and bodies in the store with a random key (EngineConfig::store_key).
+    #[arg(long)]
+    sealed: bool,
 }
 
 fn main() -> Result<()> {
@@ -60,13 +63,15 @@ fn main() -> Result<()> {
         .store_cache_mib
         .map_or(EngineConfig::default().store_cache_bytes, |mib| mib << 20);
     println!("store page cache: {} MiB", store_cache_bytes >> 20);
+    let key = args.sealed.then(StoreKey::generate);
+    println!("senders and bodies sealed: {}", key.is_some());
     core_floor(&messages);
     let durabilities = match args.durability {
         Some(only) => vec![only],
         None => vec![Durability::None, Durability::Process, Durability::Power],
     };
     for durability in durabilities {
-        offline_paths(&messages, durability, store_cache_bytes)?;
+        offline_paths(&messages, durability, store_cache_bytes, key)?;
     }
     drain_in_process(&messages)?;
     if let Some(url) = &args.cloud {
@@ -125,10 +130,11 @@ impl Drop for Scratch {
     }
 }
 
-fn config(durability: Durability, store_cache_bytes: u64) -> EngineConfig {
+fn config(durability: Durability, store_cache_bytes: u64, key: Option<StoreKey>) -> EngineConfig {
     EngineConfig {
         durability,
         store_cache_bytes,
+        store_key: key,
         ..EngineConfig::default()
     }
 }
@@ -167,10 +173,11 @@ fn offline_paths(
     messages: &[String],
     durability: Durability,
     store_cache_bytes: u64,
+    key: Option<StoreKey>,
 ) -> Result<()> {
     let dir = Scratch::new("offline")?;
     let started = Instant::now();
-    let engine = Engine::open(dir.path(), config(durability, store_cache_bytes))?;
+    let engine = Engine::open(dir.path(), config(durability, store_cache_bytes, key))?;
     let open_ms = started.elapsed().as_secs_f64() * 1e3;
     // Warm up the model on a few messages in a throwaway engine state (they are cached below
     // only through reports, so the timed pass still misses the cache).

@@ -1,10 +1,11 @@
 //! `smsguard classify`: verdicts from the engine (rules, cache, local model and, with --cloud,
 //! the fused cloud verdict), each recorded in the store.
 
+use std::cell::Cell;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 use smsguard_core::Label;
 use smsguard_edge::engine::{now_ms, Decision, Engine, ModelSource};
@@ -65,6 +66,7 @@ pub fn run(args: ClassifyArgs, engine_args: &EngineArgs) -> Result<()> {
         engine: &engine,
         sender: &args.sender,
         json: args.json,
+        unrecorded: Unrecorded::default(),
     };
     if let Some(text) = &args.text {
         let decision = printer.classify(text);
@@ -75,7 +77,35 @@ pub fn run(args: ClassifyArgs, engine_args: &EngineArgs) -> Result<()> {
         classify_lines(&printer, &mut out, lines::open(args.file.as_deref())?)?;
     }
     out.flush()?;
-    Ok(())
+    printer.unrecorded.check()
+}
+
+/// Decisions the store could not record (their id is 0): each was delivered, and the run
+/// fails at the end so that a script sees the store's trouble.
+#[derive(Debug, Default)]
+struct Unrecorded {
+    classified: Cell<usize>,
+    unrecorded: Cell<usize>,
+}
+
+impl Unrecorded {
+    fn note(&self, decision: &Decision) {
+        self.classified.set(self.classified.get() + 1);
+        if decision.message_id == 0 {
+            self.unrecorded.set(self.unrecorded.get() + 1);
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let (unrecorded, classified) = (self.unrecorded.get(), self.classified.get());
+        if unrecorded > 0 {
+            bail!(
+                "the store could not record {unrecorded} of {classified} messages (see their \
+                 reasons); they were delivered, tagged where the verdict was quarantine or block"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The embedded model, or the given model + vocabulary files.
@@ -93,11 +123,14 @@ struct Printer<'e> {
     engine: &'e Engine,
     sender: &'e str,
     json: bool,
+    unrecorded: Unrecorded,
 }
 
 impl Printer<'_> {
     fn classify(&self, text: &str) -> Decision {
-        self.engine.classify(self.sender, text, now_ms())
+        let decision = self.engine.classify(self.sender, text, now_ms());
+        self.unrecorded.note(&decision);
+        decision
     }
 
     fn print(

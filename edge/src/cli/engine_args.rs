@@ -8,6 +8,8 @@ use smsguard_core::Market;
 use smsguard_edge::cloud::CloudConfig;
 use smsguard_edge::engine::{Durability, Engine, EngineConfig, ModelSource};
 
+use super::key_file;
+
 /// Environment variable naming the store directory.
 pub const DATA_DIR_ENV: &str = "SMSGUARD_DATA_DIR";
 
@@ -56,6 +58,10 @@ pub struct EngineArgs {
     /// market's thresholds [default: each message's dominant script picks them].
     #[arg(long, global = true)]
     pub market: Option<Market>,
+    /// File of the key that encrypts message senders and bodies in the store (64 hex digits;
+    /// created 0600 with a fresh key when missing) [default: DATA_DIR/store.key].
+    #[arg(long, global = true)]
+    pub key_file: Option<PathBuf>,
 }
 
 impl EngineArgs {
@@ -104,9 +110,16 @@ impl EngineArgs {
             },
             model,
             market: self.market,
+            store_key: Some(key_file::load_or_create(&self.key_file(&data_dir))?),
             ..EngineConfig::default()
         };
         Ok((data_dir, self.with_retention(config)))
+    }
+
+    fn key_file(&self, data_dir: &Path) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join(key_file::DEFAULT_KEY_FILE))
     }
 
     /// `config` with the retention flags given on the command line.
@@ -124,34 +137,39 @@ impl EngineArgs {
     }
 
     /// Opens the engine. The store may be held by another `smsguard` process for a moment: it
-    /// is waited for briefly, then the engine runs without it (verdicts are not recorded). A
-    /// model that does not load is an error here: on the command line failing loudly beats
-    /// delivering everything unjudged.
+    /// is waited for briefly. A store that still does not open (held by another process, a
+    /// read-only directory, a full disk) or a model that does not load is an error here: on the
+    /// command line failing loudly beats verdicts that are recorded nowhere.
     pub fn open(&self, model: ModelSource) -> Result<Engine> {
-        let engine = self.open_waiting(model)?;
+        let engine = self.open_store_with(model)?;
         if let Some(reason) = engine.model_error() {
             bail!("{reason}");
-        }
-        if let Some(reason) = engine.store_error() {
-            eprintln!("warning: the store is unavailable ({reason}); verdicts are not recorded");
         }
         Ok(engine)
     }
 
     /// Opens the engine for commands that need the store (and not necessarily a model).
     pub fn open_store(&self) -> Result<Engine> {
-        let engine = self.open_waiting(ModelSource::Embedded)?;
+        self.open_store_with(ModelSource::Embedded)
+    }
+
+    fn open_store_with(&self, model: ModelSource) -> Result<Engine> {
+        let engine = self.open_waiting(model)?;
         if let Some(reason) = engine.store_error() {
-            bail!("the store is unavailable: {reason}");
+            bail!(
+                "the store in {} is unavailable: {reason}",
+                self.data_dir()?.display()
+            );
         }
         Ok(engine)
     }
 
     /// Opens the engine; the store itself waits briefly for a lock another process holds.
     fn open_waiting(&self, model: ModelSource) -> Result<Engine> {
-        let (data_dir, config) = self.engine_config(model)?;
+        let data_dir = self.data_dir()?;
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let (data_dir, config) = self.engine_config(model)?;
         Ok(Engine::open(&data_dir, config)?)
     }
 }

@@ -5,6 +5,7 @@
 pub mod burst;
 pub mod classify;
 pub mod engine_args;
+pub mod key_file;
 pub mod lines;
 pub mod manage;
 pub mod normalize;

@@ -127,6 +127,8 @@ impl Engine {
                     + store.map_or(0, |s| s.writer_failures()),
                 cloud: self.failures.cloud.load(Ordering::Relaxed),
                 fail_open: self.failures.fail_open.load(Ordering::Relaxed),
+                unrecorded: self.failures.unrecorded.load(Ordering::Relaxed),
+                delivered_unrecorded: self.failures.delivered_unrecorded.load(Ordering::Relaxed),
             },
         }
     }

@@ -14,7 +14,10 @@ use crate::cloud::CloudLinkError;
 use crate::error::EdgeError;
 use crate::metadata::Judged;
 use crate::model::Action;
-use crate::store::{MessageRecord, MessageState, Source, StoredVerdict};
+use crate::store::{MessageRecord, MessageState, Source, Store, StoredVerdict};
+
+/// Store counter of messages the cloud refused to judge (their local verdict stood).
+pub const CLOUD_REFUSED_COUNTER: &str = "cloud.refused";
 
 /// A verdict with its explanation, before it is stored.
 #[derive(Debug)]
@@ -64,10 +67,14 @@ impl Engine {
             fingerprint,
         };
         timings.normalize = micros(started.elapsed());
-        let message_id = self.next_message_id();
-        let outcome = self.decide(&message, message_id, &mut timings);
+        let reserved = self.next_message_id();
+        let outcome = self.decide(
+            &message,
+            reserved.as_ref().ok().copied().unwrap_or(0),
+            &mut timings,
+        );
         let stored_at = Instant::now();
-        let (message_id, outcome) = self.record(&message, message_id, outcome);
+        let (message_id, outcome) = self.record(&message, reserved, outcome);
         timings.store = micros(stored_at.elapsed());
         timings.total = micros(started.elapsed());
         Decision {
@@ -85,11 +92,17 @@ impl Engine {
         }
     }
 
-    fn next_message_id(&self) -> u64 {
-        let Some(store) = &self.store else { return 0 };
-        store.next_id().unwrap_or_else(|_| {
+    /// A fresh id for the record, or why the store cannot take one.
+    fn next_message_id(&self) -> Result<u64, String> {
+        let store = self.store.as_ref().ok_or_else(|| {
+            format!(
+                "the store is unavailable: {}",
+                self.store_error.as_deref().unwrap_or("not opened")
+            )
+        })?;
+        store.next_id().map_err(|e| {
             self.count_store_failure();
-            0
+            e.to_string()
         })
     }
 
@@ -205,12 +218,14 @@ impl Engine {
         match (cloud, local) {
             (Ok(outcome), _) => outcome,
             (Err(cloud_error), Ok(mut outcome)) => {
+                self.note_refusal(&cloud_error);
                 outcome.reason = format!("{}; cloud: {cloud_error}", outcome.reason);
                 outcome.degraded = true;
                 outcome.queue = cloud_error.is_retryable();
                 outcome
             }
             (Err(cloud_error), Err(reason)) => {
+                self.note_refusal(&cloud_error);
                 let mut outcome = self.fail_open(format!("{reason}; cloud: {cloud_error}"));
                 outcome.queue = cloud_error.is_retryable();
                 outcome
@@ -235,7 +250,13 @@ impl Engine {
         {
             Ok(prediction) => {
                 let verdict = local_verdict(&prediction, &model.labels);
-                let reason = local_reason(&verdict, &prediction.judged);
+                let mut reason = local_reason(&verdict, &prediction.judged);
+                if prediction.windows > 1 {
+                    reason.push_str(&format!(
+                        " (the worst of {} windows of a long message)",
+                        prediction.windows
+                    ));
+                }
                 let outcome = Outcome::new(verdict, reason);
                 Ok(with_fraud_knowledge(outcome, &message.normalized.text))
             }
@@ -284,6 +305,14 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Counts a message the cloud refused to judge (e.g. a body over its size limit): the
+    /// local verdict stands for it, and `stats` shows how often that happens.
+    fn note_refusal(&self, cloud_error: &CloudLinkError) {
+        if cloud_error.is_refusal() {
+            self.bump_persisted(CLOUD_REFUSED_COUNTER);
+        }
+    }
+
     /// Stores `verdict` for `fingerprint` for `ttl_seconds`.
     pub(super) fn cache_verdict(
         &self,
@@ -314,14 +343,36 @@ impl Engine {
         outcome
     }
 
-    /// Stores the decision (logged as `config.durability` asks). Returns the id (0 when nothing
-    /// was stored) and the outcome, marked degraded on a store failure.
-    fn record(&self, message: &Message, message_id: u64, mut outcome: Outcome) -> (u64, Outcome) {
-        let Some(store) = self.store.as_ref().filter(|_| message_id != 0) else {
-            outcome.degraded = true;
-            outcome.queue = false;
-            return (0, outcome);
-        };
+    /// Stores the decision (logged as `config.durability` asks). Returns the id and the
+    /// outcome; a decision the store cannot take gets id 0 and is delivered (see
+    /// [`Engine::unrecorded`]).
+    fn record(
+        &self,
+        message: &Message,
+        reserved: Result<u64, String>,
+        mut outcome: Outcome,
+    ) -> (u64, Outcome) {
+        let stored = reserved.and_then(|id| {
+            let store = self
+                .store
+                .as_ref()
+                .ok_or_else(|| "the store is unavailable".to_string())?;
+            self.store_decision(store, message, id, &mut outcome)
+                .map(|()| id)
+        });
+        match stored {
+            Ok(id) => (id, outcome),
+            Err(reason) => (0, self.unrecorded(outcome, &reason)),
+        }
+    }
+
+    fn store_decision(
+        &self,
+        store: &Store,
+        message: &Message,
+        message_id: u64,
+        outcome: &mut Outcome,
+    ) -> Result<(), String> {
         if outcome.queue && store.queue_len_hint() >= self.config.queue_capacity {
             outcome.queue = false;
             self.bump_persisted("queue.overflow");
@@ -345,18 +396,36 @@ impl Engine {
             source_counter(outcome.verdict.source),
             state_counter(state),
         ];
-        match store.record_decision(&record, &counters) {
-            Ok(()) => {
-                self.note_decision();
-                (message_id, outcome)
-            }
-            Err(_) => {
-                self.count_store_failure();
-                outcome.degraded = true;
-                outcome.queue = false;
-                (0, outcome)
-            }
+        store.record_decision(&record, &counters).map_err(|e| {
+            self.count_store_failure();
+            e.to_string()
+        })?;
+        self.note_decision();
+        Ok(())
+    }
+
+    /// A decision the store could not record. A quarantine holds a message only as long as its
+    /// record exists, so a quarantine or block verdict that cannot be recorded would hide the
+    /// SMS in nowhere: it is delivered tagged instead (fail open, the spam label kept as a
+    /// warning), marked degraded with the store's reason, and counted.
+    fn unrecorded(&self, mut outcome: Outcome, store_reason: &str) -> Outcome {
+        self.failures.unrecorded.fetch_add(1, Ordering::Relaxed);
+        outcome.degraded = true;
+        outcome.queue = false;
+        if MessageState::for_action(outcome.verdict.action) == MessageState::Quarantined {
+            self.failures
+                .delivered_unrecorded
+                .fetch_add(1, Ordering::Relaxed);
+            outcome.reason = format!(
+                "{}; not recorded ({store_reason}): delivered tagged instead of {}",
+                outcome.reason,
+                outcome.verdict.action.as_str()
+            );
+            outcome.verdict.action = Action::Tag;
+        } else {
+            outcome.reason = format!("{}; not recorded ({store_reason})", outcome.reason);
         }
+        outcome
     }
 }
 

@@ -122,6 +122,7 @@ mod tests {
                 },
                 market_specific: false,
             },
+            windows: 1,
         }
     }
 

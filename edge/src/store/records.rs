@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::wal::PendingDecision;
 
+use super::sealing::{decode_record, encode_record};
 use super::{
     be_u64, decode, encode, tree, Counters, EngineEvent, MessageRecord, MessageState, QueueItem,
     Store, StoreError,
@@ -69,11 +70,7 @@ impl Store {
         record: &MessageRecord,
         counters: &[&'static str],
     ) -> Result<(), StoreError> {
-        let decision =
-            super::wal::encode_decision(record, counters).map_err(|e| StoreError::Encode {
-                tree: tree::MESSAGES,
-                reason: e.to_string(),
-            })?;
+        let decision = super::wal::encode_decision(record, counters, self.sealer.as_deref())?;
         if record.queued {
             self.queue_len.fetch_add(1, Ordering::Relaxed);
         }
@@ -142,7 +139,7 @@ impl Store {
     fn stored_message(&self, id: u64) -> Result<Option<MessageRecord>, StoreError> {
         self.journal
             .get(key(prefix::MESSAGE, id))?
-            .map(|raw| decode(tree::MESSAGES, &raw))
+            .map(|raw| decode_record(self.sealer.as_deref(), &raw))
             .transpose()
     }
 
@@ -152,7 +149,7 @@ impl Store {
         self.journal
             .scan_prefix([prefix::MESSAGE])
             .values()
-            .map(|value| decode(tree::MESSAGES, &value?))
+            .map(|value| decode_record(self.sealer.as_deref(), &value?))
             .collect()
     }
 
@@ -217,10 +214,9 @@ impl Store {
         record: &MessageRecord,
         effects: &Effects,
     ) -> Result<(), StoreError> {
-        batch.insert(
-            &key(prefix::MESSAGE, record.id),
-            encode(tree::MESSAGES, record)?,
-        );
+        let mut value = Vec::with_capacity(640);
+        encode_record(self.sealer.as_deref(), record, &mut value)?;
+        batch.insert(&key(prefix::MESSAGE, record.id), value);
         let index = key(prefix::QUARANTINE, record.id);
         if record.state == MessageState::Quarantined {
             batch.insert(&index, &[]);

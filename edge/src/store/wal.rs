@@ -15,7 +15,7 @@
 //! is skipped.
 
 use std::borrow::Cow;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,7 +120,8 @@ impl PendingDecision {
 pub(super) fn encode_decision(
     record: &MessageRecord,
     counters: &[&'static str],
-) -> Result<PendingDecision, serde_json::Error> {
+    sealer: Option<&super::sealing::Sealer>,
+) -> Result<PendingDecision, super::StoreError> {
     let mut frame = Vec::with_capacity(640);
     frame.extend_from_slice(&[0; HEADER_BYTES]);
     let names: Vec<&str> = counters
@@ -135,7 +136,7 @@ pub(super) fn encode_decision(
         frame.extend_from_slice(name.as_bytes());
     }
     let value_at = frame.len();
-    serde_json::to_writer(&mut frame, record)?;
+    super::sealing::encode_record(sealer, record, &mut frame)?;
     seal_frame(&mut frame);
     Ok(PendingDecision {
         id: record.id,
@@ -403,7 +404,7 @@ impl DecisionLog {
 }
 
 fn create_segment(dir: &Path, number: u64, sync_dir: bool) -> io::Result<File> {
-    let file = OpenOptions::new()
+    let file = super::private::private_file_options()
         .create(true)
         .append(true)
         .open(segment_path(dir, number))?;

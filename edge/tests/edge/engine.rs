@@ -13,10 +13,10 @@ use smsguard_core::{normalize, Label, MinHasher};
 use smsguard_edge::cloud::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{
     CloudFuture, CloudLink, Decision, Durability, Engine, EngineConfig, EngineError, EngineEvent,
-    MessageState, ModelSource, ModelUpdate, ReportOutcome, Source,
+    MessageState, ModelSource, ModelUpdate, ReportOutcome, Source, CLOUD_REFUSED_COUNTER,
 };
 use smsguard_edge::model::Action;
-use smsguard_edge::store::Store;
+use smsguard_edge::store::{Store, StoreKey, StoreOptions};
 use smsguard_proto::v1::{
     self, classify_result, ClassifyResult, GetModelResponse, ModelManifest, ReportRequest,
     ReportResponse, SenderRule, SenderRuleKind, SmsMessage, SpamFingerprint, SyncCacheResponse,
@@ -285,8 +285,9 @@ fn corrupt_store_alone_still_classifies_with_the_model() {
     std::fs::write(&not_a_dir, b"corrupt").unwrap();
     let engine = offline(&not_a_dir);
     let d = engine.classify(STRANGER, OBVIOUS_SPAM[0], 0);
-    assert_eq!((d.source, d.action), (Source::Local, Action::Quarantine));
-    assert!(d.degraded && d.message_id == 0);
+    // Judged by the model, but a quarantine nothing records would hide the SMS: delivered tagged.
+    assert_eq!((d.source, d.action), (Source::Local, Action::Tag));
+    assert!(d.label.is_spam() && d.degraded && d.message_id == 0);
 }
 
 // ---------------------------------------------------------------- scripted cloud
@@ -690,6 +691,35 @@ fn non_retryable_cloud_error_is_not_queued() {
 }
 
 #[test]
+fn a_long_spam_the_cloud_refuses_keeps_its_local_verdict_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // What the cloud answers for a body over its size limit.
+    let cloud = FakeCloud::new(Behaviour::Fail(CloudLinkError::Rejected {
+        code: tonic::Code::InvalidArgument,
+        reason: "body is 2301 bytes, the limit is 2048".into(),
+    }));
+    let engine = with_cloud(dir.path(), &cloud, Duration::from_millis(200));
+    let chat =
+        "Hey, how was your weekend? We went hiking with the kids up the hill behind the old \
+        mill and had a picnic by the lake. The weather was lovely and the dog chased ducks all \
+        afternoon. Mum says hello and asks if you are still coming for dinner on Sunday, she is \
+        making her lasagne. Let me know what time suits you. ";
+    let d = engine.classify(STRANGER, &format!("{chat}{}", OBVIOUS_SPAM[0]), 0);
+    // Never allowed because the cloud would not judge it: the local verdict (read whole) stands.
+    assert_eq!(
+        (d.source, d.action),
+        (Source::Local, Action::Quarantine),
+        "{}",
+        d.reason
+    );
+    assert!(d.degraded && !d.queued);
+    assert!(d.reason.contains("InvalidArgument"), "{}", d.reason);
+    let stats = engine.stats();
+    assert_eq!(stats.counters[CLOUD_REFUSED_COUNTER], 1);
+    assert_eq!(stats.failures.cloud, 1);
+}
+
+#[test]
 fn queued_reports_and_rechecks_survive_a_restart_and_drain_later() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = FakeCloud::new(Behaviour::Fail(CloudLinkError::Unavailable {
@@ -929,6 +959,16 @@ fn model_update_installs_only_verified_packages() {
 /// Runs `smsguard crash-burst` with `durability` in `dir`, kills it with SIGKILL after `lines`
 /// returned decisions, and returns every `id state` line it printed (each one a `classify`
 /// that returned).
+/// The store a `smsguard` process left in `dir`, opened with the key file it created there.
+fn open_cli_store(dir: &Path) -> Store {
+    let key = std::fs::read_to_string(dir.join("store.key")).expect("the CLI's key file");
+    let options = StoreOptions {
+        key: Some(StoreKey::from_hex(&key).unwrap()),
+        ..StoreOptions::new(1 << 20, Durability::Process)
+    };
+    Store::open_with(dir, options).unwrap()
+}
+
 fn burst_then_kill_9(dir: &Path, durability: &str, lines: usize) -> Vec<String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smsguard"))
         .args([
@@ -967,7 +1007,7 @@ fn burst_then_kill_9(dir: &Path, durability: &str, lines: usize) -> Vec<String> 
 fn kill_9_mid_burst_loses_no_returned_decision() {
     let dir = tempfile::tempdir().unwrap();
     let printed = burst_then_kill_9(dir.path(), "process", 300);
-    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    let store = open_cli_store(dir.path());
     let mut seen = std::collections::HashSet::new();
     for line in &printed {
         let (id, state) = line.split_once(' ').expect("`id state` lines");
@@ -1036,6 +1076,8 @@ fn a_torn_log_tail_is_skipped_and_counted_and_earlier_decisions_replay() {
     for segment in &segments {
         std::fs::copy(segment, fresh.path().join(segment.file_name().unwrap())).unwrap();
     }
+    // The log's records are sealed with the CLI's key.
+    std::fs::copy(dir.path().join("store.key"), fresh.path().join("store.key")).unwrap();
     let last = fresh
         .path()
         .join(segments.last().unwrap().file_name().unwrap());
@@ -1051,7 +1093,7 @@ fn a_torn_log_tail_is_skipped_and_counted_and_earlier_decisions_replay() {
     std::io::Write::write_all(&mut log, torn).unwrap();
     drop(log);
 
-    let store = Store::open(fresh.path(), 1 << 20).unwrap();
+    let store = open_cli_store(fresh.path());
     let recovery = store.recovery();
     assert_eq!(
         (recovery.damaged_spans, recovery.damaged_bytes),
@@ -1075,7 +1117,7 @@ fn a_torn_log_tail_is_skipped_and_counted_and_earlier_decisions_replay() {
     drop(store);
 
     // Replay emptied the log: a second open finds nothing to replay or skip.
-    let store = Store::open(fresh.path(), 1 << 20).unwrap();
+    let store = open_cli_store(fresh.path());
     let again = store.recovery();
     assert_eq!((again.replayed, again.damaged_spans), (0, 0), "{again:?}");
     assert_eq!(store.message_count(), stored);

@@ -48,7 +48,9 @@ public final class SmsGuard implements AutoCloseable {
      * @param configJson a serialised engine configuration; {@code null} or {@code ""} means the
      *     defaults (offline, embedded model); omitted keys keep their defaults. Example:
      *     {@code {"cloud": {"url": "https://cloud.example:50051", "api_key": "...",
-     *     "deadline_ms": 300, "device_id": "install-uuid"}, "pinned_model_key": "hex"}}
+     *     "deadline_ms": 300, "device_id": "install-uuid"}, "pinned_model_key": "hex"}}.
+     *     {@code "store_key"} (64 hex digits: a 32-byte secret the app keeps wrapped by the Android
+     *     Keystore) seals message senders and bodies in the store; the store then needs it to open.
      */
     public static SmsGuard open(String dataDir, String configJson) {
         return new SmsGuard(nativeOpen(dataDir, configJson == null ? "" : configJson));
