@@ -22,15 +22,19 @@
 //! [`MAX_BUCKET_SCAN`] entries (a "common shingles" band) is scanned only for its newest ones.
 //!
 //! # User reports
-//! Each reporter (a device id, stored hashed) has one vote per fingerprint; reporting again
-//! changes the vote instead of adding one, so one phone cannot pile up reports. A near-duplicate
-//! (Jaccard at or above [`SimilarityConfig::report_min_jaccard`], stricter than the match
-//! threshold) of a fingerprint with user spam reports scores at least `1 - 0.1 / reports` (0.9
-//! for one report), and from [`SimilarityConfig::quarantine_min_reports`] reports on it forces
-//! [`ForcedAction::Quarantine`]: never `Block`, so a false report stays recoverable by the user.
+//! Each reporter has one vote per fingerprint; reporting again changes the vote instead of adding
+//! one. A reporter is an identity the client cannot mint: the server passes the API key, never
+//! the client-chosen device id (one key inventing device ids would otherwise outvote everyone).
+//! Reports are votes, not facts: until [`SimilarityConfig::report_quorum`] distinct reporters
+//! agree on a fingerprint, its user reports change nothing for anyone (no score, no evidence,
+//! no whitelist). From the quorum, a near-duplicate (Jaccard at or above
+//! [`SimilarityConfig::report_min_jaccard`], stricter than the match threshold) scores at least
+//! `1 - 0.1 / reports` and is forced to [`ForcedAction::Quarantine`] with the authority of
+//! [`crate::ForceAuthority::UserReports`]: never `Block`, so a false report stays recoverable, and any
+//! operator rule (an allow rule for a carrier or a bank template) outranks it.
 //!
 //! # Whitelist beats blacklist
-//! A fingerprint with at least [`SimilarityConfig::whitelist_min_reports`] "not spam" reports is
+//! A fingerprint with at least [`SimilarityConfig::report_quorum`] "not spam" reports is
 //! whitelisting: when a match of a message above the threshold is whitelisting, the message
 //! scores 0 with label `Ham`, whatever corpus spam matches it also has, unless a user-reported
 //! near-duplicate has strictly more user spam reports than the whitelisting match has "not spam"
@@ -95,14 +99,12 @@ pub enum SimilarityError {
 pub struct SimilarityConfig {
     /// Jaccard estimate from which a candidate counts as a match.
     pub min_jaccard: f32,
-    /// "Not spam" reports that whitelist a fingerprint.
-    pub whitelist_min_reports: u32,
-    /// Jaccard estimate from which user spam reports act on a near-duplicate (score at least
-    /// 0.9, quarantine from [`Self::quarantine_min_reports`]).
+    /// Jaccard estimate from which a quorum of user spam reports acts on a near-duplicate.
     pub report_min_jaccard: f32,
-    /// User spam reports (distinct reporters) on a fingerprint that quarantine its
-    /// near-duplicates.
-    pub quarantine_min_reports: u32,
+    /// Distinct reporters (API keys) that must agree before their reports act for anyone:
+    /// "spam" reports quarantine near-duplicates, "not spam" reports whitelist them. Below it
+    /// user reports are recorded but change no score.
+    pub report_quorum: u32,
     /// Normalised texts shorter than this (in chars) are not seeded: short texts ("ok thanks")
     /// would match too much ham.
     pub min_seed_chars: usize,
@@ -114,9 +116,8 @@ impl Default for SimilarityConfig {
     fn default() -> Self {
         SimilarityConfig {
             min_jaccard: 0.5,
-            whitelist_min_reports: 1,
             report_min_jaccard: 0.7,
-            quarantine_min_reports: 2,
+            report_quorum: 3,
             min_seed_chars: 12,
             cache_capacity_bytes: 32 * 1024 * 1024,
         }
@@ -154,6 +155,22 @@ impl Entry {
         self.seed_count.saturating_add(self.user_spam_reports)
     }
 
+    /// Seeded spam evidence, plus the user spam reports once they reach `quorum` (fewer are
+    /// votes that count for nothing yet).
+    pub fn counted_spam_evidence(&self, quorum: u32) -> u32 {
+        self.seed_count
+            .saturating_add(self.counted_user_spam_reports(quorum))
+    }
+
+    /// The user spam reports once they reach `quorum`, else 0.
+    pub fn counted_user_spam_reports(&self, quorum: u32) -> u32 {
+        if self.user_spam_reports >= quorum.max(1) {
+            self.user_spam_reports
+        } else {
+            0
+        }
+    }
+
     /// True when users reported it at all (such entries are never lost to the bucket cap).
     fn user_reported(&self) -> bool {
         self.user_spam_reports > 0 || self.not_spam_reports > 0
@@ -163,13 +180,25 @@ impl Entry {
 /// A user's report on one fingerprint; see [`SimilarityStore::record_report`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserReport<'a> {
-    /// Who reports (a device id; stored only as a hash). One vote per reporter and fingerprint:
-    /// the latest counts. The empty id is one anonymous reporter like any other.
+    /// Who reports: an identity the client cannot mint (the server passes the API key's id;
+    /// stored only as a hash). One vote per reporter and fingerprint: the latest counts. The
+    /// empty id is one anonymous reporter like any other.
     pub reporter: &'a str,
     /// "spam" (true) or "not spam" (false).
     pub spam: bool,
     /// The spam class the user chose, if any; ignored for "not spam" and for `Ham`.
     pub class: Option<Label>,
+}
+
+/// What the users' reports on a fingerprint say for everyone ([`SimilarityStore::consensus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consensus {
+    /// No quorum either way: the reports affect nobody.
+    None,
+    /// A quorum reported it as spam: its near-duplicates are quarantined.
+    Spam,
+    /// A quorum reported it as not spam: it whitelists its near-duplicates.
+    NotSpam,
 }
 
 /// The deciding match of a lookup.
@@ -342,7 +371,7 @@ thread_local! {
 struct Limits {
     min_equal: usize,
     report_min_equal: usize,
-    whitelist_min: u32,
+    quorum: u32,
 }
 
 impl Limits {
@@ -350,7 +379,7 @@ impl Limits {
         Limits {
             min_equal: min_equal_slots(config.min_jaccard),
             report_min_equal: min_equal_slots(config.report_min_jaccard),
-            whitelist_min: config.whitelist_min_reports,
+            quorum: config.report_quorum.max(1),
         }
     }
 }
@@ -377,13 +406,13 @@ fn keep_best<'a>(
 
 impl<'a> BestMatches<'a> {
     fn offer(&mut self, entry: &'a Entry, equal: usize, limits: &Limits) {
-        let whitelisting = entry.not_spam_reports >= limits.whitelist_min;
+        let whitelisting = entry.not_spam_reports >= limits.quorum;
         if whitelisting {
             keep_best(&mut self.white, (entry, equal), |e| e.not_spam_reports);
-        } else if entry.spam_evidence() > 0 {
+        } else if entry.counted_spam_evidence(limits.quorum) > 0 {
             keep_best(&mut self.spam, (entry, equal), |_| 0);
         }
-        if entry.user_spam_reports > 0 && equal >= limits.report_min_equal {
+        if entry.user_spam_reports >= limits.quorum && equal >= limits.report_min_equal {
             keep_best(&mut self.reported, (entry, equal), |e| e.user_spam_reports);
         }
     }
@@ -652,11 +681,31 @@ impl SimilarityStore {
         Ok(entry)
     }
 
-    /// True when `entry` alone whitelists its near-duplicates: enough "not spam" reports, and
-    /// at least as many as user spam reports.
+    /// True when `entry` alone whitelists its near-duplicates: a quorum of "not spam"
+    /// reports, and at least as many as user spam reports.
     pub fn whitelists(&self, entry: &Entry) -> bool {
-        entry.not_spam_reports >= self.config.whitelist_min_reports
+        entry.not_spam_reports >= self.config.report_quorum.max(1)
             && entry.not_spam_reports >= entry.user_spam_reports
+    }
+
+    /// What the users' reports on `entry` say for everyone: nothing below the quorum.
+    pub fn consensus(&self, entry: &Entry) -> Consensus {
+        if self.whitelists(entry) {
+            Consensus::NotSpam
+        } else if entry.counted_user_spam_reports(self.config.report_quorum) > 0 {
+            Consensus::Spam
+        } else {
+            Consensus::None
+        }
+    }
+
+    /// Seeded evidence and user spam reports that count (see [`Entry::counted_spam_evidence`]).
+    pub fn counted_spam_evidence(&self, entry: &Entry) -> u32 {
+        entry.counted_spam_evidence(self.config.report_quorum)
+    }
+
+    pub fn config(&self) -> &SimilarityConfig {
+        &self.config
     }
 
     /// Fingerprints and remembers every training spam text (as [`Label::Spam`]); texts whose
@@ -732,7 +781,7 @@ impl SimilarityStore {
         let reported = matches.reported.map(|m| self.user_report_score(m));
         match (spam, reported) {
             (Some(spam), Some(reported)) if spam.score > reported.score => spam
-                .with_forced_action(reported.forced_action)
+                .with_report_forced_action(reported.forced_action)
                 .with_label(reported.label),
             (_, Some(reported)) => reported,
             (Some(spam), None) => spam,
@@ -744,7 +793,12 @@ impl SimilarityStore {
     /// similarity above the threshold scales the score from half to full strength. For a
     /// seeded-only entry it is exactly the score before user reports were kept apart.
     fn evidence_score(&self, found: SimilarityMatch) -> ModelScore {
-        let evidence = found.seed_count.saturating_add(found.user_spam_reports);
+        let counted_reports = if found.user_spam_reports >= self.config.report_quorum.max(1) {
+            found.user_spam_reports
+        } else {
+            0
+        };
+        let evidence = found.seed_count.saturating_add(counted_reports);
         let certainty = 1.0 - 0.3 / evidence.max(1) as f32;
         let closeness =
             (found.jaccard - self.config.min_jaccard) / (1.0 - self.config.min_jaccard).max(1e-6);
@@ -756,30 +810,23 @@ impl SimilarityStore {
         ModelScore::new(NAME, score, reason).with_label(Some(found.label))
     }
 
-    /// User spam reports are human labels: a near-duplicate scores at least 0.9, and enough
-    /// reporters quarantine it (never block: a false report must stay recoverable).
+    /// A quorum of user spam reports is a human label: a near-duplicate scores at least
+    /// `1 - 0.1 / reports` and is quarantined (never blocked: a false report must stay
+    /// recoverable; any operator rule outranks it). Only matches at the quorum get here.
     fn user_report_score(&self, found: SimilarityMatch) -> ModelScore {
         let reports = found.user_spam_reports.max(1);
         let score = 1.0 - 0.1 / reports as f32;
-        let quarantine = reports >= self.config.quarantine_min_reports;
         let reason = format!(
-            "near-duplicate (jaccard {:.2}) of {} fingerprint {:016x} reported as spam by {} user(s){}",
+            "near-duplicate (jaccard {:.2}) of {} fingerprint {:016x} reported as spam by {} user(s): quarantined (quorum {})",
             found.jaccard,
             found.label,
             found.fingerprint_id,
             reports,
-            if quarantine {
-                format!(
-                    ": quarantined (from {} reports)",
-                    self.config.quarantine_min_reports
-                )
-            } else {
-                String::new()
-            }
+            self.config.report_quorum
         );
         ModelScore::new(NAME, score, reason)
             .with_label(Some(found.label))
-            .with_forced_action(quarantine.then_some(ForcedAction::Quarantine))
+            .with_report_forced_action(Some(ForcedAction::Quarantine))
     }
 }
 

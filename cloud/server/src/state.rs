@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 use smsguard_core::{Fingerprint, Label};
 use smsguard_proto::v1;
 use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
-use smsguard_scoring::similarity::UserReport;
+use smsguard_scoring::similarity::{Consensus, Entry, UserReport};
 use smsguard_scoring::{
     CloudScorer, EdgeInput, FusedVerdict, FusionModel, MessageContext, ModelScore, MulticlassModel,
-    PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderReputation, SimilarityStore,
-    VariantScorer,
+    PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderReputation,
+    SimilarityConfig, SimilarityStore, VariantScorer,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -106,6 +106,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
     recent: Mutex<RecentFingerprints>,
+    /// Held from reading a fingerprint's consensus to logging its change, so concurrent
+    /// reports on one fingerprint cannot miss or reorder a consensus change in the sync log.
+    reporting: Mutex<()>,
     feed_stamp: Mutex<Option<(SystemTime, u64)>>,
 }
 
@@ -118,8 +121,12 @@ impl AppState {
             path: data_dir.clone(),
             source,
         })?;
+        let similarity_config = SimilarityConfig {
+            report_quorum: config.report_quorum,
+            ..SimilarityConfig::default()
+        };
         let similarity = Arc::new(
-            SimilarityStore::open(data_dir.join("similarity"))
+            SimilarityStore::open_with(data_dir.join("similarity"), similarity_config)
                 .map_err(smsguard_scoring::CloudError::from)?,
         );
         if config.seed_from_corpora && similarity.is_empty() {
@@ -161,6 +168,7 @@ impl AppState {
             package,
             metrics,
             recent: Mutex::new(RecentFingerprints::default()),
+            reporting: Mutex::new(()),
             feed_stamp: Mutex::new(None),
             config,
         };
@@ -282,9 +290,11 @@ impl AppState {
 
     /// Records user feedback in the similarity memory, the sender reputation and the sync log;
     /// durable (flushed) before it returns. Blocking I/O: call from `spawn_blocking`. `caller`
-    /// is the API key that authenticated the request: the reporter's vote is bound to it, so a
-    /// client can only speak for the devices of its own key (with per-device keys, exactly one
-    /// vote per device).
+    /// is the API key that authenticated the request, and the reporter is that key alone: the
+    /// device id is chosen by the client, so one key inventing device ids would otherwise be as
+    /// many reporters as it likes. Without API keys (anonymous mode) every report comes from
+    /// one anonymous reporter. A report reaches other users' verdicts and the sync log only once
+    /// a quorum of keys agrees (see `smsguard_scoring::similarity`).
     pub fn report(
         &self,
         req: &v1::ReportRequest,
@@ -317,15 +327,15 @@ impl AppState {
                 accepted: false,
             });
         };
-        // A user report is a human label, kept apart from seeded spam; one vote per device.
-        let reporter = match caller {
-            Some(key) => format!("{}/{}", key.0, req.device_id),
-            None => req.device_id.clone(),
-        };
+        // A user report is a human label, kept apart from seeded spam; one vote per key.
+        let reporter = caller.map(|key| key.0.as_str()).unwrap_or_default();
+        // A panic elsewhere while holding it leaves nothing half-done that this path reads.
+        let _serialised = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
+        let before = self.similarity.entry(fp.id())?;
         let entry = self.similarity.record_report(
             &fp,
             &UserReport {
-                reporter: &reporter,
+                reporter,
                 spam,
                 class: smsguard_proto::core_label(category),
             },
@@ -334,21 +344,41 @@ impl AppState {
             // The sender table is in memory only; a poisoned lock loses one report, no more.
             let _ = self.sender.record_report(&req.sender, spam);
         }
-        self.sync.append(&[Change::Fingerprint {
-            fingerprint: req.fingerprint.to_ascii_lowercase(),
-            minhash: fp.minhash.to_vec(),
-            label: v1::Label::from(entry.label) as i32,
-            report_count: entry.spam_evidence(),
-            removed: self.similarity.whitelists(&entry),
-        }])?;
-        // Also sets the sync version gauge (read back from the log).
-        self.refresh_gauges();
+        self.publish_consensus_change(&req.fingerprint, &fp, before.as_ref(), &entry)?;
         Ok(v1::ReportResponse {
             report_count: entry
                 .user_spam_reports
                 .saturating_add(entry.not_spam_reports),
             accepted: true,
         })
+    }
+
+    /// Tells every phone (the sync log) when the reports on `fp` reached, changed or lost a
+    /// quorum; a report that moves no consensus is pushed to nobody.
+    fn publish_consensus_change(
+        &self,
+        fingerprint: &str,
+        fp: &Fingerprint,
+        before: Option<&Entry>,
+        after: &Entry,
+    ) -> Result<(), RequestError> {
+        let was = before.map_or(Consensus::None, |e| self.similarity.consensus(e));
+        let now = self.similarity.consensus(after);
+        if was == now {
+            return Ok(());
+        }
+        let evidence = self.similarity.counted_spam_evidence(after);
+        self.sync.append(&[Change::Fingerprint {
+            fingerprint: fingerprint.to_ascii_lowercase(),
+            minhash: fp.minhash.to_vec(),
+            label: v1::Label::from(after.label) as i32,
+            report_count: evidence,
+            // Whitelisted, or a quorum lost with no seeded evidence left: off the phones.
+            removed: now == Consensus::NotSpam || evidence == 0,
+        }])?;
+        // Also sets the sync version gauge (read back from the log).
+        self.refresh_gauges();
+        Ok(())
     }
 
     /// The fingerprint of a recently classified message with this id (exact), else the one of

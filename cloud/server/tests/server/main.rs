@@ -5,6 +5,7 @@ mod common;
 mod errors;
 mod eval_cli;
 mod lifecycle;
+mod poisoning;
 mod privacy;
 mod reload;
 mod restart;

@@ -1,0 +1,197 @@
+//! Report poisoning: reports from one API key, however many device ids it invents, change no
+//! verdict for anyone else and push nothing to the phones; an operator's allow rule outranks
+//! reports; a quorum of independent keys still quarantines a real campaign.
+
+use smsguard_proto::v1;
+use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
+use smsguard_server::ApiKeyConfig;
+use tonic::transport::Channel;
+
+use crate::common::{self, run};
+
+const BANK_OTP: &str = "【招商银行】您的验证码为482913，5分钟内有效，请勿泄露给他人。";
+/// The same template with another code (digits are masked before fingerprinting).
+const BANK_OTP_OTHER_CODE: &str = "【招商银行】您的验证码为907731，5分钟内有效，请勿泄露给他人。";
+const CARRIER_SENDER: &str = "10086";
+const CARRIER_BILL: &str =
+    "【中国移动】尊敬的客户，您本月话费账单已出，套餐费58元，详情请登录中国移动APP查询。";
+const CAMPAIGN: &str = "Dear customer, your parcel 4471 is held at the depot. Pay the customs fee of 2 pounds at parcel-fees.example to release it";
+const CAMPAIGN_VARIANT: &str = "Dear customer, your parcel 9902 is held at the depot. Pay the customs fee of 3 pounds at parcel-fees.example to release it";
+
+const KEYS: &[(&str, &str)] = &[
+    ("attacker", "secret-attacker"),
+    ("victim", "secret-victim"),
+    ("honest-1", "secret-honest-1"),
+    ("honest-2", "secret-honest-2"),
+    ("honest-3", "secret-honest-3"),
+];
+
+fn keyed<T>(key: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+fn fingerprint_of(text: &str) -> smsguard_core::Fingerprint {
+    smsguard_core::MinHasher::new().fingerprint(&smsguard_core::normalize(text).text)
+}
+
+fn spam_report(text: &str, sender: &str, device: &str) -> v1::ReportRequest {
+    let fp = fingerprint_of(text);
+    v1::ReportRequest {
+        feedback: v1::Feedback::Spam as i32,
+        category: v1::Label::Fraud as i32,
+        fingerprint: fp.to_hex(),
+        minhash: fp.minhash.to_vec(),
+        sender: sender.into(),
+        device_id: device.into(),
+        reported_at_ms: 1_700_000_000_000,
+    }
+}
+
+async fn verdict(
+    client: &mut SmsGuardClient<Channel>,
+    key: &str,
+    sender: &str,
+    body: &str,
+) -> v1::Verdict {
+    let mut msg = common::message(body, "p");
+    msg.sender = sender.into();
+    msg.device_id = "victim-phone".into();
+    let request = keyed(key, v1::ClassifyRequest { message: Some(msg) });
+    client
+        .classify(request)
+        .await
+        .expect("classify")
+        .into_inner()
+        .verdict
+        .expect("a verdict")
+}
+
+/// The fingerprint changes the phones would pull after `since`.
+async fn pushed_since(
+    client: &mut SmsGuardClient<Channel>,
+    since: u64,
+) -> Vec<v1::SpamFingerprint> {
+    let request = v1::SyncCacheRequest {
+        since_version: since,
+        max_entries: 10_000,
+        device_id: "victim-phone".into(),
+    };
+    let page = client
+        .sync_cache(keyed("secret-victim", request))
+        .await
+        .unwrap();
+    page.into_inner().fingerprints
+}
+
+async fn sync_version(client: &mut SmsGuardClient<Channel>) -> u64 {
+    let request = v1::SyncCacheRequest {
+        since_version: 0,
+        max_entries: 10_000,
+        device_id: "victim-phone".into(),
+    };
+    client
+        .sync_cache(keyed("secret-victim", request))
+        .await
+        .unwrap()
+        .into_inner()
+        .version
+}
+
+async fn start() -> common::TestServer {
+    common::start(|config| {
+        config.api_keys = KEYS
+            .iter()
+            .map(|(id, key)| ApiKeyConfig::from_key(id, key, 1000.0, 1000))
+            .collect();
+    })
+    .await
+}
+
+/// What a verdict looks like to another user: action, label and the similarity memory's say.
+fn seen(verdict: &v1::Verdict) -> (i32, i32, f32) {
+    let similarity = common::contribution(verdict, "similarity").score;
+    (verdict.action, verdict.label, similarity)
+}
+
+#[test]
+fn one_key_with_invented_devices_changes_no_verdict_of_another_key() {
+    run(async {
+        let server = start().await;
+        let mut client = common::client(server.addr()).await;
+        let before_otp = verdict(&mut client, "secret-victim", "95555", BANK_OTP_OTHER_CODE).await;
+        let before_bill = verdict(&mut client, "secret-victim", CARRIER_SENDER, CARRIER_BILL).await;
+        let version = sync_version(&mut client).await;
+
+        // The attack of the issue: two invented devices, then a Sybil of 30 more.
+        let mut counts = Vec::new();
+        for device in (0..32).map(|i| format!("invented-{i}")) {
+            for (text, sender) in [(BANK_OTP, "95555"), (CARRIER_BILL, CARRIER_SENDER)] {
+                let report = keyed("secret-attacker", spam_report(text, sender, &device));
+                let answer = client.report(report).await.unwrap().into_inner();
+                assert!(answer.accepted);
+                counts.push(answer.report_count);
+            }
+        }
+
+        let after_otp = verdict(&mut client, "secret-victim", "95555", BANK_OTP_OTHER_CODE).await;
+        let after_bill = verdict(&mut client, "secret-victim", CARRIER_SENDER, CARRIER_BILL).await;
+        assert_eq!(seen(&after_otp), seen(&before_otp), "{after_otp:?}");
+        assert_eq!(seen(&after_bill), seen(&before_bill), "{after_bill:?}");
+        assert_ne!(
+            after_otp.action,
+            v1::Action::Quarantine as i32,
+            "{after_otp:?}"
+        );
+        assert_eq!(
+            after_bill.action,
+            v1::Action::Allow as i32,
+            "{after_bill:?}"
+        );
+        assert!(pushed_since(&mut client, version).await.is_empty());
+        assert!(
+            counts.iter().all(|&n| n == 1),
+            "one key is one reporter: {counts:?}"
+        );
+        server.server.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn a_quorum_of_independent_keys_quarantines_a_campaign_but_not_an_allow_ruled_sender() {
+    run(async {
+        let server = start().await;
+        let mut client = common::client(server.addr()).await;
+        let before = verdict(&mut client, "secret-victim", "+15550300", CAMPAIGN_VARIANT).await;
+        assert_ne!(before.action, v1::Action::Quarantine as i32, "precondition");
+        let version = sync_version(&mut client).await;
+        let keys = ["secret-honest-1", "secret-honest-2", "secret-honest-3"];
+        for (i, key) in keys.iter().enumerate() {
+            let pushed = pushed_since(&mut client, version).await;
+            assert!(pushed.is_empty(), "pushed after {i} key(s)");
+            for (text, sender) in [(CAMPAIGN, "+15550301"), (CARRIER_BILL, CARRIER_SENDER)] {
+                let report = keyed(key, spam_report(text, sender, "phone"));
+                assert!(client.report(report).await.unwrap().into_inner().accepted);
+            }
+        }
+        let after = verdict(&mut client, "secret-victim", "+15550302", CAMPAIGN_VARIANT).await;
+        assert_eq!(after.action, v1::Action::Quarantine as i32, "{after:?}");
+        let reason = &common::contribution(&after, "similarity").reason;
+        assert!(reason.contains("reported as spam by 3 user(s)"), "{reason}");
+        let pushed = pushed_since(&mut client, version).await;
+        let campaign = fingerprint_of(CAMPAIGN).to_hex();
+        assert!(
+            pushed
+                .iter()
+                .any(|f| f.fingerprint == campaign && !f.removed),
+            "{pushed:?}"
+        );
+        // The same quorum cannot flip the operator's allow rule for the carrier.
+        let bill = verdict(&mut client, "secret-victim", CARRIER_SENDER, CARRIER_BILL).await;
+        assert_eq!(bill.action, v1::Action::Allow as i32, "{bill:?}");
+        server.server.shutdown().await.unwrap();
+    });
+}
