@@ -7,6 +7,7 @@ mod sender;
 mod similarity;
 /// Golden tables of how user reports act.
 mod similarity_feedback;
+mod transactional;
 mod variant;
 
 use smsguard_scoring::PreparedMessage;

@@ -161,7 +161,7 @@ fn one_key_with_invented_devices_changes_no_verdict_of_another_key() {
 }
 
 #[test]
-fn a_quorum_of_independent_keys_quarantines_a_campaign_but_not_an_allow_ruled_sender() {
+fn a_quorum_of_independent_keys_quarantines_a_campaign_but_not_an_allow_ruled_message() {
     run(async {
         let server = start().await;
         let mut client = common::client(server.addr()).await;
@@ -172,7 +172,12 @@ fn a_quorum_of_independent_keys_quarantines_a_campaign_but_not_an_allow_ruled_se
         for (i, key) in keys.iter().enumerate() {
             let pushed = pushed_since(&mut client, version).await;
             assert!(pushed.is_empty(), "pushed after {i} key(s)");
-            for (text, sender) in [(CAMPAIGN, "+15550301"), (CARRIER_BILL, CARRIER_SENDER)] {
+            let reported = [
+                (CAMPAIGN, "+15550301"),
+                (CARRIER_BILL, CARRIER_SENDER),
+                (BANK_OTP, "95555"),
+            ];
+            for (text, sender) in reported {
                 let report = keyed(key, spam_report(text, sender, "phone"));
                 assert!(client.report(report).await.unwrap().into_inner().accepted);
             }
@@ -189,9 +194,12 @@ fn a_quorum_of_independent_keys_quarantines_a_campaign_but_not_an_allow_ruled_se
                 .any(|f| f.fingerprint == campaign && !f.removed),
             "{pushed:?}"
         );
-        // The same quorum cannot flip the operator's allow rule for the carrier.
+        // The same quorum cannot flip the operator's allow rules: the carrier's sender and the
+        // bank OTP template.
         let bill = verdict(&mut client, "secret-victim", CARRIER_SENDER, CARRIER_BILL).await;
         assert_eq!(bill.action, v1::Action::Allow as i32, "{bill:?}");
+        let otp = verdict(&mut client, "secret-victim", "95555", BANK_OTP_OTHER_CODE).await;
+        assert_eq!(otp.action, v1::Action::Allow as i32, "{otp:?}");
         server.server.shutdown().await.unwrap();
     });
 }
