@@ -13,7 +13,7 @@ use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
 use smsguard_scoring::similarity::{Consensus, Entry, UserReport};
 use smsguard_scoring::{
     CloudScorer, EdgeInput, FusedVerdict, FusionModel, MessageContext, ModelScore, MulticlassModel,
-    PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderReputation,
+    PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderConfig, SenderReputation,
     SimilarityConfig, SimilarityStore, VariantScorer,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -132,7 +132,10 @@ impl AppState {
         if config.seed_from_corpora && similarity.is_empty() {
             seed(&similarity, config.datasets_dir.as_deref())?;
         }
-        let sender = Arc::new(SenderReputation::default());
+        let sender = Arc::new(SenderReputation::new(SenderConfig {
+            report_quorum: config.report_quorum,
+            ..SenderConfig::default()
+        }));
         let rules = match &config.rules_path {
             Some(path) => Some(Arc::new(
                 RulesHandle::open(path, Duration::from_secs(config.reload_interval_seconds))
@@ -220,10 +223,13 @@ impl AppState {
         })
     }
 
-    /// Scores one message (CPU-bound: call from `spawn_blocking`).
+    /// Scores one message (CPU-bound: call from `spawn_blocking`). The scorers see the
+    /// client's `received_at_ms` only within [`MAX_CLIENT_CLOCK_SKEW_MS`] of the server's
+    /// clock: the sender reputation's windows and a sender's age must not be the client's to
+    /// choose (a `received_at_ms` of 0 made any sender look a year old).
     pub fn score(&self, msg: &ValidMessage) -> v1::Verdict {
-        let prepared =
-            PreparedMessage::new(&msg.sender, &msg.body, msg.received_at_ms, &msg.device_id);
+        let at_ms = trusted_time_ms(msg.received_at_ms, server_now_ms());
+        let prepared = PreparedMessage::new(&msg.sender, &msg.body, at_ms, &msg.device_id);
         if let Ok(mut recent) = self.recent.lock() {
             recent.remember(&prepared.fingerprint);
         }
@@ -342,7 +348,7 @@ impl AppState {
         )?;
         if !req.sender.is_empty() {
             // The sender table is in memory only; a poisoned lock loses one report, no more.
-            let _ = self.sender.record_report(&req.sender, spam);
+            let _ = self.sender.record_report(&req.sender, reporter, spam);
         }
         self.publish_consensus_change(&req.fingerprint, &fp, before.as_ref(), &entry)?;
         Ok(v1::ReportResponse {
@@ -579,6 +585,24 @@ fn seed(similarity: &SimilarityStore, datasets_dir: Option<&Path>) -> Result<(),
     Ok(())
 }
 
+/// How far a client's `received_at_ms` may lie from the server's clock (either way) before it
+/// is clamped: a phone that queued messages offline is late by minutes, not by a year.
+pub const MAX_CLIENT_CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
+
+fn server_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The client's time clamped to within [`MAX_CLIENT_CLOCK_SKEW_MS`] of `now_ms`.
+fn trusted_time_ms(client_ms: i64, now_ms: i64) -> i64 {
+    client_ms.clamp(
+        now_ms.saturating_sub(MAX_CLIENT_CLOCK_SKEW_MS),
+        now_ms.saturating_add(MAX_CLIENT_CLOCK_SKEW_MS),
+    )
+}
+
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), RequestError> {
     if value.len() > max {
         return Err(RequestError::TooLong {
@@ -686,6 +710,17 @@ mod tests {
             rules.get("^(10086|10010|10000)$"),
             Some(&(v1::SenderRuleKind::Allow as i32))
         );
+    }
+
+    #[test]
+    fn client_times_are_clamped_to_the_server_clock() {
+        let now = 1_765_000_000_000;
+        assert_eq!(trusted_time_ms(0, now), now - MAX_CLIENT_CLOCK_SKEW_MS);
+        assert_eq!(
+            trusted_time_ms(i64::MAX, now),
+            now + MAX_CLIENT_CLOCK_SKEW_MS
+        );
+        assert_eq!(trusted_time_ms(now - 1000, now), now - 1000);
     }
 
     #[test]

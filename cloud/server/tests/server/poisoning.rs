@@ -203,3 +203,89 @@ fn a_quorum_of_independent_keys_quarantines_a_campaign_but_not_an_allow_ruled_me
         server.server.shutdown().await.unwrap();
     });
 }
+
+const BANK_SENDER: &str = "95588";
+const BANK_NOTICE: &str =
+    "【工商银行】您尾号3321的卡于12月05日14:22消费人民币268.00元，余额5,402.17元。";
+
+fn sender_score(verdict: &v1::Verdict) -> f32 {
+    common::contribution(verdict, "sender").score
+}
+
+#[test]
+fn one_key_reporting_a_sender_150_times_moves_it_for_nobody() {
+    run(async {
+        let server = start().await;
+        let mut client = common::client(server.addr()).await;
+        let before = verdict(&mut client, "secret-victim", BANK_SENDER, BANK_NOTICE).await;
+        for i in 0..150 {
+            let device = format!("invented-{i}");
+            let report = spam_report(BANK_NOTICE, BANK_SENDER, &device);
+            let answer = client.report(keyed("secret-attacker", report)).await;
+            assert!(answer.unwrap().into_inner().accepted);
+        }
+        let after = verdict(&mut client, "secret-victim", BANK_SENDER, BANK_NOTICE).await;
+        assert!(
+            sender_score(&after) < 0.05 && sender_score(&after) <= sender_score(&before) + 1e-3,
+            "{} -> {}: {}",
+            sender_score(&before),
+            sender_score(&after),
+            common::contribution(&after, "sender").reason
+        );
+        // Independent keys still move it.
+        for key in ["secret-honest-1", "secret-honest-2", "secret-honest-3"] {
+            let report = spam_report(BANK_NOTICE, BANK_SENDER, "phone");
+            client.report(keyed(key, report)).await.unwrap();
+        }
+        let reported = verdict(&mut client, "secret-victim", BANK_SENDER, BANK_NOTICE).await;
+        assert!(sender_score(&reported) > 0.3, "{reported:?}");
+        server.server.shutdown().await.unwrap();
+    });
+}
+
+/// The "age N min" of a sender contribution's reason.
+fn sender_age_minutes(verdict: &v1::Verdict) -> i64 {
+    let reason = &common::contribution(verdict, "sender").reason;
+    let after = reason.split("age ").nth(1).expect("an age");
+    after.split(' ').next().unwrap().parse().expect("minutes")
+}
+
+#[test]
+fn a_client_clock_of_zero_does_not_make_a_sender_look_old() {
+    run(async {
+        let server = start().await;
+        let client = common::client(server.addr()).await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let classify_at = |received_at_ms: i64| {
+            let mut msg = common::message("Your table for two is booked for 8pm", "t");
+            msg.sender = "+15550404".into();
+            msg.received_at_ms = received_at_ms;
+            let request = keyed(
+                "secret-attacker",
+                v1::ClassifyRequest { message: Some(msg) },
+            );
+            let mut client = client.clone();
+            async move {
+                client
+                    .classify(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .verdict
+                    .unwrap()
+            }
+        };
+        classify_at(0).await;
+        let now = classify_at(now_ms).await;
+        // At most the allowed clock skew (10 minutes), not 1970.
+        assert!(
+            sender_age_minutes(&now) <= 10,
+            "{}",
+            common::contribution(&now, "sender").reason
+        );
+        server.server.shutdown().await.unwrap();
+    });
+}
