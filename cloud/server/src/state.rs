@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use smsguard_core::{Fingerprint, Label};
 use smsguard_proto::v1;
@@ -23,6 +23,7 @@ use crate::config::ServerConfig;
 use crate::error::{RequestError, ServerError};
 use crate::metrics::Metrics;
 use crate::package::{self, ModelPackage};
+use crate::report_budget::ReportBudgets;
 use crate::sync::{Change, SyncLog};
 
 /// Limits on one `SmsMessage` besides the body.
@@ -109,6 +110,7 @@ pub struct AppState {
     /// Held from reading a fingerprint's consensus to logging its change, so concurrent
     /// reports on one fingerprint cannot miss or reorder a consensus change in the sync log.
     reporting: Mutex<()>,
+    report_budgets: ReportBudgets,
     feed_stamp: Mutex<Option<(SystemTime, u64)>>,
 }
 
@@ -172,6 +174,7 @@ impl AppState {
             metrics,
             recent: Mutex::new(RecentFingerprints::default()),
             reporting: Mutex::new(()),
+            report_budgets: ReportBudgets::new(config.report_budget_per_minute),
             feed_stamp: Mutex::new(None),
             config,
         };
@@ -306,6 +309,13 @@ impl AppState {
         req: &v1::ReportRequest,
         caller: Option<&KeyId>,
     ) -> Result<v1::ReportResponse, RequestError> {
+        let reporter = caller.map(|key| key.0.as_str()).unwrap_or_default();
+        if !self.report_budgets.try_take(reporter, Instant::now()) {
+            self.metrics.record_rejection("report_budget");
+            return Err(RequestError::RateLimited {
+                key_id: format!("{reporter} (report budget)"),
+            });
+        }
         let spam = match v1::Feedback::try_from(req.feedback) {
             Ok(v1::Feedback::Spam) => true,
             Ok(v1::Feedback::NotSpam) => false,
@@ -334,7 +344,6 @@ impl AppState {
             });
         };
         // A user report is a human label, kept apart from seeded spam; one vote per key.
-        let reporter = caller.map(|key| key.0.as_str()).unwrap_or_default();
         // A panic elsewhere while holding it leaves nothing half-done that this path reads.
         let _serialised = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
         let before = self.similarity.entry(fp.id())?;

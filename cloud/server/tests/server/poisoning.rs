@@ -101,12 +101,20 @@ async fn sync_version(client: &mut SmsGuardClient<Channel>) -> u64 {
         .version
 }
 
+/// A server with the keys of [`KEYS`]; the report budget is generous, as these tests are about
+/// what reports do once accepted ([`reports_past_a_keys_budget_are_refused_and_counted`] tests it).
 async fn start() -> common::TestServer {
+    start_with_budget(10_000).await
+}
+
+async fn start_with_budget(reports_per_minute: u32) -> common::TestServer {
     common::start(|config| {
         config.api_keys = KEYS
             .iter()
             .map(|(id, key)| ApiKeyConfig::from_key(id, key, 1000.0, 1000))
             .collect();
+        config.report_budget_per_minute = reports_per_minute;
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await
 }
@@ -286,6 +294,48 @@ fn a_client_clock_of_zero_does_not_make_a_sender_look_old() {
             "{}",
             common::contribution(&now, "sender").reason
         );
+        server.server.shutdown().await.unwrap();
+    });
+}
+
+/// The Prometheus text of the server's metrics listener.
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn reports_past_a_keys_budget_are_refused_and_counted() {
+    run(async {
+        let server = start_with_budget(5).await;
+        let mut client = common::client(server.addr()).await;
+        let mut codes = Vec::new();
+        for i in 0..8 {
+            let report = spam_report(CAMPAIGN, "+15550501", &format!("invented-{i}"));
+            let answer = client.report(keyed("secret-attacker", report)).await;
+            codes.push(answer.map(|_| tonic::Code::Ok).unwrap_or_else(|s| s.code()));
+        }
+        let mut expected = vec![tonic::Code::Ok; 5];
+        expected.extend([tonic::Code::ResourceExhausted; 3]);
+        assert_eq!(codes, expected);
+        // Another key has its own budget.
+        let report = spam_report(CAMPAIGN, "+15550501", "phone");
+        client
+            .report(keyed("secret-honest-1", report))
+            .await
+            .unwrap();
+        let metrics = scrape(server.server.metrics_addr.unwrap());
+        let refused = metrics
+            .lines()
+            .find(|l| l.contains("report_budget") && !l.starts_with('#'))
+            .unwrap_or_else(|| panic!("no report_budget rejections in {metrics}"));
+        assert!(refused.ends_with(" 3"), "{refused}");
         server.server.shutdown().await.unwrap();
     });
 }
