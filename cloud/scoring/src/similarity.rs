@@ -7,7 +7,8 @@
 //! act on their own (see "User reports" below). Only fingerprints are stored (they cannot be
 //! turned back into text). The sled tree `entries` maps the big-endian fingerprint id to a fixed
 //! 270-byte record (see [`encode_entry`]); [`SimilarityStore::open`] rebuilds the in-memory index
-//! from it. The tree `votes` holds one vote per (fingerprint, reporter hash).
+//! from it. The trees `votes`, `audit` and `reputation` hold one vote per (fingerprint, reporter
+//! hash), every report received and each reporter's track record (see `similarity/reports.rs`).
 //!
 //! # LSH choice: 16 bands × 4 rows
 //! The 64 slots are cut into `b = 16` bands of `r = 4` rows. Two messages become candidates when
@@ -31,7 +32,9 @@
 //! [`SimilarityConfig::report_min_jaccard`], stricter than the match threshold) scores at least
 //! `1 - 0.1 / reports` and is forced to [`ForcedAction::Quarantine`] with the authority of
 //! [`crate::ForceAuthority::UserReports`]: never `Block`, so a false report stays recoverable, and any
-//! operator rule (an allow rule for a carrier or a bank template) outranks it.
+//! operator rule (an allow rule for a carrier or a bank template) outranks it. A reporter whose
+//! votes keep disagreeing with the consensus that forms is distrusted and its later votes count
+//! for nothing ([`Reputation`]); every report is audited ([`AuditRecord`]).
 //!
 //! # Whitelist beats blacklist
 //! A fingerprint with at least [`SimilarityConfig::report_quorum`] "not spam" reports is
@@ -46,7 +49,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use smsguard_core::fingerprint::{splitmix64, NUM_HASHES};
+use smsguard_core::fingerprint::NUM_HASHES;
 use smsguard_core::{Fingerprint, Label, MinHasher};
 
 use crate::{ForcedAction, MessageContext, ModelScore, Scorer, ScoringError};
@@ -54,14 +57,16 @@ use crate::{ForcedAction, MessageContext, ModelScore, Scorer, ScoringError};
 use smsguard_core::lsh::band_key;
 
 mod codec;
+mod reports;
 pub use codec::encode_entry;
 use codec::{check_format, decode_entry};
+pub use reports::{
+    id_hash, AuditRecord, Reputation, UserReport, AUDIT_RECORD_LEN, DISTRUST_MIN_DISAGREED,
+};
+use reports::{ReportTrees, AUDIT_TREE, REPUTATION_TREE, VOTES_TREE};
 pub use smsguard_core::lsh::{BANDS, ROWS_PER_BAND as ROWS};
 
 const ENTRIES_TREE: &str = "entries";
-const VOTES_TREE: &str = "votes";
-const SPAM_VOTE: u8 = 1;
-const NOT_SPAM_VOTE: u8 = 0;
 /// Marks the end of a bucket chain in [`LshIndex::next`].
 const NO_ENTRY: u32 = u32::MAX;
 
@@ -165,19 +170,6 @@ impl Entry {
     fn user_reported(&self) -> bool {
         self.user_spam_reports > 0 || self.not_spam_reports > 0
     }
-}
-
-/// A user's report on one fingerprint; see [`SimilarityStore::record_report`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserReport<'a> {
-    /// Who reports: an identity the client cannot mint (the server passes the API key's id;
-    /// stored only as a hash). One vote per reporter and fingerprint: the latest counts. The
-    /// empty id is one anonymous reporter like any other.
-    pub reporter: &'a str,
-    /// "spam" (true) or "not spam" (false).
-    pub spam: bool,
-    /// The spam class the user chose, if any; ignored for "not spam" and for `Ham`.
-    pub class: Option<Label>,
 }
 
 /// What the users' reports on a fingerprint say for everyone ([`SimilarityStore::consensus`]).
@@ -536,7 +528,7 @@ pub struct SimilarityStore {
     path: PathBuf,
     config: SimilarityConfig,
     entries: sled::Tree,
-    votes: sled::Tree,
+    reports: ReportTrees,
     db: sled::Db,
     index: RwLock<LshIndex>,
     hasher: MinHasher,
@@ -566,7 +558,12 @@ impl SimilarityStore {
         let db = crate::sled_open::open_waiting_for_lock(sled_config).map_err(open_error)?;
         check_format(&db, &path)?;
         let entries = db.open_tree(ENTRIES_TREE).map_err(open_error)?;
-        let votes = db.open_tree(VOTES_TREE).map_err(open_error)?;
+        let reports = ReportTrees {
+            votes: db.open_tree(VOTES_TREE).map_err(open_error)?,
+            audit: db.open_tree(AUDIT_TREE).map_err(open_error)?,
+            reputation: db.open_tree(REPUTATION_TREE).map_err(open_error)?,
+            db: db.clone(),
+        };
         let mut index = LshIndex::default();
         for item in entries.iter() {
             let (key, value) = item.map_err(open_error)?;
@@ -581,7 +578,7 @@ impl SimilarityStore {
             path,
             config,
             entries,
-            votes,
+            reports,
             db,
             index: RwLock::new(index),
             hasher: MinHasher::new(),
@@ -630,6 +627,8 @@ impl SimilarityStore {
             fp,
             &UserReport {
                 reporter: "",
+                device: "",
+                at_ms: 0,
                 spam,
                 class: None,
             },
@@ -646,21 +645,14 @@ impl SimilarityStore {
     ) -> Result<Entry, SimilarityError> {
         let mut index = self.index.write().map_err(|_| SimilarityError::Poisoned)?;
         let mut entry = index.entry_or_empty(fp);
-        let key = vote_key(fp.id(), report.reporter);
-        let vote = if report.spam {
-            SPAM_VOTE
-        } else {
-            NOT_SPAM_VOTE
-        };
-        let previous = self.votes.get(key)?.and_then(|v| v.first().copied());
-        if previous != Some(vote) {
-            if let Some(previous) = previous {
-                let count = vote_count(&mut entry, previous);
-                *count = count.saturating_sub(1);
-            }
-            let count = vote_count(&mut entry, vote);
-            *count = count.saturating_add(1);
-            self.votes.insert(key, &[vote])?;
+        let before = self.consensus(&entry);
+        let changed = self.reports.cast(&mut entry, report)?;
+        let after = self.consensus(&entry);
+        if after != before {
+            self.reports.settle(entry.id, after, None)?;
+        } else if changed {
+            self.reports
+                .settle(entry.id, after, Some(report.reporter))?;
         }
         if let Some(class) = report.class.filter(|c| report.spam && c.is_spam()) {
             entry.label = class;
@@ -696,6 +688,16 @@ impl SimilarityStore {
 
     pub fn config(&self) -> &SimilarityConfig {
         &self.config
+    }
+
+    /// Every report received, oldest first (hashes and ids only; see [`AuditRecord`]).
+    pub fn audit_trail(&self) -> Result<Vec<AuditRecord>, SimilarityError> {
+        self.reports.audit_trail()
+    }
+
+    /// How `reporter`'s settled votes agreed with the consensus (see [`Reputation`]).
+    pub fn reputation(&self, reporter: &str) -> Result<Reputation, SimilarityError> {
+        self.reports.reputation(id_hash(reporter))
     }
 
     /// Fingerprints and remembers every training spam text (as [`Label::Spam`]); texts whose
@@ -818,27 +820,6 @@ impl SimilarityStore {
             .with_label(Some(found.label))
             .with_report_forced_action(Some(ForcedAction::Quarantine))
     }
-}
-
-/// The counter of `entry` that a vote of kind `vote` increments.
-fn vote_count(entry: &mut Entry, vote: u8) -> &mut u32 {
-    if vote == SPAM_VOTE {
-        &mut entry.user_spam_reports
-    } else {
-        &mut entry.not_spam_reports
-    }
-}
-
-/// Key of a reporter's vote on fingerprint `id`: the big-endian id, then a one-way 64-bit hash
-/// of the reporter id (FNV-1a, mixed by SplitMix64), so device ids are not stored.
-fn vote_key(id: u64, reporter: &str) -> [u8; 16] {
-    let hash = reporter.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&id.to_be_bytes());
-    key[8..].copy_from_slice(&splitmix64(hash).to_be_bytes());
-    key
 }
 
 const NAME: &str = "similarity";

@@ -351,6 +351,8 @@ impl AppState {
             &fp,
             &UserReport {
                 reporter,
+                device: &req.device_id,
+                at_ms: server_now_ms(),
                 spam,
                 class: smsguard_proto::core_label(category),
             },

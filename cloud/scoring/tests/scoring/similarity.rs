@@ -52,6 +52,8 @@ fn more_spam_reports_raise_the_score() {
     for reporter in ["key-a", "key-b", "key-c"] {
         let report = UserReport {
             reporter,
+            device: "device-x",
+            at_ms: 1_765_000_000_000,
             spam: true,
             class: None,
         };

@@ -25,6 +25,8 @@ const LOOSE: usize = 25;
 fn vote(store: &SimilarityStore, fp: &Fingerprint, reporter: &str, spam: bool) {
     let report = UserReport {
         reporter,
+        device: "device-x",
+        at_ms: 1_765_000_000_000,
         spam,
         class: None,
     };
@@ -259,6 +261,8 @@ fn a_spam_report_with_a_class_sets_the_label() {
     vote(&store, &base, "key-c", true);
     let report = UserReport {
         reporter: "device-a",
+        device: "device-x",
+        at_ms: 1_765_000_000_000,
         spam: true,
         class: Some(Label::Fraud),
     };
