@@ -12,9 +12,9 @@ use smsguard_proto::v1;
 use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
 use smsguard_scoring::similarity::{Consensus, Entry, UserReport};
 use smsguard_scoring::{
-    CloudScorer, EdgeInput, FusedVerdict, FusionModel, MessageContext, ModelScore, MulticlassModel,
-    PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderConfig, SenderReputation,
-    SimilarityConfig, SimilarityStore, VariantScorer,
+    CloudScorer, EdgeInput, ForcedAction, FusedVerdict, FusionModel, MessageContext, ModelScore,
+    MulticlassModel, PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderConfig,
+    SenderReputation, SimilarityConfig, SimilarityStore, VariantScorer,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -53,26 +53,34 @@ impl<T: Scorer> Scorer for Shared<T> {
     }
 }
 
+/// A recently classified fingerprint, and whether an operator rule allowed its message.
+#[derive(Debug, Clone)]
+struct RecentFingerprint {
+    fingerprint: Fingerprint,
+    operator_allowed: bool,
+}
+
 /// Two generations of `id -> fingerprint`; the older one is dropped when the newer fills up.
 #[derive(Debug, Default)]
 struct RecentFingerprints {
-    current: HashMap<u64, Fingerprint>,
-    previous: HashMap<u64, Fingerprint>,
+    current: HashMap<u64, RecentFingerprint>,
+    previous: HashMap<u64, RecentFingerprint>,
 }
 
 impl RecentFingerprints {
-    fn remember(&mut self, fp: &Fingerprint) {
+    fn remember(&mut self, fp: &Fingerprint, operator_allowed: bool) {
         if self.current.len() >= RECENT_FINGERPRINTS {
             self.previous = std::mem::take(&mut self.current);
         }
-        self.current.insert(fp.id(), fp.clone());
+        let recent = RecentFingerprint {
+            fingerprint: fp.clone(),
+            operator_allowed,
+        };
+        self.current.insert(fp.id(), recent);
     }
 
-    fn get(&self, id: u64) -> Option<Fingerprint> {
-        self.current
-            .get(&id)
-            .or_else(|| self.previous.get(&id))
-            .cloned()
+    fn get(&self, id: u64) -> Option<&RecentFingerprint> {
+        self.current.get(&id).or_else(|| self.previous.get(&id))
     }
 }
 
@@ -233,10 +241,12 @@ impl AppState {
     pub fn score(&self, msg: &ValidMessage) -> v1::Verdict {
         let at_ms = trusted_time_ms(msg.received_at_ms, server_now_ms());
         let prepared = PreparedMessage::new(&msg.sender, &msg.body, at_ms, &msg.device_id);
-        if let Ok(mut recent) = self.recent.lock() {
-            recent.remember(&prepared.fingerprint);
-        }
         let verdict = self.scorer.score(&prepared.context(), msg.edge);
+        if let Ok(mut recent) = self.recent.lock() {
+            // Only an operator rule forces Allow (reports force at most Quarantine).
+            let operator_allowed = verdict.forced_action == Some(ForcedAction::Allow);
+            recent.remember(&prepared.fingerprint, operator_allowed);
+        }
         self.record_verdict(&verdict);
         self.to_proto(&verdict, prepared.fingerprint.to_hex())
     }
@@ -384,6 +394,15 @@ impl AppState {
         if was == now {
             return Ok(());
         }
+        if now == Consensus::Spam && self.operator_allowed(fp.id()) {
+            // The phones would match it before asking the cloud, where the operator's rule
+            // wins: keep it off them. (A near-duplicate never classified here is not caught.)
+            tracing::info!(
+                fingerprint = %fp.to_hex(),
+                "spam consensus on an operator-allowed message: not pushed to the phones"
+            );
+            return Ok(());
+        }
         let evidence = self.similarity.counted_spam_evidence(after);
         self.sync.append(&[Change::Fingerprint {
             fingerprint: fingerprint.to_ascii_lowercase(),
@@ -398,6 +417,16 @@ impl AppState {
         Ok(())
     }
 
+    /// True when the message of fingerprint `id`, classified recently, was allowed by an operator
+    /// rule.
+    fn operator_allowed(&self, id: u64) -> bool {
+        let recent = self.recent.lock().ok();
+        recent
+            .as_ref()
+            .and_then(|recent| recent.get(id))
+            .is_some_and(|found| found.operator_allowed)
+    }
+
     /// The fingerprint of a recently classified message with this id (exact), else the one of
     /// the reported MinHash slots (the id depends on the slots only, so it is the edge's id
     /// when the slots are the edge's).
@@ -406,8 +435,9 @@ impl AppState {
         id: u64,
         minhash: &[u32],
     ) -> Result<Option<Fingerprint>, RequestError> {
-        if let Some(fp) = self.recent.lock().ok().and_then(|recent| recent.get(id)) {
-            return Ok(Some(fp));
+        let recent = self.recent.lock().ok();
+        if let Some(found) = recent.as_ref().and_then(|recent| recent.get(id)) {
+            return Ok(Some(found.fingerprint.clone()));
         }
         match minhash.len() {
             0 => Ok(None),
