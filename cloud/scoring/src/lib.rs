@@ -2,7 +2,9 @@
 //! [`ModelScore`] (0..1 spamminess, optional label, a reason, optional forced action).
 //!
 //! * [`similarity`]: near-duplicate memory of known spam (MinHash LSH, persisted in sled), fed
-//!   by user reports; "not spam" reports whitelist a fingerprint and its near-duplicates.
+//!   by user reports once a quorum of reporters agrees; "not spam" reports whitelist a fingerprint
+//!   and its near-duplicates. Every report is audited; reporters that keep disagreeing with the
+//!   consensus stop counting.
 //! * [`variant`]: how hard the message tries to hide (obfuscation evidence from normalisation).
 //! * [`rules`]: weighted regex / keyword / URL-host / sender rules from a hot-reloaded TOML file.
 //! * [`sender`]: per-sender sliding-window reputation with bounded memory.
