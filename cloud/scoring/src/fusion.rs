@@ -12,7 +12,8 @@
 //!
 //! A scorer that fails or is missing degrades the verdict: its contribution is flagged
 //! `degraded`, its term is dropped (0), the verdict is marked degraded and gets a short cache TTL.
-//! Rule-forced actions override the thresholds (`Block > Quarantine > Allow`).
+//! Forced actions override the thresholds (`Block > Quarantine > Allow`); an operator's (rules)
+//! outranks one derived from user reports, so reports cannot flip an allow rule.
 
 use serde::{Deserialize, Serialize};
 use smsguard_core::metrics::threshold_for_fpr;
@@ -283,10 +284,11 @@ impl FusionModel {
         }
         let logit = head.bias + contributions.iter().map(|c| c.term).sum::<f32>();
         let spam_score = sigmoid(logit);
-        let forced = outcomes
-            .iter()
-            .filter_map(|o| o.result.as_ref().ok()?.forced_action)
-            .fold(None, |acc, a| ForcedAction::most_restrictive(acc, Some(a)));
+        let forced = ForcedAction::decide(outcomes.iter().filter_map(|o| {
+            let score = o.result.as_ref().ok()?;
+            Some((score.forced_action?, score.forced_by))
+        }))
+        .map(|(action, _)| action);
         let action = match forced {
             Some(ForcedAction::Allow) => Action::Allow,
             Some(ForcedAction::Quarantine) => Action::Quarantine,

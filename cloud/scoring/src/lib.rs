@@ -2,7 +2,9 @@
 //! [`ModelScore`] (0..1 spamminess, optional label, a reason, optional forced action).
 //!
 //! * [`similarity`]: near-duplicate memory of known spam (MinHash LSH, persisted in sled), fed
-//!   by user reports; "not spam" reports whitelist a fingerprint and its near-duplicates.
+//!   by user reports once a quorum of reporters agrees; "not spam" reports whitelist a fingerprint
+//!   and its near-duplicates. Every report is audited; reporters that keep disagreeing with the
+//!   consensus stop counting.
 //! * [`variant`]: how hard the message tries to hide (obfuscation evidence from normalisation).
 //! * [`rules`]: weighted regex / keyword / URL-host / sender rules from a hot-reloaded TOML file.
 //! * [`sender`]: per-sender sliding-window reputation with bounded memory.
@@ -84,8 +86,10 @@ impl PreparedMessage {
 }
 
 /// An action a scorer demands regardless of the fused score (e.g. a sender allow rule).
-/// When several scorers force actions, the most restrictive wins: `Block > Quarantine > Allow`
-/// (see [`ForcedAction::most_restrictive`]), so an allow rule never overrides a block.
+/// Among actions of the same [`ForceAuthority`] the most restrictive wins:
+/// `Block > Quarantine > Allow` (see [`ForcedAction::most_restrictive`]), so an allow rule never
+/// overrides a block rule. An operator's action outranks any action derived from user reports
+/// (see [`ForcedAction::decide`]).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -105,6 +109,26 @@ impl ForcedAction {
         a.max(b)
     }
 
+    /// The action that overrides the thresholds: the most restrictive operator action if there
+    /// is one, else the most restrictive action derived from user reports. Reports are votes
+    /// anyone holding an API key can cast, so they must never flip what an operator pinned in
+    /// the rules file (a carrier's service number, a bank's OTP template): only the operator can.
+    pub fn decide(
+        forced: impl IntoIterator<Item = (ForcedAction, ForceAuthority)>,
+    ) -> Option<(ForcedAction, ForceAuthority)> {
+        let (mut operator, mut reports) = (None, None);
+        for (action, authority) in forced {
+            let slot = match authority {
+                ForceAuthority::Operator => &mut operator,
+                ForceAuthority::UserReports => &mut reports,
+            };
+            *slot = Self::most_restrictive(*slot, Some(action));
+        }
+        operator
+            .map(|a| (a, ForceAuthority::Operator))
+            .or(reports.map(|a| (a, ForceAuthority::UserReports)))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ForcedAction::Allow => "allow",
@@ -112,6 +136,19 @@ impl ForcedAction {
             ForcedAction::Block => "block",
         }
     }
+}
+
+/// Who stands behind a [`ForcedAction`].
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ForceAuthority {
+    /// The operator: the rules file (sender and text rules).
+    #[default]
+    Operator,
+    /// A quorum of user reports (the similarity memory).
+    UserReports,
 }
 
 /// One scorer's answer for one message.
@@ -126,6 +163,8 @@ pub struct ModelScore {
     /// Human-readable explanation; never quotes message text or the sender.
     pub reason: String,
     pub forced_action: Option<ForcedAction>,
+    /// Who demands `forced_action` (an operator's action outranks one from user reports).
+    pub forced_by: ForceAuthority,
     /// Per-class probabilities in [`Label::ALL`] order, from scorers that have them (the
     /// multiclass model); fusion picks the spam class from them.
     pub probabilities: Option<[f32; 5]>,
@@ -140,6 +179,7 @@ impl ModelScore {
             label: None,
             reason: reason.into(),
             forced_action: None,
+            forced_by: ForceAuthority::Operator,
             probabilities: None,
         }
     }
@@ -154,8 +194,17 @@ impl ModelScore {
         self
     }
 
+    /// An action forced by the operator (a rule).
     pub fn with_forced_action(mut self, action: Option<ForcedAction>) -> Self {
         self.forced_action = action;
+        self.forced_by = ForceAuthority::Operator;
+        self
+    }
+
+    /// An action forced by a quorum of user reports; any operator action outranks it.
+    pub fn with_report_forced_action(mut self, action: Option<ForcedAction>) -> Self {
+        self.forced_action = action;
+        self.forced_by = ForceAuthority::UserReports;
         self
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! For each sender (kept only as a salted SHA-256 hash, never the number) it tracks messages in
 //! the last minute (60 one-second buckets) and hour (60 one-minute buckets), the distinct devices
-//! that received it in the last hour (up to [`MAX_DEVICES`]), when it was first seen, and counts
-//! of spam / not-spam verdicts and reports. At most [`SenderConfig::max_senders`] senders are
+//! that received it in the last hour (up to [`MAX_DEVICES`]), when it was first seen, counts of
+//! spam / not-spam verdicts, and one current vote per reporter (up to [`MAX_REPORTERS`]). At most [`SenderConfig::max_senders`] senders are
 //! tracked; the least recently touched is evicted first (an evicted sender starts over as new).
 //!
 //! Time is always passed in (`received_at_ms`, `at_ms`): there is no clock inside, so tests and
@@ -14,6 +14,12 @@
 //! first seen less than an hour ago and fades to a third for senders known for a day or more; it
 //! is damped by a history of not-spam verdicts. The spam share of verdicts and reports adds
 //! evidence in proportion to how many there are. The two combine by noisy-or.
+//!
+//! # Reports are votes of reporters, not a tally of requests
+//! A reporter (the server passes the API key, never a client-chosen device id) has one vote per
+//! sender; reporting again replaces it. Either side's votes count only once
+//! [`SenderConfig::report_quorum`] distinct reporters cast them: before, 150 reports from one
+//! device moved a bank's number from 0.00 to 0.99 for every user.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -29,6 +35,8 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// Distinct devices remembered per sender.
 pub const MAX_DEVICES: usize = 32;
+/// Distinct reporters whose vote is remembered per sender (the oldest vote makes room).
+pub const MAX_REPORTERS: usize = 64;
 
 /// Limits and tuning of the sender reputation.
 #[derive(Debug, Clone)]
@@ -44,6 +52,9 @@ pub struct SenderConfig {
     pub normal_per_hour: u32,
     /// Devices per hour that a normal sender does not exceed.
     pub normal_devices: u32,
+    /// Distinct reporters that must cast the same vote (spam, or not spam) on a sender before
+    /// those votes count at all.
+    pub report_quorum: u32,
 }
 
 impl Default for SenderConfig {
@@ -54,6 +65,7 @@ impl Default for SenderConfig {
             normal_per_minute: 3,
             normal_per_hour: 20,
             normal_devices: 3,
+            report_quorum: 3,
         }
     }
 }
@@ -119,8 +131,8 @@ struct SenderStats {
     devices: Vec<(u64, i64)>,
     spam_verdicts: u32,
     ham_verdicts: u32,
-    spam_reports: u32,
-    ham_reports: u32,
+    /// (reporter hash, voted spam) in the order first cast; one vote per reporter.
+    reporters: Vec<(u64, bool)>,
     /// LRU stamp.
     touched: u64,
 }
@@ -134,10 +146,27 @@ impl SenderStats {
             devices: Vec::new(),
             spam_verdicts: 0,
             ham_verdicts: 0,
-            spam_reports: 0,
-            ham_reports: 0,
+            reporters: Vec::new(),
             touched: 0,
         }
+    }
+
+    /// Records `reporter`'s vote, replacing its earlier one.
+    fn vote(&mut self, reporter: u64, spam: bool) {
+        if let Some(vote) = self.reporters.iter_mut().find(|(r, _)| *r == reporter) {
+            vote.1 = spam;
+            return;
+        }
+        if self.reporters.len() >= MAX_REPORTERS {
+            self.reporters.remove(0);
+        }
+        self.reporters.push((reporter, spam));
+    }
+
+    /// Distinct reporters voting spam and not spam.
+    fn votes(&self) -> (u32, u32) {
+        let spam = self.reporters.iter().filter(|(_, s)| *s).count() as u32;
+        (spam, self.reporters.len() as u32 - spam)
     }
 
     fn observe(&mut self, at_ms: i64, device: u64) {
@@ -164,6 +193,7 @@ pub struct SenderSnapshot {
     pub age_ms: i64,
     pub spam_verdicts: u32,
     pub ham_verdicts: u32,
+    /// Distinct reporters whose current vote is spam / not spam (counted or not).
     pub spam_reports: u32,
     pub ham_reports: u32,
 }
@@ -238,17 +268,18 @@ impl SenderReputation {
         key
     }
 
-    fn device_key(&self, device_id: &str) -> u64 {
+    /// Salted 64-bit hash of a device or reporter id.
+    fn id_key(&self, id: &str) -> u64 {
         let digest = Sha256::new()
             .chain_update(&self.config.salt)
-            .chain_update(device_id.as_bytes())
+            .chain_update(id.as_bytes())
             .finalize();
         u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
     }
 
     /// Counts one message from `sender` to `device_id` at `at_ms`.
     pub fn observe(&self, sender: &str, device_id: &str, at_ms: i64) -> Result<(), ScoringError> {
-        let (key, device) = (self.sender_key(sender), self.device_key(device_id));
+        let (key, device) = (self.sender_key(sender), self.id_key(device_id));
         let mut table = self.table.lock().map_err(|_| poisoned())?;
         table
             .touch(key, at_ms, self.config.max_senders)
@@ -268,16 +299,16 @@ impl SenderReputation {
         })
     }
 
-    /// Feeds back a user report on a message of `sender` (weighs twice a verdict).
-    pub fn record_report(&self, sender: &str, spam: bool) -> Result<(), ScoringError> {
-        self.update_counts(sender, |s| {
-            let count = if spam {
-                &mut s.spam_reports
-            } else {
-                &mut s.ham_reports
-            };
-            *count = count.saturating_add(1);
-        })
+    /// Feeds back `reporter`'s report on a message of `sender`: its one vote on the sender,
+    /// replacing an earlier one. Counted votes weigh twice a verdict (see [`Self::assess`]).
+    pub fn record_report(
+        &self,
+        sender: &str,
+        reporter: &str,
+        spam: bool,
+    ) -> Result<(), ScoringError> {
+        let reporter = self.id_key(reporter);
+        self.update_counts(sender, |s| s.vote(reporter, spam))
     }
 
     fn update_counts(
@@ -317,8 +348,15 @@ impl SenderReputation {
         // New senders get the full burst; a day-old one a third.
         let age_h = (snap.age_ms.max(0) as f32 / HOUR_MS as f32).max(1.0);
         let novelty = 1.0 - (2.0 / 3.0) * ((age_h - 1.0) / 23.0).min(1.0);
-        let spam_votes = snap.spam_verdicts as f32 + 2.0 * snap.spam_reports as f32;
-        let ham_votes = snap.ham_verdicts as f32 + 2.0 * snap.ham_reports as f32;
+        let counted = |reporters: u32| {
+            if reporters >= cfg.report_quorum.max(1) {
+                reporters as f32
+            } else {
+                0.0
+            }
+        };
+        let spam_votes = snap.spam_verdicts as f32 + 2.0 * counted(snap.spam_reports);
+        let ham_votes = snap.ham_verdicts as f32 + 2.0 * counted(snap.ham_reports);
         let votes = spam_votes + ham_votes;
         let confidence = votes / (votes + 3.0);
         let spam_share = if votes > 0.0 { spam_votes / votes } else { 0.0 };
@@ -345,6 +383,7 @@ fn snapshot_of(stats: &SenderStats, now_ms: i64) -> SenderSnapshot {
         .iter()
         .filter(|(_, t)| *t > now_ms - HOUR_MS && *t <= now_ms)
         .count();
+    let (spam_reports, ham_reports) = stats.votes();
     let age_ms = if stats.first_seen_ms == i64::MAX {
         0
     } else {
@@ -357,8 +396,8 @@ fn snapshot_of(stats: &SenderStats, now_ms: i64) -> SenderSnapshot {
         age_ms: age_ms.min(DAY_MS * 365),
         spam_verdicts: stats.spam_verdicts,
         ham_verdicts: stats.ham_verdicts,
-        spam_reports: stats.spam_reports,
-        ham_reports: stats.ham_reports,
+        spam_reports,
+        ham_reports,
     }
 }
 

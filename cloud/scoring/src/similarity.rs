@@ -7,7 +7,8 @@
 //! act on their own (see "User reports" below). Only fingerprints are stored (they cannot be
 //! turned back into text). The sled tree `entries` maps the big-endian fingerprint id to a fixed
 //! 270-byte record (see [`encode_entry`]); [`SimilarityStore::open`] rebuilds the in-memory index
-//! from it. The tree `votes` holds one vote per (fingerprint, reporter hash).
+//! from it. The trees `votes`, `audit` and `reputation` hold one vote per (fingerprint, reporter
+//! hash), every report received and each reporter's track record (see `similarity/reports.rs`).
 //!
 //! # LSH choice: 16 bands × 4 rows
 //! The 64 slots are cut into `b = 16` bands of `r = 4` rows. Two messages become candidates when
@@ -22,54 +23,47 @@
 //! [`MAX_BUCKET_SCAN`] entries (a "common shingles" band) is scanned only for its newest ones.
 //!
 //! # User reports
-//! Each reporter (a device id, stored hashed) has one vote per fingerprint; reporting again
-//! changes the vote instead of adding one, so one phone cannot pile up reports. A near-duplicate
-//! (Jaccard at or above [`SimilarityConfig::report_min_jaccard`], stricter than the match
-//! threshold) of a fingerprint with user spam reports scores at least `1 - 0.1 / reports` (0.9
-//! for one report), and from [`SimilarityConfig::quarantine_min_reports`] reports on it forces
-//! [`ForcedAction::Quarantine`]: never `Block`, so a false report stays recoverable by the user.
+//! Each reporter has one vote per fingerprint; reporting again changes the vote instead of adding
+//! one. A reporter is an identity the client cannot mint: the server passes the API key, never
+//! the client-chosen device id (one key inventing device ids would otherwise outvote everyone).
+//! Reports are votes, not facts: until [`SimilarityConfig::report_quorum`] distinct reporters
+//! agree on a fingerprint, its user reports change nothing for anyone (no score, no evidence,
+//! no whitelist). From the quorum, a near-duplicate (Jaccard at or above
+//! [`SimilarityConfig::report_min_jaccard`], stricter than the match threshold) scores at least
+//! `1 - 0.1 / reports` and is forced to [`ForcedAction::Quarantine`] with the authority of
+//! [`crate::ForceAuthority::UserReports`]: never `Block`, so a false report stays recoverable, and any
+//! operator rule (an allow rule for a carrier or a bank template) outranks it. A reporter whose
+//! votes keep disagreeing with the consensus that forms is distrusted and its later votes count
+//! for nothing ([`Reputation`]); every report is audited ([`AuditRecord`]).
 //!
 //! # Whitelist beats blacklist
-//! A fingerprint with at least [`SimilarityConfig::whitelist_min_reports`] "not spam" reports is
+//! A fingerprint with at least [`SimilarityConfig::report_quorum`] "not spam" reports is
 //! whitelisting: when a match of a message above the threshold is whitelisting, the message
 //! scores 0 with label `Ham`, whatever corpus spam matches it also has, unless a user-reported
 //! near-duplicate has strictly more user spam reports than the whitelisting match has "not spam"
 //! reports (at equal counts the whitelist wins).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use smsguard_core::fingerprint::{splitmix64, NUM_HASHES};
+use smsguard_core::fingerprint::NUM_HASHES;
 use smsguard_core::{Fingerprint, Label, MinHasher};
 
 use crate::{ForcedAction, MessageContext, ModelScore, Scorer, ScoringError};
 
-use smsguard_core::lsh::band_key;
+mod codec;
+mod index;
+mod reports;
+pub use codec::encode_entry;
+use codec::{check_format, decode_entry};
+use index::{Limits, LshIndex};
+pub use reports::{
+    id_hash, AuditRecord, Reputation, UserReport, AUDIT_RECORD_LEN, DISTRUST_MIN_DISAGREED,
+};
+use reports::{ReportTrees, AUDIT_TREE, REPUTATION_TREE, VOTES_TREE};
 pub use smsguard_core::lsh::{BANDS, ROWS_PER_BAND as ROWS};
 
 const ENTRIES_TREE: &str = "entries";
-const META_TREE: &str = "meta";
-const VOTES_TREE: &str = "votes";
-const SPAM_VOTE: u8 = 1;
-const NOT_SPAM_VOTE: u8 = 0;
-const FORMAT_KEY: &[u8] = b"format";
-/// Version of the on-disk record layout; a store written with another version is refused.
-/// Version 2 split the spam count into seeded and user-reported counts and added `votes`.
-const FORMAT_VERSION: u8 = 2;
-/// The store marker: record layout and MinHash definition. Fingerprints of another
-/// `FINGERPRINT_VERSION` never match today's, so such a store is refused rather than silently
-/// matching nothing.
-const FORMAT_MARKER: [u8; 2] = [
-    FORMAT_VERSION,
-    smsguard_core::fingerprint::FINGERPRINT_VERSION as u8,
-];
-const RECORD_LEN: usize = 2 + 3 * 4 + NUM_HASHES * 4;
-const SLOTS_AT: usize = 2 + 3 * 4;
-/// Marks the end of a bucket chain in [`LshIndex::next`].
-const NO_ENTRY: u32 = u32::MAX;
 
 /// Errors of the similarity store. None quotes message text.
 #[derive(Debug, thiserror::Error)]
@@ -95,14 +89,12 @@ pub enum SimilarityError {
 pub struct SimilarityConfig {
     /// Jaccard estimate from which a candidate counts as a match.
     pub min_jaccard: f32,
-    /// "Not spam" reports that whitelist a fingerprint.
-    pub whitelist_min_reports: u32,
-    /// Jaccard estimate from which user spam reports act on a near-duplicate (score at least
-    /// 0.9, quarantine from [`Self::quarantine_min_reports`]).
+    /// Jaccard estimate from which a quorum of user spam reports acts on a near-duplicate.
     pub report_min_jaccard: f32,
-    /// User spam reports (distinct reporters) on a fingerprint that quarantine its
-    /// near-duplicates.
-    pub quarantine_min_reports: u32,
+    /// Distinct reporters (API keys) that must agree before their reports act for anyone:
+    /// "spam" reports quarantine near-duplicates, "not spam" reports whitelist them. Below it
+    /// user reports are recorded but change no score.
+    pub report_quorum: u32,
     /// Normalised texts shorter than this (in chars) are not seeded: short texts ("ok thanks")
     /// would match too much ham.
     pub min_seed_chars: usize,
@@ -114,9 +106,8 @@ impl Default for SimilarityConfig {
     fn default() -> Self {
         SimilarityConfig {
             min_jaccard: 0.5,
-            whitelist_min_reports: 1,
             report_min_jaccard: 0.7,
-            quarantine_min_reports: 2,
+            report_quorum: 3,
             min_seed_chars: 12,
             cache_capacity_bytes: 32 * 1024 * 1024,
         }
@@ -154,22 +145,37 @@ impl Entry {
         self.seed_count.saturating_add(self.user_spam_reports)
     }
 
+    /// Seeded spam evidence, plus the user spam reports once they reach `quorum` (fewer are
+    /// votes that count for nothing yet).
+    pub fn counted_spam_evidence(&self, quorum: u32) -> u32 {
+        self.seed_count
+            .saturating_add(self.counted_user_spam_reports(quorum))
+    }
+
+    /// The user spam reports once they reach `quorum`, else 0.
+    pub fn counted_user_spam_reports(&self, quorum: u32) -> u32 {
+        if self.user_spam_reports >= quorum.max(1) {
+            self.user_spam_reports
+        } else {
+            0
+        }
+    }
+
     /// True when users reported it at all (such entries are never lost to the bucket cap).
     fn user_reported(&self) -> bool {
         self.user_spam_reports > 0 || self.not_spam_reports > 0
     }
 }
 
-/// A user's report on one fingerprint; see [`SimilarityStore::record_report`].
+/// What the users' reports on a fingerprint say for everyone ([`SimilarityStore::consensus`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserReport<'a> {
-    /// Who reports (a device id; stored only as a hash). One vote per reporter and fingerprint:
-    /// the latest counts. The empty id is one anonymous reporter like any other.
-    pub reporter: &'a str,
-    /// "spam" (true) or "not spam" (false).
-    pub spam: bool,
-    /// The spam class the user chose, if any; ignored for "not spam" and for `Ham`.
-    pub class: Option<Label>,
+pub enum Consensus {
+    /// No quorum either way: the reports affect nobody.
+    None,
+    /// A quorum reported it as spam: its near-duplicates are quarantined.
+    Spam,
+    /// A quorum reported it as not spam: it whitelists its near-duplicates.
+    NotSpam,
 }
 
 /// The deciding match of a lookup.
@@ -234,290 +240,13 @@ pub struct LookupStats {
     pub skipped_by_cap: usize,
 }
 
-/// A pass-through hasher for band keys, which are already SplitMix64 outputs: hashing them again
-/// with SipHash would only cost time.
-#[derive(Debug, Default, Clone, Copy)]
-struct BandKeyHasher(u64);
-
-impl Hasher for BandKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-type BandMap<V> = HashMap<u64, V, BuildHasherDefault<BandKeyHasher>>;
-
-/// The newest entry of a bucket and the bucket's size.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    head: u32,
-    len: u32,
-}
-
-/// Banded LSH over the entries: one hash map from (band, band hash) to the newest entry of that
-/// bucket, and per entry and band a link to the previous entry of the same bucket. This keeps the
-/// index at about 16 map slots + 64 bytes of links per entry, without one allocation per bucket.
-/// Entries with user reports (few) are also listed per band in `reported`, which is never capped.
-#[derive(Debug, Default)]
-struct LshIndex {
-    entries: Vec<Entry>,
-    by_id: HashMap<u64, u32>,
-    buckets: BandMap<Bucket>,
-    next: Vec<[u32; BANDS]>,
-    reported: BandMap<Vec<u32>>,
-}
-
-/// The fewest equal slots whose Jaccard estimate (`equal / 64`) reaches `min_jaccard`;
-/// `NUM_HASHES + 1` when no count does.
-fn min_equal_slots(min_jaccard: f32) -> usize {
-    (0..=NUM_HASHES)
-        .find(|&equal| equal as f32 / NUM_HASHES as f32 >= min_jaccard)
-        .unwrap_or(NUM_HASHES + 1)
-}
-
-/// Number of equal slots of `a` and `b`, or `None` as soon as `min_equal` is out of reach.
-fn equal_slots_at_least(
-    a: &[u32; NUM_HASHES],
-    b: &[u32; NUM_HASHES],
-    min_equal: usize,
-) -> Option<usize> {
-    const CHUNK: usize = 8;
-    let mut equal = 0;
-    for (i, (x, y)) in a.chunks_exact(CHUNK).zip(b.chunks_exact(CHUNK)).enumerate() {
-        equal += x.iter().zip(y).filter(|(p, q)| p == q).count();
-        let remaining = NUM_HASHES - (i + 1) * CHUNK;
-        if equal + remaining < min_equal {
-            return None;
-        }
-    }
-    Some(equal)
-}
-
-/// Per-thread "seen in this lookup" stamps over entry slots: a slot is seen when its stamp
-/// equals the current generation, so clearing costs one increment instead of a pass or an
-/// allocation per lookup.
-#[derive(Debug, Default)]
-struct VisitedStamps {
-    generation: u32,
-    stamps: Vec<u32>,
-}
-
-impl VisitedStamps {
-    fn start(&mut self, slots: usize) {
-        if self.stamps.len() < slots {
-            self.stamps.resize(slots, 0);
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.stamps.fill(0);
-            self.generation = 1;
-        }
-    }
-
-    /// True the first time `slot` is seen in this generation.
-    fn first_visit(&mut self, slot: u32) -> bool {
-        let stamp = &mut self.stamps[slot as usize];
-        let first = *stamp != self.generation;
-        *stamp = self.generation;
-        first
-    }
-}
-
-thread_local! {
-    static VISITED: RefCell<VisitedStamps> = RefCell::new(VisitedStamps::default());
-}
-
-/// The lookup thresholds in equal MinHash slots, and the whitelist count.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    min_equal: usize,
-    report_min_equal: usize,
-    whitelist_min: u32,
-}
-
-impl Limits {
-    fn of(config: &SimilarityConfig) -> Self {
-        Limits {
-            min_equal: min_equal_slots(config.min_jaccard),
-            report_min_equal: min_equal_slots(config.report_min_jaccard),
-            whitelist_min: config.whitelist_min_reports,
-        }
-    }
-}
-
-/// The best match of each kind seen so far (entry, equal slots).
-#[derive(Default)]
-struct BestMatches<'a> {
-    spam: Option<(&'a Entry, usize)>,
-    reported: Option<(&'a Entry, usize)>,
-    white: Option<(&'a Entry, usize)>,
-}
-
-/// Replaces `best` when `candidate` ranks higher by (`rank`, equal slots).
-fn keep_best<'a>(
-    best: &mut Option<(&'a Entry, usize)>,
-    candidate: (&'a Entry, usize),
-    rank: impl Fn(&Entry) -> u32,
-) {
-    let key = |(entry, equal): (&Entry, usize)| (rank(entry), equal);
-    if best.is_none_or(|current| key(candidate) > key(current)) {
-        *best = Some(candidate);
-    }
-}
-
-impl<'a> BestMatches<'a> {
-    fn offer(&mut self, entry: &'a Entry, equal: usize, limits: &Limits) {
-        let whitelisting = entry.not_spam_reports >= limits.whitelist_min;
-        if whitelisting {
-            keep_best(&mut self.white, (entry, equal), |e| e.not_spam_reports);
-        } else if entry.spam_evidence() > 0 {
-            keep_best(&mut self.spam, (entry, equal), |_| 0);
-        }
-        if entry.user_spam_reports > 0 && equal >= limits.report_min_equal {
-            keep_best(&mut self.reported, (entry, equal), |e| e.user_spam_reports);
-        }
-    }
-
-    /// The whitelist wins unless the reported near-duplicate has strictly more user spam
-    /// reports than the whitelisting match has "not spam" reports.
-    fn into_matches(self) -> Matches {
-        let white_wins = match (self.white, self.reported) {
-            (Some((white, _)), Some((reported, _))) => {
-                white.not_spam_reports >= reported.user_spam_reports
-            }
-            (white, _) => white.is_some(),
-        };
-        if white_wins {
-            return Matches {
-                white: self
-                    .white
-                    .map(|(e, equal)| SimilarityMatch::of(e, equal, true)),
-                ..Matches::default()
-            };
-        }
-        let found =
-            |m: Option<(&Entry, usize)>| m.map(|(e, equal)| SimilarityMatch::of(e, equal, false));
-        Matches {
-            spam: found(self.spam),
-            reported: found(self.reported),
-            white: None,
-        }
-    }
-}
-
-impl LshIndex {
-    /// Inserts a new entry or replaces the fields of an existing one (same id, same slots).
-    fn upsert(&mut self, entry: Entry) {
-        if let Some(&slot) = self.by_id.get(&entry.id) {
-            let newly_reported =
-                !self.entries[slot as usize].user_reported() && entry.user_reported();
-            self.entries[slot as usize] = entry;
-            if newly_reported {
-                self.list_reported(slot);
-            }
-            return;
-        }
-        let slot = self.entries.len() as u32;
-        let mut links = [NO_ENTRY; BANDS];
-        for (band, link) in links.iter_mut().enumerate() {
-            let bucket = self
-                .buckets
-                .entry(band_key(&entry.minhash, band))
-                .or_insert(Bucket {
-                    head: NO_ENTRY,
-                    len: 0,
-                });
-            *link = bucket.head;
-            bucket.head = slot;
-            bucket.len = bucket.len.saturating_add(1);
-        }
-        let reported = entry.user_reported();
-        self.by_id.insert(entry.id, slot);
-        self.entries.push(entry);
-        self.next.push(links);
-        if reported {
-            self.list_reported(slot);
-        }
-    }
-
-    fn list_reported(&mut self, slot: u32) {
-        for band in 0..BANDS {
-            let key = band_key(&self.entries[slot as usize].minhash, band);
-            self.reported.entry(key).or_default().push(slot);
-        }
-    }
-
-    fn get(&self, id: u64) -> Option<&Entry> {
-        self.by_id
-            .get(&id)
-            .map(|&slot| &self.entries[slot as usize])
-    }
-
-    /// A copy of the entry of `fp` to update, or a new empty one.
-    fn entry_or_empty(&self, fp: &Fingerprint) -> Entry {
-        self.get(fp.id())
-            .cloned()
-            .unwrap_or_else(|| Entry::empty(fp))
-    }
-
-    /// Verifies every entry sharing a band with `fp` (newest [`MAX_BUCKET_SCAN`] per bucket,
-    /// every user-reported entry) once, keeping the best spam, user-reported and whitelisting
-    /// matches.
-    fn best_matches(&self, fp: &Fingerprint, limits: &Limits) -> (Matches, LookupStats) {
-        let mut stats = LookupStats::default();
-        let mut best = BestMatches::default();
-        VISITED.with_borrow_mut(|visited| {
-            visited.start(self.entries.len());
-            let mut verify = |slot: u32, stats: &mut LookupStats| {
-                if !visited.first_visit(slot) {
-                    return;
-                }
-                stats.candidates += 1;
-                let entry = &self.entries[slot as usize];
-                if let Some(equal) =
-                    equal_slots_at_least(&entry.minhash, &fp.minhash, limits.min_equal)
-                {
-                    best.offer(entry, equal, limits);
-                }
-            };
-            for band in 0..BANDS {
-                let key = band_key(&fp.minhash, band);
-                if let Some(bucket) = self.buckets.get(&key) {
-                    let mut slot = bucket.head;
-                    let mut scanned = 0;
-                    while slot != NO_ENTRY && scanned < MAX_BUCKET_SCAN {
-                        verify(slot, &mut stats);
-                        slot = self.next[slot as usize][band];
-                        scanned += 1;
-                    }
-                    stats.skipped_by_cap += (bucket.len as usize).saturating_sub(scanned);
-                }
-                for &slot in self.reported.get(&key).map_or(&[][..], Vec::as_slice) {
-                    verify(slot, &mut stats);
-                }
-            }
-        });
-        (best.into_matches(), stats)
-    }
-}
-
 /// Persistent near-duplicate memory; also the `similarity` [`Scorer`].
 #[derive(Debug)]
 pub struct SimilarityStore {
     path: PathBuf,
     config: SimilarityConfig,
     entries: sled::Tree,
-    votes: sled::Tree,
+    reports: ReportTrees,
     db: sled::Db,
     index: RwLock<LshIndex>,
     hasher: MinHasher,
@@ -547,7 +276,12 @@ impl SimilarityStore {
         let db = crate::sled_open::open_waiting_for_lock(sled_config).map_err(open_error)?;
         check_format(&db, &path)?;
         let entries = db.open_tree(ENTRIES_TREE).map_err(open_error)?;
-        let votes = db.open_tree(VOTES_TREE).map_err(open_error)?;
+        let reports = ReportTrees {
+            votes: db.open_tree(VOTES_TREE).map_err(open_error)?,
+            audit: db.open_tree(AUDIT_TREE).map_err(open_error)?,
+            reputation: db.open_tree(REPUTATION_TREE).map_err(open_error)?,
+            db: db.clone(),
+        };
         let mut index = LshIndex::default();
         for item in entries.iter() {
             let (key, value) = item.map_err(open_error)?;
@@ -562,7 +296,7 @@ impl SimilarityStore {
             path,
             config,
             entries,
-            votes,
+            reports,
             db,
             index: RwLock::new(index),
             hasher: MinHasher::new(),
@@ -611,6 +345,8 @@ impl SimilarityStore {
             fp,
             &UserReport {
                 reporter: "",
+                device: "",
+                at_ms: 0,
                 spam,
                 class: None,
             },
@@ -627,21 +363,14 @@ impl SimilarityStore {
     ) -> Result<Entry, SimilarityError> {
         let mut index = self.index.write().map_err(|_| SimilarityError::Poisoned)?;
         let mut entry = index.entry_or_empty(fp);
-        let key = vote_key(fp.id(), report.reporter);
-        let vote = if report.spam {
-            SPAM_VOTE
-        } else {
-            NOT_SPAM_VOTE
-        };
-        let previous = self.votes.get(key)?.and_then(|v| v.first().copied());
-        if previous != Some(vote) {
-            if let Some(previous) = previous {
-                let count = vote_count(&mut entry, previous);
-                *count = count.saturating_sub(1);
-            }
-            let count = vote_count(&mut entry, vote);
-            *count = count.saturating_add(1);
-            self.votes.insert(key, &[vote])?;
+        let before = self.consensus(&entry);
+        let changed = self.reports.cast(&mut entry, report)?;
+        let after = self.consensus(&entry);
+        if after != before {
+            self.reports.settle(entry.id, after, None)?;
+        } else if changed {
+            self.reports
+                .settle(entry.id, after, Some(report.reporter))?;
         }
         if let Some(class) = report.class.filter(|c| report.spam && c.is_spam()) {
             entry.label = class;
@@ -652,11 +381,41 @@ impl SimilarityStore {
         Ok(entry)
     }
 
-    /// True when `entry` alone whitelists its near-duplicates: enough "not spam" reports, and
-    /// at least as many as user spam reports.
+    /// True when `entry` alone whitelists its near-duplicates: a quorum of "not spam"
+    /// reports, and at least as many as user spam reports.
     pub fn whitelists(&self, entry: &Entry) -> bool {
-        entry.not_spam_reports >= self.config.whitelist_min_reports
+        entry.not_spam_reports >= self.config.report_quorum.max(1)
             && entry.not_spam_reports >= entry.user_spam_reports
+    }
+
+    /// What the users' reports on `entry` say for everyone: nothing below the quorum.
+    pub fn consensus(&self, entry: &Entry) -> Consensus {
+        if self.whitelists(entry) {
+            Consensus::NotSpam
+        } else if entry.counted_user_spam_reports(self.config.report_quorum) > 0 {
+            Consensus::Spam
+        } else {
+            Consensus::None
+        }
+    }
+
+    /// Seeded evidence and user spam reports that count (see [`Entry::counted_spam_evidence`]).
+    pub fn counted_spam_evidence(&self, entry: &Entry) -> u32 {
+        entry.counted_spam_evidence(self.config.report_quorum)
+    }
+
+    pub fn config(&self) -> &SimilarityConfig {
+        &self.config
+    }
+
+    /// Every report received, oldest first (hashes and ids only; see [`AuditRecord`]).
+    pub fn audit_trail(&self) -> Result<Vec<AuditRecord>, SimilarityError> {
+        self.reports.audit_trail()
+    }
+
+    /// How `reporter`'s settled votes agreed with the consensus (see [`Reputation`]).
+    pub fn reputation(&self, reporter: &str) -> Result<Reputation, SimilarityError> {
+        self.reports.reputation(id_hash(reporter))
     }
 
     /// Fingerprints and remembers every training spam text (as [`Label::Spam`]); texts whose
@@ -732,7 +491,7 @@ impl SimilarityStore {
         let reported = matches.reported.map(|m| self.user_report_score(m));
         match (spam, reported) {
             (Some(spam), Some(reported)) if spam.score > reported.score => spam
-                .with_forced_action(reported.forced_action)
+                .with_report_forced_action(reported.forced_action)
                 .with_label(reported.label),
             (_, Some(reported)) => reported,
             (Some(spam), None) => spam,
@@ -744,7 +503,12 @@ impl SimilarityStore {
     /// similarity above the threshold scales the score from half to full strength. For a
     /// seeded-only entry it is exactly the score before user reports were kept apart.
     fn evidence_score(&self, found: SimilarityMatch) -> ModelScore {
-        let evidence = found.seed_count.saturating_add(found.user_spam_reports);
+        let counted_reports = if found.user_spam_reports >= self.config.report_quorum.max(1) {
+            found.user_spam_reports
+        } else {
+            0
+        };
+        let evidence = found.seed_count.saturating_add(counted_reports);
         let certainty = 1.0 - 0.3 / evidence.max(1) as f32;
         let closeness =
             (found.jaccard - self.config.min_jaccard) / (1.0 - self.config.min_jaccard).max(1e-6);
@@ -756,52 +520,24 @@ impl SimilarityStore {
         ModelScore::new(NAME, score, reason).with_label(Some(found.label))
     }
 
-    /// User spam reports are human labels: a near-duplicate scores at least 0.9, and enough
-    /// reporters quarantine it (never block: a false report must stay recoverable).
+    /// A quorum of user spam reports is a human label: a near-duplicate scores at least
+    /// `1 - 0.1 / reports` and is quarantined (never blocked: a false report must stay
+    /// recoverable; any operator rule outranks it). Only matches at the quorum get here.
     fn user_report_score(&self, found: SimilarityMatch) -> ModelScore {
         let reports = found.user_spam_reports.max(1);
         let score = 1.0 - 0.1 / reports as f32;
-        let quarantine = reports >= self.config.quarantine_min_reports;
         let reason = format!(
-            "near-duplicate (jaccard {:.2}) of {} fingerprint {:016x} reported as spam by {} user(s){}",
+            "near-duplicate (jaccard {:.2}) of {} fingerprint {:016x} reported as spam by {} user(s): quarantined (quorum {})",
             found.jaccard,
             found.label,
             found.fingerprint_id,
             reports,
-            if quarantine {
-                format!(
-                    ": quarantined (from {} reports)",
-                    self.config.quarantine_min_reports
-                )
-            } else {
-                String::new()
-            }
+            self.config.report_quorum
         );
         ModelScore::new(NAME, score, reason)
             .with_label(Some(found.label))
-            .with_forced_action(quarantine.then_some(ForcedAction::Quarantine))
+            .with_report_forced_action(Some(ForcedAction::Quarantine))
     }
-}
-
-/// The counter of `entry` that a vote of kind `vote` increments.
-fn vote_count(entry: &mut Entry, vote: u8) -> &mut u32 {
-    if vote == SPAM_VOTE {
-        &mut entry.user_spam_reports
-    } else {
-        &mut entry.not_spam_reports
-    }
-}
-
-/// Key of a reporter's vote on fingerprint `id`: the big-endian id, then a one-way 64-bit hash
-/// of the reporter id (FNV-1a, mixed by SplitMix64), so device ids are not stored.
-fn vote_key(id: u64, reporter: &str) -> [u8; 16] {
-    let hash = reporter.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&id.to_be_bytes());
-    key[8..].copy_from_slice(&splitmix64(hash).to_be_bytes());
-    key
 }
 
 const NAME: &str = "similarity";
@@ -814,83 +550,4 @@ impl Scorer for SimilarityStore {
     fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
         Ok(self.score_matches(self.matches(msg.fingerprint)?.0))
     }
-}
-
-/// Writes the format marker into a new store, refuses a store of another layout or
-/// fingerprint version.
-fn check_format(db: &sled::Db, path: &Path) -> Result<(), SimilarityError> {
-    let open_error = |source| SimilarityError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = db.open_tree(META_TREE).map_err(open_error)?;
-    match meta.get(FORMAT_KEY).map_err(open_error)? {
-        None => {
-            meta.insert(FORMAT_KEY, &FORMAT_MARKER)
-                .map_err(open_error)?;
-            Ok(())
-        }
-        Some(v) if v.as_ref() == FORMAT_MARKER => Ok(()),
-        Some(v) => Err(SimilarityError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!(
-                "store written by another format or fingerprint version (marker {:?}, expected \
-                 {FORMAT_MARKER:?}); rebuild it from the corpora and reports",
-                v.as_ref()
-            ),
-        }),
-    }
-}
-
-fn label_code(label: Label) -> u8 {
-    Label::ALL.iter().position(|l| *l == label).unwrap_or(0) as u8
-}
-
-/// Record layout: format version (1 byte), label index in [`Label::ALL`] (1), seed count, user
-/// spam reports, not-spam reports (u32 LE each), 64 MinHash slots (u32 LE each).
-pub fn encode_entry(entry: &Entry) -> [u8; RECORD_LEN] {
-    let mut out = [0u8; RECORD_LEN];
-    out[0] = FORMAT_VERSION;
-    out[1] = label_code(entry.label);
-    out[2..6].copy_from_slice(&entry.seed_count.to_le_bytes());
-    out[6..10].copy_from_slice(&entry.user_spam_reports.to_le_bytes());
-    out[10..14].copy_from_slice(&entry.not_spam_reports.to_le_bytes());
-    for (chunk, slot) in out[SLOTS_AT..].chunks_exact_mut(4).zip(&entry.minhash) {
-        chunk.copy_from_slice(&slot.to_le_bytes());
-    }
-    out
-}
-
-fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, String> {
-    let id = u64::from_be_bytes(
-        key.try_into()
-            .map_err(|_| format!("key of {} bytes, expected 8", key.len()))?,
-    );
-    let bad = |what: &str| format!("record of fingerprint {id:016x}: {what}");
-    if value.len() != RECORD_LEN {
-        return Err(bad(&format!(
-            "{} bytes, expected {RECORD_LEN}",
-            value.len()
-        )));
-    }
-    if value[0] != FORMAT_VERSION {
-        return Err(bad(&format!("record version {}", value[0])));
-    }
-    let label = *Label::ALL
-        .get(value[1] as usize)
-        .ok_or_else(|| bad("unknown label code"))?;
-    let u32_at =
-        |at: usize| u32::from_le_bytes([value[at], value[at + 1], value[at + 2], value[at + 3]]);
-    let mut minhash = [0u32; NUM_HASHES];
-    for (i, slot) in minhash.iter_mut().enumerate() {
-        *slot = u32_at(SLOTS_AT + 4 * i);
-    }
-    Ok(Entry {
-        id,
-        minhash,
-        label,
-        seed_count: u32_at(2),
-        user_spam_reports: u32_at(6),
-        not_spam_reports: u32_at(10),
-    })
 }

@@ -154,6 +154,12 @@ pub struct ServerConfig {
     /// The file this config was loaded from: a reload (SIGHUP) re-reads its API keys.
     #[serde(skip)]
     pub source_file: Option<PathBuf>,
+    /// Distinct API keys that must agree on a fingerprint before user reports change anyone
+    /// else's verdict or reach the phones (anonymous clients are one reporter together).
+    pub report_quorum: u32,
+    /// Reports one API key may file per minute (a token bucket of this size refilled over a
+    /// minute); the excess is refused with RESOURCE_EXHAUSTED. 0 turns the budget off.
+    pub report_budget_per_minute: u32,
 }
 
 impl Default for ServerConfig {
@@ -187,6 +193,8 @@ impl Default for ServerConfig {
             edge_model_dir: None,
             cache_ttl_seconds: 0,
             source_file: None,
+            report_quorum: 3,
+            report_budget_per_minute: 60,
         }
     }
 }
@@ -287,6 +295,11 @@ impl ServerConfig {
         env.set_some("SMSGUARD_SIGNING_KEY_PATH", &mut self.signing_key_path)?;
         env.set_some("SMSGUARD_EDGE_MODEL_DIR", &mut self.edge_model_dir)?;
         env.set("SMSGUARD_CACHE_TTL_SECONDS", &mut self.cache_ttl_seconds)?;
+        env.set("SMSGUARD_REPORT_QUORUM", &mut self.report_quorum)?;
+        env.set(
+            "SMSGUARD_REPORT_BUDGET_PER_MINUTE",
+            &mut self.report_budget_per_minute,
+        )?;
         let mut cert: Option<PathBuf> = None;
         let mut key: Option<PathBuf> = None;
         let mut client_ca: Option<PathBuf> = None;
@@ -323,7 +336,18 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_transport()?;
         self.validate_limits()?;
+        self.validate_report_quorum()?;
         self.validate_api_keys()
+    }
+
+    fn validate_report_quorum(&self) -> Result<(), ConfigError> {
+        if self.report_quorum == 0 {
+            return Err(invalid(
+                "report_quorum",
+                "must be at least 1 (the number of API keys whose reports must agree)",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_transport(&self) -> Result<(), ConfigError> {
@@ -514,6 +538,8 @@ pub const ENV_VARS: &[&str] = &[
     "SMSGUARD_SIGNING_KEY_PATH",
     "SMSGUARD_EDGE_MODEL_DIR",
     "SMSGUARD_CACHE_TTL_SECONDS",
+    "SMSGUARD_REPORT_QUORUM",
+    "SMSGUARD_REPORT_BUDGET_PER_MINUTE",
     "SMSGUARD_TLS_CERT_PEM",
     "SMSGUARD_TLS_KEY_PEM",
     "SMSGUARD_TLS_CLIENT_CA_PEM",

@@ -22,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod metrics;
 pub mod package;
+pub mod report_budget;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -5,16 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use smsguard_core::{Fingerprint, Label};
 use smsguard_proto::v1;
 use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
-use smsguard_scoring::similarity::UserReport;
+use smsguard_scoring::similarity::{Consensus, Entry, UserReport};
 use smsguard_scoring::{
-    CloudScorer, EdgeInput, FusedVerdict, FusionModel, MessageContext, ModelScore, MulticlassModel,
-    PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderReputation, SimilarityStore,
-    VariantScorer,
+    CloudScorer, EdgeInput, ForcedAction, FusedVerdict, FusionModel, MessageContext, ModelScore,
+    MulticlassModel, PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderConfig,
+    SenderReputation, SimilarityConfig, SimilarityStore, VariantScorer,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -23,6 +23,7 @@ use crate::config::ServerConfig;
 use crate::error::{RequestError, ServerError};
 use crate::metrics::Metrics;
 use crate::package::{self, ModelPackage};
+use crate::report_budget::ReportBudgets;
 use crate::sync::{Change, SyncLog};
 
 /// Limits on one `SmsMessage` besides the body.
@@ -52,26 +53,34 @@ impl<T: Scorer> Scorer for Shared<T> {
     }
 }
 
+/// A recently classified fingerprint, and whether an operator rule allowed its message.
+#[derive(Debug, Clone)]
+struct RecentFingerprint {
+    fingerprint: Fingerprint,
+    operator_allowed: bool,
+}
+
 /// Two generations of `id -> fingerprint`; the older one is dropped when the newer fills up.
 #[derive(Debug, Default)]
 struct RecentFingerprints {
-    current: HashMap<u64, Fingerprint>,
-    previous: HashMap<u64, Fingerprint>,
+    current: HashMap<u64, RecentFingerprint>,
+    previous: HashMap<u64, RecentFingerprint>,
 }
 
 impl RecentFingerprints {
-    fn remember(&mut self, fp: &Fingerprint) {
+    fn remember(&mut self, fp: &Fingerprint, operator_allowed: bool) {
         if self.current.len() >= RECENT_FINGERPRINTS {
             self.previous = std::mem::take(&mut self.current);
         }
-        self.current.insert(fp.id(), fp.clone());
+        let recent = RecentFingerprint {
+            fingerprint: fp.clone(),
+            operator_allowed,
+        };
+        self.current.insert(fp.id(), recent);
     }
 
-    fn get(&self, id: u64) -> Option<Fingerprint> {
-        self.current
-            .get(&id)
-            .or_else(|| self.previous.get(&id))
-            .cloned()
+    fn get(&self, id: u64) -> Option<&RecentFingerprint> {
+        self.current.get(&id).or_else(|| self.previous.get(&id))
     }
 }
 
@@ -106,6 +115,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
     recent: Mutex<RecentFingerprints>,
+    /// Held from reading a fingerprint's consensus to logging its change, so concurrent
+    /// reports on one fingerprint cannot miss or reorder a consensus change in the sync log.
+    reporting: Mutex<()>,
+    report_budgets: ReportBudgets,
     feed_stamp: Mutex<Option<(SystemTime, u64)>>,
 }
 
@@ -118,14 +131,21 @@ impl AppState {
             path: data_dir.clone(),
             source,
         })?;
+        let similarity_config = SimilarityConfig {
+            report_quorum: config.report_quorum,
+            ..SimilarityConfig::default()
+        };
         let similarity = Arc::new(
-            SimilarityStore::open(data_dir.join("similarity"))
+            SimilarityStore::open_with(data_dir.join("similarity"), similarity_config)
                 .map_err(smsguard_scoring::CloudError::from)?,
         );
         if config.seed_from_corpora && similarity.is_empty() {
             seed(&similarity, config.datasets_dir.as_deref())?;
         }
-        let sender = Arc::new(SenderReputation::default());
+        let sender = Arc::new(SenderReputation::new(SenderConfig {
+            report_quorum: config.report_quorum,
+            ..SenderConfig::default()
+        }));
         let rules = match &config.rules_path {
             Some(path) => Some(Arc::new(
                 RulesHandle::open(path, Duration::from_secs(config.reload_interval_seconds))
@@ -161,6 +181,8 @@ impl AppState {
             package,
             metrics,
             recent: Mutex::new(RecentFingerprints::default()),
+            reporting: Mutex::new(()),
+            report_budgets: ReportBudgets::new(config.report_budget_per_minute),
             feed_stamp: Mutex::new(None),
             config,
         };
@@ -212,14 +234,19 @@ impl AppState {
         })
     }
 
-    /// Scores one message (CPU-bound: call from `spawn_blocking`).
+    /// Scores one message (CPU-bound: call from `spawn_blocking`). The scorers see the
+    /// client's `received_at_ms` only within [`MAX_CLIENT_CLOCK_SKEW_MS`] of the server's
+    /// clock: the sender reputation's windows and a sender's age must not be the client's to
+    /// choose (a `received_at_ms` of 0 made any sender look a year old).
     pub fn score(&self, msg: &ValidMessage) -> v1::Verdict {
-        let prepared =
-            PreparedMessage::new(&msg.sender, &msg.body, msg.received_at_ms, &msg.device_id);
-        if let Ok(mut recent) = self.recent.lock() {
-            recent.remember(&prepared.fingerprint);
-        }
+        let at_ms = trusted_time_ms(msg.received_at_ms, server_now_ms());
+        let prepared = PreparedMessage::new(&msg.sender, &msg.body, at_ms, &msg.device_id);
         let verdict = self.scorer.score(&prepared.context(), msg.edge);
+        if let Ok(mut recent) = self.recent.lock() {
+            // Only an operator rule forces Allow (reports force at most Quarantine).
+            let operator_allowed = verdict.forced_action == Some(ForcedAction::Allow);
+            recent.remember(&prepared.fingerprint, operator_allowed);
+        }
         self.record_verdict(&verdict);
         self.to_proto(&verdict, prepared.fingerprint.to_hex())
     }
@@ -282,14 +309,23 @@ impl AppState {
 
     /// Records user feedback in the similarity memory, the sender reputation and the sync log;
     /// durable (flushed) before it returns. Blocking I/O: call from `spawn_blocking`. `caller`
-    /// is the API key that authenticated the request: the reporter's vote is bound to it, so a
-    /// client can only speak for the devices of its own key (with per-device keys, exactly one
-    /// vote per device).
+    /// is the API key that authenticated the request, and the reporter is that key alone: the
+    /// device id is chosen by the client, so one key inventing device ids would otherwise be as
+    /// many reporters as it likes. Without API keys (anonymous mode) every report comes from
+    /// one anonymous reporter. A report reaches other users' verdicts and the sync log only once
+    /// a quorum of keys agrees (see `smsguard_scoring::similarity`).
     pub fn report(
         &self,
         req: &v1::ReportRequest,
         caller: Option<&KeyId>,
     ) -> Result<v1::ReportResponse, RequestError> {
+        let reporter = caller.map(|key| key.0.as_str()).unwrap_or_default();
+        if !self.report_budgets.try_take(reporter, Instant::now()) {
+            self.metrics.record_rejection("report_budget");
+            return Err(RequestError::RateLimited {
+                key_id: format!("{reporter} (report budget)"),
+            });
+        }
         let spam = match v1::Feedback::try_from(req.feedback) {
             Ok(v1::Feedback::Spam) => true,
             Ok(v1::Feedback::NotSpam) => false,
@@ -317,38 +353,78 @@ impl AppState {
                 accepted: false,
             });
         };
-        // A user report is a human label, kept apart from seeded spam; one vote per device.
-        let reporter = match caller {
-            Some(key) => format!("{}/{}", key.0, req.device_id),
-            None => req.device_id.clone(),
-        };
+        // A user report is a human label, kept apart from seeded spam; one vote per key.
+        // A panic elsewhere while holding it leaves nothing half-done that this path reads.
+        let _serialised = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
+        let before = self.similarity.entry(fp.id())?;
         let entry = self.similarity.record_report(
             &fp,
             &UserReport {
-                reporter: &reporter,
+                reporter,
+                device: &req.device_id,
+                at_ms: server_now_ms(),
                 spam,
                 class: smsguard_proto::core_label(category),
             },
         )?;
         if !req.sender.is_empty() {
             // The sender table is in memory only; a poisoned lock loses one report, no more.
-            let _ = self.sender.record_report(&req.sender, spam);
+            let _ = self.sender.record_report(&req.sender, reporter, spam);
         }
-        self.sync.append(&[Change::Fingerprint {
-            fingerprint: req.fingerprint.to_ascii_lowercase(),
-            minhash: fp.minhash.to_vec(),
-            label: v1::Label::from(entry.label) as i32,
-            report_count: entry.spam_evidence(),
-            removed: self.similarity.whitelists(&entry),
-        }])?;
-        // Also sets the sync version gauge (read back from the log).
-        self.refresh_gauges();
+        self.publish_consensus_change(&req.fingerprint, &fp, before.as_ref(), &entry)?;
         Ok(v1::ReportResponse {
             report_count: entry
                 .user_spam_reports
                 .saturating_add(entry.not_spam_reports),
             accepted: true,
         })
+    }
+
+    /// Tells every phone (the sync log) when the reports on `fp` reached, changed or lost a
+    /// quorum; a report that moves no consensus is pushed to nobody.
+    fn publish_consensus_change(
+        &self,
+        fingerprint: &str,
+        fp: &Fingerprint,
+        before: Option<&Entry>,
+        after: &Entry,
+    ) -> Result<(), RequestError> {
+        let was = before.map_or(Consensus::None, |e| self.similarity.consensus(e));
+        let now = self.similarity.consensus(after);
+        if was == now {
+            return Ok(());
+        }
+        if now == Consensus::Spam && self.operator_allowed(fp.id()) {
+            // The phones would match it before asking the cloud, where the operator's rule
+            // wins: keep it off them. (A near-duplicate never classified here is not caught.)
+            tracing::info!(
+                fingerprint = %fp.to_hex(),
+                "spam consensus on an operator-allowed message: not pushed to the phones"
+            );
+            return Ok(());
+        }
+        let evidence = self.similarity.counted_spam_evidence(after);
+        self.sync.append(&[Change::Fingerprint {
+            fingerprint: fingerprint.to_ascii_lowercase(),
+            minhash: fp.minhash.to_vec(),
+            label: v1::Label::from(after.label) as i32,
+            report_count: evidence,
+            // Whitelisted, or a quorum lost with no seeded evidence left: off the phones.
+            removed: now == Consensus::NotSpam || evidence == 0,
+        }])?;
+        // Also sets the sync version gauge (read back from the log).
+        self.refresh_gauges();
+        Ok(())
+    }
+
+    /// True when the message of fingerprint `id`, classified recently, was allowed by an operator
+    /// rule.
+    fn operator_allowed(&self, id: u64) -> bool {
+        let recent = self.recent.lock().ok();
+        recent
+            .as_ref()
+            .and_then(|recent| recent.get(id))
+            .is_some_and(|found| found.operator_allowed)
     }
 
     /// The fingerprint of a recently classified message with this id (exact), else the one of
@@ -359,8 +435,9 @@ impl AppState {
         id: u64,
         minhash: &[u32],
     ) -> Result<Option<Fingerprint>, RequestError> {
-        if let Some(fp) = self.recent.lock().ok().and_then(|recent| recent.get(id)) {
-            return Ok(Some(fp));
+        let recent = self.recent.lock().ok();
+        if let Some(found) = recent.as_ref().and_then(|recent| recent.get(id)) {
+            return Ok(Some(found.fingerprint.clone()));
         }
         match minhash.len() {
             0 => Ok(None),
@@ -549,6 +626,24 @@ fn seed(similarity: &SimilarityStore, datasets_dir: Option<&Path>) -> Result<(),
     Ok(())
 }
 
+/// How far a client's `received_at_ms` may lie from the server's clock (either way) before it
+/// is clamped: a phone that queued messages offline is late by minutes, not by a year.
+pub const MAX_CLIENT_CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
+
+fn server_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The client's time clamped to within [`MAX_CLIENT_CLOCK_SKEW_MS`] of `now_ms`.
+fn trusted_time_ms(client_ms: i64, now_ms: i64) -> i64 {
+    client_ms.clamp(
+        now_ms.saturating_sub(MAX_CLIENT_CLOCK_SKEW_MS),
+        now_ms.saturating_add(MAX_CLIENT_CLOCK_SKEW_MS),
+    )
+}
+
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), RequestError> {
     if value.len() > max {
         return Err(RequestError::TooLong {
@@ -656,6 +751,17 @@ mod tests {
             rules.get("^(10086|10010|10000)$"),
             Some(&(v1::SenderRuleKind::Allow as i32))
         );
+    }
+
+    #[test]
+    fn client_times_are_clamped_to_the_server_clock() {
+        let now = 1_765_000_000_000;
+        assert_eq!(trusted_time_ms(0, now), now - MAX_CLIENT_CLOCK_SKEW_MS);
+        assert_eq!(
+            trusted_time_ms(i64::MAX, now),
+            now + MAX_CLIENT_CLOCK_SKEW_MS
+        );
+        assert_eq!(trusted_time_ms(now - 1000, now), now - 1000);
     }
 
     #[test]

@@ -203,6 +203,59 @@ fn forced_actions_override_the_thresholds() {
     );
 }
 
+/// The similarity memory's quarantine from a quorum of user reports.
+struct ReportQuorum;
+
+impl Scorer for ReportQuorum {
+    fn name(&self) -> &'static str {
+        "similarity"
+    }
+    fn score(&self, _: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        Ok(ModelScore::new("similarity", 0.97, "reported")
+            .with_report_forced_action(Some(ForcedAction::Quarantine)))
+    }
+}
+
+#[test]
+fn an_operator_allow_rule_outranks_a_quarantine_from_user_reports() {
+    // Before: the most restrictive action won whoever forced it, so reports overrode the
+    // rules file's allow rule for a carrier's service number.
+    let cloud = |rule: Option<ForcedAction>| {
+        CloudScorer::new(
+            vec![
+                Box::new(Fixed("multiclass", 0.2, None)),
+                Box::new(ReportQuorum),
+                Box::new(Fixed("rules", 0.0, rule)),
+            ],
+            hand_model(),
+        )
+    };
+    let allowed = cloud(Some(ForcedAction::Allow)).score_text("10086", "x", 0, "d", None);
+    assert_eq!((allowed.action, allowed.label), (Action::Allow, Label::Ham));
+    assert_eq!(allowed.forced_action, Some(ForcedAction::Allow));
+    // Without an operator rule the reports' quarantine stands; an operator block still wins.
+    let reported = cloud(None).score_text("s", "x", 0, "d", None);
+    assert_eq!(reported.action, Action::Quarantine);
+    let blocked = cloud(Some(ForcedAction::Block)).score_text("s", "x", 0, "d", None);
+    assert_eq!(blocked.action, Action::Block);
+    assert_eq!(
+        ForcedAction::decide([
+            (
+                ForcedAction::Quarantine,
+                smsguard_scoring::ForceAuthority::UserReports
+            ),
+            (
+                ForcedAction::Allow,
+                smsguard_scoring::ForceAuthority::Operator
+            ),
+        ]),
+        Some((
+            ForcedAction::Allow,
+            smsguard_scoring::ForceAuthority::Operator
+        ))
+    );
+}
+
 #[test]
 fn the_spam_label_is_the_most_likely_spam_class() {
     let model = hand_model();

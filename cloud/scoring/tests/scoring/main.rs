@@ -2,11 +2,13 @@
 
 mod fusion;
 mod multiclass;
+/// Golden tables of how user reports act.
+mod report_trail;
 mod rules;
 mod sender;
 mod similarity;
-/// Golden tables of how user reports act.
 mod similarity_feedback;
+mod transactional;
 mod variant;
 
 use smsguard_scoring::PreparedMessage;

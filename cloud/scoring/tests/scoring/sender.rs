@@ -54,9 +54,9 @@ fn established_ham_sender_is_damped_and_spam_verdicts_raise() {
     assert!(bank < fresh / 2.0, "known ham sender {bank} vs new {fresh}");
 
     let quiet = score_at(&rep, "fresh", "d", start);
-    for _ in 0..5 {
+    for reporter in ["key-1", "key-2", "key-3", "key-4", "key-5"] {
         rep.record_verdict("fresh", true).unwrap();
-        rep.record_report("fresh", true).unwrap();
+        rep.record_report("fresh", reporter, true).unwrap();
     }
     let reported = score_at(&rep, "fresh", "d", start + 1);
     assert!(reported > quiet + 0.3, "{reported} vs {quiet}");
@@ -96,4 +96,31 @@ fn sender_is_hashed_with_salt_and_not_in_reason() {
     let msg = PreparedMessage::new("+8613812345678", "hi", 0, "d");
     let reason = rep.score(&msg.context()).unwrap().reason;
     assert!(!reason.contains("13812345678"), "{reason}");
+}
+
+#[test]
+fn one_reporter_repeating_itself_moves_no_sender_and_a_quorum_does() {
+    // Before: 150 reports from one device took a bank's number from 0.00 to 0.99.
+    let rep = SenderReputation::default();
+    let start = 2 * 24 * HOUR;
+    let quiet = score_at(&rep, "95588", "d", start);
+    for _ in 0..150 {
+        rep.record_report("95588", "key-attacker", true).unwrap();
+    }
+    let after_one_key = score_at(&rep, "95588", "d", start + MIN);
+    assert!(
+        (after_one_key - quiet).abs() < 1e-6,
+        "{quiet} -> {after_one_key}"
+    );
+    let snap = rep.snapshot("95588", start + MIN).unwrap();
+    assert_eq!(snap.spam_reports, 1, "one reporter, one vote");
+    for reporter in ["key-2", "key-3"] {
+        rep.record_report("95588", reporter, true).unwrap();
+    }
+    let after_quorum = score_at(&rep, "95588", "d", start + 2 * MIN);
+    assert!(after_quorum > quiet + 0.3, "{quiet} -> {after_quorum}");
+    // A reporter changing its mind moves its vote, and the quorum is lost again.
+    rep.record_report("95588", "key-3", false).unwrap();
+    let changed = score_at(&rep, "95588", "d", start + 3 * MIN);
+    assert!((changed - quiet).abs() < 0.05, "{quiet} -> {changed}");
 }

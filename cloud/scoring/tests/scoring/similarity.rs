@@ -49,9 +49,11 @@ fn more_spam_reports_raise_the_score() {
     let store = SimilarityStore::open(dir.path()).unwrap();
     store.add_spam(&fp(SPAM), Label::Spam).unwrap();
     let once = store.score(&msg(SPAM).context()).unwrap().score;
-    for reporter in ["device-a", "device-b"] {
+    for reporter in ["key-a", "key-b", "key-c"] {
         let report = UserReport {
             reporter,
+            device: "device-x",
+            at_ms: 1_765_000_000_000,
             spam: true,
             class: None,
         };
@@ -60,13 +62,13 @@ fn more_spam_reports_raise_the_score() {
     let thrice = store.score(&msg(SPAM).context()).unwrap().score;
     assert!(thrice > once, "{thrice} <= {once}");
     let entry = store.entry(fp(SPAM).id()).unwrap().unwrap();
-    assert_eq!((entry.seed_count, entry.user_spam_reports), (1, 2));
+    assert_eq!((entry.seed_count, entry.user_spam_reports), (1, 3));
 }
 
 #[test]
 fn not_spam_report_whitelists_fingerprint_and_near_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SimilarityStore::open(dir.path()).unwrap();
+    let store = trusting_one_reporter(dir.path());
     store.add_spam(&fp(SPAM), Label::Spam).unwrap();
     store.add_spam(&fp(SPAM), Label::Spam).unwrap();
     assert!(store.score(&msg(SPAM_VARIANT).context()).unwrap().score > 0.4);
@@ -90,12 +92,12 @@ fn not_spam_report_whitelists_fingerprint_and_near_duplicates() {
 fn entries_and_reports_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SimilarityStore::open(dir.path()).unwrap();
+        let store = trusting_one_reporter(dir.path());
         store.add_spam(&fp(SPAM), Label::Fraud).unwrap();
         store.report(&fp(HAM), false).unwrap();
         store.report(&fp(SPAM), true).unwrap();
     }
-    let store = SimilarityStore::open(dir.path()).unwrap();
+    let store = trusting_one_reporter(dir.path());
     assert_eq!(store.len(), 2);
     let spam = store.entry(fp(SPAM).id()).unwrap().unwrap();
     assert_eq!(
@@ -204,6 +206,16 @@ fn store_of_the_previous_record_layout_is_refused() {
     assert!(err.to_string().contains("another format"), "{err}");
 }
 
+/// A store whose report quorum is one reporter, for tests of what a quorum does rather than
+/// of when it is reached.
+fn trusting_one_reporter(dir: &std::path::Path) -> SimilarityStore {
+    let config = smsguard_scoring::SimilarityConfig {
+        report_quorum: 1,
+        ..Default::default()
+    };
+    SimilarityStore::open_with(dir, config).unwrap()
+}
+
 /// A fingerprint with pseudo-random slots drawn from `seed`.
 pub(crate) fn random_fingerprint(seed: u64) -> smsguard_core::Fingerprint {
     let mut minhash = [0u32; smsguard_core::fingerprint::NUM_HASHES];
@@ -223,7 +235,7 @@ fn sharing_band_zero(base: &smsguard_core::Fingerprint, seed: u64) -> smsguard_c
 #[test]
 fn oversized_bucket_is_capped_but_near_duplicate_and_whitelist_are_still_found() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SimilarityStore::open(dir.path()).unwrap();
+    let store = trusting_one_reporter(dir.path());
     let target = random_fingerprint(1);
     let whitelisted = sharing_band_zero(&target, 2);
     store.add_spam(&target, Label::Fraud).unwrap();

@@ -3,7 +3,7 @@
 
 use smsguard_core::{Fingerprint, Label};
 use smsguard_scoring::similarity::{SimilarityConfig, SimilarityStore, UserReport};
-use smsguard_scoring::{ForcedAction, ModelScore, PreparedMessage, Scorer};
+use smsguard_scoring::{ForceAuthority, ForcedAction, ModelScore, PreparedMessage, Scorer};
 
 use crate::similarity::random_fingerprint;
 
@@ -25,6 +25,8 @@ const LOOSE: usize = 25;
 fn vote(store: &SimilarityStore, fp: &Fingerprint, reporter: &str, spam: bool) {
     let report = UserReport {
         reporter,
+        device: "device-x",
+        at_ms: 1_765_000_000_000,
         spam,
         class: None,
     };
@@ -50,6 +52,7 @@ struct Case {
     label: Option<Label>,
 }
 
+/// With the default quorum of 3 reporters.
 const CASES: &[Case] = &[
     Case {
         name: "seeded once: the fitted score, 0.7 * (0.5 + 0.5 * 0.75)",
@@ -70,67 +73,101 @@ const CASES: &[Case] = &[
         label: Some(Label::Spam),
     },
     Case {
-        name: "one user spam report",
+        name: "one user spam report, below the quorum, changes nothing",
         seeds: 0,
         votes: &[("a", true)],
         changed: CLOSE,
-        score: 0.9,
+        score: 0.0,
         forced: None,
-        label: Some(Label::Spam),
+        label: None,
     },
     Case {
-        name: "one device reporting twice is one report",
-        seeds: 0,
-        votes: &[("a", true), ("a", true)],
-        changed: CLOSE,
-        score: 0.9,
-        forced: None,
-        label: Some(Label::Spam),
-    },
-    Case {
-        name: "two devices quarantine a near-duplicate",
+        name: "two reporters below the quorum add nothing to a seeded entry",
         seeds: 1,
         votes: &[("a", true), ("b", true)],
         changed: CLOSE,
-        score: 0.95,
-        forced: Some(ForcedAction::Quarantine),
-        label: Some(Label::Spam),
-    },
-    Case {
-        name: "two devices, match too loose for reports: the evidence score, 0.85 * (0.5 + 0.5 * 0.21875)",
-        seeds: 0,
-        votes: &[("a", true), ("b", true)],
-        changed: LOOSE,
-        score: 0.85 * (0.5 + 0.5 * 0.218_75),
+        score: 0.6125,
         forced: None,
         label: Some(Label::Spam),
     },
     Case {
-        name: "not-spam reports beat spam reports of the same count",
-        seeds: 1,
-        votes: &[("a", true), ("b", true), ("c", false), ("d", false)],
+        name: "one reporter reporting three times is one report",
+        seeds: 0,
+        votes: &[("a", true), ("a", true), ("a", true)],
         changed: CLOSE,
         score: 0.0,
         forced: None,
-        label: Some(Label::Ham),
+        label: None,
     },
     Case {
-        name: "three spam reports outweigh two not-spam reports",
-        seeds: 0,
-        votes: &[("a", true), ("b", true), ("e", true), ("c", false), ("d", false)],
+        name: "a quorum of three reporters quarantines a near-duplicate",
+        seeds: 1,
+        votes: &[("a", true), ("b", true), ("c", true)],
         changed: CLOSE,
         score: 1.0 - 0.1 / 3.0,
         forced: Some(ForcedAction::Quarantine),
         label: Some(Label::Spam),
     },
     Case {
-        name: "a device changing its mind moves its vote",
+        name:
+            "a quorum, match too loose for reports: the evidence score, 0.9 * (0.5 + 0.5 * 0.21875)",
         seeds: 0,
-        votes: &[("a", true), ("b", true), ("b", false)],
+        votes: &[("a", true), ("b", true), ("c", true)],
+        changed: LOOSE,
+        score: 0.9 * (0.5 + 0.5 * 0.218_75),
+        forced: None,
+        label: Some(Label::Spam),
+    },
+    Case {
+        name: "not-spam reports beat spam reports of the same count",
+        seeds: 1,
+        votes: &[
+            ("a", true),
+            ("b", true),
+            ("c", true),
+            ("d", false),
+            ("e", false),
+            ("f", false),
+        ],
         changed: CLOSE,
         score: 0.0,
         forced: None,
         label: Some(Label::Ham),
+    },
+    Case {
+        name: "two not-spam reports, below the quorum, do not whitelist",
+        seeds: 1,
+        votes: &[("d", false), ("e", false)],
+        changed: CLOSE,
+        score: 0.6125,
+        forced: None,
+        label: Some(Label::Spam),
+    },
+    Case {
+        name: "four spam reports outweigh three not-spam reports",
+        seeds: 0,
+        votes: &[
+            ("a", true),
+            ("b", true),
+            ("c", true),
+            ("g", true),
+            ("d", false),
+            ("e", false),
+            ("f", false),
+        ],
+        changed: CLOSE,
+        score: 1.0 - 0.1 / 4.0,
+        forced: Some(ForcedAction::Quarantine),
+        label: Some(Label::Spam),
+    },
+    Case {
+        name: "a reporter changing its mind moves its vote (and loses the quorum)",
+        seeds: 0,
+        votes: &[("a", true), ("b", true), ("c", true), ("c", false)],
+        changed: CLOSE,
+        score: 0.0,
+        forced: None,
+        label: None,
     },
 ];
 
@@ -161,6 +198,9 @@ fn user_reports_act_on_near_duplicates_as_the_table_says() {
             case.name, got.reason
         );
         assert_eq!(got.label, case.label, "{}: {}", case.name, got.reason);
+        if got.forced_action.is_some() {
+            assert_eq!(got.forced_by, ForceAuthority::UserReports, "{}", case.name);
+        }
     }
 }
 
@@ -169,16 +209,16 @@ fn quarantine_reason_names_the_report_count() {
     let dir = tempfile::tempdir().unwrap();
     let store = SimilarityStore::open(dir.path()).unwrap();
     let base = random_fingerprint(42);
-    for reporter in ["device-a", "device-b"] {
+    for reporter in ["key-a", "key-b", "key-c"] {
         vote(&store, &base, reporter, true);
     }
     let got = score_of(&store, &near(&base, CLOSE));
     assert!(
-        got.reason.contains("reported as spam by 2 user(s)") && got.reason.contains("quarantined"),
+        got.reason.contains("reported as spam by 3 user(s)") && got.reason.contains("quarantined"),
         "{}",
         got.reason
     );
-    assert!(!got.reason.contains("device-"), "{}", got.reason);
+    assert!(!got.reason.contains("key-"), "{}", got.reason);
 }
 
 #[test]
@@ -217,15 +257,19 @@ fn a_spam_report_with_a_class_sets_the_label() {
     let dir = tempfile::tempdir().unwrap();
     let store = SimilarityStore::open(dir.path()).unwrap();
     let base = random_fingerprint(44);
+    vote(&store, &base, "key-b", true);
+    vote(&store, &base, "key-c", true);
     let report = UserReport {
         reporter: "device-a",
+        device: "device-x",
+        at_ms: 1_765_000_000_000,
         spam: true,
         class: Some(Label::Fraud),
     };
     let entry = store.record_report(&base, &report).unwrap();
     assert_eq!(
         (entry.label, entry.seed_count, entry.user_spam_reports),
-        (Label::Fraud, 0, 1)
+        (Label::Fraud, 0, 3)
     );
     assert_eq!(
         score_of(&store, &near(&base, CLOSE)).label,
@@ -239,21 +283,22 @@ fn a_whitelisted_near_duplicate_beats_reports_of_the_same_count_only() {
     let store = SimilarityStore::open(dir.path()).unwrap();
     let campaign = random_fingerprint(45);
     let disputed = near(&campaign, 4);
-    for reporter in ["a", "b"] {
+    for reporter in ["a", "b", "c"] {
         vote(&store, &campaign, reporter, true);
     }
-    vote(&store, &disputed, "c", false);
-    let one_against_two = score_of(&store, &near(&campaign, CLOSE));
+    vote(&store, &disputed, "d", false);
+    vote(&store, &disputed, "e", false);
+    let two_against_three = score_of(&store, &near(&campaign, CLOSE));
     assert_eq!(
-        one_against_two.forced_action,
+        two_against_three.forced_action,
         Some(ForcedAction::Quarantine),
         "{}",
-        one_against_two.reason
+        two_against_three.reason
     );
-    vote(&store, &disputed, "d", false);
-    let two_against_two = score_of(&store, &near(&campaign, CLOSE));
-    assert_eq!(two_against_two.forced_action, None);
-    assert_eq!(two_against_two.label, Some(Label::Ham));
+    vote(&store, &disputed, "f", false);
+    let three_against_three = score_of(&store, &near(&campaign, CLOSE));
+    assert_eq!(three_against_three.forced_action, None);
+    assert_eq!(three_against_three.label, Some(Label::Ham));
     assert!(
         store
             .lookup(&near(&campaign, CLOSE))
@@ -267,19 +312,23 @@ fn a_whitelisted_near_duplicate_beats_reports_of_the_same_count_only() {
 fn quarantine_threshold_and_report_jaccard_are_configurable() {
     let dir = tempfile::tempdir().unwrap();
     let config = SimilarityConfig {
-        quarantine_min_reports: 3,
+        report_quorum: 4,
         report_min_jaccard: 0.9,
         ..SimilarityConfig::default()
     };
     let store = SimilarityStore::open_with(dir.path(), config).unwrap();
     let base = random_fingerprint(46);
-    for reporter in ["a", "b"] {
+    for reporter in ["a", "b", "c"] {
         vote(&store, &base, reporter, true);
     }
     let close = score_of(&store, &near(&base, 2));
-    assert!((close.score - 0.95).abs() < 1e-6, "{}", close.score);
+    assert_eq!(
+        close.score, 0.0,
+        "below this store's quorum of 4: {}",
+        close.reason
+    );
     assert_eq!(close.forced_action, None);
-    vote(&store, &base, "c", true);
+    vote(&store, &base, "d", true);
     let close = score_of(&store, &near(&base, 2));
     assert_eq!(close.forced_action, Some(ForcedAction::Quarantine));
     // Jaccard 0.875 is below this store's 0.9: the evidence score, no forced action.
@@ -293,7 +342,7 @@ fn user_reported_entries_are_not_lost_in_a_crowded_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let store = SimilarityStore::open(dir.path()).unwrap();
     let base = random_fingerprint(47);
-    for reporter in ["a", "b"] {
+    for reporter in ["a", "b", "c"] {
         vote(&store, &base, reporter, true);
     }
     // Newer seeded entries sharing every band but the last with `base` push it past the
@@ -312,5 +361,5 @@ fn user_reported_entries_are_not_lost_in_a_crowded_bucket() {
     assert!(stats.skipped_by_cap > 0, "{stats:?}");
     let found = found.unwrap();
     assert_eq!(found.fingerprint_id, base.id());
-    assert_eq!(found.user_spam_reports, 2);
+    assert_eq!(found.user_spam_reports, 3);
 }

@@ -113,6 +113,16 @@ pub fn serve_process(
     rust_log: &str,
     stderr: std::process::Stdio,
 ) -> (std::process::Child, SocketAddr) {
+    serve_process_with_env(data_dir, rust_log, stderr, &[])
+}
+
+/// [`serve_process`] with extra `SMSGUARD_*` settings in its environment.
+pub fn serve_process_with_env(
+    data_dir: &std::path::Path,
+    rust_log: &str,
+    stderr: std::process::Stdio,
+    env: &[(&str, &str)],
+) -> (std::process::Child, SocketAddr) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
         .args([
@@ -125,6 +135,7 @@ pub fn serve_process(
         .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", rust_log)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)
         .spawn()

@@ -9,6 +9,7 @@ mod key_reload;
 mod lifecycle;
 mod long_messages;
 mod malformed;
+mod poisoning;
 mod privacy;
 mod reload;
 mod restart;

@@ -10,8 +10,15 @@ use smsguard_proto::v1;
 
 use crate::common::{self, classify_request, client, contribution, run};
 
+/// Anonymous clients are one reporter together: a quorum of one lets one report reach the
+/// sync log, which is what this test checks survives.
 fn serve(data_dir: &Path) -> (Child, SocketAddr) {
-    common::serve_process(data_dir, "warn", Stdio::null())
+    common::serve_process_with_env(
+        data_dir,
+        "warn",
+        Stdio::null(),
+        &[("SMSGUARD_REPORT_QUORUM", "1")],
+    )
 }
 
 #[test]

@@ -17,6 +17,8 @@ use crate::common::{
 static SERVER: LazyLock<TestServer> = LazyLock::new(|| {
     run(common::start(|config| {
         config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        // Anonymous clients are one reporter together; let that one reporter's reports act.
+        config.report_quorum = 1;
     }))
 });
 
@@ -279,11 +281,30 @@ fn get_model_serves_a_signed_package_and_says_when_the_edge_is_current() {
 
 #[test]
 fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
-    let addr = SERVER.addr();
     let original = "Dear customer, your parcel 4471 is held at the depot. Pay the customs fee of 2 pounds at parcel-fees.example to release it";
     let near_duplicate = "Dear customer, your parcel 9902 is held at the depot. Pay the customs fee of 3 pounds at parcel-fees.example to release it";
     run(async move {
-        let client = client(addr).await;
+        // Reporters are API keys; this server's quorum is two of them.
+        let server = common::start(|config| {
+            config.report_quorum = 2;
+            config.api_keys = (1..=4)
+                .map(|i| {
+                    smsguard_server::ApiKeyConfig::from_key(
+                        &format!("phone-{i}"),
+                        &format!("secret-{i}"),
+                        1000.0,
+                        1000,
+                    )
+                })
+                .collect();
+        })
+        .await;
+        let client = client(server.addr()).await;
+        let keyed = |key: &str, mut request: tonic::Request<v1::ReportRequest>| {
+            let value = format!("Bearer secret-{key}").parse().unwrap();
+            request.metadata_mut().insert("authorization", value);
+            request
+        };
         let scorer = client.clone();
         // A new sender each time, so the sender reputation sees no burst.
         let senders = std::sync::atomic::AtomicU32::new(0);
@@ -292,38 +313,42 @@ fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
             let mut msg = message(text, "near");
             let n = senders.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             msg.sender = format!("+1555020{n:04}");
-            async move { classify_verdict(&mut client, msg).await }
+            let mut request = tonic::Request::new(v1::ClassifyRequest { message: Some(msg) });
+            let value = "Bearer secret-4".parse().unwrap();
+            request.metadata_mut().insert("authorization", value);
+            async move {
+                let answer = client.classify(request).await.unwrap().into_inner();
+                answer.verdict.unwrap()
+            }
         };
         let before = score(near_duplicate).await;
         assert_eq!(contribution(&before, "similarity").score, 0.0);
         assert_eq!(before.action, v1::Action::Allow as i32, "precondition");
         // The edge reports the message it classified through the cloud by fingerprint only.
         let seen = score(original).await;
-        let report = |fingerprint: &str, device: &str, feedback: v1::Feedback| {
+        let report = |fingerprint: &str, key: &str, feedback: v1::Feedback| {
             let mut report = spam_report(fingerprint, Vec::new());
-            report.device_id = device.into();
+            report.device_id = "any-device".into();
             report.feedback = feedback as i32;
             report.category = v1::Label::Fraud as i32;
+            let request = keyed(key, tonic::Request::new(report));
             let mut client = client.clone();
-            async move { client.report(report).await.unwrap().into_inner() }
+            async move { client.report(request).await.unwrap().into_inner() }
         };
         assert!(
-            report(&seen.fingerprint, "phone-1", v1::Feedback::Spam)
+            report(&seen.fingerprint, "1", v1::Feedback::Spam)
                 .await
                 .accepted
         );
-        // The same phone again is still one report: one phone cannot quarantine a campaign.
-        let again = report(&seen.fingerprint, "phone-1", v1::Feedback::Spam).await;
+        // The same key again is still one report, and one key is below the quorum.
+        let again = report(&seen.fingerprint, "1", v1::Feedback::Spam).await;
         assert_eq!(again.report_count, 1);
-
         let after_one = score(near_duplicate).await;
-        let similarity = contribution(&after_one, "similarity");
-        assert!(similarity.score >= 0.9, "{similarity:?}");
-        assert!(after_one.spam_score > before.spam_score);
-        assert_eq!(after_one.source, v1::VerdictSource::Cloud as i32);
+        assert_eq!(contribution(&after_one, "similarity").score, 0.0);
+        assert_eq!(after_one.action, before.action);
 
         assert_eq!(
-            report(&seen.fingerprint, "phone-2", v1::Feedback::Spam)
+            report(&seen.fingerprint, "2", v1::Feedback::Spam)
                 .await
                 .report_count,
             2
@@ -344,18 +369,10 @@ fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
 
         // One "not spam" report does not outweigh two spam reports; two do.
         let disputed = after_two.fingerprint.clone();
-        assert!(
-            report(&disputed, "phone-3", v1::Feedback::NotSpam)
-                .await
-                .accepted
-        );
+        assert!(report(&disputed, "3", v1::Feedback::NotSpam).await.accepted);
         let one_against_two = score(near_duplicate).await;
         assert_eq!(one_against_two.action, v1::Action::Quarantine as i32);
-        assert!(
-            report(&disputed, "phone-4", v1::Feedback::NotSpam)
-                .await
-                .accepted
-        );
+        assert!(report(&disputed, "4", v1::Feedback::NotSpam).await.accepted);
         let after_whitelist = score(near_duplicate).await;
         let similarity = contribution(&after_whitelist, "similarity");
         assert_eq!(similarity.score, 0.0);
@@ -365,13 +382,8 @@ fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
             similarity.reason
         );
         assert_eq!(after_whitelist.action, v1::Action::Allow as i32);
-        assert!(
-            after_whitelist.spam_score < after_one.spam_score,
-            "before {} after one spam report {} after not-spam reports {}",
-            before.spam_score,
-            after_one.spam_score,
-            after_whitelist.spam_score
-        );
+        assert!(after_whitelist.spam_score < after_two.spam_score);
+        server.server.shutdown().await.unwrap();
     });
 }
 

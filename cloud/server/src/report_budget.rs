@@ -1,0 +1,72 @@
+//! Per-API-key report budgets: a token bucket per reporter (the key's id; anonymous clients
+//! share one), holding `per_minute` reports and refilled at `per_minute` a minute. A user files
+//! a report now and then; one key filing 215 in 0.3 s is a script, and each excess report is
+//! refused (RESOURCE_EXHAUSTED) and counted. Memory is bounded by the configured keys.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+/// The report budgets of every key.
+#[derive(Debug)]
+pub struct ReportBudgets {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl ReportBudgets {
+    /// `per_minute` reports a minute per key; 0 turns budgets off.
+    pub fn new(per_minute: u32) -> Self {
+        ReportBudgets {
+            per_minute,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one report from `reporter`'s budget at `now`; false when it is spent.
+    pub fn try_take(&self, reporter: &str, now: Instant) -> bool {
+        if self.per_minute == 0 {
+            return true;
+        }
+        let capacity = f64::from(self.per_minute);
+        // A panic while the map was held leaves whole buckets behind: keep using them.
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.entry(reporter.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            refilled_at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.refilled_at);
+        bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * capacity / 60.0).min(capacity);
+        bucket.refilled_at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_key_spends_its_budget_and_gets_it_back_over_a_minute() {
+        let budgets = ReportBudgets::new(3);
+        let start = Instant::now();
+        assert!((0..3).all(|_| budgets.try_take("a", start)));
+        assert!(!budgets.try_take("a", start));
+        assert!(budgets.try_take("b", start), "budgets are per key");
+        assert!(budgets.try_take("a", start + Duration::from_secs(20)));
+        assert!(!budgets.try_take("a", start + Duration::from_secs(21)));
+        assert!(ReportBudgets::new(0).try_take("a", start));
+    }
+}
