@@ -23,8 +23,10 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyId(pub String);
 
+/// `burst` tokens, refilled at `rate_per_second`; the one rate limiter of the service (API-key
+/// calls here, report budgets in `report_budget`).
 #[derive(Debug)]
-struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate_per_second: f64,
     capacity: f64,
     tokens: f64,
@@ -33,16 +35,22 @@ struct TokenBucket {
 
 impl TokenBucket {
     fn new(rate_per_second: f64, burst: u32) -> Self {
+        Self::full_at(rate_per_second, burst, Instant::now())
+    }
+
+    /// A full bucket whose refill counts from `now`.
+    pub(crate) fn full_at(rate_per_second: f64, burst: u32, now: Instant) -> Self {
         let capacity = f64::from(burst.max(1));
         TokenBucket {
             rate_per_second,
             capacity,
             tokens: capacity,
-            refilled_at: Instant::now(),
+            refilled_at: now,
         }
     }
 
-    fn try_take(&mut self, now: Instant) -> bool {
+    /// Takes one token at `now`; false when none is left.
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now
             .saturating_duration_since(self.refilled_at)
             .as_secs_f64();

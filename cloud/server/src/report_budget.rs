@@ -7,17 +7,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    refilled_at: Instant,
-}
+use crate::auth::TokenBucket;
 
 /// The report budgets of every key.
 #[derive(Debug)]
 pub struct ReportBudgets {
     per_minute: u32,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl ReportBudgets {
@@ -34,22 +30,13 @@ impl ReportBudgets {
         if self.per_minute == 0 {
             return true;
         }
-        let capacity = f64::from(self.per_minute);
+        let per_second = f64::from(self.per_minute) / 60.0;
         // A panic while the map was held leaves whole buckets behind: keep using them.
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets.entry(reporter.to_owned()).or_insert(Bucket {
-            tokens: capacity,
-            refilled_at: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.refilled_at);
-        bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * capacity / 60.0).min(capacity);
-        bucket.refilled_at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        buckets
+            .entry(reporter.to_owned())
+            .or_insert_with(|| TokenBucket::full_at(per_second, self.per_minute, now))
+            .try_take(now)
     }
 }
 

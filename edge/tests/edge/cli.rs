@@ -21,7 +21,10 @@ fn smsguard_with_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Outpu
         .stderr(Stdio::piped())
         .spawn()
         .expect("smsguard starts");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A CLI that refuses its arguments exits without reading its input: a broken pipe then.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
