@@ -2,9 +2,9 @@
 //! label agrees with its action.
 
 use smsguard_core::Label;
+use smsguard_model::{Action, Prediction};
 use smsguard_proto::v1;
 
-use crate::model::{Action, Prediction};
 use crate::store::{Source, StoredVerdict};
 
 /// The local verdict. The label follows the action: `ham` when the message is allowed, else the
@@ -104,8 +104,8 @@ pub fn calls_ham(verdict: &StoredVerdict) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::Judged;
     use smsguard_core::{ActionThresholds, Market};
+    use smsguard_model::Judged;
 
     fn prediction(probabilities: [f32; 5], action: Action) -> Prediction {
         Prediction {

@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use smsguard_core::Label;
-
-use crate::model::Action;
+use smsguard_model::Action;
 
 /// Where a verdict was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
