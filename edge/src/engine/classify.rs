@@ -9,7 +9,7 @@ use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
 
 use super::link::Pending;
-use super::verdict::{cloud_verdict, local_verdict, proto_action};
+use super::verdict::{cloud_verdict, local_verdict};
 use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
 use crate::cloud::CloudLinkError;
 use crate::store::{MessageRecord, MessageState, Source, Store, StoredVerdict};
@@ -475,20 +475,10 @@ pub(super) fn recheck_message(record: &MessageRecord, body: &str) -> SmsMessage 
         local_verdict: Some(LocalVerdict {
             label: smsguard_proto::v1::Label::from(verdict.label) as i32,
             spam_score: verdict.spam_score,
-            action: proto_action(verdict.action) as i32,
-            source: proto_source(verdict.source) as i32,
+            action: smsguard_proto::v1::Action::from(verdict.action) as i32,
+            source: smsguard_proto::v1::VerdictSource::from(verdict.source) as i32,
         }),
         ..Default::default()
-    }
-}
-
-fn proto_source(source: Source) -> smsguard_proto::v1::VerdictSource {
-    use smsguard_proto::v1::VerdictSource;
-    match source {
-        Source::Cache => VerdictSource::Cache,
-        Source::Cloud => VerdictSource::Cloud,
-        Source::Local => VerdictSource::Local,
-        Source::Rule => VerdictSource::Rule,
     }
 }
 

@@ -7,10 +7,9 @@ use ort::logging::LogLevel;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
-use serde::{Deserialize, Serialize};
 use smsguard_core::features::FeatureEncoder;
 use smsguard_core::ngrams::{hash_ngrams, pad_batch, NgramFeatures};
-use smsguard_core::{normalize, ActionThresholds, Label, Market, Normalized};
+use smsguard_core::{normalize, Label, Market, Normalized};
 
 use crate::error::ModelError;
 use crate::metadata::{Judged, ModelInfo};
@@ -39,44 +38,8 @@ pub const NGRAM_WEIGHTS_NAME: &str = "ngram_weights";
 /// Name of the model output (`f32 [N, C]`).
 pub const OUTPUT_NAME: &str = "logits";
 
-/// What the phone should do with a message, from the spam score and the model's thresholds.
-///
-/// The local model alone never answers `Block`: a false positive must stay recoverable, so the
-/// strongest local verdict is `Quarantine`. `Block` is reserved for confirmed verdicts (cloud,
-/// user deny-list) added by later layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Below the 0.5 % ham-FPR threshold: deliver normally.
-    Allow,
-    /// At least the 0.5 % ham-FPR threshold: deliver with a "likely spam" tag.
-    Tag,
-    /// At least the 0.1 % ham-FPR threshold: hold in the quarantine folder.
-    Quarantine,
-    Block,
-}
-
-impl Action {
-    /// The local action for `spam_score` at an operating point.
-    pub fn for_score(spam_score: f32, point: &ActionThresholds) -> Action {
-        if spam_score >= point.quarantine {
-            Action::Quarantine
-        } else if spam_score >= point.tag {
-            Action::Tag
-        } else {
-            Action::Allow
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Tag => "tag",
-            Action::Quarantine => "quarantine",
-            Action::Block => "block",
-        }
-    }
-}
+/// The local action, defined once in the core (re-exported so `model::Action` keeps its path).
+pub use smsguard_core::Action;
 
 /// The local model's verdict on one message.
 #[derive(Debug, Clone, PartialEq)]
