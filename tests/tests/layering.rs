@@ -143,6 +143,26 @@ fn edge_and_cloud_meet_only_in_shared() {
     );
 }
 
+/// ARCHITECTURE.md: nothing but `smsguard-model` talks to ONNX Runtime. Only its normal
+/// dependency on `ort` is allowed; the trainer's parity test and example may link `ort` as a
+/// dev-dependency to check the exported graphs directly.
+#[test]
+fn only_the_model_crate_links_onnx_runtime() {
+    let metadata = workspace_metadata();
+    let mut linking = Vec::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        let name = package["name"].as_str().unwrap_or("?");
+        for dependency in package["dependencies"].as_array().expect("dependencies") {
+            let is_ort = dependency["name"].as_str() == Some("ort");
+            let is_dev = dependency["kind"].as_str() == Some("dev");
+            if is_ort && !is_dev {
+                linking.push(name.to_string());
+            }
+        }
+    }
+    assert_eq!(linking, ["smsguard-model"], "crates that link ort");
+}
+
 #[test]
 fn the_layer_rule_forbids_each_crossing() {
     use Layer::*;
