@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use smsguard_core::{Label, Market, MinHasher};
+use smsguard_model::{Action, EdgeModel};
 use smsguard_signing::VerifyingKey;
 
 use crate::cloud::{CloudClient, CloudConfig, CloudLinkError, DEFAULT_DEADLINE};
-use crate::model::{Action, EdgeModel};
 use crate::store::{Store, StoreError, StoreOptions};
 
 pub use crate::store::{
@@ -446,7 +446,7 @@ impl Engine {
     fn load_model(&self) {
         if let Some(library) = &self.config.onnxruntime_library {
             // Without the runtime no model loads: the engine runs degraded (fail open).
-            if let Err(e) = crate::runtime::init_runtime_from(library) {
+            if let Err(e) = smsguard_model::init_runtime_from(library) {
                 self.count_model_failure();
                 *write(&self.model_error) = Some(e.to_string());
                 return;
@@ -552,13 +552,6 @@ fn load_configured_model(source: &ModelSource) -> Result<(EdgeModel, String), St
     }
 }
 
-/// The embedded ONNX bytes, only to name their version (the same file `EdgeModel::embedded`
-/// compiles in; identical constants are merged by the linker).
-#[cfg(smsguard_embedded_model)]
-const EMBEDDED_MODEL_BYTES: Option<&[u8]> = Some(include_bytes!("../models/edge-int8.onnx"));
-#[cfg(not(smsguard_embedded_model))]
-const EMBEDDED_MODEL_BYTES: Option<&[u8]> = None;
-
 /// The version name of a model file: the first 16 hex digits of its SHA-256, as the cloud
 /// names the package it serves (so `GetModel` answers `up_to_date` for the same bytes).
 pub fn model_version_of(onnx: &[u8]) -> String {
@@ -569,7 +562,9 @@ pub fn model_version_of(onnx: &[u8]) -> String {
 pub fn embedded_model_version() -> String {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION
-        .get_or_init(|| EMBEDDED_MODEL_BYTES.map_or_else(|| "none".to_string(), model_version_of))
+        .get_or_init(|| {
+            EdgeModel::embedded_onnx().map_or_else(|| "none".to_string(), model_version_of)
+        })
         .clone()
 }
 

@@ -1,18 +1,16 @@
-//! The on-device engine of smsguard: loads ONNX Runtime (`runtime`), runs the int8 char-CNN on
-//! normalised text (`model`) and turns its spam score into a local action.
+//! The on-device engine of smsguard: the edge model (`smsguard-model`, re-exported here) in front
+//! of the sled store (`store`), the cloud link (`cloud`) and the engine that decides one SMS
+//! (`engine`).
 //!
-//! Nothing else in the workspace talks to ONNX Runtime. Errors never carry message text.
+//! This crate does not talk to ONNX Runtime itself; errors never carry message text.
 
 pub mod cloud;
 pub mod engine;
-pub mod error;
-pub mod metadata;
-pub mod model;
-pub mod perf;
-pub mod runtime;
 pub mod store;
 
-pub use error::EdgeError;
-pub use metadata::{Judged, ModelInfo};
-pub use model::{Action, EdgeModel, ModelInput, Prediction};
-pub use runtime::{init_runtime, init_runtime_from};
+pub use smsguard_model::{init_runtime, init_runtime_from};
+/// The model modules, re-exported so `smsguard_edge::model::Action` and friends keep their paths.
+pub use smsguard_model::{metadata, model, perf, runtime};
+pub use smsguard_model::{
+    Action, EdgeModel, Judged, ModelError, ModelInfo, ModelInput, Prediction,
+};

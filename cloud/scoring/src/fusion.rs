@@ -40,26 +40,8 @@ pub enum FusionError {
     Invalid(String),
 }
 
-/// What the cloud tells the phone to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Allow,
-    Tag,
-    Quarantine,
-    Block,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Tag => "tag",
-            Action::Quarantine => "quarantine",
-            Action::Block => "block",
-        }
-    }
-}
+/// What the cloud tells the phone to do: the core's one `Action`.
+pub use smsguard_core::Action;
 
 /// How a scorer's 0..1 score becomes a fusion input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -288,7 +288,7 @@ impl AppState {
                 verdict.label.as_str().to_owned()
             },
             spam_score: verdict.spam_score,
-            action: proto_action(verdict.action) as i32,
+            action: v1::Action::from(verdict.action) as i32,
             contributions,
             cache_ttl_seconds,
             fingerprint,
@@ -702,15 +702,6 @@ fn parse_fingerprint_id(text: &str) -> Result<u64, RequestError> {
         field: "fingerprint",
         reason: "expected 16 hex digits".into(),
     })
-}
-
-fn proto_action(action: smsguard_scoring::Action) -> v1::Action {
-    match action {
-        smsguard_scoring::Action::Allow => v1::Action::Allow,
-        smsguard_scoring::Action::Tag => v1::Action::Tag,
-        smsguard_scoring::Action::Quarantine => v1::Action::Quarantine,
-        smsguard_scoring::Action::Block => v1::Action::Block,
-    }
 }
 
 /// The sender rules of a rules file with a forced action, as `pattern -> SenderRuleKind`

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use smsguard_edge::{init_runtime, EdgeModel};
+use smsguard_model::{init_runtime, EdgeModel};
 use smsguard_train::data;
 
 /// Rows per ONNX Runtime call.
@@ -80,7 +80,7 @@ fn rows_of(model: &EdgeModel, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
     let logits = model.logits(&inputs)?;
     Ok(logits
         .chunks(labels)
-        .map(smsguard_edge::model::softmax)
+        .map(smsguard_model::model::softmax)
         .collect())
 }
 

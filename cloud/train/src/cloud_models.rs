@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use smsguard_core::metrics::{self, Observation};
 use smsguard_core::{Label, PIPELINE_VERSION};
-use smsguard_edge::EdgeModel;
+use smsguard_model::EdgeModel;
 use smsguard_scoring::cloud::seed_similarity_files;
 use smsguard_scoring::fusion::{
     self, default_inputs, fit_head, EdgeInput, FitConfig, FusionModel, Head, ScorerOutcome,

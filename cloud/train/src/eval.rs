@@ -1,4 +1,4 @@
-//! `smsguard-train eval`: runs an edge model through `smsguard_edge` (ONNX Runtime, the path the
+//! `smsguard-train eval`: runs an edge model through `smsguard_model` (ONNX Runtime, the path the
 //! phone runs) over labelled TSV files and reports accuracy, per-class and binary metrics, the
 //! recall at the model's stored thresholds, ROC-AUC, the confusion matrix and per-message latency.
 //!
@@ -15,14 +15,14 @@ use serde::Serialize;
 use smsguard_core::metrics::{self, MetricsReport, Observation, ThresholdMetrics};
 use smsguard_core::{normalize, ActionThresholds, Label, Market};
 use smsguard_corpus::ProblemKind;
-use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
-use smsguard_edge::{EdgeModel, ModelInfo};
+use smsguard_model::perf::{peak_rss_kib, LatencySummary};
+use smsguard_model::{EdgeModel, ModelInfo};
 
 use smsguard_report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// ONNX model to evaluate (default: the int8 model embedded in smsguard-edge). Needs --vocab.
+    /// ONNX model to evaluate (default: the int8 model embedded in smsguard-model). Needs --vocab.
     #[arg(long, requires = "vocab")]
     pub model: Option<PathBuf>,
     /// Vocabulary JSON of --model.

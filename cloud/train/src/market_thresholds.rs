@@ -15,8 +15,8 @@ use protobuf::Message;
 use serde::{Deserialize, Serialize};
 use smsguard_core::metrics::{self, Observation, ThresholdMetrics};
 use smsguard_core::{model_meta, ActionThresholds, Market};
-use smsguard_edge::model::softmax;
-use smsguard_edge::{init_runtime, EdgeModel};
+use smsguard_model::model::softmax;
+use smsguard_model::{init_runtime, EdgeModel};
 
 use crate::data::{self, Dataset, Split};
 use crate::manifest::{FileEntry, Manifest};

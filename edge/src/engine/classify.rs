@@ -5,15 +5,13 @@ use std::time::Instant;
 
 use smsguard_core::fraud_kb::FraudKnowledge;
 use smsguard_core::{normalize, Fingerprint, Label, Normalized};
+use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
 
 use super::link::Pending;
-use super::verdict::{cloud_verdict, local_verdict, proto_action};
+use super::verdict::{cloud_verdict, local_verdict};
 use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
 use crate::cloud::CloudLinkError;
-use crate::error::EdgeError;
-use crate::metadata::Judged;
-use crate::model::Action;
 use crate::store::{MessageRecord, MessageState, Source, Store, StoredVerdict};
 
 /// Store counter of messages the cloud refused to judge (their local verdict stood).
@@ -261,7 +259,7 @@ impl Engine {
                 Ok(with_fraud_knowledge(outcome, &message.normalized.text))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
-            Err(EdgeError::EmptyText) => Ok(Outcome::new(
+            Err(ModelError::EmptyText) => Ok(Outcome::new(
                 rule_verdict(Label::Ham, 0.0, Action::Allow),
                 "empty after normalisation".to_string(),
             )),
@@ -477,20 +475,10 @@ pub(super) fn recheck_message(record: &MessageRecord, body: &str) -> SmsMessage 
         local_verdict: Some(LocalVerdict {
             label: smsguard_proto::v1::Label::from(verdict.label) as i32,
             spam_score: verdict.spam_score,
-            action: proto_action(verdict.action) as i32,
-            source: proto_source(verdict.source) as i32,
+            action: smsguard_proto::v1::Action::from(verdict.action) as i32,
+            source: smsguard_proto::v1::VerdictSource::from(verdict.source) as i32,
         }),
         ..Default::default()
-    }
-}
-
-fn proto_source(source: Source) -> smsguard_proto::v1::VerdictSource {
-    use smsguard_proto::v1::VerdictSource;
-    match source {
-        Source::Cache => VerdictSource::Cache,
-        Source::Cloud => VerdictSource::Cloud,
-        Source::Local => VerdictSource::Local,
-        Source::Rule => VerdictSource::Rule,
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use smsguard_core::Label;
+use smsguard_model::Action;
 use smsguard_proto::v1::{classify_result::Outcome as ResultOutcome, Feedback, ReportRequest};
 use tonic::Code;
 
@@ -10,7 +11,6 @@ use super::classify::{recheck_message, state_counter};
 use super::verdict::{calls_fraud, calls_ham, cloud_verdict};
 use super::{now_ms, write, DrainSummary, Engine, EngineError, ReportOutcome};
 use crate::cloud::CloudLinkError;
-use crate::model::Action;
 use crate::store::{
     Effects, EngineEvent, HotFingerprint, MessageRecord, MessageState, QueueItem, Source,
     StoredVerdict, Transitioned,

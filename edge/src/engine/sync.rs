@@ -3,12 +3,12 @@
 
 use smsguard_core::fingerprint::NUM_HASHES;
 use smsguard_core::Label;
+use smsguard_model::EdgeModel;
 use smsguard_proto::v1::{self, GetModelResponse, SenderRuleKind, SyncCacheResponse};
 
 use super::senders::is_valid_rule;
 use super::{write, Engine, EngineError, HotIndex, ModelUpdate, SenderRules, SyncSummary};
 use crate::cloud::verify_model_package;
-use crate::model::EdgeModel;
 use crate::store::{HotFingerprint, SenderRuleEntry, StoredModel, SYNC_VERSION_KEY};
 
 /// Most `SyncCache` pages pulled by one `sync` (a server that always says `has_more` cannot

@@ -2,9 +2,9 @@
 //! label agrees with its action.
 
 use smsguard_core::Label;
+use smsguard_model::{Action, Prediction};
 use smsguard_proto::v1;
 
-use crate::model::{Action, Prediction};
 use crate::store::{Source, StoredVerdict};
 
 /// The local verdict. The label follows the action: `ham` when the message is allowed, else the
@@ -41,7 +41,7 @@ pub fn cloud_verdict(verdict: &v1::Verdict) -> StoredVerdict {
         .and_then(smsguard_proto::core_label);
     let action = v1::Action::try_from(verdict.action)
         .ok()
-        .and_then(core_action);
+        .and_then(smsguard_proto::core_action);
     let (label, action) = match (label, action) {
         (Some(label), Some(action)) => (label, action),
         (Some(label), None) => (label, default_action(label)),
@@ -53,26 +53,6 @@ pub fn cloud_verdict(verdict: &v1::Verdict) -> StoredVerdict {
         spam_score: verdict.spam_score.clamp(0.0, 1.0),
         action,
         source: Source::Cloud,
-    }
-}
-
-fn core_action(action: v1::Action) -> Option<Action> {
-    match action {
-        v1::Action::Unspecified => None,
-        v1::Action::Allow => Some(Action::Allow),
-        v1::Action::Tag => Some(Action::Tag),
-        v1::Action::Quarantine => Some(Action::Quarantine),
-        v1::Action::Block => Some(Action::Block),
-    }
-}
-
-/// The protocol form of an action.
-pub fn proto_action(action: Action) -> v1::Action {
-    match action {
-        Action::Allow => v1::Action::Allow,
-        Action::Tag => v1::Action::Tag,
-        Action::Quarantine => v1::Action::Quarantine,
-        Action::Block => v1::Action::Block,
     }
 }
 
@@ -104,8 +84,8 @@ pub fn calls_ham(verdict: &StoredVerdict) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::Judged;
     use smsguard_core::{ActionThresholds, Market};
+    use smsguard_model::Judged;
 
     fn prediction(probabilities: [f32; 5], action: Action) -> Prediction {
         Prediction {

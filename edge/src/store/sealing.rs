@@ -245,9 +245,9 @@ pub(super) fn decode_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Action;
     use crate::store::{MessageState, Source, StoredVerdict};
     use smsguard_core::Label;
+    use smsguard_model::Action;
 
     fn record(id: u64) -> MessageRecord {
         MessageRecord {

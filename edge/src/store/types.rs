@@ -4,33 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use smsguard_core::Label;
+use smsguard_model::Action;
 
-use crate::model::Action;
-
-/// Where a verdict was decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// An earlier cloud verdict, a user report or a synced hot fingerprint.
-    Cache,
-    /// The fused cloud verdict, in time.
-    Cloud,
-    /// The on-device model.
-    Local,
-    /// An allow/deny list entry or a synced sender rule.
-    Rule,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Cache => "cache",
-            Source::Cloud => "cloud",
-            Source::Local => "local",
-            Source::Rule => "rule",
-        }
-    }
-}
+/// Where a verdict was decided (defined once in the core; `Source` is the engine's name for it).
+pub use smsguard_core::VerdictSource as Source;
 
 /// Life cycle of a classified message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 use smsguard_core::features::word_level_json;
 use smsguard_core::ngrams::NgramFeatures;
 use smsguard_core::{normalize, Label, Market, PIPELINE_VERSION};
-use smsguard_edge::{EdgeError, EdgeModel, ModelInput};
+use smsguard_model::{EdgeModel, ModelError, ModelInput};
 
 use crate::fixtures::{int8_model, vocab_json, OBVIOUS_HAM, OBVIOUS_SPAM};
 
@@ -136,7 +136,10 @@ fn wrong_batch_shape_is_an_error() {
         ngrams: NgramFeatures::default(),
     };
     let err = model.logits(&[short]).unwrap_err();
-    assert!(matches!(err, EdgeError::BatchShape { ids: 3, .. }), "{err}");
+    assert!(
+        matches!(err, ModelError::BatchShape { ids: 3, .. }),
+        "{err}"
+    );
     assert!(model.logits(&[]).unwrap().is_empty());
 }
 
@@ -156,7 +159,7 @@ fn empty_and_blank_messages_are_refused() {
     let model = embedded();
     for text in ["", "   ", "\u{200b}\u{200b}"] {
         assert!(
-            matches!(model.classify(text), Err(EdgeError::EmptyText)),
+            matches!(model.classify(text), Err(ModelError::EmptyText)),
             "{text:?} was not refused"
         );
     }
@@ -176,7 +179,7 @@ fn corrupt_model_bytes_are_refused() {
     let vocab = vocab_json();
     assert!(matches!(
         EdgeModel::from_bytes(b"definitely not onnx", &vocab),
-        Err(EdgeError::Ort { .. })
+        Err(ModelError::Ort { .. })
     ));
     let model = int8_model();
     let truncated = &model[..model.len() / 2];
@@ -189,16 +192,16 @@ fn vocabulary_mismatch_is_refused() {
     let model = int8_model();
     let other_vocab = word_level_json(&['a', 'b', 'c'], 16);
     let err = EdgeModel::from_bytes(&model, &other_vocab).unwrap_err();
-    assert!(matches!(err, EdgeError::VocabMismatch { .. }), "{err}");
+    assert!(matches!(err, ModelError::VocabMismatch { .. }), "{err}");
     // Same tokens, different bytes: still refused, the hash pins the exact file.
     let reformatted = format!(" {}", vocab_json());
     assert!(matches!(
         EdgeModel::from_bytes(&model, &reformatted),
-        Err(EdgeError::VocabMismatch { .. })
+        Err(ModelError::VocabMismatch { .. })
     ));
     assert!(matches!(
         EdgeModel::from_bytes(&model, "{not json"),
-        Err(EdgeError::Vocab(_))
+        Err(ModelError::Vocab(_))
     ));
 }
 

@@ -1,13 +1,13 @@
 use std::path::Path;
 
-use smsguard_edge::error::PROVISION_SCRIPT;
-use smsguard_edge::runtime::{init_runtime, init_runtime_from, locate_library};
-use smsguard_edge::EdgeError;
+use smsguard_model::error::PROVISION_SCRIPT;
+use smsguard_model::runtime::{init_runtime, init_runtime_from, locate_library};
+use smsguard_model::ModelError;
 
 #[test]
 fn missing_library_names_the_provisioning_script() {
     let err = init_runtime_from(Path::new("/nonexistent/dir/libonnxruntime.so")).unwrap_err();
-    assert!(matches!(err, EdgeError::RuntimeMissing { .. }));
+    assert!(matches!(err, ModelError::RuntimeMissing { .. }));
     let message = err.to_string();
     assert!(message.contains(PROVISION_SCRIPT), "{message}");
     assert!(

@@ -15,11 +15,13 @@ pub mod model_meta;
 pub mod ngrams;
 pub mod normalize;
 pub mod taxonomy;
+pub mod verdict;
 
 pub use fingerprint::{Fingerprint, MinHasher};
 pub use market::{ActionThresholds, Market};
 pub use normalize::{normalize, MaskKind, Masked, Normalized, Transform};
 pub use taxonomy::Label;
+pub use verdict::{Action, VerdictSource};
 
 /// Version of the normalisation + featurisation pipeline. Bumped whenever `normalize` or the
 /// feature encoding changes output for any input; models record the version they were trained

@@ -2,9 +2,9 @@
 //! descriptor set (for server reflection) describes the service.
 
 use prost::Message;
-use smsguard_core::Label as CoreLabel;
-use smsguard_proto::core_label;
+use smsguard_core::{Action as CoreAction, Label as CoreLabel, VerdictSource as CoreVerdictSource};
 use smsguard_proto::v1::{self, Action, Contribution, Label, Verdict};
+use smsguard_proto::{core_action, core_label};
 
 #[test]
 fn verdict_round_trips_through_the_wire_format() {
@@ -83,4 +83,32 @@ fn descriptor_set_describes_the_service() {
             "GetModel"
         ]
     );
+}
+
+#[test]
+fn protocol_actions_map_onto_the_core_actions_both_ways() {
+    let pairs = [
+        (CoreAction::Allow, Action::Allow),
+        (CoreAction::Tag, Action::Tag),
+        (CoreAction::Quarantine, Action::Quarantine),
+        (CoreAction::Block, Action::Block),
+    ];
+    for (core, wire) in pairs {
+        assert_eq!(Action::from(core), wire);
+        assert_eq!(core_action(wire), Some(core));
+    }
+    assert_eq!(core_action(Action::Unspecified), None);
+}
+
+#[test]
+fn core_verdict_sources_map_onto_the_protocol() {
+    let pairs = [
+        (CoreVerdictSource::Cache, v1::VerdictSource::Cache),
+        (CoreVerdictSource::Cloud, v1::VerdictSource::Cloud),
+        (CoreVerdictSource::Local, v1::VerdictSource::Local),
+        (CoreVerdictSource::Rule, v1::VerdictSource::Rule),
+    ];
+    for (core, wire) in pairs {
+        assert_eq!(v1::VerdictSource::from(core), wire);
+    }
 }

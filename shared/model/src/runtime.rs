@@ -11,13 +11,14 @@ use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
 
-use crate::error::EdgeError;
+use crate::error::ModelError;
 
 /// Environment variable naming the ONNX Runtime library explicitly.
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 
 /// Where `edge/provision-onnxruntime.sh` puts the library in this workspace.
-const WORKSPACE_LIBRARY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ort/libonnxruntime.so");
+const WORKSPACE_LIBRARY: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ort/libonnxruntime.so");
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
 /// Serialises first-time initialisation so two threads never load the library concurrently.
@@ -26,7 +27,7 @@ static INIT_LOCK: Mutex<()> = Mutex::new(());
 /// Loads ONNX Runtime from the default search path and creates the process environment.
 /// Idempotent: later calls return at once. A failure is not remembered, so a caller may fix the
 /// environment (e.g. set `ORT_DYLIB_PATH`) and retry.
-pub fn init_runtime() -> Result<(), EdgeError> {
+pub fn init_runtime() -> Result<(), ModelError> {
     if ENVIRONMENT.get().is_some() {
         return Ok(());
     }
@@ -36,17 +37,17 @@ pub fn init_runtime() -> Result<(), EdgeError> {
 
 /// Loads ONNX Runtime from `library` and creates the process environment. The path is checked
 /// even when a runtime is already loaded (one per process), so a bad path is always reported.
-pub fn init_runtime_from(library: &Path) -> Result<(), EdgeError> {
+pub fn init_runtime_from(library: &Path) -> Result<(), ModelError> {
     if !library.is_file() {
-        return Err(EdgeError::RuntimeMissing {
+        return Err(ModelError::RuntimeMissing {
             searched: vec![library.to_path_buf()],
         });
     }
-    let _guard = INIT_LOCK.lock().map_err(|_| EdgeError::Poisoned)?;
+    let _guard = INIT_LOCK.lock().map_err(|_| ModelError::Poisoned)?;
     if ENVIRONMENT.get().is_some() {
         return Ok(());
     }
-    let builder = ort::init_from(library).map_err(|e| EdgeError::RuntimeLoad {
+    let builder = ort::init_from(library).map_err(|e| ModelError::RuntimeLoad {
         path: library.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -54,16 +55,16 @@ pub fn init_runtime_from(library: &Path) -> Result<(), EdgeError> {
         .with_name("smsguard")
         .with_telemetry(false)
         .build()
-        .map_err(EdgeError::ort("create the environment"))?;
+        .map_err(ModelError::ort("create the environment"))?;
     // Only this function sets the cell, under the lock, so it is still empty here.
     let _ = ENVIRONMENT.set(environment);
     Ok(())
 }
 
 /// The process environment, initialising the runtime on first use.
-pub(crate) fn environment() -> Result<&'static Environment, EdgeError> {
+pub(crate) fn environment() -> Result<&'static Environment, ModelError> {
     init_runtime()?;
-    ENVIRONMENT.get().ok_or_else(|| EdgeError::RuntimeMissing {
+    ENVIRONMENT.get().ok_or_else(|| ModelError::RuntimeMissing {
         searched: Vec::new(),
     })
 }
@@ -73,14 +74,14 @@ pub(crate) fn environment() -> Result<&'static Environment, EdgeError> {
 pub fn locate_library(
     explicit: Option<OsString>,
     candidates: &[PathBuf],
-) -> Result<PathBuf, EdgeError> {
+) -> Result<PathBuf, ModelError> {
     let searched: Vec<PathBuf> = match explicit.filter(|p| !p.is_empty()) {
         Some(path) => vec![PathBuf::from(path)],
         None => candidates.to_vec(),
     };
     match searched.iter().find(|p| p.is_file()) {
         Some(found) => Ok(found.clone()),
-        None => Err(EdgeError::RuntimeMissing { searched }),
+        None => Err(ModelError::RuntimeMissing { searched }),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The one error type of the edge library. Messages name files, keys, sizes and hashes, never
-//! message text.
+//! The one error type of the model crate: loading ONNX Runtime, checking and running a model.
+//! Messages name files, keys, sizes and hashes, never message text.
 
 use std::path::PathBuf;
 
@@ -9,7 +9,7 @@ use smsguard_core::features::FeatureError;
 pub const PROVISION_SCRIPT: &str = "edge/provision-onnxruntime.sh";
 
 #[derive(Debug, thiserror::Error)]
-pub enum EdgeError {
+pub enum ModelError {
     #[error(
         "ONNX Runtime library not found (looked at: {}); run {PROVISION_SCRIPT} or set ORT_DYLIB_PATH",
         display_paths(.searched)
@@ -47,9 +47,9 @@ pub enum EdgeError {
     Poisoned,
 }
 
-impl EdgeError {
-    pub(crate) fn ort(action: &'static str) -> impl FnOnce(ort::Error) -> EdgeError {
-        move |source| EdgeError::Ort { action, source }
+impl ModelError {
+    pub(crate) fn ort(action: &'static str) -> impl FnOnce(ort::Error) -> ModelError {
+        move |source| ModelError::Ort { action, source }
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use smsguard_core::ngrams::NgramConfig;
 use smsguard_core::{model_meta as key, ActionThresholds, Label, Market};
 
-use crate::error::EdgeError;
+use crate::error::ModelError;
 
 /// Everything the edge needs to know about a model file besides its graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,9 +56,9 @@ impl Judged {
 
 impl ModelInfo {
     /// Reads the metadata through `lookup` (key -> value) and validates it.
-    pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EdgeError> {
+    pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ModelError> {
         let required = |name: &'static str| {
-            lookup(name).ok_or(EdgeError::Metadata {
+            lookup(name).ok_or(ModelError::Metadata {
                 key: name,
                 problem: "missing".to_string(),
             })
@@ -92,8 +92,8 @@ impl ModelInfo {
         Ok(info)
     }
 
-    fn validate(&self) -> Result<(), EdgeError> {
-        let invalid = |key: &'static str, problem: &str| EdgeError::Metadata {
+    fn validate(&self) -> Result<(), ModelError> {
+        let invalid = |key: &'static str, problem: &str| ModelError::Metadata {
             key,
             problem: problem.to_string(),
         };
@@ -104,7 +104,7 @@ impl ModelInfo {
             ));
         }
         if let Some(unknown) = self.labels.iter().find(|l| l.parse::<Label>().is_err()) {
-            return Err(EdgeError::UnknownLabel(unknown.clone()));
+            return Err(ModelError::UnknownLabel(unknown.clone()));
         }
         if self.seq_len == 0 {
             return Err(invalid(key::SEQ_LEN, "zero"));
@@ -113,7 +113,7 @@ impl ModelInfo {
             return Err(invalid(key::NGRAM_CONFIG, &problem.to_string()));
         }
         if self.pipeline_version != smsguard_core::PIPELINE_VERSION {
-            return Err(EdgeError::PipelineVersion {
+            return Err(ModelError::PipelineVersion {
                 model: self.pipeline_version,
                 expected: smsguard_core::PIPELINE_VERSION,
             });
@@ -167,9 +167,9 @@ impl ModelInfo {
     }
 
     /// Checks that `vocab_sha256` (of the vocabulary JSON given to the edge) is the model's.
-    pub fn check_vocab(&self, vocab_sha256: &str) -> Result<(), EdgeError> {
+    pub fn check_vocab(&self, vocab_sha256: &str) -> Result<(), ModelError> {
         if self.vocab_sha256 != vocab_sha256.to_ascii_lowercase() {
-            return Err(EdgeError::VocabMismatch {
+            return Err(ModelError::VocabMismatch {
                 model: self.vocab_sha256.clone(),
                 vocab: vocab_sha256.to_string(),
             });
@@ -181,15 +181,15 @@ impl ModelInfo {
 fn parse_json<T: serde::de::DeserializeOwned>(
     key: &'static str,
     raw: &str,
-) -> Result<T, EdgeError> {
-    serde_json::from_str(raw).map_err(|e| EdgeError::Metadata {
+) -> Result<T, ModelError> {
+    serde_json::from_str(raw).map_err(|e| ModelError::Metadata {
         key,
         problem: format!("not valid JSON ({e})"),
     })
 }
 
-fn parse_number<T: std::str::FromStr>(key: &'static str, raw: &str) -> Result<T, EdgeError> {
-    raw.trim().parse().map_err(|_| EdgeError::Metadata {
+fn parse_number<T: std::str::FromStr>(key: &'static str, raw: &str) -> Result<T, ModelError> {
+    raw.trim().parse().map_err(|_| ModelError::Metadata {
         key,
         problem: format!("not a number ({} bytes)", raw.len()),
     })
@@ -221,7 +221,7 @@ pub(crate) mod tests {
         ])
     }
 
-    fn parse(props: &HashMap<&'static str, String>) -> Result<ModelInfo, EdgeError> {
+    fn parse(props: &HashMap<&'static str, String>) -> Result<ModelInfo, ModelError> {
         ModelInfo::parse(|k| props.get(k).cloned())
     }
 
@@ -279,7 +279,7 @@ pub(crate) mod tests {
         );
         assert!(matches!(
             parse(&props),
-            Err(EdgeError::PipelineVersion { .. })
+            Err(ModelError::PipelineVersion { .. })
         ));
     }
 
@@ -293,7 +293,7 @@ pub(crate) mod tests {
         props.insert(key::LABELS, r#"["spam","ham"]"#.to_string());
         assert!(matches!(
             parse(&props),
-            Err(EdgeError::Metadata {
+            Err(ModelError::Metadata {
                 key: key::LABELS,
                 ..
             })
@@ -309,7 +309,7 @@ pub(crate) mod tests {
         props.insert(key::THRESHOLD_FPR_0_1, "0.1".to_string());
         assert!(matches!(
             parse(&props),
-            Err(EdgeError::Metadata {
+            Err(ModelError::Metadata {
                 key: key::THRESHOLD_FPR_0_1,
                 ..
             })
@@ -322,7 +322,7 @@ pub(crate) mod tests {
         assert!(info.check_vocab(&"AB".repeat(32)).is_ok());
         assert!(matches!(
             info.check_vocab(&"cd".repeat(32)),
-            Err(EdgeError::VocabMismatch { .. })
+            Err(ModelError::VocabMismatch { .. })
         ));
     }
 }

@@ -7,12 +7,11 @@ use ort::logging::LogLevel;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
-use serde::{Deserialize, Serialize};
 use smsguard_core::features::FeatureEncoder;
 use smsguard_core::ngrams::{hash_ngrams, pad_batch, NgramFeatures};
-use smsguard_core::{normalize, ActionThresholds, Label, Market, Normalized};
+use smsguard_core::{normalize, Label, Market, Normalized};
 
-use crate::error::EdgeError;
+use crate::error::ModelError;
 use crate::metadata::{Judged, ModelInfo};
 use crate::runtime;
 
@@ -20,11 +19,12 @@ mod windows;
 
 pub use windows::{WindowPlan, MAX_WINDOWS};
 
-/// The shipped int8 model and its vocabulary, compiled into the binary (see build.rs).
+/// The shipped int8 model and its vocabulary (`edge/models/`), compiled into the binary (see
+/// build.rs).
 #[cfg(smsguard_embedded_model)]
 const EMBEDDED: Option<(&[u8], &str)> = Some((
-    include_bytes!("../models/edge-int8.onnx"),
-    include_str!("../models/vocab.json"),
+    include_bytes!("../../../edge/models/edge-int8.onnx"),
+    include_str!("../../../edge/models/vocab.json"),
 ));
 #[cfg(not(smsguard_embedded_model))]
 const EMBEDDED: Option<(&[u8], &str)> = None;
@@ -38,44 +38,8 @@ pub const NGRAM_WEIGHTS_NAME: &str = "ngram_weights";
 /// Name of the model output (`f32 [N, C]`).
 pub const OUTPUT_NAME: &str = "logits";
 
-/// What the phone should do with a message, from the spam score and the model's thresholds.
-///
-/// The local model alone never answers `Block`: a false positive must stay recoverable, so the
-/// strongest local verdict is `Quarantine`. `Block` is reserved for confirmed verdicts (cloud,
-/// user deny-list) added by later layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Below the 0.5 % ham-FPR threshold: deliver normally.
-    Allow,
-    /// At least the 0.5 % ham-FPR threshold: deliver with a "likely spam" tag.
-    Tag,
-    /// At least the 0.1 % ham-FPR threshold: hold in the quarantine folder.
-    Quarantine,
-    Block,
-}
-
-impl Action {
-    /// The local action for `spam_score` at an operating point.
-    pub fn for_score(spam_score: f32, point: &ActionThresholds) -> Action {
-        if spam_score >= point.quarantine {
-            Action::Quarantine
-        } else if spam_score >= point.tag {
-            Action::Tag
-        } else {
-            Action::Allow
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Tag => "tag",
-            Action::Quarantine => "quarantine",
-            Action::Block => "block",
-        }
-    }
-}
+/// The local action, defined once in the core (re-exported so `model::Action` keeps its path).
+pub use smsguard_core::Action;
 
 /// The local model's verdict on one message.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +79,7 @@ pub struct EdgeModel {
 impl EdgeModel {
     /// Loads a model from its ONNX bytes and the vocabulary JSON it was trained with. Refuses a
     /// model for another pipeline version, another vocabulary or with the wrong signature.
-    pub fn from_bytes(model: &[u8], vocab_json: &str) -> Result<EdgeModel, EdgeError> {
+    pub fn from_bytes(model: &[u8], vocab_json: &str) -> Result<EdgeModel, ModelError> {
         let session = build_session(model)?;
         check_signature(&session)?;
         let info = read_info(&session)?;
@@ -126,7 +90,7 @@ impl EdgeModel {
             .iter()
             .map(|name| {
                 name.parse()
-                    .map_err(|_| EdgeError::UnknownLabel(name.clone()))
+                    .map_err(|_| ModelError::UnknownLabel(name.clone()))
             })
             .collect::<Result<_, _>>()?;
         Ok(EdgeModel {
@@ -138,9 +102,15 @@ impl EdgeModel {
     }
 
     /// The shipped int8 model (`edge/models/edge-int8.onnx` + `vocab.json`, compiled in).
-    pub fn embedded() -> Result<EdgeModel, EdgeError> {
-        let (model, vocab_json) = EMBEDDED.ok_or(EdgeError::NoEmbeddedModel)?;
+    pub fn embedded() -> Result<EdgeModel, ModelError> {
+        let (model, vocab_json) = EMBEDDED.ok_or(ModelError::NoEmbeddedModel)?;
         EdgeModel::from_bytes(model, vocab_json)
+    }
+
+    /// The ONNX bytes `embedded` loads, for naming their version; `None` in a build without a
+    /// shipped model.
+    pub fn embedded_onnx() -> Option<&'static [u8]> {
+        EMBEDDED.map(|(model, _)| model)
     }
 
     /// The model's metadata.
@@ -161,10 +131,10 @@ impl EdgeModel {
     }
 
     /// Raw logits of a batch of inputs, row-major, `batch.len() * labels` values.
-    pub fn logits(&self, batch: &[ModelInput]) -> Result<Vec<f32>, EdgeError> {
+    pub fn logits(&self, batch: &[ModelInput]) -> Result<Vec<f32>, ModelError> {
         let seq_len = self.info.seq_len;
         if let Some(bad) = batch.iter().find(|row| row.ids.len() != seq_len) {
-            return Err(EdgeError::BatchShape {
+            return Err(ModelError::BatchShape {
                 ids: bad.ids.len(),
                 seq_len,
             });
@@ -181,28 +151,28 @@ impl EdgeModel {
         let padded = pad_batch(&grams);
         let width = padded.width;
         let ids = TensorRef::from_array_view(([rows, seq_len], ids.as_slice()))
-            .map_err(EdgeError::ort("wrap the input ids"))?;
+            .map_err(ModelError::ort("wrap the input ids"))?;
         let ngram_ids = TensorRef::from_array_view(([rows, width], padded.ids.as_slice()))
-            .map_err(EdgeError::ort("wrap the n-gram ids"))?;
+            .map_err(ModelError::ort("wrap the n-gram ids"))?;
         let ngram_weights = TensorRef::from_array_view(([rows, width], padded.weights.as_slice()))
-            .map_err(EdgeError::ort("wrap the n-gram weights"))?;
-        let mut session = self.session.lock().map_err(|_| EdgeError::Poisoned)?;
+            .map_err(ModelError::ort("wrap the n-gram weights"))?;
+        let mut session = self.session.lock().map_err(|_| ModelError::Poisoned)?;
         let outputs = session
             .run(ort::inputs![
                 INPUT_NAME => ids,
                 NGRAM_IDS_NAME => ngram_ids,
                 NGRAM_WEIGHTS_NAME => ngram_weights,
             ])
-            .map_err(EdgeError::ort("run the model"))?;
+            .map_err(ModelError::ort("run the model"))?;
         let output = outputs
             .get(OUTPUT_NAME)
-            .ok_or_else(|| EdgeError::Signature(format!("no {OUTPUT_NAME:?} output")))?;
+            .ok_or_else(|| ModelError::Signature(format!("no {OUTPUT_NAME:?} output")))?;
         let (_, logits) = output
             .try_extract_tensor::<f32>()
-            .map_err(EdgeError::ort("read the logits"))?;
+            .map_err(ModelError::ort("read the logits"))?;
         let expected = rows * self.info.labels.len();
         if logits.len() != expected {
-            return Err(EdgeError::OutputShape {
+            return Err(ModelError::OutputShape {
                 got: logits.len(),
                 expected,
             });
@@ -211,7 +181,7 @@ impl EdgeModel {
     }
 
     /// Normalises, encodes and classifies one message.
-    pub fn classify(&self, text: &str) -> Result<Prediction, EdgeError> {
+    pub fn classify(&self, text: &str) -> Result<Prediction, ModelError> {
         self.classify_normalized(&normalize(text))
     }
 
@@ -226,7 +196,7 @@ impl EdgeModel {
     /// for fingerprints and rules). A text longer than the model reads at once is scored in
     /// windows (see [`WindowPlan`]) and judged by the one with the highest spam score; a text
     /// that fits is one window, exactly the single pass.
-    pub fn classify_normalized(&self, normalized: &Normalized) -> Result<Prediction, EdgeError> {
+    pub fn classify_normalized(&self, normalized: &Normalized) -> Result<Prediction, ModelError> {
         self.classify_in_market(normalized, None)
     }
 
@@ -237,10 +207,10 @@ impl EdgeModel {
         &self,
         normalized: &Normalized,
         market: Option<Market>,
-    ) -> Result<Prediction, EdgeError> {
+    ) -> Result<Prediction, ModelError> {
         let text = normalized.text.as_str();
         if text.trim().is_empty() {
-            return Err(EdgeError::EmptyText);
+            return Err(ModelError::EmptyText);
         }
         let market = market.unwrap_or_else(|| Market::of_text(text));
         let batch: Vec<ModelInput> = self
@@ -260,7 +230,7 @@ impl EdgeModel {
                     worst
                 }
             })
-            .ok_or(EdgeError::OutputShape {
+            .ok_or(ModelError::OutputShape {
                 got: 0,
                 expected: self.labels.len(),
             })?;
@@ -293,14 +263,14 @@ impl EdgeModel {
     }
 }
 
-fn build_session(model: &[u8]) -> Result<Session, EdgeError> {
+fn build_session(model: &[u8]) -> Result<Session, ModelError> {
     let environment = runtime::environment()?;
-    let configure = |e: ort::Error<SessionBuilder>| EdgeError::Ort {
+    let configure = |e: ort::Error<SessionBuilder>| ModelError::Ort {
         action: "configure the session",
         source: e.into(),
     };
     let builder =
-        Session::builder(environment).map_err(EdgeError::ort("create a session builder"))?;
+        Session::builder(environment).map_err(ModelError::ort("create a session builder"))?;
     let builder = builder
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(configure)?;
@@ -311,12 +281,12 @@ fn build_session(model: &[u8]) -> Result<Session, EdgeError> {
     let mut builder = builder.with_inter_threads(1).map_err(configure)?;
     builder
         .commit_from_memory(model)
-        .map_err(EdgeError::ort("load the model"))
+        .map_err(ModelError::ort("load the model"))
 }
 
 /// The model must take exactly `ids: int64`, `ngram_ids: int64`, `ngram_weights: f32` and
 /// produce `logits: f32`.
-fn check_signature(session: &Session) -> Result<(), EdgeError> {
+fn check_signature(session: &Session) -> Result<(), ModelError> {
     let expected = [
         (INPUT_NAME, TensorElementType::Int64),
         (NGRAM_IDS_NAME, TensorElementType::Int64),
@@ -331,14 +301,14 @@ fn check_signature(session: &Session) -> Result<(), EdgeError> {
         });
     if !inputs_ok {
         let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
-        return Err(EdgeError::Signature(format!(
+        return Err(ModelError::Signature(format!(
             "inputs are {names:?}, expected int64 {INPUT_NAME:?}, int64 {NGRAM_IDS_NAME:?} and \
              f32 {NGRAM_WEIGHTS_NAME:?}"
         )));
     }
     let output = session.outputs().iter().find(|o| o.name() == OUTPUT_NAME);
     if !output.is_some_and(|o| is_tensor_of(o.dtype(), TensorElementType::Float32)) {
-        return Err(EdgeError::Signature(format!(
+        return Err(ModelError::Signature(format!(
             "no f32 output named {OUTPUT_NAME:?}"
         )));
     }
@@ -349,10 +319,10 @@ fn is_tensor_of(dtype: &ValueType, expected: TensorElementType) -> bool {
     matches!(dtype, ValueType::Tensor { ty, .. } if *ty == expected)
 }
 
-fn read_info(session: &Session) -> Result<ModelInfo, EdgeError> {
+fn read_info(session: &Session) -> Result<ModelInfo, ModelError> {
     let metadata = session
         .metadata()
-        .map_err(EdgeError::ort("read the model metadata"))?;
+        .map_err(ModelError::ort("read the model metadata"))?;
     ModelInfo::parse(|key| metadata.custom(key))
 }
 

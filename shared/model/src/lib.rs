@@ -1,0 +1,19 @@
+//! The edge model of smsguard: loads ONNX Runtime (`runtime`), checks a model file's metadata
+//! against this build's pipeline (`metadata`), runs the int8 char-CNN on normalised text and
+//! turns its spam score into a local action (`model`).
+//!
+//! The one crate of the workspace that links `ort`, so that the phone's engine (`smsguard-edge`)
+//! and the cloud's evaluation and training (`smsguard-server`, `smsguard-train`) share the model
+//! without depending on each other. `perf` holds the latency and memory figures their benchmarks
+//! and evaluations report. Errors never carry message text.
+
+pub mod error;
+pub mod metadata;
+pub mod model;
+pub mod perf;
+pub mod runtime;
+
+pub use error::ModelError;
+pub use metadata::{Judged, ModelInfo};
+pub use model::{Action, EdgeModel, ModelInput, Prediction};
+pub use runtime::{init_runtime, init_runtime_from};
