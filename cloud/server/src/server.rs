@@ -256,16 +256,21 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// File descriptors kept out of the gRPC connection budget: the stores, the metrics and
-/// console listeners and their connections (`metrics_max_connections` each), logs, blocking threads' files.
+/// File descriptors kept out of the gRPC connection budget besides the metrics listener's
+/// (and, when on, the console's) `metrics_max_connections`: the stores, the listening sockets,
+/// logs, blocking threads' files.
 const RESERVED_FDS: usize = 64;
 
 /// The gRPC listener's limits: `max_connections`, lowered to fit the open-files limit so that
 /// the accept loop refuses connections before the process runs out of descriptors.
 fn grpc_limits(config: &ServerConfig) -> ConnectionLimits {
+    let console_fds = match config.console_listen {
+        Some(_) => config.metrics_max_connections,
+        None => 0,
+    };
     let budget = open_files_limit().map(|limit| {
         limit
-            .saturating_sub(RESERVED_FDS + 2 * config.metrics_max_connections)
+            .saturating_sub(RESERVED_FDS + config.metrics_max_connections + console_fds)
             .max(1)
     });
     let max_connections = match budget {

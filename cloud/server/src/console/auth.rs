@@ -216,12 +216,14 @@ impl Sessions {
         failures.0.elapsed() < FAILURE_WINDOW && failures.1 >= MAX_FAILURES_PER_WINDOW
     }
 
-    pub fn record_failure(&self) {
+    /// Counts one failed login; true when this failure starts the throttle.
+    pub fn record_failure(&self) -> bool {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.0.elapsed() >= FAILURE_WINDOW {
             *failures = (Instant::now(), 0);
         }
         failures.1 += 1;
+        failures.1 == MAX_FAILURES_PER_WINDOW
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
@@ -289,11 +291,12 @@ mod tests {
     #[test]
     fn logins_are_throttled_after_repeated_failures() {
         let sessions = Sessions::new(Duration::from_secs(60));
-        for _ in 0..MAX_FAILURES_PER_WINDOW {
+        for n in 1..=MAX_FAILURES_PER_WINDOW {
             assert!(!sessions.throttled());
-            sessions.record_failure();
+            assert_eq!(sessions.record_failure(), n == MAX_FAILURES_PER_WINDOW);
         }
         assert!(sessions.throttled());
+        assert!(!sessions.record_failure(), "the throttle starts once");
     }
 
     #[test]

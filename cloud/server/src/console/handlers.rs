@@ -171,14 +171,14 @@ async fn login_submit(
     let fields = form(&body);
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
     let form_token = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
+    // Refused logins before the password check are not audited one by one: anyone who can
+    // reach the port could fill the store with them. The throttle's start is audited below.
     if form_token.is_empty() || !auth::same_secret(&form_token, field("csrf")) {
-        record(&console, field("user"), "csrf_refused", "login", peer).await;
         return forbidden(
             "The login form's CSRF token is missing or wrong: reload the login page.",
         );
     }
     if console.sessions.throttled() {
-        record(&console, field("user"), "login_throttled", "", peer).await;
         let page = pages::login(&form_token, Some("Too many failed logins: wait a minute."));
         return html(StatusCode::TOO_MANY_REQUESTS, page);
     }
@@ -194,8 +194,14 @@ async fn login_submit(
     .await
     .unwrap_or(false);
     if !accepted {
-        console.sessions.record_failure();
         record(&console, field("user"), "login_failed", "", peer).await;
+        if console.sessions.record_failure() {
+            let detail = format!(
+                "{} failed logins: logins refused for the rest of the minute",
+                auth::MAX_FAILURES_PER_WINDOW
+            );
+            record(&console, field("user"), "login_throttled", &detail, peer).await;
+        }
         let page = pages::login(&form_token, Some("Wrong user or password."));
         return html(StatusCode::UNAUTHORIZED, page);
     }

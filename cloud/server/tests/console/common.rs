@@ -35,7 +35,10 @@ pub struct ConsoleServer {
     _dir: tempfile::TempDir,
 }
 
-pub static SERVER: LazyLock<ConsoleServer> = LazyLock::new(|| {
+pub static SERVER: LazyLock<ConsoleServer> = LazyLock::new(start_console_server);
+
+/// A server of its own, for tests that disturb the others (the login throttle).
+pub fn start_console_server() -> ConsoleServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = ServerConfig::for_tests(dir.path());
     config.console_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -49,7 +52,7 @@ pub static SERVER: LazyLock<ConsoleServer> = LazyLock::new(|| {
         console,
         _dir: dir,
     }
-});
+}
 
 pub fn message(body: &str) -> v1::SmsMessage {
     v1::SmsMessage {
@@ -261,17 +264,22 @@ pub struct Login {
 
 /// Logs in with `user`/`password` through the login form; the answer of the POST.
 pub fn submit_login(user: &str, password: &str) -> Reply {
-    let form = get("/login", None);
+    submit_login_to(SERVER.console, user, password)
+}
+
+pub fn submit_login_to(console: SocketAddr, user: &str, password: &str) -> Reply {
+    let form = request(console, "GET", "/login", &[], b"");
     assert_eq!(form.status, 200);
     let login_cookie = form
         .cookie_pair("smsguard_console_login")
         .expect("a login form cookie");
     let csrf = csrf_of(&form.body);
-    post_form(
-        "/login",
-        Some(&login_cookie),
-        &[("csrf", &csrf), ("user", user), ("password", password)],
-    )
+    let body = form_body(&[("csrf", &csrf), ("user", user), ("password", password)]);
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", login_cookie.as_str()),
+    ];
+    request(console, "POST", "/login", &headers, body.as_bytes())
 }
 
 pub fn login() -> Login {

@@ -205,3 +205,44 @@ fn every_answer_carries_the_security_headers_and_only_embedded_assets() {
     assert_eq!(css.status, 200);
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
 }
+
+#[test]
+fn repeated_failed_logins_throttle_every_login_for_a_while() {
+    let own = start_console_server();
+    for _ in 0..smsguard_server::console::auth::MAX_FAILURES_PER_WINDOW {
+        assert_eq!(submit_login_to(own.console, ADMIN, "guess").status, 401);
+    }
+    let refused = submit_login_to(own.console, ADMIN, PASSWORD);
+    assert_eq!(refused.status, 429, "even the right password waits");
+    assert!(refused.set_cookie("smsguard_console").is_none());
+    assert!(refused.body.contains("Too many failed logins"));
+    run(own.server.shutdown()).unwrap();
+}
+
+#[test]
+fn no_page_carries_message_text() {
+    let marker = "zebracorn-7f3a";
+    let text = format!("Claim your prize {marker} now at http://{marker}.example");
+    classify(&text);
+    let session = login();
+    let tried = post_form(
+        "/try",
+        Some(&session.cookie),
+        &[("csrf", &session.csrf), ("text", &text)],
+    );
+    assert_eq!(tried.status, 200);
+    let mut pages = vec![("/try (answer)".to_owned(), tried.body)];
+    for path in [
+        "/overview",
+        "/try",
+        "/audit",
+        "/login",
+        "/assets/console.css",
+        "/nowhere",
+    ] {
+        pages.push((path.to_owned(), get(path, Some(&session.cookie)).body));
+    }
+    for (path, body) in pages {
+        assert!(!body.contains(marker), "{path} carries message text");
+    }
+}

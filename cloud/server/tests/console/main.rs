@@ -2,5 +2,6 @@
 //! HTTP requests, and a real headless Chromium driven over WebDriver.
 
 mod browser;
+mod cli;
 mod common;
 mod http;
