@@ -39,6 +39,8 @@ pub fn router(console: Shared) -> Router {
         .route("/logout", post(logout))
         .route("/overview", get(overview))
         .route("/try", get(try_form).post(try_submit))
+        .route("/rules", get(rules_page))
+        .route("/rules/reload", post(rules_reload))
         .route("/audit", get(audit))
         .route("/assets/console.css", get(stylesheet))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
@@ -367,6 +369,52 @@ async fn audit(State(console): State<Shared>, headers: HeaderMap) -> Response {
             html(StatusCode::INTERNAL_SERVER_ERROR, page)
         }
     }
+}
+
+async fn read_rules(console: &Shared) -> super::rules::RulesView {
+    let path = console.app.config.rules_path.clone();
+    let read = tokio::task::spawn_blocking(move || super::rules::read(path.as_deref())).await;
+    read.unwrap_or_else(|e| super::rules::RulesView {
+        source: String::new(),
+        validation: Err(format!("reading the rules failed: {e}")),
+        rules: Vec::new(),
+    })
+}
+
+async fn rules_page(State(console): State<Shared>, headers: HeaderMap) -> Response {
+    let Some((_, session)) = session_of(&console, &headers) else {
+        return see_other("/login");
+    };
+    let view = read_rules(&console).await;
+    html(StatusCode::OK, pages::rules(&session, &view, None))
+}
+
+/// What SIGHUP does for rules and the spam feed (not the API keys): reload what changed.
+async fn rules_reload(
+    State(console): State<Shared>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let (_, session) = match checked_post(&console, &headers, &fields, peer, "rules_reload").await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let app = Arc::clone(&console.app);
+    let reloaded = tokio::task::spawn_blocking(move || app.reload())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|summary| summary.map_err(|e| e.to_string()));
+    let view = read_rules(&console).await;
+    let notice = match (&reloaded, &view.validation) {
+        (Err(error), _) => format!("Reload failed: {error}"),
+        (Ok(_), Err(_)) => "Not reloaded: the file does not validate.".to_owned(),
+        (Ok(summary), Ok(_)) if summary.rules_reloaded => "Rules reloaded.".to_owned(),
+        (Ok(_), Ok(_)) => "Nothing to reload: the rules in force are the file's.".to_owned(),
+    };
+    record(&console, &session.user, "rules_reload", &notice, peer).await;
+    html(StatusCode::OK, pages::rules(&session, &view, Some(&notice)))
 }
 
 async fn stylesheet() -> Response {

@@ -11,7 +11,8 @@
 //! Pages: **Overview** (verdicts by label and action, verdicts per second over the last hour,
 //! the degraded share, latency percentiles, model versions: all from the server's metrics
 //! registry), **Try a message** (the fused verdict and each scorer's contribution, scored by the
-//! same call as gRPC `Classify`; the text is neither stored nor logged) and **Audit** (every
+//! same call as gRPC `Classify`; the text is neither stored nor logged), **Rules** (the rules
+//! file on disk, its validation error if any, its rules, a reload button) and **Audit** (every
 //! console action from the `console_audit` tree of the store). See [`auth`] for the
 //! credential, sessions and CSRF tokens.
 
@@ -20,6 +21,7 @@ pub mod auth;
 mod charts;
 mod handlers;
 pub mod pages;
+pub mod rules;
 pub mod stats;
 
 use std::io;

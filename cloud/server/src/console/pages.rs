@@ -9,6 +9,7 @@ use smsguard_proto::v1;
 use super::audit::AuditEntry;
 use super::auth::Session;
 use super::charts;
+use super::rules::RulesView;
 use super::stats::Snapshot;
 
 /// The pages of the navigation bar.
@@ -16,16 +17,18 @@ use super::stats::Snapshot;
 pub enum Page {
     Overview,
     Try,
+    Rules,
     Audit,
 }
 
 impl Page {
-    const ALL: [Page; 3] = [Page::Overview, Page::Try, Page::Audit];
+    const ALL: [Page; 4] = [Page::Overview, Page::Try, Page::Rules, Page::Audit];
 
     fn path(self) -> &'static str {
         match self {
             Page::Overview => "/overview",
             Page::Try => "/try",
+            Page::Rules => "/rules",
             Page::Audit => "/audit",
         }
     }
@@ -34,6 +37,7 @@ impl Page {
         match self {
             Page::Overview => "Overview",
             Page::Try => "Try a message",
+            Page::Rules => "Rules",
             Page::Audit => "Audit",
         }
     }
@@ -262,6 +266,46 @@ fn verdict_section(verdict: &v1::Verdict) -> String {
     }
     html.push_str("</table></section>");
     html
+}
+
+/// The rules file on disk, its validation and its rules, and the reload button.
+pub fn rules(session: &Session, view: &RulesView, notice: Option<&str>) -> String {
+    let mut body = String::from("<h1>Rules</h1>");
+    if let Some(notice) = notice {
+        let _ = write!(
+            body,
+            r#"<section><p id="reload-notice">{}</p></section>"#,
+            escape(notice)
+        );
+    }
+    let status = match &view.validation {
+        Ok(count) => format!(r#"<p id="rules-status">Valid: {count} rules.</p>"#),
+        Err(error) => format!(
+            r#"<p class="error" id="rules-error">Does not validate, so it is not loaded (the scorer keeps the last valid rules): {}</p>"#,
+            escape(error)
+        ),
+    };
+    let _ = write!(
+        body,
+        r#"<section><h2>Source</h2><p><code>{}</code></p>{status}<form method="post" action="/rules/reload"><input type="hidden" name="csrf" value="{}"><button type="submit" id="reload">Reload now</button></form><p class="note">The server also checks the file every reload_interval_seconds and on SIGHUP. Per-rule hit counts are not collected yet; a verdict's rules contribution names the rules that matched (Try a message).</p></section>"#,
+        escape(&view.source),
+        escape(&session.csrf)
+    );
+    body.push_str(
+        r#"<section><h2>Rules in the file</h2><table id="rules"><tr><th>Kind</th><th>Id</th><th>Label</th><th>Effect</th></tr>"#,
+    );
+    for rule in &view.rules {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            rule.kind,
+            escape(&rule.id),
+            escape(&rule.label),
+            escape(&rule.effect)
+        );
+    }
+    body.push_str("</table></section>");
+    layout(Page::Rules, session, &body)
 }
 
 pub fn audit(session: &Session, entries: &[AuditEntry]) -> String {

@@ -279,6 +279,11 @@ fn an_operator_logs_in_sees_the_overview_fill_and_tries_a_message() {
     );
     browser.screenshot("console-try");
 
+    browser.click("header a[href='/rules']");
+    assert!(browser.text("#rules-status").starts_with("Valid: "));
+    assert!(browser.elements("#rules tr").len() > 10);
+    browser.screenshot("console-rules");
+
     browser.click("header a[href='/audit']");
     let audit = browser.text("#audit");
     assert!(audit.contains("try_message"), "{audit}");

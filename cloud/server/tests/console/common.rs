@@ -35,12 +35,27 @@ pub struct ConsoleServer {
     _dir: tempfile::TempDir,
 }
 
+impl ConsoleServer {
+    /// The rules file the server was configured with.
+    pub fn server_rules_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("rules.toml")
+    }
+}
+
 pub static SERVER: LazyLock<ConsoleServer> = LazyLock::new(start_console_server);
 
 /// A server of its own, for tests that disturb the others (the login throttle).
 pub fn start_console_server() -> ConsoleServer {
+    start_console_server_with(|_, _| {})
+}
+
+/// A server of its own, its config adjusted by `tweak` (given the data folder).
+pub fn start_console_server_with(
+    tweak: impl FnOnce(&mut ServerConfig, &std::path::Path),
+) -> ConsoleServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = ServerConfig::for_tests(dir.path());
+    tweak(&mut config, dir.path());
     config.console_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.console_admin_user = ADMIN.into();
     // Few iterations: the tests log in often; the format and the check are the real ones.
@@ -231,17 +246,30 @@ pub fn form_body(fields: &[(&str, &str)]) -> String {
 }
 
 pub fn get(path: &str, cookie: Option<&str>) -> Reply {
+    get_from(SERVER.console, path, cookie)
+}
+
+pub fn get_from(console: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = cookie.map(|c| ("Cookie", c)).into_iter().collect();
-    request(SERVER.console, "GET", path, &headers, b"")
+    request(console, "GET", path, &headers, b"")
 }
 
 pub fn post_form(path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Reply {
+    post_form_to(SERVER.console, path, cookie, fields)
+}
+
+pub fn post_form_to(
+    console: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> Reply {
     let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
     if let Some(cookie) = cookie {
         headers.push(("Cookie", cookie));
     }
     request(
-        SERVER.console,
+        console,
         "POST",
         path,
         &headers,
@@ -283,12 +311,16 @@ pub fn submit_login_to(console: SocketAddr, user: &str, password: &str) -> Reply
 }
 
 pub fn login() -> Login {
-    let answer = submit_login(ADMIN, PASSWORD);
+    login_to(SERVER.console)
+}
+
+pub fn login_to(console: SocketAddr) -> Login {
+    let answer = submit_login_to(console, ADMIN, PASSWORD);
     assert_eq!(answer.status, 303, "{}", answer.body);
     let cookie = answer
         .cookie_pair("smsguard_console")
         .expect("a session cookie");
-    let overview = get("/overview", Some(&cookie));
+    let overview = get_from(console, "/overview", Some(&cookie));
     assert_eq!(overview.status, 200);
     Login {
         csrf: csrf_of(&overview.body),

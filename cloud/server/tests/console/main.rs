@@ -5,3 +5,4 @@ mod browser;
 mod cli;
 mod common;
 mod http;
+mod rules;
