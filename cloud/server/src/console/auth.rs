@@ -25,7 +25,7 @@ pub const SESSION_COOKIE: &str = "smsguard_console";
 pub const LOGIN_COOKIE: &str = "smsguard_console_login";
 /// Iterations `console-password` uses (OWASP's 2023 figure for PBKDF2-HMAC-SHA256).
 pub const DEFAULT_ITERATIONS: u32 = 600_000;
-/// Failed logins accepted per [`FAILURE_WINDOW`] before logins are refused outright.
+/// Failed logins accepted per minute before logins are refused outright.
 pub const MAX_FAILURES_PER_WINDOW: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Sessions held at once; the oldest is dropped past it.
