@@ -5,6 +5,7 @@
 //! pictures in docs/ come from it).
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +17,8 @@ use crate::common::*;
 /// The W3C name of an element reference in WebDriver answers.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A chromedriver process, killed when dropped.
+/// A chromedriver process in a process group of its own, with the browsers it starts; the
+/// whole group is ended when dropped, so no Chromium outlives a failed test.
 struct Driver {
     child: Child,
     addr: SocketAddr,
@@ -24,6 +26,8 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -55,6 +59,7 @@ impl Driver {
         let port = free_port();
         let child = Command::new(find_program(&["chromedriver"]))
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
