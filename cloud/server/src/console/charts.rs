@@ -42,36 +42,57 @@ pub fn bars(title: &str, items: &[(String, u64)]) -> String {
     svg
 }
 
-/// A line of `values` (oldest first) with its peak written on the axis.
-pub fn line(title: &str, values: &[f64], unit: &str) -> String {
+/// Series colours (CSS classes `s0` .. `s5`); more series reuse them.
+const PALETTE: usize = 6;
+const LEGEND_WIDTH: f64 = 110.0;
+
+/// One line per `(name, values)` (values oldest first, all of one length), on a shared scale
+/// whose peak is written on the axis, with a legend.
+pub fn lines(title: &str, series: &[(String, Vec<f64>)], unit: &str) -> String {
+    let base = LINE_HEIGHT - 20.0;
     let mut svg = format!(
-        r#"<svg class="chart" role="img" aria-label="{}" viewBox="0 0 {WIDTH} {LINE_HEIGHT}" width="{WIDTH}" height="{LINE_HEIGHT}"><line class="axis-line" x1="40" y1="{base}" x2="{WIDTH}" y2="{base}"/>"#,
+        r#"<svg class="chart" role="img" aria-label="{}" viewBox="0 0 {WIDTH} {LINE_HEIGHT}" width="{WIDTH}" height="{LINE_HEIGHT}"><line class="axis-line" x1="40" y1="{base}" x2="{right}" y2="{base}"/>"#,
         escape(title),
-        base = LINE_HEIGHT - 20.0,
+        right = WIDTH - LEGEND_WIDTH,
     );
-    if values.len() < 2 {
+    let points = series.first().map_or(0, |(_, values)| values.len());
+    if points < 2 {
         svg.push_str(
             r#"<text x="50" y="60" class="axis">collecting: a point every 10 s</text></svg>"#,
         );
         return svg;
     }
-    let peak = values.iter().copied().fold(0.0f64, f64::max).max(1e-9);
-    let step = (WIDTH - 50.0) / (values.len() - 1) as f64;
-    let plot_height = LINE_HEIGHT - 40.0;
-    let points: Vec<String> = values
+    let peak = series
         .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let x = 45.0 + step * i as f64;
-            let y = LINE_HEIGHT - 20.0 - v / peak * plot_height;
-            format!("{x:.1},{y:.1}")
-        })
-        .collect();
+        .flat_map(|(_, values)| values.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let step = (WIDTH - LEGEND_WIDTH - 50.0) / (points - 1) as f64;
+    let plot_height = LINE_HEIGHT - 40.0;
+    for (index, (name, values)) in series.iter().enumerate() {
+        let coordinates: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let x = 45.0 + step * i as f64;
+                let y = base - v / peak * plot_height;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let colour = index % PALETTE;
+        let _ = write!(
+            svg,
+            r#"<polyline class="series s{colour}" points="{}"/><text x="{x}" y="{y}" class="legend s{colour}">{}</text>"#,
+            coordinates.join(" "),
+            escape(name),
+            x = WIDTH - LEGEND_WIDTH + 10.0,
+            y = 20.0 + 16.0 * index as f64,
+        );
+    }
     let _ = write!(
         svg,
-        r#"<polyline class="series" points="{}"/><text x="2" y="24" class="axis">{peak:.1}</text><text x="2" y="{base}" class="axis">0 {unit}</text></svg>"#,
-        points.join(" "),
-        base = LINE_HEIGHT - 22.0,
+        r#"<text x="2" y="24" class="axis">{peak:.1}</text><text x="2" y="{y}" class="axis">0 {unit}</text></svg>"#,
+        y = base - 2.0,
         unit = escape(unit),
     );
     svg
@@ -90,8 +111,17 @@ mod tests {
     }
 
     #[test]
-    fn line_needs_two_points() {
-        assert!(line("t", &[1.0], "/s").contains("collecting"));
-        assert!(line("t", &[1.0, 2.0], "/s").contains("<polyline"));
+    fn lines_need_two_points_and_draw_one_line_per_series() {
+        assert!(lines("t", &[("all".into(), vec![1.0])], "/s").contains("collecting"));
+        let svg = lines(
+            "t",
+            &[
+                ("all".into(), vec![1.0, 2.0]),
+                ("<spam>".into(), vec![0.0, 1.0]),
+            ],
+            "/s",
+        );
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("&lt;spam&gt;"));
     }
 }

@@ -8,7 +8,8 @@
 //! rendering keeps the whole console in this crate's Rust (one binary, one language, no front-end
 //! build) and its pages work with JavaScript off.
 //!
-//! Pages: **Overview** (verdicts by label and action, verdicts per second over the last hour,
+//! Pages: **Overview** (verdicts by label and action, verdicts per second by label over the last
+//! hour,
 //! the degraded share, latency percentiles, model versions: all from the server's metrics
 //! registry), **Try a message** (the fused verdict and each scorer's contribution, scored by the
 //! same call as gRPC `Classify`; the text is neither stored nor logged), **Rules** (the rules

@@ -111,7 +111,7 @@ pub fn login(csrf: &str, error: Option<&str>) -> String {
 pub struct OverviewFacts {
     pub snapshot: Snapshot,
     /// Verdicts per second, one value per sampling interval over the last hour.
-    pub rates: Vec<f64>,
+    pub rates: Vec<super::stats::Series>,
     pub models: Vec<(String, String)>,
     pub similarity_entries: usize,
 }
@@ -132,8 +132,8 @@ pub fn overview(session: &Session, facts: &OverviewFacts) -> String {
         "verdicts by label and action",
         &by_label_action,
     ));
-    body.push_str(r#"<h2>Verdicts per second, last hour</h2>"#);
-    body.push_str(&charts::line("verdicts per second", &facts.rates, "/s"));
+    body.push_str(r#"<h2>Verdicts per second by label, last hour</h2>"#);
+    body.push_str(&charts::lines("verdicts per second", &facts.rates, "/s"));
     body.push_str("</section>");
     body.push_str(&latency_table(snapshot));
     body.push_str(&failures_table(snapshot));

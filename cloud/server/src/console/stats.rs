@@ -41,6 +41,15 @@ impl Snapshot {
         self.verdicts.values().sum()
     }
 
+    /// Verdicts by label (all actions together).
+    pub fn verdicts_by_label(&self) -> BTreeMap<String, u64> {
+        let mut by_label = BTreeMap::new();
+        for ((label, _), count) in &self.verdicts {
+            *by_label.entry(label.clone()).or_default() += count;
+        }
+        by_label
+    }
+
     /// Share of verdicts with a failed scorer. A verdict with two failed scorers counts twice,
     /// so this is an upper bound (capped at 1).
     pub fn degraded_share_at_most(&self) -> f64 {
@@ -136,39 +145,53 @@ fn percentiles(cumulative: &[(f64, u64)]) -> Option<Latency> {
     })
 }
 
-/// The verdict count every [`SAMPLE_EVERY`] over the last hour.
+/// The verdict counts by label every [`SAMPLE_EVERY`] over the last hour.
 #[derive(Debug, Default)]
 pub struct History {
-    totals: Mutex<VecDeque<u64>>,
+    samples: Mutex<VecDeque<BTreeMap<String, u64>>>,
 }
+
+/// One line of a chart: its name and a value per sampling interval, oldest first.
+pub type Series = (String, Vec<f64>);
 
 impl History {
-    pub fn push(&self, total: u64) {
-        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        if totals.len() == SAMPLES_KEPT {
-            totals.pop_front();
+    pub fn push(&self, by_label: BTreeMap<String, u64>) {
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if samples.len() == SAMPLES_KEPT {
+            samples.pop_front();
         }
-        totals.push_back(total);
+        samples.push_back(by_label);
     }
 
-    /// Verdicts per second in each interval, oldest first.
-    pub fn rates(&self) -> Vec<f64> {
-        let totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+    /// Verdicts per second in each interval: all labels first, then each label.
+    pub fn rates(&self) -> Vec<Series> {
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         let seconds = SAMPLE_EVERY.as_secs_f64();
-        totals
-            .iter()
-            .zip(totals.iter().skip(1))
-            .map(|(a, b)| b.saturating_sub(*a) as f64 / seconds)
-            .collect()
+        let per_interval = |count: &dyn Fn(&BTreeMap<String, u64>) -> u64| -> Vec<f64> {
+            samples
+                .iter()
+                .zip(samples.iter().skip(1))
+                .map(|(a, b)| count(b).saturating_sub(count(a)) as f64 / seconds)
+                .collect()
+        };
+        let mut series = vec![("all".to_owned(), per_interval(&|s| s.values().sum()))];
+        let labels = samples
+            .back()
+            .map(|s| s.keys().cloned().collect::<Vec<_>>());
+        for label in labels.unwrap_or_default() {
+            let rates = per_interval(&|s| s.get(&label).copied().unwrap_or(0));
+            series.push((label, rates));
+        }
+        series
     }
 }
 
-/// Samples the verdict count into `history` until the task is aborted.
+/// Samples the verdict counts into `history` until the task is aborted.
 pub async fn sample_forever(metrics: Arc<Metrics>, history: Arc<History>) {
     let mut ticker = tokio::time::interval(SAMPLE_EVERY);
     loop {
         ticker.tick().await;
-        history.push(Snapshot::read(&metrics).total_verdicts());
+        history.push(Snapshot::read(&metrics).verdicts_by_label());
     }
 }
 
@@ -200,15 +223,22 @@ mod tests {
     }
 
     #[test]
-    fn history_rates_are_per_second_deltas() {
+    fn history_rates_are_per_second_deltas_overall_and_by_label() {
         let history = History::default();
-        for total in [0, 10, 30] {
-            history.push(total);
-        }
-        let per_interval = SAMPLE_EVERY.as_secs_f64();
+        let sample = |ham: u64, spam: u64| {
+            BTreeMap::from([("ham".to_owned(), ham), ("spam".to_owned(), spam)])
+        };
+        history.push(BTreeMap::new());
+        history.push(sample(10, 0));
+        history.push(sample(20, 10));
+        let s = SAMPLE_EVERY.as_secs_f64();
         assert_eq!(
             history.rates(),
-            vec![10.0 / per_interval, 20.0 / per_interval]
+            vec![
+                ("all".to_owned(), vec![10.0 / s, 20.0 / s]),
+                ("ham".to_owned(), vec![10.0 / s, 10.0 / s]),
+                ("spam".to_owned(), vec![0.0, 10.0 / s]),
+            ]
         );
     }
 }
