@@ -151,6 +151,19 @@ pub struct ServerConfig {
     pub edge_model_dir: Option<PathBuf>,
     /// Cache TTL sent with verdicts; 0 keeps the fusion model's per-action TTL.
     pub cache_ttl_seconds: u32,
+    /// The operator console's address (HTTP; off when unset). See `crate::console`.
+    pub console_listen: Option<SocketAddr>,
+    /// Allow `console_listen` on a non-loopback address (put TLS in front of it: the console
+    /// speaks plain HTTP).
+    pub console_allow_remote: bool,
+    /// The console's admin user name.
+    pub console_admin_user: String,
+    /// The admin password as `pbkdf2-sha256$ITERATIONS$SALT_HEX$HASH_HEX`, made by
+    /// `smsguard-cloud console-password` (never the password itself). Required with
+    /// `console_listen`.
+    pub console_admin_password_hash: Option<String>,
+    /// Minutes a console login lasts (absolute, not sliding).
+    pub console_session_minutes: u64,
     /// The file this config was loaded from: a reload (SIGHUP) re-reads its API keys.
     #[serde(skip)]
     pub source_file: Option<PathBuf>,
@@ -192,6 +205,11 @@ impl Default for ServerConfig {
             signing_key_path: None,
             edge_model_dir: None,
             cache_ttl_seconds: 0,
+            console_listen: None,
+            console_allow_remote: false,
+            console_admin_user: "admin".into(),
+            console_admin_password_hash: None,
+            console_session_minutes: 60,
             source_file: None,
             report_quorum: 3,
             report_budget_per_minute: 60,
@@ -300,6 +318,16 @@ impl ServerConfig {
             "SMSGUARD_REPORT_BUDGET_PER_MINUTE",
             &mut self.report_budget_per_minute,
         )?;
+        env.set_some("SMSGUARD_CONSOLE_LISTEN", &mut self.console_listen)?;
+        env.set(
+            "SMSGUARD_CONSOLE_ALLOW_REMOTE",
+            &mut self.console_allow_remote,
+        )?;
+        env.set("SMSGUARD_CONSOLE_ADMIN_USER", &mut self.console_admin_user)?;
+        env.set_some(
+            "SMSGUARD_CONSOLE_ADMIN_PASSWORD_HASH",
+            &mut self.console_admin_password_hash,
+        )?;
         let mut cert: Option<PathBuf> = None;
         let mut key: Option<PathBuf> = None;
         let mut client_ca: Option<PathBuf> = None;
@@ -337,7 +365,47 @@ impl ServerConfig {
         self.validate_transport()?;
         self.validate_limits()?;
         self.validate_report_quorum()?;
-        self.validate_api_keys()
+        self.validate_api_keys()?;
+        self.validate_console()
+    }
+
+    /// The console needs a password hash that parses, a loopback address unless remote access
+    /// is allowed explicitly, and a port of its own.
+    fn validate_console(&self) -> Result<(), ConfigError> {
+        let Some(console) = self.console_listen else {
+            return Ok(());
+        };
+        if !console.ip().is_loopback() && !self.console_allow_remote {
+            return Err(invalid(
+                "console_listen",
+                format!(
+                    "{console} is not a loopback address; set console_allow_remote = true \
+                     (--console-allow-remote) and put TLS in front of it if you mean it"
+                ),
+            ));
+        }
+        let taken = [Some(self.listen), self.metrics_listen];
+        if console.port() != 0 && taken.contains(&Some(console)) {
+            return Err(invalid(
+                "console_listen",
+                "must differ from listen and metrics_listen",
+            ));
+        }
+        if self.console_admin_user.trim().is_empty() {
+            return Err(invalid("console_admin_user", "must not be empty"));
+        }
+        if self.console_session_minutes == 0 {
+            return Err(invalid("console_session_minutes", "must be positive"));
+        }
+        let hash = self.console_admin_password_hash.as_deref().ok_or_else(|| {
+            invalid(
+                "console_admin_password_hash",
+                "required with console_listen (make one with `smsguard-cloud console-password`)",
+            )
+        })?;
+        crate::console::auth::PasswordHash::parse(hash)
+            .map_err(|e| invalid("console_admin_password_hash", e.to_string()))?;
+        Ok(())
     }
 
     fn validate_report_quorum(&self) -> Result<(), ConfigError> {
@@ -544,6 +612,10 @@ pub const ENV_VARS: &[&str] = &[
     "SMSGUARD_TLS_KEY_PEM",
     "SMSGUARD_TLS_CLIENT_CA_PEM",
     "SMSGUARD_API_KEYS",
+    "SMSGUARD_CONSOLE_LISTEN",
+    "SMSGUARD_CONSOLE_ALLOW_REMOTE",
+    "SMSGUARD_CONSOLE_ADMIN_USER",
+    "SMSGUARD_CONSOLE_ADMIN_PASSWORD_HASH",
 ];
 
 struct EnvReader<'a, F: Fn(&str) -> Option<String>> {
@@ -669,6 +741,24 @@ mod tests {
             config.metrics_listen,
             Some("127.0.0.1:9464".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn the_console_needs_a_hash_and_loopback_unless_allowed() {
+        let mut config = ServerConfig::for_tests(Path::new("/tmp/x"));
+        config.console_listen = Some("127.0.0.1:0".parse().unwrap());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("console_admin_password_hash"), "{err}");
+        config.console_admin_password_hash = Some("sha256:abc".into());
+        assert!(config.validate().is_err());
+        config.console_admin_password_hash =
+            Some(crate::console::auth::PasswordHash::create("pw", 10).unwrap());
+        config.validate().unwrap();
+        config.console_listen = Some("0.0.0.0:8080".parse().unwrap());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("console_allow_remote"), "{err}");
+        config.console_allow_remote = true;
+        config.validate().unwrap();
     }
 
     #[test]

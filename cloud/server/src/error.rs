@@ -42,6 +42,8 @@ pub enum ServerError {
     Task(String),
     #[error("store flush failed: {0}")]
     Flush(String),
+    #[error("operator console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// Why one request (or one message of a stream frame) is refused.

@@ -8,6 +8,8 @@
 //! --data-dir DIR`, which prints `listening ADDR` (and `metrics ADDR`) as its first stdout
 //! lines, stops gracefully on SIGTERM / ctrl-c and reloads rules, the spam feed and the API keys
 //! of its config file on SIGHUP.
+//! With `--console-listen ADDR` it also serves the operator console ([`console`]): a web UI
+//! behind an admin password.
 //! Settings: [`ServerConfig`] (TOML file, `SMSGUARD_*` variables, flags; see
 //! `cloud.example.toml`).
 //!
@@ -18,6 +20,7 @@
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod error;
 pub mod eval;
 pub mod metrics;

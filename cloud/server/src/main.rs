@@ -3,6 +3,7 @@
 //! * `serve`: the gRPC service (see `smsguard_server::config::ServerConfig` for every setting).
 //! * `keygen --out DIR`: an Ed25519 key pair for signing edge model packages.
 //! * `eval`: in-process evaluation of the fused verdict on labelled TSV files.
+//! * `console-password`: the hash of an operator console password (read from stdin).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,16 @@ enum Command {
     /// Ask a running server's standard health service; exit status 0 only when it is SERVING
     /// (the container health check).
     Probe(ProbeArgs),
+    /// Read the operator console's admin password from stdin (one line) and print the
+    /// `console_admin_password_hash` value for it (salted PBKDF2-HMAC-SHA256).
+    ConsolePassword(ConsolePasswordArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConsolePasswordArgs {
+    /// PBKDF2 iterations.
+    #[arg(long, default_value_t = smsguard_server::console::auth::DEFAULT_ITERATIONS)]
+    iterations: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +74,12 @@ struct ServeArgs {
     /// Prometheus metrics address (GET /metrics).
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Operator console address (HTTP, off by default; needs console_admin_password_hash).
+    #[arg(long)]
+    console_listen: Option<SocketAddr>,
+    /// Allow --console-listen on a non-loopback address.
+    #[arg(long)]
+    console_allow_remote: bool,
     /// Do not seed an empty similarity memory from the training corpora.
     #[arg(long)]
     no_seed: bool,
@@ -87,7 +104,20 @@ fn main() -> Result<()> {
         Command::Keygen(args) => keygen(args),
         Command::Eval(args) => smsguard_server::eval::run(args),
         Command::Probe(args) => probe(args),
+        Command::ConsolePassword(args) => console_password(args),
     }
+}
+
+fn console_password(args: ConsolePasswordArgs) -> Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "empty password");
+    let hash = smsguard_server::console::auth::PasswordHash::create(password, args.iterations)?;
+    println!("{hash}");
+    Ok(())
 }
 
 fn probe(args: ProbeArgs) -> Result<()> {
@@ -151,6 +181,12 @@ impl ServeArgs {
         if let Some(metrics) = self.metrics_listen {
             config.metrics_listen = Some(metrics);
         }
+        if let Some(console) = self.console_listen {
+            config.console_listen = Some(console);
+        }
+        if self.console_allow_remote {
+            config.console_allow_remote = true;
+        }
         if self.no_seed {
             config.seed_from_corpora = false;
         }
@@ -172,6 +208,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         println!("listening {}", server.addr);
         if let Some(metrics) = server.metrics_addr {
             println!("metrics {metrics}");
+        }
+        if let Some(console) = server.console_addr {
+            println!("console http://{console}/");
         }
         signals.wait_for_stop(&server).await;
         tracing::info!("stopping: finishing in-flight requests");

@@ -30,6 +30,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The metrics address actually bound, when metrics are on.
     pub metrics_addr: Option<SocketAddr>,
+    /// The operator console's address actually bound, when the console is on.
+    pub console_addr: Option<SocketAddr>,
     /// Hex Ed25519 public key that signs `GetModel` answers (what an edge pins).
     pub model_public_key: String,
     /// Version of the edge model package `GetModel` serves.
@@ -75,6 +77,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }
         None => None,
     };
+    let console_addr = start_console(&config, limits, &state, &mut background).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -121,6 +124,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     tracing::info!(
         %addr,
         metrics = ?metrics_addr,
+        console = ?console_addr,
         tls = config.tls.is_some(),
         client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
         api_keys = config.api_keys.len(),
@@ -133,6 +137,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     Ok(RunningServer {
         addr,
         metrics_addr,
+        console_addr,
         model_public_key: state.package.public_key.to_hex(),
         model_version: state.package.version.clone(),
         state,
@@ -199,6 +204,42 @@ impl RunningServer {
     }
 }
 
+/// Binds and starts the operator console when `console_listen` is set; its tasks join
+/// `background`. The console shares the metrics listener's connection limit (both are for a
+/// handful of operators, not for devices).
+async fn start_console(
+    config: &ServerConfig,
+    limits: ConnectionLimits,
+    state: &Arc<AppState>,
+    background: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<SocketAddr>, ServerError> {
+    let Some(wanted) = config.console_listen else {
+        return Ok(None);
+    };
+    let password_hash = config
+        .console_admin_password_hash
+        .clone()
+        .ok_or(crate::console::ConsoleError::NoPassword)?;
+    let (listener, bound) = bind(wanted).await?;
+    let limits = ConnectionLimits {
+        max_connections: config.metrics_max_connections,
+        ..limits
+    };
+    let acceptor = Acceptor::new(listener, "console", limits, Arc::clone(&state.metrics));
+    let settings = crate::console::ConsoleSettings {
+        admin_user: config.console_admin_user.clone(),
+        password_hash,
+        session_lifetime: Duration::from_secs(config.console_session_minutes * 60),
+    };
+    background.extend(crate::console::start(
+        acceptor,
+        bound,
+        Arc::clone(state),
+        settings,
+    )?);
+    Ok(Some(bound))
+}
+
 /// Runs blocking `work` (store I/O, model loading) off the async runtime; a task that panicked
 /// becomes [`ServerError::Task`].
 async fn off_runtime<T: Send + 'static>(
@@ -215,16 +256,21 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// File descriptors kept out of the gRPC connection budget: the stores, the metrics listener
-/// and its connections, logs, blocking threads' files.
+/// File descriptors kept out of the gRPC connection budget besides the metrics listener's
+/// (and, when on, the console's) `metrics_max_connections`: the stores, the listening sockets,
+/// logs, blocking threads' files.
 const RESERVED_FDS: usize = 64;
 
 /// The gRPC listener's limits: `max_connections`, lowered to fit the open-files limit so that
 /// the accept loop refuses connections before the process runs out of descriptors.
 fn grpc_limits(config: &ServerConfig) -> ConnectionLimits {
+    let console_fds = match config.console_listen {
+        Some(_) => config.metrics_max_connections,
+        None => 0,
+    };
     let budget = open_files_limit().map(|limit| {
         limit
-            .saturating_sub(RESERVED_FDS + config.metrics_max_connections)
+            .saturating_sub(RESERVED_FDS + config.metrics_max_connections + console_fds)
             .max(1)
     });
     let max_connections = match budget {

@@ -70,6 +70,12 @@ impl SyncLog {
         })
     }
 
+    /// Another tree of the same database: the operator console's audit log lives beside the
+    /// sync log, so one store (`data_dir/sync`) holds every durable record of the service.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, sled::Error> {
+        self.db.open_tree(name)
+    }
+
     /// The newest version (0 before the first change).
     pub fn version(&self) -> Result<u64, sled::Error> {
         Ok(self

@@ -1,0 +1,92 @@
+//! The Rules page: the file on disk, a validation error shown and not loaded, the reload button.
+
+use smsguard_scoring::rules::{DEFAULT_RULES_TOML, DEFAULT_SPAM_HOSTS};
+
+use crate::common::*;
+
+const PARCEL: &str =
+    "URGENT: your parcel is held, pay the 1.99 fee at http://parcel-fee.example/q7x9z";
+
+#[test]
+fn an_invalid_rules_file_is_shown_with_its_error_and_not_loaded() {
+    let own = start_console_server_with(|config, dir| {
+        let rules = dir.join("rules.toml");
+        std::fs::write(&rules, DEFAULT_RULES_TOML).unwrap();
+        std::fs::write(dir.join("spam-hosts.txt"), DEFAULT_SPAM_HOSTS).unwrap();
+        config.rules_path = Some(rules);
+        // Only the button reloads here, so each notice is the button's doing.
+        config.reload_interval_seconds = 3600;
+    });
+    let rules_path = own.server_rules_path();
+    let session = login_to(own.console);
+    let page = get_from(own.console, "/rules", Some(&session.cookie));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"id="rules-status">Valid: "#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<td>en-parcel-fee</td>"));
+
+    let broken = format!(
+        "{DEFAULT_RULES_TOML}\n[[regex]]\nid = \"broken-rule\"\npattern = \"(\"\nweight = 0.5\nlabel = \"fraud\"\n"
+    );
+    std::fs::write(&rules_path, broken).unwrap();
+    let page = get_from(own.console, "/rules", Some(&session.cookie));
+    let error = element_text(&page.body, "rules-error").expect("the error is shown");
+    assert!(error.contains("broken-rule"), "{error}");
+
+    let no_token = post_form_to(own.console, "/rules/reload", Some(&session.cookie), &[]);
+    assert_eq!(no_token.status, 403);
+    let reload = post_form_to(
+        own.console,
+        "/rules/reload",
+        Some(&session.cookie),
+        &[("csrf", &session.csrf)],
+    );
+    assert_eq!(reload.status, 200);
+    let notice = element_text(&reload.body, "reload-notice").unwrap();
+    assert_eq!(notice, "Not reloaded: the file does not validate.");
+
+    // The old rules are still in force.
+    let tried = post_form_to(
+        own.console,
+        "/try",
+        Some(&session.cookie),
+        &[("csrf", &session.csrf), ("text", PARCEL)],
+    );
+    assert!(
+        tried.body.contains("rules matched: en-parcel-fee"),
+        "{}",
+        tried.body
+    );
+    let audit = get_from(own.console, "/audit", Some(&session.cookie));
+    assert!(audit.body.contains("<td>rules_reload</td><td>Not reloaded"));
+
+    // Fixed without the parcel rule: the reload takes it, and the next verdict no longer has it.
+    let without_parcel =
+        DEFAULT_RULES_TOML.replace("id = \"en-parcel-fee\"", "id = \"en-parcel-fee-renamed\"");
+    std::fs::write(&rules_path, without_parcel).unwrap();
+    let reload = post_form_to(
+        own.console,
+        "/rules/reload",
+        Some(&session.cookie),
+        &[("csrf", &session.csrf)],
+    );
+    assert_eq!(
+        element_text(&reload.body, "reload-notice").unwrap(),
+        "Rules reloaded."
+    );
+    let tried = post_form_to(
+        own.console,
+        "/try",
+        Some(&session.cookie),
+        &[("csrf", &session.csrf), ("text", PARCEL)],
+    );
+    assert!(
+        tried.body.contains("en-parcel-fee-renamed"),
+        "{}",
+        tried.body
+    );
+    run(own.server.shutdown()).unwrap();
+}
