@@ -12,6 +12,7 @@ pub mod market_thresholds;
 pub mod model;
 pub mod ngram_fit;
 pub mod onnx_export;
+pub mod private_model;
 pub mod quantize;
 pub mod requantize;
 pub mod trainer;

@@ -42,6 +42,9 @@ enum Command {
     /// Pick each market's (zh, en) tag and quarantine thresholds on its own dev ham with the
     /// shipped int8 model; write them into both ONNX files' metadata and the manifest.
     MarketThresholds(smsguard_train::market_thresholds::MarketThresholdArgs),
+    /// Train the private-mode linear model (integer weights, scored under homomorphic
+    /// encryption) on the train splits; report dev accuracy and check encrypted exactness.
+    TrainPrivate(smsguard_train::private_model::PrivateTrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +131,7 @@ fn main() -> Result<()> {
         Command::Baseline(args) => smsguard_train::baseline_cli::run(args),
         Command::Requantize(args) => smsguard_train::requantize::run(args),
         Command::MarketThresholds(args) => smsguard_train::market_thresholds::run(args),
+        Command::TrainPrivate(args) => smsguard_train::private_model::run(args),
     }
 }
 

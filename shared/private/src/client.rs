@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use fhe::bfv::{BfvParameters, Ciphertext, Encoding, Plaintext, SecretKey};
-use fhe_traits::{DeserializeParametrized, FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize};
+use fhe_traits::{
+    DeserializeParametrized, FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize,
+};
 
 use crate::model::check_features;
 use crate::params::bfv_parameters;

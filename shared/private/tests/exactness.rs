@@ -50,7 +50,8 @@ fn extreme_scores_do_not_wrap() {
     let features = vec![MAX_FEATURE; d];
     let client = PrivateClient::new(shape).unwrap();
     let scores = encrypted_scores(&client, &model, &features);
-    assert_eq!(scores, vec![d as i64 * 15 * 127, -(d as i64) * 15 * 127]);
+    let bound = d as i64 * MAX_FEATURE * MAX_WEIGHT;
+    assert_eq!(scores, vec![bound, -bound]);
 }
 
 #[test]
@@ -70,7 +71,9 @@ fn real_messages_decrypt_to_the_plain_scores() {
     ] {
         let normalized = normalize(text).text;
         let features = shape.features(&normalized);
-        let answer = scorer.score(&client.encrypt_text(&normalized).unwrap()).unwrap();
+        let answer = scorer
+            .score(&client.encrypt_text(&normalized).unwrap())
+            .unwrap();
         assert_eq!(
             client.decrypt_scores(&answer).unwrap(),
             model.plain_scores(&features).unwrap()

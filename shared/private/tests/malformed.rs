@@ -1,19 +1,33 @@
 //! Whatever bytes reach the server (or come back to the phone), the answer is an error, never a
 //! panic.
 
+use std::sync::LazyLock;
+
 use fhe::bfv::{Ciphertext, Encoding, Plaintext, SecretKey};
 use fhe_traits::{FheEncoder, FheEncrypter, Serialize};
 use proptest::prelude::*;
-use smsguard_private::{params, PrivateClient, PrivateError, PrivateModel, PrivateScorer, PrivateShape};
+use smsguard_private::{
+    params, PrivateClient, PrivateError, PrivateModel, PrivateScorer, PrivateShape,
+};
 
-fn scorer_and_client() -> (PrivateScorer, PrivateClient) {
+/// Built once: parameter generation dominates a test case otherwise.
+static PAIR: LazyLock<(PrivateScorer, PrivateClient)> = LazyLock::new(build_pair);
+
+fn scorer_and_client() -> &'static (PrivateScorer, PrivateClient) {
+    &PAIR
+}
+
+fn build_pair() -> (PrivateScorer, PrivateClient) {
     let shape = PrivateShape::for_classes(5);
     let model = PrivateModel {
         shape,
         labels: (0..5).map(|k| k.to_string()).collect(),
         weights: vec![3; shape.classes * shape.buckets],
     };
-    (PrivateScorer::new(&model).unwrap(), PrivateClient::new(shape).unwrap())
+    (
+        PrivateScorer::new(&model).unwrap(),
+        PrivateClient::new(shape).unwrap(),
+    )
 }
 
 fn assert_malformed(result: Result<Vec<u8>, PrivateError>) {
@@ -43,7 +57,8 @@ fn a_query_below_the_top_level_is_refused_not_a_panic() {
     let (scorer, _) = scorer_and_client();
     let parameters = params::bfv_parameters().unwrap();
     let secret = SecretKey::random(&parameters, &mut rand::rng());
-    let plaintext = Plaintext::try_encode(&[1u64, 2, 3] as &[u64], Encoding::poly(), &parameters).unwrap();
+    let plaintext =
+        Plaintext::try_encode(&[1u64, 2, 3] as &[u64], Encoding::poly(), &parameters).unwrap();
     let mut ciphertext: Ciphertext = secret.try_encrypt(&plaintext, &mut rand::rng()).unwrap();
     ciphertext.switch_down().unwrap();
     assert_malformed(scorer.score(&ciphertext.to_bytes()));
@@ -52,7 +67,9 @@ fn a_query_below_the_top_level_is_refused_not_a_panic() {
 #[test]
 fn a_bad_answer_is_an_error_for_the_phone() {
     let (scorer, client) = scorer_and_client();
-    let answer = scorer.score(&client.encrypt_text("hello").unwrap()).unwrap();
+    let answer = scorer
+        .score(&client.encrypt_text("hello").unwrap())
+        .unwrap();
     assert!(matches!(
         client.decrypt_scores(&answer[..answer.len() - 3]),
         Err(PrivateError::MalformedCiphertext(_))
