@@ -90,3 +90,25 @@ fn features_are_small_integers_with_the_bias_bucket_set() {
     assert!(features.iter().all(|f| (0..=MAX_FEATURE).contains(f)));
     assert!(features[1..].iter().filter(|&&f| f > 0).count() > 10);
 }
+
+#[test]
+fn query_and_answer_sizes_do_not_depend_on_the_text() {
+    // The cloud sees sizes: they must not leak the message's length or content.
+    let shape = PrivateShape::for_classes(5);
+    let model = model_with(shape, vec![1; shape.classes * shape.buckets]);
+    let client = PrivateClient::new(shape).unwrap();
+    let scorer = PrivateScorer::new(&model).unwrap();
+    let sizes: Vec<(usize, usize)> = ["", "hi", &"a much longer message ".repeat(20)]
+        .iter()
+        .map(|text| {
+            let query = client.encrypt_text(&normalize(text).text).unwrap();
+            let answer = scorer.score(&query).unwrap();
+            (query.len(), answer.len())
+        })
+        .collect();
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
+    assert!(
+        sizes[0].0 <= 256 * 1024 && sizes[0].1 <= 64 * 1024,
+        "{sizes:?}"
+    );
+}
