@@ -190,4 +190,11 @@ impl SmsGuard for RelayService {
         }
         Ok(Response::new(package))
     }
+
+    async fn private_classify(
+        &self,
+        _request: Request<v1::PrivateClassifyRequest>,
+    ) -> Result<Response<v1::PrivateClassifyResponse>, Status> {
+        Err(Status::unimplemented("private mode is not relayed"))
+    }
 }

@@ -23,6 +23,8 @@ pub enum ServerError {
     SyncLog(#[from] sled::Error),
     #[error("edge model package: {0}")]
     ModelPackage(String),
+    #[error("private-mode model: {0}")]
+    PrivateModel(String),
     #[error("signing key {path}: {message}")]
     SigningKey {
         path: std::path::PathBuf,
@@ -81,6 +83,8 @@ pub enum RequestError {
     DeadlineExceeded { millis: u64 },
     #[error("{0}")]
     Unavailable(String),
+    #[error("parameter set `{asked}` is not served; this server uses `{served}`")]
+    WrongParameters { asked: String, served: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -102,6 +106,7 @@ impl RequestError {
             RequestError::StreamBrokeOff(_) => Code::Cancelled,
             RequestError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             RequestError::Unavailable(_) => Code::Unavailable,
+            RequestError::WrongParameters { .. } => Code::FailedPrecondition,
             RequestError::Internal(_) => Code::Internal,
         }
     }

@@ -25,6 +25,7 @@ pub mod error;
 pub mod eval;
 pub mod metrics;
 pub mod package;
+pub mod private;
 pub mod report_budget;
 pub mod server;
 pub mod service;

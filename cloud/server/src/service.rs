@@ -212,6 +212,19 @@ impl SmsGuard for SmsGuardService {
         let result = self.state.get_model(request.get_ref());
         self.finish("GetModel", started, result)
     }
+
+    async fn private_classify(
+        &self,
+        request: Request<v1::PrivateClassifyRequest>,
+    ) -> Result<Response<v1::PrivateClassifyResponse>, Status> {
+        let started = Instant::now();
+        let deadline = self.unary_deadline(request.metadata());
+        let req = request.into_inner();
+        let result = deadline
+            .run(self.blocking(move |state| state.private.answer(&req)))
+            .await;
+        self.finish("PrivateClassify", started, result)
+    }
 }
 
 #[cfg(test)]

@@ -112,6 +112,8 @@ pub struct AppState {
     rules: Option<Arc<RulesHandle>>,
     pub sync: SyncLog,
     pub package: ModelPackage,
+    /// The private-mode model (`PrivateClassify`).
+    pub private: crate::private::PrivateMode,
     pub metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
     recent: Mutex<RecentFingerprints>,
@@ -171,6 +173,7 @@ impl AppState {
             package::load_or_create_signing_key(config.signing_key_path.as_deref(), &data_dir)?;
         let package = ModelPackage::load(config.edge_model_dir.as_deref(), &signing_key)?;
         let sync = SyncLog::open(&data_dir.join("sync"))?;
+        let private = crate::private::PrivateMode::embedded()?;
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             scorer: CloudScorer::new(scorers, fusion),
@@ -179,6 +182,7 @@ impl AppState {
             rules,
             sync,
             package,
+            private,
             metrics,
             recent: Mutex::new(RecentFingerprints::default()),
             reporting: Mutex::new(()),

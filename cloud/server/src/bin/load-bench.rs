@@ -28,8 +28,8 @@ use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
 use smsguard_proto::v1::sms_guard_server::{SmsGuard, SmsGuardServer};
 use smsguard_proto::v1::{
     ClassifyBatch, ClassifyBatchResult, ClassifyRequest, ClassifyResponse, ClassifyResult,
-    GetModelRequest, GetModelResponse, ReportRequest, ReportResponse, SmsMessage, SyncCacheRequest,
-    SyncCacheResponse, Verdict,
+    GetModelRequest, GetModelResponse, PrivateClassifyRequest, PrivateClassifyResponse,
+    ReportRequest, ReportResponse, SmsMessage, SyncCacheRequest, SyncCacheResponse, Verdict,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -158,6 +158,13 @@ impl SmsGuard for Echo {
         _request: Request<GetModelRequest>,
     ) -> Result<Response<GetModelResponse>, Status> {
         Ok(Response::new(GetModelResponse::default()))
+    }
+
+    async fn private_classify(
+        &self,
+        _request: Request<PrivateClassifyRequest>,
+    ) -> Result<Response<PrivateClassifyResponse>, Status> {
+        Err(Status::unimplemented("private mode is not relayed"))
     }
 }
 

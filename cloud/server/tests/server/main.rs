@@ -11,6 +11,7 @@ mod long_messages;
 mod malformed;
 mod poisoning;
 mod privacy;
+mod private_mode;
 mod reload;
 mod restart;
 mod rpc;
