@@ -15,7 +15,8 @@ use std::time::Duration;
 use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
 use smsguard_proto::v1::{
     ClassifyBatch, ClassifyRequest, ClassifyResult, GetModelRequest, GetModelResponse,
-    ReportRequest, ReportResponse, SmsMessage, SyncCacheRequest, SyncCacheResponse, Verdict,
+    PrivateClassifyRequest, PrivateClassifyResponse, ReportRequest, ReportResponse, SmsMessage,
+    SyncCacheRequest, SyncCacheResponse, Verdict,
 };
 use smsguard_signing::{PackageParts, VerifyingKey};
 use tokio_stream::StreamExt;
@@ -326,6 +327,24 @@ impl CloudClient {
         let request = self.request(body, deadline);
         let mut client = self.grpc();
         with_deadline(deadline, client.sync_cache(request)).await
+    }
+
+    /// Private mode: sends a BFV ciphertext of a message's features (made by
+    /// `smsguard_private::PrivateClient`; no text, sender, fingerprint or device id goes out) and
+    /// returns the encrypted class scores, within the interactive deadline.
+    pub async fn private_classify(
+        &self,
+        parameter_set: &str,
+        features: Vec<u8>,
+    ) -> Result<PrivateClassifyResponse, CloudLinkError> {
+        let body = PrivateClassifyRequest {
+            parameter_set: parameter_set.to_owned(),
+            features,
+        };
+        let deadline = self.inner.deadline;
+        let request = self.request(body, deadline);
+        let mut client = self.grpc();
+        with_deadline(deadline, client.private_classify(request)).await
     }
 
     /// The current edge model package (or `up_to_date`). Verify it with [`verify_model_package`]

@@ -9,6 +9,7 @@ mod link;
 mod model;
 mod offline;
 mod online;
+mod private_mode;
 mod queue;
 mod slow;
 mod tls;
