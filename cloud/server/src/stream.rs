@@ -339,6 +339,7 @@ fn rpc_name(path: &str) -> &'static str {
         "Report" => "Report",
         "SyncCache" => "SyncCache",
         "GetModel" => "GetModel",
+        "PrivateClassify" => "PrivateClassify",
         _ => "unknown",
     }
 }
