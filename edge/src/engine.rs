@@ -563,7 +563,8 @@ pub fn embedded_model_version() -> String {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION
         .get_or_init(|| {
-            EdgeModel::embedded_onnx().map_or_else(|| "none".to_string(), model_version_of)
+            EdgeModel::embedded_sha256()
+                .map_or_else(|| "none".to_string(), |sha| sha[..16].to_string())
         })
         .clone()
 }
