@@ -18,6 +18,8 @@
 //! seals the embedded model with it: a build dependency should be small, and encryption is a
 //! different concern from the Ed25519 package signatures. It does no I/O.
 
+pub mod device;
+
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
@@ -49,6 +51,10 @@ pub enum ContainerError {
     WrongKey { expected: String, found: String },
     #[error("model container does not authenticate: its bytes were altered")]
     Corrupt,
+    #[error("model package is sealed to device {found}, this device is {device}")]
+    NotForThisDevice { device: String, found: String },
+    #[error("the device public key is a low-order point: nothing sealed to it would be secret")]
+    WeakDeviceKey,
     #[error("a container key is {KEY_BYTES} bytes, got {0}")]
     BadKeyLength(usize),
     #[error("the operating system gave no randomness")]
