@@ -350,7 +350,7 @@ impl Store {
         let description = encode(tree::MODEL, model)?;
         self.model.transaction(|tx| {
             tx.insert(MODEL_DESCRIPTION_KEY, description.as_slice())?;
-            tx.insert(MODEL_BYTES_KEY, model.model.as_slice())?;
+            tx.insert(MODEL_BYTES_KEY, model.sealed_model.as_slice())?;
             Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         Ok(())
@@ -361,7 +361,7 @@ impl Store {
             return Ok(None);
         };
         let mut model: StoredModel = decode(tree::MODEL, &description)?;
-        model.model = self
+        model.sealed_model = self
             .model
             .get(MODEL_BYTES_KEY)?
             .ok_or_else(|| StoreError::Corrupt {

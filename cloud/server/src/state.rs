@@ -481,7 +481,11 @@ impl AppState {
     ) -> Result<v1::GetModelResponse, RequestError> {
         check_len("current_version", &req.current_version, MAX_ID_BYTES)?;
         check_len("device_id", &req.device_id, MAX_ID_BYTES)?;
-        Ok(self.package.answer(&req.current_version))
+        let answer = self.package.answer(&req.current_version);
+        if req.device_public_key.is_empty() {
+            return Ok(answer);
+        }
+        package::seal_to_requesting_device(answer, &req.device_public_key)
     }
 
     /// Re-reads the rules file and the spam feed when they changed (blocking I/O). Errors of a

@@ -874,6 +874,7 @@ fn model_package(key: &SigningKey, version: &str, tamper: bool) -> GetModelRespo
         vocabulary,
         signature,
         key_id: key.verifying_key().key_id(),
+        sealed_model: Vec::new(),
     };
     if tamper {
         let middle = package.model.len() / 2;

@@ -117,6 +117,12 @@ impl EdgeModel {
         )
     }
 
+    /// The key the library seals its own model with (rebuilt from its halves; see `embedded`),
+    /// for sealing a model at rest where the host gives no key of its own. Obfuscation only.
+    pub fn library_key() -> ContainerKey {
+        embedded::container_key()
+    }
+
     /// Lowercase hex SHA-256 of the plaintext model `embedded` loads, for naming its version
     /// without decrypting it; `None` in a build without a shipped model.
     pub fn embedded_sha256() -> Option<&'static str> {
