@@ -53,9 +53,7 @@ impl DeviceSecret {
 
     /// A secret from 64 hex digits (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<DeviceSecret, ContainerError> {
-        let bytes = Zeroizing::new(
-            hex::decode(text.trim()).map_err(|_| ContainerError::BadKeyLength(text.len() / 2))?,
-        );
+        let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| ContainerError::NotHex)?);
         DeviceSecret::from_slice(&bytes)
     }
 

@@ -55,6 +55,8 @@ pub enum ContainerError {
     NotForThisDevice { device: String, found: String },
     #[error("the device public key is a low-order point: nothing sealed to it would be secret")]
     WeakDeviceKey,
+    #[error("a key is 64 hex digits; this text is not hex")]
+    NotHex,
     #[error("a container key is {KEY_BYTES} bytes, got {0}")]
     BadKeyLength(usize),
     #[error("the operating system gave no randomness")]

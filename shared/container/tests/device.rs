@@ -72,5 +72,12 @@ fn a_low_order_device_key_is_refused_and_secrets_never_print() {
     let again = DeviceSecret::from_hex(&secret.to_hex()).unwrap();
     assert_eq!(again.public_key(), secret.public_key());
     assert_eq!(again.storage_key().key_id(), secret.storage_key().key_id());
-    assert!(DeviceSecret::from_hex("abcd").is_err());
+    assert_eq!(
+        DeviceSecret::from_hex("abcd").unwrap_err(),
+        ContainerError::BadKeyLength(2)
+    );
+    assert_eq!(
+        DeviceSecret::from_hex(&"zz".repeat(32)).unwrap_err(),
+        ContainerError::NotHex
+    );
 }
