@@ -26,6 +26,8 @@ use smsguard_signing::{sha256_hex, PackageParts, SigningKey};
 
 use crate::fixtures::{int8_model, vocab_json, OBVIOUS_HAM, OBVIOUS_SPAM};
 
+mod device_bound;
+
 const FRIEND: &str = "+44 7700 900123";
 const STRANGER: &str = "+15550100";
 
