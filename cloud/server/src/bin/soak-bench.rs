@@ -290,7 +290,7 @@ impl Load {
         // Letters, not digits: digits are masked before fingerprinting.
         let text = format!("{base} {}", letters(group));
         let fp = smsguard_core::MinHasher::new().fingerprint(&smsguard_core::normalize(&text).text);
-        let spam = n % 4 != 0;
+        let spam = !n.is_multiple_of(4);
         let request = ReportRequest {
             feedback: if spam {
                 Feedback::Spam
