@@ -42,7 +42,10 @@ pub use types::{
     CacheEntry, Counters, EngineEvent, HotFingerprint, MessageRecord, MessageState, QueueItem,
     SenderRuleEntry, Source, StoredModel, StoredVerdict,
 };
-pub use wal::{frame as log_frame, read_frames as read_log_frames, Durability, LogRecovery};
+pub use wal::{
+    decision_id as log_decision_id, frame as log_frame, read_frames as read_log_frames, Durability,
+    LogRecovery, MAX_PAYLOAD_BYTES as MAX_LOG_PAYLOAD_BYTES,
+};
 
 /// Errors of the store. They name trees and keys (ids, hashes), never message text.
 #[derive(Debug, thiserror::Error)]
