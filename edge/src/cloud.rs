@@ -60,6 +60,10 @@ pub struct CloudConfig {
     pub ca_cert_pem: Option<Vec<u8>>,
     /// Opaque per-install id put into every request that has a device field.
     pub device_id: String,
+    /// The device's X25519 public key, sent with `GetModel` so the package comes sealed to this
+    /// device; set by the engine from its `device_key`, never read from configuration.
+    #[serde(skip)]
+    pub device_public_key: Option<[u8; 32]>,
 }
 
 impl Default for CloudConfig {
@@ -70,6 +74,7 @@ impl Default for CloudConfig {
             deadline: DEFAULT_DEADLINE,
             ca_cert_pem: None,
             device_id: String::new(),
+            device_public_key: None,
         }
     }
 }
@@ -219,6 +224,7 @@ struct ClientInner {
     deadline: Duration,
     bulk_deadline: Duration,
     device_id: String,
+    device_public_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for CloudClient {
@@ -248,6 +254,7 @@ impl CloudClient {
                 deadline: config.deadline,
                 bulk_deadline,
                 device_id: config.device_id.clone(),
+                device_public_key: config.device_public_key.map_or_else(Vec::new, Vec::from),
             }),
         })
     }
@@ -356,6 +363,7 @@ impl CloudClient {
         let body = GetModelRequest {
             current_version: current_version.to_owned(),
             device_id: self.inner.device_id.clone(),
+            device_public_key: self.inner.device_public_key.clone(),
         };
         let deadline = self.inner.bulk_deadline;
         let request = self.request(body, deadline);
@@ -725,6 +733,7 @@ mod tests {
             vocabulary,
             signature,
             key_id: key.verifying_key().key_id(),
+            sealed_model: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@
 
 mod admin;
 mod classify;
+mod device_key;
 mod hot;
 mod link;
 mod recheck;
@@ -40,6 +41,7 @@ pub use crate::store::{
     EVENTS_PRUNED_COUNTER, RECORDS_PRUNED_COUNTER,
 };
 pub use classify::CLOUD_REFUSED_COUNTER;
+pub use device_key::DeviceKey;
 pub use hot::{HotIndex, HotMatch};
 pub use link::{CloudFuture, CloudLink, BULK_WAIT};
 pub use senders::{canonical_sender, SenderRules};
@@ -113,6 +115,11 @@ pub struct EngineConfig {
     /// serialised back out.
     #[serde(skip_serializing)]
     pub store_key: Option<StoreKey>,
+    /// The device's X25519 private key (64 hex digits in JSON; see [`DeviceKey`]): model
+    /// packages are requested sealed to it and installed models stored sealed under a key derived
+    /// from it. The host supplies it like `store_key`. Never serialised back out.
+    #[serde(skip_serializing)]
+    pub device_key: Option<DeviceKey>,
 }
 
 impl Default for EngineConfig {
@@ -144,6 +151,7 @@ impl Default for EngineConfig {
             onnxruntime_library: None,
             market: None,
             store_key: None,
+            device_key: None,
         }
     }
 }
@@ -354,8 +362,15 @@ impl Engine {
     pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine, EngineError> {
         let link = match &config.cloud {
             Some(cloud) => {
+                let cloud = CloudConfig {
+                    device_public_key: config
+                        .device_key
+                        .as_ref()
+                        .map(|k| *k.public_key().as_bytes()),
+                    ..cloud.clone()
+                };
                 let client =
-                    CloudClient::new(cloud).map_err(|e| EngineError::Config(e.to_string()))?;
+                    CloudClient::new(&cloud).map_err(|e| EngineError::Config(e.to_string()))?;
                 Some(Arc::new(client) as Arc<dyn CloudLink>)
             }
             None => None,
@@ -460,10 +475,11 @@ impl Engine {
             ModelSource::Files { .. } => None,
         };
         if let Some(stored) = stored {
-            match EdgeModel::from_bytes(&stored.model, &stored.vocabulary) {
+            let key = device_key::model_storage_key(self.config.device_key.as_ref());
+            match EdgeModel::from_container(&stored.sealed_model, &key, &stored.vocabulary) {
                 Ok(model) => return self.install_model(model, stored.version),
-                // A stored model that no longer loads (e.g. another pipeline version after an
-                // app update) is skipped: the configured model takes over.
+                // A stored model that no longer loads (another pipeline version, or a key that
+                // changed with an app update) is skipped: the configured model takes over.
                 Err(_) => self.count_model_failure(),
             }
         }
@@ -563,7 +579,8 @@ pub fn embedded_model_version() -> String {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION
         .get_or_init(|| {
-            EdgeModel::embedded_onnx().map_or_else(|| "none".to_string(), model_version_of)
+            EdgeModel::embedded_sha256()
+                .map_or_else(|| "none".to_string(), |sha| sha[..16].to_string())
         })
         .clone()
 }

@@ -42,7 +42,10 @@ pub use types::{
     CacheEntry, Counters, EngineEvent, HotFingerprint, MessageRecord, MessageState, QueueItem,
     SenderRuleEntry, Source, StoredModel, StoredVerdict,
 };
-pub use wal::{frame as log_frame, read_frames as read_log_frames, Durability, LogRecovery};
+pub use wal::{
+    decision_id as log_decision_id, frame as log_frame, read_frames as read_log_frames, Durability,
+    LogRecovery, MAX_PAYLOAD_BYTES as MAX_LOG_PAYLOAD_BYTES,
+};
 
 /// Errors of the store. They name trees and keys (ids, hashes), never message text.
 #[derive(Debug, thiserror::Error)]
@@ -350,7 +353,7 @@ impl Store {
         let description = encode(tree::MODEL, model)?;
         self.model.transaction(|tx| {
             tx.insert(MODEL_DESCRIPTION_KEY, description.as_slice())?;
-            tx.insert(MODEL_BYTES_KEY, model.model.as_slice())?;
+            tx.insert(MODEL_BYTES_KEY, model.sealed_model.as_slice())?;
             Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
         Ok(())
@@ -361,7 +364,7 @@ impl Store {
             return Ok(None);
         };
         let mut model: StoredModel = decode(tree::MODEL, &description)?;
-        model.model = self
+        model.sealed_model = self
             .model
             .get(MODEL_BYTES_KEY)?
             .ok_or_else(|| StoreError::Corrupt {

@@ -59,6 +59,7 @@ pub fn cloud_config(url: &str, deadline: Duration) -> CloudConfig {
         deadline,
         ca_cert_pem: None,
         device_id: "system-test-device".to_owned(),
+        device_public_key: None,
     }
 }
 

@@ -5,12 +5,16 @@
 #[path = "../../edge/jni/tests/support/jvm.rs"]
 mod jvm;
 
+use smsguard_edge::engine::DeviceKey;
 use smsguard_system_tests::{unused_loopback_addr, TestCloud, GENEROUS_DEADLINE};
 
 fn config_json(url: &str, deadline_ms: u128, pinned_model_key: Option<&str>) -> String {
     serde_json::json!({
         "cloud": { "url": url, "deadline_ms": deadline_ms, "device_id": "jvm-system-test" },
         "pinned_model_key": pinned_model_key,
+        // The host's device key travels in the JSON like the store key: model packages come
+        // sealed to it.
+        "device_key": DeviceKey::generate().to_hex(),
     })
     .to_string()
 }

@@ -54,8 +54,8 @@ use crate::{ForcedAction, MessageContext, ModelScore, Scorer, ScoringError};
 mod codec;
 mod index;
 mod reports;
-pub use codec::encode_entry;
-use codec::{check_format, decode_entry};
+use codec::check_format;
+pub use codec::{decode_entry, encode_entry};
 use index::{Limits, LshIndex};
 pub use reports::{
     id_hash, AuditRecord, Reputation, UserReport, AUDIT_RECORD_LEN, DISTRUST_MIN_DISAGREED,

@@ -173,6 +173,19 @@ pub struct ServerConfig {
     /// Reports one API key may file per minute (a token bucket of this size refilled over a
     /// minute); the excess is refused with RESOURCE_EXHAUSTED. 0 turns the budget off.
     pub report_budget_per_minute: u32,
+    /// Page cache of the similarity memory's sled store, in bytes (its in-memory LSH index
+    /// grows with the distinct fingerprints stored, which reports add to at most
+    /// `report_budget_per_minute` per key).
+    pub similarity_cache_bytes: usize,
+    /// Page cache of the sync log's sled store (sync log, console audit), in bytes. sled's own
+    /// default is 1 GiB, which a long-running server fills from its log; this bounds it.
+    pub sync_cache_bytes: usize,
+    /// Most senders the sender reputation tracks at once (the least recently seen is
+    /// forgotten first); about 1 KiB each.
+    pub max_senders: usize,
+    /// Fingerprints of recently classified messages kept (two generations of this many) so
+    /// that a report carrying only a fingerprint id can be resolved; about 0.4 KiB each.
+    pub recent_fingerprints: usize,
 }
 
 impl Default for ServerConfig {
@@ -213,6 +226,10 @@ impl Default for ServerConfig {
             source_file: None,
             report_quorum: 3,
             report_budget_per_minute: 60,
+            similarity_cache_bytes: 32 * 1024 * 1024,
+            sync_cache_bytes: 16 * 1024 * 1024,
+            max_senders: 100_000,
+            recent_fingerprints: 50_000,
         }
     }
 }
@@ -317,6 +334,16 @@ impl ServerConfig {
         env.set(
             "SMSGUARD_REPORT_BUDGET_PER_MINUTE",
             &mut self.report_budget_per_minute,
+        )?;
+        env.set(
+            "SMSGUARD_SIMILARITY_CACHE_BYTES",
+            &mut self.similarity_cache_bytes,
+        )?;
+        env.set("SMSGUARD_SYNC_CACHE_BYTES", &mut self.sync_cache_bytes)?;
+        env.set("SMSGUARD_MAX_SENDERS", &mut self.max_senders)?;
+        env.set(
+            "SMSGUARD_RECENT_FINGERPRINTS",
+            &mut self.recent_fingerprints,
         )?;
         env.set_some("SMSGUARD_CONSOLE_LISTEN", &mut self.console_listen)?;
         env.set(
@@ -484,7 +511,7 @@ impl ServerConfig {
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, usize, usize, usize); 7] = [
+        let ranges: [(&str, usize, usize, usize); 11] = [
             ("max_body_bytes", self.max_body_bytes, 1, 64 * 1024),
             ("max_batch_messages", self.max_batch_messages, 1, 4096),
             (
@@ -501,6 +528,25 @@ impl ServerConfig {
                 self.metrics_max_connections,
                 1,
                 1024,
+            ),
+            (
+                "similarity_cache_bytes",
+                self.similarity_cache_bytes,
+                1024 * 1024,
+                64 * 1024 * 1024 * 1024,
+            ),
+            (
+                "sync_cache_bytes",
+                self.sync_cache_bytes,
+                1024 * 1024,
+                64 * 1024 * 1024 * 1024,
+            ),
+            ("max_senders", self.max_senders, 1, 100_000_000),
+            (
+                "recent_fingerprints",
+                self.recent_fingerprints,
+                1,
+                100_000_000,
             ),
         ];
         for (setting, value, min, max) in ranges {
@@ -608,6 +654,10 @@ pub const ENV_VARS: &[&str] = &[
     "SMSGUARD_CACHE_TTL_SECONDS",
     "SMSGUARD_REPORT_QUORUM",
     "SMSGUARD_REPORT_BUDGET_PER_MINUTE",
+    "SMSGUARD_SIMILARITY_CACHE_BYTES",
+    "SMSGUARD_SYNC_CACHE_BYTES",
+    "SMSGUARD_MAX_SENDERS",
+    "SMSGUARD_RECENT_FINGERPRINTS",
     "SMSGUARD_TLS_CERT_PEM",
     "SMSGUARD_TLS_KEY_PEM",
     "SMSGUARD_TLS_CLIENT_CA_PEM",
@@ -768,5 +818,25 @@ mod tests {
         config.api_keys = parse_api_keys_env("fleet:abc").unwrap();
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("64 hex"), "{err}");
+    }
+
+    #[test]
+    fn memory_bounds_are_configurable_and_zero_is_refused() {
+        let mut config = ServerConfig::from_toml(
+            "plaintext = true\nmax_senders = 5000\nsync_cache_bytes = 2097152\n",
+        )
+        .unwrap();
+        config
+            .apply_env(|name| (name == "SMSGUARD_RECENT_FINGERPRINTS").then(|| "900".to_owned()))
+            .unwrap();
+        assert_eq!(
+            (config.max_senders, config.sync_cache_bytes),
+            (5000, 2 << 20)
+        );
+        assert_eq!(config.recent_fingerprints, 900);
+        config.validate().unwrap();
+        config.max_senders = 0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("max_senders"), "{err}");
     }
 }

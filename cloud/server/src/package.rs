@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use smsguard_container::device::{seal_to_device, DevicePublicKey};
 use smsguard_proto::v1;
 use smsguard_signing::{sha256_hex, PackageParts, SigningKey, VerifyingKey};
 
-use crate::error::ServerError;
+use crate::error::{RequestError, ServerError};
 
 const EMBEDDED_MODEL: &[u8] = include_bytes!("../../../edge/models/edge-int8.onnx");
 const EMBEDDED_VOCAB: &[u8] = include_bytes!("../../../edge/models/vocab.json");
@@ -70,6 +71,8 @@ impl ModelPackage {
             vocabulary,
             signature,
             key_id: public_key.key_id(),
+            // Filled per request, for the device that asks (`seal_to_requesting_device`).
+            sealed_model: Vec::new(),
         };
         Ok(ModelPackage {
             version,
@@ -94,6 +97,24 @@ impl ModelPackage {
         }
         self.response.clone()
     }
+}
+
+/// Moves the answer's model into `sealed_model`, sealed to the device that asked, so a package
+/// captured or copied elsewhere does not open on another device.
+pub fn seal_to_requesting_device(
+    mut answer: v1::GetModelResponse,
+    device_public_key: &[u8],
+) -> Result<v1::GetModelResponse, RequestError> {
+    let invalid = |e: smsguard_container::ContainerError| RequestError::Invalid {
+        field: "device_public_key",
+        reason: e.to_string(),
+    };
+    let device = DevicePublicKey::from_slice(device_public_key).map_err(invalid)?;
+    if !answer.model.is_empty() {
+        answer.sealed_model = seal_to_device(&device, &answer.model).map_err(invalid)?;
+        answer.model = Vec::new();
+    }
+    Ok(answer)
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, ServerError> {
@@ -219,6 +240,35 @@ mod tests {
         let current = package.answer(&manifest.version);
         assert!(current.up_to_date);
         assert!(current.model.is_empty());
+    }
+
+    #[test]
+    fn a_package_for_a_device_carries_its_model_sealed_to_that_device_only() {
+        use smsguard_container::device::{open_as_device, DeviceSecret};
+        let package = ModelPackage::load(None, &SigningKey::generate().unwrap()).unwrap();
+        let device = DeviceSecret::generate();
+        let plain = package.answer("old");
+        let sealed =
+            seal_to_requesting_device(plain.clone(), device.public_key().as_bytes()).unwrap();
+        assert!(sealed.model.is_empty());
+        assert_eq!(
+            &*open_as_device(&device, &sealed.sealed_model).unwrap(),
+            &plain.model[..]
+        );
+        assert!(open_as_device(&DeviceSecret::generate(), &sealed.sealed_model).is_err());
+        // An up-to-date answer has no model to seal; a malformed key is the client's error.
+        let current = package.answer(&package.version);
+        let current = seal_to_requesting_device(current, device.public_key().as_bytes()).unwrap();
+        assert!(current.sealed_model.is_empty());
+        for bad in [&[1u8; 31][..], &[0u8; 32][..]] {
+            assert!(matches!(
+                seal_to_requesting_device(plain.clone(), bad),
+                Err(RequestError::Invalid {
+                    field: "device_public_key",
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]

@@ -32,9 +32,6 @@ const MAX_ID_BYTES: usize = 128;
 /// `SyncCache` page size when the client asks for 0, and the most it may ask for.
 const DEFAULT_SYNC_ENTRIES: usize = 1000;
 const MAX_SYNC_ENTRIES: usize = 10_000;
-/// Fingerprints of recently classified messages kept so a `Report` carrying only the
-/// fingerprint id can be resolved (two generations of this many each).
-const RECENT_FINGERPRINTS: usize = 50_000;
 
 /// A scorer shared with the service (the report path writes to the same instance).
 struct Shared<T>(Arc<T>);
@@ -60,16 +57,19 @@ struct RecentFingerprint {
     operator_allowed: bool,
 }
 
-/// Two generations of `id -> fingerprint`; the older one is dropped when the newer fills up.
+/// Fingerprints of recently classified messages, kept so a `Report` carrying only the
+/// fingerprint id can be resolved: two generations of `id -> fingerprint` of `generation` each;
+/// the older one is dropped when the newer fills up (`ServerConfig::recent_fingerprints`).
 #[derive(Debug, Default)]
 struct RecentFingerprints {
+    generation: usize,
     current: HashMap<u64, RecentFingerprint>,
     previous: HashMap<u64, RecentFingerprint>,
 }
 
 impl RecentFingerprints {
     fn remember(&mut self, fp: &Fingerprint, operator_allowed: bool) {
-        if self.current.len() >= RECENT_FINGERPRINTS {
+        if self.current.len() >= self.generation {
             self.previous = std::mem::take(&mut self.current);
         }
         let recent = RecentFingerprint {
@@ -135,6 +135,7 @@ impl AppState {
         })?;
         let similarity_config = SimilarityConfig {
             report_quorum: config.report_quorum,
+            cache_capacity_bytes: config.similarity_cache_bytes as u64,
             ..SimilarityConfig::default()
         };
         let similarity = Arc::new(
@@ -146,6 +147,7 @@ impl AppState {
         }
         let sender = Arc::new(SenderReputation::new(SenderConfig {
             report_quorum: config.report_quorum,
+            max_senders: config.max_senders,
             ..SenderConfig::default()
         }));
         let rules = match &config.rules_path {
@@ -172,7 +174,8 @@ impl AppState {
         let signing_key =
             package::load_or_create_signing_key(config.signing_key_path.as_deref(), &data_dir)?;
         let package = ModelPackage::load(config.edge_model_dir.as_deref(), &signing_key)?;
-        let sync = SyncLog::open(&data_dir.join("sync"))?;
+        let sync =
+            SyncLog::open_with_cache(&data_dir.join("sync"), config.sync_cache_bytes as u64)?;
         let private = crate::private::PrivateMode::embedded()?;
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -184,7 +187,10 @@ impl AppState {
             package,
             private,
             metrics,
-            recent: Mutex::new(RecentFingerprints::default()),
+            recent: Mutex::new(RecentFingerprints {
+                generation: config.recent_fingerprints,
+                ..RecentFingerprints::default()
+            }),
             reporting: Mutex::new(()),
             report_budgets: ReportBudgets::new(config.report_budget_per_minute),
             feed_stamp: Mutex::new(None),
@@ -485,7 +491,11 @@ impl AppState {
     ) -> Result<v1::GetModelResponse, RequestError> {
         check_len("current_version", &req.current_version, MAX_ID_BYTES)?;
         check_len("device_id", &req.device_id, MAX_ID_BYTES)?;
-        Ok(self.package.answer(&req.current_version))
+        let answer = self.package.answer(&req.current_version);
+        if req.device_public_key.is_empty() {
+            return Ok(answer);
+        }
+        package::seal_to_requesting_device(answer, &req.device_public_key)
     }
 
     /// Re-reads the rules file and the spam feed when they changed (blocking I/O). Errors of a

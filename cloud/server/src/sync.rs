@@ -57,9 +57,17 @@ pub struct SyncLog {
 }
 
 impl SyncLog {
+    /// Opens the log with a 16 MiB page cache.
     pub fn open(dir: &Path) -> Result<Self, sled::Error> {
-        let db =
-            smsguard_scoring::sled_open::open_waiting_for_lock(|| sled::Config::new().path(dir))?;
+        Self::open_with_cache(dir, 16 * 1024 * 1024)
+    }
+
+    /// Opens the log with a page cache of `cache_bytes` (sled's default, 1 GiB, would let a
+    /// long-running server's memory grow with its log).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, sled::Error> {
+        let db = smsguard_scoring::sled_open::open_waiting_for_lock(|| {
+            sled::Config::new().path(dir).cache_capacity(cache_bytes)
+        })?;
         let log = db.open_tree(LOG_TREE)?;
         let meta = db.open_tree(META_TREE)?;
         Ok(SyncLog {

@@ -95,6 +95,8 @@ impl EngineArgs {
             deadline: Duration::from_millis(self.deadline_ms.max(1)),
             ca_cert_pem,
             device_id: device_id(data_dir),
+            // Set by the engine from its device key.
+            device_public_key: None,
         }))
     }
 
@@ -111,6 +113,9 @@ impl EngineArgs {
             model,
             market: self.market,
             store_key: Some(key_file::load_or_create(&self.key_file(&data_dir))?),
+            device_key: Some(key_file::load_or_create_device_key(
+                &data_dir.join(key_file::DEVICE_KEY_FILE),
+            )?),
             ..EngineConfig::default()
         };
         Ok((data_dir, self.with_retention(config)))

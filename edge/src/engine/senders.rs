@@ -10,7 +10,7 @@ const PHONE_DIGITS: usize = 10;
 /// Compiled size bound of one synced pattern (they come from the network).
 const RULE_SIZE_LIMIT: usize = 64 * 1024;
 
-/// The list key of a sender: for phone numbers the last [`PHONE_DIGITS`] digits; for short
+/// The list key of a sender: for phone numbers the last 10 digits (`PHONE_DIGITS`); for short
 /// codes and alphanumeric ids the lower-cased text without white space.
 pub fn canonical_sender(sender: &str) -> String {
     let trimmed = sender.trim();

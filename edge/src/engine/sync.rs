@@ -1,11 +1,16 @@
 //! `Engine::sync` (hot spam fingerprints and sender rules) and `Engine::update_model` (signed
 //! model packages).
 
+use smsguard_container::device::open_as_device;
+use smsguard_container::seal;
 use smsguard_core::fingerprint::NUM_HASHES;
 use smsguard_core::Label;
 use smsguard_model::EdgeModel;
 use smsguard_proto::v1::{self, GetModelResponse, SenderRuleKind, SyncCacheResponse};
 
+use zeroize::Zeroize;
+
+use super::device_key::{model_storage_key, DeviceKey};
 use super::senders::is_valid_rule;
 use super::{write, Engine, EngineError, HotIndex, ModelUpdate, SenderRules, SyncSummary};
 use crate::cloud::verify_model_package;
@@ -131,7 +136,8 @@ impl Engine {
         if package.up_to_date {
             return Ok(ModelUpdate::UpToDate { version: current });
         }
-        let (model, stored) = verified_model(&package, pinned).inspect_err(|_| {
+        let device_key = self.config.device_key.as_ref();
+        let (model, stored) = verified_model(package, pinned, device_key).inspect_err(|_| {
             self.bump_persisted("model_update.rejected");
         })?;
         if let Some(store) = &self.store {
@@ -148,11 +154,45 @@ impl Engine {
     }
 }
 
-/// Checks a package completely (signature, digest, size, vocabulary, loadable model) before
-/// anything is replaced.
+/// Opens a package sealed to this device (a plain one passes as it is), then checks it
+/// completely (signature, digest, size, vocabulary, loadable model) before anything is replaced.
+/// The model is kept sealed under the device's storage key for the store; the plaintext copy is
+/// zeroised before returning.
 fn verified_model(
+    package: GetModelResponse,
+    pinned: &smsguard_signing::VerifyingKey,
+    device_key: Option<&DeviceKey>,
+) -> Result<(EdgeModel, StoredModel), EngineError> {
+    let mut package = opened_package(package, device_key)?;
+    let checked = check_and_seal(&package, pinned, device_key);
+    package.model.zeroize();
+    checked
+}
+
+/// The package with its model in the clear: `sealed_model` opened with the device key.
+fn opened_package(
+    mut package: GetModelResponse,
+    device_key: Option<&DeviceKey>,
+) -> Result<GetModelResponse, EngineError> {
+    if package.sealed_model.is_empty() {
+        return Ok(package);
+    }
+    let key = device_key.ok_or_else(|| {
+        EngineError::ModelRejected(
+            "the package is sealed to a device and no device_key is set".into(),
+        )
+    })?;
+    let opened = open_as_device(key.secret(), &package.sealed_model)
+        .map_err(|e| EngineError::ModelRejected(e.to_string()))?;
+    package.model = opened.to_vec();
+    package.sealed_model = Vec::new();
+    Ok(package)
+}
+
+fn check_and_seal(
     package: &GetModelResponse,
     pinned: &smsguard_signing::VerifyingKey,
+    device_key: Option<&DeviceKey>,
 ) -> Result<(EdgeModel, StoredModel), EngineError> {
     verify_model_package(package, pinned).map_err(|e| EngineError::ModelRejected(e.to_string()))?;
     let manifest = package
@@ -168,10 +208,12 @@ fn verified_model(
     } else {
         manifest.version.clone()
     };
+    let sealed_model = seal(&model_storage_key(device_key), &package.model)
+        .map_err(|e| EngineError::ModelRejected(e.to_string()))?;
     let stored = StoredModel {
         version,
         sha256: manifest.sha256.clone(),
-        model: package.model.clone(),
+        sealed_model,
         vocabulary: vocabulary.to_string(),
         manifest_json: manifest.manifest_json.clone(),
     };

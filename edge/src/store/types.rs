@@ -119,9 +119,10 @@ pub struct SenderRuleEntry {
 pub struct StoredModel {
     pub version: String,
     pub sha256: String,
-    /// Stored under its own key as raw bytes (see `Store::save_model`).
+    /// The model sealed in a `smsguard-container` (never plain ONNX), stored under its own sled
+    /// key as raw bytes (see `Store::save_model`).
     #[serde(skip)]
-    pub model: Vec<u8>,
+    pub sealed_model: Vec<u8>,
     pub vocabulary: String,
     pub manifest_json: String,
 }

@@ -29,7 +29,7 @@ const SEGMENT_PREFIX: &str = "decisions-";
 const SEGMENT_SUFFIX: &str = ".log";
 const HEADER_BYTES: usize = 8;
 /// Longest payload a frame may claim; a longer length can only be a torn or damaged header.
-const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
 /// How far a returned decision survives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
@@ -189,6 +189,13 @@ pub(super) fn decode_decision(payload: &[u8]) -> Option<PendingDecision> {
         bytes: rest.to_vec(),
         value_at: 0,
     })
+}
+
+/// The message id of a decision log payload, or `None` when the payload is not a decision
+/// (what replay counts as `unreadable_records`). Public for the fuzzing harness, which feeds
+/// it the payloads `read_frames` finds in arbitrary bytes.
+pub fn decision_id(payload: &[u8]) -> Option<u64> {
+    decode_decision(payload).map(|decision| decision.id)
 }
 
 /// What reading the log found.

@@ -26,6 +26,8 @@ use smsguard_signing::{sha256_hex, PackageParts, SigningKey};
 
 use crate::fixtures::{int8_model, vocab_json, OBVIOUS_HAM, OBVIOUS_SPAM};
 
+mod device_bound;
+
 const FRIEND: &str = "+44 7700 900123";
 const STRANGER: &str = "+15550100";
 
@@ -874,6 +876,7 @@ fn model_package(key: &SigningKey, version: &str, tamper: bool) -> GetModelRespo
         vocabulary,
         signature,
         key_id: key.verifying_key().key_id(),
+        sealed_model: Vec::new(),
     };
     if tamper {
         let middle = package.model.len() / 2;

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use smsguard_edge::engine::{Engine, EngineConfig, StoreKey};
+use smsguard_edge::engine::{DeviceKey, Engine, EngineConfig, StoreKey};
 use smsguard_edge::store::{DIR_MODE, FILE_MODE};
 
 use crate::fixtures::{OBVIOUS_HAM, OBVIOUS_SPAM};
@@ -215,11 +215,20 @@ fn the_cli_creates_an_owner_only_key_file_and_seals_with_it() {
     assert_eq!(mode(&key_file), 0o600);
     let key = StoreKey::from_hex(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
     assert_eq!(files_with_secrets(&dir), Vec::<String>::new());
+    // The device key (model packages are sealed to it) is kept the same way, and kept.
+    let device_key_file = dir.join("device.key");
+    assert_eq!(mode(&device_key_file), 0o600);
+    let device_key = std::fs::read_to_string(&device_key_file).unwrap();
+    assert!(DeviceKey::from_hex(&device_key).is_ok(), "not a device key");
     // A second run reads the same key back.
     let listed = smsguard(&["quarantine", "--json", "list"]);
     assert!(
         listed.contains("ZEBRAMARK") && listed.contains(SENDER),
         "{listed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&device_key_file).unwrap(),
+        device_key
     );
     let engine = Engine::open(&dir, keyed(Some(key))).unwrap();
     assert_eq!(engine.quarantine_list().unwrap().len(), 1);

@@ -180,14 +180,14 @@ fn stored_model_round_trips_and_is_replaced_whole() {
     let model = StoredModel {
         version: "v2".into(),
         sha256: "ab".into(),
-        model: vec![0, 1, 2, 255],
+        sealed_model: vec![0, 1, 2, 255],
         vocabulary: "{}".into(),
         manifest_json: "{\"version\":\"v2\"}".into(),
     };
     store.save_model(&model).unwrap();
     let newer = StoredModel {
         version: "v3".into(),
-        model: vec![9; 10],
+        sealed_model: vec![9; 10],
         ..model.clone()
     };
     store.save_model(&newer).unwrap();

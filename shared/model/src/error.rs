@@ -25,6 +25,8 @@ pub enum ModelError {
     },
     #[error("this build has no embedded model: edge/models/edge-int8.onnx and vocab.json were missing at compile time")]
     NoEmbeddedModel,
+    #[error("sealed model does not open: {0}")]
+    Container(#[from] smsguard_container::ContainerError),
     #[error("model metadata key {key:?} is {problem}")]
     Metadata { key: &'static str, problem: String },
     #[error("model was built for pipeline version {model}, this build runs version {expected}")]

@@ -6,7 +6,11 @@
 //! and the cloud's evaluation and training (`smsguard-server`, `smsguard-train`) share the model
 //! without depending on each other. `perf` holds the latency and memory figures their benchmarks
 //! and evaluations report. Errors never carry message text.
+//!
+//! The shipped model is compiled in sealed (`smsguard-container`), never as plain ONNX, and
+//! sealed models (the embedded one, installed updates) open only into memory.
 
+mod embedded;
 pub mod error;
 pub mod metadata;
 pub mod model;
@@ -17,3 +21,4 @@ pub use error::ModelError;
 pub use metadata::{Judged, ModelInfo};
 pub use model::{Action, EdgeModel, ModelInput, Prediction};
 pub use runtime::{init_runtime, init_runtime_from};
+pub use smsguard_container::{ContainerError, ContainerKey};

@@ -7,10 +7,12 @@ use ort::logging::LogLevel;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
+use smsguard_container::ContainerKey;
 use smsguard_core::features::FeatureEncoder;
 use smsguard_core::ngrams::{hash_ngrams, pad_batch, NgramFeatures};
 use smsguard_core::{normalize, Label, Market, Normalized};
 
+use crate::embedded::{self, EMBEDDED};
 use crate::error::ModelError;
 use crate::metadata::{Judged, ModelInfo};
 use crate::runtime;
@@ -18,16 +20,6 @@ use crate::runtime;
 mod windows;
 
 pub use windows::{WindowPlan, MAX_WINDOWS};
-
-/// The shipped int8 model and its vocabulary (`edge/models/`), compiled into the binary (see
-/// build.rs).
-#[cfg(smsguard_embedded_model)]
-const EMBEDDED: Option<(&[u8], &str)> = Some((
-    include_bytes!("../../../edge/models/edge-int8.onnx"),
-    include_str!("../../../edge/models/vocab.json"),
-));
-#[cfg(not(smsguard_embedded_model))]
-const EMBEDDED: Option<(&[u8], &str)> = None;
 
 /// Name of the model input of char ids (`int64 [N, L]`).
 pub const INPUT_NAME: &str = "ids";
@@ -101,16 +93,40 @@ impl EdgeModel {
         })
     }
 
-    /// The shipped int8 model (`edge/models/edge-int8.onnx` + `vocab.json`, compiled in).
-    pub fn embedded() -> Result<EdgeModel, ModelError> {
-        let (model, vocab_json) = EMBEDDED.ok_or(ModelError::NoEmbeddedModel)?;
-        EdgeModel::from_bytes(model, vocab_json)
+    /// Opens a sealed model (a `smsguard-container`) into memory, loads it and zeroises the
+    /// plaintext as soon as ONNX Runtime has built its session: the model never lies in the clear
+    /// on disk, and not longer than the load in memory.
+    pub fn from_container(
+        container: &[u8],
+        key: &ContainerKey,
+        vocab_json: &str,
+    ) -> Result<EdgeModel, ModelError> {
+        let plaintext = smsguard_container::open(key, container)?;
+        EdgeModel::from_bytes(&plaintext, vocab_json)
+        // `plaintext` is dropped (and zeroised) here, after the session is built.
     }
 
-    /// The ONNX bytes `embedded` loads, for naming their version; `None` in a build without a
-    /// shipped model.
-    pub fn embedded_onnx() -> Option<&'static [u8]> {
-        EMBEDDED.map(|(model, _)| model)
+    /// The shipped int8 model (`edge/models/edge-int8.onnx` + `vocab.json`), compiled in sealed
+    /// (see `embedded`).
+    pub fn embedded() -> Result<EdgeModel, ModelError> {
+        let shipped = EMBEDDED.ok_or(ModelError::NoEmbeddedModel)?;
+        EdgeModel::from_container(
+            shipped.container,
+            &embedded::container_key(),
+            shipped.vocab_json,
+        )
+    }
+
+    /// The key the library seals its own model with (rebuilt from its halves; see `embedded`),
+    /// for sealing a model at rest where the host gives no key of its own. Obfuscation only.
+    pub fn library_key() -> ContainerKey {
+        embedded::container_key()
+    }
+
+    /// Lowercase hex SHA-256 of the plaintext model `embedded` loads, for naming its version
+    /// without decrypting it; `None` in a build without a shipped model.
+    pub fn embedded_sha256() -> Option<&'static str> {
+        EMBEDDED.map(|shipped| shipped.model_sha256)
     }
 
     /// The model's metadata.

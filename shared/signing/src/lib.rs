@@ -141,7 +141,10 @@ impl VerifyingKey {
         signature: &[u8],
     ) -> Result<(), SigningError> {
         self.verify(parts, signature)?;
-        if !sha256_hex(parts.model).eq_ignore_ascii_case(expected_model_sha256) {
+        // Exactly the lower-case form `sha256_hex` writes: the digest is not covered by the
+        // signature and the edge records it with the installed model, so only the canonical
+        // spelling of the real digest may pass (the fuzzer found "566D..." accepted).
+        if sha256_hex(parts.model) != expected_model_sha256 {
             return Err(SigningError::DigestMismatch);
         }
         Ok(())
@@ -230,6 +233,19 @@ mod tests {
             .unwrap();
         assert_eq!(
             public.verify_package(parts, &sha256_hex(b"other"), &signature),
+            Err(SigningError::DigestMismatch)
+        );
+    }
+
+    #[test]
+    fn only_the_canonical_lower_case_digest_is_accepted() {
+        let key = SigningKey::generate().unwrap();
+        let parts = parts(b"model", b"vocab");
+        let signature = key.sign(parts);
+        let upper = sha256_hex(b"model").to_uppercase();
+        assert_eq!(
+            key.verifying_key()
+                .verify_package(parts, &upper, &signature),
             Err(SigningError::DigestMismatch)
         );
     }

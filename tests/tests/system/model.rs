@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use smsguard_edge::engine::{Engine, EngineError, ModelUpdate, Source};
+use smsguard_edge::cloud::{CloudClient, CloudConfig};
+use smsguard_edge::engine::{DeviceKey, Engine, EngineError, ModelUpdate, Source};
 use smsguard_signing::SigningKey;
 use smsguard_system_tests::{
     engine_config, now_ms, open_engine, samples, Tamper, TamperingRelay, TestCloud,
@@ -169,4 +170,91 @@ fn without_a_pinned_key_no_update_is_accepted() {
         Err(EngineError::ModelRejected(_))
     ));
     assert_eq!(model_version(&engine_with_wrong_pin), before);
+}
+
+/// Files under `dir` that hold any 64-byte run of `model` (32 runs spread over it).
+fn files_holding(dir: &Path, model: &[u8]) -> Vec<std::path::PathBuf> {
+    let step = (model.len() - 64) / 31;
+    let windows: std::collections::HashSet<&[u8]> =
+        (0..32).map(|i| &model[i * step..i * step + 64]).collect();
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(64).any(|b| windows.contains(b)) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn device_engine(dir: &Path, url: &str, pinned: &str, device: &DeviceKey) -> Engine {
+    let mut config = online_config(url, GENEROUS_DEADLINE);
+    config.pinned_model_key = Some(pinned.to_owned());
+    config.device_key = Some(device.clone());
+    open_engine(dir, config).unwrap()
+}
+
+#[test]
+fn a_package_served_to_device_a_is_refused_on_device_b_and_stored_sealed_on_a() {
+    let models = other_model_dir();
+    let served = std::fs::read(models.path().join("edge-int8.onnx")).unwrap();
+    let cloud =
+        TestCloud::start(|config| config.edge_model_dir = Some(models.path().to_path_buf()))
+            .unwrap();
+    let (device_a, device_b) = (DeviceKey::generate(), DeviceKey::generate());
+
+    // Device B's engine, but its link asks as device A (a package captured for A, replayed).
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut config_b = online_config(&cloud.url(), GENEROUS_DEADLINE);
+    config_b.pinned_model_key = Some(cloud.model_public_key().to_owned());
+    config_b.device_key = Some(device_b.clone());
+    let as_device_a = CloudConfig {
+        device_public_key: Some(*device_a.public_key().as_bytes()),
+        ..config_b.cloud.clone().unwrap()
+    };
+    let link = Arc::new(CloudClient::new(&as_device_a).unwrap());
+    let engine_b = Engine::open_with_link(dir_b.path(), config_b, Some(link)).unwrap();
+    let before = model_version(&engine_b);
+    let refused = engine_b.update_model().unwrap_err();
+    assert!(
+        matches!(&refused, EngineError::ModelRejected(reason) if reason.contains("sealed to device")),
+        "{refused}"
+    );
+    assert_eq!(model_version(&engine_b), before, "the old model stays");
+    engine_b.close().unwrap();
+
+    // Device A installs it, and nothing in its data directory holds the plain model.
+    let dir_a = tempfile::tempdir().unwrap();
+    let engine_a = device_engine(
+        dir_a.path(),
+        &cloud.url(),
+        cloud.model_public_key(),
+        &device_a,
+    );
+    assert!(matches!(
+        engine_a.update_model().unwrap(),
+        ModelUpdate::Updated { .. }
+    ));
+    engine_a.close().unwrap();
+    assert_eq!(
+        files_holding(dir_a.path(), &served),
+        Vec::<std::path::PathBuf>::new()
+    );
+
+    // After a restart A loads it from the store; with B's key the stored model does not open
+    // and the embedded one serves instead.
+    let offline_a = |device: &DeviceKey| {
+        let mut config = engine_config(None);
+        config.device_key = Some(device.clone());
+        let engine = open_engine(dir_a.path(), config).unwrap();
+        let version = model_version(&engine);
+        engine.close().unwrap();
+        version
+    };
+    assert_eq!(offline_a(&device_a), cloud.model_version());
+    assert_eq!(offline_a(&device_b), before);
 }

@@ -68,7 +68,9 @@ pub fn encode_entry(entry: &Entry) -> [u8; RECORD_LEN] {
     out
 }
 
-pub(super) fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, String> {
+/// Decodes one stored record (`key`: the fingerprint id, big-endian); a damaged record is an
+/// error naming what is wrong, never a panic (public for the fuzzing harness).
+pub fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, String> {
     let id = u64::from_be_bytes(
         key.try_into()
             .map_err(|_| format!("key of {} bytes, expected 8", key.len()))?,

@@ -15,14 +15,21 @@
 //! 3. unary at a fixed offered rate (half of phase 1's maximum), open loop: p50/p99 latency
 //!    measured from each request's scheduled send time (no coordinated omission).
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+// Shared with `soak-bench`, which uses another part of it.
+#[allow(dead_code)]
+mod bench_common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use bench_common::{
+    free_loopback_port, load_messages, sibling_binary, start_cloud, wait_ready, ServerProcess,
+};
 use clap::{Parser, Subcommand};
 use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
 use smsguard_proto::v1::sms_guard_server::{SmsGuard, SmsGuardServer};
@@ -176,72 +183,7 @@ async fn echo_serve(listen: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Child processes.
-
-/// A server child process, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-    _data_dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl ServerProcess {
-    /// CPU seconds (user + system) the process has used so far.
-    fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let rest = stat.rsplit_once(')').context("bad /proc stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: f64 = fields.get(11).context("no utime")?.parse()?;
-        let stime: f64 = fields.get(12).context("no stime")?.parse()?;
-        Ok((utime + stime) / clock_ticks_per_second())
-    }
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // The Linux value on every common architecture; `getconf CLK_TCK` would tell otherwise.
-    100.0
-}
-
-fn free_loopback_port() -> Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?)
-}
-
-fn sibling_binary(name: &str) -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let dir = me.parent().context("binary has no folder")?;
-    Ok(dir.join(name))
-}
-
-fn start_cloud(server_bin: &Path) -> Result<ServerProcess> {
-    let addr = free_loopback_port()?;
-    let data_dir = tempfile::tempdir()?;
-    let child = Command::new(server_bin)
-        .args(["serve", "--plaintext", "--listen"])
-        .arg(addr.to_string())
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .env("SMSGUARD_SEED_FROM_CORPORA", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", server_bin.display()))?;
-    Ok(ServerProcess {
-        child,
-        addr,
-        _data_dir: Some(data_dir),
-    })
-}
-
+/// The echo service as a child process (this binary, `echo-serve`).
 fn start_echo() -> Result<ServerProcess> {
     let addr = free_loopback_port()?;
     let child = Command::new(std::env::current_exe()?)
@@ -257,64 +199,8 @@ fn start_echo() -> Result<ServerProcess> {
     })
 }
 
-/// Connects once the server answers a Classify (loading models can take seconds).
-async fn wait_ready(addr: SocketAddr, message: &SmsMessage) -> Result<SmsGuardClient<Channel>> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(mut client) = SmsGuardClient::connect(format!("http://{addr}")).await {
-            let request = ClassifyRequest {
-                message: Some(message.clone()),
-            };
-            if client.classify(request).await.is_ok() {
-                return Ok(client);
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("server at {addr} did not answer within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Load phases.
-
-const BUILTIN_MESSAGES: &[&str] = &[
-    "Are we still on for lunch tomorrow? I can pick you up at 12.",
-    "URGENT: your bank account is suspended. Verify at http://secure-login-check.example.top now",
-    "Congratulations! You have WON a voucher. Call 09061701461 now to claim",
-    "妈妈，我今天晚上加班，不回家吃饭了",
-    "【工商银行】您的账户存在异常，请点击链接 http://icbc-verify.example.cn 进行验证",
-    "加 薇 信 领 取 免 费 礼 品",
-    "Meeting moved to 3pm, room 4B.",
-    "Your parcel could not be delivered. Pay the fee at http://parcel-redelivery.example.xyz",
-];
-
-fn load_messages(path: Option<&Path>) -> Result<Vec<SmsMessage>> {
-    let bodies: Vec<String> = match path {
-        Some(path) => std::fs::read_to_string(path)?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect(),
-        None => BUILTIN_MESSAGES.iter().map(|s| s.to_string()).collect(),
-    };
-    if bodies.is_empty() {
-        bail!("no messages to send");
-    }
-    Ok(bodies
-        .into_iter()
-        .enumerate()
-        .map(|(i, body)| SmsMessage {
-            sender: format!("+8613800{:06}", i),
-            body,
-            received_at_ms: 1_700_000_000_000,
-            device_id: "load-bench".into(),
-            client_message_id: i.to_string(),
-            ..SmsMessage::default()
-        })
-        .collect())
-}
 
 #[derive(Debug, Default)]
 struct PhaseResult {
@@ -520,13 +406,13 @@ async fn bench(args: BenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let echo = start_echo()?;
-    let echo_client = wait_ready(echo.addr, &messages[0]).await?;
+    let echo_client = wait_ready(echo.addr, &messages[0], None).await?;
     let echo_unary = unary_max(&echo, &echo_client, &messages, &args).await?;
     let echo_stream = stream_max(&echo, &echo_client, &messages, &args).await?;
     drop(echo);
 
-    let cloud = start_cloud(&server_bin)?;
-    let client = wait_ready(cloud.addr, &messages[0]).await?;
+    let cloud = start_cloud(&server_bin, &[])?;
+    let client = wait_ready(cloud.addr, &messages[0], None).await?;
     let unary = unary_max(&cloud, &client, &messages, &args).await?;
     let streamed = stream_max(&cloud, &client, &messages, &args).await?;
     let mut fixed =

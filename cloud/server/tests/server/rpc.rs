@@ -4,6 +4,8 @@
 use std::io::{Read, Write};
 use std::sync::LazyLock;
 
+use smsguard_container::device::{open_as_device, DeviceSecret};
+use smsguard_container::ContainerError;
 use smsguard_core::MinHasher;
 use smsguard_proto::v1;
 use smsguard_signing::{PackageParts, VerifyingKey};
@@ -240,6 +242,7 @@ fn get_model_serves_a_signed_package_and_says_when_the_edge_is_current() {
             .get_model(v1::GetModelRequest {
                 current_version: "none".into(),
                 device_id: "test-device".into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -249,6 +252,7 @@ fn get_model_serves_a_signed_package_and_says_when_the_edge_is_current() {
             .get_model(v1::GetModelRequest {
                 current_version: version,
                 device_id: "test-device".into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -277,6 +281,85 @@ fn get_model_serves_a_signed_package_and_says_when_the_edge_is_current() {
     assert!(pinned.verify(parts, &full.signature).is_err());
     assert!(current.up_to_date);
     assert!(current.model.is_empty() && current.signature.is_empty());
+}
+
+#[test]
+fn a_package_served_to_device_a_opens_on_a_only_and_still_verifies() {
+    let addr = SERVER.addr();
+    let device_a = DeviceSecret::generate();
+    let device_b = DeviceSecret::generate();
+    let public_a = device_a.public_key().as_bytes().to_vec();
+    let (sealed, plain) = run(async move {
+        let mut client = client(addr).await;
+        let sealed = client
+            .get_model(v1::GetModelRequest {
+                current_version: "none".into(),
+                device_id: "device-a".into(),
+                device_public_key: public_a,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let plain = client
+            .get_model(v1::GetModelRequest {
+                current_version: "none".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (sealed, plain)
+    });
+    assert!(
+        sealed.model.is_empty(),
+        "a device-bound answer carries no plain model"
+    );
+    assert!(!sealed.sealed_model.is_empty());
+    assert!(
+        plain.sealed_model.is_empty(),
+        "an edge without a key gets the plain package"
+    );
+    assert_eq!(
+        open_as_device(&device_b, &sealed.sealed_model).unwrap_err(),
+        ContainerError::NotForThisDevice {
+            device: device_b.public_key().key_id_hex(),
+            found: device_a.public_key().key_id_hex(),
+        }
+    );
+    let opened = open_as_device(&device_a, &sealed.sealed_model).unwrap();
+    assert_eq!(&*opened, plain.model.as_slice());
+    let manifest = sealed.manifest.as_ref().unwrap();
+    let pinned = VerifyingKey::from_hex(&SERVER.server.model_public_key).unwrap();
+    let parts = PackageParts {
+        manifest_json: manifest.manifest_json.as_bytes(),
+        model: &opened,
+        vocabulary: &sealed.vocabulary,
+    };
+    pinned
+        .verify_package(parts, &manifest.sha256, &sealed.signature)
+        .unwrap();
+}
+
+#[test]
+fn a_malformed_device_key_is_the_clients_error() {
+    let addr = SERVER.addr();
+    let status = run(async move {
+        client(addr)
+            .await
+            .get_model(v1::GetModelRequest {
+                current_version: "none".into(),
+                device_public_key: vec![7; 31],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("device_public_key"),
+        "{}",
+        status.message()
+    );
 }
 
 #[test]

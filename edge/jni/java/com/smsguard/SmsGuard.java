@@ -51,6 +51,8 @@ public final class SmsGuard implements AutoCloseable {
      *     "deadline_ms": 300, "device_id": "install-uuid"}, "pinned_model_key": "hex"}}.
      *     {@code "store_key"} (64 hex digits: a 32-byte secret the app keeps wrapped by the Android
      *     Keystore) seals message senders and bodies in the store; the store then needs it to open.
+     *     {@code "device_key"} (64 hex digits: the device's X25519 private key, kept the same way)
+     *     makes model updates come sealed to this device and be stored sealed under it.
      */
     public static SmsGuard open(String dataDir, String configJson) {
         return new SmsGuard(nativeOpen(dataDir, configJson == null ? "" : configJson));
