@@ -325,6 +325,7 @@ impl Load {
         let request = GetModelRequest {
             current_version: String::new(),
             device_id: format!("soak-device-{}", n % 97),
+            device_public_key: Vec::new(),
         };
         let mut client = self.client.clone();
         client
