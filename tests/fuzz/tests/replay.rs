@@ -159,6 +159,7 @@ fn protocol_seeds() {
     let model = v1::GetModelRequest {
         current_version: "edge-v1".into(),
         device_id: "seed-device".into(),
+        device_public_key: Vec::new(),
     };
     write_seed("model_request", "versioned", &model.encode_to_vec());
     write_seed("model_request", "empty", &[]);
@@ -230,6 +231,7 @@ fn model_package_seeds() {
         model,
         vocabulary,
         signature,
+        sealed_model: Vec::new(),
         key_id: secret.verifying_key().key_id(),
     };
     write_seed("model_package", "signed", &response.encode_to_vec());
