@@ -80,7 +80,8 @@ fn descriptor_set_describes_the_service() {
             "ClassifyStream",
             "Report",
             "SyncCache",
-            "GetModel"
+            "GetModel",
+            "PrivateClassify"
         ]
     );
 }
