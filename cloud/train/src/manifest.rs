@@ -82,6 +82,8 @@ pub enum ManifestError {
     Read(#[from] std::io::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error("the manifest lists no file called {0}")]
+    UnknownFile(String),
 }
 
 impl Manifest {
@@ -98,6 +100,18 @@ impl Manifest {
 
     pub fn read(path: &Path) -> Result<Self, ManifestError> {
         Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+    }
+
+    /// Records `contents` as the file called `name` (size and digest), which the manifest must
+    /// already list.
+    pub fn set_file(&mut self, name: &str, contents: &[u8]) -> Result<(), ManifestError> {
+        let entry = self
+            .files
+            .iter_mut()
+            .find(|f| f.name == name)
+            .ok_or_else(|| ManifestError::UnknownFile(name.to_string()))?;
+        *entry = FileEntry::of(name, contents);
+        Ok(())
     }
 
     /// The entry of the file called `name`.

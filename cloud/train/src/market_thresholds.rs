@@ -6,7 +6,7 @@
 //! the model files' metadata and the manifest.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -19,7 +19,8 @@ use smsguard_model::model::softmax;
 use smsguard_model::{init_runtime, EdgeModel};
 
 use crate::data::{self, Dataset, Split};
-use crate::manifest::{FileEntry, Manifest};
+use crate::manifest::Manifest;
+use crate::requantize::read;
 
 /// Fewer dev ham than this and a market keeps the pooled thresholds: with 200 ham, 0.5 % is one
 /// message, so fewer cannot express the FPR target at all.
@@ -116,10 +117,7 @@ pub fn run(args: MarketThresholdArgs) -> Result<()> {
     for name in MODEL_FILES {
         let bytes = with_metadata(&read(dir, name)?, model_meta::MARKET_THRESHOLDS, &value)?;
         std::fs::write(dir.join(name), &bytes).with_context(|| format!("writing {name}"))?;
-        let entry = FileEntry::of(name, &bytes);
-        if let Some(existing) = manifest.files.iter_mut().find(|f| f.name == name) {
-            *existing = entry;
-        }
+        manifest.set_file(name, &bytes)?;
     }
     manifest.market_thresholds = picks;
     manifest.write(&manifest_path)?;
@@ -180,9 +178,4 @@ pub fn with_metadata(model: &[u8], key: &str, value: &str) -> Result<Vec<u8>> {
     entry.value = value.to_string();
     proto.metadata_props.push(entry);
     Ok(proto.write_to_bytes()?)
-}
-
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
-    let path = dir.join(name);
-    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
 }

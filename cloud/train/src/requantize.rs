@@ -14,7 +14,7 @@ use protobuf::Message;
 use smsguard_core::features::FeatureEncoder;
 
 use crate::data::{self, Split};
-use crate::manifest::{FileEntry, Manifest};
+use crate::manifest::Manifest;
 use crate::model::SplitMix64;
 use crate::onnx_export::SPAM_MASK_NAME;
 use crate::quantize;
@@ -46,10 +46,8 @@ pub struct RequantizeArgs {
 pub fn run(args: RequantizeArgs) -> Result<()> {
     let dir = &args.model_dir;
     let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest_text = std::fs::read_to_string(&manifest_path)
+    let mut manifest = Manifest::read(&manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest: Manifest = serde_json::from_str(&manifest_text)
-        .with_context(|| format!("parsing {}", manifest_path.display()))?;
     let fp32 = read(dir, FP32_FILE)?;
     let vocab = String::from_utf8(read(dir, VOCAB_FILE)?).context("vocab.json is not UTF-8")?;
     let model = ModelProto::parse_from_bytes(&fp32).context("parsing the fp32 ONNX model")?;
@@ -69,12 +67,9 @@ pub fn run(args: RequantizeArgs) -> Result<()> {
 
     std::fs::write(dir.join(INT8_FILE), &int8)
         .with_context(|| format!("writing {}", dir.join(INT8_FILE).display()))?;
-    let old = manifest
-        .file(INT8_FILE)
-        .with_context(|| format!("the manifest lists no {INT8_FILE}"))?;
-    let updated = replace_file_entry(&manifest_text, old, &FileEntry::of(INT8_FILE, &int8))?;
-    std::fs::write(&manifest_path, updated)
-        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    // serde_json's float_roundtrip keeps every other figure of the manifest byte for byte.
+    manifest.set_file(INT8_FILE, &int8)?;
+    manifest.write(&manifest_path)?;
     eprintln!(
         "wrote {} ({} B) from {} calibrated on {} of {} dev messages (seed {seed})",
         dir.join(INT8_FILE).display(),
@@ -86,35 +81,8 @@ pub fn run(args: RequantizeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The manifest text with one file entry's size and digest replaced in place. Editing the text
-/// rather than writing the parsed manifest again keeps every other figure byte for byte (a
-/// parse and print of the JSON floats can change their last digit).
-pub fn replace_file_entry(text: &str, old: &FileEntry, new: &FileEntry) -> Result<String> {
-    let name_at = text
-        .find(&format!("\"name\": \"{}\"", old.name))
-        .with_context(|| format!("no entry named {} in the manifest text", old.name))?;
-    let (head, tail) = text.split_at(name_at);
-    let tail = replace_first(
-        tail,
-        &format!("\"bytes\": {}", old.bytes),
-        &format!("\"bytes\": {}", new.bytes),
-    )?;
-    let tail = replace_first(
-        &tail,
-        &format!("\"sha256\": \"{}\"", old.sha256),
-        &format!("\"sha256\": \"{}\"", new.sha256),
-    )?;
-    Ok(format!("{head}{tail}"))
-}
-
-fn replace_first(text: &str, from: &str, to: &str) -> Result<String> {
-    if !text.contains(from) {
-        bail!("the manifest text has no `{from}` where expected");
-    }
-    Ok(text.replacen(from, to, 1))
-}
-
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
+/// A file of the model folder, its path named in the error.
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
 }
