@@ -15,7 +15,7 @@ use protobuf::Message;
 use serde::{Deserialize, Serialize};
 use smsguard_core::metrics::{self, Observation, ThresholdMetrics};
 use smsguard_core::{model_meta, ActionThresholds, Market};
-use smsguard_model::model::softmax;
+use smsguard_model::model::{arg_max, softmax};
 use smsguard_model::{init_runtime, EdgeModel};
 
 use crate::data::{self, Dataset, Split};
@@ -134,11 +134,7 @@ fn score(model: &EdgeModel, dev: &Dataset) -> Result<Vec<Observation>> {
         let logits = model.logits(&inputs)?;
         for (example, row) in chunk.iter().zip(logits.chunks(labels)) {
             let probabilities = softmax(row);
-            let predicted = probabilities
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(i, _)| i);
+            let predicted = arg_max(&probabilities);
             observations.push(Observation {
                 truth: example.label,
                 predicted,

@@ -351,7 +351,7 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 }
 
 /// Index of the largest value (the first on ties); 0 for an empty slice.
-fn arg_max(values: &[f32]) -> usize {
+pub fn arg_max(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
