@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model_meta;
 pub mod ngrams;
 pub mod normalize;
+pub mod percentile;
 pub mod taxonomy;
 pub mod verdict;
 
