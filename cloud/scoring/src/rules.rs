@@ -21,7 +21,7 @@
 //! id = "zh-add-wechat"
 //! words = ["加微信"]
 //! weight = 0.4
-//! [[sender]]                     # regex over the sender, spaces/dashes/brackets removed
+//! [[sender]]                     # regex over the canonical sender (smsguard_core::sender)
 //! id = "cn-service-short-code"
 //! pattern = '^95\d{3}$'
 //! action = "allow"
@@ -349,13 +349,10 @@ fn at_word_boundaries(text: &str, range: Range<usize>) -> bool {
     !is_word(before) && !is_word(after)
 }
 
-/// Sender as rules see it: spaces, dashes, dots and brackets removed, lower case.
+/// Sender as rules see it: the core's one canonical form (phone numbers by their national
+/// number; other ids lower-cased without spaces, dashes, dots and brackets), as on the phone.
 pub fn normalize_sender(sender: &str) -> String {
-    sender
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .flat_map(char::to_lowercase)
-        .collect()
+    smsguard_core::sender::canonical_sender(sender)
 }
 
 /// 1-based line of byte `offset` in `text`.

@@ -15,6 +15,7 @@ pub mod model_meta;
 pub mod ngrams;
 pub mod normalize;
 pub mod percentile;
+pub mod sender;
 pub mod taxonomy;
 pub mod verdict;
 

@@ -87,7 +87,7 @@ weight = 0.5
 label = "ad"
 [[sender]]
 id = "vip"
-pattern = '^\+4470000$'
+pattern = '^4470000$'
 action = "allow"
 "#;
 
@@ -203,11 +203,11 @@ fn sender_rules_force_actions_and_block_beats_allow() {
     let text = r#"version = 1
 [[sender]]
 id = "vip"
-pattern = '^\+4470000$'
+pattern = '^4470000$'
 action = "allow"
 [[sender]]
 id = "bad-prefix"
-pattern = '^\+99'
+pattern = '^99'
 action = "block"
 weight = 0.9
 label = "fraud"
