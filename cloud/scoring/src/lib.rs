@@ -24,7 +24,6 @@ pub mod multiclass;
 pub mod rules;
 pub mod sender;
 pub mod similarity;
-pub mod sled_open;
 pub mod variant;
 
 use smsguard_core::{Fingerprint, Label, MinHasher, Normalized};
