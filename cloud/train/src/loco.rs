@@ -36,7 +36,7 @@ use crate::cloud_models::{
     edge_inputs, load_raw, train_multiclass, train_subwords, DevMessage, DEFAULT_SUBWORD_VOCAB,
 };
 use crate::data::{self, Dataset, Split};
-use crate::fusion_fit::{fit_fusion, DevRows};
+use crate::fusion_fit::{fit_fusion, out_of_fold_verdicts, DevRows};
 use crate::lexical_fit::{train_lexical, Calibration, LexicalConfig};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -54,6 +54,10 @@ pub struct LocoArgs {
     /// Skip the raw-text SVM reference.
     #[arg(long)]
     pub no_svm: bool,
+    /// Instead of holding corpora out, train on every corpus and score every dev split (the
+    /// in-corpus table): the cloud's verdicts out of fold, every threshold on all dev ham.
+    #[arg(long)]
+    pub in_corpus: bool,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -153,12 +157,16 @@ pub fn run(args: LocoArgs) -> Result<()> {
         bail!("no corpus to hold out (none named, or no dev split with both ham and spam)");
     }
     let mut rows = Vec::new();
-    for &corpus in &held_out {
-        let row = fold(&args, &train_files, &dev_files, &dev, corpus)?;
-        print_row(&row);
-        rows.push(row);
+    if args.in_corpus {
+        rows = fold(&args, &train_files, &dev, None, &held_out)?;
+        rows.iter().for_each(print_row);
     }
-    print_table(&rows);
+    for &corpus in held_out.iter().filter(|_| !args.in_corpus) {
+        let row = fold(&args, &train_files, &dev, Some(corpus), &held_out)?;
+        row.iter().for_each(print_row);
+        rows.extend(row);
+    }
+    print_table(&rows, args.in_corpus);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
@@ -171,30 +179,36 @@ fn corpus_name(path: &std::path::Path) -> Result<String> {
     Ok(smsguard_corpus::read_tsv(path)?.name())
 }
 
+/// One fold: `held_out` scored by models fitted without it, or with `None` every dev split
+/// scored by models fitted on everything (the fusion out of fold). One row per corpus of
+/// `report` among the scored ones.
 fn fold(
     args: &LocoArgs,
     train_files: &[PathBuf],
-    _dev_files: &[PathBuf],
     dev: &DevSet,
-    corpus: usize,
-) -> Result<FoldRow> {
+    held_out: Option<usize>,
+    report: &[usize],
+) -> Result<Vec<FoldRow>> {
     let started = Instant::now();
-    let name = &dev.names[corpus];
+    let name = held_out.map_or("every corpus", |c| dev.names[c].as_str());
     let held: Vec<usize> = (0..dev.messages.len())
-        .filter(|&i| dev.messages[i].corpus == corpus)
+        .filter(|&i| held_out.is_none_or(|c| dev.messages[i].corpus == c))
         .collect();
-    let exclude: HashSet<String> = held
-        .iter()
-        .map(|&i| dev.prepared[i].normalized.text.clone())
-        .collect();
+    let exclude: HashSet<String> = match held_out {
+        Some(_) => held
+            .iter()
+            .map(|&i| dev.prepared[i].normalized.text.clone())
+            .collect(),
+        None => HashSet::new(),
+    };
     // Other corpora's dev messages, minus any text of the held-out dev split.
     let others: Vec<usize> = (0..dev.messages.len())
-        .filter(|&i| dev.messages[i].corpus != corpus)
+        .filter(|&i| held_out.is_none_or(|c| dev.messages[i].corpus != c))
         .filter(|&i| !exclude.contains(&dev.prepared[i].normalized.text))
         .collect();
     let mut other_train = Vec::new();
     for file in train_files {
-        if corpus_name(file)? != *name {
+        if held_out.is_none() || corpus_name(file)? != name {
             other_train.push(file.clone());
         }
     }
@@ -220,8 +234,9 @@ fn fold(
         .collect();
     let lexical = train_lexical(&train, &calibration, &LexicalConfig::default());
     let store_dir = std::env::temp_dir().join(format!(
-        "smsguard-loco-similarity-{}-{corpus}",
-        std::process::id()
+        "smsguard-loco-similarity-{}-{}",
+        std::process::id(),
+        held_out.map_or("all".to_owned(), |c| c.to_string())
     ));
     let _ = std::fs::remove_dir_all(&store_dir);
     let store = SimilarityStore::open(&store_dir)?;
@@ -280,14 +295,22 @@ fn fold(
         sources: &other_sources,
         markets: &other_markets,
     };
-    let fusion = fit_fusion(&rows, &FitConfig::default());
-    let cloud: Vec<(bool, bool, bool)> = (0..held.len())
-        .map(|k| {
-            let edge = held_edge.as_ref().and_then(|e| e[k]);
-            let verdict = fusion.fuse(&held_outcomes[k], edge, held_markets[k]);
-            let flagged = verdict.action != Action::Allow;
-            (held_spam[k], flagged, verdict.spam_score >= 0.5)
-        })
+    let config = FitConfig::default();
+    let fusion = fit_fusion(&rows, &config);
+    let verdicts = match held_out {
+        Some(_) => (0..held.len())
+            .map(|k| {
+                let edge = held_edge.as_ref().and_then(|e| e[k]);
+                fusion.fuse(&held_outcomes[k], edge, held_markets[k])
+            })
+            .collect(),
+        // Here `held` and `others` are the same rows: out of fold, never in sample.
+        None => out_of_fold_verdicts(&fusion, &rows, rows.edge.is_some(), &config),
+    };
+    let cloud: Vec<(bool, bool, bool)> = verdicts
+        .iter()
+        .zip(&held_spam)
+        .map(|(v, &spam)| (spam, v.action != Action::Allow, v.spam_score >= 0.5))
         .collect();
 
     let edge = match (&other_edge, &held_edge) {
@@ -302,7 +325,7 @@ fn fold(
                     (held_spam[k], flagged, decided)
                 })
                 .collect();
-            Some(figures(&items))
+            Some(items)
         }
         _ => None,
     };
@@ -318,15 +341,32 @@ fn fold(
             &other_markets,
         ))
     };
-    Ok(FoldRow {
-        held_out: name.clone(),
-        n: held.len(),
-        train_messages: train.examples.len(),
-        cloud: figures(&cloud),
-        svm,
-        edge_as_shipped: edge,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let seconds = started.elapsed().as_secs_f64();
+    let of_corpus = |items: &[(bool, bool, bool)], corpus: usize| -> FoldFigures {
+        let mine: Vec<(bool, bool, bool)> = held
+            .iter()
+            .zip(items)
+            .filter(|(&i, _)| dev.messages[i].corpus == corpus)
+            .map(|(_, item)| *item)
+            .collect();
+        figures(&mine)
+    };
+    Ok(report
+        .iter()
+        .filter(|&&c| held_out.is_none_or(|h| h == c))
+        .map(|&c| FoldRow {
+            held_out: dev.names[c].clone(),
+            n: held
+                .iter()
+                .filter(|&&i| dev.messages[i].corpus == c)
+                .count(),
+            train_messages: train.examples.len(),
+            cloud: of_corpus(&cloud, c),
+            svm: svm.as_ref().map(|items| of_corpus(items, c)),
+            edge_as_shipped: edge.as_ref().map(|items| of_corpus(items, c)),
+            seconds,
+        })
+        .collect())
 }
 
 /// The pooled raw-text SVM of `baseline --raw` (C 1, no C search) on one fold.
@@ -337,7 +377,7 @@ fn svm_fold(
     held: &[usize],
     other_spam: &[bool],
     other_markets: &[Market],
-) -> FoldFigures {
+) -> Vec<(bool, bool, bool)> {
     let vectorizer = TfidfVectorizer::fit(
         TextView::Raw,
         train.examples.iter().map(|e| e.original.as_str()),
@@ -358,15 +398,13 @@ fn svm_fold(
     let margin = |i: usize| svm.score(&vectorizer.transform(&dev.messages[i].text)) as f32;
     let other_scores: Vec<f32> = others.iter().map(|&i| margin(i)).collect();
     let thresholds = market_thresholds(&other_scores, other_spam, other_markets);
-    let items: Vec<(bool, bool, bool)> = held
-        .iter()
+    held.iter()
         .map(|&i| {
             let m = margin(i);
             let spam = dev.messages[i].label != 0;
             (spam, m >= thresholds[&dev.markets[i]], m >= 0.0)
         })
-        .collect();
-    figures(&items)
+        .collect()
 }
 
 /// Keeps an even sample of at most `max` examples (every k-th), when `max` > 0.
@@ -411,8 +449,12 @@ fn print_row(row: &FoldRow) {
     );
 }
 
-fn print_table(rows: &[FoldRow]) {
-    println!("Leave one corpus out: accuracy %, spam recall % and ham FPR % at the market's <= 0.5 % threshold (picked on the other corpora's dev ham)");
+fn print_table(rows: &[FoldRow], in_corpus: bool) {
+    if in_corpus {
+        println!("Every corpus trained on, every dev split scored (cloud out of fold): accuracy %, spam recall % and ham FPR % at the market's <= 0.5 % threshold (picked on all dev ham)");
+    } else {
+        println!("Leave one corpus out: accuracy %, spam recall % and ham FPR % at the market's <= 0.5 % threshold (picked on the other corpora's dev ham)");
+    }
     println!("| held out | dev n | train n | cloud acc | cloud recall | cloud FPR | SVM acc | SVM recall | SVM FPR | edge* acc | edge* recall | edge* FPR |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {

@@ -148,6 +148,7 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
         hold_out: Vec::new(),
         max_train: 6,
         no_svm: false,
+        in_corpus: false,
         json: Some(json.clone()),
     })
     .unwrap();
