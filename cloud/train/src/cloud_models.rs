@@ -81,6 +81,10 @@ pub struct CloudTrainArgs {
     /// The lexical SVM's C.
     #[arg(long, default_value_t = 1.0)]
     pub lexical_c: f64,
+    /// Read the lexical model's n-grams from the normalised text as well as the raw text (on
+    /// dev the raw view alone caught more spam at every market's TAG threshold).
+    #[arg(long)]
+    pub lexical_both_views: bool,
     /// Folds of the fusion's out-of-fold fit (thresholds and reported dev figures).
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
@@ -202,6 +206,10 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
         bucket_bits: args.lexical_bits,
         c: args.lexical_c,
         corpus_cap: args.corpus_cap,
+        views: lexical::Views {
+            normalized: args.lexical_both_views,
+            raw: true,
+        },
         ..LexicalConfig::default()
     };
     let calibration: Vec<Calibration<'_>> = prepared

@@ -1,5 +1,5 @@
 //! Trains the cloud's lexical scorer ([`smsguard_scoring::lexical`]): TF-IDF character
-//! n-grams of the normalised and the raw text, the squared-hinge linear SVM of
+//! n-grams of the raw text (by default; the normalised view can be added), the squared-hinge linear SVM of
 //! [`crate::baseline`] on every training file pooled (ham vs any spam label; corpora above a cap
 //! weighed down to it, classes balanced), quantised, then Platt-calibrated on the margins the
 //! quantised model gives messages it did not train on (the dev splits).
@@ -30,7 +30,7 @@ impl Default for LexicalConfig {
     fn default() -> Self {
         LexicalConfig {
             bucket_bits: smsguard_scoring::lexical::DEFAULT_BUCKET_BITS,
-            views: Views::BOTH,
+            views: Views::RAW,
             c: 1.0,
             corpus_cap: 8000,
             max_passes: SvmConfig::default().max_passes,

@@ -69,6 +69,7 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
         subword_min_frequency: 2,
         lexical_bits: 10,
         lexical_c: 1.0,
+        lexical_both_views: true,
         folds: 2,
         dump_rows: Some(rows.clone()),
     })
