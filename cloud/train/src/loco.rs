@@ -41,8 +41,8 @@ use crate::lexical_fit::{train_lexical, Calibration, LexicalConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocoArgs {
-    /// Corpus folders, folders of corpora or .tsv files (default: every corpus of the datasets
-    /// folder); a corpus is the folder of its train.tsv and dev.tsv.
+    /// Corpus folders, folders of corpora or `train.tsv` / `dev.tsv` files at any path (default:
+    /// every corpus of the datasets folder); a corpus is the folder of its train.tsv and dev.tsv.
     #[arg(long = "data")]
     pub data: Vec<PathBuf>,
     /// Corpora to hold out, by name (default: every corpus whose dev has ham and spam).
@@ -118,9 +118,32 @@ struct DevSet {
     edge: Option<Vec<Option<EdgeInput>>>,
 }
 
+/// The train and dev files of the inputs: a folder gives its own (or its corpora's) splits; a
+/// `.tsv` file counts as train or dev by its name (`train.tsv`, `dev.tsv`), so no file is ever
+/// both trained on and scored.
+fn split_inputs(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (files, folders): (Vec<PathBuf>, Vec<PathBuf>) =
+        inputs.iter().cloned().partition(|p| p.is_file());
+    let (mut train, mut dev) = (Vec::new(), Vec::new());
+    if !folders.is_empty() || files.is_empty() {
+        train = data::split_files(&folders, Split::Train)?;
+        dev = data::split_files(&folders, Split::Dev)?;
+    }
+    for file in files {
+        match file.file_name().and_then(|n| n.to_str()) {
+            Some(n) if n == Split::Train.file_name() => train.push(file),
+            Some(n) if n == Split::Dev.file_name() => dev.push(file),
+            _ => bail!(
+                "{}: loco needs to know a file's split; name it train.tsv or dev.tsv inside its corpus folder",
+                file.display()
+            ),
+        }
+    }
+    Ok((train, dev))
+}
+
 pub fn run(args: LocoArgs) -> Result<()> {
-    let train_files = data::split_files(&args.data, Split::Train)?;
-    let dev_files = data::split_files(&args.data, Split::Dev)?;
+    let (train_files, dev_files) = split_inputs(&args.data)?;
     let (messages, names) = load_raw(&dev_files)?;
     let prepared: Vec<PreparedMessage> = messages
         .iter()

@@ -171,4 +171,20 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
             assert!((0.0..=1.0).contains(&accuracy), "{row}");
         }
     }
+    // A TSV file whose split the name does not say is refused, not trained on and scored.
+    let loose = root.path().join("loose.tsv");
+    std::fs::write(&loose, "ham\thello there\nspam\twin a prize\n").unwrap();
+    let refused = smsguard_train::loco::run(smsguard_train::loco::LocoArgs {
+        data: vec![loose],
+        hold_out: Vec::new(),
+        max_train: 0,
+        no_svm: true,
+        in_corpus: false,
+        json: None,
+    })
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("train.tsv or dev.tsv"),
+        "{refused}"
+    );
 }
