@@ -54,6 +54,9 @@ pub struct LocoArgs {
     /// Skip the raw-text SVM reference.
     #[arg(long)]
     pub no_svm: bool,
+    /// Leave the edge model out (its column and the fusion's edge input).
+    #[arg(long)]
+    pub no_edge: bool,
     /// Instead of holding corpora out, train on every corpus and score every dev split (the
     /// in-corpus table): the cloud's verdicts out of fold, every threshold on all dev ham.
     #[arg(long)]
@@ -154,7 +157,11 @@ pub fn run(args: LocoArgs) -> Result<()> {
         .iter()
         .map(|p| Market::of_text(&p.normalized.text))
         .collect();
-    let edge = edge_inputs(&prepared);
+    let edge = if args.no_edge {
+        None
+    } else {
+        edge_inputs(&prepared)
+    };
     let dev = DevSet {
         messages,
         names,

@@ -149,6 +149,8 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
         hold_out: Vec::new(),
         max_train: 6,
         no_svm: false,
+        // One ONNX Runtime environment per process: the parity tests own it.
+        no_edge: true,
         in_corpus: false,
         json: Some(json.clone()),
     })
@@ -179,6 +181,7 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
         hold_out: Vec::new(),
         max_train: 0,
         no_svm: true,
+        no_edge: true,
         in_corpus: false,
         json: None,
     })
