@@ -5,6 +5,7 @@
 //!   by user reports once a quorum of reporters agrees; "not spam" reports whitelist a fingerprint
 //!   and its near-duplicates. Every report is audited; reporters that keep disagreeing with the
 //!   consensus stop counting.
+//! * [`lexical`]: one pooled linear model over TF-IDF character n-grams, calibrated (Platt).
 //! * [`variant`]: how hard the message tries to hide (obfuscation evidence from normalisation).
 //! * [`rules`]: weighted regex / keyword / URL-host / sender rules from a hot-reloaded TOML file.
 //! * [`sender`]: per-sender sliding-window reputation with bounded memory.
@@ -17,9 +18,11 @@
 //! Privacy: no scorer stores message text or sender numbers (fingerprints and salted hashes only),
 //! and no [`ModelScore::reason`] or error quotes either.
 
+pub mod calibration;
 pub mod cloud;
 pub mod error;
 pub mod fusion;
+pub mod lexical;
 pub mod multiclass;
 pub mod rules;
 pub mod sender;
@@ -31,6 +34,7 @@ use smsguard_core::{Fingerprint, Label, MinHasher, Normalized};
 pub use cloud::{CloudError, CloudScorer, EmbeddedOptions};
 pub use error::ScoringError;
 pub use fusion::{Action, Contribution, EdgeInput, FusedVerdict, FusionModel};
+pub use lexical::LexicalModel;
 pub use multiclass::MulticlassModel;
 pub use rules::{RuleSet, RulesError, RulesHandle, RulesScorer};
 pub use sender::{SenderConfig, SenderReputation};

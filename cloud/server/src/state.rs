@@ -12,9 +12,9 @@ use smsguard_proto::v1;
 use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
 use smsguard_scoring::similarity::{Consensus, Entry, UserReport};
 use smsguard_scoring::{
-    CloudScorer, EdgeInput, ForcedAction, FusedVerdict, FusionModel, MessageContext, ModelScore,
-    MulticlassModel, PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderConfig,
-    SenderReputation, SimilarityConfig, SimilarityStore, VariantScorer,
+    CloudScorer, EdgeInput, ForcedAction, FusedVerdict, FusionModel, LexicalModel, MessageContext,
+    ModelScore, MulticlassModel, PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError,
+    SenderConfig, SenderReputation, SimilarityConfig, SimilarityStore, VariantScorer,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -165,6 +165,7 @@ impl AppState {
         };
         let scorers: Vec<Box<dyn Scorer>> = vec![
             Box::new(MulticlassModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
+            Box::new(LexicalModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
             Box::new(Shared(Arc::clone(&similarity))),
             Box::new(VariantScorer::default()),
             rules_scorer,
