@@ -126,9 +126,13 @@ impl CloudScorer {
             .collect()
     }
 
-    /// The verdict on an already prepared message.
+    /// The verdict on an already prepared message: fusion decides by score, then the category
+    /// policy ([`crate::policy`]) adjusts the action (a promotion is tagged, not quarantined;
+    /// a known fraud type is raised).
     pub fn score(&self, msg: &MessageContext<'_>, edge: Option<EdgeInput>) -> FusedVerdict {
-        self.fusion.fuse(&self.outcomes(msg), edge)
+        let outcomes = self.outcomes(msg);
+        let verdict = self.fusion.fuse(&outcomes, edge);
+        crate::policy::apply(verdict, &outcomes, &self.fusion)
     }
 
     /// Normalises and fingerprints `body` once, then scores it.
