@@ -9,7 +9,7 @@ use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
 
 use super::link::Pending;
-use super::verdict::{cloud_verdict, local_verdict};
+use super::verdict::{cloud_reason, cloud_verdict, local_verdict};
 use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
 use crate::cloud::CloudLinkError;
 use crate::store::{MessageRecord, MessageState, Source, Store, StoredVerdict};
@@ -291,14 +291,7 @@ impl Engine {
         if verdict.cache_ttl_seconds > 0 {
             self.cache_verdict(&message.fingerprint_hex, stored, verdict.cache_ttl_seconds);
         }
-        let mut outcome = Outcome::new(
-            stored,
-            format!(
-                "cloud verdict: spam score {:.4} -> {}",
-                stored.spam_score,
-                stored.action.as_str()
-            ),
-        );
+        let mut outcome = Outcome::new(stored, cloud_reason(&verdict, &stored));
         outcome.degraded = verdict.degraded;
         Ok(outcome)
     }
