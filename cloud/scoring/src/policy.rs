@@ -5,7 +5,7 @@
 //! | evidence (from the `rules` scorer's knowledge hits and the fused label) | action |
 //! |---|---|
 //! | an operator's or a report quorum's forced action | that action (the policy stays out) |
-//! | an advertisement with an opt-out (`opt_out` entry), no fraud or illegal evidence | at most **tag**, label `ad` (a promotion) |
+//! | a flagged advertisement with an opt-out (`opt_out` entry), no fraud or illegal evidence | **tag**, label `ad` (a promotion) |
 //! | a harmful knowledge entry (fraud or illegal type, a denied host), fusion allowed | **tag**, the entry's label |
 //! | a harmful knowledge entry, fusion tagged | **quarantine** |
 //! | a harmful knowledge entry, fusion quarantined or blocked | unchanged, labelled with the entry's class |
@@ -47,15 +47,7 @@ pub fn apply(
     let harmful_label = matches!(verdict.label, Label::Fraud | Label::Illegal);
     let change = match (harmful, opt_out) {
         (Some(hit), _) => raise(&verdict, hit),
-        (None, Some(opt_out)) if !harmful_label && verdict.action > Action::Tag => Some((
-            Action::Tag,
-            Label::Ad,
-            format!(
-                "promotion: an advertisement with an opt-out ({}) and no fraud or illegal evidence -> tag, not {}",
-                opt_out.id,
-                verdict.action.as_str()
-            ),
-        )),
+        (None, Some(opt_out)) if !harmful_label => promotion(&verdict, opt_out),
         _ => None,
     };
     if let Some((action, label, reason)) = change {
@@ -73,6 +65,27 @@ pub fn apply(
         });
     }
     verdict
+}
+
+/// A flagged advertisement with an opt-out is a promotion: tagged (never more), labelled `ad`.
+fn promotion(verdict: &FusedVerdict, opt_out: &RuleHit) -> Option<(Action, Label, String)> {
+    if verdict.action == Action::Allow
+        || (verdict.action == Action::Tag && verdict.label == Label::Ad)
+    {
+        return None;
+    }
+    let action = match verdict.action {
+        Action::Tag => "tag".to_owned(),
+        held => format!("tag, not {}", held.as_str()),
+    };
+    Some((
+        Action::Tag,
+        Label::Ad,
+        format!(
+            "promotion: an advertisement with an opt-out ({}) and no fraud or illegal evidence -> {action}",
+            opt_out.id
+        ),
+    ))
 }
 
 /// A harmful knowledge hit raises an allowed message to a tag and a tagged one to quarantine,

@@ -88,6 +88,13 @@ fn a_promotion_with_an_opt_out_is_tagged_not_quarantined() {
     let v = verdict("+8613800000000", SALE, 0.2, AD);
     assert_eq!(v.action, Action::Allow);
     assert!(policy_reason(&v).is_none());
+    // Tagged by fusion as generic spam: still tagged, filed as a promotion.
+    let spam = [0.3, 0.1, 0.1, 0.1, 0.4];
+    let v = verdict("+8613800000000", SALE_EN, 0.6, spam);
+    assert_eq!((v.action, v.label), (Action::Tag, Label::Ad));
+    assert!(policy_reason(&v).unwrap().ends_with("-> tag"));
+    let v = verdict("+8613800000000", SALE_EN, 0.6, AD);
+    assert!(policy_reason(&v).is_none(), "nothing to change");
 }
 
 #[test]
