@@ -137,7 +137,9 @@ impl CloudScorer {
     }
 
     /// The verdict judged at `market`'s thresholds (the device's configured market), else at
-    /// those of the message's dominant script ([`Market::of_text`], as the edge decides).
+    /// those of the message's dominant script ([`Market::of_text`], as the edge decides):
+    /// fusion decides by score, then the category policy ([`crate::policy`]) adjusts the action
+    /// (a promotion is tagged, not quarantined; a known fraud type is raised).
     pub fn score_in(
         &self,
         msg: &MessageContext<'_>,
@@ -145,7 +147,9 @@ impl CloudScorer {
         market: Option<Market>,
     ) -> FusedVerdict {
         let market = market.unwrap_or_else(|| Market::of_text(&msg.normalized.text));
-        self.fusion.fuse(&self.outcomes(msg), edge, market)
+        let outcomes = self.outcomes(msg);
+        let verdict = self.fusion.fuse(&outcomes, edge, market);
+        crate::policy::apply(verdict, &outcomes, &self.fusion)
     }
 
     /// Normalises and fingerprints `body` once, then scores it.

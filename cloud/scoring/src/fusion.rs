@@ -411,7 +411,8 @@ impl FusionModel {
         })
     }
 
-    fn ttl(&self, action: Action, degraded: bool) -> u32 {
+    /// How long the edge may cache a verdict with this action.
+    pub fn ttl(&self, action: Action, degraded: bool) -> u32 {
         let ttl = &self.cache_ttl_seconds;
         if degraded {
             return ttl.degraded;

@@ -24,6 +24,7 @@ pub mod error;
 pub mod fusion;
 pub mod lexical;
 pub mod multiclass;
+pub mod policy;
 pub mod rules;
 pub mod sender;
 pub mod similarity;
@@ -171,6 +172,21 @@ pub struct ModelScore {
     /// Per-class probabilities in [`Label::ALL`] order, from scorers that have them (the
     /// multiclass model); fusion picks the spam class from them.
     pub probabilities: Option<[f32; 5]>,
+    /// The knowledge entries and rules that fired, with their types (the `rules` scorer); the
+    /// cloud's policy reads them (a promotion's opt-out, a fraud type).
+    pub hits: Vec<RuleHit>,
+}
+
+/// One knowledge entry or rule that fired on a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleHit {
+    pub id: String,
+    /// Its type, e.g. `impersonate_authority`, `opt_out`, `host_deny`.
+    pub kind: String,
+    pub label: Option<Label>,
+    pub weight: f32,
+    /// Evidence of fraud or illegal content (see `smsguard_core::knowledge::Entry::is_harmful`).
+    pub harmful: bool,
 }
 
 impl ModelScore {
@@ -184,7 +200,13 @@ impl ModelScore {
             forced_action: None,
             forced_by: ForceAuthority::Operator,
             probabilities: None,
+            hits: Vec::new(),
         }
+    }
+
+    pub fn with_hits(mut self, hits: Vec<RuleHit>) -> Self {
+        self.hits = hits;
+        self
     }
 
     pub fn with_probabilities(mut self, probabilities: Option<[f32; 5]>) -> Self {

@@ -6,8 +6,8 @@
 
 pub mod features;
 pub mod fingerprint;
-pub mod fraud_kb;
 pub mod keywords;
+pub mod knowledge;
 pub mod lsh;
 pub mod market;
 pub mod metrics;
