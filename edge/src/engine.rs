@@ -275,6 +275,10 @@ pub struct FailureCounts {
 pub struct EngineStats {
     pub model_version: Option<String>,
     pub model_error: Option<String>,
+    /// Why the model update installed in the store did not open (another device key, a
+    /// library built since, a damaged record), so that the configured model serves instead.
+    #[serde(default)]
+    pub installed_model_error: Option<String>,
     pub store_error: Option<String>,
     pub cloud_configured: bool,
     /// Lifetime counters from the store (classified, source.*, state.*, ...).
@@ -345,6 +349,7 @@ pub struct Engine {
     store_error: Option<String>,
     model: RwLock<Option<Arc<LocalModel>>>,
     model_error: RwLock<Option<String>>,
+    installed_model_error: RwLock<Option<String>>,
     remote: Option<Remote>,
     pinned_key: Option<VerifyingKey>,
     hasher: MinHasher,
@@ -417,6 +422,7 @@ impl Engine {
             store_error,
             model: RwLock::new(None),
             model_error: RwLock::new(None),
+            installed_model_error: RwLock::new(None),
             remote,
             pinned_key,
             hasher: MinHasher::default(),
@@ -467,27 +473,53 @@ impl Engine {
                 return;
             }
         }
-        let stored = match self.config.model {
-            ModelSource::Embedded => self
-                .store
-                .as_ref()
-                .and_then(|s| s.load_model().ok().flatten()),
-            ModelSource::Files { .. } => None,
-        };
-        if let Some(stored) = stored {
-            let key = device_key::model_storage_key(self.config.device_key.as_ref());
-            match EdgeModel::from_container(&stored.sealed_model, &key, &stored.vocabulary) {
-                Ok(model) => return self.install_model(model, stored.version),
-                // A stored model that no longer loads (another pipeline version, or a key that
-                // changed with an app update) is skipped: the configured model takes over.
-                Err(_) => self.count_model_failure(),
-            }
+        if self.install_stored_update() {
+            return;
         }
         match load_configured_model(&self.config.model) {
             Ok((model, version)) => self.install_model(model, version),
             Err(reason) => {
                 self.count_model_failure();
                 *write(&self.model_error) = Some(reason);
+            }
+        }
+    }
+
+    /// Makes the model update kept in the store the local model; false (the configured model
+    /// serves) when there is none, when explicit model files are configured, or when it does not
+    /// open: then the reason is kept for `stats` and the failure counted. A stored update that
+    /// does not open stays in the store, so the right key opens it again.
+    fn install_stored_update(&self) -> bool {
+        let (ModelSource::Embedded, Some(store)) = (&self.config.model, &self.store) else {
+            return false;
+        };
+        let opened = match store.load_model() {
+            Ok(None) => return false,
+            Ok(Some(stored)) => {
+                let key = device_key::model_storage_key(self.config.device_key.as_ref());
+                EdgeModel::from_container(&stored.sealed_model, &key, &stored.vocabulary)
+                    .map(|model| (model, stored.version.clone()))
+                    .map_err(|e| {
+                        format!(
+                            "the installed model update {} did not open ({e})",
+                            stored.version
+                        )
+                    })
+            }
+            Err(e) => Err(format!(
+                "the installed model update could not be read ({e})"
+            )),
+        };
+        match opened {
+            Ok((model, version)) => {
+                self.install_model(model, version);
+                true
+            }
+            Err(reason) => {
+                self.count_model_failure();
+                *write(&self.installed_model_error) =
+                    Some(format!("{reason}; the configured model serves"));
+                false
             }
         }
     }

@@ -14,19 +14,8 @@ use smsguard_system_tests::{
 
 use crate::online_config;
 
-/// A model folder holding the committed fp32 model under the served name, so the package the
-/// server signs differs from the engine's embedded int8 model.
 fn other_model_dir() -> tempfile::TempDir {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/models");
-    let dir = tempfile::tempdir().unwrap();
-    for (from, to) in [
-        ("edge-fp32.onnx", "edge-int8.onnx"),
-        ("vocab.json", "vocab.json"),
-        ("manifest.json", "manifest.json"),
-    ] {
-        std::fs::copy(models.join(from), dir.path().join(to)).unwrap();
-    }
-    dir
+    smsguard_system_tests::other_model_dir().unwrap()
 }
 
 fn pinned_engine(dir: &Path, url: &str, key: &str) -> Engine {
