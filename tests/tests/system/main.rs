@@ -4,6 +4,7 @@
 
 mod errors;
 mod feedback;
+mod install_crash;
 mod killed;
 mod link;
 mod model;
