@@ -17,6 +17,7 @@ mod classify;
 mod device_key;
 mod hot;
 mod link;
+mod private;
 mod recheck;
 mod retention;
 mod senders;
@@ -44,6 +45,7 @@ pub use classify::CLOUD_REFUSED_COUNTER;
 pub use device_key::DeviceKey;
 pub use hot::{HotIndex, HotMatch};
 pub use link::{CloudFuture, CloudLink, BULK_WAIT};
+pub use private::{fuse_private, PrivateScores};
 pub use senders::{canonical_sender, SenderRules};
 pub use verdict::{cloud_verdict, local_verdict};
 
@@ -58,6 +60,20 @@ pub enum ModelSource {
     Embedded,
     /// An ONNX file and its vocabulary JSON.
     Files { model: PathBuf, vocab: PathBuf },
+}
+
+/// What the cloud may see of a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Privacy {
+    /// `Classify`: the cloud reads the text, the sender and the device id, and fuses its
+    /// scorers into the verdict.
+    #[default]
+    Standard,
+    /// `PrivateClassify` only: the cloud gets a BFV ciphertext of the features and returns
+    /// encrypted class scores; no text, sender or fingerprint leaves the phone (see
+    /// `engine::private`).
+    Private,
 }
 
 /// Engine settings. `Default` is offline with the embedded model.
@@ -120,6 +136,9 @@ pub struct EngineConfig {
     /// from it. The host supplies it like `store_key`. Never serialised back out.
     #[serde(skip_serializing)]
     pub device_key: Option<DeviceKey>,
+    /// `"private"`: ask the cloud only through `PrivateClassify` (nothing it can read leaves
+    /// the phone); `"standard"` (default): `Classify`.
+    pub privacy: Privacy,
 }
 
 impl Default for EngineConfig {
@@ -152,6 +171,7 @@ impl Default for EngineConfig {
             market: None,
             store_key: None,
             device_key: None,
+            privacy: Privacy::Standard,
         }
     }
 }
@@ -191,6 +211,9 @@ pub struct Decision {
     pub timings_us: Timings,
     /// Why, in words; never quotes the message or the sender.
     pub reason: String,
+    /// Private mode: the decrypted class scores of `PrivateClassify` that took part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<PrivateScores>,
 }
 
 /// A message held in the quarantine.
@@ -216,6 +239,9 @@ pub enum ReportOutcome {
     Sent { report_count: u32 },
     /// Offline or the cloud was unreachable: it waits in the queue.
     Queued,
+    /// Private mode: applied on the phone only (sending it would show the cloud the
+    /// message's fingerprint).
+    KeptOnPhone,
 }
 
 /// Result of one `drain_queue`.
@@ -351,6 +377,8 @@ pub struct Engine {
     model_error: RwLock<Option<String>>,
     installed_model_error: RwLock<Option<String>>,
     remote: Option<Remote>,
+    /// Private mode's secret key (only with a cloud and `privacy = "private"`).
+    private: Option<private::PrivateMode>,
     pinned_key: Option<VerifyingKey>,
     hasher: MinHasher,
     hot: RwLock<HotIndex>,
@@ -413,6 +441,10 @@ impl Engine {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let private = match (&remote, config.privacy) {
+            (Some(_), Privacy::Private) => Some(private::PrivateMode::new()?),
+            _ => None,
+        };
         let janitor = store
             .as_ref()
             .and_then(|store| retention::Janitor::start(store, &config));
@@ -424,6 +456,7 @@ impl Engine {
             model_error: RwLock::new(None),
             installed_model_error: RwLock::new(None),
             remote,
+            private,
             pinned_key,
             hasher: MinHasher::default(),
             hot: RwLock::new(HotIndex::default()),

@@ -10,6 +10,7 @@ mod link;
 mod model;
 mod offline;
 mod online;
+mod private_engine;
 mod private_mode;
 mod queue;
 mod slow;

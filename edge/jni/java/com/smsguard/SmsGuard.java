@@ -53,6 +53,9 @@ public final class SmsGuard implements AutoCloseable {
      *     Keystore) seals message senders and bodies in the store; the store then needs it to open.
      *     {@code "device_key"} (64 hex digits: the device's X25519 private key, kept the same way)
      *     makes model updates come sealed to this device and be stored sealed under it.
+     *     {@code "privacy": "private"} asks the cloud only through homomorphically encrypted
+     *     features: no text, sender or fingerprint leaves the phone (decisions then say
+     *     {@code "source": "private"}).
      */
     public static SmsGuard open(String dataDir, String configJson) {
         return new SmsGuard(nativeOpen(dataDir, configJson == null ? "" : configJson));
