@@ -187,3 +187,32 @@ fn a_java_key_provider_opens_packages_sealed_to_its_key_only() {
         "{stats}"
     );
 }
+
+/// `"privacy": "private"` in the Java config: the verdicts fuse `PrivateClassify`'s scores
+/// (`source` private), reports stay on the phone.
+#[test]
+fn java_wrapper_in_private_mode_gets_private_verdicts() {
+    let cloud = TestCloud::start(|_| {}).expect("start the cloud server");
+    let work = tempfile::tempdir().expect("temp dir");
+    let classes = work.path().join("classes");
+    jvm::compile_java(&classes);
+    let config = serde_json::json!({
+        "cloud": { "url": cloud.url(), "deadline_ms": GENEROUS_DEADLINE.as_millis() as u64 },
+        "privacy": "private",
+    })
+    .to_string();
+
+    let run = jvm::run_scenario(&classes, &work.path().join("engine"), &config);
+
+    jvm::assert_scenario_behaviour(&run);
+    for step in ["classify_spam", "classify_ham"] {
+        let decision = run.step(step).json(step);
+        assert_eq!(decision["source"], "private", "{step}: {decision}");
+        assert_eq!(
+            decision["private"]["scores"].as_array().map(Vec::len),
+            Some(5)
+        );
+    }
+    let report = run.step("report_spam").json("report_spam");
+    assert_eq!(report["outcome"], "kept_on_phone", "{report}");
+}
