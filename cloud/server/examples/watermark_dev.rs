@@ -6,6 +6,9 @@
 //! key with that plan, reads every mark back from the marked bytes, and counts the dev messages
 //! whose verdict (label or action) differs between the original model and a marked copy.
 //!
+//! `cost [N]` times what a device-bound `GetModel` adds per request: the mark, the model's SHA-256
+//! and the package's Ed25519 signature (median of N).
+//!
 //! ```sh
 //! cargo run -p smsguard-server --example watermark_dev -- calibrate edge/models
 //! cargo run -p smsguard-server --example watermark_dev -- check 20
@@ -30,7 +33,8 @@ fn main() -> Result<()> {
             calibrate(&dir, margin, &args.join(" "))
         }
         Some("check") => check(args.get(1).map_or(Ok(3), |n| n.parse())?),
-        _ => bail!("usage: watermark_dev calibrate DIR [MARGIN] | check [DEVICES]"),
+        Some("cost") => cost(args.get(1).map_or(Ok(200), |n| n.parse())?),
+        _ => bail!("usage: watermark_dev calibrate DIR [MARGIN] | check [DEVICES] | cost [N]"),
     }
 }
 
@@ -156,6 +160,37 @@ fn check(devices: usize) -> Result<()> {
     println!(
         "all dev: {messages} messages x {devices} marked copies, {changed} verdict changes, \
          largest spam-score change {max_delta:.2e}"
+    );
+    Ok(())
+}
+
+fn cost(rounds: usize) -> Result<()> {
+    let dir = models_dir();
+    let (bytes, _) = load(&dir)?;
+    let vocabulary = std::fs::read(dir.join("vocab.json"))?;
+    let manifest = std::fs::read(dir.join("manifest.json"))?;
+    let plan: SafeBuckets = serde_json::from_slice(&std::fs::read(dir.join(PLAN_FILE))?)?;
+    let key = SigningKey::generate()?;
+    let marker = Watermarker::new(&bytes, &key, &plan).context("the plan does not fit")?;
+    let mut micros = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let started = std::time::Instant::now();
+        let marked = marker.mark(&bytes, round as u64);
+        let digest = sha256_hex(&marked);
+        let signature = key.sign(smsguard_signing::PackageParts {
+            manifest_json: &manifest,
+            model: &marked,
+            vocabulary: &vocabulary,
+        });
+        micros.push(started.elapsed().as_micros());
+        std::hint::black_box((digest, signature));
+    }
+    micros.sort_unstable();
+    println!(
+        "mark + SHA-256 + signature of a {}-byte model: median {} us, max {} us ({rounds} rounds)",
+        bytes.len(),
+        micros[rounds / 2],
+        micros[rounds - 1]
     );
     Ok(())
 }
