@@ -17,6 +17,7 @@ mod classify;
 mod device_key;
 mod hot;
 mod link;
+mod private;
 mod recheck;
 mod retention;
 mod senders;
@@ -44,6 +45,7 @@ pub use classify::CLOUD_REFUSED_COUNTER;
 pub use device_key::DeviceKey;
 pub use hot::{HotIndex, HotMatch};
 pub use link::{CloudFuture, CloudLink, BULK_WAIT};
+pub use private::{fuse_private, PrivateScores};
 pub use senders::{canonical_sender, SenderRules};
 pub use verdict::{cloud_verdict, local_verdict};
 
@@ -58,6 +60,20 @@ pub enum ModelSource {
     Embedded,
     /// An ONNX file and its vocabulary JSON.
     Files { model: PathBuf, vocab: PathBuf },
+}
+
+/// What the cloud may see of a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Privacy {
+    /// `Classify`: the cloud reads the text, the sender and the device id, and fuses its
+    /// scorers into the verdict.
+    #[default]
+    Standard,
+    /// `PrivateClassify` only: the cloud gets a BFV ciphertext of the features and returns
+    /// encrypted class scores; no text, sender or fingerprint leaves the phone (see
+    /// `engine::private`).
+    Private,
 }
 
 /// Engine settings. `Default` is offline with the embedded model.
@@ -120,6 +136,9 @@ pub struct EngineConfig {
     /// from it. The host supplies it like `store_key`. Never serialised back out.
     #[serde(skip_serializing)]
     pub device_key: Option<DeviceKey>,
+    /// `"private"`: ask the cloud only through `PrivateClassify` (nothing it can read leaves
+    /// the phone); `"standard"` (default): `Classify`.
+    pub privacy: Privacy,
 }
 
 impl Default for EngineConfig {
@@ -152,6 +171,7 @@ impl Default for EngineConfig {
             market: None,
             store_key: None,
             device_key: None,
+            privacy: Privacy::Standard,
         }
     }
 }
@@ -191,6 +211,9 @@ pub struct Decision {
     pub timings_us: Timings,
     /// Why, in words; never quotes the message or the sender.
     pub reason: String,
+    /// Private mode: the decrypted class scores of `PrivateClassify` that took part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<PrivateScores>,
 }
 
 /// A message held in the quarantine.
@@ -216,6 +239,9 @@ pub enum ReportOutcome {
     Sent { report_count: u32 },
     /// Offline or the cloud was unreachable: it waits in the queue.
     Queued,
+    /// Private mode: applied on the phone only (sending it would show the cloud the
+    /// message's fingerprint).
+    KeptOnPhone,
 }
 
 /// Result of one `drain_queue`.
@@ -275,6 +301,10 @@ pub struct FailureCounts {
 pub struct EngineStats {
     pub model_version: Option<String>,
     pub model_error: Option<String>,
+    /// Why the model update installed in the store did not open (another device key, a
+    /// library built since, a damaged record), so that the configured model serves instead.
+    #[serde(default)]
+    pub installed_model_error: Option<String>,
     pub store_error: Option<String>,
     pub cloud_configured: bool,
     /// Lifetime counters from the store (classified, source.*, state.*, ...).
@@ -345,7 +375,10 @@ pub struct Engine {
     store_error: Option<String>,
     model: RwLock<Option<Arc<LocalModel>>>,
     model_error: RwLock<Option<String>>,
+    installed_model_error: RwLock<Option<String>>,
     remote: Option<Remote>,
+    /// Private mode's secret key (only with a cloud and `privacy = "private"`).
+    private: Option<private::PrivateMode>,
     pinned_key: Option<VerifyingKey>,
     hasher: MinHasher,
     hot: RwLock<HotIndex>,
@@ -408,6 +441,10 @@ impl Engine {
             Ok(store) => (Some(store), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let private = match (&remote, config.privacy) {
+            (Some(_), Privacy::Private) => Some(private::PrivateMode::new()?),
+            _ => None,
+        };
         let janitor = store
             .as_ref()
             .and_then(|store| retention::Janitor::start(store, &config));
@@ -417,7 +454,9 @@ impl Engine {
             store_error,
             model: RwLock::new(None),
             model_error: RwLock::new(None),
+            installed_model_error: RwLock::new(None),
             remote,
+            private,
             pinned_key,
             hasher: MinHasher::default(),
             hot: RwLock::new(HotIndex::default()),
@@ -467,27 +506,53 @@ impl Engine {
                 return;
             }
         }
-        let stored = match self.config.model {
-            ModelSource::Embedded => self
-                .store
-                .as_ref()
-                .and_then(|s| s.load_model().ok().flatten()),
-            ModelSource::Files { .. } => None,
-        };
-        if let Some(stored) = stored {
-            let key = device_key::model_storage_key(self.config.device_key.as_ref());
-            match EdgeModel::from_container(&stored.sealed_model, &key, &stored.vocabulary) {
-                Ok(model) => return self.install_model(model, stored.version),
-                // A stored model that no longer loads (another pipeline version, or a key that
-                // changed with an app update) is skipped: the configured model takes over.
-                Err(_) => self.count_model_failure(),
-            }
+        if self.install_stored_update() {
+            return;
         }
         match load_configured_model(&self.config.model) {
             Ok((model, version)) => self.install_model(model, version),
             Err(reason) => {
                 self.count_model_failure();
                 *write(&self.model_error) = Some(reason);
+            }
+        }
+    }
+
+    /// Makes the model update kept in the store the local model; false (the configured model
+    /// serves) when there is none, when explicit model files are configured, or when it does not
+    /// open: then the reason is kept for `stats` and the failure counted. A stored update that
+    /// does not open stays in the store, so the right key opens it again.
+    fn install_stored_update(&self) -> bool {
+        let (ModelSource::Embedded, Some(store)) = (&self.config.model, &self.store) else {
+            return false;
+        };
+        let opened = match store.load_model() {
+            Ok(None) => return false,
+            Ok(Some(stored)) => {
+                let key = device_key::model_storage_key(self.config.device_key.as_ref());
+                EdgeModel::from_container(&stored.sealed_model, &key, &stored.vocabulary)
+                    .map(|model| (model, stored.version.clone()))
+                    .map_err(|e| {
+                        format!(
+                            "the installed model update {} did not open ({e})",
+                            stored.version
+                        )
+                    })
+            }
+            Err(e) => Err(format!(
+                "the installed model update could not be read ({e})"
+            )),
+        };
+        match opened {
+            Ok((model, version)) => {
+                self.install_model(model, version);
+                true
+            }
+            Err(reason) => {
+                self.count_model_failure();
+                *write(&self.installed_model_error) =
+                    Some(format!("{reason}; the configured model serves"));
+                false
             }
         }
     }

@@ -79,6 +79,32 @@ impl TestCloud {
         &self.model_public_key
     }
 
+    /// The Prometheus listener, when `metrics_listen` was configured (it moves on a restart).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running
+            .as_ref()
+            .and_then(|(_, server)| server.metrics_addr)
+    }
+
+    /// Calls of `rpc` the server has answered (any status), from its Prometheus counters;
+    /// needs `metrics_listen`.
+    pub fn requests_answered(&self, rpc: &str) -> Result<u64, HarnessError> {
+        use std::io::{Read, Write};
+        let addr = self.metrics_addr().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no metrics listener")
+        })?;
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        let prefix = format!("smsguard_requests_total{{rpc=\"{rpc}\",");
+        Ok(text
+            .lines()
+            .filter(|line| line.starts_with(&prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum())
+    }
+
     /// Version of the model package the server serves.
     pub fn model_version(&self) -> &str {
         &self.model_version

@@ -83,3 +83,18 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// A model folder for `ServerConfig::edge_model_dir` holding the committed fp32 model under the
+/// served name, so the package the server signs differs from the engine's embedded int8 model.
+pub fn other_model_dir() -> std::io::Result<tempfile::TempDir> {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/models");
+    let dir = tempfile::tempdir()?;
+    for (from, to) in [
+        ("edge-fp32.onnx", "edge-int8.onnx"),
+        ("vocab.json", "vocab.json"),
+        ("manifest.json", "manifest.json"),
+    ] {
+        std::fs::copy(models.join(from), dir.path().join(to))?;
+    }
+    Ok(dir)
+}

@@ -5,8 +5,13 @@
 #[path = "../../edge/jni/tests/support/jvm.rs"]
 mod jvm;
 
+use std::sync::Arc;
+
+use smsguard_container::device::seal_to_device;
 use smsguard_edge::engine::DeviceKey;
-use smsguard_system_tests::{unused_loopback_addr, TestCloud, GENEROUS_DEADLINE};
+use smsguard_system_tests::{
+    other_model_dir, unused_loopback_addr, TamperingRelay, TestCloud, GENEROUS_DEADLINE,
+};
 
 fn config_json(url: &str, deadline_ms: u128, pinned_model_key: Option<&str>) -> String {
     serde_json::json!({
@@ -90,4 +95,124 @@ fn java_wrapper_falls_back_to_local_verdicts_when_the_cloud_is_down() {
     );
     let sync = run.step("sync").exception("sync");
     assert!(sync.contains("cloud unavailable"), "{sync}");
+}
+
+/// The device key from a Java `KeyProvider`: a package the real server seals to it opens and
+/// serves (also after a restart); a package sealed to another device is refused with a clear
+/// error and the previous model keeps serving; a wrong key at the next start cannot open the
+/// installed update, says so in `stats`, and the embedded model serves until the right key
+/// comes back.
+#[test]
+fn a_java_key_provider_opens_packages_sealed_to_its_key_only() {
+    let models = other_model_dir().expect("model folder");
+    let cloud =
+        TestCloud::start(|config| config.edge_model_dir = Some(models.path().to_path_buf()))
+            .expect("start the cloud server");
+    let other_device = DeviceKey::generate();
+    // A package captured for another phone, replayed to this one.
+    let replayed = TamperingRelay::start(
+        &cloud.url(),
+        Arc::new(move |package| {
+            package.sealed_model = seal_to_device(&other_device.public_key(), &package.model)
+                .expect("seal to the other device");
+            package.model.clear();
+        }),
+    )
+    .expect("relay");
+    let work = tempfile::tempdir().expect("temp dir");
+    let classes = work.path().join("classes");
+    jvm::compile_java(&classes);
+    let engine_dir = work.path().join("engine");
+    let (key, wrong_key) = (
+        DeviceKey::generate().to_hex(),
+        DeviceKey::generate().to_hex(),
+    );
+    let config = |url: &str| {
+        serde_json::json!({
+            "cloud": { "url": url, "deadline_ms": GENEROUS_DEADLINE.as_millis() as u64 },
+            "pinned_model_key": cloud.model_public_key(),
+        })
+        .to_string()
+    };
+    let run = |config: &str, key: &str| {
+        let run = jvm::run_key_provider_scenario(&classes, &engine_dir, config, key);
+        assert!(run.finished, "scenario did not finish\n{}", run.stderr);
+        let spam = run.step("classify_spam").json("classify_spam");
+        assert_eq!(spam["state"], "quarantined", "a model serves: {spam}");
+        run
+    };
+    let version = |run: &jvm::ScenarioRun, step: &str| {
+        run.step(step).json(step)["model_version"]
+            .as_str()
+            .expect("a model is loaded")
+            .to_owned()
+    };
+
+    let refused = run(&config(&replayed.url()), &key);
+    let embedded = version(&refused, "stats_before");
+    let text = refused.step("update_model").exception("update_model");
+    assert!(
+        text.contains("model package rejected, the current model stays")
+            && text.contains("sealed to device"),
+        "{text}"
+    );
+    assert_eq!(replayed.packages_tampered(), 1);
+    assert_eq!(
+        version(&refused, "stats_after"),
+        embedded,
+        "the old model stays"
+    );
+
+    let updated = run(&config(&cloud.url()), &key);
+    let update = updated.step("update_model").json("update_model");
+    assert_eq!(update["outcome"], "updated", "{update}");
+    assert_eq!(version(&updated, "stats_after"), cloud.model_version());
+
+    let offline = serde_json::json!({ "pinned_model_key": cloud.model_public_key() }).to_string();
+    let wrong = run(&offline, &wrong_key);
+    assert_eq!(version(&wrong, "stats_before"), embedded);
+    let stats = wrong.step("stats_before").json("stats_before");
+    let reason = stats["installed_model_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(cloud.model_version()) && reason.contains("did not open"),
+        "{stats}"
+    );
+
+    let right_again = run(&offline, &key);
+    assert_eq!(version(&right_again, "stats_before"), cloud.model_version());
+    let stats = right_again.step("stats_before").json("stats_before");
+    assert_eq!(
+        stats["installed_model_error"],
+        serde_json::Value::Null,
+        "{stats}"
+    );
+}
+
+/// `"privacy": "private"` in the Java config: the verdicts fuse `PrivateClassify`'s scores
+/// (`source` private), reports stay on the phone.
+#[test]
+fn java_wrapper_in_private_mode_gets_private_verdicts() {
+    let cloud = TestCloud::start(|_| {}).expect("start the cloud server");
+    let work = tempfile::tempdir().expect("temp dir");
+    let classes = work.path().join("classes");
+    jvm::compile_java(&classes);
+    let config = serde_json::json!({
+        "cloud": { "url": cloud.url(), "deadline_ms": GENEROUS_DEADLINE.as_millis() as u64 },
+        "privacy": "private",
+    })
+    .to_string();
+
+    let run = jvm::run_scenario(&classes, &work.path().join("engine"), &config);
+
+    jvm::assert_scenario_behaviour(&run);
+    for step in ["classify_spam", "classify_ham"] {
+        let decision = run.step(step).json(step);
+        assert_eq!(decision["source"], "private", "{step}: {decision}");
+        assert_eq!(
+            decision["private"]["scores"].as_array().map(Vec::len),
+            Some(5)
+        );
+    }
+    let report = run.step("report_spam").json("report_spam");
+    assert_eq!(report["outcome"], "kept_on_phone", "{report}");
 }

@@ -32,6 +32,7 @@ pub mod service;
 pub mod state;
 pub mod stream;
 pub mod sync;
+pub mod watermark;
 
 pub use config::{ApiKeyConfig, ServerConfig, TlsConfig};
 pub use error::{RequestError, ServerError};

@@ -3,16 +3,19 @@
 //! Ed25519 key, and the key file handling of `smsguard-cloud keygen`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use smsguard_container::device::{seal_to_device, DevicePublicKey};
 use smsguard_proto::v1;
 use smsguard_signing::{sha256_hex, PackageParts, SigningKey, VerifyingKey};
 
 use crate::error::{RequestError, ServerError};
+use crate::watermark::{device_mark, SafeBuckets, Watermarker, PLAN_FILE};
 
 const EMBEDDED_MODEL: &[u8] = include_bytes!("../../../edge/models/edge-int8.onnx");
 const EMBEDDED_VOCAB: &[u8] = include_bytes!("../../../edge/models/vocab.json");
 const EMBEDDED_MANIFEST: &[u8] = include_bytes!("../../../edge/models/manifest.json");
+const EMBEDDED_PLAN: &[u8] = include_bytes!("../../../edge/models/watermark.json");
 
 /// File names of a model folder (and of the compiled-in copy).
 pub const MODEL_FILE: &str = "edge-int8.onnx";
@@ -30,6 +33,10 @@ pub struct ModelPackage {
     pub version: String,
     pub public_key: VerifyingKey,
     response: v1::GetModelResponse,
+    /// Re-signs the per-device copies (each carries its own watermark).
+    signing_key: Arc<SigningKey>,
+    /// Where each device's mark goes; `None` for a model without int8 weights to mark.
+    watermarker: Option<Watermarker>,
 }
 
 impl ModelPackage {
@@ -74,10 +81,20 @@ impl ModelPackage {
             // Filled per request, for the device that asks (`seal_to_requesting_device`).
             sealed_model: Vec::new(),
         };
+        let plan = match dir {
+            Some(dir) => read_plan(dir)?,
+            None => embedded_plan(),
+        };
+        let watermarker = plan.and_then(|plan| Watermarker::new(&response.model, key, &plan));
+        let signing_key = SigningKey::from_hex(&key.to_hex())
+            .map(Arc::new)
+            .map_err(|e| ServerError::ModelPackage(format!("signing key: {e}")))?;
         Ok(ModelPackage {
             version,
             public_key,
             response,
+            signing_key,
+            watermarker,
         })
     }
 
@@ -99,22 +116,71 @@ impl ModelPackage {
     }
 }
 
-/// Moves the answer's model into `sealed_model`, sealed to the device that asked, so a package
-/// captured or copied elsewhere does not open on another device.
-pub fn seal_to_requesting_device(
-    mut answer: v1::GetModelResponse,
-    device_public_key: &[u8],
-) -> Result<v1::GetModelResponse, RequestError> {
-    let invalid = |e: smsguard_container::ContainerError| RequestError::Invalid {
-        field: "device_public_key",
-        reason: e.to_string(),
-    };
-    let device = DevicePublicKey::from_slice(device_public_key).map_err(invalid)?;
-    if !answer.model.is_empty() {
+impl ModelPackage {
+    /// The answer for the device that asked: its model carries the device's watermark (see
+    /// [`crate::watermark`]; the manifest's digest and the signature are redone for that copy,
+    /// the version stays the package's) and moves into `sealed_model`, sealed to the device, so
+    /// a package captured or copied elsewhere does not open on another device.
+    pub fn seal_to_requesting_device(
+        &self,
+        mut answer: v1::GetModelResponse,
+        device_public_key: &[u8],
+    ) -> Result<v1::GetModelResponse, RequestError> {
+        let invalid = |e: smsguard_container::ContainerError| RequestError::Invalid {
+            field: "device_public_key",
+            reason: e.to_string(),
+        };
+        let device = DevicePublicKey::from_slice(device_public_key).map_err(invalid)?;
+        if answer.model.is_empty() {
+            return Ok(answer);
+        }
+        if let Some(marker) = &self.watermarker {
+            self.mark_for(&mut answer, marker, device_mark(&device.key_id()));
+        }
         answer.sealed_model = seal_to_device(&device, &answer.model).map_err(invalid)?;
         answer.model = Vec::new();
+        Ok(answer)
     }
-    Ok(answer)
+
+    fn mark_for(&self, answer: &mut v1::GetModelResponse, marker: &Watermarker, mark: u64) {
+        answer.model = marker.mark(&answer.model, mark);
+        let Some(manifest) = answer.manifest.as_mut() else {
+            return;
+        };
+        manifest.sha256 = sha256_hex(&answer.model);
+        answer.signature = self.signing_key.sign(PackageParts {
+            manifest_json: manifest.manifest_json.as_bytes(),
+            model: &answer.model,
+            vocabulary: &answer.vocabulary,
+        });
+    }
+
+    /// The unmarked model this package serves (the reference a leaked copy is compared with).
+    pub fn model(&self) -> &[u8] {
+        &self.response.model
+    }
+
+    /// The watermark planner of this package's model (for the operator's tracing tool).
+    pub fn watermarker(&self) -> Option<&Watermarker> {
+        self.watermarker.as_ref()
+    }
+}
+
+/// The watermark plan of a model folder; `None` without one (its model is served unmarked).
+fn read_plan(dir: &Path) -> Result<Option<SafeBuckets>, ServerError> {
+    let path = dir.join(PLAN_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    serde_json::from_slice(&read(dir, PLAN_FILE)?)
+        .map(Some)
+        .map_err(|e| ServerError::ModelPackage(format!("{}: {e}", path.display())))
+}
+
+/// The plan compiled in beside the compiled-in model (`Watermarker::new` ignores it once the
+/// model is retrained without a new plan).
+fn embedded_plan() -> Option<SafeBuckets> {
+    serde_json::from_slice(EMBEDDED_PLAN).ok()
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, ServerError> {
@@ -248,21 +314,44 @@ mod tests {
         let package = ModelPackage::load(None, &SigningKey::generate().unwrap()).unwrap();
         let device = DeviceSecret::generate();
         let plain = package.answer("old");
-        let sealed =
-            seal_to_requesting_device(plain.clone(), device.public_key().as_bytes()).unwrap();
+        let sealed = package
+            .seal_to_requesting_device(plain.clone(), device.public_key().as_bytes())
+            .unwrap();
         assert!(sealed.model.is_empty());
+        let opened = open_as_device(&device, &sealed.sealed_model).unwrap();
+        let marker = package.watermarker().expect("the int8 model is marked");
         assert_eq!(
-            &*open_as_device(&device, &sealed.sealed_model).unwrap(),
-            &plain.model[..]
+            marker.read(&plain.model, &opened),
+            Some(device_mark(&device.public_key().key_id())),
+            "the copy carries this device's mark"
+        );
+        let manifest = sealed.manifest.as_ref().unwrap();
+        package
+            .public_key
+            .verify_package(
+                PackageParts {
+                    manifest_json: manifest.manifest_json.as_bytes(),
+                    model: &opened,
+                    vocabulary: &sealed.vocabulary,
+                },
+                &manifest.sha256,
+                &sealed.signature,
+            )
+            .unwrap();
+        assert_eq!(
+            manifest.version, package.version,
+            "one version for every copy"
         );
         assert!(open_as_device(&DeviceSecret::generate(), &sealed.sealed_model).is_err());
         // An up-to-date answer has no model to seal; a malformed key is the client's error.
         let current = package.answer(&package.version);
-        let current = seal_to_requesting_device(current, device.public_key().as_bytes()).unwrap();
+        let current = package
+            .seal_to_requesting_device(current, device.public_key().as_bytes())
+            .unwrap();
         assert!(current.sealed_model.is_empty());
         for bad in [&[1u8; 31][..], &[0u8; 32][..]] {
             assert!(matches!(
-                seal_to_requesting_device(plain.clone(), bad),
+                package.seal_to_requesting_device(plain.clone(), bad),
                 Err(RequestError::Invalid {
                     field: "device_public_key",
                     ..

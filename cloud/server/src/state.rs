@@ -496,7 +496,8 @@ impl AppState {
         if req.device_public_key.is_empty() {
             return Ok(answer);
         }
-        package::seal_to_requesting_device(answer, &req.device_public_key)
+        self.package
+            .seal_to_requesting_device(answer, &req.device_public_key)
     }
 
     /// Re-reads the rules file and the spam feed when they changed (blocking I/O). Errors of a

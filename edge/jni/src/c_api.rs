@@ -39,7 +39,10 @@ impl From<&BridgeError> for SmsGuardStatus {
     fn from(err: &BridgeError) -> Self {
         match err {
             BridgeError::NullArgument(_) => Self::NullArgument,
-            BridgeError::InvalidArgument { .. } => Self::InvalidArgument,
+            // The Java KeyProvider is a host-supplied argument (C hosts never reach it).
+            BridgeError::InvalidArgument { .. } | BridgeError::KeyProvider(_) => {
+                Self::InvalidArgument
+            }
             BridgeError::ClosedHandle(_) => Self::ClosedHandle,
             BridgeError::Engine(_) => Self::Engine,
             BridgeError::Serialise(_) | BridgeError::Jni(_) => Self::Internal,

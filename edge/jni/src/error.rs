@@ -25,6 +25,9 @@ pub enum BridgeError {
     /// A JNI call failed (usually because a Java exception, e.g. OutOfMemoryError, is pending).
     #[error("JNI call failed: {0}")]
     Jni(#[from] jni::errors::Error),
+    /// The host's `KeyProvider` threw (its exception is cleared and named here).
+    #[error("the KeyProvider failed: {0}")]
+    KeyProvider(String),
     /// Rust code panicked inside the call; the panic was caught at the boundary.
     #[error("internal panic in `{0}` (caught by the bridge)")]
     Panic(&'static str),

@@ -6,13 +6,14 @@
 //! surrogates and NULs, which `GetStringUTFChars` ("modified UTF-8") would mangle or reject.
 
 use jni::errors::ErrorPolicy;
-use jni::objects::{JClass, JString};
+use jni::objects::{JClass, JObject, JString};
 use jni::refs::Reference as _;
 use jni::strings::JNIStr;
 use jni::sys::{jboolean, jint, jlong};
 use jni::{jni_str, Env, EnvUnowned};
 
 use crate::error::{BridgeError, BridgeResult};
+use crate::key_provider;
 use crate::ops::{self, SenderList};
 
 const EXCEPTION_CLASS: &JNIStr = jni_str!("com/smsguard/SmsGuardException");
@@ -156,6 +157,32 @@ pub extern "system" fn Java_com_smsguard_SmsGuard_nativeOpen<'caller>(
             let data_dir = rust_string(env, &data_dir, "dataDir")?;
             let config_json = rust_string(env, &config_json, "configJson")?;
             handle_to_java(ops::guarded("open", || ops::open(&data_dir, &config_json))?)
+        })
+        .resolve::<ThrowSmsGuardException>()
+}
+
+/// `static native long nativeOpenWithKeys(String dataDir, String configJson, KeyProvider keys)`:
+/// the device key comes from the host's provider, called once here.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_com_smsguard_SmsGuard_nativeOpenWithKeys<'caller>(
+    mut unowned_env: EnvUnowned<'caller>,
+    _class: JClass<'caller>,
+    data_dir: JString<'caller>,
+    config_json: JString<'caller>,
+    keys: JObject<'caller>,
+) -> jlong {
+    unowned_env
+        .with_env(|env| -> BridgeResult<jlong> {
+            let data_dir = rust_string(env, &data_dir, "dataDir")?;
+            let config_json = rust_string(env, &config_json, "configJson")?;
+            let device_key = key_provider::device_key(env, &keys)?;
+            handle_to_java(ops::guarded("open", || {
+                ops::open_with_device_key(
+                    &data_dir,
+                    &config_json,
+                    device_key.as_ref().map(|key| key.as_slice()),
+                )
+            })?)
         })
         .resolve::<ThrowSmsGuardException>()
 }

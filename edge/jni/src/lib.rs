@@ -7,6 +7,7 @@
 pub mod c_api;
 pub mod error;
 pub mod jni_api;
+mod key_provider;
 pub mod ops;
 pub mod registry;
 

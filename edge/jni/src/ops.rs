@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use smsguard_edge::engine::{Engine, EngineConfig};
+use smsguard_edge::engine::{DeviceKey, Engine, EngineConfig};
 
 use crate::error::{BridgeError, BridgeResult};
 use crate::registry::Registry;
@@ -30,10 +30,32 @@ pub fn guarded<T>(
 /// Opens an engine on `data_dir`; `config_json` is a serialised `EngineConfig` (blank = defaults:
 /// offline, embedded model). Returns the new handle.
 pub fn open(data_dir: &str, config_json: &str) -> BridgeResult<u64> {
+    open_with_device_key(data_dir, config_json, None)
+}
+
+/// [`open`] with the device key a host's key store handed over (`KeyProvider.deviceKey()`:
+/// 32 raw bytes; `None` = no device key). The JSON must not name one too: two sources for one
+/// secret would leave the app unsure which one its models are sealed to.
+pub fn open_with_device_key(
+    data_dir: &str,
+    config_json: &str,
+    device_key: Option<&[u8]>,
+) -> BridgeResult<u64> {
     if data_dir.is_empty() {
         return Err(BridgeError::invalid("dataDir", "is empty"));
     }
-    let config = parse_config(config_json)?;
+    let mut config = parse_config(config_json)?;
+    if let Some(bytes) = device_key {
+        if config.device_key.is_some() {
+            return Err(BridgeError::invalid(
+                "configJson",
+                "names a device_key while a KeyProvider supplies one",
+            ));
+        }
+        let key = DeviceKey::from_bytes(bytes)
+            .map_err(|e| BridgeError::invalid("KeyProvider.deviceKey()", e.to_string()))?;
+        config.device_key = Some(key);
+    }
     let engine = Engine::open(Path::new(data_dir), config)?;
     Ok(ENGINES.insert(engine))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use smsguard_core::Market;
 use smsguard_edge::cloud::CloudConfig;
-use smsguard_edge::engine::{Durability, Engine, EngineConfig, ModelSource};
+use smsguard_edge::engine::{Durability, Engine, EngineConfig, ModelSource, Privacy};
 
 use super::key_file;
 
@@ -62,6 +62,10 @@ pub struct EngineArgs {
     /// created 0600 with a fresh key when missing) [default: DATA_DIR/store.key].
     #[arg(long, global = true)]
     pub key_file: Option<PathBuf>,
+    /// Private mode: ask the cloud only through PrivateClassify (a homomorphically encrypted
+    /// feature vector); no text, sender or fingerprint leaves the machine, reports stay local.
+    #[arg(long, global = true)]
+    pub private: bool,
 }
 
 impl EngineArgs {
@@ -112,6 +116,11 @@ impl EngineArgs {
             },
             model,
             market: self.market,
+            privacy: if self.private {
+                Privacy::Private
+            } else {
+                Privacy::Standard
+            },
             store_key: Some(key_file::load_or_create(&self.key_file(&data_dir))?),
             device_key: Some(key_file::load_or_create_device_key(
                 &data_dir.join(key_file::DEVICE_KEY_FILE),

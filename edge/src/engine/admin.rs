@@ -107,6 +107,7 @@ impl Engine {
         EngineStats {
             model_version: self.local_model().map(|m| m.version.clone()),
             model_error: self.model_error(),
+            installed_model_error: read(&self.installed_model_error).clone(),
             store_error: self.store_error.clone(),
             cloud_configured: self.remote.is_some(),
             counters: store.and_then(|s| s.counters().ok()).unwrap_or_default(),

@@ -9,6 +9,7 @@ use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
 
 use super::link::Pending;
+use super::private::PrivateScores;
 use super::verdict::{cloud_reason, cloud_verdict, local_verdict};
 use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
 use crate::cloud::CloudLinkError;
@@ -19,12 +20,14 @@ pub const CLOUD_REFUSED_COUNTER: &str = "cloud.refused";
 
 /// A verdict with its explanation, before it is stored.
 #[derive(Debug)]
-struct Outcome {
-    verdict: StoredVerdict,
-    reason: String,
-    degraded: bool,
+pub(super) struct Outcome {
+    pub(super) verdict: StoredVerdict,
+    pub(super) reason: String,
+    pub(super) degraded: bool,
     /// Ask the cloud again later.
-    queue: bool,
+    pub(super) queue: bool,
+    /// Private mode: the decrypted class scores that took part.
+    pub(super) private: Option<PrivateScores>,
 }
 
 impl Outcome {
@@ -34,16 +37,17 @@ impl Outcome {
             reason,
             degraded: false,
             queue: false,
+            private: None,
         }
     }
 }
 
 /// What the message looks like to every step (computed once).
-struct Message<'a> {
+pub(super) struct Message<'a> {
     sender: &'a str,
     body: &'a str,
     received_at_ms: i64,
-    normalized: Normalized,
+    pub(super) normalized: Normalized,
     fingerprint: Fingerprint,
     fingerprint_hex: String,
 }
@@ -87,6 +91,7 @@ impl Engine {
             queued: outcome.queue,
             timings_us: timings,
             reason: outcome.reason,
+            private: outcome.private,
         }
     }
 
@@ -162,7 +167,7 @@ impl Engine {
                     let origin = match entry.verdict.source {
                         Source::Cloud => "cloud verdict",
                         Source::Cache => "user report",
-                        Source::Local | Source::Rule => "verdict",
+                        Source::Local | Source::Rule | Source::Private => "verdict",
                     };
                     let reason = format!("cached {origin} for this fingerprint");
                     return Some(Outcome::new(verdict, reason));
@@ -195,6 +200,9 @@ impl Engine {
 
     /// The local model and the cloud, concurrently; the cloud wins when in time.
     fn judge(&self, message: &Message, message_id: u64, timings: &mut Timings) -> Outcome {
+        if let (Some(remote), Some(private)) = (&self.remote, &self.private) {
+            return self.judge_private(remote, private, message, timings);
+        }
         let started = Instant::now();
         let model = self.local_model();
         let pending = self.remote.as_ref().map(|remote| {
@@ -231,7 +239,7 @@ impl Engine {
         }
     }
 
-    fn local_outcome(
+    pub(super) fn local_outcome(
         &self,
         model: Option<&super::LocalModel>,
         message: &Message,
@@ -298,7 +306,7 @@ impl Engine {
 
     /// Counts a message the cloud refused to judge (e.g. a body over its size limit): the
     /// local verdict stands for it, and `stats` shows how often that happens.
-    fn note_refusal(&self, cloud_error: &CloudLinkError) {
+    pub(super) fn note_refusal(&self, cloud_error: &CloudLinkError) {
         if cloud_error.is_refusal() {
             self.bump_persisted(CLOUD_REFUSED_COUNTER);
         }
@@ -322,7 +330,7 @@ impl Engine {
     }
 
     /// Deliver: nothing could judge the message.
-    fn fail_open(&self, reason: String) -> Outcome {
+    pub(super) fn fail_open(&self, reason: String) -> Outcome {
         self.failures.fail_open.fetch_add(1, Ordering::Relaxed);
         self.bump_persisted("failure.fail_open");
         let mut outcome = Outcome::new(
@@ -488,6 +496,7 @@ fn source_counter(source: Source) -> &'static str {
         Source::Cloud => "source.cloud",
         Source::Local => "source.local",
         Source::Rule => "source.rule",
+        Source::Private => "source.private",
     }
 }
 

@@ -22,6 +22,11 @@ impl DeviceKey {
         DeviceSecret::from_hex(text).map(DeviceKey)
     }
 
+    /// A key from its 32 raw bytes, as a host's key store hands it over (the JNI `KeyProvider`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<DeviceKey, smsguard_container::ContainerError> {
+        DeviceSecret::from_slice(bytes).map(DeviceKey)
+    }
+
     pub fn to_hex(&self) -> String {
         self.0.to_hex()
     }

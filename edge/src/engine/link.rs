@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smsguard_proto::v1::{
-    ClassifyResult, GetModelResponse, ReportRequest, ReportResponse, SmsMessage, SyncCacheResponse,
-    Verdict,
+    ClassifyResult, GetModelResponse, PrivateClassifyResponse, ReportRequest, ReportResponse,
+    SmsMessage, SyncCacheResponse, Verdict,
 };
 
 use crate::cloud::{CloudClient, CloudLinkError};
@@ -25,6 +25,20 @@ pub trait CloudLink: Send + Sync + fmt::Debug {
     fn report(&self, req: ReportRequest) -> CloudFuture<ReportResponse>;
     fn sync_cache(&self, since_version: u64, max_entries: u32) -> CloudFuture<SyncCacheResponse>;
     fn get_model(&self, current_version: &str) -> CloudFuture<GetModelResponse>;
+    /// Private mode's one call (a link without it refuses, and the local verdict stands).
+    fn private_classify(
+        &self,
+        parameter_set: String,
+        features: Vec<u8>,
+    ) -> CloudFuture<PrivateClassifyResponse> {
+        let _ = (parameter_set, features);
+        Box::pin(async {
+            Err(CloudLinkError::Rejected {
+                code: tonic::Code::Unimplemented,
+                reason: "this cloud link has no private mode".into(),
+            })
+        })
+    }
 }
 
 impl CloudLink for CloudClient {
@@ -52,6 +66,15 @@ impl CloudLink for CloudClient {
         let client = self.clone();
         let current_version = current_version.to_owned();
         Box::pin(async move { client.get_model(&current_version).await })
+    }
+
+    fn private_classify(
+        &self,
+        parameter_set: String,
+        features: Vec<u8>,
+    ) -> CloudFuture<PrivateClassifyResponse> {
+        let client = self.clone();
+        Box::pin(async move { client.private_classify(&parameter_set, features).await })
     }
 }
 

@@ -34,6 +34,9 @@ impl Engine {
             },
             1,
         )?;
+        if self.private.is_some() {
+            return Ok(ReportOutcome::KeptOnPhone);
+        }
         let reported_at_ms = now_ms();
         if let Some(remote) = &self.remote {
             match remote.call(
@@ -90,6 +93,12 @@ impl Engine {
         let store = self.store()?;
         self.remote()?;
         let mut summary = DrainSummary::default();
+        if self.private.is_some() {
+            // Re-checks carry the text and reports the fingerprint: in private mode entries
+            // queued before stay where they are (private mode queues none itself).
+            summary.remaining = store.queue_len();
+            return Ok(summary);
+        }
         // Keys only grow, so scanning forward visits every entry once, whatever became of the
         // previous ones (sent, dropped, kept after a per-message retryable error).
         let mut last_key = None;

@@ -59,6 +59,9 @@ pub enum VerdictSource {
     Local,
     /// An allow/deny list entry or a sender rule.
     Rule,
+    /// The on-device model fused with the class scores the cloud computed under homomorphic
+    /// encryption (private mode: the cloud never read the message).
+    Private,
 }
 
 impl VerdictSource {
@@ -68,6 +71,7 @@ impl VerdictSource {
             VerdictSource::Cloud => "cloud",
             VerdictSource::Local => "local",
             VerdictSource::Rule => "rule",
+            VerdictSource::Private => "private",
         }
     }
 }
@@ -93,6 +97,7 @@ mod tests {
             VerdictSource::Cloud,
             VerdictSource::Local,
             VerdictSource::Rule,
+            VerdictSource::Private,
         ] {
             let json = serde_json::to_string(&source).unwrap();
             assert_eq!(json, format!("\"{}\"", source.as_str()));

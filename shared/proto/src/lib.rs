@@ -67,6 +67,7 @@ impl From<CoreVerdictSource> for v1::VerdictSource {
             CoreVerdictSource::Cloud => v1::VerdictSource::Cloud,
             CoreVerdictSource::Local => v1::VerdictSource::Local,
             CoreVerdictSource::Rule => v1::VerdictSource::Rule,
+            CoreVerdictSource::Private => v1::VerdictSource::Private,
         }
     }
 }

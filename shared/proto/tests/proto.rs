@@ -108,6 +108,7 @@ fn core_verdict_sources_map_onto_the_protocol() {
         (CoreVerdictSource::Cloud, v1::VerdictSource::Cloud),
         (CoreVerdictSource::Local, v1::VerdictSource::Local),
         (CoreVerdictSource::Rule, v1::VerdictSource::Rule),
+        (CoreVerdictSource::Private, v1::VerdictSource::Private),
     ];
     for (core, wire) in pairs {
         assert_eq!(v1::VerdictSource::from(core), wire);

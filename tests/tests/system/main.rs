@@ -4,11 +4,13 @@
 
 mod errors;
 mod feedback;
+mod install_crash;
 mod killed;
 mod link;
 mod model;
 mod offline;
 mod online;
+mod private_engine;
 mod private_mode;
 mod queue;
 mod slow;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use smsguard_edge::cloud::{CloudClient, CloudConfig};
-use smsguard_edge::engine::{DeviceKey, Engine, EngineError, ModelUpdate, Source};
+use smsguard_edge::engine::{DeviceKey, Engine, EngineError, ModelSource, ModelUpdate, Source};
 use smsguard_signing::SigningKey;
 use smsguard_system_tests::{
     engine_config, now_ms, open_engine, samples, Tamper, TamperingRelay, TestCloud,
@@ -14,19 +14,8 @@ use smsguard_system_tests::{
 
 use crate::online_config;
 
-/// A model folder holding the committed fp32 model under the served name, so the package the
-/// server signs differs from the engine's embedded int8 model.
 fn other_model_dir() -> tempfile::TempDir {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/models");
-    let dir = tempfile::tempdir().unwrap();
-    for (from, to) in [
-        ("edge-fp32.onnx", "edge-int8.onnx"),
-        ("vocab.json", "vocab.json"),
-        ("manifest.json", "manifest.json"),
-    ] {
-        std::fs::copy(models.join(from), dir.path().join(to)).unwrap();
-    }
-    dir
+    smsguard_system_tests::other_model_dir().unwrap()
 }
 
 fn pinned_engine(dir: &Path, url: &str, key: &str) -> Engine {
@@ -257,4 +246,55 @@ fn a_package_served_to_device_a_is_refused_on_device_b_and_stored_sealed_on_a() 
     };
     assert_eq!(offline_a(&device_a), cloud.model_version());
     assert_eq!(offline_a(&device_b), before);
+}
+
+/// A device-bound update from the real server is that device's watermarked copy (the committed
+/// int8 model has a watermark plan): it verifies, installs under the package's version, and once
+/// loaded from the store it judges like the unmarked original. The engine starts from the fp32
+/// model files so that the served int8 model is an update for it.
+#[test]
+fn a_watermarked_copy_installs_and_judges_like_the_original() {
+    let cloud = TestCloud::start(|_| {}).unwrap();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/models");
+    let dir = tempfile::tempdir().unwrap();
+    let device = DeviceKey::generate();
+    let mut config = online_config(&cloud.url(), GENEROUS_DEADLINE);
+    config.pinned_model_key = Some(cloud.model_public_key().to_owned());
+    config.device_key = Some(device.clone());
+    config.model = ModelSource::Files {
+        model: models.join("edge-fp32.onnx"),
+        vocab: models.join("vocab.json"),
+    };
+    let engine = open_engine(dir.path(), config).unwrap();
+    let update = engine.update_model().unwrap();
+    assert!(
+        matches!(&update, ModelUpdate::Updated { version, .. } if version == cloud.model_version()),
+        "{update:?}"
+    );
+    engine.close().unwrap();
+
+    // Offline on the installed copy (it opens: no installed-model error, no model failure).
+    let mut config = engine_config(None);
+    config.device_key = Some(device);
+    let marked = open_engine(dir.path(), config).unwrap();
+    let stats = marked.stats();
+    assert_eq!(stats.installed_model_error, None);
+    assert_eq!(stats.failures.model, 0);
+    let original_dir = tempfile::tempdir().unwrap();
+    let original = open_engine(original_dir.path(), engine_config(None)).unwrap();
+    for i in 0..6 {
+        let text = if i % 2 == 0 {
+            samples::ham(i)
+        } else {
+            samples::phishing(i)
+        };
+        let sender = samples::sender(820 + i);
+        let by_copy = marked.classify(&sender, &text, now_ms());
+        let by_original = original.classify(&sender, &text, now_ms());
+        assert_eq!(by_copy.source, Source::Local, "{by_copy:?}");
+        assert_eq!(
+            (by_copy.label, by_copy.action),
+            (by_original.label, by_original.action)
+        );
+    }
 }

@@ -327,7 +327,26 @@ fn a_package_served_to_device_a_opens_on_a_only_and_still_verifies() {
         }
     );
     let opened = open_as_device(&device_a, &sealed.sealed_model).unwrap();
-    assert_eq!(&*opened, plain.model.as_slice());
+    // A's copy carries A's watermark: a few int8 weights one step off the plain model.
+    assert_eq!(opened.len(), plain.model.len());
+    let moved = opened
+        .iter()
+        .zip(&plain.model)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(moved, smsguard_server::watermark::MARK_BITS);
+    assert_eq!(
+        trace_leak(&opened),
+        Some(format!(
+            "device {}",
+            &device_a.public_key().key_id_hex()[..16]
+        ))
+    );
+    assert_eq!(
+        trace_leak(&plain.model),
+        None,
+        "the unsealed package is unmarked"
+    );
     let manifest = sealed.manifest.as_ref().unwrap();
     let pinned = VerifyingKey::from_hex(&SERVER.server.model_public_key).unwrap();
     let parts = PackageParts {
@@ -338,6 +357,30 @@ fn a_package_served_to_device_a_opens_on_a_only_and_still_verifies() {
     pinned
         .verify_package(parts, &manifest.sha256, &sealed.signature)
         .unwrap();
+}
+
+/// What the operator's `watermark-trace` says of a copied model file (its stdout; `None` when it
+/// finds no mark).
+fn trace_leak(model: &[u8]) -> Option<String> {
+    let leaked = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(leaked.path(), model).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_watermark-trace"))
+        .arg("--signing-key")
+        .arg(
+            SERVER
+                ._dir
+                .path()
+                .join(smsguard_server::package::SECRET_KEY_FILE),
+        )
+        .arg(leaked.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        assert!(stderr.contains("no watermark"), "{stderr}");
+        return None;
+    }
+    Some(String::from_utf8(output.stdout).unwrap().trim().to_owned())
 }
 
 #[test]

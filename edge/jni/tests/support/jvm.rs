@@ -101,7 +101,9 @@ pub fn compile_java(classes_dir: &Path) {
         .arg(classes_dir)
         .arg(jni.join("java/com/smsguard/SmsGuard.java"))
         .arg(jni.join("java/com/smsguard/SmsGuardException.java"))
+        .arg(jni.join("java/com/smsguard/KeyProvider.java"))
         .arg(jni.join("tests/java/SmsGuardScenario.java"))
+        .arg(jni.join("tests/java/KeyProviderScenario.java"))
         .output()
         .expect("run javac (Java 17 JDK)");
     assert!(
@@ -114,6 +116,30 @@ pub fn compile_java(classes_dir: &Path) {
 
 /// Runs the scenario with `-Xcheck:jni` (the JVM then validates every JNI call the bridge makes).
 pub fn run_scenario(classes_dir: &Path, data_dir: &Path, config_json: &str) -> ScenarioRun {
+    run_main(
+        classes_dir,
+        "SmsGuardScenario",
+        &[data_dir.as_os_str(), config_json.as_ref()],
+    )
+}
+
+/// Runs `KeyProviderScenario DATA_DIR CONFIG_JSON KEY` (KEY: 64 hex digits, `null`, `short` or
+/// `throw`): the engine opened with a Java `KeyProvider`.
+pub fn run_key_provider_scenario(
+    classes_dir: &Path,
+    data_dir: &Path,
+    config_json: &str,
+    key: &str,
+) -> ScenarioRun {
+    run_main(
+        classes_dir,
+        "KeyProviderScenario",
+        &[data_dir.as_os_str(), config_json.as_ref(), key.as_ref()],
+    )
+}
+
+/// Runs `main_class` with `-Xcheck:jni` and parses its step lines.
+fn run_main(classes_dir: &Path, main_class: &str, args: &[&std::ffi::OsStr]) -> ScenarioRun {
     let logs = tempfile::tempdir().expect("temp dir");
     let stdout_path = logs.path().join("stdout");
     let stderr_path = logs.path().join("stderr");
@@ -125,9 +151,8 @@ pub fn run_scenario(classes_dir: &Path, data_dir: &Path, config_json: &str) -> S
         ))
         .arg("-cp")
         .arg(classes_dir)
-        .arg("SmsGuardScenario")
-        .arg(data_dir)
-        .arg(config_json)
+        .arg(main_class)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
         .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))

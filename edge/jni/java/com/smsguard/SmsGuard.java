@@ -53,9 +53,22 @@ public final class SmsGuard implements AutoCloseable {
      *     Keystore) seals message senders and bodies in the store; the store then needs it to open.
      *     {@code "device_key"} (64 hex digits: the device's X25519 private key, kept the same way)
      *     makes model updates come sealed to this device and be stored sealed under it.
+     *     {@code "privacy": "private"} asks the cloud only through homomorphically encrypted
+     *     features: no text, sender or fingerprint leaves the phone (decisions then say
+     *     {@code "source": "private"}).
      */
     public static SmsGuard open(String dataDir, String configJson) {
         return new SmsGuard(nativeOpen(dataDir, configJson == null ? "" : configJson));
+    }
+
+    /**
+     * Opens the engine like {@link #open(String, String)}, with the device key taken from
+     * {@code keys} (called once, before this returns) instead of {@code "device_key"} in the
+     * JSON, which must then be absent. A wrong-length key or an exception from the provider
+     * fails the open with a {@link SmsGuardException}.
+     */
+    public static SmsGuard open(String dataDir, String configJson, KeyProvider keys) {
+        return new SmsGuard(nativeOpenWithKeys(dataDir, configJson == null ? "" : configJson, keys));
     }
 
     /** Opens the engine with the default configuration (offline, embedded model). */
@@ -179,6 +192,8 @@ public final class SmsGuard implements AutoCloseable {
     // The native side validates every argument (nulls included) and the handle, so calls after
     // close() reach it and fail there with an exception rather than being filtered here.
     private static native long nativeOpen(String dataDir, String configJson);
+
+    private static native long nativeOpenWithKeys(String dataDir, String configJson, KeyProvider keys);
 
     private static native String nativeClassify(long handle, String sender, String body, long receivedAtMs);
 

@@ -1,0 +1,162 @@
+//! The engine's private mode against the real server on loopback: with `privacy = "private"`
+//! the server's `Classify` (and `Report`) are never called, only `PrivateClassify`; each verdict
+//! carries the exact scores the plaintext private model gives and follows the documented fusion
+//! of those scores with the local verdict; without an answer in time the local verdict stands
+//! (degraded, nothing queued).
+
+use std::path::Path;
+use std::time::Duration;
+
+use smsguard_core::{normalize, Label};
+use smsguard_edge::engine::{fuse_private, Decision, Engine, Privacy, ReportOutcome, Source};
+use smsguard_edge::store::StoredVerdict;
+use smsguard_edge::Action;
+use smsguard_private::PrivateModel;
+use smsguard_system_tests::{
+    engine_config, now_ms, open_engine, samples, DelayProxy, TestCloud, GENEROUS_DEADLINE,
+};
+
+use crate::online_config;
+
+/// Hand-written messages for which the private scores raise the local "allow" to a tag with the
+/// committed models (the edge model lets them through, the private linear model calls them
+/// spam). After retraining either model, pick new ones: the test needs at least one.
+const RAISED_BY_PRIVATE: &[&str] = &[
+    "Limited offer: buy one get one free on all pizzas tonight",
+    "Your subscription renews tomorrow, reply STOP to cancel",
+];
+
+fn served_model() -> PrivateModel {
+    serde_json::from_str(include_str!("../../../cloud/models/private.json")).unwrap()
+}
+
+fn private_engine(dir: &Path, url: &str, deadline: Duration) -> Engine {
+    let mut config = online_config(url, deadline);
+    config.privacy = Privacy::Private;
+    open_engine(dir, config).unwrap()
+}
+
+fn verdict(decision: &Decision) -> StoredVerdict {
+    StoredVerdict {
+        label: decision.label,
+        spam_score: decision.spam_score,
+        action: decision.action,
+        source: decision.source,
+    }
+}
+
+fn cloud_with_metrics() -> TestCloud {
+    TestCloud::start(|config| config.metrics_listen = Some(([127, 0, 0, 1], 0).into())).unwrap()
+}
+
+#[test]
+fn private_mode_never_calls_classify_and_fuses_the_exact_private_scores() {
+    let cloud = cloud_with_metrics();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = private_engine(dir.path(), &cloud.url(), GENEROUS_DEADLINE);
+    let local_dir = tempfile::tempdir().unwrap();
+    let local_only = open_engine(local_dir.path(), engine_config(None)).unwrap();
+    let model = served_model();
+    let mut texts: Vec<String> = (0..4).map(samples::ham).collect();
+    texts.extend((0..4).map(samples::phishing));
+    texts.extend(RAISED_BY_PRIVATE.iter().map(|t| t.to_string()));
+    let mut raised = 0;
+    for (i, text) in texts.iter().enumerate() {
+        let sender = samples::sender(700 + i);
+        let decision = engine.classify(&sender, text, now_ms());
+        let local = local_only.classify(&sender, text, now_ms());
+        assert_eq!(decision.source, Source::Private, "{decision:?}");
+        assert!(!decision.degraded && !decision.queued, "{decision:?}");
+        let scores = decision.private.clone().expect("private scores");
+        let features = model.shape.features(&normalize(text).text);
+        assert_eq!(
+            scores.scores,
+            model.plain_scores(&features).unwrap(),
+            "message {i}"
+        );
+        assert_eq!(
+            verdict(&decision),
+            fuse_private(verdict(&local), &scores),
+            "message {i}"
+        );
+        if decision.action != local.action {
+            raised += 1;
+            assert_eq!(
+                (local.action, decision.action),
+                (Action::Allow, Action::Tag)
+            );
+            assert_ne!(decision.label, Label::Ham);
+        }
+        if local.action >= Action::Quarantine {
+            assert_eq!(decision.action, local.action, "never lowered: {decision:?}");
+        }
+    }
+    assert_eq!(
+        raised,
+        RAISED_BY_PRIVATE.len(),
+        "raised by the private scores"
+    );
+
+    let spam_id = engine
+        .classify(&samples::sender(760), &samples::phishing(5), now_ms())
+        .message_id;
+    assert_eq!(
+        engine.report(spam_id, true).unwrap(),
+        ReportOutcome::KeptOnPhone
+    );
+    assert_eq!(cloud.requests_answered("Classify").unwrap(), 0);
+    assert_eq!(cloud.requests_answered("ClassifyStream").unwrap(), 0);
+    assert_eq!(cloud.requests_answered("Report").unwrap(), 0);
+    assert_eq!(
+        cloud.requests_answered("PrivateClassify").unwrap(),
+        texts.len() as u64 + 1
+    );
+    // The standard engine beside it does call Classify (the counter works).
+    let standard_dir = tempfile::tempdir().unwrap();
+    let standard = open_engine(
+        standard_dir.path(),
+        online_config(&cloud.url(), GENEROUS_DEADLINE),
+    )
+    .unwrap();
+    let decision = standard.classify(&samples::sender(761), &samples::ham(9), now_ms());
+    assert_eq!(decision.source, Source::Cloud, "{decision:?}");
+    assert_eq!(cloud.requests_answered("Classify").unwrap(), 1);
+}
+
+#[test]
+fn a_late_or_missing_private_answer_leaves_the_local_verdict_and_queues_nothing() {
+    let cloud = cloud_with_metrics();
+    let proxy = DelayProxy::start(cloud.addr()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = Duration::from_millis(1500);
+    let engine = private_engine(dir.path(), &proxy.url(), deadline);
+    // Warm the connection, then make every answer later than the deadline.
+    let warm = engine.classify(&samples::sender(770), &samples::ham(1), now_ms());
+    assert_eq!(warm.source, Source::Private, "{warm:?}");
+    proxy.set_delay(deadline * 2);
+    let spam = engine.classify(&samples::sender(771), &samples::phishing(2), now_ms());
+    assert_eq!(spam.source, Source::Local, "{spam:?}");
+    assert!(spam.degraded && !spam.queued, "{spam:?}");
+    assert!(spam.reason.contains("private: "), "{spam:?}");
+    assert_eq!(
+        spam.action,
+        Action::Quarantine,
+        "the local quarantine stands"
+    );
+    assert!(
+        spam.timings_us.total < 2 * deadline.as_micros() as u64,
+        "{spam:?}"
+    );
+
+    proxy.set_delay(Duration::ZERO);
+    proxy.set_refuse(true);
+    let ham = engine.classify(&samples::sender(772), &samples::ham(2), now_ms());
+    assert_eq!(
+        (ham.source, ham.action),
+        (Source::Local, Action::Allow),
+        "{ham:?}"
+    );
+    assert!(ham.degraded && !ham.queued, "{ham:?}");
+    assert_eq!(engine.stats().queue_length, 0);
+    assert_eq!(cloud.requests_answered("Classify").unwrap(), 0);
+}
