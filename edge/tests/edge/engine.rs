@@ -777,7 +777,7 @@ fn sync_pulls_campaigns_and_rules_for_offline_use() {
                 hot("bad", vec![1, 2], false),
             ],
             sender_rules: vec![SenderRule {
-                pattern: "SCAM[0-9]+".into(),
+                pattern: "scam[0-9]+".into(),
                 kind: SenderRuleKind::Deny as i32,
                 removed: false,
             }],
@@ -808,6 +808,7 @@ fn sync_pulls_campaigns_and_rules_for_offline_use() {
     assert_eq!(cloud.state().sync_requests, vec![0, 5]);
     engine.close().unwrap();
 
+    // Rules see the canonical sender (lower case), as in the cloud: "SCAM42" is "scam42".
     // Offline now: a variant of the campaign is caught from the synced fingerprint.
     let engine = offline(dir.path());
     assert_eq!(engine.stats().sync_version, 7);
@@ -832,7 +833,7 @@ fn sync_pulls_campaigns_and_rules_for_offline_use() {
         version: 8,
         fingerprints: vec![hot(&fp.to_hex(), vec![], true)],
         sender_rules: vec![SenderRule {
-            pattern: "SCAM[0-9]+".into(),
+            pattern: "scam[0-9]+".into(),
             kind: SenderRuleKind::Deny as i32,
             removed: true,
         }],
