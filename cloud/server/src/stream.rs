@@ -144,10 +144,9 @@ impl StreamRun {
             return Ok(failed_frame(&slots, &error));
         }
         let allowed = self.charge(slots.len())?;
-        let over_limit = self.quota.as_ref().map(Quota::exceeded);
         let state = Arc::clone(&self.state);
         self.deadline
-            .run(score_frame(state, slots, allowed, over_limit))
+            .run(score_frame(state, slots, allowed, self.quota.clone()))
             .await
     }
 
@@ -171,14 +170,15 @@ fn unreadable_frame(status: Status) -> RequestError {
 }
 
 /// Scores one frame off the runtime: the first `allowed` messages are scored (or get their own
-/// error), the rest get `over_limit`. An overloaded server fails the whole frame's messages
-/// with RESOURCE_EXHAUSTED (per message) rather than the stream.
+/// error), the rest get the key's rate-limit error. An overloaded server fails the whole
+/// frame's messages with RESOURCE_EXHAUSTED (per message) rather than the stream.
 async fn score_frame(
     state: Arc<AppState>,
     slots: Vec<Slot>,
     allowed: usize,
-    over_limit: Option<RequestError>,
+    quota: Option<Quota>,
 ) -> Result<v1::ClassifyBatchResult, RequestError> {
+    let over_limit = quota.as_ref().map(Quota::exceeded);
     let permit = match state.admit() {
         Ok(permit) => permit,
         Err(error) => return Ok(failed_frame(&slots, &error)),
@@ -193,7 +193,7 @@ async fn score_frame(
                     state.metrics.record_rejection("rate_limited");
                     error_result(slot, limit)
                 }
-                _ => message_result(&state, slot),
+                _ => message_result(&state, slot, quota.as_ref()),
             })
             .collect();
         v1::ClassifyBatchResult { results }
@@ -202,16 +202,18 @@ async fn score_frame(
     Ok(answered)
 }
 
-fn message_result(state: &AppState, slot: &Slot) -> v1::ClassifyResult {
+/// One message's result; with a shared state it also takes the key's shared token.
+fn message_result(state: &AppState, slot: &Slot, quota: Option<&Quota>) -> v1::ClassifyResult {
     let valid = match slot {
         Ok(message) => state.validate(Some(message)),
         Err(error) => Err(error.clone()),
     };
-    match valid {
-        Ok(msg) => v1::ClassifyResult {
+    match valid.map(|msg| (state.score_as(&msg, quota.map(Quota::limit)), msg)) {
+        Ok((Ok(verdict), msg)) => v1::ClassifyResult {
             client_message_id: msg.client_message_id.clone(),
-            outcome: Some(v1::classify_result::Outcome::Verdict(state.score(&msg))),
+            outcome: Some(v1::classify_result::Outcome::Verdict(verdict)),
         },
+        Ok((Err(limited), _)) => error_result(slot, &limited),
         Err(error) => {
             state.metrics.record_rejection("invalid_message");
             error_result(slot, &error)
