@@ -27,6 +27,8 @@ use scripts::Scripts;
 
 /// A sender's windows are forgotten this long after its last message.
 const SENDER_EXPIRY_SECONDS: u64 = 2 * 24 * 3600;
+/// The least time a call other than a message's prefetch may take.
+const SLOW_CALL_FLOOR: Duration = Duration::from_secs(2);
 const SENDER_MAX_DEVICES: usize = smsguard_scoring::sender::MAX_DEVICES;
 
 /// The state of every replica, in one Redis.
@@ -36,7 +38,11 @@ pub struct RedisState {
     runtime: Option<tokio::runtime::Runtime>,
     connection: ConnectionManager,
     scripts: std::sync::Arc<Scripts>,
+    /// Bounds the round trip of a message's prefetch (the verdict degrades past it).
     timeout: Duration,
+    /// Bounds every other call (reports, the sync log, start-up): these may wait longer than
+    /// a message, and a report that fails is retried by the phone.
+    slow_timeout: Duration,
     quorum: u32,
     /// The URL without its password, for logs.
     display_url: String,
@@ -72,9 +78,9 @@ fn is_noscript(error: &RedisError) -> bool {
 }
 
 impl RedisState {
-    /// Connects lazily to `url` (`redis://HOST:PORT/DB`): a replica starts even while Redis is
-    /// down, and the connection manager reconnects whenever Redis comes back. `timeout` bounds
-    /// every call (connect included). `quorum` is the similarity memory's report quorum.
+    /// Connects lazily to `url` (`redis://HOST:PORT/DB`); the connection manager reconnects
+    /// whenever Redis comes back. `timeout` bounds a message's prefetch; other calls wait up to
+    /// [`SLOW_CALL_FLOOR`] at least. `quorum` is the similarity memory's report quorum.
     pub fn open(url: &str, timeout: Duration, quorum: u32) -> Result<Self, StateError> {
         let bad_url = |reason: String| StateError::BadUrl {
             url: redact(url),
@@ -87,9 +93,10 @@ impl RedisState {
             .enable_all()
             .build()
             .map_err(|e| StateError::Store(format!("cannot start the Redis runtime: {e}")))?;
+        let slow_timeout = timeout.max(SLOW_CALL_FLOOR);
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(slow_timeout))
+            .set_response_timeout(Some(slow_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let connection = {
@@ -102,6 +109,7 @@ impl RedisState {
             connection,
             scripts: std::sync::Arc::new(Scripts::new()),
             timeout,
+            slow_timeout,
             quorum,
             display_url: redact(url),
         })
@@ -111,13 +119,13 @@ impl RedisState {
     /// any thread (blocking threads, and briefly from async ones).
     fn run<T: Send + 'static>(
         &self,
+        timeout: Duration,
         work: impl Future<Output = Result<T, RedisError>> + Send + 'static,
     ) -> Result<T, StateError> {
         let Some(runtime) = &self.runtime else {
             return Err(unavailable("the Redis runtime is stopped"));
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let timeout = self.timeout;
         runtime.spawn(async move {
             let _ = tx.send(tokio::time::timeout(timeout, work).await);
         });
@@ -132,15 +140,24 @@ impl RedisState {
         }
     }
 
-    /// Sends `pipe` (one round trip); when Redis lost the scripts (a restart), loads them and
-    /// sends it once more.
+    /// [`Self::query_within`] the slow timeout.
     fn query<T: redis::FromRedisValue + Send + 'static>(
         &self,
         pipe: Pipeline,
     ) -> Result<T, StateError> {
+        self.query_within(self.slow_timeout, pipe)
+    }
+
+    /// Sends `pipe` (one round trip); when Redis lost the scripts (a restart), loads them and
+    /// sends it once more.
+    fn query_within<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        timeout: Duration,
+        pipe: Pipeline,
+    ) -> Result<T, StateError> {
         let mut connection = self.connection.clone();
         let scripts = std::sync::Arc::clone(&self.scripts);
-        self.run(async move {
+        self.run(timeout, async move {
             match pipe.query_async(&mut connection).await {
                 Err(error) if is_noscript(&error) => {
                     for script in scripts.pipelined() {
@@ -163,7 +180,7 @@ impl RedisState {
     ) -> Result<T, StateError> {
         let mut connection = self.connection.clone();
         let scripts = std::sync::Arc::clone(&self.scripts);
-        self.run(async move {
+        self.run(self.slow_timeout, async move {
             let mut invocation = pick(&scripts).prepare_invoke();
             for key in &keys {
                 invocation.key(key.as_slice());

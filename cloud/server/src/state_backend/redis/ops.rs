@@ -110,7 +110,7 @@ impl StateBackend for RedisState {
                 .arg(1);
             pipe.invoke_script(&tokens);
         }
-        let mut values: Vec<Value> = self.query(pipe)?;
+        let mut values: Vec<Value> = self.query_within(self.timeout, pipe)?;
         let rate_allowed = match request.rate {
             Some(_) => parse::<i64>(values.pop().unwrap_or(Value::Nil), "rate limit")? > 0,
             None => true,
