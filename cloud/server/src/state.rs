@@ -279,23 +279,69 @@ impl AppState {
         msg: &ValidMessage,
         limit: Option<RateLimit<'_>>,
     ) -> Result<v1::Verdict, RequestError> {
-        let prepared = self.prepare(msg);
+        let mut scored = self.score_many(std::slice::from_ref(msg), limit);
+        scored
+            .pop()
+            .unwrap_or_else(|| Err(RequestError::Internal("no verdict".into())))
+    }
+
+    /// [`Self::score_as`] for several messages (a `ClassifyStream` frame): their shared inputs
+    /// come in one round trip for all of them.
+    pub fn score_many(
+        &self,
+        msgs: &[ValidMessage],
+        limit: Option<RateLimit<'_>>,
+    ) -> Vec<Result<v1::Verdict, RequestError>> {
+        let prepared: Vec<PreparedMessage> = msgs.iter().map(|m| self.prepare(m)).collect();
         let limit = limit.filter(|_| self.state.shared());
-        let fetched = self.prefetch(&prepared, limit);
-        if let (Some(limit), Ok(Prefetched::Shared(inputs))) = (limit, &fetched) {
-            if !inputs.rate_allowed {
-                self.metrics.record_rejection("rate_limited");
-                return Err(RequestError::RateLimited {
-                    key_id: limit.key_id.to_owned(),
-                });
+        let fetched: Vec<Result<Prefetched, StateError>> = if self.state.shared() {
+            let requests: Vec<PrefetchRequest<'_>> = prepared
+                .iter()
+                .map(|p| self.prefetch_request(p, limit))
+                .collect();
+            match self.state.prefetch_many(&requests) {
+                Ok(all) => all.into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(error); msgs.len()],
             }
-        }
-        Ok(self.verdict(msg, &prepared, fetched))
+        } else {
+            // The scorers hold the state in process: no hashing, no call.
+            vec![Ok(Prefetched::InProcess); msgs.len()]
+        };
+        msgs.iter()
+            .zip(&prepared)
+            .zip(fetched)
+            .map(|((msg, prepared), fetched)| {
+                if let (Some(limit), Ok(Prefetched::Shared(inputs))) = (limit, &fetched) {
+                    if !inputs.rate_allowed {
+                        self.metrics.record_rejection("rate_limited");
+                        return Err(RequestError::RateLimited {
+                            key_id: limit.key_id.to_owned(),
+                        });
+                    }
+                }
+                Ok(self.verdict(msg, prepared, fetched))
+            })
+            .collect()
     }
 
     fn prepare(&self, msg: &ValidMessage) -> PreparedMessage {
         let at_ms = trusted_time_ms(msg.received_at_ms, server_now_ms());
         PreparedMessage::new(&msg.sender, &msg.body, at_ms, &msg.device_id)
+    }
+
+    /// The shared inputs one message asks for.
+    fn prefetch_request<'a>(
+        &self,
+        prepared: &'a PreparedMessage,
+        rate: Option<RateLimit<'a>>,
+    ) -> PrefetchRequest<'a> {
+        PrefetchRequest {
+            fingerprint: &prepared.fingerprint,
+            sender_key: self.sender.sender_key(&prepared.sender),
+            device_key: self.sender.id_key(&prepared.device_id),
+            at_ms: prepared.received_at_ms,
+            rate,
+        }
     }
 
     /// The shared inputs of a message (one round trip at most; nothing when embedded).
@@ -304,13 +350,10 @@ impl AppState {
         prepared: &PreparedMessage,
         rate: Option<RateLimit<'_>>,
     ) -> Result<Prefetched, StateError> {
-        self.state.prefetch(&PrefetchRequest {
-            fingerprint: &prepared.fingerprint,
-            sender_key: self.sender.sender_key(&prepared.sender),
-            device_key: self.sender.id_key(&prepared.device_id),
-            at_ms: prepared.received_at_ms,
-            rate,
-        })
+        if !self.state.shared() {
+            return Ok(Prefetched::InProcess);
+        }
+        self.state.prefetch(&self.prefetch_request(prepared, rate))
     }
 
     fn verdict(

@@ -105,6 +105,14 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
     /// caller's rate limit: one round trip at most. Blocking: call off the async runtime.
     fn prefetch(&self, request: &PrefetchRequest<'_>) -> Result<Prefetched, StateError>;
 
+    /// [`Self::prefetch`] for several messages (a `ClassifyStream` frame) in one round trip.
+    fn prefetch_many(
+        &self,
+        requests: &[PrefetchRequest<'_>],
+    ) -> Result<Vec<Prefetched>, StateError> {
+        requests.iter().map(|r| self.prefetch(r)).collect()
+    }
+
     /// Number of remembered fingerprints (cached; for gauges).
     fn similarity_len(&self) -> usize;
 

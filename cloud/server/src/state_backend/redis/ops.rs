@@ -72,18 +72,10 @@ fn token_interval_ms(limit: &RateLimit<'_>) -> f64 {
     1000.0 / limit.rate_per_second.max(1e-9)
 }
 
-impl StateBackend for RedisState {
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
-
-    fn shared(&self) -> bool {
-        true
-    }
-
-    fn prefetch(&self, request: &PrefetchRequest<'_>) -> Result<Prefetched, StateError> {
+impl RedisState {
+    /// Adds one message's prefetch to `pipe`: band lookup, sender window, rate token.
+    fn push_prefetch(&self, pipe: &mut redis::Pipeline, request: &PrefetchRequest<'_>) {
         let bands = bands(request.fingerprint);
-        let mut pipe = redis::pipe();
         let mut lookup = self.scripts.lookup.prepare_invoke();
         for (key, _) in &bands {
             lookup.key(key.as_str());
@@ -101,8 +93,8 @@ impl StateBackend for RedisState {
             .arg(SENDER_MAX_DEVICES)
             .arg(SENDER_EXPIRY_SECONDS);
         pipe.invoke_script(&sender);
-        let mut tokens = self.scripts.take_tokens.prepare_invoke();
         if let Some(limit) = &request.rate {
+            let mut tokens = self.scripts.take_tokens.prepare_invoke();
             tokens
                 .key(keys::rate_key(limit.key_id))
                 .arg(token_interval_ms(limit))
@@ -110,23 +102,63 @@ impl StateBackend for RedisState {
                 .arg(1);
             pipe.invoke_script(&tokens);
         }
-        let mut values: Vec<Value> = self.query_within(self.timeout, pipe)?;
-        let rate_allowed = match request.rate {
-            Some(_) => parse::<i64>(values.pop().unwrap_or(Value::Nil), "rate limit")? > 0,
-            None => true,
-        };
-        let window: Vec<i64> = parse(values.pop().unwrap_or(Value::Nil), "sender window")?;
-        let found: Vec<Vec<u8>> = parse(values.pop().unwrap_or(Value::Nil), "lookup")?;
-        let candidates = found
+    }
+}
+
+/// Reads one message's answers (in [`RedisState::push_prefetch`]'s order) off `values`.
+fn take_prefetch(
+    values: &mut impl Iterator<Item = Value>,
+    request: &PrefetchRequest<'_>,
+) -> Result<Prefetched, StateError> {
+    let mut next = |what: &str| values.next().ok_or_else(|| corrupt(format!("no {what}")));
+    let found: Vec<Vec<u8>> = parse(next("lookup")?, "lookup")?;
+    let window: Vec<i64> = parse(next("sender window")?, "sender window")?;
+    let rate_allowed = match request.rate {
+        Some(_) => parse::<i64>(next("rate limit")?, "rate limit")? > 0,
+        None => true,
+    };
+    let candidates = found
+        .iter()
+        .filter(|bytes| bytes.len() > 8)
+        .map(|bytes| entry_of(&bytes[..8], &bytes[8..]))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Prefetched::Shared(SharedInputs {
+        candidates,
+        sender: sender_snapshot(&window, request.at_ms)?,
+        rate_allowed,
+    }))
+}
+
+impl StateBackend for RedisState {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn prefetch(&self, request: &PrefetchRequest<'_>) -> Result<Prefetched, StateError> {
+        let mut fetched = self.prefetch_many(std::slice::from_ref(request))?;
+        fetched
+            .pop()
+            .ok_or_else(|| corrupt("a prefetch without an answer"))
+    }
+
+    fn prefetch_many(
+        &self,
+        requests: &[PrefetchRequest<'_>],
+    ) -> Result<Vec<Prefetched>, StateError> {
+        let mut pipe = redis::pipe();
+        for request in requests {
+            self.push_prefetch(&mut pipe, request);
+        }
+        let values: Vec<Value> = self.query_within(self.timeout, pipe)?;
+        let mut values = values.into_iter();
+        requests
             .iter()
-            .filter(|bytes| bytes.len() > 8)
-            .map(|bytes| entry_of(&bytes[..8], &bytes[8..]))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Prefetched::Shared(SharedInputs {
-            candidates,
-            sender: sender_snapshot(&window, request.at_ms)?,
-            rate_allowed,
-        }))
+            .map(|request| take_prefetch(&mut values, request))
+            .collect()
     }
 
     fn similarity_len(&self) -> usize {
