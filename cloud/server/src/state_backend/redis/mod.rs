@@ -44,6 +44,8 @@ pub struct RedisState {
     /// a message, and a report that fails is retried by the phone.
     slow_timeout: Duration,
     quorum: u32,
+    /// False once Redis said it has no `WAITAOF` (before 7.2).
+    waitaof: std::sync::atomic::AtomicBool,
     /// The URL without its password, for logs.
     display_url: String,
 }
@@ -111,6 +113,7 @@ impl RedisState {
             timeout,
             slow_timeout,
             quorum,
+            waitaof: std::sync::atomic::AtomicBool::new(true),
             display_url: redact(url),
         })
     }
@@ -168,6 +171,37 @@ impl RedisState {
                 other => other,
             }
         })
+    }
+
+    /// Waits until Redis has fsynced this connection's writes to its append-only file
+    /// (`WAITAOF 1 0`, Redis 7.2+), so that an acknowledged report survives a Redis crash even
+    /// with `appendfsync everysec`, which spares the message path an fsync per write. Redis
+    /// before 7.2 has no `WAITAOF`: reports are then as durable as its `appendfsync` makes them
+    /// (logged once; the tests' Redis 7.0 runs with `appendfsync always`).
+    fn wait_for_disk(&self) -> Result<(), StateError> {
+        use std::sync::atomic::Ordering;
+        if !self.waitaof.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("WAITAOF")
+            .arg(1)
+            .arg(0)
+            .arg(self.slow_timeout.as_millis() as u64);
+        match self.query::<(Vec<i64>,)>(pipe) {
+            Ok((acks,)) if acks.first().copied().unwrap_or(0) >= 1 => Ok(()),
+            Ok(_) => Err(StateError::Unavailable(
+                "the report was not fsynced in time (is appendonly on?)".into(),
+            )),
+            Err(StateError::Unavailable(message)) if message.contains("unknown command") => {
+                self.waitaof.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    "Redis has no WAITAOF (before 7.2): reports are as durable as its appendfsync"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Invokes one script with binary keys and arguments (EVALSHA, loading the script first

@@ -230,6 +230,7 @@ impl StateBackend for RedisState {
             DISTRUST_MIN_DISAGREED.to_string().into_bytes(),
         ]);
         let records: Vec<Vec<u8>> = self.invoke(|s| &s.report, keys, args)?;
+        self.wait_for_disk()?;
         let [before, after] = records.as_slice() else {
             return Err(corrupt("a report answer without two records"));
         };
