@@ -40,8 +40,9 @@ local function visit(ids, limit)
   end
 end
 for band = 1, 16 do
-  visit(redis.call('HGET', KEYS[band], 'n' .. ARGV[band]), cap)
-  visit(redis.call('HGET', KEYS[band], 'r' .. ARGV[band]), math.huge)
+  local ids = redis.call('HMGET', KEYS[band], 'n' .. ARGV[band], 'r' .. ARGV[band])
+  visit(ids[1], cap)
+  visit(ids[2], math.huge)
 end
 return out
 "#;
