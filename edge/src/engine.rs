@@ -494,8 +494,8 @@ impl Engine {
 
     fn install_model(&self, model: EdgeModel, version: String) {
         model.warm_up();
-        // The fraud knowledge compiles its table on first use; pay it here, not on a message.
-        smsguard_core::fraud_kb::FraudKnowledge::builtin();
+        // The knowledge base compiles its table on first use; pay it here, not on a message.
+        smsguard_core::knowledge::KnowledgeBase::builtin();
         // Labels were validated when the model loaded; an unknown one cannot remain here.
         let labels = model
             .metadata()

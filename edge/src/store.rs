@@ -178,7 +178,11 @@ impl Store {
     /// sender numbers.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         private::create_private_dir(dir).map_err(|e| StoreError::Permissions(e.to_string()))?;
-        let db = open_db_waiting_for_lock(dir, options.cache_bytes)?;
+        let db = smsguard_sled::open_waiting_for_lock(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(options.cache_bytes)
+        })?;
         let open = |name: &str| db.open_tree(name);
         let cache = open(tree::CACHE)?;
         let cache_mirror = Arc::new(RwLock::new(cache::load_mirror(&cache)?));
@@ -531,28 +535,4 @@ fn values<T: DeserializeOwned>(
 /// A stored big-endian u64 (0 for a malformed value, which only a foreign writer could produce).
 fn be_u64(raw: &[u8]) -> u64 {
     raw.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
-/// How long [`Store::open`] waits for the store's file lock. A store closed a moment ago can
-/// still be locked: sled releases its lock only when its background flusher thread has stopped,
-/// which takes up to one flush interval after the last handle is dropped.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn open_db_waiting_for_lock(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
-    let give_up = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        let result = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open();
-        match result {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < give_up =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(25));
-            }
-            other => return other,
-        }
-    }
 }

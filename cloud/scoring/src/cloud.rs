@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use smsguard_core::Label;
+use smsguard_core::{Label, Market};
 
 use crate::fusion::{EdgeInput, FusedVerdict, FusionError, FusionModel, ScorerOutcome};
+use crate::lexical::{LexicalError, LexicalModel};
 use crate::multiclass::{MulticlassError, MulticlassModel};
 use crate::rules::{RuleSet, RulesError, RulesHandle, StaticRules};
 use crate::similarity::{SimilarityError, SimilarityStore};
@@ -17,6 +18,8 @@ use crate::{MessageContext, PreparedMessage, Scorer, SenderReputation, VariantSc
 pub enum CloudError {
     #[error(transparent)]
     Multiclass(#[from] MulticlassError),
+    #[error(transparent)]
+    Lexical(#[from] LexicalError),
     #[error(transparent)]
     Fusion(#[from] FusionError),
     #[error(transparent)]
@@ -98,6 +101,7 @@ impl CloudScorer {
         };
         let scorers: Vec<Box<dyn Scorer>> = vec![
             Box::new(MulticlassModel::embedded()?),
+            Box::new(LexicalModel::embedded()?),
             Box::new(similarity),
             Box::new(VariantScorer::default()),
             rules,
@@ -126,9 +130,26 @@ impl CloudScorer {
             .collect()
     }
 
-    /// The verdict on an already prepared message.
+    /// The verdict on an already prepared message, judged at the thresholds of its dominant
+    /// script's market.
     pub fn score(&self, msg: &MessageContext<'_>, edge: Option<EdgeInput>) -> FusedVerdict {
-        self.fusion.fuse(&self.outcomes(msg), edge)
+        self.score_in(msg, edge, None)
+    }
+
+    /// The verdict judged at `market`'s thresholds (the device's configured market), else at
+    /// those of the message's dominant script ([`Market::of_text`], as the edge decides):
+    /// fusion decides by score, then the category policy ([`crate::policy`]) adjusts the action
+    /// (a promotion is tagged, not quarantined; a known fraud type is raised).
+    pub fn score_in(
+        &self,
+        msg: &MessageContext<'_>,
+        edge: Option<EdgeInput>,
+        market: Option<Market>,
+    ) -> FusedVerdict {
+        let market = market.unwrap_or_else(|| Market::of_text(&msg.normalized.text));
+        let outcomes = self.outcomes(msg);
+        let verdict = self.fusion.fuse(&outcomes, edge, market);
+        crate::policy::apply(verdict, &outcomes, &self.fusion)
     }
 
     /// Normalises and fingerprints `body` once, then scores it.

@@ -6,26 +6,48 @@
 //! others); `spam_score = sigmoid(logit)`. Every verdict lists one [`Contribution`] per input with
 //! its `term = weight · input`, so `bias + Σ term` is exactly the logit of the final score.
 //!
-//! Weights and bias are fitted on dev-split outputs by the trainer ([`fit_head`]); there are two
-//! heads, one for requests with an edge verdict and one without. Inputs that do not vary on dev
-//! (the sender scorer: corpora have no senders) keep a documented prior weight.
+//! Weights and bias are fitted on dev-split outputs by the trainer ([`fit_weights`]); there are
+//! two heads, one for requests with an edge verdict and one without. Inputs that do not vary on
+//! dev (the sender scorer: corpora have no senders) keep a documented prior weight.
+//!
+//! Monotone: every weight is at least 0 and every transform is increasing, so more evidence from
+//! any input never lowers the score (a file with a negative weight is refused). When the rules
+//! scorer names a fraud type (its label is `fraud`) and the phone sent its verdict, the score is
+//! at least the edge's calibrated score ([`FusionModel::edge_calibration`]): the cloud cannot
+//! talk the phone out of fraud it recognised. The lift is a contribution of its own
+//! ([`FRAUD_FLOOR`]), so the contributions still add up to the logit.
+//!
+//! Operating points: each head holds action thresholds per market ([`Market`], the message's
+//! dominant script unless the device says otherwise), picked by the trainer on that market's
+//! dev ham from out-of-fold fused scores ([`out_of_fold_scores`]); every verdict names the
+//! market and thresholds it was judged at in an [`OPERATING_POINT`] contribution (weight 0).
 //!
 //! A scorer that fails or is missing degrades the verdict: its contribution is flagged
 //! `degraded`, its term is dropped (0), the verdict is marked degraded and gets a short cache TTL.
 //! Forced actions override the thresholds (`Block > Quarantine > Allow`); an operator's (rules)
 //! outranks one derived from user reports, so reports cannot flip an allow rule.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use smsguard_core::metrics::threshold_for_fpr;
-use smsguard_core::{Label, PIPELINE_VERSION};
+use smsguard_core::{Label, Market, PIPELINE_VERSION};
 
+use crate::calibration::Platt;
 use crate::multiclass::arg_max_among;
 use crate::{ForcedAction, ModelScore};
 
 /// Name of the edge verdict input.
 pub const EDGE_INPUT: &str = "edge";
-/// Version of the `fusion.json` layout.
-pub const FORMAT_VERSION: u32 = 1;
+/// Name of the rules scorer, whose `fraud` label raises the floor.
+pub const RULES_INPUT: &str = "rules";
+/// Contribution that lifts the score to the edge's calibrated score on a fraud rule.
+pub const FRAUD_FLOOR: &str = "fraud_floor";
+/// Contribution (weight 0) naming the market and thresholds a verdict was judged at.
+pub const OPERATING_POINT: &str = "operating_point";
+/// Version of the `fusion.json` layout (2: per-market thresholds, edge calibration, weights at
+/// least 0).
+pub const FORMAT_VERSION: u32 = 2;
 
 #[cfg(smsguard_embedded_fusion)]
 const EMBEDDED: Option<&str> = Some(include_str!("../../models/fusion.json"));
@@ -64,6 +86,26 @@ impl InputTransform {
 
 pub fn logit(p: f32) -> f32 {
     (p / (1.0 - p)).ln()
+}
+
+/// `logit` of a probability clamped away from 0 and 1 (finite for any input).
+fn logit_of(p: f32) -> f32 {
+    InputTransform::Logit.apply(p)
+}
+
+fn operating_point(market: Market, t: &Thresholds) -> Contribution {
+    Contribution {
+        model: OPERATING_POINT.to_owned(),
+        score: 0.0,
+        input: 0.0,
+        weight: 0.0,
+        term: 0.0,
+        reason: format!(
+            "market {market}: tag >= {:.3}, quarantine >= {:.3}, block >= {:.3}",
+            t.tag, t.quarantine, t.block
+        ),
+        degraded: false,
+    }
 }
 
 pub fn sigmoid(x: f32) -> f32 {
@@ -110,7 +152,11 @@ impl Thresholds {
 pub struct Head {
     pub weights: Vec<f32>,
     pub bias: f32,
+    /// Thresholds of a market without its own (picked on all dev ham together).
     pub thresholds: Thresholds,
+    /// Thresholds picked on each market's own dev ham.
+    #[serde(default)]
+    pub markets: BTreeMap<Market, Thresholds>,
     /// Inputs whose weight is the prior, not fitted.
     #[serde(default)]
     pub prior_inputs: Vec<String>,
@@ -148,6 +194,10 @@ pub struct FusionModel {
     pub with_edge: Head,
     /// Used otherwise (its edge weight is ignored).
     pub without_edge: Head,
+    /// Platt calibration of the edge's spam score (fitted on dev, which the edge model did not
+    /// train on): the floor a fraud rule holds the fused score at. `None`: no floor.
+    #[serde(default)]
+    pub edge_calibration: Option<Platt>,
     #[serde(default)]
     pub cache_ttl_seconds: CacheTtl,
 }
@@ -179,6 +229,9 @@ pub struct FusedVerdict {
     pub contributions: Vec<Contribution>,
     /// The rule-forced action, if one overrode the thresholds.
     pub forced_action: Option<ForcedAction>,
+    /// The market whose thresholds judged the score, and those thresholds.
+    pub market: Market,
+    pub thresholds: Thresholds,
     pub degraded: bool,
     pub cache_ttl_seconds: u32,
 }
@@ -232,6 +285,28 @@ impl FusionModel {
             if head.weights.len() != self.inputs.len() {
                 return invalid("a head's weight count differs from the input count".into());
             }
+            if let Some((input, w)) = self
+                .inputs
+                .iter()
+                .zip(&head.weights)
+                .find(|(_, w)| !w.is_finite() || **w < 0.0)
+            {
+                return invalid(format!(
+                    "weight {w} of {}: fusion must be monotone (weights at least 0)",
+                    input.model
+                ));
+            }
+            for t in std::iter::once(&head.thresholds).chain(head.markets.values()) {
+                if !(t.tag <= t.quarantine && t.quarantine <= t.block) {
+                    return invalid("thresholds must rise from tag to quarantine to block".into());
+                }
+            }
+        }
+        if self
+            .edge_calibration
+            .is_some_and(|c| !(c.a > 0.0 && c.b.is_finite()))
+        {
+            return invalid("the edge calibration must have a positive slope".into());
         }
         Ok(())
     }
@@ -245,8 +320,20 @@ impl FusionModel {
         }
     }
 
-    /// Fuses the scorers' outcomes (and the edge verdict, if any) into a verdict.
-    pub fn fuse(&self, outcomes: &[ScorerOutcome], edge: Option<EdgeInput>) -> FusedVerdict {
+    /// The thresholds a head judges a market at.
+    pub fn thresholds(&self, with_edge: bool, market: Market) -> Thresholds {
+        let head = self.head(with_edge);
+        *head.markets.get(&market).unwrap_or(&head.thresholds)
+    }
+
+    /// Fuses the scorers' outcomes (and the edge verdict, if any) into a verdict, judged at the
+    /// thresholds of `market`.
+    pub fn fuse(
+        &self,
+        outcomes: &[ScorerOutcome],
+        edge: Option<EdgeInput>,
+        market: Market,
+    ) -> FusedVerdict {
         let head = self.head(edge.is_some());
         let mut contributions = Vec::with_capacity(self.inputs.len());
         for (input, &weight) in self.inputs.iter().zip(&head.weights) {
@@ -264,8 +351,14 @@ impl FusionModel {
                 None => degraded(input, weight, "scorer not configured".to_owned()),
             });
         }
-        let logit = head.bias + contributions.iter().map(|c| c.term).sum::<f32>();
+        let mut logit = head.bias + contributions.iter().map(|c| c.term).sum::<f32>();
+        if let Some(floor) = self.fraud_floor(outcomes, edge, logit) {
+            logit += floor.term;
+            contributions.push(floor);
+        }
         let spam_score = sigmoid(logit);
+        let thresholds = self.thresholds(edge.is_some(), market);
+        contributions.push(operating_point(market, &thresholds));
         let forced = ForcedAction::decide(outcomes.iter().filter_map(|o| {
             let score = o.result.as_ref().ok()?;
             Some((score.forced_action?, score.forced_by))
@@ -275,7 +368,7 @@ impl FusionModel {
             Some(ForcedAction::Allow) => Action::Allow,
             Some(ForcedAction::Quarantine) => Action::Quarantine,
             Some(ForcedAction::Block) => Action::Block,
-            None => head.thresholds.action(spam_score),
+            None => thresholds.action(spam_score),
         };
         let degraded = contributions.iter().any(|c| c.degraded);
         FusedVerdict {
@@ -286,12 +379,40 @@ impl FusionModel {
             logit,
             contributions,
             forced_action: forced,
+            market,
+            thresholds,
             degraded,
             cache_ttl_seconds: self.ttl(action, degraded),
         }
     }
 
-    fn ttl(&self, action: Action, degraded: bool) -> u32 {
+    /// The lift that holds the logit at the edge's calibrated score when the rules scorer named
+    /// a fraud type; `None` when no fraud rule fired, there is no edge verdict or calibration,
+    /// or the score is already there.
+    fn fraud_floor(
+        &self,
+        outcomes: &[ScorerOutcome],
+        edge: Option<EdgeInput>,
+        logit: f32,
+    ) -> Option<Contribution> {
+        let (edge, calibration) = (edge?, self.edge_calibration?);
+        let rules = outcomes.iter().find(|o| o.model == RULES_INPUT)?;
+        let fired = rules.result.as_ref().ok()?.label == Some(Label::Fraud);
+        let floor = calibration.probability(InputTransform::Logit.apply(edge.spam_score));
+        let floor_logit = logit_of(floor);
+        (fired && floor_logit > logit).then(|| Contribution {
+            model: FRAUD_FLOOR.to_owned(),
+            score: floor,
+            input: floor_logit - logit,
+            weight: 1.0,
+            term: floor_logit - logit,
+            reason: format!("a fraud rule fired: score held at the edge's calibrated {floor:.3}"),
+            degraded: false,
+        })
+    }
+
+    /// How long the edge may cache a verdict with this action.
+    pub fn ttl(&self, action: Action, degraded: bool) -> u32 {
         let ttl = &self.cache_ttl_seconds;
         if degraded {
             return ttl.degraded;
@@ -358,9 +479,14 @@ pub struct FitConfig {
     /// L2 penalty on the weights (not the bias), relative to the total sample weight.
     pub l2: f64,
     pub newton_steps: usize,
+    /// Ham FPR budgets of the actions, per market, on out-of-fold dev scores.
     pub tag_fpr: f64,
     pub quarantine_fpr: f64,
     pub block_fpr: f64,
+    /// Folds of the cross-fit that gives every dev row a score from weights fitted without it.
+    pub folds: usize,
+    /// Fewest dev ham of a market for thresholds of its own (else it uses the pooled ones).
+    pub min_market_ham: usize,
 }
 
 impl Default for FitConfig {
@@ -368,28 +494,140 @@ impl Default for FitConfig {
         FitConfig {
             l2: 1e-3,
             newton_steps: 30,
-            tag_fpr: 0.02,
-            quarantine_fpr: 0.005,
-            block_fpr: 0.001,
+            tag_fpr: 0.005,
+            quarantine_fpr: 0.001,
+            block_fpr: 0.0,
+            folds: 5,
+            min_market_ham: 200,
         }
     }
 }
 
-/// Fits one head by weighted L2 logistic regression (Newton's method) on rows of transformed
-/// inputs (`rows[i][j]` = input `j` of example `i`; columns not in `active` get weight 0).
-/// Weights are kept at least each input's `min_weight` (0 unless set: every input can only push
-/// towards spam); one under it is fixed there and the rest refitted. Constant columns keep
-/// their prior weight. Thresholds are
-/// the lowest scores whose ham FPR on these rows is at most the configured rates.
+/// Fitted weights of one head (one per input) and its bias.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedWeights {
+    pub weights: Vec<f32>,
+    pub bias: f32,
+    /// Inputs whose weight is the prior, not fitted.
+    pub prior_inputs: Vec<String>,
+}
+
+impl FittedWeights {
+    /// The fused score of one row of transformed inputs.
+    pub fn score(&self, row: &[f32]) -> f32 {
+        sigmoid(
+            self.bias
+                + row
+                    .iter()
+                    .zip(&self.weights)
+                    .map(|(x, w)| x * w)
+                    .sum::<f32>(),
+        )
+    }
+}
+
+/// Fits one head: weights on all rows ([`fit_weights`]), thresholds per market on out-of-fold
+/// scores of the ham ([`out_of_fold_scores`], [`pick_thresholds`]): no threshold is picked on
+/// scores of rows the weights were fitted on.
 pub fn fit_head(
     inputs: &[FusionInput],
     rows: &[Vec<f32>],
     spam: &[bool],
     sample_weights: &[f32],
     active: &[bool],
+    markets: &[Market],
     config: &FitConfig,
 ) -> Head {
+    let fitted = fit_weights(inputs, rows, spam, sample_weights, active, config);
+    let scores = out_of_fold_scores(inputs, rows, spam, sample_weights, active, config);
+    let (thresholds, by_market) = pick_thresholds(&scores, spam, markets, config);
+    Head {
+        weights: fitted.weights,
+        bias: fitted.bias,
+        thresholds,
+        markets: by_market,
+        prior_inputs: fitted.prior_inputs,
+    }
+}
+
+/// Every row's fused score from weights fitted on the other folds (row `i` is in fold
+/// `i % folds`; rows come grouped by corpus, so each fold holds a share of every corpus).
+pub fn out_of_fold_scores(
+    inputs: &[FusionInput],
+    rows: &[Vec<f32>],
+    spam: &[bool],
+    sample_weights: &[f32],
+    active: &[bool],
+    config: &FitConfig,
+) -> Vec<f32> {
+    let folds = config.folds.max(2);
+    let mut scores = vec![0f32; rows.len()];
+    for fold in 0..folds {
+        let keep: Vec<usize> = (0..rows.len()).filter(|i| i % folds != fold).collect();
+        let train_rows: Vec<Vec<f32>> = keep.iter().map(|&i| rows[i].clone()).collect();
+        let train_spam: Vec<bool> = keep.iter().map(|&i| spam[i]).collect();
+        let train_weights: Vec<f32> = keep.iter().map(|&i| sample_weights[i]).collect();
+        let fitted = fit_weights(
+            inputs,
+            &train_rows,
+            &train_spam,
+            &train_weights,
+            active,
+            config,
+        );
+        for i in (fold..rows.len()).step_by(folds) {
+            scores[i] = fitted.score(&rows[i]);
+        }
+    }
+    scores
+}
+
+/// Thresholds from the ham among `scores`: pooled, and per market with enough ham of its own
+/// (`markets[i]` is row `i`'s market).
+pub fn pick_thresholds(
+    scores: &[f32],
+    spam: &[bool],
+    markets: &[Market],
+    config: &FitConfig,
+) -> (Thresholds, BTreeMap<Market, Thresholds>) {
+    let ham_of = |market: Option<Market>| -> Vec<f32> {
+        scores
+            .iter()
+            .zip(spam)
+            .zip(markets)
+            .filter(|((_, s), m)| !**s && market.is_none_or(|want| want == **m))
+            .map(|((score, _), _)| *score)
+            .collect()
+    };
+    let pick = |ham: &[f32]| Thresholds {
+        tag: threshold_for_fpr(ham, config.tag_fpr),
+        quarantine: threshold_for_fpr(ham, config.quarantine_fpr),
+        block: threshold_for_fpr(ham, config.block_fpr),
+    };
+    let by_market = Market::ALL
+        .iter()
+        .filter_map(|&m| {
+            let ham = ham_of(Some(m));
+            (ham.len() >= config.min_market_ham).then(|| (m, pick(&ham)))
+        })
+        .collect();
+    (pick(&ham_of(None)), by_market)
+}
+
+/// Fits the weights by weighted L2 logistic regression (Newton's method) on rows of transformed
+/// inputs (`rows[i][j]` = input `j` of example `i`; columns not in `active` get weight 0).
+/// Weights are kept at least each input's `min_weight` (at least 0: fusion stays monotone); one
+/// under it is fixed there and the rest refitted. Constant columns keep their prior weight.
+pub fn fit_weights(
+    inputs: &[FusionInput],
+    rows: &[Vec<f32>],
+    spam: &[bool],
+    sample_weights: &[f32],
+    active: &[bool],
+    config: &FitConfig,
+) -> FittedWeights {
     let n_inputs = inputs.len();
+    let least = |j: usize| f64::from(inputs[j].min_weight.max(0.0));
     let (mut free, priors): (Vec<usize>, Vec<usize>) = (0..n_inputs)
         .filter(|&j| active[j])
         .partition(|&j| varies(rows, j));
@@ -398,20 +636,17 @@ pub fn fit_head(
     // the fit would put under its least weight, at that least weight (then the rest refit).
     let mut pinned: Vec<(usize, f64)> = priors
         .iter()
-        .map(|&j| (j, f64::from(inputs[j].prior_weight)))
+        .map(|&j| (j, f64::from(inputs[j].prior_weight).max(least(j))))
         .collect();
     let (mut beta, mut bias);
     loop {
         let offsets = pinned_offsets(rows, &pinned);
         (beta, bias) = newton(rows, spam, sample_weights, &free, &offsets, config);
-        let under = free
-            .iter()
-            .zip(&beta)
-            .position(|(&j, &b)| b < f64::from(inputs[j].min_weight));
+        let under = free.iter().zip(&beta).position(|(&j, &b)| b < least(j));
         match under {
             Some(k) => {
                 let j = free.remove(k);
-                pinned.push((j, f64::from(inputs[j].min_weight)));
+                pinned.push((j, least(j)));
             }
             None => break,
         }
@@ -423,23 +658,9 @@ pub fn fit_head(
     for (k, &j) in free.iter().enumerate() {
         weights[j] = beta[k] as f32;
     }
-    let ham_scores: Vec<f32> = rows
-        .iter()
-        .zip(spam)
-        .filter(|(_, s)| !**s)
-        .map(|(r, _)| {
-            sigmoid(bias as f32 + r.iter().zip(&weights).map(|(x, w)| x * w).sum::<f32>())
-        })
-        .collect();
-    let thresholds = Thresholds {
-        tag: threshold_for_fpr(&ham_scores, config.tag_fpr),
-        quarantine: threshold_for_fpr(&ham_scores, config.quarantine_fpr),
-        block: threshold_for_fpr(&ham_scores, config.block_fpr),
-    };
-    Head {
+    FittedWeights {
         weights,
         bias: bias as f32,
-        thresholds,
         prior_inputs,
     }
 }
@@ -531,7 +752,7 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     Some(x)
 }
 
-/// The default fusion inputs: multiclass and edge as log-odds, the others as raw scores; the
+/// The default fusion inputs: multiclass, lexical and edge as log-odds, the others as raw scores; the
 /// sender's prior weight (corpora have no senders to learn it from) makes a clear burst (score
 /// 1) add 3 to the logit.
 pub fn default_inputs() -> Vec<FusionInput> {
@@ -543,6 +764,7 @@ pub fn default_inputs() -> Vec<FusionInput> {
     };
     vec![
         input("multiclass", InputTransform::Logit, 1.0, 0.0),
+        input(crate::lexical::NAME, InputTransform::Logit, 1.0, 0.0),
         // The similarity memory earns its keep on what dev cannot show: new campaigns and user
         // reports. On dev its seeded matches repeat what the multiclass learned from the same
         // training spam, so the fit alone drove its weight to 0 and a report then changed no

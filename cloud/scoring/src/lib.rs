@@ -5,6 +5,7 @@
 //!   by user reports once a quorum of reporters agrees; "not spam" reports whitelist a fingerprint
 //!   and its near-duplicates. Every report is audited; reporters that keep disagreeing with the
 //!   consensus stop counting.
+//! * [`lexical`]: one pooled linear model over TF-IDF character n-grams, calibrated (Platt).
 //! * [`variant`]: how hard the message tries to hide (obfuscation evidence from normalisation).
 //! * [`rules`]: weighted regex / keyword / URL-host / sender rules from a hot-reloaded TOML file.
 //! * [`sender`]: per-sender sliding-window reputation with bounded memory.
@@ -17,14 +18,16 @@
 //! Privacy: no scorer stores message text or sender numbers (fingerprints and salted hashes only),
 //! and no [`ModelScore::reason`] or error quotes either.
 
+pub mod calibration;
 pub mod cloud;
 pub mod error;
 pub mod fusion;
+pub mod lexical;
 pub mod multiclass;
+pub mod policy;
 pub mod rules;
 pub mod sender;
 pub mod similarity;
-pub mod sled_open;
 pub mod variant;
 
 use smsguard_core::{Fingerprint, Label, MinHasher, Normalized};
@@ -32,6 +35,7 @@ use smsguard_core::{Fingerprint, Label, MinHasher, Normalized};
 pub use cloud::{CloudError, CloudScorer, EmbeddedOptions};
 pub use error::ScoringError;
 pub use fusion::{Action, Contribution, EdgeInput, FusedVerdict, FusionModel};
+pub use lexical::LexicalModel;
 pub use multiclass::MulticlassModel;
 pub use rules::{RuleSet, RulesError, RulesHandle, RulesScorer};
 pub use sender::{SenderConfig, SenderReputation};
@@ -168,6 +172,21 @@ pub struct ModelScore {
     /// Per-class probabilities in [`Label::ALL`] order, from scorers that have them (the
     /// multiclass model); fusion picks the spam class from them.
     pub probabilities: Option<[f32; 5]>,
+    /// The knowledge entries and rules that fired, with their types (the `rules` scorer); the
+    /// cloud's policy reads them (a promotion's opt-out, a fraud type).
+    pub hits: Vec<RuleHit>,
+}
+
+/// One knowledge entry or rule that fired on a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleHit {
+    pub id: String,
+    /// Its type, e.g. `impersonate_authority`, `opt_out`, `host_deny`.
+    pub kind: String,
+    pub label: Option<Label>,
+    pub weight: f32,
+    /// Evidence of fraud or illegal content (see `smsguard_core::knowledge::Entry::is_harmful`).
+    pub harmful: bool,
 }
 
 impl ModelScore {
@@ -181,7 +200,13 @@ impl ModelScore {
             forced_action: None,
             forced_by: ForceAuthority::Operator,
             probabilities: None,
+            hits: Vec::new(),
         }
+    }
+
+    pub fn with_hits(mut self, hits: Vec<RuleHit>) -> Self {
+        self.hits = hits;
+        self
     }
 
     pub fn with_probabilities(mut self, probabilities: Option<[f32; 5]>) -> Self {

@@ -275,7 +275,7 @@ impl SimilarityStore {
                 .path(&path)
                 .cache_capacity(config.cache_capacity_bytes)
         };
-        let db = crate::sled_open::open_waiting_for_lock(sled_config).map_err(open_error)?;
+        let db = smsguard_sled::open_waiting_for_lock(sled_config).map_err(open_error)?;
         check_format(&db, &path)?;
         let entries = db.open_tree(ENTRIES_TREE).map_err(open_error)?;
         let reports = ReportTrees {

@@ -4,8 +4,10 @@
 //! `ham_fpr`, `recall_at_fpr_0_5`, `recall_at_fpr_0_1`, `per_class`, `latency_us_p50`, ...).
 //!
 //! The predicted label is the verdict's label (ham when the action is Allow, so the arg-max
-//! figures sit at the TAG threshold, about 2 % ham FPR on dev); `recall_at_fpr_0_5` and
-//! `recall_at_fpr_0_1` use the fusion's QUARANTINE and BLOCK thresholds. Every message gets its
+//! figures sit at the TAG threshold, 0.5 % ham FPR on its market's dev ham); every message is
+//! judged at its own market's thresholds (its dominant script), as the service judges it:
+//! `recall_at_fpr_0_5` and `recall_at_fpr_0_1` are the recall at each message's market TAG and
+//! QUARANTINE thresholds. Every message gets its
 //! own synthetic sender (corpora have none), so the sender scorer sees no bursts.
 
 use std::collections::BTreeMap;
@@ -51,13 +53,14 @@ pub struct EvalReport {
     pub data: Vec<String>,
     #[serde(flatten)]
     pub metrics: MetricsReport,
-    /// Spam recall at the fusion's QUARANTINE threshold (0.5 % ham FPR on dev).
+    /// Spam recall at each message's market TAG threshold (0.5 % of its market's dev ham).
     pub recall_at_fpr_0_5: f64,
-    /// Spam recall at the fusion's BLOCK threshold (0.1 % ham FPR on dev).
+    /// Spam recall at each message's market QUARANTINE threshold (0.1 % of its dev ham).
     pub recall_at_fpr_0_1: f64,
-    pub at_threshold_fpr_2: ThresholdMetrics,
+    /// At each message's market TAG, QUARANTINE and BLOCK (above every dev ham) thresholds.
     pub at_threshold_fpr_0_5: ThresholdMetrics,
     pub at_threshold_fpr_0_1: ThresholdMetrics,
+    pub at_threshold_block: ThresholdMetrics,
     /// Per-message latency of normalise + fingerprint + all scorers + fusion, single thread.
     pub latency_us_p50: f64,
     pub latency_us_p99: f64,
@@ -143,6 +146,8 @@ struct Evaluation<'a> {
     cloud: &'a CloudScorer,
     edge: Option<&'a EdgeModel>,
     observations: Vec<Observation>,
+    /// The thresholds each message was judged at (its market's).
+    thresholds: Vec<Thresholds>,
     latencies: Vec<Duration>,
     corpora: Vec<(String, std::ops::Range<usize>)>,
     actions: BTreeMap<String, usize>,
@@ -156,6 +161,7 @@ impl<'a> Evaluation<'a> {
             cloud,
             edge,
             observations: Vec::new(),
+            thresholds: Vec::new(),
             latencies: Vec::new(),
             corpora: Vec::new(),
             actions: BTreeMap::new(),
@@ -207,6 +213,7 @@ impl<'a> Evaluation<'a> {
             .entry(verdict.action.as_str().to_owned())
             .or_default() += 1;
         self.degraded += usize::from(verdict.degraded);
+        self.thresholds.push(verdict.thresholds);
         self.observations.push(Observation {
             truth: label_index(truth),
             predicted: label_index(verdict.label),
@@ -218,7 +225,10 @@ impl<'a> Evaluation<'a> {
         let thresholds = self.cloud.fusion().head(self.edge.is_some()).thresholds;
         let labels = label_names();
         let metrics = metrics::evaluate(&labels, &self.observations)?;
-        let at = |t: f32| metrics::at_threshold(&self.observations, t);
+        let at = |pick: fn(&Thresholds) -> f32| {
+            let own: Vec<f32> = self.thresholds.iter().map(pick).collect();
+            metrics::at_own_thresholds(&self.observations, &own)
+        };
         let latency = LatencySummary::from_durations(&self.latencies);
         Ok(EvalReport {
             model: ModelSummary {
@@ -246,29 +256,33 @@ impl<'a> Evaluation<'a> {
                 .map(|p| p.display().to_string())
                 .collect(),
             metrics,
-            recall_at_fpr_0_5: at(thresholds.quarantine).spam_recall,
-            recall_at_fpr_0_1: at(thresholds.block).spam_recall,
-            at_threshold_fpr_2: at(thresholds.tag),
-            at_threshold_fpr_0_5: at(thresholds.quarantine),
-            at_threshold_fpr_0_1: at(thresholds.block),
+            recall_at_fpr_0_5: at(|t| t.tag).spam_recall,
+            recall_at_fpr_0_1: at(|t| t.quarantine).spam_recall,
+            at_threshold_fpr_0_5: at(|t| t.tag),
+            at_threshold_fpr_0_1: at(|t| t.quarantine),
+            at_threshold_block: at(|t| t.block),
             latency_us_p50: latency.p50_us,
             latency_us_p99: latency.p99_us,
             latency,
             peak_rss_kib: peak_rss_kib(),
             actions: self.actions.clone(),
             degraded: self.degraded,
-            per_corpus: self.per_corpus(thresholds.quarantine)?,
+            per_corpus: self.per_corpus()?,
             skipped: self.skipped.clone(),
         })
     }
 
-    fn per_corpus(&self, quarantine: f32) -> Result<Vec<CorpusSummary>> {
+    fn per_corpus(&self) -> Result<Vec<CorpusSummary>> {
         let labels = label_names();
         let mut out = Vec::new();
         for (name, range) in &self.corpora {
             let slice = &self.observations[range.clone()];
             let m = metrics::evaluate(&labels, slice)?;
-            let at = metrics::at_threshold(slice, quarantine);
+            let tags: Vec<f32> = self.thresholds[range.clone()]
+                .iter()
+                .map(|t| t.tag)
+                .collect();
+            let at = metrics::at_own_thresholds(slice, &tags);
             out.push(CorpusSummary {
                 name: name.clone(),
                 n: m.n,
@@ -302,9 +316,9 @@ fn write_outputs(args: &EvalArgs, report: &EvalReport, observations: &[Observati
         metrics,
     };
     let marks = [
-        mark("TAG (FPR 2 %)", report.at_threshold_fpr_2),
-        mark("QUARANTINE (FPR 0.5 %)", report.at_threshold_fpr_0_5),
-        mark("BLOCK (FPR 0.1 %)", report.at_threshold_fpr_0_1),
+        mark("TAG (FPR 0.5 %)", report.at_threshold_fpr_0_5),
+        mark("QUARANTINE (FPR 0.1 %)", report.at_threshold_fpr_0_1),
+        mark("BLOCK", report.at_threshold_block),
     ];
     let plots = PlotInput {
         title: &title,
@@ -333,9 +347,9 @@ pub fn summary_text(report: &EvalReport) -> String {
     );
     smsguard_report::write_headline(&mut text, m, "verdict label");
     for (name, at) in [
-        ("TAG", &report.at_threshold_fpr_2),
-        ("QUARANTINE", &report.at_threshold_fpr_0_5),
-        ("BLOCK", &report.at_threshold_fpr_0_1),
+        ("TAG", &report.at_threshold_fpr_0_5),
+        ("QUARANTINE", &report.at_threshold_fpr_0_1),
+        ("BLOCK", &report.at_threshold_block),
     ] {
         let _ = writeln!(
             text,

@@ -13,9 +13,9 @@ use smsguard_scoring::fusion::ScorerOutcome;
 use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
 use smsguard_scoring::similarity::{consensus_of, score_candidates, Consensus, Entry, UserReport};
 use smsguard_scoring::{
-    CloudScorer, EdgeInput, ForcedAction, FusedVerdict, FusionModel, MessageContext, ModelScore,
-    MulticlassModel, PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError, SenderConfig,
-    SenderReputation, SimilarityConfig, SimilarityStore, VariantScorer,
+    CloudScorer, EdgeInput, ForcedAction, FusedVerdict, FusionModel, LexicalModel, MessageContext,
+    ModelScore, MulticlassModel, PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError,
+    SenderConfig, SenderReputation, SimilarityConfig, SimilarityStore, VariantScorer,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -183,6 +183,7 @@ impl AppState {
         };
         let mut scorers: Vec<Box<dyn Scorer>> = vec![
             Box::new(MulticlassModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
+            Box::new(LexicalModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
             Box::new(VariantScorer::default()),
             rules_scorer,
         ];
@@ -368,7 +369,7 @@ impl AppState {
             Ok(Prefetched::Shared(inputs)) => {
                 let mut outcomes = self.scorer.outcomes(&context);
                 outcomes.extend(self.shared_outcomes(prepared, &inputs));
-                self.scorer.fusion().fuse(&outcomes, msg.edge)
+                self.fuse(&context, &outcomes, msg.edge)
             }
             Err(error) => {
                 self.note_state_failure(&error);
@@ -377,7 +378,7 @@ impl AppState {
                     model: model.to_owned(),
                     result: Err(error.to_string()),
                 }));
-                self.scorer.fusion().fuse(&outcomes, msg.edge)
+                self.fuse(&context, &outcomes, msg.edge)
             }
         };
         if let Ok(mut recent) = self.recent.lock() {
@@ -387,6 +388,19 @@ impl AppState {
         }
         self.record_verdict(&verdict);
         self.to_proto(&verdict, prepared.fingerprint.to_hex())
+    }
+
+    /// What `CloudScorer::score` does with its own outcomes, for outcomes completed from the
+    /// shared state: fusion at the message's market, then the category policy.
+    fn fuse(
+        &self,
+        context: &MessageContext<'_>,
+        outcomes: &[ScorerOutcome],
+        edge: Option<EdgeInput>,
+    ) -> FusedVerdict {
+        let market = smsguard_core::Market::of_text(&context.normalized.text);
+        let fusion = self.scorer.fusion();
+        smsguard_scoring::policy::apply(fusion.fuse(outcomes, edge, market), outcomes, fusion)
     }
 
     /// The similarity and sender scores of a message from the shared state's inputs.

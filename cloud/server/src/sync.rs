@@ -65,7 +65,7 @@ impl SyncLog {
     /// Opens the log with a page cache of `cache_bytes` (sled's default, 1 GiB, would let a
     /// long-running server's memory grow with its log).
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, sled::Error> {
-        let db = smsguard_scoring::sled_open::open_waiting_for_lock(|| {
+        let db = smsguard_sled::open_waiting_for_lock(|| {
             sled::Config::new().path(dir).cache_capacity(cache_bytes)
         })?;
         let log = db.open_tree(LOG_TREE)?;

@@ -44,28 +44,16 @@ impl TextView {
     }
 }
 
-/// One TF-IDF row: bucket ids in increasing order and their weights (unit L2 norm).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SparseRow {
-    pub ids: Vec<u32>,
-    pub values: Vec<f32>,
-}
+/// One TF-IDF row: bucket ids in increasing order and their weights (unit L2 norm); the
+/// lexical scorer's row type, so the cloud scorer is trained by this solver.
+pub use smsguard_scoring::lexical::SparseRow;
 
-impl SparseRow {
-    fn dot(&self, weights: &[f64]) -> f64 {
-        self.ids
-            .iter()
-            .zip(&self.values)
-            .map(|(&id, &v)| weights[id as usize] * f64::from(v))
-            .sum()
-    }
-
-    fn squared_norm(&self) -> f64 {
-        self.values
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum()
-    }
+fn dot(row: &SparseRow, weights: &[f64]) -> f64 {
+    row.ids
+        .iter()
+        .zip(&row.values)
+        .map(|(&id, &v)| weights[id as usize] * f64::from(v))
+        .sum()
 }
 
 /// Document frequencies turned into idf weights, fitted on training texts.
@@ -155,7 +143,15 @@ pub struct LinearSvm {
 
 impl LinearSvm {
     pub fn score(&self, row: &SparseRow) -> f64 {
-        row.dot(&self.weights) + self.bias
+        dot(row, &self.weights) + self.bias
+    }
+
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    pub fn bias(&self) -> f64 {
+        self.bias
     }
 }
 
@@ -168,7 +164,18 @@ pub fn train_svm(
     example_weights: &[f64],
     config: &SvmConfig,
 ) -> LinearSvm {
-    let mut weights = vec![0.0f64; BUCKETS];
+    train_svm_in(BUCKETS, rows, spam, example_weights, config)
+}
+
+/// [`train_svm`] over rows whose ids are below `dimensions`.
+pub fn train_svm_in(
+    dimensions: usize,
+    rows: &[SparseRow],
+    spam: &[bool],
+    example_weights: &[f64],
+    config: &SvmConfig,
+) -> LinearSvm {
+    let mut weights = vec![0.0f64; dimensions];
     let mut bias = 0.0f64;
     let mut alpha = vec![0.0f64; rows.len()];
     // Squared hinge: the dual has a diagonal term 1 / (2 C_i) and no upper bound on alpha.
@@ -190,7 +197,7 @@ pub fn train_svm(
         let mut largest_step = 0.0f64;
         for &i in &order {
             let sign = if spam[i] { 1.0 } else { -1.0 };
-            let margin = sign * (rows[i].dot(&weights) + bias);
+            let margin = sign * (dot(&rows[i], &weights) + bias);
             let gradient = margin - 1.0 + diagonal[i] * alpha[i];
             let projected = if alpha[i] == 0.0 {
                 gradient.min(0.0)

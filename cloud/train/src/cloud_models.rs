@@ -20,13 +20,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use smsguard_core::metrics::{self, Observation};
+use smsguard_core::Market;
 use smsguard_core::{Label, PIPELINE_VERSION};
 use smsguard_model::EdgeModel;
 use smsguard_scoring::cloud::seed_similarity_files;
-use smsguard_scoring::fusion::{
-    self, default_inputs, fit_head, EdgeInput, FitConfig, FusionModel, Head, ScorerOutcome,
-    EDGE_INPUT,
-};
+use smsguard_scoring::fusion::{default_inputs, EdgeInput, FitConfig, ScorerOutcome, EDGE_INPUT};
+use smsguard_scoring::lexical;
 use smsguard_scoring::multiclass::subword::SUBWORD_FILE;
 use smsguard_scoring::multiclass::{
     self, Example, MulticlassModel, SubwordVocab, TrainConfig, CLASSES,
@@ -38,6 +37,8 @@ use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::data::{self, Split};
+use crate::fusion_fit::{fit_fusion, label_index, out_of_fold_verdicts, DevRows};
+use crate::lexical_fit::{train_lexical, Calibration, LexicalConfig};
 use crate::manifest::FileEntry;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -74,6 +75,19 @@ pub struct CloudTrainArgs {
     /// Fewest occurrences of a merged subword in the training words.
     #[arg(long, default_value_t = 2)]
     pub subword_min_frequency: u64,
+    /// log2 of the lexical model's hash buckets (its file is 3 bytes a bucket).
+    #[arg(long, default_value_t = lexical::DEFAULT_BUCKET_BITS)]
+    pub lexical_bits: u32,
+    /// The lexical SVM's C.
+    #[arg(long, default_value_t = 1.0)]
+    pub lexical_c: f64,
+    /// Read the lexical model's n-grams from the normalised text as well as the raw text (on
+    /// dev the raw view alone caught more spam at every market's TAG threshold).
+    #[arg(long)]
+    pub lexical_both_views: bool,
+    /// Folds of the fusion's out-of-fold fit (thresholds and reported dev figures).
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
     /// Also write the fusion's dev inputs as TSV (corpus, line, label, one column per input with
     /// the edge's, the multiclass class probabilities; no text) for offline analysis.
     #[arg(long)]
@@ -105,6 +119,7 @@ struct CloudManifest {
     pipeline_version: u32,
     files: Vec<FileEntry>,
     multiclass: MulticlassSummary,
+    lexical: LexicalSummary,
     fusion: FusionSummary,
     command_line: String,
     wall_seconds: f64,
@@ -123,19 +138,29 @@ struct MulticlassSummary {
 }
 
 #[derive(Debug, Serialize)]
+struct LexicalSummary {
+    config: LexicalConfig,
+    bytes: usize,
+    /// The calibrated probability's figures on each dev split (label spam at p >= 0.5).
+    dev_metrics: Vec<CorpusFigures>,
+}
+
+#[derive(Debug, Serialize)]
 struct FusionSummary {
     edge_available: bool,
     similarity_seeded: usize,
-    /// Fused verdicts on dev (label from the action), without / with the edge verdict.
+    folds: usize,
+    /// Fused verdicts on dev (label from the action, at each message's market thresholds),
+    /// without / with the edge verdict; every verdict from weights fitted on the other folds.
     dev_metrics_without_edge: Vec<CorpusFigures>,
     dev_metrics_with_edge: Option<Vec<CorpusFigures>>,
 }
 
 /// One raw dev message.
-struct DevMessage {
-    text: String,
-    label: usize,
-    corpus: usize,
+pub(crate) struct DevMessage {
+    pub text: String,
+    pub label: usize,
+    pub corpus: usize,
 }
 
 pub fn run(args: CloudTrainArgs) -> Result<()> {
@@ -177,6 +202,37 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
         .enumerate()
         .map(|(i, m)| PreparedMessage::new(&format!("dev-sender-{i}"), &m.text, 0, "dev-device"))
         .collect();
+    let lexical_config = LexicalConfig {
+        bucket_bits: args.lexical_bits,
+        c: args.lexical_c,
+        corpus_cap: args.corpus_cap,
+        views: lexical::Views {
+            normalized: args.lexical_both_views,
+            raw: true,
+        },
+        ..LexicalConfig::default()
+    };
+    let calibration: Vec<Calibration<'_>> = prepared
+        .iter()
+        .zip(&dev)
+        .map(|(p, m)| Calibration {
+            normalized: &p.normalized.text,
+            original: &p.normalized.original,
+            spam: m.label != 0,
+        })
+        .collect();
+    let lexical_model = train_lexical(&train, &calibration, &lexical_config);
+    let lexical_bytes = lexical_model.to_bytes();
+    let lexical_obs: Vec<Observation> = calibration
+        .iter()
+        .zip(&dev)
+        .map(|(c, m)| {
+            let p = lexical_model.probability(c.normalized, c.original);
+            observation(m.label, if p >= 0.5 { 4 } else { 0 }, p)
+        })
+        .collect();
+    let lexical_metrics = figures_by_corpus(&lexical_obs, &dev, &dev_names)?;
+    print_figures("lexical (calibrated, p >= 0.5) dev", &lexical_metrics);
     let multiclass_obs: Vec<Observation> = prepared
         .iter()
         .zip(&dev)
@@ -200,6 +256,7 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     eprintln!("similarity store seeded with {seeded} training spam fingerprints");
     let scorers: Vec<Box<dyn Scorer>> = vec![
         Box::new(model),
+        Box::new(lexical_model),
         Box::new(store),
         Box::new(VariantScorer::default()),
         Box::new(StaticRules(RuleSet::builtin()?)),
@@ -229,13 +286,35 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     if let Some(path) = &args.dump_rows {
         dump_rows(path, &outcomes, edge.as_deref(), &dev, &dev_names)?;
     }
-    let fusion = fit_fusion(&outcomes, edge.as_deref(), &dev);
-    let without = fused_figures(&fusion, &outcomes, None, &dev, &dev_names)?;
-    print_figures("fused (no edge) dev", &without);
+    let spam: Vec<bool> = dev.iter().map(|m| m.label != 0).collect();
+    let sources: Vec<usize> = dev.iter().map(|m| m.corpus).collect();
+    let markets: Vec<Market> = prepared
+        .iter()
+        .map(|p| Market::of_text(&p.normalized.text))
+        .collect();
+    let rows = DevRows {
+        outcomes: &outcomes,
+        edge: edge.as_deref(),
+        spam: &spam,
+        sources: &sources,
+        markets: &markets,
+    };
+    let fit_config = FitConfig {
+        folds: args.folds,
+        ..FitConfig::default()
+    };
+    let fusion = fit_fusion(&rows, &fit_config);
+    let without = fused_figures(
+        &out_of_fold_verdicts(&fusion, &rows, false, &fit_config),
+        &dev,
+        &dev_names,
+    )?;
+    print_figures("fused (no edge, out of fold) dev", &without);
     let with = match &edge {
-        Some(edge) => {
-            let figures = fused_figures(&fusion, &outcomes, Some(edge), &dev, &dev_names)?;
-            print_figures("fused (with edge) dev", &figures);
+        Some(_) => {
+            let verdicts = out_of_fold_verdicts(&fusion, &rows, true, &fit_config);
+            let figures = fused_figures(&verdicts, &dev, &dev_names)?;
+            print_figures("fused (with edge, out of fold) dev", &figures);
             Some(figures)
         }
         None => None,
@@ -245,7 +324,10 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let fusion_json = fusion.to_json();
-    let mut files = vec![("multiclass.bin", model_bytes.as_slice())];
+    let mut files = vec![
+        ("multiclass.bin", model_bytes.as_slice()),
+        (lexical::FILE_NAME, lexical_bytes.as_slice()),
+    ];
     match &subword_json {
         Some(json) => files.push((SUBWORD_FILE, json.as_bytes())),
         None => remove_stale(&args.out.join(SUBWORD_FILE))?,
@@ -271,9 +353,15 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
             duplicates_removed: train.duplicates_removed,
             dev_metrics: multiclass_metrics,
         },
+        lexical: LexicalSummary {
+            config: lexical_config,
+            bytes: lexical_bytes.len(),
+            dev_metrics: lexical_metrics,
+        },
         fusion: FusionSummary {
             edge_available: edge.is_some(),
             similarity_seeded: seeded,
+            folds: args.folds,
             dev_metrics_without_edge: without,
             dev_metrics_with_edge: with,
         },
@@ -292,7 +380,7 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_raw(files: &[PathBuf]) -> Result<(Vec<DevMessage>, Vec<String>)> {
+pub(crate) fn load_raw(files: &[PathBuf]) -> Result<(Vec<DevMessage>, Vec<String>)> {
     let mut messages = Vec::new();
     let mut names = Vec::new();
     for file in files {
@@ -420,7 +508,7 @@ fn fixed_tokens(alphabet: &[char]) -> Vec<AddedToken> {
         .collect()
 }
 
-fn train_multiclass(
+pub(crate) fn train_multiclass(
     train: &data::Dataset,
     config: &TrainConfig,
     corpus_cap: usize,
@@ -459,7 +547,7 @@ fn train_multiclass(
     model
 }
 
-fn observation(truth: usize, predicted: usize, spam_score: f32) -> Observation {
+pub(crate) fn observation(truth: usize, predicted: usize, spam_score: f32) -> Observation {
     Observation {
         truth,
         predicted,
@@ -468,7 +556,7 @@ fn observation(truth: usize, predicted: usize, spam_score: f32) -> Observation {
 }
 
 /// The edge model's verdicts on the prepared dev messages, if the shipped model loads.
-fn edge_inputs(prepared: &[PreparedMessage]) -> Option<Vec<Option<EdgeInput>>> {
+pub(crate) fn edge_inputs(prepared: &[PreparedMessage]) -> Option<Vec<Option<EdgeInput>>> {
     let model = match EdgeModel::embedded() {
         Ok(model) => model,
         Err(e) => {
@@ -489,22 +577,6 @@ fn edge_inputs(prepared: &[PreparedMessage]) -> Option<Vec<Option<EdgeInput>>> {
         })
         .collect();
     Some(inputs)
-}
-
-/// Transformed inputs of one message, in `inputs` order (degraded or absent inputs are 0).
-fn input_row(model: &FusionModel, outcomes: &[ScorerOutcome], edge: Option<EdgeInput>) -> Vec<f32> {
-    let verdict = model.fuse(outcomes, edge);
-    model
-        .inputs
-        .iter()
-        .map(|input| {
-            verdict
-                .contributions
-                .iter()
-                .find(|c| c.model == input.model)
-                .map_or(0.0, |c| c.input)
-        })
-        .collect()
 }
 
 fn dump_rows(
@@ -556,81 +628,15 @@ fn dump_rows(
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
-fn fit_fusion(
-    outcomes: &[Vec<ScorerOutcome>],
-    edge: Option<&[Option<EdgeInput>]>,
-    dev: &[DevMessage],
-) -> FusionModel {
-    let inputs = default_inputs();
-    let placeholder = Head {
-        weights: vec![0.0; inputs.len()],
-        bias: 0.0,
-        thresholds: fusion::Thresholds {
-            tag: 0.5,
-            quarantine: 0.5,
-            block: 0.5,
-        },
-        prior_inputs: Vec::new(),
-    };
-    let mut model = FusionModel {
-        format: fusion::FORMAT_VERSION,
-        pipeline_version: PIPELINE_VERSION,
-        inputs,
-        with_edge: placeholder.clone(),
-        without_edge: placeholder,
-        cache_ttl_seconds: Default::default(),
-    };
-    let spam: Vec<bool> = dev.iter().map(|m| m.label != 0).collect();
-    let binary: Vec<usize> = spam.iter().map(|&s| usize::from(s)).collect();
-    let sources: Vec<usize> = dev.iter().map(|m| m.corpus).collect();
-    let weights = sample_weights(&binary, &sources, 1000);
-    let config = FitConfig::default();
-    let is_edge: Vec<bool> = model.inputs.iter().map(|i| i.model == EDGE_INPUT).collect();
-    let rows: Vec<Vec<f32>> = outcomes
-        .iter()
-        .map(|o| input_row(&model, o, None))
-        .collect();
-    let active: Vec<bool> = is_edge.iter().map(|e| !e).collect();
-    model.without_edge = fit_head(&model.inputs, &rows, &spam, &weights, &active, &config);
-    model.with_edge = match edge {
-        Some(edge) => {
-            let rows: Vec<Vec<f32>> = outcomes
-                .iter()
-                .zip(edge)
-                .map(|(o, e)| input_row(&model, o, *e))
-                .collect();
-            fit_head(
-                &model.inputs,
-                &rows,
-                &spam,
-                &weights,
-                &vec![true; rows[0].len()],
-                &config,
-            )
-        }
-        None => model.without_edge.clone(),
-    };
-    model
-}
-
 fn fused_figures(
-    model: &FusionModel,
-    outcomes: &[Vec<ScorerOutcome>],
-    edge: Option<&[Option<EdgeInput>]>,
+    verdicts: &[smsguard_scoring::FusedVerdict],
     dev: &[DevMessage],
     names: &[String],
 ) -> Result<Vec<CorpusFigures>> {
-    let observations: Vec<Observation> = outcomes
+    let observations: Vec<Observation> = verdicts
         .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let verdict = model.fuse(o, edge.and_then(|e| e[i]));
-            let predicted = Label::ALL
-                .iter()
-                .position(|l| *l == verdict.label)
-                .unwrap_or(0);
-            observation(dev[i].label, predicted, verdict.spam_score)
-        })
+        .zip(dev)
+        .map(|(v, m)| observation(m.label, label_index(v.label), v.spam_score))
         .collect();
     figures_by_corpus(&observations, dev, names)
 }

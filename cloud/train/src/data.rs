@@ -46,6 +46,8 @@ pub enum DataError {
 pub struct Example {
     /// Output of `smsguard_core::normalize(..).text`.
     pub text: String,
+    /// The message as written (the lexical model's raw view reads it).
+    pub original: String,
     /// Index into [`EDGE_LABELS`].
     pub label: usize,
     /// Index into [`Dataset::sources`].
@@ -135,8 +137,19 @@ fn files_of(input: &Path, split: Split) -> Result<Vec<PathBuf>, DataError> {
 /// Reads and normalises the files. With `dedupe`, a normalised text seen before (in any file) is
 /// dropped, so overlapping corpora do not count a message twice.
 pub fn load(files: &[PathBuf], dedupe: bool) -> Result<Dataset, DataError> {
+    load_excluding(files, dedupe, HashSet::new())
+}
+
+/// [`load`], also dropping every message whose normalised text is in `exclude` (a held-out
+/// corpus's texts that overlapping corpora also hold).
+pub fn load_excluding(
+    files: &[PathBuf],
+    dedupe: bool,
+    exclude: HashSet<String>,
+) -> Result<Dataset, DataError> {
     let mut data = Dataset::default();
-    let mut seen = HashSet::new();
+    let excluded = exclude.len();
+    let mut seen = exclude;
     for file in files {
         let corpus = smsguard_corpus::read_tsv(file)?;
         let source = data.sources.len();
@@ -144,12 +157,17 @@ pub fn load(files: &[PathBuf], dedupe: bool) -> Result<Dataset, DataError> {
         data.skipped_lines += corpus.problems.len();
         for record in corpus.records {
             let text = smsguard_core::normalize(&record.text).text;
+            if excluded > 0 && seen.contains(&text) {
+                data.duplicates_removed += 1;
+                continue;
+            }
             if dedupe && !seen.insert(text.clone()) {
                 data.duplicates_removed += 1;
                 continue;
             }
             data.examples.push(Example {
                 text,
+                original: record.text,
                 label: edge_label(record.label)?,
                 source,
             });

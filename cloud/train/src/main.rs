@@ -33,6 +33,9 @@ enum Command {
     Eval(smsguard_train::eval::EvalArgs),
     /// Train the cloud multiclass model and fit the fusion on dev; write cloud/models.
     TrainCloud(smsguard_train::cloud_models::CloudTrainArgs),
+    /// Leave one corpus out: fit every cloud model on the other corpora, score the held-out
+    /// corpus's dev split; beside the pooled raw-text SVM and the shipped edge model.
+    Loco(smsguard_train::loco::LocoArgs),
     /// Train the TF-IDF + linear SVM reference baseline (per corpus or pooled) and print its
     /// binary dev figures.
     Baseline(smsguard_train::baseline_cli::BaselineArgs),
@@ -128,6 +131,7 @@ fn main() -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Eval(args) => smsguard_train::eval::run(args),
         Command::TrainCloud(args) => smsguard_train::cloud_models::run(args),
+        Command::Loco(args) => smsguard_train::loco::run(args),
         Command::Baseline(args) => smsguard_train::baseline_cli::run(args),
         Command::Requantize(args) => smsguard_train::requantize::run(args),
         Command::MarketThresholds(args) => smsguard_train::market_thresholds::run(args),

@@ -3,13 +3,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use smsguard_core::fraud_kb::FraudKnowledge;
+use smsguard_core::knowledge::KnowledgeBase;
 use smsguard_core::{normalize, Fingerprint, Label, Normalized};
 use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
 
 use super::link::Pending;
-use super::verdict::{cloud_verdict, local_verdict};
+use super::verdict::{cloud_reason, cloud_verdict, local_verdict};
 use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
 use crate::cloud::CloudLinkError;
 use crate::store::{MessageRecord, MessageState, Source, Store, StoredVerdict};
@@ -256,7 +256,7 @@ impl Engine {
                     ));
                 }
                 let outcome = Outcome::new(verdict, reason);
-                Ok(with_fraud_knowledge(outcome, &message.normalized.text))
+                Ok(with_fraud_knowledge(outcome, &message.normalized))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
             Err(ModelError::EmptyText) => Ok(Outcome::new(
@@ -291,14 +291,7 @@ impl Engine {
         if verdict.cache_ttl_seconds > 0 {
             self.cache_verdict(&message.fingerprint_hex, stored, verdict.cache_ttl_seconds);
         }
-        let mut outcome = Outcome::new(
-            stored,
-            format!(
-                "cloud verdict: spam score {:.4} -> {}",
-                stored.spam_score,
-                stored.action.as_str()
-            ),
-        );
+        let mut outcome = Outcome::new(stored, cloud_reason(&verdict, &stored));
         outcome.degraded = verdict.degraded;
         Ok(outcome)
     }
@@ -436,17 +429,24 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
     }
 }
 
-/// The offline fraud knowledge beside the model: a message the model allows whose text follows
-/// a known fraud script is tagged (never more: the rules have no score, and a tag is delivered,
-/// so a false alarm costs the user nothing but a label).
-fn with_fraud_knowledge(outcome: Outcome, normalized_text: &str) -> Outcome {
+/// The offline knowledge base beside the model: a message the model allows whose text follows a
+/// known fraud or illegal-content type is tagged (never more: the entries have no calibrated
+/// score, and a tag is delivered, so a false alarm costs the user nothing but a label).
+fn with_fraud_knowledge(outcome: Outcome, normalized: &Normalized) -> Outcome {
     if outcome.verdict.action != Action::Allow {
         return outcome;
     }
-    match FraudKnowledge::builtin().first_hit(normalized_text) {
-        Some(hit) => Outcome::new(
-            rule_verdict(hit.label, outcome.verdict.spam_score, Action::Tag),
-            format!("fraud knowledge: {} -> tag ({})", hit.rule, outcome.reason),
+    match KnowledgeBase::builtin().first_harmful(normalized) {
+        Some(entry) => Outcome::new(
+            rule_verdict(
+                entry.label.unwrap_or(Label::Fraud),
+                outcome.verdict.spam_score,
+                Action::Tag,
+            ),
+            format!(
+                "fraud knowledge: {} ({}) -> tag ({})",
+                entry.kind, entry.id, outcome.reason
+            ),
         ),
         None => outcome,
     }

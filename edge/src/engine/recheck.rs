@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use smsguard_core::Label;
 use smsguard_model::Action;
 use smsguard_proto::v1::{classify_result::Outcome as ResultOutcome, Feedback, ReportRequest};
-use tonic::Code;
+use tonic::{Code, Status};
 
 use super::classify::{recheck_message, state_counter};
 use super::verdict::{calls_fraud, calls_ham, cloud_verdict};
@@ -354,16 +354,10 @@ fn report_request(record: &MessageRecord, spam: bool, reported_at_ms: i64) -> Re
     }
 }
 
-/// Per-message error codes worth retrying later.
+/// Whether a per-message error code of a stream result is worth retrying later: the same rule as
+/// for a failed call (`CloudLinkError::is_retryable`), so the two paths cannot drift apart.
 fn is_retryable_code(code: i32) -> bool {
-    [
-        Code::DeadlineExceeded,
-        Code::ResourceExhausted,
-        Code::Unavailable,
-        Code::Internal,
-    ]
-    .iter()
-    .any(|c| *c as i32 == code)
+    CloudLinkError::from_status(&Status::new(Code::from_i32(code), "")).is_retryable()
 }
 
 #[cfg(test)]
@@ -466,7 +460,19 @@ mod tests {
 
     #[test]
     fn retryable_codes() {
-        assert!(is_retryable_code(Code::Unavailable as i32));
-        assert!(!is_retryable_code(Code::InvalidArgument as i32));
+        // The stream's per-message codes follow the call's rule (CloudLinkError::from_status).
+        for (code, retryable) in [
+            (Code::Unavailable, true),
+            (Code::DeadlineExceeded, true),
+            (Code::ResourceExhausted, true),
+            (Code::Internal, true),
+            (Code::Aborted, true),
+            (Code::InvalidArgument, false),
+            (Code::OutOfRange, false),
+            (Code::PermissionDenied, false),
+            (Code::Unauthenticated, false),
+        ] {
+            assert_eq!(is_retryable_code(code as i32), retryable, "{code:?}");
+        }
     }
 }

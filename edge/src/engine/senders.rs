@@ -1,34 +1,12 @@
 //! Sender identity for the allow/deny lists and the synced sender rules.
 
 use regex::{Regex, RegexBuilder};
+pub use smsguard_core::sender::canonical_sender;
 
 use crate::store::SenderRuleEntry;
 
-/// Digits kept of a phone number: the national significant number, so "+44 7700 900123" and
-/// "07700 900123" are the same sender.
-const PHONE_DIGITS: usize = 10;
 /// Compiled size bound of one synced pattern (they come from the network).
 const RULE_SIZE_LIMIT: usize = 64 * 1024;
-
-/// The list key of a sender: for phone numbers the last 10 digits (`PHONE_DIGITS`); for short
-/// codes and alphanumeric ids the lower-cased text without white space.
-pub fn canonical_sender(sender: &str) -> String {
-    let trimmed = sender.trim();
-    let phone_like = trimmed.chars().any(|c| c.is_ascii_digit())
-        && trimmed
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.'));
-    if phone_like {
-        let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
-        let skip = digits.len().saturating_sub(PHONE_DIGITS);
-        return digits[skip..].to_string();
-    }
-    trimmed
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
 
 /// Synced sender rules, compiled. Deny rules are checked after allow rules: an allow rule wins.
 #[derive(Debug, Default)]
@@ -52,9 +30,10 @@ impl SenderRules {
         (rules, unusable)
     }
 
-    /// `Some(true)` for an allowed sender, `Some(false)` for a denied one.
+    /// `Some(true)` for an allowed sender, `Some(false)` for a denied one. Patterns see the
+    /// core's canonical sender, as the cloud's sender rules do.
     pub fn verdict(&self, sender: &str) -> Option<bool> {
-        let sender = sender.trim();
+        let sender = &canonical_sender(sender);
         if self.allow.iter().any(|r| r.is_match(sender)) {
             return Some(true);
         }
@@ -90,30 +69,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn phone_numbers_compare_by_national_number() {
-        let table = [
-            ("+44 7700 900123", "7700900123"),
-            ("07700900123", "7700900123"),
-            ("(0)7700-900-123", "7700900123"),
-            ("80088", "80088"),
-            (" BankUK ", "bankuk"),
-            ("Bank UK", "bankuk"),
-            ("", ""),
-        ];
-        for (sender, expected) in table {
-            assert_eq!(canonical_sender(sender), expected, "{sender:?}");
-        }
-    }
-
-    #[test]
     fn rules_are_anchored_and_allow_wins() {
         let entries = [
             SenderRuleEntry {
-                pattern: "\\+4470.*".into(),
+                pattern: "70.*".into(),
                 allow: false,
             },
             SenderRuleEntry {
-                pattern: "\\+447000".into(),
+                pattern: "7000".into(),
                 allow: true,
             },
             SenderRuleEntry {
@@ -123,9 +86,32 @@ mod tests {
         ];
         let (rules, unusable) = SenderRules::compile(&entries);
         assert_eq!((rules.len(), unusable), (2, 1));
-        assert_eq!(rules.verdict("+447012"), Some(false));
-        assert_eq!(rules.verdict("+447000"), Some(true));
+        assert_eq!(rules.verdict("7012"), Some(false));
+        assert_eq!(rules.verdict("7000"), Some(true));
         // Anchored: a match inside a longer sender does not count.
-        assert_eq!(rules.verdict("x+447012"), None);
+        assert_eq!(rules.verdict("x7012"), None);
+    }
+
+    #[test]
+    fn synced_rules_see_the_senders_canonical_form_as_the_cloud_does() {
+        // The cloud's rules match "PayPal" as "paypal" and a phone number by its national
+        // number; a rule it syncs must match the same senders here (it matched on trim() only).
+        let entries = [
+            SenderRuleEntry {
+                pattern: "paypal".into(),
+                allow: false,
+            },
+            SenderRuleEntry {
+                pattern: "7700900123".into(),
+                allow: true,
+            },
+        ];
+        let (rules, _) = SenderRules::compile(&entries);
+        for sender in ["PayPal", " PAYPAL ", "Pay-Pal"] {
+            assert_eq!(rules.verdict(sender), Some(false), "{sender:?}");
+        }
+        for sender in ["+44 7700 900123", "07700-900-123"] {
+            assert_eq!(rules.verdict(sender), Some(true), "{sender:?}");
+        }
     }
 }

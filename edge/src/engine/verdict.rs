@@ -56,6 +56,47 @@ pub fn cloud_verdict(verdict: &v1::Verdict) -> StoredVerdict {
     }
 }
 
+/// How many contributions the reason of a cloud verdict names.
+const NAMED_CONTRIBUTIONS: usize = 3;
+/// Longest scorer reason quoted per contribution, in characters (reasons never quote the
+/// message; this keeps the line readable).
+const REASON_CHARS: usize = 100;
+
+/// Why the cloud decided, in words: score, action and class, the policy's note when it changed
+/// the action, and the top contributions ranked by weight × score (the protocol carries no
+/// fusion term, so this ranks by the scorer's own score at its weight), each with its reason.
+pub fn cloud_reason(verdict: &v1::Verdict, stored: &StoredVerdict) -> String {
+    let mut reason = format!(
+        "cloud verdict: spam score {:.4} -> {} ({})",
+        stored.spam_score,
+        stored.action.as_str(),
+        stored.label
+    );
+    let live = || verdict.contributions.iter().filter(|c| !c.degraded);
+    if let Some(policy) = live().find(|c| c.model == "policy") {
+        reason.push_str("; policy: ");
+        reason.push_str(&policy.reason);
+    }
+    let mut top: Vec<&v1::Contribution> = live()
+        .filter(|c| c.model != "policy" && c.weight * c.score > 0.0)
+        .collect();
+    top.sort_by(|a, b| (b.weight * b.score).total_cmp(&(a.weight * a.score)));
+    for (i, c) in top.iter().take(NAMED_CONTRIBUTIONS).enumerate() {
+        let short: String = c.reason.chars().take(REASON_CHARS).collect();
+        let more = if short.len() < c.reason.len() {
+            "…"
+        } else {
+            ""
+        };
+        let sep = if i == 0 { "; top: " } else { ", " };
+        reason.push_str(&format!(
+            "{sep}{} {:.2} ×{:.2} [{short}{more}]",
+            c.model, c.score, c.weight
+        ));
+    }
+    reason
+}
+
 fn default_action(label: Label) -> Action {
     if label.is_spam() {
         Action::Quarantine
@@ -165,5 +206,64 @@ mod tests {
             assert_eq!((verdict.label, verdict.action), (want_label, want_action));
             assert_eq!(verdict.spam_score, 1.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::*;
+
+    fn contribution(model: &str, score: f32, weight: f32, reason: &str) -> v1::Contribution {
+        v1::Contribution {
+            model: model.into(),
+            score,
+            weight,
+            reason: reason.into(),
+            degraded: false,
+        }
+    }
+
+    #[test]
+    fn the_reason_of_a_cloud_verdict_names_its_top_contributions_and_the_policy() {
+        let mut verdict = v1::Verdict {
+            label: v1::Label::Ad as i32,
+            action: v1::Action::Tag as i32,
+            spam_score: 0.958,
+            contributions: vec![
+                contribution("multiclass", 0.98, 1.2, "top class ad (p = 0.970)"),
+                contribution("variant", 0.1, 0.5, "little obfuscation"),
+                contribution("rules", 0.35, 3.0, &format!("rules matched: zh-opt-out; {}", "x".repeat(200))),
+                contribution("edge", 0.9, 0.6, "edge verdict ad (0.900)"),
+                contribution("similarity", 0.0, 2.0, "no near-duplicate"),
+                contribution(
+                    "policy",
+                    0.0,
+                    0.0,
+                    "promotion: an advertisement with an opt-out (zh-opt-out) and no fraud or illegal evidence -> tag, not block",
+                ),
+            ],
+            ..Default::default()
+        };
+        verdict.contributions.push(v1::Contribution {
+            degraded: true,
+            ..contribution("sender", 1.0, 9.0, "scorer failed")
+        });
+        let reason = cloud_reason(&verdict, &cloud_verdict(&verdict));
+        assert!(
+            reason.starts_with("cloud verdict: spam score 0.9580 -> tag (ad); policy: promotion:"),
+            "{reason}"
+        );
+        let top = reason.split("; top: ").nth(1).unwrap();
+        let models: Vec<&str> = top
+            .split("], ")
+            .map(|part| part.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(models, ["multiclass", "rules", "edge"], "{reason}");
+        assert!(
+            top.contains("multiclass 0.98 ×1.20 [top class ad (p = 0.970)]"),
+            "{reason}"
+        );
+        assert!(top.contains("…]"), "a long reason is cut: {reason}");
+        assert!(!reason.contains("sender"), "degraded inputs are not named");
     }
 }

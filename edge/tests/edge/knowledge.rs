@@ -5,19 +5,19 @@
 use smsguard_edge::engine::{Engine, EngineConfig, Source};
 use smsguard_edge::model::Action;
 
-/// (message, a fraud type the knowledge must name, or None for a message it must leave alone)
+/// (message, a fraud type (the entry's `type`) the knowledge must name, or None for a message it must leave alone)
 const GOLDEN: [(&str, Option<&str>); 6] = [
     (
         "我是市公安局刑侦支队的民警，你的身份证涉嫌一起洗钱案件，请配合调查",
-        Some("impersonated_authority"),
+        Some("impersonate_authority"),
     ),
     (
         "您的学生贷款账户未注销，将影响个人征信，请联系客服注销",
-        Some("credit_record_threat"),
+        Some("fake_credit_record"),
     ),
     (
         "老同学，是我，手机掉水里了用的朋友的号，急需借两千块钱周转",
-        Some("new_number_acquaintance"),
+        Some("impersonate_acquaintance"),
     ),
     (
         "张总，明天上午十点的会议改到三楼会议室，材料已发您邮箱",

@@ -9,7 +9,6 @@ mod long_messages;
 mod model;
 mod private_store;
 mod retention;
-mod robustness;
 mod runtime;
 mod store;
 mod unusable_store;

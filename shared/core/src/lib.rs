@@ -6,14 +6,16 @@
 
 pub mod features;
 pub mod fingerprint;
-pub mod fraud_kb;
 pub mod keywords;
+pub mod knowledge;
 pub mod lsh;
 pub mod market;
 pub mod metrics;
 pub mod model_meta;
 pub mod ngrams;
 pub mod normalize;
+pub mod percentile;
+pub mod sender;
 pub mod taxonomy;
 pub mod verdict;
 

@@ -118,7 +118,7 @@ pub fn evaluate(
     Ok(MetricsReport {
         n,
         accuracy: ratio(correct, n),
-        macro_f1: macro_f1(&per_class, &confusion),
+        macro_f1: macro_f1(&per_class),
         spam_precision: binary_precision(&confusion),
         spam_recall: binary_recall(&confusion),
         ham_fpr: ham_fpr(&confusion),
@@ -177,16 +177,15 @@ fn per_class(confusion: &Confusion) -> Vec<ClassMetrics> {
         .collect()
 }
 
-/// Mean F1 over the classes that occur in the truth or the predictions (as scikit-learn): a
-/// label the data never mentions would otherwise add a meaningless zero.
-fn macro_f1(per_class: &[ClassMetrics], confusion: &Confusion) -> f64 {
+/// Mean F1 over the classes that occur in the truth. A label with no true example has F1 0
+/// whenever it is predicted at all (no true positive can exist), so counting it would score a
+/// spam-only corpus by its missing ham: a `ham` prediction there is already paid for by the
+/// recall of the spam class it should have been.
+fn macro_f1(per_class: &[ClassMetrics]) -> f64 {
     let present: Vec<f64> = per_class
         .iter()
-        .enumerate()
-        .filter(|(class, metrics)| {
-            metrics.support > 0 || confusion.counts.iter().any(|row| row[*class] > 0)
-        })
-        .map(|(_, metrics)| metrics.f1)
+        .filter(|metrics| metrics.support > 0)
+        .map(|metrics| metrics.f1)
         .collect();
     if present.is_empty() {
         0.0
@@ -479,6 +478,35 @@ mod tests {
         assert!(close(report.ham_fpr, 1.0 / 3.0));
         // Right side of ham/spam: 2 ham kept, 2 spam flagged (spam called smishing counts).
         assert!(close(binary_accuracy(&report.confusion), 4.0 / 6.0));
+    }
+
+    #[test]
+    fn macro_f1_averages_only_labels_present_in_the_truth() {
+        // A spam-only corpus: one spam message called ham. `ham` has no true example, so its F1
+        // (0, predicted once) is left out; spam (P 1, R 2/3) and fraud (1) are averaged.
+        let report = evaluate(
+            &labels(&["ham", "spam", "fraud"]),
+            &[
+                obs(1, 1, 0.9),
+                obs(1, 1, 0.8),
+                obs(1, 0, 0.2),
+                obs(2, 2, 0.9),
+            ],
+        )
+        .unwrap();
+        assert!(close(report.per_class[0].f1, 0.0));
+        assert!(
+            close(report.macro_f1, (0.8 + 1.0) / 2.0),
+            "{}",
+            report.macro_f1
+        );
+        // A label predicted but never true does not count either.
+        let report = evaluate(
+            &labels(&["ham", "spam", "fraud"]),
+            &[obs(0, 0, 0.1), obs(1, 2, 0.9), obs(1, 1, 0.9)],
+        )
+        .unwrap();
+        assert!(close(report.macro_f1, (1.0 + 2.0 / 3.0) / 2.0));
     }
 
     #[test]

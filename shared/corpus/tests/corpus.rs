@@ -75,6 +75,54 @@ fn committed_fixture_parses_cleanly_and_split_files_finds_it() {
     assert!(files.iter().any(|f| f.ends_with("mixed/dev.tsv")));
 }
 
+/// The typology set (issue 16): every type file parses cleanly and holds at least 10 messages of
+/// one spam label; the look-alike files hold only ham and promotions (`ad`), at least as many as
+/// the type files of their language hold fraud.
+#[test]
+fn the_typology_fixtures_parse_and_keep_their_shape() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/fixtures/typology");
+    let mut spam_rows = std::collections::BTreeMap::<String, usize>::new();
+    let mut legit_rows = std::collections::BTreeMap::<String, usize>::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "tsv") {
+            continue;
+        }
+        let corpus = read_tsv(&path).unwrap();
+        assert!(
+            corpus.problems.is_empty(),
+            "{path:?}: {:?}",
+            corpus.problems
+        );
+        let name = corpus.name();
+        let language = name[..2].to_owned();
+        if name.ends_with("-legit") {
+            assert!(corpus
+                .records
+                .iter()
+                .all(|r| matches!(r.label, Label::Ham | Label::Ad)));
+            *legit_rows.entry(language).or_default() += corpus.records.len();
+        } else {
+            let label = corpus.records[0].label;
+            assert!(label.is_spam(), "{name}");
+            assert!(corpus.records.iter().all(|r| r.label == label), "{name}");
+            assert!(
+                corpus.records.len() >= 10,
+                "{name}: {}",
+                corpus.records.len()
+            );
+            *spam_rows.entry(language).or_default() += corpus.records.len();
+        }
+    }
+    assert_eq!(spam_rows.keys().collect::<Vec<_>>(), ["en", "zh"]);
+    for (language, spam) in &spam_rows {
+        assert!(
+            legit_rows[language] >= *spam,
+            "{language}: {legit_rows:?} {spam}"
+        );
+    }
+}
+
 /// datasets/manifest.json pins every corpus file by sha256; a changed or missing corpus is caught
 /// here rather than as a silent shift in model figures.
 #[test]

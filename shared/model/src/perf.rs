@@ -37,13 +37,9 @@ impl LatencySummary {
     }
 }
 
-/// Nearest-rank percentile of sorted values (0 for none).
+/// The core's nearest-rank percentile of sorted values (0 for none).
 fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    smsguard_core::percentile::nearest_rank(sorted, q).unwrap_or(0.0)
 }
 
 /// Peak resident set size of this process in KiB (`VmHWM` of /proc/self/status), if readable.

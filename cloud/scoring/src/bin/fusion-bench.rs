@@ -28,11 +28,8 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
-        .copied()
-        .unwrap_or(0.0)
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    smsguard_core::percentile::nearest_rank(sorted, q).unwrap_or(0.0)
 }
 
 fn dev_texts() -> Result<Vec<String>, Box<dyn Error>> {

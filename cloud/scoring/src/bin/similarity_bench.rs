@@ -73,8 +73,8 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    smsguard_core::percentile::nearest_rank(sorted, q).unwrap_or(0.0)
 }
 
 /// The stored fingerprints and the queries (`true` for an edited copy of a stored text).

@@ -1,10 +1,11 @@
 //! Fusion and the cloud scorer: contributions sum to the logit, degraded scorers, forced actions,
 //! fitting.
 
-use smsguard_core::Label;
+use smsguard_core::{Label, Market};
+use smsguard_scoring::calibration::Platt;
 use smsguard_scoring::fusion::{
     self, default_inputs, fit_head, FitConfig, FusionModel, Head, ScorerOutcome, Thresholds,
-    EDGE_INPUT,
+    EDGE_INPUT, FRAUD_FLOOR, OPERATING_POINT,
 };
 use smsguard_scoring::rules::{RuleSet, StaticRules};
 use smsguard_scoring::{
@@ -23,25 +24,36 @@ fn head(weights: &[f32], bias: f32) -> Head {
             quarantine: 0.8,
             block: 0.95,
         },
+        markets: Default::default(),
         prior_inputs: Vec::new(),
     }
 }
 
-/// Inputs: multiclass, similarity, variant, rules, sender, edge.
+/// Inputs: multiclass, lexical, similarity, variant, rules, sender, edge.
 fn hand_model() -> FusionModel {
     FusionModel {
         format: fusion::FORMAT_VERSION,
         pipeline_version: smsguard_core::PIPELINE_VERSION,
         inputs: default_inputs(),
-        with_edge: head(&[0.8, 2.0, 1.0, 3.0, 2.0, 0.7], -1.0),
-        without_edge: head(&[1.0, 2.0, 1.5, 3.0, 2.0, 0.0], -1.5),
+        with_edge: head(&[0.8, 0.5, 2.0, 1.0, 3.0, 2.0, 0.7], -1.0),
+        without_edge: head(&[1.0, 0.5, 2.0, 1.5, 3.0, 2.0, 0.0], -1.5),
+        edge_calibration: None,
         cache_ttl_seconds: Default::default(),
     }
+}
+
+/// Index of the input named `model`.
+fn at(model: &str) -> usize {
+    default_inputs()
+        .iter()
+        .position(|i| i.model == model)
+        .unwrap()
 }
 
 fn real_scorers() -> Vec<Box<dyn Scorer>> {
     vec![
         Box::new(toy_model(12, 7)),
+        Box::new(Fixed("lexical", 0.3, None)),
         Box::new(VariantScorer::default()),
         Box::new(StaticRules(RuleSet::builtin().unwrap())),
         Box::new(SenderReputation::default()),
@@ -100,11 +112,19 @@ fn contributions_sum_to_the_logit_of_the_score() {
     ] {
         let v = cloud.score_text("+447700900123", text, 0, "d", None);
         assert!(!v.degraded);
+        let scorers: Vec<_> = v
+            .contributions
+            .iter()
+            .filter(|c| c.model != "policy")
+            .collect();
         assert_eq!(
-            v.contributions.len(),
-            5,
-            "no edge contribution without edge"
+            scorers.len(),
+            7,
+            "six scorers and the operating point, no edge contribution without edge"
         );
+        let point = scorers.last().unwrap();
+        assert_eq!((point.model.as_str(), point.term), (OPERATING_POINT, 0.0));
+        assert!(point.reason.starts_with(&format!("market {}", v.market)));
         assert_sums_to_logit(&v);
     }
     let with_edge = EdgeInput {
@@ -118,7 +138,7 @@ fn contributions_sum_to_the_logit_of_the_score() {
         "d",
         Some(with_edge),
     );
-    assert_eq!(v.contributions.len(), 6);
+    assert_eq!(v.contributions.len(), 8);
     assert_eq!(v.bias, -1.0, "the with-edge head is used");
     let edge = v
         .contributions
@@ -169,7 +189,10 @@ fn a_failing_or_missing_scorer_degrades_the_verdict_but_never_fails_it() {
         .filter(|c| c.degraded)
         .map(|c| c.model.as_str())
         .collect();
-    assert_eq!(missing, ["multiclass", "similarity", "rules", "sender"]);
+    assert_eq!(
+        missing,
+        ["multiclass", "lexical", "similarity", "rules", "sender"]
+    );
     assert_sums_to_logit(&v);
 }
 
@@ -264,7 +287,7 @@ fn the_spam_label_is_the_most_likely_spam_class() {
         model: "multiclass".into(),
         result: Ok(ModelScore::new("multiclass", 0.9, "r").with_probabilities(Some(probs))),
     };
-    let v = model.fuse(&[outcome], None);
+    let v = model.fuse(&[outcome], None, Market::En);
     assert_ne!(v.action, Action::Allow);
     assert_eq!(v.label, Label::Fraud);
     let ham_probs = [0.55, 0.05, 0.1, 0.2, 0.1];
@@ -276,7 +299,7 @@ fn the_spam_label_is_the_most_likely_spam_class() {
         model: "rules".into(),
         result: Ok(ModelScore::new("rules", 1.0, "r")),
     };
-    let v = model.fuse(&[outcome, rules], None);
+    let v = model.fuse(&[outcome, rules], None, Market::En);
     assert_ne!(v.action, Action::Allow);
     assert_eq!(
         v.label,
@@ -289,18 +312,19 @@ fn the_spam_label_is_the_most_likely_spam_class() {
 fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
     let inputs = default_inputs();
     let n = inputs.len();
-    // Input 0 separates (noisily), input 3 fires only on some spam, input 4 never varies.
-    let mut rows = Vec::new();
-    let mut spam = Vec::new();
+    // Multiclass separates (noisily), rules fire only on some spam, lexical, similarity and
+    // sender never vary.
+    let (mut rows, mut spam, mut markets) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..400 {
         let is_spam = i % 2 == 0;
         let noise = ((i * 37) % 11) as f32 / 5.0 - 1.0;
         let mut row = vec![0.0; n];
-        row[0] = if is_spam { 1.5 } else { -1.5 } + 1.5 * noise;
-        row[2] = ((i * 13) % 7) as f32 / 7.0;
-        row[3] = if is_spam && i % 3 == 0 { 1.0 } else { 0.0 };
+        row[at("multiclass")] = if is_spam { 1.5 } else { -1.5 } + 1.5 * noise;
+        row[at("variant")] = ((i * 13) % 7) as f32 / 7.0;
+        row[at("rules")] = if is_spam && i % 3 == 0 { 1.0 } else { 0.0 };
         rows.push(row);
         spam.push(is_spam);
+        markets.push(Market::En);
     }
     let weights = vec![1.0; rows.len()];
     let mut active = vec![true; n];
@@ -311,35 +335,40 @@ fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
         &spam,
         &weights,
         &active,
+        &markets,
         &FitConfig::default(),
     );
     assert!(
-        head.weights[0] > 0.5 && head.weights[3] > 0.5,
+        head.weights[at("multiclass")] > 0.5 && head.weights[at("rules")] > 0.5,
         "{:?}",
         head.weights
     );
     assert!(head.weights.iter().all(|&w| w >= 0.0));
     assert_eq!(head.weights[n - 1], 0.0, "inactive input");
+    assert_eq!(head.prior_inputs, ["lexical", "similarity", "sender"]);
     assert_eq!(
-        head.prior_inputs,
-        vec!["similarity".to_string(), "sender".to_string()]
+        head.weights[at("sender")],
+        inputs[at("sender")].prior_weight
     );
-    assert_eq!(head.weights[4], inputs[4].prior_weight);
     let t = head.thresholds;
     assert!(t.tag <= t.quarantine && t.quarantine <= t.block);
+    // 200 ham of one market: it gets thresholds of its own; the other market has none.
+    assert_eq!(head.markets.get(&Market::En), Some(&t));
+    assert!(!head.markets.contains_key(&Market::Zh));
 }
 
 #[test]
 fn an_input_the_fit_would_drop_keeps_its_least_weight() {
     let mut inputs = default_inputs();
     let n = inputs.len();
-    // Input 0 separates; input 2 is noise that the fit alone weighs near 0.
+    // Multiclass separates; variant is noise that the fit alone weighs near 0.
     let (mut rows, mut spam) = (Vec::new(), Vec::new());
+    let noise = at("variant");
     for i in 0..400 {
         let is_spam = i % 2 == 0;
         let mut row = vec![0.0; n];
         row[0] = if is_spam { 1.0 } else { -1.0 } + ((i * 37) % 11) as f32 / 5.0 - 1.0;
-        row[2] = ((i * 13) % 7) as f32 / 7.0;
+        row[noise] = ((i * 13) % 7) as f32 / 7.0;
         rows.push(row);
         spam.push(is_spam);
     }
@@ -350,19 +379,19 @@ fn an_input_the_fit_would_drop_keeps_its_least_weight() {
             &spam,
             &vec![1.0; rows.len()],
             &vec![true; n],
+            &vec![Market::Zh; rows.len()],
             &FitConfig::default(),
         )
     };
-    inputs[2].min_weight = 0.0;
+    inputs[noise].min_weight = 0.0;
     let free = fit(&inputs);
-    assert!(free.weights[2] < 0.3, "{:?}", free.weights);
-    inputs[2].min_weight = 0.7;
+    assert!(free.weights[noise] < 0.3, "{:?}", free.weights);
+    inputs[noise].min_weight = 0.7;
     let floored = fit(&inputs);
-    assert_eq!(floored.weights[2], 0.7);
+    assert_eq!(floored.weights[noise], 0.7);
     assert!(floored.weights[0] > 0.5, "{:?}", floored.weights);
-    assert_eq!(default_inputs()[1].model, "similarity");
     assert!(
-        default_inputs()[1].min_weight > 0.0,
+        default_inputs()[at("similarity")].min_weight > 0.0,
         "reports must move verdicts"
     );
 }
@@ -374,6 +403,10 @@ fn fusion_json_round_trips_and_a_bad_one_is_refused() {
     let mut bad = hand_model();
     bad.with_edge.weights.pop();
     assert!(FusionModel::from_json(&bad.to_json()).is_err());
+    let mut negative = hand_model();
+    negative.without_edge.weights[at("variant")] = -0.1;
+    let refused = FusionModel::from_json(&negative.to_json()).unwrap_err();
+    assert!(refused.to_string().contains("monotone"), "{refused}");
     assert!(FusionModel::from_json("{}").is_err());
 }
 
@@ -401,4 +434,97 @@ fn the_embedded_cloud_scores_the_fixture_spam_above_the_fixture_ham() {
     }
     let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len() as f32;
     assert!(mean(&spam) > mean(&ham) + 0.3, "spam {spam:?} ham {ham:?}");
+}
+
+#[test]
+fn each_market_is_judged_at_its_own_thresholds() {
+    let mut model = hand_model();
+    let strict = Thresholds {
+        tag: 0.9,
+        quarantine: 0.95,
+        block: 0.99,
+    };
+    model.without_edge.markets.insert(Market::Zh, strict);
+    let outcome = ScorerOutcome {
+        model: "multiclass".into(),
+        result: Ok(ModelScore::new("multiclass", 0.95, "r")),
+    };
+    let en = model.fuse(std::slice::from_ref(&outcome), None, Market::En);
+    let zh = model.fuse(&[outcome], None, Market::Zh);
+    assert_eq!(en.spam_score, zh.spam_score);
+    assert_eq!(
+        (en.market, en.thresholds),
+        (Market::En, model.without_edge.thresholds)
+    );
+    assert_eq!((zh.market, zh.thresholds), (Market::Zh, strict));
+    assert_ne!(en.action, Action::Allow);
+    assert_eq!(zh.action, Action::Allow, "{}", zh.spam_score);
+    // The cloud scorer picks the market from the dominant script unless told.
+    let cloud = CloudScorer::new(vec![Box::new(Fixed("multiclass", 0.8, None))], model);
+    let prepared = smsguard_scoring::PreparedMessage::new("s", "加微信领取免费礼品", 0, "d");
+    assert_eq!(cloud.score(&prepared.context(), None).market, Market::Zh);
+    let told = cloud.score_in(&prepared.context(), None, Some(Market::En));
+    assert_eq!(told.market, Market::En);
+}
+
+#[test]
+fn a_fraud_rule_holds_the_score_at_the_edges_calibrated_score() {
+    let mut model = hand_model();
+    model.edge_calibration = Some(Platt { a: 1.0, b: 0.0 });
+    let rules = |label| ScorerOutcome {
+        model: "rules".into(),
+        result: Ok(ModelScore::new("rules", 0.2, "r").with_label(label)),
+    };
+    let lexical = ScorerOutcome {
+        model: "lexical".into(),
+        result: Ok(ModelScore::new("lexical", 0.01, "r")),
+    };
+    let edge = Some(EdgeInput {
+        spam_score: 0.97,
+        label: Label::Fraud,
+    });
+    let fired = model.fuse(
+        &[rules(Some(Label::Fraud)), lexical.clone()],
+        edge,
+        Market::Zh,
+    );
+    let plain = model.fuse(&[rules(None), lexical.clone()], edge, Market::Zh);
+    assert!(plain.spam_score < 0.97, "{}", plain.spam_score);
+    assert!(
+        (fired.spam_score - 0.97).abs() < 1e-4,
+        "{}",
+        fired.spam_score
+    );
+    let floor = fired
+        .contributions
+        .iter()
+        .find(|c| c.model == FRAUD_FLOOR)
+        .expect("the floor is explained");
+    assert!(floor.reason.contains("fraud rule") && floor.term > 0.0);
+    assert_sums_to_logit(&fired);
+    assert!(!plain.contributions.iter().any(|c| c.model == FRAUD_FLOOR));
+    // No edge verdict: no floor.
+    let alone = model.fuse(&[rules(Some(Label::Fraud)), lexical], None, Market::Zh);
+    assert!(!alone.contributions.iter().any(|c| c.model == FRAUD_FLOOR));
+}
+
+#[test]
+fn more_evidence_never_lowers_the_score() {
+    let model = hand_model();
+    let outcome = |name: &str, score| ScorerOutcome {
+        model: name.to_owned(),
+        result: Ok(ModelScore::new("x", score, "r")),
+    };
+    for input in default_inputs().iter().filter(|i| i.model != EDGE_INPUT) {
+        let mut last = 0.0;
+        for step in 0..=10 {
+            let v = model.fuse(
+                &[outcome(&input.model, step as f32 / 10.0)],
+                None,
+                Market::En,
+            );
+            assert!(v.spam_score >= last, "{} at {step}", input.model);
+            last = v.spam_score;
+        }
+    }
 }

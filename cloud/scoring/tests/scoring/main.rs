@@ -2,6 +2,7 @@
 
 mod fusion;
 mod multiclass;
+mod policy;
 /// Golden tables of how user reports act.
 mod report_trail;
 mod rules;

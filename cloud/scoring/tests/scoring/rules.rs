@@ -16,14 +16,23 @@ fn builtin_rules_load_and_match_keywords_through_normalisation() {
     let rules = builtin();
     assert!(rules.0.rule_count() > 10);
     let spam = rules
-        .score(&msg("加 薇 信，领取红包，六合彩内部资料").context())
+        .score(&msg("加 薇 信 lucky888，领取红包，六合彩内部资料").context())
         .unwrap();
     assert!(spam.score > 0.6, "{}: {}", spam.score, spam.reason);
     assert!(
-        spam.reason.contains("zh-add-contact") && spam.reason.contains("zh-gambling"),
+        spam.reason.contains("zh-contact-lure") && spam.reason.contains("zh-gambling"),
         "{}",
         spam.reason
     );
+    assert!(
+        spam.reason
+            .contains("types: gambling (illegal) 0.60, contact_lure 0.30"),
+        "hits per type: {}",
+        spam.reason
+    );
+    let kinds: Vec<&str> = spam.hits.iter().map(|h| h.kind.as_str()).collect();
+    assert_eq!(kinds, ["gambling", "contact_lure"]);
+    assert!(spam.hits[0].harmful && !spam.hits[1].harmful);
     assert_eq!(spam.label, Some(Label::Illegal));
     let ham = rules
         .score(&msg("明天下午三点开会，记得带电脑").context())
@@ -77,40 +86,55 @@ fn write(path: &Path, text: &str, stamp_secs: u64) {
         .unwrap();
 }
 
-const GOOD_V1: &str = r#"version = 1
+const GOOD_V1: &str = r#"version = 2
+knowledge = "none"
 [hosts]
 deny = ["evil.example"]
-[[keyword]]
+[[entry]]
 id = "promo"
-words = ["big sale"]
+type = "sale"
+cues = [["big sale"]]
 weight = 0.5
 label = "ad"
+description = "a sale"
+examples = ["big sale now"]
 [[sender]]
 id = "vip"
-pattern = '^\+4470000$'
+pattern = '^4470000$'
 action = "allow"
 "#;
 
-const BROKEN_REGEX: &str = r#"version = 1
-
-[[regex]]
+const BROKEN_REGEX: &str = r#"version = 2
+knowledge = "none"
+[[entry]]
 id = "ok-rule"
+type = "t"
 pattern = 'fine'
 weight = 0.2
+description = "d"
+examples = ["fine"]
 
-[[regex]]
+[[entry]]
 id = "bad-rule"
+type = "t"
 pattern = '(unclosed'
 weight = 0.5
+description = "d"
+examples = ["x"]
 "#;
 
-const GOOD_V2: &str = r#"version = 1
-[[regex]]
+const GOOD_V2: &str = r#"version = 2
+knowledge = "none"
+[[entry]]
 id = "loan"
+type = "fake_loan"
 pattern = 'cheap loan'
 weight = 0.8
 label = "fraud"
 action = "quarantine"
+description = "d"
+examples = ["a cheap loan"]
+counter_examples = ["a loan"]
 "#;
 
 #[test]
@@ -127,10 +151,16 @@ fn hot_reload_swaps_good_rules_and_keeps_old_on_bad_edit() {
     write(&path, BROKEN_REGEX, 2_000);
     let err = handle.reload_if_changed().unwrap_err();
     match &err {
-        RulesError::Invalid { id, line, .. } => assert_eq!((id.as_str(), *line), ("bad-rule", 9)),
+        RulesError::Knowledge(e) => {
+            assert_eq!((e.entry.as_deref(), e.line), (Some("bad-rule"), 12))
+        }
         other => panic!("unexpected error {other:?}"),
     }
-    assert!(err.to_string().contains(":9: rule `bad-rule`"), "{err}");
+    assert!(
+        err.to_string()
+            .contains(":12: entry `bad-rule`: bad pattern"),
+        "{err}"
+    );
     assert!(handle.last_error().is_some());
     assert!(
         handle.score(&sale.context()).unwrap().score >= 0.5,
@@ -161,60 +191,84 @@ fn score_checks_for_changes_on_its_own_when_interval_is_zero() {
 #[test]
 fn syntax_and_validation_errors_name_line_and_rule() {
     let parse = |text: &str| RuleSet::parse(text, "test.toml", |_| Err("no files".to_owned()));
-    let syntax =
-        parse("version = 1\n[[keyword]]\nid = \"x\"\nwords = [\"a\"\nweight = 0.3\n").unwrap_err();
+    let entry = "[[entry]]\nid = \"x\"\ntype = \"t\"\ncues = [[\"a\"]]\nweight = 0.3\ndescription = \"d\"\nexamples = [\"a\"]\n";
+    let v2 = |body: &str| format!("version = 2\nknowledge = \"none\"\n{body}");
+    assert!(parse(&v2(entry)).is_ok());
+    let syntax = parse(&v2(&entry.replace("[[\"a\"]]", "[[\"a\"]"))).unwrap_err();
     assert!(
-        matches!(syntax, RulesError::Syntax { line: 4..=5, .. }),
+        matches!(syntax, RulesError::Syntax { line: 6..=7, .. }),
         "{syntax:?}"
     );
 
-    let dup = "version = 1\n[[keyword]]\nid = \"same\"\nwords = [\"a\"]\nweight = 0.3\n[[regex]]\nid = \"same\"\npattern = 'b'\nweight = 0.3\n";
-    assert!(matches!(
-        parse(dup).unwrap_err(),
-        RulesError::Invalid { line: 7, .. }
-    ));
-
-    let weight = "version = 1\n[[keyword]]\nid = \"heavy\"\nwords = [\"a\"]\nweight = 1.5\n";
-    let err = parse(weight).unwrap_err();
+    let dup = parse(&v2(&format!("{entry}{entry}"))).unwrap_err();
     assert!(
-        matches!(&err, RulesError::Invalid { id, line: 3, .. } if id == "heavy"),
-        "{err:?}"
+        matches!(&dup, RulesError::Knowledge(e) if e.line == 11 && e.message.contains("duplicate")),
+        "{dup:?}"
     );
+    let heavy = parse(&v2(&entry.replace("0.3", "1.5"))).unwrap_err();
+    assert!(
+        matches!(&heavy, RulesError::Knowledge(e) if e.entry.as_deref() == Some("x") && e.line == 4),
+        "{heavy:?}"
+    );
+    let example = parse(&v2(
+        &entry.replace("examples = [\"a\"]", "examples = [\"b\"]")
+    ))
+    .unwrap_err();
+    assert!(
+        example
+            .to_string()
+            .contains("test.toml:4: entry `x`: does not fire on its example 1"),
+        "{example}"
+    );
+    let unknown_field = parse(&v2(&format!("{entry}wieght = 0.5\n"))).unwrap_err();
+    assert!(matches!(unknown_field, RulesError::Syntax { line: 10, .. }));
 
-    let unknown_field = "version = 1\n[[keyword]]\nid = \"k\"\nwords = [\"a\"]\nwieght = 0.5\n";
-    assert!(matches!(
-        parse(unknown_field).unwrap_err(),
-        RulesError::Syntax { line: 5, .. }
-    ));
-
-    let missing_hosts = "version = 1\n[hosts]\ndeny_file = \"nope.txt\"\n";
+    let missing_hosts = "version = 2\n[hosts]\ndeny_file = \"nope.txt\"\n";
     assert!(matches!(
         parse(missing_hosts).unwrap_err(),
-        RulesError::HostList { .. }
+        RulesError::File {
+            what: "host list",
+            ..
+        }
+    ));
+    let missing_table = "version = 2\nknowledge = \"kb.toml\"\n";
+    assert!(matches!(
+        parse(missing_table).unwrap_err(),
+        RulesError::File {
+            what: "knowledge table",
+            ..
+        }
     ));
     assert!(matches!(
-        parse("version = 2\n").unwrap_err(),
+        parse("version = 3\n").unwrap_err(),
         RulesError::Syntax { line: 1, .. }
     ));
+    let old = parse("version = 1\n[[keyword]]\nid = \"k\"\nwords = [\"a\"]\n").unwrap_err();
+    assert!(old.to_string().contains("[[entry]]"), "{old}");
 }
 
 #[test]
 fn sender_rules_force_actions_and_block_beats_allow() {
-    let text = r#"version = 1
+    let text = r#"version = 2
+knowledge = "none"
 [[sender]]
 id = "vip"
-pattern = '^\+4470000$'
+pattern = '^4470000$'
 action = "allow"
 [[sender]]
 id = "bad-prefix"
-pattern = '^\+99'
+pattern = '^99'
 action = "block"
 weight = 0.9
 label = "fraud"
-[[keyword]]
+[[entry]]
 id = "phish"
-words = ["verify now"]
+type = "account_lock"
+cues = [["verify now"]]
+weight = 0.0
 action = "block"
+description = "d"
+examples = ["verify now"]
 "#;
     let rules = StaticRules(RuleSet::parse(text, "t.toml", |_| Err(String::new())).unwrap());
     let vip = PreparedMessage::new("+44 70-000", "hello", 0, "d");
@@ -238,7 +292,7 @@ action = "block"
 
 #[test]
 fn allow_hosts_beat_deny_hosts() {
-    let text = "version = 1\n[hosts]\ndeny = [\"shop.example\"]\nallow = [\"good.shop.example\"]\n";
+    let text = "version = 2\n[hosts]\ndeny = [\"shop.example\"]\nallow = [\"good.shop.example\"]\n";
     let rules = StaticRules(RuleSet::parse(text, "t.toml", |_| Err(String::new())).unwrap());
     let bad = rules
         .score(&msg("go to https://x.shop.example/a now").context())
@@ -248,4 +302,58 @@ fn allow_hosts_beat_deny_hosts() {
         .unwrap();
     assert!(bad.score > 0.5);
     assert_eq!(good.score, 0.0);
+}
+
+const TABLE: &str = r#"format = 1
+revision = "r1"
+[[entry]]
+id = "loan"
+type = "fake_loan"
+label = "fraud"
+weight = 0.8
+description = "d"
+cues = [["cheap loan"]]
+examples = ["a cheap loan for you"]
+"#;
+
+#[test]
+fn a_knowledge_table_beside_the_file_reloads_when_it_changes_and_bad_tables_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    let table = dir.path().join("kb.toml");
+    write(&path, "version = 2\nknowledge = \"kb.toml\"\n", 1_000);
+    write(&table, TABLE, 1_000);
+    let handle = RulesHandle::open(&path, Duration::from_secs(3600)).unwrap();
+    let loan = PreparedMessage::new("+1", "cheap loan for you", 0, "d");
+    let scored = handle.score(&loan.context()).unwrap();
+    assert!(scored.score >= 0.8, "{}", scored.reason);
+    assert!(
+        scored.reason.contains("fake_loan (fraud) 0.80"),
+        "{}",
+        scored.reason
+    );
+
+    // An entry that no longer fires on its own example: refused, named, the old table stays.
+    write(
+        &table,
+        &TABLE.replace("cheap loan\"]]", "payday loan\"]]"),
+        2_000,
+    );
+    let err = handle.reload_if_changed().unwrap_err().to_string();
+    assert!(
+        err.contains("kb.toml:4: entry `loan`: does not fire on its example 1"),
+        "{err}"
+    );
+    assert!(handle.score(&loan.context()).unwrap().score >= 0.8);
+
+    write(
+        &table,
+        &TABLE
+            .replace("cheap loan\"]]", "payday loan\"]]")
+            .replace("a cheap loan for you", "a payday loan"),
+        3_000,
+    );
+    assert!(handle.reload_if_changed().unwrap());
+    assert_eq!(handle.score(&loan.context()).unwrap().score, 0.0);
+    assert_eq!(handle.current().unwrap().knowledge().revisions(), ["r1"]);
 }

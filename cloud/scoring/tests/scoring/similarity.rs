@@ -157,7 +157,7 @@ fn corrupt_record_gives_clear_error() {
     }
     {
         let config = || sled::Config::new().path(dir.path());
-        let db = smsguard_scoring::sled_open::open_waiting_for_lock(config).unwrap();
+        let db = smsguard_sled::open_waiting_for_lock(config).unwrap();
         db.open_tree("entries")
             .unwrap()
             .insert(7u64.to_be_bytes(), &b"short"[..])

@@ -236,12 +236,8 @@ impl PhaseResult {
     }
 
     fn percentile_us(&mut self, q: f64) -> u64 {
-        if self.latencies_us.is_empty() {
-            return 0;
-        }
         self.latencies_us.sort_unstable();
-        let rank = ((self.latencies_us.len() - 1) as f64 * q).round() as usize;
-        self.latencies_us[rank]
+        smsguard_core::percentile::nearest_rank(&self.latencies_us, q).unwrap_or(0)
     }
 }
 

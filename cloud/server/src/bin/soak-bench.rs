@@ -165,11 +165,7 @@ impl Recorder {
 }
 
 fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let rank = ((sorted_us.len() - 1) as f64 * q).round() as usize;
-    sorted_us[rank] as f64 / 1000.0
+    smsguard_core::percentile::nearest_rank(sorted_us, q).map_or(0.0, |us| us as f64 / 1000.0)
 }
 
 /// The server's resident memory, open descriptors and threads, from `/proc`.

@@ -10,7 +10,8 @@ use smsguard_scoring::RuleSet;
 /// One rule as the file states it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleRow {
-    /// `regex`, `keyword` or `sender`.
+    /// `entry` or `sender` (the file's own), or `knowledge` (an entry of the knowledge table
+    /// in force, shown once the file validates).
     pub kind: &'static str,
     pub id: String,
     pub label: String,
@@ -34,7 +35,7 @@ pub fn read(path: Option<&Path>) -> RulesView {
         return view(
             "built-in rules (no rules_path)".into(),
             DEFAULT_RULES_TOML,
-            RuleSet::builtin().map(|r| r.rule_count()),
+            RuleSet::builtin(),
         );
     };
     let source = path.display().to_string();
@@ -48,23 +49,34 @@ pub fn read(path: Option<&Path>) -> RulesView {
             }
         }
     };
-    // The same check the scorer's reload applies (host lists beside the file).
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let read_host_file =
-        |file: &str| std::fs::read_to_string(dir.join(file)).map_err(|e| e.to_string());
-    let parsed = RuleSet::parse(&text, &source, read_host_file).map(|r| r.rule_count());
+    // The same check the scorer's reload applies (host lists and knowledge table beside it).
+    let parsed = RuleSet::load(path);
     view(source, &text, parsed)
 }
 
 fn view(
     source: String,
     text: &str,
-    parsed: Result<usize, smsguard_scoring::rules::RulesError>,
+    parsed: Result<RuleSet, smsguard_scoring::rules::RulesError>,
 ) -> RulesView {
+    let mut rules = rows(text);
+    if let Ok(set) = &parsed {
+        let table = set
+            .knowledge()
+            .entries()
+            .iter()
+            .filter(|e| e.source_name != set.source_name());
+        rules.extend(table.map(|e| RuleRow {
+            kind: "knowledge",
+            id: e.id.clone(),
+            label: e.label.map(|l| l.to_string()).unwrap_or_default(),
+            effect: format!("weight {} ({})", e.weight, e.kind),
+        }));
+    }
     RulesView {
         source,
-        validation: parsed.map_err(|e| e.to_string()),
-        rules: rows(text),
+        validation: parsed.map(|r| r.rule_count()).map_err(|e| e.to_string()),
+        rules,
     }
 }
 
@@ -74,7 +86,7 @@ fn rows(text: &str) -> Vec<RuleRow> {
         return Vec::new();
     };
     let mut rows = Vec::new();
-    for kind in ["regex", "keyword", "sender"] {
+    for kind in ["entry", "sender"] {
         let Some(entries) = table.get(kind).and_then(|v| v.as_array()) else {
             continue;
         };
@@ -120,7 +132,7 @@ mod tests {
         let path = dir.path().join("rules.toml");
         std::fs::write(
             &path,
-            "version = 1\n[[regex]]\nid = \"broken\"\npattern = \"(\"\nweight = 0.5\nlabel = \"fraud\"\n",
+            "version = 2\n[[entry]]\nid = \"broken\"\ntype = \"t\"\npattern = \"(\"\nweight = 0.5\nlabel = \"fraud\"\ndescription = \"d\"\nexamples = [\"x\"]\n",
         )
         .unwrap();
         let view = read(Some(&path));

@@ -81,14 +81,24 @@ pub fn message(body: &str) -> v1::SmsMessage {
 
 /// Classifies `body` over gRPC on the shared server.
 pub fn classify(body: &str) -> v1::Verdict {
+    classify_from("+15550100", body)
+}
+
+/// Classifies `body` from `sender` (a sender of its own keeps other tests' traffic out of the
+/// sender scorer's window).
+pub fn classify_from(sender: &str, body: &str) -> v1::Verdict {
     let addr = SERVER.server.addr;
+    let message = v1::SmsMessage {
+        sender: sender.into(),
+        ..message(body)
+    };
     run(async move {
         let mut client = SmsGuardClient::connect(format!("http://{addr}"))
             .await
             .expect("connect");
         client
             .classify(v1::ClassifyRequest {
-                message: Some(message(body)),
+                message: Some(message),
             })
             .await
             .expect("classify")

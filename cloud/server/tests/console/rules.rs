@@ -1,5 +1,6 @@
 //! The Rules page: the file on disk, a validation error shown and not loaded, the reload button.
 
+use smsguard_core::knowledge::BUILTIN_TOML;
 use smsguard_scoring::rules::{DEFAULT_RULES_TOML, DEFAULT_SPAM_HOSTS};
 
 use crate::common::*;
@@ -11,8 +12,9 @@ const PARCEL: &str =
 fn an_invalid_rules_file_is_shown_with_its_error_and_not_loaded() {
     let own = start_console_server_with(|config, dir| {
         let rules = dir.join("rules.toml");
-        std::fs::write(&rules, DEFAULT_RULES_TOML).unwrap();
+        std::fs::write(&rules, with_table_beside()).unwrap();
         std::fs::write(dir.join("spam-hosts.txt"), DEFAULT_SPAM_HOSTS).unwrap();
+        std::fs::write(dir.join("knowledge.toml"), BUILTIN_TOML).unwrap();
         config.rules_path = Some(rules);
         // Only the button reloads here, so each notice is the button's doing.
         config.reload_interval_seconds = 3600;
@@ -29,7 +31,8 @@ fn an_invalid_rules_file_is_shown_with_its_error_and_not_loaded() {
     assert!(page.body.contains("<td>en-parcel-fee</td>"));
 
     let broken = format!(
-        "{DEFAULT_RULES_TOML}\n[[regex]]\nid = \"broken-rule\"\npattern = \"(\"\nweight = 0.5\nlabel = \"fraud\"\n"
+        "{}\n[[entry]]\nid = \"broken-rule\"\ntype = \"t\"\npattern = \"(\"\nweight = 0.5\nlabel = \"fraud\"\ndescription = \"d\"\nexamples = [\"x\"]\n",
+        with_table_beside()
     );
     std::fs::write(&rules_path, broken).unwrap();
     let page = get_from(own.console, "/rules", Some(&session.cookie));
@@ -63,10 +66,11 @@ fn an_invalid_rules_file_is_shown_with_its_error_and_not_loaded() {
     let audit = get_from(own.console, "/audit", Some(&session.cookie));
     assert!(audit.body.contains("<td>rules_reload</td><td>Not reloaded"));
 
-    // Fixed without the parcel rule: the reload takes it, and the next verdict no longer has it.
-    let without_parcel =
-        DEFAULT_RULES_TOML.replace("id = \"en-parcel-fee\"", "id = \"en-parcel-fee-renamed\"");
-    std::fs::write(&rules_path, without_parcel).unwrap();
+    // Fixed, and the parcel entry renamed in the knowledge table beside the file: the reload
+    // takes both, and the next verdict names the new id.
+    let renamed = BUILTIN_TOML.replace("id = \"en-parcel-fee\"", "id = \"en-parcel-fee-renamed\"");
+    std::fs::write(&rules_path, with_table_beside()).unwrap();
+    std::fs::write(rules_path.with_file_name("knowledge.toml"), renamed).unwrap();
     let reload = post_form_to(
         own.console,
         "/rules/reload",
@@ -89,4 +93,11 @@ fn an_invalid_rules_file_is_shown_with_its_error_and_not_loaded() {
         tried.body
     );
     run(own.server.shutdown()).unwrap();
+}
+
+/// The default rules, reading the knowledge table from a file beside them.
+fn with_table_beside() -> String {
+    let text = DEFAULT_RULES_TOML.replace("# knowledge = ", "knowledge = ");
+    assert_ne!(text, DEFAULT_RULES_TOML);
+    text
 }

@@ -1,5 +1,5 @@
 //! `train-cloud` end to end on two tiny hand-written corpora: the model files, the per-corpus
-//! figures of the manifest and the dumped fusion rows.
+//! figures of the manifest and the dumped fusion rows; `loco` on the same corpora.
 
 use std::path::Path;
 
@@ -67,11 +67,20 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
         no_edge: true,
         subword_vocab: 0,
         subword_min_frequency: 2,
+        lexical_bits: 10,
+        lexical_c: 1.0,
+        lexical_both_views: true,
+        folds: 2,
         dump_rows: Some(rows.clone()),
     })
     .unwrap();
 
-    for file in ["multiclass.bin", "fusion.json", "manifest.json"] {
+    for file in [
+        "multiclass.bin",
+        "lexical.bin",
+        "fusion.json",
+        "manifest.json",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let manifest: serde_json::Value =
@@ -102,4 +111,83 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
     for word in ["lunch", "prize", "home", "locked"] {
         assert!(!dumped.contains(word), "{word} leaked into the rows");
     }
+
+    let fusion = smsguard_scoring::FusionModel::from_json(
+        &std::fs::read_to_string(out.join("fusion.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fusion.inputs[1].model, "lexical");
+    let lexical = smsguard_scoring::LexicalModel::from_bytes(
+        &std::fs::read(out.join("lexical.bin")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(lexical.bucket_bits(), 10);
+    assert!(lexical.platt().a > 0.0, "calibration keeps the ranking");
+    // Trained on both corpora's spam: a training spam scores above a training ham.
+    let p = |t: &str| lexical.probability(&smsguard_core::normalize(t).text, t);
+    assert!(p(SPAM[0]) > p(HAM[0]), "{} vs {}", p(SPAM[0]), p(HAM[0]));
+}
+
+#[test]
+fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_it() {
+    let root = tempfile::tempdir().unwrap();
+    write_corpus(
+        root.path(),
+        "first",
+        "see you at lunch tomorrow",
+        "claim your free prize now",
+    );
+    write_corpus(
+        root.path(),
+        "second",
+        "call me when you get home",
+        "your account is locked, verify",
+    );
+    let json = root.path().join("loco.json");
+    smsguard_train::loco::run(smsguard_train::loco::LocoArgs {
+        data: vec![root.path().to_path_buf()],
+        hold_out: Vec::new(),
+        max_train: 6,
+        no_svm: false,
+        // One ONNX Runtime environment per process: the parity tests own it.
+        no_edge: true,
+        in_corpus: false,
+        json: Some(json.clone()),
+    })
+    .unwrap();
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    let held: Vec<&str> = rows
+        .iter()
+        .map(|r| r["held_out"].as_str().unwrap())
+        .collect();
+    assert_eq!(held, ["first", "second"]);
+    for row in rows {
+        assert_eq!(row["n"], 2);
+        // The corpora share their training texts: both are dropped from the other's fold
+        // only when they occur in the held-out dev split, which they do not; 6 of 8 are kept.
+        assert_eq!(row["train_messages"], 6, "{row}");
+        for model in ["cloud", "svm"] {
+            let accuracy = row[model]["accuracy"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&accuracy), "{row}");
+        }
+    }
+    // A TSV file whose split the name does not say is refused, not trained on and scored.
+    let loose = root.path().join("loose.tsv");
+    std::fs::write(&loose, "ham\thello there\nspam\twin a prize\n").unwrap();
+    let refused = smsguard_train::loco::run(smsguard_train::loco::LocoArgs {
+        data: vec![loose],
+        hold_out: Vec::new(),
+        max_train: 0,
+        no_svm: true,
+        no_edge: true,
+        in_corpus: false,
+        json: None,
+    })
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("train.tsv or dev.tsv"),
+        "{refused}"
+    );
 }

@@ -35,6 +35,7 @@ pub fn dataset() -> Dataset {
         .chain(SPAM.iter().map(|t| (t, spam)))
         .map(|(text, label)| Example {
             text: text.to_string(),
+            original: text.to_string(),
             label,
             source: 0,
         })

@@ -3,8 +3,8 @@
 //! sled releases its file lock only when its background flusher thread has stopped, which can
 //! take up to one flush interval after the last handle is dropped; an immediate reopen (a
 //! restart, a reload, a test) then fails with "could not acquire lock". Waiting briefly for the
-//! lock turns that race into a short delay; any other error is returned at once. (The edge's
-//! store does the same on the phone, where this crate is not linked.)
+//! lock turns that race into a short delay; any other error is returned at once. Used by the
+//! edge's store on the phone and by the cloud's sled stores.
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,113 @@
+//! What the cloud does with a message once fusion has scored it: the action follows the
+//! category, not the score alone (users file promotions apart from junk, as iOS and Google
+//! Messages do). Applied in one place, [`crate::CloudScorer::score`], after fusion.
+//!
+//! | evidence (from the `rules` scorer's knowledge hits and the fused label) | action |
+//! |---|---|
+//! | an operator's or a report quorum's forced action | that action (the policy stays out) |
+//! | a flagged advertisement with an opt-out (`opt_out` entry), no fraud or illegal evidence | **tag**, label `ad` (a promotion) |
+//! | a harmful knowledge entry (fraud or illegal type, a denied host), fusion allowed | **tag**, the entry's label |
+//! | a harmful knowledge entry, fusion tagged | **quarantine** |
+//! | a harmful knowledge entry, fusion quarantined or blocked | unchanged, labelled with the entry's class |
+//! | anything else | fusion's action (its thresholds) |
+//!
+//! "Fraud or illegal evidence" that keeps a promotion from being let off: a harmful knowledge
+//! hit, or a fused label of `fraud` or `illegal`. A knowledge entry alone never quarantines (the
+//! entries have no calibrated score); it needs fusion to agree at least as far as a tag.
+//! Every change adds a `policy` contribution of weight 0 (the logit still sums) saying why.
+
+use smsguard_core::knowledge::OPT_OUT;
+use smsguard_core::Label;
+
+use crate::fusion::{Action, Contribution, FusedVerdict, FusionModel, ScorerOutcome};
+use crate::RuleHit;
+
+/// The name of the contribution the policy adds when it changes a verdict.
+pub const POLICY: &str = "policy";
+
+/// Applies the category policy to a fused verdict (see the module's table).
+pub fn apply(
+    mut verdict: FusedVerdict,
+    outcomes: &[ScorerOutcome],
+    fusion: &FusionModel,
+) -> FusedVerdict {
+    if verdict.forced_action.is_some() {
+        return verdict;
+    }
+    let hits: Vec<&RuleHit> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok())
+        .flat_map(|score| &score.hits)
+        .collect();
+    let harmful = hits
+        .iter()
+        .filter(|h| h.harmful)
+        .max_by(|a, b| a.weight.total_cmp(&b.weight));
+    let opt_out = hits.iter().find(|h| h.kind == OPT_OUT);
+    let harmful_label = matches!(verdict.label, Label::Fraud | Label::Illegal);
+    let change = match (harmful, opt_out) {
+        (Some(hit), _) => raise(&verdict, hit),
+        (None, Some(opt_out)) if !harmful_label => promotion(&verdict, opt_out),
+        _ => None,
+    };
+    if let Some((action, label, reason)) = change {
+        verdict.action = action;
+        verdict.label = label;
+        verdict.cache_ttl_seconds = fusion.ttl(action, verdict.degraded);
+        verdict.contributions.push(Contribution {
+            model: POLICY.to_owned(),
+            score: 0.0,
+            input: 0.0,
+            weight: 0.0,
+            term: 0.0,
+            reason,
+            degraded: false,
+        });
+    }
+    verdict
+}
+
+/// A flagged advertisement with an opt-out is a promotion: tagged (never more), labelled `ad`.
+fn promotion(verdict: &FusedVerdict, opt_out: &RuleHit) -> Option<(Action, Label, String)> {
+    if verdict.action == Action::Allow
+        || (verdict.action == Action::Tag && verdict.label == Label::Ad)
+    {
+        return None;
+    }
+    let action = match verdict.action {
+        Action::Tag => "tag".to_owned(),
+        held => format!("tag, not {}", held.as_str()),
+    };
+    Some((
+        Action::Tag,
+        Label::Ad,
+        format!(
+            "promotion: an advertisement with an opt-out ({}) and no fraud or illegal evidence -> {action}",
+            opt_out.id
+        ),
+    ))
+}
+
+/// A harmful knowledge hit raises an allowed message to a tag and a tagged one to quarantine,
+/// and names the class (fraud or illegal) where fusion's label was ad or spam.
+fn raise(verdict: &FusedVerdict, hit: &RuleHit) -> Option<(Action, Label, String)> {
+    let to = match verdict.action {
+        Action::Allow => Action::Tag,
+        Action::Tag => Action::Quarantine,
+        held => held,
+    };
+    let label = match verdict.label {
+        Label::Ham | Label::Spam | Label::Ad => hit.label.unwrap_or(Label::Fraud),
+        known => known,
+    };
+    if (to, label) == (verdict.action, verdict.label) {
+        return None;
+    }
+    let action = if to == verdict.action {
+        to.as_str().to_owned()
+    } else {
+        format!("{}, not {}", to.as_str(), verdict.action.as_str())
+    };
+    let reason = format!("{label} type {} ({}) -> {action}", hit.kind, hit.id);
+    Some((to, label, reason))
+}

@@ -1,0 +1,141 @@
+//! The category policy after fusion: a promotion with an opt-out is tagged, not quarantined,
+//! unless fraud or illegal evidence raises it; a knowledge base fraud type raises the action one
+//! step (at most to quarantine); forced actions stand. Messages are hand-written.
+
+use smsguard_core::Label;
+use smsguard_scoring::fusion::{self, default_inputs, FusionModel, Head, Thresholds};
+use smsguard_scoring::policy::POLICY;
+use smsguard_scoring::rules::{RuleSet, StaticRules};
+use smsguard_scoring::{
+    Action, CloudScorer, FusedVerdict, MessageContext, ModelScore, Scorer, ScoringError,
+};
+
+/// A multiclass stand-in: a fixed spam score and class probabilities.
+struct Multiclass(f32, [f32; 5]);
+
+impl Scorer for Multiclass {
+    fn name(&self) -> &'static str {
+        "multiclass"
+    }
+    fn score(&self, _: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        Ok(ModelScore::new("multiclass", self.0, "fixed").with_probabilities(Some(self.1)))
+    }
+}
+
+/// Only the multiclass input counts, so the fused score is the stand-in's score.
+fn model() -> FusionModel {
+    let head = Head {
+        weights: vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        bias: 0.0,
+        thresholds: Thresholds {
+            tag: 0.5,
+            quarantine: 0.8,
+            block: 0.95,
+        },
+        markets: Default::default(),
+        prior_inputs: Vec::new(),
+    };
+    FusionModel {
+        format: fusion::FORMAT_VERSION,
+        pipeline_version: smsguard_core::PIPELINE_VERSION,
+        inputs: default_inputs(),
+        with_edge: head.clone(),
+        without_edge: head,
+        edge_calibration: None,
+        cache_ttl_seconds: Default::default(),
+    }
+}
+
+const AD: [f32; 5] = [0.01, 0.95, 0.02, 0.01, 0.01];
+const FRAUD: [f32; 5] = [0.01, 0.05, 0.9, 0.02, 0.02];
+
+fn verdict(sender: &str, text: &str, score: f32, probabilities: [f32; 5]) -> FusedVerdict {
+    let cloud = CloudScorer::new(
+        vec![
+            Box::new(Multiclass(score, probabilities)),
+            Box::new(StaticRules(RuleSet::builtin().unwrap())),
+        ],
+        model(),
+    );
+    cloud.score_text(sender, text, 0, "d", None)
+}
+
+fn policy_reason(v: &FusedVerdict) -> Option<&str> {
+    v.contributions
+        .iter()
+        .find(|c| c.model == POLICY)
+        .map(|c| c.reason.as_str())
+}
+
+const SALE: &str = "【某某商城】双十一狂欢，全场五折起，满300减50，回T退订";
+const SALE_EN: &str = "Summer sale: 30% off all shoes this weekend only. Reply STOP to opt out";
+const SALE_WITH_TASK: &str = "双十一兼职招募，点赞员日结佣金，一单一结，回T退订";
+const POLICE: &str = "我是市公安局民警，你的银行卡涉嫌洗钱，请配合调查";
+
+#[test]
+fn a_promotion_with_an_opt_out_is_tagged_not_quarantined() {
+    for text in [SALE, SALE_EN] {
+        let v = verdict("+8613800000000", text, 0.99, AD);
+        assert_eq!((v.action, v.label), (Action::Tag, Label::Ad), "{text}");
+        let reason = policy_reason(&v).expect("the policy explains itself");
+        assert!(
+            reason.starts_with("promotion:") && reason.contains("not block"),
+            "{reason}"
+        );
+        let sum = v.bias + v.contributions.iter().map(|c| c.term).sum::<f32>();
+        assert!((sum - v.logit).abs() < 1e-4, "the policy adds no term");
+        assert_eq!(v.cache_ttl_seconds, model().ttl(Action::Tag, v.degraded));
+    }
+    // Below the tag threshold it stays allowed: the policy never raises a promotion.
+    let v = verdict("+8613800000000", SALE, 0.2, AD);
+    assert_eq!(v.action, Action::Allow);
+    assert!(policy_reason(&v).is_none());
+    // Tagged by fusion as generic spam: still tagged, filed as a promotion.
+    let spam = [0.3, 0.1, 0.1, 0.1, 0.4];
+    let v = verdict("+8613800000000", SALE_EN, 0.6, spam);
+    assert_eq!((v.action, v.label), (Action::Tag, Label::Ad));
+    assert!(policy_reason(&v).unwrap().ends_with("-> tag"));
+    let v = verdict("+8613800000000", SALE_EN, 0.6, AD);
+    assert!(policy_reason(&v).is_none(), "nothing to change");
+}
+
+#[test]
+fn fraud_evidence_keeps_a_promotion_from_being_let_off() {
+    // A knowledge base fraud type beside the opt-out.
+    let v = verdict("+8613800000000", SALE_WITH_TASK, 0.99, AD);
+    assert_eq!(v.action, Action::Block);
+    // The fused label says fraud.
+    let v = verdict("+8613800000000", SALE, 0.9, FRAUD);
+    assert_eq!((v.action, v.label), (Action::Quarantine, Label::Fraud));
+    assert!(policy_reason(&v).is_none());
+}
+
+#[test]
+fn a_knowledge_fraud_type_raises_the_action_one_step_at_most_to_quarantine() {
+    let cases = [
+        (0.1, Action::Allow, Action::Tag),
+        (0.6, Action::Tag, Action::Quarantine),
+        (0.85, Action::Quarantine, Action::Quarantine),
+    ];
+    for (score, fused, expected) in cases {
+        let v = verdict("+8613800000000", POLICE, score, AD);
+        assert_eq!(v.action, expected, "fusion said {fused:?}");
+        assert_eq!(v.label, Label::Fraud);
+        let reason = policy_reason(&v).expect("the class or the action changed");
+        assert!(
+            reason.contains("fraud type impersonate_authority (zh-authority-case)"),
+            "{reason}"
+        );
+        assert_eq!(reason.contains("not"), fused != expected, "{reason}");
+    }
+    let ham = verdict("+8613800000000", "明天下午三点开会，记得带电脑", 0.1, AD);
+    assert_eq!((ham.action, ham.label), (Action::Allow, Label::Ham));
+}
+
+#[test]
+fn a_forced_action_stands() {
+    // The default rules allow the carrier's service number whatever the text says.
+    let v = verdict("10086", POLICE, 0.99, FRAUD);
+    assert_eq!(v.action, Action::Allow);
+    assert!(policy_reason(&v).is_none());
+}

@@ -1,0 +1,4 @@
+//! The core's one integration-test binary.
+
+mod golden;
+mod robustness;
