@@ -315,3 +315,26 @@ fn an_acknowledged_report_survives_a_kill_9_of_its_replica() {
         b.server.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn a_senders_window_counts_its_messages_through_both_replicas() {
+    let redis = TestRedis::start();
+    run(async {
+        let a = replica(&redis.url(0), |_| {}).await;
+        let b = replica(&redis.url(0), |_| {}).await;
+        let (mut ca, mut cb) = (
+            common::client(a.addr()).await,
+            common::client(b.addr()).await,
+        );
+        let mut last = None;
+        for i in 0..12 {
+            let client = if i % 2 == 0 { &mut ca } else { &mut cb };
+            last = Some(verdict(client, &format!("see you at the station at {i} pm")).await);
+        }
+        let last = last.expect("12 verdicts");
+        let reason = &contribution(&last, "sender").reason;
+        assert!(reason.contains("12 msg/min"), "{reason}");
+        a.server.shutdown().await.unwrap();
+        b.server.shutdown().await.unwrap();
+    });
+}
