@@ -269,7 +269,7 @@ impl SenderReputation {
     }
 
     /// Salted 64-bit hash of a device or reporter id.
-    fn id_key(&self, id: &str) -> u64 {
+    pub fn id_key(&self, id: &str) -> u64 {
         let digest = Sha256::new()
             .chain_update(&self.config.salt)
             .chain_update(id.as_bytes())
@@ -289,7 +289,7 @@ impl SenderReputation {
 
     /// Feeds back a final verdict on a message of `sender`.
     pub fn record_verdict(&self, sender: &str, spam: bool) -> Result<(), ScoringError> {
-        self.update_counts(sender, |s| {
+        self.update_counts(self.sender_key(sender), |s| {
             let count = if spam {
                 &mut s.spam_verdicts
             } else {
@@ -307,16 +307,25 @@ impl SenderReputation {
         reporter: &str,
         spam: bool,
     ) -> Result<(), ScoringError> {
+        self.record_report_by_key(self.sender_key(sender), reporter, spam)
+    }
+
+    /// [`Self::record_report`] for the sender of hash `key` ([`Self::sender_key`]).
+    pub fn record_report_by_key(
+        &self,
+        key: [u8; 16],
+        reporter: &str,
+        spam: bool,
+    ) -> Result<(), ScoringError> {
         let reporter = self.id_key(reporter);
-        self.update_counts(sender, |s| s.vote(reporter, spam))
+        self.update_counts(key, |s| s.vote(reporter, spam))
     }
 
     fn update_counts(
         &self,
-        sender: &str,
+        key: [u8; 16],
         change: impl FnOnce(&mut SenderStats),
     ) -> Result<(), ScoringError> {
-        let key = self.sender_key(sender);
         let mut table = self.table.lock().map_err(|_| poisoned())?;
         // A sender known only from verdicts has no first-seen time yet (i64::MAX): its first
         // observation sets it.

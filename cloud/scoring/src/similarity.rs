@@ -58,7 +58,8 @@ use codec::check_format;
 pub use codec::{decode_entry, encode_entry};
 use index::{Limits, LshIndex};
 pub use reports::{
-    id_hash, AuditRecord, Reputation, UserReport, AUDIT_RECORD_LEN, DISTRUST_MIN_DISAGREED,
+    encode_audit, id_hash, AuditRecord, Reputation, UserReport, AUDIT_RECORD_LEN,
+    DISTRUST_MIN_DISAGREED,
 };
 use reports::{ReportTrees, AUDIT_TREE, REPUTATION_TREE, VOTES_TREE};
 pub use smsguard_core::lsh::{BANDS, ROWS_PER_BAND as ROWS};
@@ -129,7 +130,8 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn empty(fp: &Fingerprint) -> Self {
+    /// A new entry of `fp` with no evidence yet (class `Spam`).
+    pub fn empty(fp: &Fingerprint) -> Self {
         Entry {
             id: fp.id(),
             minhash: fp.minhash,
@@ -162,7 +164,7 @@ impl Entry {
     }
 
     /// True when users reported it at all (such entries are never lost to the bucket cap).
-    fn user_reported(&self) -> bool {
+    pub fn user_reported(&self) -> bool {
         self.user_spam_reports > 0 || self.not_spam_reports > 0
     }
 }
@@ -384,19 +386,12 @@ impl SimilarityStore {
     /// True when `entry` alone whitelists its near-duplicates: a quorum of "not spam"
     /// reports, and at least as many as user spam reports.
     pub fn whitelists(&self, entry: &Entry) -> bool {
-        entry.not_spam_reports >= self.config.report_quorum.max(1)
-            && entry.not_spam_reports >= entry.user_spam_reports
+        whitelists(&self.config, entry)
     }
 
     /// What the users' reports on `entry` say for everyone: nothing below the quorum.
     pub fn consensus(&self, entry: &Entry) -> Consensus {
-        if self.whitelists(entry) {
-            Consensus::NotSpam
-        } else if entry.counted_user_spam_reports(self.config.report_quorum) > 0 {
-            Consensus::Spam
-        } else {
-            Consensus::None
-        }
+        consensus_of(&self.config, entry)
     }
 
     /// Seeded evidence and user spam reports that count (see [`Entry::counted_spam_evidence`]).
@@ -478,66 +473,95 @@ impl SimilarityStore {
         index.upsert(entry.clone());
         Ok(entry)
     }
+}
 
-    fn score_matches(&self, matches: Matches) -> ModelScore {
-        if let Some(white) = matches.white {
-            let reason = format!(
-                "near-duplicate (jaccard {:.2}) of fingerprint {:016x}, whitelisted by {} not-spam report(s)",
-                white.jaccard, white.fingerprint_id, white.not_spam_reports
-            );
-            return ModelScore::new(NAME, 0.0, reason).with_label(Some(Label::Ham));
-        }
-        let spam = matches.spam.map(|m| self.evidence_score(m));
-        let reported = matches.reported.map(|m| self.user_report_score(m));
-        match (spam, reported) {
-            (Some(spam), Some(reported)) if spam.score > reported.score => spam
-                .with_report_forced_action(reported.forced_action)
-                .with_label(reported.label),
-            (_, Some(reported)) => reported,
-            (Some(spam), None) => spam,
-            (None, None) => ModelScore::new(NAME, 0.0, "no near-duplicate of a known fingerprint"),
-        }
+/// True when `entry` alone whitelists its near-duplicates under `config`: a quorum of "not
+/// spam" reports, and at least as many as user spam reports.
+pub fn whitelists(config: &SimilarityConfig, entry: &Entry) -> bool {
+    entry.not_spam_reports >= config.report_quorum.max(1)
+        && entry.not_spam_reports >= entry.user_spam_reports
+}
+
+/// What the users' reports on `entry` say for everyone under `config`: nothing below the quorum.
+pub fn consensus_of(config: &SimilarityConfig, entry: &Entry) -> Consensus {
+    if whitelists(config, entry) {
+        Consensus::NotSpam
+    } else if entry.counted_user_spam_reports(config.report_quorum) > 0 {
+        Consensus::Spam
+    } else {
+        Consensus::None
     }
+}
 
-    /// The score fitted with the fusion: more spam evidence makes the memory more certain;
-    /// similarity above the threshold scales the score from half to full strength. For a
-    /// seeded-only entry it is exactly the score before user reports were kept apart.
-    fn evidence_score(&self, found: SimilarityMatch) -> ModelScore {
-        let counted_reports = if found.user_spam_reports >= self.config.report_quorum.max(1) {
-            found.user_spam_reports
-        } else {
-            0
-        };
-        let evidence = found.seed_count.saturating_add(counted_reports);
-        let certainty = 1.0 - 0.3 / evidence.max(1) as f32;
-        let closeness =
-            (found.jaccard - self.config.min_jaccard) / (1.0 - self.config.min_jaccard).max(1e-6);
-        let score = certainty * (0.5 + 0.5 * closeness);
+/// The `similarity` score of `fp` against `candidates`, entries read elsewhere (a shared
+/// store's LSH buckets: the newest [`MAX_BUCKET_SCAN`] of each band `fp` falls in, and every
+/// user-reported one). Gives the score [`SimilarityStore`] gives when its buckets hold the same.
+pub fn score_candidates(
+    config: &SimilarityConfig,
+    fp: &Fingerprint,
+    candidates: &[Entry],
+) -> ModelScore {
+    let matches = index::best_of_candidates(fp, candidates, &Limits::of(config));
+    score_matches(config, matches)
+}
+
+fn score_matches(config: &SimilarityConfig, matches: Matches) -> ModelScore {
+    if let Some(white) = matches.white {
         let reason = format!(
-            "near-duplicate (jaccard {:.2}) of known {} fingerprint {:016x} ({} seeded / {} user spam / {} not-spam reports)",
-            found.jaccard, found.label, found.fingerprint_id, found.seed_count, found.user_spam_reports, found.not_spam_reports
+            "near-duplicate (jaccard {:.2}) of fingerprint {:016x}, whitelisted by {} not-spam report(s)",
+            white.jaccard, white.fingerprint_id, white.not_spam_reports
         );
-        ModelScore::new(NAME, score, reason).with_label(Some(found.label))
+        return ModelScore::new(NAME, 0.0, reason).with_label(Some(Label::Ham));
     }
+    let spam = matches.spam.map(|m| evidence_score(config, m));
+    let reported = matches.reported.map(|m| user_report_score(config, m));
+    match (spam, reported) {
+        (Some(spam), Some(reported)) if spam.score > reported.score => spam
+            .with_report_forced_action(reported.forced_action)
+            .with_label(reported.label),
+        (_, Some(reported)) => reported,
+        (Some(spam), None) => spam,
+        (None, None) => ModelScore::new(NAME, 0.0, "no near-duplicate of a known fingerprint"),
+    }
+}
 
-    /// A quorum of user spam reports is a human label: a near-duplicate scores at least
-    /// `1 - 0.1 / reports` and is quarantined (never blocked: a false report must stay
-    /// recoverable; any operator rule outranks it). Only matches at the quorum get here.
-    fn user_report_score(&self, found: SimilarityMatch) -> ModelScore {
-        let reports = found.user_spam_reports.max(1);
-        let score = 1.0 - 0.1 / reports as f32;
-        let reason = format!(
-            "near-duplicate (jaccard {:.2}) of {} fingerprint {:016x} reported as spam by {} user(s): quarantined (quorum {})",
-            found.jaccard,
-            found.label,
-            found.fingerprint_id,
-            reports,
-            self.config.report_quorum
-        );
-        ModelScore::new(NAME, score, reason)
-            .with_label(Some(found.label))
-            .with_report_forced_action(Some(ForcedAction::Quarantine))
-    }
+/// The score fitted with the fusion: more spam evidence makes the memory more certain;
+/// similarity above the threshold scales the score from half to full strength. For a
+/// seeded-only entry it is exactly the score before user reports were kept apart.
+fn evidence_score(config: &SimilarityConfig, found: SimilarityMatch) -> ModelScore {
+    let counted_reports = if found.user_spam_reports >= config.report_quorum.max(1) {
+        found.user_spam_reports
+    } else {
+        0
+    };
+    let evidence = found.seed_count.saturating_add(counted_reports);
+    let certainty = 1.0 - 0.3 / evidence.max(1) as f32;
+    let closeness = (found.jaccard - config.min_jaccard) / (1.0 - config.min_jaccard).max(1e-6);
+    let score = certainty * (0.5 + 0.5 * closeness);
+    let reason = format!(
+        "near-duplicate (jaccard {:.2}) of known {} fingerprint {:016x} ({} seeded / {} user spam / {} not-spam reports)",
+        found.jaccard, found.label, found.fingerprint_id, found.seed_count, found.user_spam_reports, found.not_spam_reports
+    );
+    ModelScore::new(NAME, score, reason).with_label(Some(found.label))
+}
+
+/// A quorum of user spam reports is a human label: a near-duplicate scores at least
+/// `1 - 0.1 / reports` and is quarantined (never blocked: a false report must stay
+/// recoverable; any operator rule outranks it). Only matches at the quorum get here.
+fn user_report_score(config: &SimilarityConfig, found: SimilarityMatch) -> ModelScore {
+    let reports = found.user_spam_reports.max(1);
+    let score = 1.0 - 0.1 / reports as f32;
+    let reason = format!(
+        "near-duplicate (jaccard {:.2}) of {} fingerprint {:016x} reported as spam by {} user(s): quarantined (quorum {})",
+        found.jaccard,
+        found.label,
+        found.fingerprint_id,
+        reports,
+        config.report_quorum
+    );
+    ModelScore::new(NAME, score, reason)
+        .with_label(Some(found.label))
+        .with_report_forced_action(Some(ForcedAction::Quarantine))
 }
 
 const NAME: &str = "similarity";
@@ -548,6 +572,9 @@ impl Scorer for SimilarityStore {
     }
 
     fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
-        Ok(self.score_matches(self.matches(msg.fingerprint)?.0))
+        Ok(score_matches(
+            &self.config,
+            self.matches(msg.fingerprint)?.0,
+        ))
     }
 }

@@ -111,6 +111,16 @@ impl Quota {
         Ok(self.0.take_up_to(messages))
     }
 
+    /// The key's limit, for a limit shared across replicas
+    /// ([`crate::state_backend::StateBackend::take_token`]).
+    pub fn limit(&self) -> crate::state_backend::RateLimit<'_> {
+        crate::state_backend::RateLimit {
+            key_id: &self.0.id,
+            rate_per_second: self.0.rate_per_second,
+            burst: self.0.burst,
+        }
+    }
+
     /// The error of a message over the limit.
     pub fn exceeded(&self) -> RequestError {
         RequestError::RateLimited {

@@ -186,6 +186,12 @@ pub struct ServerConfig {
     /// Fingerprints of recently classified messages kept (two generations of this many) so
     /// that a report carrying only a fingerprint id can be resolved; about 0.4 KiB each.
     pub recent_fingerprints: usize,
+    /// Where the state replicas share lives: `None` keeps it in this process (sled files in
+    /// `data_dir`, windows in memory); `redis://HOST:PORT/DB` shares it through one Redis.
+    pub state: Option<String>,
+    /// How long a message waits for the shared state before it is scored without it
+    /// (degraded), in milliseconds; also bounds every other call to the shared state.
+    pub state_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -230,6 +236,8 @@ impl Default for ServerConfig {
             sync_cache_bytes: 16 * 1024 * 1024,
             max_senders: 100_000,
             recent_fingerprints: 50_000,
+            state: None,
+            state_timeout_ms: 50,
         }
     }
 }
@@ -341,6 +349,8 @@ impl ServerConfig {
         )?;
         env.set("SMSGUARD_SYNC_CACHE_BYTES", &mut self.sync_cache_bytes)?;
         env.set("SMSGUARD_MAX_SENDERS", &mut self.max_senders)?;
+        env.set_some("SMSGUARD_STATE", &mut self.state)?;
+        env.set("SMSGUARD_STATE_TIMEOUT_MS", &mut self.state_timeout_ms)?;
         env.set(
             "SMSGUARD_RECENT_FINGERPRINTS",
             &mut self.recent_fingerprints,
@@ -393,7 +403,18 @@ impl ServerConfig {
         self.validate_limits()?;
         self.validate_report_quorum()?;
         self.validate_api_keys()?;
+        self.validate_state()?;
         self.validate_console()
+    }
+
+    /// A shared state is a Redis URL.
+    fn validate_state(&self) -> Result<(), ConfigError> {
+        match &self.state {
+            Some(url) if !url.starts_with("redis://") => {
+                Err(invalid("state", "expected redis://HOST:PORT/DB"))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The console needs a password hash that parses, a loopback address unless remote access
@@ -511,7 +532,7 @@ impl ServerConfig {
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, usize, usize, usize); 11] = [
+        let ranges: [(&str, usize, usize, usize); 12] = [
             ("max_body_bytes", self.max_body_bytes, 1, 64 * 1024),
             ("max_batch_messages", self.max_batch_messages, 1, 4096),
             (
@@ -542,6 +563,12 @@ impl ServerConfig {
                 64 * 1024 * 1024 * 1024,
             ),
             ("max_senders", self.max_senders, 1, 100_000_000),
+            (
+                "state_timeout_ms",
+                self.state_timeout_ms as usize,
+                1,
+                60_000,
+            ),
             (
                 "recent_fingerprints",
                 self.recent_fingerprints,
@@ -658,6 +685,8 @@ pub const ENV_VARS: &[&str] = &[
     "SMSGUARD_SYNC_CACHE_BYTES",
     "SMSGUARD_MAX_SENDERS",
     "SMSGUARD_RECENT_FINGERPRINTS",
+    "SMSGUARD_STATE",
+    "SMSGUARD_STATE_TIMEOUT_MS",
     "SMSGUARD_TLS_CERT_PEM",
     "SMSGUARD_TLS_KEY_PEM",
     "SMSGUARD_TLS_CLIENT_CA_PEM",

@@ -46,6 +46,8 @@ pub enum ServerError {
     Flush(String),
     #[error("operator console: {0}")]
     Console(#[from] crate::console::ConsoleError),
+    #[error(transparent)]
+    State(#[from] crate::state_backend::StateError),
 }
 
 /// Why one request (or one message of a stream frame) is refused.
@@ -157,6 +159,18 @@ impl From<RequestError> for Status {
 impl From<smsguard_scoring::similarity::SimilarityError> for RequestError {
     fn from(error: smsguard_scoring::similarity::SimilarityError) -> Self {
         RequestError::Internal(format!("similarity memory: {error}"))
+    }
+}
+
+impl From<crate::state_backend::StateError> for RequestError {
+    fn from(error: crate::state_backend::StateError) -> Self {
+        match error {
+            // The phone keeps its report and retries; a verdict never gets here (it degrades).
+            crate::state_backend::StateError::Unavailable(_) => {
+                RequestError::Unavailable(error.to_string())
+            }
+            _ => RequestError::Internal(error.to_string()),
+        }
     }
 }
 

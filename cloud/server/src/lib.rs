@@ -30,6 +30,7 @@ pub mod report_budget;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod state_backend;
 pub mod stream;
 pub mod sync;
 pub mod watermark;

@@ -71,6 +71,9 @@ struct ServeArgs {
     /// Folder of the stores and the default signing key.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Shared state of the replicas: `redis://HOST:PORT/DB` (default: in this process).
+    #[arg(long)]
+    state: Option<String>,
     /// Prometheus metrics address (GET /metrics).
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
@@ -177,6 +180,9 @@ impl ServeArgs {
         }
         if let Some(dir) = &self.data_dir {
             config.data_dir = dir.clone();
+        }
+        if let Some(state) = &self.state {
+            config.state = Some(state.clone());
         }
         if let Some(metrics) = self.metrics_listen {
             config.metrics_listen = Some(metrics);

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub store_entries: Gauge,
     pub sync_version: Gauge,
     pub reloads: Counter,
+    /// Verdicts given without the shared state (the state backend failed or was too slow).
+    pub shared_state_degraded: Counter,
 }
 
 impl Default for Metrics {
@@ -117,6 +119,13 @@ impl Metrics {
         let store_entries = Gauge::default();
         let sync_version = Gauge::default();
         let reloads = Counter::default();
+        let shared_state_degraded = Counter::default();
+        registry.register(
+            "shared_state_degraded",
+            "Verdicts given without similarity and sender input because the shared state \
+             (Redis) failed or did not answer in time",
+            shared_state_degraded.clone(),
+        );
         registry.register(
             "requests",
             "gRPC requests by RPC and status code",
@@ -167,6 +176,7 @@ impl Metrics {
             store_entries,
             sync_version,
             reloads,
+            shared_state_degraded,
         }
     }
 

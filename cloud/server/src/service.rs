@@ -11,7 +11,7 @@ use smsguard_proto::v1::sms_guard_server::SmsGuard;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::KeyId;
+use crate::auth::{KeyId, Quota};
 use crate::error::RequestError;
 use crate::state::AppState;
 use crate::stream::{open_stream, ResultStream};
@@ -125,9 +125,12 @@ impl SmsGuardService {
     async fn classify_one(
         &self,
         request: v1::ClassifyRequest,
+        quota: Option<Quota>,
     ) -> Result<v1::ClassifyResponse, RequestError> {
         let msg = self.state.validate(request.message.as_ref())?;
-        let verdict = self.blocking(move |state| Ok(state.score(&msg))).await?;
+        let verdict = self
+            .blocking(move |state| state.score_as(&msg, quota.as_ref().map(Quota::limit)))
+            .await?;
         Ok(v1::ClassifyResponse {
             verdict: Some(verdict),
         })
@@ -155,7 +158,10 @@ impl SmsGuard for SmsGuardService {
     ) -> Result<Response<v1::ClassifyResponse>, Status> {
         let started = Instant::now();
         let deadline = self.unary_deadline(request.metadata());
-        let result = deadline.run(self.classify_one(request.into_inner())).await;
+        let quota = request.extensions().get::<Quota>().cloned();
+        let result = deadline
+            .run(self.classify_one(request.into_inner(), quota))
+            .await;
         self.finish("Classify", started, result)
     }
 

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use smsguard_core::{Fingerprint, Label};
 use smsguard_proto::v1;
+use smsguard_scoring::fusion::ScorerOutcome;
 use smsguard_scoring::rules::{StaticRules, DEFAULT_RULES_TOML};
-use smsguard_scoring::similarity::{Consensus, Entry, UserReport};
+use smsguard_scoring::similarity::{consensus_of, score_candidates, Consensus, Entry, UserReport};
 use smsguard_scoring::{
     CloudScorer, EdgeInput, ForcedAction, FusedVerdict, FusionModel, LexicalModel, MessageContext,
     ModelScore, MulticlassModel, PreparedMessage, RuleSet, RulesHandle, Scorer, ScoringError,
@@ -24,6 +25,11 @@ use crate::error::{RequestError, ServerError};
 use crate::metrics::Metrics;
 use crate::package::{self, ModelPackage};
 use crate::report_budget::ReportBudgets;
+use crate::state_backend::embedded::EmbeddedState;
+use crate::state_backend::redis::RedisState;
+use crate::state_backend::{
+    PrefetchRequest, Prefetched, RateLimit, SharedInputs, StateBackend, StateError,
+};
 use crate::sync::{Change, SyncLog};
 
 /// Limits on one `SmsMessage` besides the body.
@@ -107,9 +113,15 @@ pub struct ReloadSummary {
 pub struct AppState {
     pub config: ServerConfig,
     scorer: CloudScorer,
-    similarity: Arc<SimilarityStore>,
+    similarity_config: SimilarityConfig,
+    /// The sender scorer: in process (embedded state), or the hashing and scoring of the
+    /// windows read from the shared state.
     sender: Arc<SenderReputation>,
+    /// The similarity memory, sync log and sender windows: this process's or shared.
+    state: Box<dyn StateBackend>,
     rules: Option<Arc<RulesHandle>>,
+    /// The sled store of `data_dir/sync`: the change log of the embedded state, and the
+    /// console's audit log whatever the state.
     pub sync: SyncLog,
     pub package: ModelPackage,
     /// The private-mode model (`PrivateClassify`).
@@ -122,6 +134,8 @@ pub struct AppState {
     reporting: Mutex<()>,
     report_budgets: ReportBudgets,
     feed_stamp: Mutex<Option<(SystemTime, u64)>>,
+    /// When the last "shared state unavailable" warning was logged (ms), to log one per 10 s.
+    last_state_warning_ms: std::sync::atomic::AtomicI64,
 }
 
 impl AppState {
@@ -138,18 +152,22 @@ impl AppState {
             cache_capacity_bytes: config.similarity_cache_bytes as u64,
             ..SimilarityConfig::default()
         };
-        let similarity = Arc::new(
-            SimilarityStore::open_with(data_dir.join("similarity"), similarity_config)
-                .map_err(smsguard_scoring::CloudError::from)?,
-        );
-        if config.seed_from_corpora && similarity.is_empty() {
-            seed(&similarity, config.datasets_dir.as_deref())?;
-        }
         let sender = Arc::new(SenderReputation::new(SenderConfig {
             report_quorum: config.report_quorum,
             max_senders: config.max_senders,
             ..SenderConfig::default()
         }));
+        let sync =
+            SyncLog::open_with_cache(&data_dir.join("sync"), config.sync_cache_bytes as u64)?;
+        let (state, stateful_scorers) =
+            open_state(&config, &similarity_config, &sender, &sync, &data_dir)?;
+        if config.seed_from_corpora && state.similarity_len() == 0 {
+            seed(
+                state.as_ref(),
+                &similarity_config,
+                config.datasets_dir.as_deref(),
+            )?;
+        }
         let rules = match &config.rules_path {
             Some(path) => Some(Arc::new(
                 RulesHandle::open(path, Duration::from_secs(config.reload_interval_seconds))
@@ -163,26 +181,24 @@ impl AppState {
                 RuleSet::builtin().map_err(smsguard_scoring::CloudError::from)?,
             )),
         };
-        let scorers: Vec<Box<dyn Scorer>> = vec![
+        let mut scorers: Vec<Box<dyn Scorer>> = vec![
             Box::new(MulticlassModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
             Box::new(LexicalModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
-            Box::new(Shared(Arc::clone(&similarity))),
             Box::new(VariantScorer::default()),
             rules_scorer,
-            Box::new(Shared(Arc::clone(&sender))),
         ];
+        scorers.extend(stateful_scorers);
         let fusion = FusionModel::embedded().map_err(smsguard_scoring::CloudError::from)?;
         let signing_key =
             package::load_or_create_signing_key(config.signing_key_path.as_deref(), &data_dir)?;
         let package = ModelPackage::load(config.edge_model_dir.as_deref(), &signing_key)?;
-        let sync =
-            SyncLog::open_with_cache(&data_dir.join("sync"), config.sync_cache_bytes as u64)?;
         let private = crate::private::PrivateMode::embedded()?;
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             scorer: CloudScorer::new(scorers, fusion),
-            similarity,
+            similarity_config,
             sender,
+            state,
             rules,
             sync,
             package,
@@ -195,6 +211,7 @@ impl AppState {
             reporting: Mutex::new(()),
             report_budgets: ReportBudgets::new(config.report_budget_per_minute),
             feed_stamp: Mutex::new(None),
+            last_state_warning_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             config,
         };
         state.log_sender_rules()?;
@@ -250,9 +267,120 @@ impl AppState {
     /// clock: the sender reputation's windows and a sender's age must not be the client's to
     /// choose (a `received_at_ms` of 0 made any sender look a year old).
     pub fn score(&self, msg: &ValidMessage) -> v1::Verdict {
+        let prepared = self.prepare(msg);
+        let fetched = self.prefetch(&prepared, None);
+        self.verdict(msg, &prepared, fetched)
+    }
+
+    /// [`Self::score`] for a caller whose key `limit` is shared across replicas: with a
+    /// shared state the message takes one token of it, in the same round trip as the rest
+    /// (RESOURCE_EXHAUSTED when empty). Without one the API-key check already limited it.
+    pub fn score_as(
+        &self,
+        msg: &ValidMessage,
+        limit: Option<RateLimit<'_>>,
+    ) -> Result<v1::Verdict, RequestError> {
+        let mut scored = self.score_many(std::slice::from_ref(msg), limit);
+        scored
+            .pop()
+            .unwrap_or_else(|| Err(RequestError::Internal("no verdict".into())))
+    }
+
+    /// [`Self::score_as`] for several messages (a `ClassifyStream` frame): their shared inputs
+    /// come in one round trip for all of them.
+    pub fn score_many(
+        &self,
+        msgs: &[ValidMessage],
+        limit: Option<RateLimit<'_>>,
+    ) -> Vec<Result<v1::Verdict, RequestError>> {
+        let prepared: Vec<PreparedMessage> = msgs.iter().map(|m| self.prepare(m)).collect();
+        let limit = limit.filter(|_| self.state.shared());
+        let fetched: Vec<Result<Prefetched, StateError>> = if self.state.shared() {
+            let requests: Vec<PrefetchRequest<'_>> = prepared
+                .iter()
+                .map(|p| self.prefetch_request(p, limit))
+                .collect();
+            match self.state.prefetch_many(&requests) {
+                Ok(all) => all.into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(error); msgs.len()],
+            }
+        } else {
+            // The scorers hold the state in process: no hashing, no call.
+            vec![Ok(Prefetched::InProcess); msgs.len()]
+        };
+        msgs.iter()
+            .zip(&prepared)
+            .zip(fetched)
+            .map(|((msg, prepared), fetched)| {
+                if let (Some(limit), Ok(Prefetched::Shared(inputs))) = (limit, &fetched) {
+                    if !inputs.rate_allowed {
+                        self.metrics.record_rejection("rate_limited");
+                        return Err(RequestError::RateLimited {
+                            key_id: limit.key_id.to_owned(),
+                        });
+                    }
+                }
+                Ok(self.verdict(msg, prepared, fetched))
+            })
+            .collect()
+    }
+
+    fn prepare(&self, msg: &ValidMessage) -> PreparedMessage {
         let at_ms = trusted_time_ms(msg.received_at_ms, server_now_ms());
-        let prepared = PreparedMessage::new(&msg.sender, &msg.body, at_ms, &msg.device_id);
-        let verdict = self.scorer.score(&prepared.context(), msg.edge);
+        PreparedMessage::new(&msg.sender, &msg.body, at_ms, &msg.device_id)
+    }
+
+    /// The shared inputs one message asks for.
+    fn prefetch_request<'a>(
+        &self,
+        prepared: &'a PreparedMessage,
+        rate: Option<RateLimit<'a>>,
+    ) -> PrefetchRequest<'a> {
+        PrefetchRequest {
+            fingerprint: &prepared.fingerprint,
+            sender_key: self.sender.sender_key(&prepared.sender),
+            device_key: self.sender.id_key(&prepared.device_id),
+            at_ms: prepared.received_at_ms,
+            rate,
+        }
+    }
+
+    /// The shared inputs of a message (one round trip at most; nothing when embedded).
+    fn prefetch(
+        &self,
+        prepared: &PreparedMessage,
+        rate: Option<RateLimit<'_>>,
+    ) -> Result<Prefetched, StateError> {
+        if !self.state.shared() {
+            return Ok(Prefetched::InProcess);
+        }
+        self.state.prefetch(&self.prefetch_request(prepared, rate))
+    }
+
+    fn verdict(
+        &self,
+        msg: &ValidMessage,
+        prepared: &PreparedMessage,
+        fetched: Result<Prefetched, StateError>,
+    ) -> v1::Verdict {
+        let context = prepared.context();
+        let verdict = match fetched {
+            Ok(Prefetched::InProcess) => self.scorer.score(&context, msg.edge),
+            Ok(Prefetched::Shared(inputs)) => {
+                let mut outcomes = self.scorer.outcomes(&context);
+                outcomes.extend(self.shared_outcomes(prepared, &inputs));
+                self.fuse(&context, &outcomes, msg.edge)
+            }
+            Err(error) => {
+                self.note_state_failure(&error);
+                let mut outcomes = self.scorer.outcomes(&context);
+                outcomes.extend(["similarity", "sender"].map(|model| ScorerOutcome {
+                    model: model.to_owned(),
+                    result: Err(error.to_string()),
+                }));
+                self.fuse(&context, &outcomes, msg.edge)
+            }
+        };
         if let Ok(mut recent) = self.recent.lock() {
             // Only an operator rule forces Allow (reports force at most Quarantine).
             let operator_allowed = verdict.forced_action == Some(ForcedAction::Allow);
@@ -260,6 +388,59 @@ impl AppState {
         }
         self.record_verdict(&verdict);
         self.to_proto(&verdict, prepared.fingerprint.to_hex())
+    }
+
+    /// What `CloudScorer::score` does with its own outcomes, for outcomes completed from the
+    /// shared state: fusion at the message's market, then the category policy.
+    fn fuse(
+        &self,
+        context: &MessageContext<'_>,
+        outcomes: &[ScorerOutcome],
+        edge: Option<EdgeInput>,
+    ) -> FusedVerdict {
+        let market = smsguard_core::Market::of_text(&context.normalized.text);
+        let fusion = self.scorer.fusion();
+        smsguard_scoring::policy::apply(fusion.fuse(outcomes, edge, market), outcomes, fusion)
+    }
+
+    /// The similarity and sender scores of a message from the shared state's inputs.
+    fn shared_outcomes(
+        &self,
+        prepared: &PreparedMessage,
+        inputs: &SharedInputs,
+    ) -> [ScorerOutcome; 2] {
+        let similarity = score_candidates(
+            &self.similarity_config,
+            &prepared.fingerprint,
+            &inputs.candidates,
+        );
+        let (score, reason) = self.sender.assess(&inputs.sender);
+        [
+            ScorerOutcome {
+                model: similarity.model.to_owned(),
+                result: Ok(similarity),
+            },
+            ScorerOutcome {
+                model: self.sender.name().to_owned(),
+                result: Ok(ModelScore::new(self.sender.name(), score, reason)),
+            },
+        ]
+    }
+
+    /// Counts a verdict given without the shared state, and logs it at most every 10 s.
+    fn note_state_failure(&self, error: &StateError) {
+        use std::sync::atomic::Ordering;
+        self.metrics.shared_state_degraded.inc();
+        let now = server_now_ms();
+        let last = self.last_state_warning_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 10_000
+            && self
+                .last_state_warning_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(error = %error, "verdicts degraded: no shared state");
+        }
     }
 
     fn record_verdict(&self, verdict: &FusedVerdict) {
@@ -331,7 +512,7 @@ impl AppState {
         caller: Option<&KeyId>,
     ) -> Result<v1::ReportResponse, RequestError> {
         let reporter = caller.map(|key| key.0.as_str()).unwrap_or_default();
-        if !self.report_budgets.try_take(reporter, Instant::now()) {
+        if !self.report_budget_allows(reporter) {
             self.metrics.record_rejection("report_budget");
             return Err(RequestError::RateLimited {
                 key_id: format!("{reporter} (report budget)"),
@@ -367,8 +548,7 @@ impl AppState {
         // A user report is a human label, kept apart from seeded spam; one vote per key.
         // A panic elsewhere while holding it leaves nothing half-done that this path reads.
         let _serialised = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
-        let before = self.similarity.entry(fp.id())?;
-        let entry = self.similarity.record_report(
+        let recorded = self.state.record_report(
             &fp,
             &UserReport {
                 reporter,
@@ -378,11 +558,16 @@ impl AppState {
                 class: smsguard_proto::core_label(category),
             },
         )?;
+        let entry = recorded.after;
         if !req.sender.is_empty() {
-            // The sender table is in memory only; a poisoned lock loses one report, no more.
-            let _ = self.sender.record_report(&req.sender, reporter, spam);
+            // Sender votes are a hint beside the fingerprint's: one lost (a poisoned lock, a
+            // shared state that just failed) is logged, not worth failing the report for.
+            let key = self.sender.sender_key(&req.sender);
+            if let Err(error) = self.state.record_sender_report(key, reporter, spam) {
+                tracing::warn!(error = %error, "a sender vote was not recorded");
+            }
         }
-        self.publish_consensus_change(&req.fingerprint, &fp, before.as_ref(), &entry)?;
+        self.publish_consensus_change(&req.fingerprint, &fp, recorded.before.as_ref(), &entry)?;
         Ok(v1::ReportResponse {
             report_count: entry
                 .user_spam_reports
@@ -400,8 +585,10 @@ impl AppState {
         before: Option<&Entry>,
         after: &Entry,
     ) -> Result<(), RequestError> {
-        let was = before.map_or(Consensus::None, |e| self.similarity.consensus(e));
-        let now = self.similarity.consensus(after);
+        let was = before.map_or(Consensus::None, |e| {
+            consensus_of(&self.similarity_config, e)
+        });
+        let now = consensus_of(&self.similarity_config, after);
         if was == now {
             return Ok(());
         }
@@ -414,8 +601,8 @@ impl AppState {
             );
             return Ok(());
         }
-        let evidence = self.similarity.counted_spam_evidence(after);
-        self.sync.append(&[Change::Fingerprint {
+        let evidence = after.counted_spam_evidence(self.similarity_config.report_quorum);
+        self.state.sync_append(&[Change::Fingerprint {
             fingerprint: fingerprint.to_ascii_lowercase(),
             minhash: fp.minhash.to_vec(),
             label: v1::Label::from(after.label) as i32,
@@ -477,7 +664,7 @@ impl AppState {
             0 => DEFAULT_SYNC_ENTRIES,
             n => n.min(MAX_SYNC_ENTRIES),
         };
-        let page = self.sync.since(req.since_version, max)?;
+        let page = self.state.sync_since(req.since_version, max)?;
         Ok(v1::SyncCacheResponse {
             version: page.version,
             fingerprints: page.fingerprints,
@@ -544,7 +731,7 @@ impl AppState {
                 return Ok(0);
             }
         }
-        Ok(self.sync.sync_sender_rules(&sender_rules(&text))?)
+        Ok(self.state.sync_sender_rules(&sender_rules(&text))?)
     }
 
     /// Imports the spam of the feed file into the similarity memory when the file changed
@@ -574,16 +761,13 @@ impl AppState {
         let mut changes = Vec::new();
         for record in corpus.records.iter().filter(|r| r.label.is_spam()) {
             // Too-short texts are skipped, as in seeding.
-            let Some(fp) = self.similarity.seed_fingerprint(&record.text) else {
+            let Some(fp) = seed_fingerprint(&self.similarity_config, &record.text) else {
                 continue;
             };
-            if self.similarity.entry(fp.id()).ok().flatten().is_some() {
+            if self.state.entry(fp.id()).ok().flatten().is_some() {
                 continue;
             }
-            let entry = self
-                .similarity
-                .add_spam(&fp, record.label)
-                .map_err(smsguard_scoring::CloudError::from)?;
+            let entry = self.state.add_spam(&fp, record.label)?;
             changes.push(Change::Fingerprint {
                 fingerprint: fp.to_hex(),
                 minhash: fp.minhash.to_vec(),
@@ -592,11 +776,9 @@ impl AppState {
                 removed: false,
             });
         }
-        self.similarity
-            .flush()
-            .map_err(smsguard_scoring::CloudError::from)?;
+        self.state.flush()?;
         if !changes.is_empty() {
-            self.sync.append(&changes)?;
+            self.state.sync_append(&changes)?;
         }
         tracing::info!(
             added = changes.len(),
@@ -606,15 +788,17 @@ impl AppState {
     }
 
     pub fn refresh_gauges(&self) {
-        self.metrics.store_entries.set(self.similarity.len() as i64);
-        if let Ok(version) = self.sync.version() {
+        self.metrics
+            .store_entries
+            .set(self.state.similarity_len() as i64);
+        if let Ok(version) = self.state.sync_version() {
             self.metrics.sync_version.set(version as i64);
         }
     }
 
     /// Writes every pending change of both stores to disk.
     pub fn flush(&self) -> Result<(), ServerError> {
-        self.similarity
+        self.state
             .flush()
             .map_err(|e| ServerError::Flush(e.to_string()))?;
         self.sync
@@ -623,22 +807,107 @@ impl AppState {
     }
 
     pub fn similarity_len(&self) -> usize {
-        self.similarity.len()
+        self.state.similarity_len()
+    }
+
+    /// `embedded` or `redis`.
+    pub fn state_kind(&self) -> &'static str {
+        self.state.kind()
+    }
+
+    /// Takes one report from `reporter`'s budget: this process's buckets, or the shared ones
+    /// so that a budget holds across replicas (open when the shared state fails: the report
+    /// itself then fails anyway).
+    fn report_budget_allows(&self, reporter: &str) -> bool {
+        if !self.state.shared() {
+            return self.report_budgets.try_take(reporter, Instant::now());
+        }
+        let per_minute = self.config.report_budget_per_minute;
+        if per_minute == 0 {
+            return true;
+        }
+        let key_id = format!("report-budget:{reporter}");
+        self.state
+            .take_token(&RateLimit {
+                key_id: &key_id,
+                rate_per_second: f64::from(per_minute) / 60.0,
+                burst: per_minute,
+            })
+            .unwrap_or(true)
     }
 }
 
-fn seed(similarity: &SimilarityStore, datasets_dir: Option<&Path>) -> Result<(), ServerError> {
+/// A state backend and the scorers that read it in process.
+type OpenedState = (Box<dyn StateBackend>, Vec<Box<dyn Scorer>>);
+
+/// The state backend the config names, and the scorers that hold state in process (the
+/// embedded similarity memory and sender windows; none with a shared state, whose inputs are
+/// prefetched per message).
+fn open_state(
+    config: &ServerConfig,
+    similarity_config: &SimilarityConfig,
+    sender: &Arc<SenderReputation>,
+    sync: &SyncLog,
+    data_dir: &Path,
+) -> Result<OpenedState, ServerError> {
+    if let Some(url) = &config.state {
+        let timeout = Duration::from_millis(config.state_timeout_ms);
+        let state = RedisState::open(url, timeout, config.report_quorum)?;
+        tracing::info!(state = ?state, "shared state in Redis");
+        return Ok((Box::new(state), Vec::new()));
+    }
+    let similarity = Arc::new(
+        SimilarityStore::open_with(data_dir.join("similarity"), similarity_config.clone())
+            .map_err(smsguard_scoring::CloudError::from)?,
+    );
+    let scorers: Vec<Box<dyn Scorer>> = vec![
+        Box::new(Shared(Arc::clone(&similarity))),
+        Box::new(Shared(Arc::clone(sender))),
+    ];
+    let state = EmbeddedState {
+        similarity,
+        sender: Arc::clone(sender),
+        sync: sync.clone(),
+    };
+    Ok((Box::new(state), scorers))
+}
+
+/// The fingerprint of `text` as seeding remembers it, or `None` when its normalised form is
+/// shorter than `min_seed_chars` (too short to match usefully).
+fn seed_fingerprint(config: &SimilarityConfig, text: &str) -> Option<Fingerprint> {
+    let normalized = smsguard_core::normalize(text);
+    (normalized.text.chars().count() >= config.min_seed_chars)
+        .then(|| smsguard_core::MinHasher::new().fingerprint(&normalized.text))
+}
+
+/// Remembers the spam of every corpus `train.tsv` (dev and test texts are never seeded).
+fn seed(
+    state: &dyn StateBackend,
+    config: &SimilarityConfig,
+    datasets_dir: Option<&Path>,
+) -> Result<(), ServerError> {
     let dir: Option<PathBuf> = match datasets_dir {
         Some(dir) => Some(dir.to_path_buf()),
         None => smsguard_corpus::datasets_dir().ok(),
     };
-    match dir.filter(|d| d.is_dir()) {
-        Some(dir) => {
-            let added = smsguard_scoring::cloud::seed_similarity(similarity, &dir)?;
-            tracing::info!(added, dir = %dir.display(), "seeded the similarity memory");
+    let Some(dir) = dir.filter(|d| d.is_dir()) else {
+        tracing::warn!("no datasets folder found: the similarity memory starts empty");
+        return Ok(());
+    };
+    let files =
+        smsguard_corpus::split_files(&dir, "train").map_err(smsguard_scoring::CloudError::from)?;
+    let mut added = 0;
+    for file in &files {
+        let corpus = smsguard_corpus::read_tsv(file).map_err(smsguard_scoring::CloudError::from)?;
+        for record in corpus.records.iter().filter(|r| r.label != Label::Ham) {
+            if let Some(fp) = seed_fingerprint(config, &record.text) {
+                state.add_spam(&fp, Label::Spam)?;
+                added += 1;
+            }
         }
-        None => tracing::warn!("no datasets folder found: the similarity memory starts empty"),
     }
+    state.flush()?;
+    tracing::info!(added, dir = %dir.display(), "seeded the similarity memory");
     Ok(())
 }
 

@@ -31,7 +31,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::Quota;
 use crate::error::RequestError;
 use crate::service::{Deadline, SmsGuardService};
-use crate::state::AppState;
+use crate::state::{AppState, ValidMessage};
 
 const CLASSIFY_STREAM_PATH: &str = "/smsguard.v1.SmsGuard/ClassifyStream";
 
@@ -144,10 +144,9 @@ impl StreamRun {
             return Ok(failed_frame(&slots, &error));
         }
         let allowed = self.charge(slots.len())?;
-        let over_limit = self.quota.as_ref().map(Quota::exceeded);
         let state = Arc::clone(&self.state);
         self.deadline
-            .run(score_frame(state, slots, allowed, over_limit))
+            .run(score_frame(state, slots, allowed, self.quota.clone()))
             .await
     }
 
@@ -171,52 +170,69 @@ fn unreadable_frame(status: Status) -> RequestError {
 }
 
 /// Scores one frame off the runtime: the first `allowed` messages are scored (or get their own
-/// error), the rest get `over_limit`. An overloaded server fails the whole frame's messages
-/// with RESOURCE_EXHAUSTED (per message) rather than the stream.
+/// error), the rest get the key's rate-limit error. An overloaded server fails the whole
+/// frame's messages with RESOURCE_EXHAUSTED (per message) rather than the stream.
 async fn score_frame(
     state: Arc<AppState>,
     slots: Vec<Slot>,
     allowed: usize,
-    over_limit: Option<RequestError>,
+    quota: Option<Quota>,
 ) -> Result<v1::ClassifyBatchResult, RequestError> {
+    let over_limit = quota.as_ref().map(Quota::exceeded);
     let permit = match state.admit() {
         Ok(permit) => permit,
         Err(error) => return Ok(failed_frame(&slots, &error)),
     };
     let answered = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let results = slots
-            .iter()
-            .enumerate()
-            .map(|(index, slot)| match (index < allowed, &over_limit) {
-                (false, Some(limit)) => {
-                    state.metrics.record_rejection("rate_limited");
-                    error_result(slot, limit)
-                }
-                _ => message_result(&state, slot),
-            })
-            .collect();
+        let results = frame_results(&state, &slots, allowed, quota.as_ref(), over_limit);
         v1::ClassifyBatchResult { results }
     })
     .await?;
     Ok(answered)
 }
 
-fn message_result(state: &AppState, slot: &Slot) -> v1::ClassifyResult {
-    let valid = match slot {
-        Ok(message) => state.validate(Some(message)),
-        Err(error) => Err(error.clone()),
-    };
-    match valid {
-        Ok(msg) => v1::ClassifyResult {
-            client_message_id: msg.client_message_id.clone(),
-            outcome: Some(v1::classify_result::Outcome::Verdict(state.score(&msg))),
-        },
-        Err(error) => {
-            state.metrics.record_rejection("invalid_message");
-            error_result(slot, &error)
+/// The results of a frame, in order: messages past `allowed` get `over_limit`, invalid ones
+/// their error, and the valid ones are scored together (one shared-state round trip).
+fn frame_results(
+    state: &AppState,
+    slots: &[Slot],
+    allowed: usize,
+    quota: Option<&Quota>,
+    over_limit: Option<RequestError>,
+) -> Vec<v1::ClassifyResult> {
+    let mut results: Vec<Option<v1::ClassifyResult>> = vec![None; slots.len()];
+    let mut valid = Vec::new();
+    for (index, slot) in slots.iter().enumerate() {
+        if let (false, Some(limit)) = (index < allowed, &over_limit) {
+            state.metrics.record_rejection("rate_limited");
+            results[index] = Some(error_result(slot, limit));
+            continue;
+        }
+        let checked = match slot {
+            Ok(message) => state.validate(Some(message)),
+            Err(error) => Err(error.clone()),
+        };
+        match checked {
+            Ok(msg) => valid.push((index, msg)),
+            Err(error) => {
+                state.metrics.record_rejection("invalid_message");
+                results[index] = Some(error_result(slot, &error));
+            }
         }
     }
+    let msgs: Vec<ValidMessage> = valid.iter().map(|(_, msg)| msg.clone()).collect();
+    let scored = state.score_many(&msgs, quota.map(Quota::limit));
+    for ((index, msg), verdict) in valid.into_iter().zip(scored) {
+        results[index] = Some(match verdict {
+            Ok(verdict) => v1::ClassifyResult {
+                client_message_id: msg.client_message_id,
+                outcome: Some(v1::classify_result::Outcome::Verdict(verdict)),
+            },
+            Err(limited) => error_result(&slots[index], &limited),
+        });
+    }
+    results.into_iter().flatten().collect()
 }
 
 /// The answer to a frame refused as a whole: `error` for each of its messages.

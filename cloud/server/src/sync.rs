@@ -148,25 +148,7 @@ impl SyncLog {
             .get(SENDER_RULES_KEY)?
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        let mut changes = Vec::new();
-        for (pattern, kind) in &previous {
-            if current.get(pattern) != Some(kind) {
-                changes.push(Change::SenderRule {
-                    pattern: pattern.clone(),
-                    kind: *kind,
-                    removed: true,
-                });
-            }
-        }
-        for (pattern, kind) in current {
-            if previous.get(pattern) != Some(kind) {
-                changes.push(Change::SenderRule {
-                    pattern: pattern.clone(),
-                    kind: *kind,
-                    removed: false,
-                });
-            }
-        }
+        let changes = sender_rule_changes(&previous, current);
         if !changes.is_empty() {
             let snapshot = serde_json::to_vec(current).map_err(std::io::Error::other)?;
             self.meta.insert(SENDER_RULES_KEY, snapshot)?;
@@ -177,6 +159,57 @@ impl SyncLog {
 
     pub fn flush(&self) -> Result<(), sled::Error> {
         self.db.flush().map(|_| ())
+    }
+}
+
+/// The sender-rule changes from the rules `previous` to the rules `current` (removals first).
+pub fn sender_rule_changes(
+    previous: &BTreeMap<String, i32>,
+    current: &BTreeMap<String, i32>,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (pattern, kind) in previous {
+        if current.get(pattern) != Some(kind) {
+            changes.push(Change::SenderRule {
+                pattern: pattern.clone(),
+                kind: *kind,
+                removed: true,
+            });
+        }
+    }
+    for (pattern, kind) in current {
+        if previous.get(pattern) != Some(kind) {
+            changes.push(Change::SenderRule {
+                pattern: pattern.clone(),
+                kind: *kind,
+                removed: false,
+            });
+        }
+    }
+    changes
+}
+
+impl SyncPage {
+    /// The page of `changes` (version, change; `None` for an unreadable one), read in version
+    /// order after `since`: at most `max_entries`, `has_more` when more were read.
+    pub fn from_changes(
+        since: u64,
+        changes: Vec<(u64, Option<Change>)>,
+        max_entries: usize,
+    ) -> Self {
+        let mut page = SyncPage {
+            version: since,
+            has_more: changes.len() > max_entries,
+            ..SyncPage::default()
+        };
+        for (version, change) in changes.into_iter().take(max_entries) {
+            page.version = version;
+            match change {
+                Some(change) => push_change(&mut page, change),
+                None => tracing::warn!(version, "skipping an unreadable sync log entry"),
+            }
+        }
+        page
     }
 }
 

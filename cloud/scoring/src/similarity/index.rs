@@ -291,3 +291,19 @@ impl LshIndex {
         (best.into_matches(), stats)
     }
 }
+
+/// The best matches of `fp` among `candidates` (each verified once, in order).
+pub(super) fn best_of_candidates(
+    fp: &Fingerprint,
+    candidates: &[Entry],
+    limits: &Limits,
+) -> Matches {
+    let mut best = BestMatches::default();
+    let mut seen = std::collections::HashSet::with_capacity(candidates.len());
+    for entry in candidates.iter().filter(|e| seen.insert(e.id)) {
+        if let Some(equal) = equal_slots_at_least(&entry.minhash, &fp.minhash, limits.min_equal) {
+            best.offer(entry, equal, limits);
+        }
+    }
+    best.into_matches()
+}

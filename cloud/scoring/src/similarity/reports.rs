@@ -254,7 +254,8 @@ fn vote_key(id: u64, reporter: u64) -> [u8; 16] {
     key
 }
 
-fn encode_audit(record: &AuditRecord) -> [u8; AUDIT_RECORD_LEN] {
+/// The stored form of an audit record (also what a shared store keeps).
+pub fn encode_audit(record: &AuditRecord) -> [u8; AUDIT_RECORD_LEN] {
     let mut out = [0u8; AUDIT_RECORD_LEN];
     out[..8].copy_from_slice(&record.reporter_hash.to_be_bytes());
     out[8..16].copy_from_slice(&record.device_hash.to_be_bytes());

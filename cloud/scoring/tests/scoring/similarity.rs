@@ -266,3 +266,32 @@ fn oversized_bucket_is_capped_but_near_duplicate_and_whitelist_are_still_found()
     assert!(found.whitelisted);
     assert_eq!(found.fingerprint_id, whitelisted.id());
 }
+
+/// A shared store hands the scorer the entries of the message's buckets instead of an index:
+/// given the same entries, the score is the embedded store's, case by case (seeded spam,
+/// user reports at the quorum, a whitelist, nothing).
+#[test]
+fn scoring_fetched_candidates_gives_the_embedded_stores_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = trusting_one_reporter(dir.path());
+    let config = store.config().clone();
+    let check = |store: &SimilarityStore, text: &str| {
+        let candidates: Vec<_> = [SPAM, SPAM_VARIANT, HAM]
+            .iter()
+            .filter_map(|t| store.entry(fp(t).id()).unwrap())
+            .collect();
+        let fetched =
+            smsguard_scoring::similarity::score_candidates(&config, &fp(text), &candidates);
+        let embedded = store.score(&msg(text).context()).unwrap();
+        assert_eq!(fetched, embedded, "{text}");
+    };
+    check(&store, SPAM_VARIANT);
+    store.add_spam(&fp(SPAM), Label::Fraud).unwrap();
+    check(&store, SPAM_VARIANT);
+    check(&store, HAM);
+    store.report(&fp(SPAM), true).unwrap();
+    check(&store, SPAM_VARIANT);
+    store.report(&fp(SPAM_VARIANT), false).unwrap();
+    check(&store, SPAM_VARIANT);
+    check(&store, SPAM);
+}

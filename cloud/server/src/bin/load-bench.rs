@@ -14,6 +14,11 @@
 //! 2. `ClassifyStream`, frames of `--batch` messages, `--streams` streams: maximum rate;
 //! 3. unary at a fixed offered rate (half of phase 1's maximum), open loop: p50/p99 latency
 //!    measured from each request's scheduled send time (no coordinated omission).
+//!
+//! With `--state redis://HOST:PORT/DB` the server keeps its state in that Redis (start one with
+//! an empty database): the bench also prints Redis' CPU time, the Redis commands per verdict
+//! of phase 1 (`INFO commandstats` before and after) and how many verdicts were degraded (the
+//! server's `smsguard_shared_state_degraded_total`).
 
 // Shared with `soak-bench`, which uses another part of it.
 #[allow(dead_code)]
@@ -28,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bench_common::{
-    free_loopback_port, load_messages, sibling_binary, start_cloud, wait_ready, ServerProcess,
+    free_loopback_port, load_messages, redis_stats, sibling_binary, start_cloud, wait_ready,
+    ServerProcess,
 };
 use clap::{Parser, Subcommand};
 use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
@@ -80,6 +86,15 @@ struct BenchArgs {
     /// The `smsguard-cloud` binary (default: next to this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// Shared state of the server (`redis://HOST:PORT/DB`); default: embedded (sled).
+    #[arg(long)]
+    state: Option<String>,
+    /// The server's wait for Redis per message before it degrades the verdict.
+    #[arg(long, default_value_t = 50)]
+    state_timeout_ms: u64,
+    /// Skip the echo service's phases (the transport ceiling does not depend on the state).
+    #[arg(long)]
+    skip_echo: bool,
 }
 
 fn main() -> Result<()> {
@@ -401,28 +416,60 @@ async fn bench(args: BenchArgs) -> Result<()> {
         args.seconds,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let echo = start_echo()?;
-    let echo_client = wait_ready(echo.addr, &messages[0], None).await?;
-    let echo_unary = unary_max(&echo, &echo_client, &messages, &args).await?;
-    let echo_stream = stream_max(&echo, &echo_client, &messages, &args).await?;
-    drop(echo);
+    let echo = if args.skip_echo {
+        None
+    } else {
+        let echo = start_echo()?;
+        let echo_client = wait_ready(echo.addr, &messages[0], None).await?;
+        let echo_unary = unary_max(&echo, &echo_client, &messages, &args).await?;
+        let echo_stream = stream_max(&echo, &echo_client, &messages, &args).await?;
+        Some((echo_unary, echo_stream))
+    };
 
-    let cloud = start_cloud(&server_bin, &[])?;
+    let metrics_addr = free_loopback_port()?;
+    let mut env = vec![(
+        "SMSGUARD_METRICS_LISTEN".to_owned(),
+        metrics_addr.to_string(),
+    )];
+    if let Some(url) = &args.state {
+        env.push(("SMSGUARD_STATE".to_owned(), url.clone()));
+        env.push((
+            "SMSGUARD_STATE_TIMEOUT_MS".to_owned(),
+            args.state_timeout_ms.to_string(),
+        ));
+    }
+    let redis = match &args.state {
+        Some(url) => Some(redis_stats::RedisStats::connect(url).await?),
+        None => None,
+    };
+    let cloud = start_cloud(&server_bin, &env)?;
     let client = wait_ready(cloud.addr, &messages[0], None).await?;
+    let before = match &redis {
+        Some(redis) => Some(redis.snapshot().await?),
+        None => None,
+    };
     let unary = unary_max(&cloud, &client, &messages, &args).await?;
+    let after = match &redis {
+        Some(redis) => Some(redis.snapshot().await?),
+        None => None,
+    };
     let streamed = stream_max(&cloud, &client, &messages, &args).await?;
     let mut fixed =
         unary_fixed_rate(&cloud, &client, &messages, unary.rate() / 2.0, args.seconds).await?;
 
-    print_row("echo unary (ceiling)", &echo_unary);
-    print_row("echo streamed (ceiling)", &echo_stream);
+    if let Some((echo_unary, echo_stream)) = &echo {
+        print_row("echo unary (ceiling)", echo_unary);
+        print_row("echo streamed (ceiling)", echo_stream);
+    }
     print_row("cloud unary", &unary);
     print_row("cloud streamed", &streamed);
-    println!(
-        "ratio cloud/echo: unary {:.2}, streamed {:.2} (messages/s)",
-        unary.rate() / echo_unary.rate(),
-        streamed.rate() / echo_stream.rate()
-    );
+    if let Some((echo_unary, echo_stream)) = &echo {
+        println!(
+            "ratio cloud/echo: unary {:.2}, streamed {:.2} (messages/s)",
+            unary.rate() / echo_unary.rate(),
+            streamed.rate() / echo_stream.rate()
+        );
+    }
     println!(
         "cloud unary at a fixed {:.0} req/s (half the maximum): p50 {} µs, p99 {} µs, {} ok, {} errors",
         unary.rate() / 2.0,
@@ -431,6 +478,15 @@ async fn bench(args: BenchArgs) -> Result<()> {
         fixed.messages,
         fixed.errors
     );
+    if let (Some(before), Some(after)) = (before, after) {
+        redis_stats::print_phase(&before, &after, unary.messages, unary.server_cpu_seconds);
+    }
+    let metrics = bench_common::http_get(metrics_addr, "/metrics").unwrap_or_default();
+    let degraded = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("smsguard_shared_state_degraded_total "))
+        .unwrap_or("0");
+    println!("degraded verdicts (no shared state in time), all phases: {degraded}");
     Ok(())
 }
 

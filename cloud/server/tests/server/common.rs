@@ -45,6 +45,10 @@ impl TestServer {
 pub async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = ServerConfig::for_tests(dir.path());
+    // The whole suite also runs on the Redis backend (SMSGUARD_TEST_STATE=redis).
+    config.state = crate::test_redis::suite_state();
+    // A loaded CI machine must not turn a slow round trip into a degraded verdict.
+    config.state_timeout_ms = 1000;
     tweak(&mut config);
     let server = smsguard_server::spawn(config).await.expect("server starts");
     TestServer { server, _dir: dir }

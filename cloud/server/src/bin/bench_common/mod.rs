@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+pub mod redis_stats;
 use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
 use smsguard_proto::v1::{ClassifyRequest, SmsMessage};
 use tonic::transport::Channel;
@@ -151,4 +153,18 @@ pub fn load_messages(path: Option<&Path>) -> Result<Vec<SmsMessage>> {
             ..SmsMessage::default()
         })
         .collect())
+}
+
+/// The body of `GET path` from a plain HTTP/1.1 listener (the server's metrics).
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text)
 }

@@ -1,0 +1,100 @@
+//! The embedded backend: one process's state, as the service kept it before replicas: the
+//! similarity memory and the sync log in sled files of the data folder, the sender windows in
+//! memory. Its scorers read the state in process, so nothing is prefetched.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use smsguard_core::{Fingerprint, Label};
+use smsguard_scoring::similarity::{Entry, SimilarityError, UserReport};
+use smsguard_scoring::{SenderReputation, SimilarityStore};
+
+use super::{PrefetchRequest, Prefetched, RateLimit, RecordedReport, StateBackend, StateError};
+use crate::sync::{Change, SyncLog, SyncPage};
+
+/// sled and in-memory state of one replica.
+#[derive(Debug)]
+pub struct EmbeddedState {
+    pub similarity: Arc<SimilarityStore>,
+    pub sender: Arc<SenderReputation>,
+    pub sync: SyncLog,
+}
+
+fn store_error(error: impl std::fmt::Display) -> StateError {
+    StateError::Store(error.to_string())
+}
+
+impl From<SimilarityError> for StateError {
+    fn from(error: SimilarityError) -> Self {
+        store_error(error)
+    }
+}
+
+impl StateBackend for EmbeddedState {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn prefetch(&self, _request: &PrefetchRequest<'_>) -> Result<Prefetched, StateError> {
+        Ok(Prefetched::InProcess)
+    }
+
+    fn similarity_len(&self) -> usize {
+        self.similarity.len()
+    }
+
+    fn entry(&self, id: u64) -> Result<Option<Entry>, StateError> {
+        Ok(self.similarity.entry(id)?)
+    }
+
+    fn add_spam(&self, fp: &Fingerprint, label: Label) -> Result<Entry, StateError> {
+        Ok(self.similarity.add_spam(fp, label)?)
+    }
+
+    fn record_report(
+        &self,
+        fp: &Fingerprint,
+        report: &UserReport<'_>,
+    ) -> Result<RecordedReport, StateError> {
+        // The caller serialises reports (one process), so reading `before` apart is exact.
+        let before = self.similarity.entry(fp.id())?;
+        let after = self.similarity.record_report(fp, report)?;
+        Ok(RecordedReport { before, after })
+    }
+
+    fn record_sender_report(
+        &self,
+        sender_key: [u8; 16],
+        reporter: &str,
+        spam: bool,
+    ) -> Result<(), StateError> {
+        self.sender
+            .record_report_by_key(sender_key, reporter, spam)
+            .map_err(store_error)
+    }
+
+    fn take_token(&self, _limit: &RateLimit<'_>) -> Result<bool, StateError> {
+        Ok(true)
+    }
+
+    fn sync_append(&self, changes: &[Change]) -> Result<u64, StateError> {
+        self.sync.append(changes).map_err(store_error)
+    }
+
+    fn sync_since(&self, since: u64, max_entries: usize) -> Result<SyncPage, StateError> {
+        self.sync.since(since, max_entries).map_err(store_error)
+    }
+
+    fn sync_version(&self) -> Result<u64, StateError> {
+        self.sync.version().map_err(store_error)
+    }
+
+    fn sync_sender_rules(&self, current: &BTreeMap<String, i32>) -> Result<usize, StateError> {
+        self.sync.sync_sender_rules(current).map_err(store_error)
+    }
+
+    fn flush(&self) -> Result<(), StateError> {
+        self.similarity.flush()?;
+        self.sync.flush().map_err(store_error)
+    }
+}
