@@ -43,10 +43,10 @@ fn transactional_messages_are_not_quarantined_and_lookalike_spam_is() {
             missed.push(line);
         }
     }
-    // Since TAG sits at 0.5 % of the market's dev ham (it was 2 % of all dev ham), the English
-    // bank-lock smishing row (0.93 without the edge's verdict, en TAG 0.95) falls under it;
-    // one miss is allowed until the knowledge base's bank-lock type lifts it.
-    assert!(missed.len() <= 1, "{missed:#?}");
+    // Since TAG sits at 0.5 % of the market's dev ham, the English bank-lock smishing row scores
+    // under the en TAG on the models alone; the knowledge base's account-lock type (fraud) lifts
+    // it to a tag through the category policy.
+    assert!(missed.is_empty(), "{missed:#?}");
     let ham = rows.iter().filter(|r| r.0 == Label::Ham).count();
     assert!(
         ham >= 20 && rows.len() - ham >= 5,
