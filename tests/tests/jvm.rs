@@ -167,6 +167,23 @@ fn a_java_key_provider_opens_packages_sealed_to_its_key_only() {
     let update = updated.step("update_model").json("update_model");
     assert_eq!(update["outcome"], "updated", "{update}");
     assert_eq!(version(&updated, "stats_after"), cloud.model_version());
+    // Neither the installed update (in the data dir) nor the embedded model (in the library the
+    // JVM loaded) lies there in the clear: none of their graphs' node names is in any file.
+    let names: Vec<String> = [
+        models.path().join("edge-int8.onnx"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/models/edge-int8.onnx"),
+    ]
+    .iter()
+    .flat_map(|model| graph_node_names(&std::fs::read(model).expect("model file")))
+    .collect();
+    let library = jvm::native_library_dir().join(format!(
+        "{}smsguard_jni{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    for file in files_under(&engine_dir).into_iter().chain([library]) {
+        assert_holds_none_of(&file, &names);
+    }
 
     let offline = serde_json::json!({ "pinned_model_key": cloud.model_public_key() }).to_string();
     let wrong = run(&offline, &wrong_key);
@@ -215,4 +232,52 @@ fn java_wrapper_in_private_mode_gets_private_verdicts() {
     }
     let report = run.step("report_spam").json("report_spam");
     assert_eq!(report["outcome"], "kept_on_phone", "{report}");
+}
+
+/// The node names of an ONNX graph (`QLinearConv_3`, `Gather_10`, ...): text only a plain copy
+/// of that model holds. At least three, so a change of the export cannot empty the check.
+fn graph_node_names(model: &[u8]) -> Vec<String> {
+    let mut names: Vec<String> = model
+        .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+        .filter_map(|run| std::str::from_utf8(run).ok())
+        .filter(|run| {
+            let Some((op, index)) = run.rsplit_once('_') else {
+                return false;
+            };
+            op.len() >= 4
+                && op.starts_with(|c: char| c.is_ascii_uppercase())
+                && op.chars().all(|c| c.is_ascii_alphabetic())
+                && !index.is_empty()
+                && index.chars().all(|c| c.is_ascii_digit())
+        })
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 3, "too few node names found: {names:?}");
+    names
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn assert_holds_none_of(file: &std::path::Path, names: &[String]) {
+    let bytes = std::fs::read(file).expect("read file");
+    for name in names {
+        assert!(
+            memchr::memmem::find(&bytes, name.as_bytes()).is_none(),
+            "{} holds the model's node name {name}: a plain model",
+            file.display()
+        );
+    }
 }
