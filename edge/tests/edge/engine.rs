@@ -189,6 +189,31 @@ fn quarantine_list_restore_delete() {
     assert_eq!(engine.message(delivered).unwrap().unwrap().body, None);
 }
 
+/// The README's main command classifies `datasets/fixtures/samples.txt` offline: its two chats
+/// are delivered and every harmful line is at least tagged, by the model or by the knowledge
+/// base. Line 10, a shop's sale with an opt-out, is a promotion: the phone tags only harmful
+/// types, the cloud tags promotions (its category policy), so it is not judged here.
+#[test]
+fn the_readme_samples_offline() {
+    let samples = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/fixtures/samples.txt"),
+    )
+    .unwrap();
+    let lines: Vec<&str> = samples.lines().collect();
+    assert_eq!(lines.len(), 10, "the README describes ten sample lines");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = offline(dir.path());
+    for (number, text) in lines.iter().enumerate().map(|(i, t)| (i + 1, *t)) {
+        let d = engine.classify(STRANGER, text, 1_700_000_000_000);
+        match number {
+            1 | 6 => assert_eq!(d.action, Action::Allow, "line {number}: {}", d.reason),
+            10 => {}
+            _ => assert!(d.action >= Action::Tag, "line {number}: {}", d.reason),
+        }
+    }
+}
+
 #[test]
 fn offline_report_updates_the_cache_at_once_and_waits_in_the_queue() {
     let dir = tempfile::tempdir().unwrap();
