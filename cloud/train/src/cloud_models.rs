@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::fusion_head::FitConfig;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use smsguard_core::metrics::{self, Observation};
@@ -24,7 +25,7 @@ use smsguard_core::Market;
 use smsguard_core::{Label, PIPELINE_VERSION};
 use smsguard_model::EdgeModel;
 use smsguard_scoring::cloud::seed_similarity_files;
-use smsguard_scoring::fusion::{default_inputs, EdgeInput, FitConfig, ScorerOutcome, EDGE_INPUT};
+use smsguard_scoring::fusion::{default_inputs, EdgeInput, ScorerOutcome, EDGE_INPUT};
 use smsguard_scoring::lexical;
 use smsguard_scoring::multiclass::subword::SUBWORD_FILE;
 use smsguard_scoring::multiclass::{

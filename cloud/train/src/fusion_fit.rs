@@ -1,16 +1,17 @@
 //! Fits the fusion ([`smsguard_scoring::fusion`]) on the scorers' dev outputs, out of fold:
 //! the shipped weights are fitted on every dev row, but the thresholds are picked on, and every
 //! reported figure is computed from, verdicts whose weights were fitted without the row judged
-//! (k folds, row `i` in fold `i % k`, as [`fusion::out_of_fold_scores`] splits them).
+//! (k folds, row `i` in fold `i % k`, as [`crate::fusion_head::out_of_fold_scores`] splits them).
 
 use smsguard_core::{Label, Market, PIPELINE_VERSION};
 use smsguard_scoring::calibration::Platt;
 use smsguard_scoring::fusion::{
-    self, default_inputs, fit_head, fit_weights, EdgeInput, FitConfig, FusedVerdict, FusionModel,
-    Head, InputTransform, ScorerOutcome, EDGE_INPUT,
+    self, default_inputs, EdgeInput, FusedVerdict, FusionModel, Head, InputTransform,
+    ScorerOutcome, EDGE_INPUT,
 };
 
 use crate::cloud_models::sample_weights;
+use crate::fusion_head::{fit_head, fit_weights, FitConfig};
 
 /// The fusion's dev rows: each message's scorer outcomes, the edge's verdict (when the edge
 /// model was available), truth, corpus and market.

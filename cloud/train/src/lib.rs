@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod fusion_fit;
+pub mod fusion_head;
 pub mod lexical_fit;
 pub mod loco;
 pub mod manifest;

@@ -21,10 +21,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::fusion_head::{pick_thresholds, FitConfig};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use smsguard_core::{Label, Market};
-use smsguard_scoring::fusion::{pick_thresholds, EdgeInput, FitConfig, ScorerOutcome};
+use smsguard_scoring::fusion::{EdgeInput, ScorerOutcome};
 use smsguard_scoring::multiclass::{SubwordVocab, TrainConfig};
 use smsguard_scoring::rules::{RuleSet, StaticRules};
 use smsguard_scoring::{

@@ -9,6 +9,7 @@ mod data;
 mod encoder;
 mod eval;
 mod fixture;
+mod fusion_head;
 mod parity;
 mod requantize;
 mod training;
