@@ -34,7 +34,7 @@ use smsguard_core::{Label, Market, MinHasher};
 use smsguard_model::{Action, EdgeModel};
 use smsguard_signing::VerifyingKey;
 
-use crate::cloud::{CloudClient, CloudConfig, CloudLinkError, DEFAULT_DEADLINE};
+use crate::cloud_link::{CloudClient, CloudConfig, CloudLinkError, DEFAULT_DEADLINE};
 use crate::store::{Store, StoreError, StoreOptions};
 
 pub use crate::store::{

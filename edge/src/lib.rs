@@ -4,7 +4,7 @@
 //!
 //! This crate does not talk to ONNX Runtime itself; errors never carry message text.
 
-pub mod cloud;
+pub mod cloud_link;
 pub mod engine;
 pub mod store;
 

@@ -9,20 +9,20 @@
 //! Every helper owns its own small tokio runtime, so tests are plain `#[test]` functions that
 //! call the engine's synchronous API.
 
-pub mod cloud;
 pub mod proxy;
 pub mod relay;
 pub mod samples;
+pub mod test_cloud;
 
 use std::path::Path;
 use std::time::Duration;
 
-use smsguard_edge::cloud::{CloudConfig, CloudLinkError};
+use smsguard_edge::cloud_link::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{Engine, EngineConfig, EngineError};
 
-pub use cloud::{unused_loopback_addr, TestCloud};
 pub use proxy::DelayProxy;
 pub use relay::{Tamper, TamperingRelay};
+pub use test_cloud::{unused_loopback_addr, TestCloud};
 
 /// Failures of the harness itself (not of the code under test).
 #[derive(Debug, thiserror::Error)]

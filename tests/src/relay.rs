@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use smsguard_edge::cloud::{CloudClient, CloudConfig, CloudLinkError};
+use smsguard_edge::cloud_link::{CloudClient, CloudConfig, CloudLinkError};
 use smsguard_proto::v1;
 use smsguard_proto::v1::sms_guard_server::{SmsGuard, SmsGuardServer};
 use tokio::net::TcpListener;

@@ -19,7 +19,7 @@
 //! and no [`ModelScore::reason`] or error quotes either.
 
 pub mod calibration;
-pub mod cloud;
+pub mod cloud_scorer;
 pub mod error;
 pub mod fusion;
 pub mod lexical;
@@ -32,7 +32,7 @@ pub mod variant;
 
 use smsguard_core::{Fingerprint, Label, MinHasher, Normalized};
 
-pub use cloud::{CloudError, CloudScorer, EmbeddedOptions};
+pub use cloud_scorer::{CloudError, CloudScorer, EmbeddedOptions};
 pub use error::ScoringError;
 pub use fusion::{Action, Contribution, EdgeInput, FusedVerdict, FusionModel};
 pub use lexical::LexicalModel;

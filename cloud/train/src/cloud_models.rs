@@ -24,7 +24,7 @@ use smsguard_core::metrics::{self, Observation};
 use smsguard_core::Market;
 use smsguard_core::{Label, PIPELINE_VERSION};
 use smsguard_model::EdgeModel;
-use smsguard_scoring::cloud::seed_similarity_files;
+use smsguard_scoring::cloud_scorer::seed_similarity_files;
 use smsguard_scoring::fusion::{default_inputs, EdgeInput, ScorerOutcome, EDGE_INPUT};
 use smsguard_scoring::lexical;
 use smsguard_scoring::multiclass::subword::SUBWORD_FILE;

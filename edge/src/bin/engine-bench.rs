@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use smsguard_edge::cloud::{CloudConfig, CloudLinkError};
+use smsguard_edge::cloud_link::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{
     CloudFuture, CloudLink, Durability, Engine, EngineConfig, Source, StoreKey, Timings,
 };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use smsguard_core::Market;
-use smsguard_edge::cloud::CloudConfig;
+use smsguard_edge::cloud_link::CloudConfig;
 use smsguard_edge::engine::{Durability, Engine, EngineConfig, ModelSource, Privacy};
 
 use super::key_file;

@@ -12,7 +12,7 @@ use super::link::Pending;
 use super::private::PrivateScores;
 use super::verdict::{cloud_reason, cloud_verdict, local_verdict};
 use super::{micros, now_ms, read, senders, Decision, Engine, Timings};
-use crate::cloud::CloudLinkError;
+use crate::cloud_link::CloudLinkError;
 use crate::store::{MessageRecord, MessageState, Source, Store, StoredVerdict};
 
 /// Store counter of messages the cloud refused to judge (their local verdict stood).

@@ -13,7 +13,7 @@ use smsguard_proto::v1::{
     SmsMessage, SyncCacheResponse, Verdict,
 };
 
-use crate::cloud::{CloudClient, CloudLinkError};
+use crate::cloud_link::{CloudClient, CloudLinkError};
 
 /// A cloud call in flight; owns everything it needs.
 pub type CloudFuture<T> = Pin<Box<dyn Future<Output = Result<T, CloudLinkError>> + Send + 'static>>;

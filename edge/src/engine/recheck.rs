@@ -10,7 +10,7 @@ use tonic::{Code, Status};
 use super::classify::{recheck_message, state_counter};
 use super::verdict::{calls_fraud, calls_ham, cloud_verdict};
 use super::{now_ms, write, DrainSummary, Engine, EngineError, ReportOutcome};
-use crate::cloud::CloudLinkError;
+use crate::cloud_link::CloudLinkError;
 use crate::store::{
     Effects, EngineEvent, HotFingerprint, MessageRecord, MessageState, QueueItem, Source,
     StoredVerdict, Transitioned,

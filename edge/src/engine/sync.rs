@@ -13,7 +13,7 @@ use zeroize::Zeroize;
 use super::device_key::{model_storage_key, DeviceKey};
 use super::senders::is_valid_rule;
 use super::{write, Engine, EngineError, HotIndex, ModelUpdate, SenderRules, SyncSummary};
-use crate::cloud::verify_model_package;
+use crate::cloud_link::verify_model_package;
 use crate::store::{HotFingerprint, SenderRuleEntry, StoredModel, SYNC_VERSION_KEY};
 
 /// Most `SyncCache` pages pulled by one `sync` (a server that always says `has_more` cannot

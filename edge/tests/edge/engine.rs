@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smsguard_core::{normalize, Label, MinHasher};
-use smsguard_edge::cloud::{CloudConfig, CloudLinkError};
+use smsguard_edge::cloud_link::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{
     CloudFuture, CloudLink, Decision, Durability, Engine, EngineConfig, EngineError, EngineEvent,
     MessageState, ModelSource, ModelUpdate, ReportOutcome, Source, CLOUD_REFUSED_COUNTER,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsguard_core::Label;
-use smsguard_edge::cloud::{CloudConfig, CloudLinkError};
+use smsguard_edge::cloud_link::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{
     now_ms, CloudFuture, CloudLink, Engine, EngineConfig, MessageState, ReportOutcome,
     RECORDS_PRUNED_COUNTER,

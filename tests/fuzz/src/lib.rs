@@ -192,7 +192,7 @@ pub fn model_package(data: &[u8]) {
     let Ok(response) = v1::GetModelResponse::decode(data) else {
         return;
     };
-    if smsguard_edge::cloud::verify_model_package(&response, pinned_key()).is_ok() {
+    if smsguard_edge::cloud_link::verify_model_package(&response, pinned_key()).is_ok() {
         let manifest = response
             .manifest
             .as_ref()

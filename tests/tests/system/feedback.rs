@@ -2,7 +2,7 @@
 //! judges near-duplicates from other phones differently, and a third phone learns the campaign
 //! through `SyncCache`.
 
-use smsguard_edge::cloud::CloudClient;
+use smsguard_edge::cloud_link::CloudClient;
 use smsguard_edge::engine::{ReportOutcome, Source};
 use smsguard_edge::model::Action;
 use smsguard_proto::v1;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use smsguard_edge::cloud::{verify_model_package, CloudClient, CloudLinkError};
+use smsguard_edge::cloud_link::{verify_model_package, CloudClient, CloudLinkError};
 use smsguard_proto::v1;
 use smsguard_server::ApiKeyConfig;
 use smsguard_signing::VerifyingKey;

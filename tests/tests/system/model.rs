@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use smsguard_edge::cloud::{CloudClient, CloudConfig};
+use smsguard_edge::cloud_link::{CloudClient, CloudConfig};
 use smsguard_edge::engine::{DeviceKey, Engine, EngineError, ModelSource, ModelUpdate, Source};
 use smsguard_signing::SigningKey;
 use smsguard_system_tests::{

@@ -3,7 +3,7 @@
 //! and after a server restart, and a tampered query is INVALID_ARGUMENT.
 
 use smsguard_core::normalize;
-use smsguard_edge::cloud::{CloudClient, CloudLinkError};
+use smsguard_edge::cloud_link::{CloudClient, CloudLinkError};
 use smsguard_private::params::PARAMETER_SET;
 use smsguard_private::{PrivateClient, PrivateModel};
 use smsguard_system_tests::{cloud_config, samples, TestCloud, GENEROUS_DEADLINE};

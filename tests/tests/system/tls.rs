@@ -1,7 +1,7 @@
 //! The cloud link over TLS: the server's certificate is checked against the CA in the config.
 
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
-use smsguard_edge::cloud::{CloudClient, CloudLinkError};
+use smsguard_edge::cloud_link::{CloudClient, CloudLinkError};
 use smsguard_edge::engine::{EngineError, Source};
 use smsguard_proto::v1;
 use smsguard_server::TlsConfig;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use smsguard_core::fingerprint::splitmix64;
 use smsguard_core::{Fingerprint, Label};
-use smsguard_scoring::cloud::EmbeddedOptions;
+use smsguard_scoring::cloud_scorer::EmbeddedOptions;
 use smsguard_scoring::{CloudScorer, SimilarityStore};
 
 /// Size the similarity memory is grown to for the memory figure.

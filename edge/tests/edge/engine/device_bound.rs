@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use smsguard_container::device::seal_to_device;
-use smsguard_edge::cloud::CloudLinkError;
+use smsguard_edge::cloud_link::CloudLinkError;
 use smsguard_edge::engine::{DeviceKey, Engine, EngineConfig, EngineError, ModelUpdate};
 use smsguard_proto::v1::GetModelResponse;
 use smsguard_signing::SigningKey;
