@@ -120,6 +120,15 @@ impl OperatorList {
         }
     }
 
+    /// Every listing in force.
+    pub fn listed(&self) -> Vec<OperatorListing> {
+        let listed = self.listed.read();
+        listed.map_or_else(
+            |_| Vec::new(),
+            |l| l.iter().map(|(_, l)| l.clone()).collect(),
+        )
+    }
+
     /// The listing of fingerprint id `id`, if any.
     pub fn of(&self, id: u64) -> Option<Listing> {
         let listed = self.listed.read().ok()?;

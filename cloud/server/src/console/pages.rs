@@ -16,17 +16,28 @@ use super::stats::Snapshot;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     Overview,
+    Campaigns,
+    Reports,
     Try,
     Rules,
     Audit,
 }
 
 impl Page {
-    const ALL: [Page; 4] = [Page::Overview, Page::Try, Page::Rules, Page::Audit];
+    const ALL: [Page; 6] = [
+        Page::Overview,
+        Page::Campaigns,
+        Page::Reports,
+        Page::Try,
+        Page::Rules,
+        Page::Audit,
+    ];
 
     fn path(self) -> &'static str {
         match self {
             Page::Overview => "/overview",
+            Page::Campaigns => "/campaigns",
+            Page::Reports => "/reports",
             Page::Try => "/try",
             Page::Rules => "/rules",
             Page::Audit => "/audit",
@@ -36,6 +47,8 @@ impl Page {
     fn title(self) -> &'static str {
         match self {
             Page::Overview => "Overview",
+            Page::Campaigns => "Campaigns",
+            Page::Reports => "Reports",
             Page::Try => "Try a message",
             Page::Rules => "Rules",
             Page::Audit => "Audit",
@@ -67,7 +80,7 @@ fn document(title: &str, header: &str, body: &str) -> String {
 }
 
 /// A page of a logged-in admin: navigation, the logout button (a CSRF-protected POST), body.
-fn layout(current: Page, session: &Session, body: &str) -> String {
+pub(super) fn layout(current: Page, session: &Session, body: &str) -> String {
     let mut nav = String::from("<header><strong>smsguard console</strong>");
     for page in Page::ALL {
         let class = if page == current {
@@ -328,7 +341,7 @@ pub fn audit(session: &Session, entries: &[AuditEntry]) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time in milliseconds (civil-from-days, proleptic Gregorian).
-fn utc(at_ms: u64) -> String {
+pub(super) fn utc(at_ms: u64) -> String {
     let secs = at_ms / 1000;
     let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
