@@ -75,7 +75,7 @@ fn classes(cluster: &Cluster) -> String {
 
 fn intro(view: &CampaignView) -> String {
     format!(
-        r#"<p class="note" id="no-text">{NO_TEXT}</p><p class="note">Clusters group the fingerprints of the newest {} reports (of at most {TRAIL}) and the operator's listings, chained at a Jaccard estimate of at least {:.2}. The {} fingerprints of the memory seeded from corpora and the spam feed carry no time and no report: they are counted here, not listed.</p>"#,
+        r#"<p class="note" id="no-text">{NO_TEXT}</p><p class="note">Clusters group the fingerprints of the newest {} reports (of at most {TRAIL}) and the operator's listings, chained at a Jaccard estimate of at least {:.2}. The similarity memory holds {} fingerprints in all; those seeded from corpora and the spam feed carry no time and no report, so they are counted here, not listed.</p>"#,
         view.trail_len, view.min_jaccard, view.memory_len
     )
 }

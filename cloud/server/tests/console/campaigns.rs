@@ -17,7 +17,8 @@ const HAM: &str = "Hi Marguerite, the quarterly planning meeting moved to Thursd
 const HAM_VARIANT: &str = "Hi Marguerite, the quarterly planning meeting moved to Friday \
     afternoon in the blue room, bring the printed budget slides please";
 
-fn report(fingerprint: &str, spam: bool) {
+/// Reports `fingerprint` (of a message the shared server classified) over gRPC.
+pub fn report(fingerprint: &str, spam: bool) {
     let addr = SERVER.server.addr;
     let request = v1::ReportRequest {
         feedback: if spam {
