@@ -57,6 +57,31 @@ impl<T: Scorer> Scorer for Shared<T> {
     }
 }
 
+/// The rules scorer, counting each rule that fires (`smsguard_rule_hits_total`, the console's
+/// Rules page).
+struct CountingRules {
+    inner: Box<dyn Scorer>,
+    metrics: Arc<Metrics>,
+}
+
+impl Scorer for CountingRules {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        let score = self.inner.score(msg)?;
+        for hit in &score.hits {
+            self.metrics.record_rule_hit(&hit.id);
+        }
+        Ok(score)
+    }
+
+    fn warm_up(&self) {
+        self.inner.warm_up();
+    }
+}
+
 /// A recently classified fingerprint, and whether an operator rule allowed its message.
 #[derive(Debug, Clone)]
 struct RecentFingerprint {
@@ -188,7 +213,10 @@ impl AppState {
             Box::new(MulticlassModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
             Box::new(LexicalModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
             Box::new(VariantScorer::default()),
-            rules_scorer,
+            Box::new(CountingRules {
+                inner: rules_scorer,
+                metrics: Arc::clone(&metrics),
+            }),
         ];
         scorers.extend(stateful_scorers);
         let operator_list = Arc::new(OperatorList::new(similarity_config.report_min_jaccard));

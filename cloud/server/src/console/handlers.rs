@@ -395,7 +395,8 @@ async fn rules_page(State(console): State<Shared>, headers: HeaderMap) -> Respon
         return see_other("/login");
     };
     let view = read_rules(&console).await;
-    html(StatusCode::OK, pages::rules(&session, &view, None))
+    let hits = Snapshot::read(&console.app.metrics).rule_hits;
+    html(StatusCode::OK, pages::rules(&session, &view, &hits, None))
 }
 
 /// What SIGHUP does for rules and the spam feed (not the API keys): reload what changed.
@@ -423,7 +424,11 @@ async fn rules_reload(
         (Ok(_), Ok(_)) => "Nothing to reload: the rules in force are the file's.".to_owned(),
     };
     record(&console, &session.user, "rules_reload", &notice, peer).await;
-    html(StatusCode::OK, pages::rules(&session, &view, Some(&notice)))
+    let hits = Snapshot::read(&console.app.metrics).rule_hits;
+    html(
+        StatusCode::OK,
+        pages::rules(&session, &view, &hits, Some(&notice)),
+    )
 }
 
 async fn stylesheet() -> Response {
