@@ -120,6 +120,13 @@ impl OperatorList {
         }
     }
 
+    /// Takes fingerprint `id`'s listing out of force.
+    pub fn remove(&self, id: u64) {
+        if let Ok(mut slot) = self.listed.write() {
+            slot.retain(|(_, l)| l.fingerprint_id != id);
+        }
+    }
+
     /// Every listing in force.
     pub fn listed(&self) -> Vec<OperatorListing> {
         let listed = self.listed.read();
@@ -231,4 +238,26 @@ pub fn list(
     }])?;
     app.refresh_gauges();
     Ok(listed)
+}
+
+/// Takes fingerprint `id`'s listing out of force (stored, here, and for the phones: the sync
+/// log then holds the fingerprint as the reports and seeds alone would, present while it has
+/// counted spam evidence and no "not spam" quorum). Blocking I/O.
+pub fn unlist(app: &AppState, id: u64) -> Result<(), ListError> {
+    let state = app.state_backend();
+    let entry = state.entry(id)?.ok_or(ListError::Unknown(id))?;
+    state.remove_operator_listing(id)?;
+    app.operator_list.remove(id);
+    let config = app.similarity_config();
+    let evidence = entry.counted_spam_evidence(config.report_quorum);
+    let consensus = smsguard_scoring::similarity::consensus_of(config, &entry);
+    state.sync_append(&[Change::Fingerprint {
+        fingerprint: format!("{id:016x}"),
+        minhash: entry.minhash.to_vec(),
+        label: v1::Label::from(entry.label) as i32,
+        report_count: evidence,
+        removed: consensus == smsguard_scoring::similarity::Consensus::NotSpam || evidence == 0,
+    }])?;
+    app.refresh_gauges();
+    Ok(())
 }

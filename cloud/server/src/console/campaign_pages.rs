@@ -122,10 +122,10 @@ fn action_form(session: &Session, cluster: &Cluster, action: &str) -> String {
         escape(&session.csrf),
         ids.join(" "),
         ids.first().map(String::as_str).unwrap_or_default(),
-        if action == "whitelist" {
-            "Whitelist"
-        } else {
-            "Blacklist"
+        match action {
+            "whitelist" => "Whitelist",
+            "blacklist" => "Blacklist",
+            _ => "Unlist",
         }
     )
 }
@@ -141,13 +141,13 @@ pub fn reports(session: &Session, view: &CampaignView, notice: Option<&str>) -> 
     }
     let _ = write!(
         body,
-        r#"<section><h2>Votes by cluster</h2>{}<p class="note">Whitelist forces Allow, blacklist forces Block on near-duplicates of the cluster's fingerprints from the next verdict on (an operator's action, above any report quorum; a block rule of the rules file still wins), and enters the sync log for the phones. Every action is audited.</p><table id="report-clusters"><tr><th>Fingerprints</th><th>Class</th><th>Spam votes</th><th>Not-spam votes</th><th>Not counted</th><th>Last vote (UTC)</th><th>Consensus</th><th>Listed</th><th>Action</th></tr>"#,
+        r#"<section><h2>Votes by cluster</h2>{}<p class="note">Whitelist forces Allow, blacklist forces Block on near-duplicates of the cluster's fingerprints from the next verdict on (an operator's action, above any report quorum; a block rule of the rules file still wins), and enters the sync log for the phones. Unlist takes a listing back. Every action is audited.</p><table id="report-clusters"><tr><th>Fingerprints</th><th>Class</th><th>Spam votes</th><th>Not-spam votes</th><th>Not counted</th><th>Last vote (UTC)</th><th>Consensus</th><th>Listed</th><th>Action</th></tr>"#,
         intro(view)
     );
     for c in &view.clusters {
         let _ = write!(
             body,
-            "<tr class=\"report-cluster\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+            "<tr class=\"report-cluster\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {} {}</td></tr>",
             ids(c),
             c.label(),
             c.trail_spam,
@@ -158,6 +158,11 @@ pub fn reports(session: &Session, view: &CampaignView, notice: Option<&str>) -> 
             listing(c),
             action_form(session, c, "whitelist"),
             action_form(session, c, "blacklist"),
+            if c.members.iter().any(|m| m.listing.is_some()) {
+                action_form(session, c, "unlist")
+            } else {
+                String::new()
+            },
         );
     }
     body.push_str(r#"</table></section><section><h2>Newest votes</h2><table id="votes"><tr><th>When (UTC)</th><th>Fingerprint</th><th>Vote</th><th>Class</th><th>Counted</th><th>Reporter (hash)</th></tr>"#);

@@ -85,38 +85,46 @@ pub(super) async fn list(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let (listing, ids) = match (Listing::parse(field("action")), parse_ids(field("ids"))) {
-        (Some(listing), Ok(ids)) => (listing, ids),
-        (None, _) => return html(StatusCode::BAD_REQUEST, "<p>Unknown action.</p>".into()),
-        (_, Err(error)) => return html(StatusCode::BAD_REQUEST, escape(&error)),
+    let ids = match parse_ids(field("ids")) {
+        Ok(ids) => ids,
+        Err(error) => return html(StatusCode::BAD_REQUEST, escape(&error)),
+    };
+    let what = field("action").to_owned();
+    let listing = match what.as_str() {
+        "unlist" => None,
+        other => match Listing::parse(other) {
+            Some(listing) => Some(listing),
+            None => return html(StatusCode::BAD_REQUEST, "<p>Unknown action.</p>".into()),
+        },
     };
     let app = Arc::clone(&console.app);
     let who = session.user.clone();
     let listed_ids = ids.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let at = now_ms().max(0) as u64;
-        listed_ids
-            .iter()
-            .map(|&id| operator_list::list(&app, id, listing, &who, at).map(|_| ()))
-            .collect::<Result<Vec<()>, _>>()
+        listed_ids.iter().try_for_each(|&id| match listing {
+            Some(listing) => operator_list::list(&app, id, listing, &who, at).map(|_| ()),
+            None => operator_list::unlist(&app, id),
+        })
     })
     .await
     .map_err(|e| e.to_string())
     .and_then(|done| done.map_err(|e| e.to_string()));
     let named: Vec<String> = ids.iter().map(|id| format!("{id:016x}")).collect();
     let notice = match &outcome {
-        Ok(_) => format!(
+        Ok(()) => format!(
             "{} {} fingerprint(s): {}. In force from the next verdict; logged for the phones.",
             match listing {
-                Listing::Whitelist => "Whitelisted",
-                Listing::Blacklist => "Blacklisted",
+                Some(Listing::Whitelist) => "Whitelisted",
+                Some(Listing::Blacklist) => "Blacklisted",
+                None => "Unlisted",
             },
             ids.len(),
             named.join(" ")
         ),
-        Err(error) => format!("Not all listed: {error}"),
+        Err(error) => format!("Not all done: {error}"),
     };
-    record(&console, &session.user, listing.as_str(), &notice, peer).await;
+    record(&console, &session.user, &what, &notice, peer).await;
     let status = if outcome.is_ok() {
         StatusCode::OK
     } else {

@@ -122,6 +122,12 @@ impl StateBackend for EmbeddedState {
         tree.flush().map(|_| ()).map_err(store_error)
     }
 
+    fn remove_operator_listing(&self, id: u64) -> Result<(), StateError> {
+        let tree = self.sync.tree(OPERATOR_LIST_TREE).map_err(store_error)?;
+        tree.remove(id.to_be_bytes()).map_err(store_error)?;
+        tree.flush().map(|_| ()).map_err(store_error)
+    }
+
     fn flush(&self) -> Result<(), StateError> {
         self.similarity.flush()?;
         self.sync.flush().map_err(store_error)

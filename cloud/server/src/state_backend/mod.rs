@@ -165,6 +165,9 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
     /// Stores `listing`, replacing the fingerprint's earlier one; durable before it returns.
     fn put_operator_listing(&self, listing: &OperatorListing) -> Result<(), StateError>;
 
+    /// Removes fingerprint `id`'s listing, if any; durable before it returns.
+    fn remove_operator_listing(&self, id: u64) -> Result<(), StateError>;
+
     /// Makes every acknowledged write durable (sled flush; Redis persists by itself).
     fn flush(&self) -> Result<(), StateError>;
 }

@@ -1,6 +1,7 @@
 //! The Campaigns and Reports pages and the whitelist / blacklist actions on a real server:
 //! a report over gRPC shows up as a cluster, a whitelist changes the next Classify verdict of a
-//! near-duplicate, enters SyncCache, and is audited; no page carries message text.
+//! near-duplicate, enters SyncCache, and is audited; unlisting takes it back; no page carries
+//! message text.
 
 use smsguard_proto::v1;
 use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
@@ -161,4 +162,18 @@ fn a_blacklisted_cluster_is_blocked_from_the_next_verdict() {
         assert!(page.body.contains("blacklist"), "{path} shows the listing");
         assert_no_text(&page.body);
     }
+
+    // Unlisted: the next verdict is the models' again, and the phones drop it.
+    let unlisted = list(&session, Some(&session.csrf), &id, "unlist");
+    assert_eq!(unlisted.status, 200, "{}", unlisted.body);
+    assert!(unlisted.body.contains("Unlisted 1 fingerprint"));
+    let again = classify_from("+15550178", HAM_VARIANT);
+    assert_eq!(action(&again), v1::Action::Allow, "{again:?}");
+    let change = sync_changes()
+        .into_iter()
+        .rev()
+        .find(|f| f.fingerprint == id)
+        .unwrap();
+    assert!(change.removed, "no spam evidence left: off the phones");
+    assert!(get("/audit", Some(&session.cookie)).body.contains("unlist"));
 }

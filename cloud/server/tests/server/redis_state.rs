@@ -404,6 +404,20 @@ fn an_operator_whitelist_through_one_replica_reaches_the_others_at_their_reload(
             .find(|f| f.fingerprint == fingerprint_of(CAMPAIGN).to_hex())
             .unwrap();
         assert!(change.removed, "{page:?}");
+
+        // Unlisted through b: gone from the shared store, and a's verdict after its reload is
+        // the report quorum's again.
+        let app_b = std::sync::Arc::clone(b.server.app());
+        let left = tokio::task::spawn_blocking(move || {
+            operator_list::unlist(&app_b, id).unwrap();
+            app_b.state_backend().operator_listings().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        a.server.reload().await.unwrap();
+        let on_a = verdict(&mut ca, CAMPAIGN_VARIANT).await;
+        assert_eq!(on_a.action, v1::Action::Quarantine as i32, "{on_a:?}");
         a.server.shutdown().await.unwrap();
         b.server.shutdown().await.unwrap();
     });

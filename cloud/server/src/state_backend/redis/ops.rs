@@ -388,6 +388,14 @@ impl StateBackend for RedisState {
         self.wait_for_disk()
     }
 
+    fn remove_operator_listing(&self, id: u64) -> Result<(), StateError> {
+        let mut pipe = redis::pipe();
+        pipe.hdel(keys::OPERATOR_LIST, &id.to_be_bytes()[..])
+            .ignore();
+        self.query::<()>(pipe)?;
+        self.wait_for_disk()
+    }
+
     fn flush(&self) -> Result<(), StateError> {
         // Redis persists by itself (append-only file); there is nothing to push.
         Ok(())
