@@ -50,6 +50,16 @@ fn listing(cluster: &Cluster) -> String {
     }
 }
 
+/// The members' class, or "—" for a cluster with no spam evidence at all (only "not spam"
+/// votes: its entries carry the memory's default class, which says nothing).
+fn class(cluster: &Cluster) -> String {
+    if cluster.seeded == 0 && cluster.spam_reports == 0 && cluster.trail_spam == 0 {
+        "—".to_owned()
+    } else {
+        cluster.label().to_string()
+    }
+}
+
 fn growth(cluster: &Cluster) -> String {
     let (now, before) = (cluster.last_hour, cluster.previous_hour);
     let trend = match now.cmp(&before) {
@@ -91,7 +101,7 @@ pub fn campaigns(session: &Session, view: &CampaignView) -> String {
             "<tr class=\"campaign\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             ids(c),
             c.members.len(),
-            c.label(),
+            class(c),
             classes(c),
             c.seeded,
             c.spam_reports,
@@ -149,7 +159,7 @@ pub fn reports(session: &Session, view: &CampaignView, notice: Option<&str>) -> 
             body,
             "<tr class=\"report-cluster\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {} {}</td></tr>",
             ids(c),
-            c.label(),
+            class(c),
             c.trail_spam,
             c.trail_not_spam,
             c.trail_uncounted,

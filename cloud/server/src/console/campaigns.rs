@@ -204,3 +204,33 @@ fn summarise(mut members: Vec<Member>, trail: &[AuditRecord], now_ms: i64) -> Cl
     cluster.members = members;
     cluster
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(text: &str) -> Member {
+        let normalized = smsguard_core::normalize(text);
+        let fp = smsguard_core::MinHasher::new().fingerprint(&normalized.text);
+        Member {
+            entry: Entry::empty(&fp),
+            listing: None,
+            consensus: Consensus::None,
+        }
+    }
+
+    #[test]
+    fn near_duplicates_share_a_cluster_and_others_do_not() {
+        let members = vec![
+            member("your parcel 4471 is held at the depot, pay the customs fee at parcel.example"),
+            member("lunch on friday? the new place by the river opens at noon, my treat"),
+            member("your parcel 9902 is held at the depot, pay the customs fee at parcel.example"),
+        ];
+        let (first, third) = (members[0].entry.id, members[2].entry.id);
+        let groups = group(members, 0.5);
+        assert_eq!(groups.len(), 2);
+        let ids: Vec<u64> = groups[0].iter().map(|m| m.entry.id).collect();
+        assert_eq!(ids, [first, third]);
+        assert_eq!(groups[1].len(), 1);
+    }
+}
