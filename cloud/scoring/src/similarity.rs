@@ -58,7 +58,7 @@ use codec::check_format;
 pub use codec::{decode_entry, encode_entry};
 use index::{Limits, LshIndex};
 pub use reports::{
-    encode_audit, id_hash, AuditRecord, Reputation, UserReport, AUDIT_RECORD_LEN,
+    decode_audit, encode_audit, id_hash, AuditRecord, Reputation, UserReport, AUDIT_RECORD_LEN,
     DISTRUST_MIN_DISAGREED,
 };
 use reports::{ReportTrees, AUDIT_TREE, REPUTATION_TREE, VOTES_TREE};
@@ -406,6 +406,11 @@ impl SimilarityStore {
     /// Every report received, oldest first (hashes and ids only; see [`AuditRecord`]).
     pub fn audit_trail(&self) -> Result<Vec<AuditRecord>, SimilarityError> {
         self.reports.audit_trail()
+    }
+
+    /// The newest `limit` reports of the audit trail, newest first.
+    pub fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, SimilarityError> {
+        self.reports.recent_audit(limit)
     }
 
     /// How `reporter`'s settled votes agreed with the consensus (see [`Reputation`]).

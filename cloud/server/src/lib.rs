@@ -24,6 +24,7 @@ pub mod console;
 pub mod error;
 pub mod eval;
 pub mod metrics;
+pub mod operator_list;
 pub mod package;
 pub mod private;
 pub mod report_budget;

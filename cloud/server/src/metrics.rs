@@ -36,6 +36,11 @@ pub struct ModelLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
 }
@@ -64,6 +69,7 @@ pub struct Metrics {
     latency: Family<RpcLabel, Histogram, fn() -> Histogram>,
     verdicts: Family<VerdictLabels, Counter>,
     model_errors: Family<ModelLabel, Counter>,
+    rule_hits: Family<RuleLabel, Counter>,
     rejected: Family<ReasonLabel, Counter>,
     connections_open: Family<ListenerLabel, Gauge>,
     connections_refused: Family<ListenerLabel, Counter>,
@@ -92,6 +98,12 @@ impl Metrics {
         let verdicts = Family::<VerdictLabels, Counter>::default();
         let model_errors = Family::<ModelLabel, Counter>::default();
         let rejected = Family::<ReasonLabel, Counter>::default();
+        let rule_hits = Family::<RuleLabel, Counter>::default();
+        registry.register(
+            "rule_hits",
+            "Rules and knowledge entries that fired, by id (the ids of the rules file)",
+            rule_hits.clone(),
+        );
         let connections_open = Family::<ListenerLabel, Gauge>::default();
         let connections_refused = Family::<ListenerLabel, Counter>::default();
         let connection_timeouts = Family::<TimeoutLabels, Counter>::default();
@@ -168,6 +180,7 @@ impl Metrics {
             latency,
             verdicts,
             model_errors,
+            rule_hits,
             rejected,
             connections_open,
             connections_refused,
@@ -195,6 +208,14 @@ impl Metrics {
     pub fn record_verdict(&self, label: &'static str, action: &'static str) {
         self.verdicts
             .get_or_create(&VerdictLabels { label, action })
+            .inc();
+    }
+
+    pub fn record_rule_hit(&self, rule: &str) {
+        self.rule_hits
+            .get_or_create(&RuleLabel {
+                rule: rule.to_owned(),
+            })
             .inc();
     }
 

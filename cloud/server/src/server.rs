@@ -154,6 +154,11 @@ impl RunningServer {
     /// Re-reads the rules file, the spam feed and the API keys of the config file now (what
     /// SIGHUP does); connections stay up. A removed key is refused from the next call on and its
     /// open streams stop; a config file that no longer parses keeps the old keys (and fails).
+    /// The service's state, for in-process callers (tests; the console holds its own handle).
+    pub fn app(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
     pub async fn reload(&self) -> Result<ReloadSummary, ServerError> {
         // Keys first and whatever the rest does: a broken rules file must not delay a
         // revocation.

@@ -23,6 +23,7 @@ use crate::auth::KeyId;
 use crate::config::ServerConfig;
 use crate::error::{RequestError, ServerError};
 use crate::metrics::Metrics;
+use crate::operator_list::{Listing, OperatorList, OperatorListScorer};
 use crate::package::{self, ModelPackage};
 use crate::report_budget::ReportBudgets;
 use crate::state_backend::embedded::EmbeddedState;
@@ -53,6 +54,31 @@ impl<T: Scorer> Scorer for Shared<T> {
 
     fn warm_up(&self) {
         self.0.warm_up()
+    }
+}
+
+/// The rules scorer, counting each rule that fires (`smsguard_rule_hits_total`, the console's
+/// Rules page).
+struct CountingRules {
+    inner: Box<dyn Scorer>,
+    metrics: Arc<Metrics>,
+}
+
+impl Scorer for CountingRules {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        let score = self.inner.score(msg)?;
+        for hit in &score.hits {
+            self.metrics.record_rule_hit(&hit.id);
+        }
+        Ok(score)
+    }
+
+    fn warm_up(&self) {
+        self.inner.warm_up();
     }
 }
 
@@ -127,6 +153,8 @@ pub struct AppState {
     /// The private-mode model (`PrivateClassify`).
     pub private: crate::private::PrivateMode,
     pub metrics: Arc<Metrics>,
+    /// The console's whitelist and blacklist in force (see [`crate::operator_list`]).
+    pub operator_list: Arc<OperatorList>,
     in_flight: Arc<Semaphore>,
     recent: Mutex<RecentFingerprints>,
     /// Held from reading a fingerprint's consensus to logging its change, so concurrent
@@ -185,9 +213,15 @@ impl AppState {
             Box::new(MulticlassModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
             Box::new(LexicalModel::embedded().map_err(smsguard_scoring::CloudError::from)?),
             Box::new(VariantScorer::default()),
-            rules_scorer,
+            Box::new(CountingRules {
+                inner: rules_scorer,
+                metrics: Arc::clone(&metrics),
+            }),
         ];
         scorers.extend(stateful_scorers);
+        let operator_list = Arc::new(OperatorList::new(similarity_config.report_min_jaccard));
+        operator_list.replace(state.operator_listings()?);
+        scorers.push(Box::new(OperatorListScorer(Arc::clone(&operator_list))));
         let fusion = FusionModel::embedded().map_err(smsguard_scoring::CloudError::from)?;
         let signing_key =
             package::load_or_create_signing_key(config.signing_key_path.as_deref(), &data_dir)?;
@@ -204,6 +238,7 @@ impl AppState {
             package,
             private,
             metrics,
+            operator_list,
             recent: Mutex::new(RecentFingerprints {
                 generation: config.recent_fingerprints,
                 ..RecentFingerprints::default()
@@ -592,7 +627,8 @@ impl AppState {
         if was == now {
             return Ok(());
         }
-        if now == Consensus::Spam && self.operator_allowed(fp.id()) {
+        let whitelisted = self.operator_list.of(fp.id()) == Some(Listing::Whitelist);
+        if now == Consensus::Spam && (whitelisted || self.operator_allowed(fp.id())) {
             // The phones would match it before asking the cloud, where the operator's rule
             // wins: keep it off them. (A near-duplicate never classified here is not caught.)
             tracing::info!(
@@ -699,6 +735,11 @@ impl AppState {
         }
         summary.sender_rule_changes = self.log_sender_rules()?;
         summary.feed_fingerprints_added = self.import_spam_feed_if_changed()?;
+        // Listings another replica made (shared state) come into force here.
+        match self.state.operator_listings() {
+            Ok(listings) => self.operator_list.replace(listings),
+            Err(e) => tracing::warn!(error = %e, "operator listings not re-read; the old stay"),
+        }
         if summary.rules_reloaded || summary.feed_fingerprints_added > 0 {
             self.metrics.reloads.inc();
         }
@@ -804,6 +845,15 @@ impl AppState {
         self.sync
             .flush()
             .map_err(|e| ServerError::Flush(e.to_string()))
+    }
+
+    /// The state backend (the console reads and lists through it; blocking).
+    pub fn state_backend(&self) -> &dyn StateBackend {
+        self.state.as_ref()
+    }
+
+    pub fn similarity_config(&self) -> &SimilarityConfig {
+        &self.similarity_config
     }
 
     pub fn similarity_len(&self) -> usize {

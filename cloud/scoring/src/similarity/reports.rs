@@ -229,6 +229,16 @@ impl ReportTrees {
         }
         Ok(records)
     }
+
+    /// The newest `limit` reports of the audit trail, newest first.
+    pub fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, SimilarityError> {
+        let mut records = Vec::new();
+        for item in self.audit.iter().rev().take(limit) {
+            let (_, value) = item?;
+            records.extend(decode_audit(&value));
+        }
+        Ok(records)
+    }
 }
 
 /// (vote, counted) of a stored vote; a one-byte vote of the first layout counts.
@@ -270,7 +280,8 @@ pub fn encode_audit(record: &AuditRecord) -> [u8; AUDIT_RECORD_LEN] {
     out
 }
 
-fn decode_audit(value: &[u8]) -> Option<AuditRecord> {
+/// Reads one audit record ([`AUDIT_RECORD_LEN`] bytes); `None` for any other length.
+pub fn decode_audit(value: &[u8]) -> Option<AuditRecord> {
     if value.len() != AUDIT_RECORD_LEN {
         return None;
     }

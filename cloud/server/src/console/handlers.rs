@@ -21,7 +21,7 @@ use super::pages::{self, OverviewFacts};
 use super::stats::Snapshot;
 use super::{Console, Peer};
 
-type Shared = Arc<Console>;
+pub(super) type Shared = Arc<Console>;
 
 const STYLESHEET: &str = include_str!("assets/console.css");
 /// How long a login form stays usable.
@@ -39,6 +39,9 @@ pub fn router(console: Shared) -> Router {
         .route("/logout", post(logout))
         .route("/overview", get(overview))
         .route("/try", get(try_form).post(try_submit))
+        .route("/campaigns", get(super::list_handlers::campaigns))
+        .route("/reports", get(super::list_handlers::reports))
+        .route("/reports/list", post(super::list_handlers::list))
         .route("/rules", get(rules_page))
         .route("/rules/reload", post(rules_reload))
         .route("/audit", get(audit))
@@ -70,7 +73,7 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(super) fn html(status: StatusCode, body: String) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -79,7 +82,7 @@ fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn see_other(location: &'static str) -> Response {
+pub(super) fn see_other(location: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
@@ -99,14 +102,14 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The request's live session and its token.
-fn session_of(console: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
+pub(super) fn session_of(console: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
     let token = cookie_value(headers, SESSION_COOKIE)?;
     let session = console.sessions.find(&token)?;
     Some((token, session))
 }
 
 /// `application/x-www-form-urlencoded` fields (the last of a repeated name wins).
-fn form(body: &[u8]) -> HashMap<String, String> {
+pub(super) fn form(body: &[u8]) -> HashMap<String, String> {
     let decode = |text: &[u8]| {
         let spaced: Vec<u8> = text
             .iter()
@@ -139,7 +142,13 @@ fn forbidden(message: &str) -> Response {
 
 /// Writes an audit entry off the runtime (it flushes the store); a failure is logged and the
 /// action goes on: the store's own errors are visible in the server log.
-async fn record(console: &Shared, who: &str, action: &str, detail: &str, from: SocketAddr) {
+pub(super) async fn record(
+    console: &Shared,
+    who: &str,
+    action: &str,
+    detail: &str,
+    from: SocketAddr,
+) {
     let console = Arc::clone(console);
     let (who, action, detail) = (who.to_owned(), action.to_owned(), detail.to_owned());
     let written =
@@ -218,7 +227,7 @@ async fn login_submit(
 }
 
 /// The session of a POST whose CSRF token matches, or the answer that refuses it.
-async fn checked_post(
+pub(super) async fn checked_post(
     console: &Shared,
     headers: &HeaderMap,
     fields: &HashMap<String, String>,
@@ -343,7 +352,7 @@ async fn score(
     .map_err(|e| crate::RequestError::Internal(e.to_string()))
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -386,7 +395,8 @@ async fn rules_page(State(console): State<Shared>, headers: HeaderMap) -> Respon
         return see_other("/login");
     };
     let view = read_rules(&console).await;
-    html(StatusCode::OK, pages::rules(&session, &view, None))
+    let hits = Snapshot::read(&console.app.metrics).rule_hits;
+    html(StatusCode::OK, pages::rules(&session, &view, &hits, None))
 }
 
 /// What SIGHUP does for rules and the spam feed (not the API keys): reload what changed.
@@ -414,7 +424,11 @@ async fn rules_reload(
         (Ok(_), Ok(_)) => "Nothing to reload: the rules in force are the file's.".to_owned(),
     };
     record(&console, &session.user, "rules_reload", &notice, peer).await;
-    html(StatusCode::OK, pages::rules(&session, &view, Some(&notice)))
+    let hits = Snapshot::read(&console.app.metrics).rule_hits;
+    html(
+        StatusCode::OK,
+        pages::rules(&session, &view, &hits, Some(&notice)),
+    )
 }
 
 async fn stylesheet() -> Response {

@@ -14,13 +14,18 @@
 //! registry), **Try a message** (the fused verdict and each scorer's contribution, scored by the
 //! same call as gRPC `Classify`; the text is neither stored nor logged), **Rules** (the rules
 //! file on disk, its validation error if any, its rules, a reload button) and **Audit** (every
-//! console action from the `console_audit` tree of the store). See [`auth`] for the
+//! console action from the `console_audit` tree of the store), **Campaigns** (clusters of
+//! reported near-duplicate fingerprints, [`campaigns`]) and **Reports** (votes by cluster, with
+//! whitelist and blacklist actions, [`crate::operator_list`]). See [`auth`] for the
 //! credential, sessions and CSRF tokens.
 
 pub mod audit;
 pub mod auth;
+mod campaign_pages;
+pub mod campaigns;
 mod charts;
 mod handlers;
+mod list_handlers;
 pub mod pages;
 pub mod rules;
 pub mod stats;

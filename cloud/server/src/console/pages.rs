@@ -16,17 +16,28 @@ use super::stats::Snapshot;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     Overview,
+    Campaigns,
+    Reports,
     Try,
     Rules,
     Audit,
 }
 
 impl Page {
-    const ALL: [Page; 4] = [Page::Overview, Page::Try, Page::Rules, Page::Audit];
+    const ALL: [Page; 6] = [
+        Page::Overview,
+        Page::Campaigns,
+        Page::Reports,
+        Page::Try,
+        Page::Rules,
+        Page::Audit,
+    ];
 
     fn path(self) -> &'static str {
         match self {
             Page::Overview => "/overview",
+            Page::Campaigns => "/campaigns",
+            Page::Reports => "/reports",
             Page::Try => "/try",
             Page::Rules => "/rules",
             Page::Audit => "/audit",
@@ -36,6 +47,8 @@ impl Page {
     fn title(self) -> &'static str {
         match self {
             Page::Overview => "Overview",
+            Page::Campaigns => "Campaigns",
+            Page::Reports => "Reports",
             Page::Try => "Try a message",
             Page::Rules => "Rules",
             Page::Audit => "Audit",
@@ -67,7 +80,7 @@ fn document(title: &str, header: &str, body: &str) -> String {
 }
 
 /// A page of a logged-in admin: navigation, the logout button (a CSRF-protected POST), body.
-fn layout(current: Page, session: &Session, body: &str) -> String {
+pub(super) fn layout(current: Page, session: &Session, body: &str) -> String {
     let mut nav = String::from("<header><strong>smsguard console</strong>");
     for page in Page::ALL {
         let class = if page == current {
@@ -269,7 +282,12 @@ fn verdict_section(verdict: &v1::Verdict) -> String {
 }
 
 /// The rules file on disk, its validation and its rules, and the reload button.
-pub fn rules(session: &Session, view: &RulesView, notice: Option<&str>) -> String {
+pub fn rules(
+    session: &Session,
+    view: &RulesView,
+    hits: &std::collections::BTreeMap<String, u64>,
+    notice: Option<&str>,
+) -> String {
     let mut body = String::from("<h1>Rules</h1>");
     if let Some(notice) = notice {
         let _ = write!(
@@ -287,21 +305,22 @@ pub fn rules(session: &Session, view: &RulesView, notice: Option<&str>) -> Strin
     };
     let _ = write!(
         body,
-        r#"<section><h2>Source</h2><p><code>{}</code></p>{status}<form method="post" action="/rules/reload"><input type="hidden" name="csrf" value="{}"><button type="submit" id="reload">Reload now</button></form><p class="note">The server also checks the file every reload_interval_seconds and on SIGHUP. Per-rule hit counts are not collected yet; a verdict's rules contribution names the rules that matched (Try a message).</p></section>"#,
+        r#"<section><h2>Source</h2><p><code>{}</code></p>{status}<form method="post" action="/rules/reload"><input type="hidden" name="csrf" value="{}"><button type="submit" id="reload">Reload now</button></form><p class="note">The server also checks the file every reload_interval_seconds and on SIGHUP. Hits count the verdicts each rule fired in since this process started (also exported as smsguard_rule_hits_total).</p></section>"#,
         escape(&view.source),
         escape(&session.csrf)
     );
     body.push_str(
-        r#"<section><h2>Rules in the file</h2><table id="rules"><tr><th>Kind</th><th>Id</th><th>Label</th><th>Effect</th></tr>"#,
+        r#"<section><h2>Rules in the file</h2><table id="rules"><tr><th>Kind</th><th>Id</th><th>Label</th><th>Effect</th><th>Hits</th></tr>"#,
     );
     for rule in &view.rules {
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"hits\">{}</td></tr>",
             rule.kind,
             escape(&rule.id),
             escape(&rule.label),
-            escape(&rule.effect)
+            escape(&rule.effect),
+            hits.get(&rule.id).copied().unwrap_or(0)
         );
     }
     body.push_str("</table></section>");
@@ -328,7 +347,7 @@ pub fn audit(session: &Session, entries: &[AuditEntry]) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time in milliseconds (civil-from-days, proleptic Gregorian).
-fn utc(at_ms: u64) -> String {
+pub(super) fn utc(at_ms: u64) -> String {
     let secs = at_ms / 1000;
     let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;

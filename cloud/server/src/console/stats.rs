@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub verdicts: BTreeMap<(String, String), u64>,
     /// Scorer failures by model: each made one verdict degraded.
     pub scorer_failures: BTreeMap<String, u64>,
+    /// Times each rule fired, by id.
+    pub rule_hits: BTreeMap<String, u64>,
     /// Request latency by RPC.
     pub latency: BTreeMap<String, Latency>,
 }
@@ -76,6 +78,9 @@ impl Snapshot {
                         .verdicts
                         .entry((label("label"), label("action")))
                         .or_default() += value as u64;
+                }
+                "smsguard_rule_hits_total" => {
+                    *snapshot.rule_hits.entry(label("rule")).or_default() += value as u64;
                 }
                 "smsguard_model_errors_total" => {
                     *snapshot.scorer_failures.entry(label("model")).or_default() += value as u64;

@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use smsguard_core::{Fingerprint, Label};
-use smsguard_scoring::similarity::{Entry, SimilarityError, UserReport};
+use smsguard_scoring::similarity::{AuditRecord, Entry, SimilarityError, UserReport};
 use smsguard_scoring::{SenderReputation, SimilarityStore};
 
 use super::{PrefetchRequest, Prefetched, RateLimit, RecordedReport, StateBackend, StateError};
+use crate::operator_list::OperatorListing;
 use crate::sync::{Change, SyncLog, SyncPage};
+
+/// The sled tree of operator listings (in the sync store): fingerprint id (big-endian) -> JSON.
+const OPERATOR_LIST_TREE: &str = "operator_list";
 
 /// sled and in-memory state of one replica.
 #[derive(Debug)]
@@ -91,6 +95,37 @@ impl StateBackend for EmbeddedState {
 
     fn sync_sender_rules(&self, current: &BTreeMap<String, i32>) -> Result<usize, StateError> {
         self.sync.sync_sender_rules(current).map_err(store_error)
+    }
+
+    fn recent_reports(&self, limit: usize) -> Result<Vec<AuditRecord>, StateError> {
+        Ok(self.similarity.recent_audit(limit)?)
+    }
+
+    fn operator_listings(&self) -> Result<Vec<OperatorListing>, StateError> {
+        let tree = self.sync.tree(OPERATOR_LIST_TREE).map_err(store_error)?;
+        let mut listings = Vec::new();
+        for item in tree.iter() {
+            let (_, value) = item.map_err(store_error)?;
+            listings.push(
+                serde_json::from_slice(&value)
+                    .map_err(|e| StateError::Corrupt(format!("an operator listing: {e}")))?,
+            );
+        }
+        Ok(listings)
+    }
+
+    fn put_operator_listing(&self, listing: &OperatorListing) -> Result<(), StateError> {
+        let tree = self.sync.tree(OPERATOR_LIST_TREE).map_err(store_error)?;
+        let value = serde_json::to_vec(listing).map_err(store_error)?;
+        tree.insert(listing.fingerprint_id.to_be_bytes(), value)
+            .map_err(store_error)?;
+        tree.flush().map(|_| ()).map_err(store_error)
+    }
+
+    fn remove_operator_listing(&self, id: u64) -> Result<(), StateError> {
+        let tree = self.sync.tree(OPERATOR_LIST_TREE).map_err(store_error)?;
+        tree.remove(id.to_be_bytes()).map_err(store_error)?;
+        tree.flush().map(|_| ()).map_err(store_error)
     }
 
     fn flush(&self) -> Result<(), StateError> {

@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 
 use smsguard_core::{Fingerprint, Label};
 use smsguard_scoring::sender::SenderSnapshot;
-use smsguard_scoring::similarity::{Entry, UserReport};
+use smsguard_scoring::similarity::{AuditRecord, Entry, UserReport};
+
+use crate::operator_list::OperatorListing;
 
 use crate::sync::{Change, SyncPage};
 
@@ -153,6 +155,18 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
 
     /// Logs the difference between `current` sender rules and the last logged ones.
     fn sync_sender_rules(&self, current: &BTreeMap<String, i32>) -> Result<usize, StateError>;
+
+    /// The newest `limit` user reports of the audit trail, newest first (the console's pages).
+    fn recent_reports(&self, limit: usize) -> Result<Vec<AuditRecord>, StateError>;
+
+    /// Every operator listing (the console's whitelist and blacklist).
+    fn operator_listings(&self) -> Result<Vec<OperatorListing>, StateError>;
+
+    /// Stores `listing`, replacing the fingerprint's earlier one; durable before it returns.
+    fn put_operator_listing(&self, listing: &OperatorListing) -> Result<(), StateError>;
+
+    /// Removes fingerprint `id`'s listing, if any; durable before it returns.
+    fn remove_operator_listing(&self, id: u64) -> Result<(), StateError>;
 
     /// Makes every acknowledged write durable (sled flush; Redis persists by itself).
     fn flush(&self) -> Result<(), StateError>;

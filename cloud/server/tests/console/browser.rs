@@ -300,13 +300,55 @@ fn an_operator_logs_in_sees_the_overview_fill_and_tries_a_message() {
     assert!(browser.elements("#rules tr").len() > 10);
     browser.screenshot("console-rules");
 
+    whitelist_a_cluster_and_see_the_next_verdict_change(&browser, &base);
+
     browser.click("header a[href='/audit']");
     let audit = browser.text("#audit");
     assert!(audit.contains("try_message"), "{audit}");
     assert!(audit.contains("login_failed"), "{audit}");
+    assert!(audit.contains("whitelist"), "{audit}");
     assert!(
         !audit.contains("bank-verify"),
         "no message text in the audit"
     );
     browser.screenshot("console-audit");
+}
+
+/// A reported smishing text shows up as a campaign; whitelisting its cluster on the Reports
+/// page turns the Try page's verdict of a near-duplicate to allow.
+fn whitelist_a_cluster_and_see_the_next_verdict_change(browser: &Browser<'_>, base: &str) {
+    const CAMPAIGN: &str = "Final notice: your toll account 55120 has an unpaid balance of 4.15, \
+        settle it at http://toll-settle.example/pay within 24 hours to avoid a penalty";
+    const VARIANT: &str = "Final notice: your toll account 55129 has an unpaid balance of 4.15, \
+        settle it at http://toll-settle.example/pay within 24 hours to avoid a penalty";
+    let id = classify_from("+15550179", CAMPAIGN)
+        .fingerprint
+        .to_ascii_lowercase();
+    crate::campaigns::report(&id, true);
+
+    let try_variant = || {
+        browser.go(&format!("{base}/try"));
+        browser.type_into("#text", VARIANT);
+        browser.click("#score");
+        browser.text("#verdict-action")
+    };
+    assert_ne!(try_variant(), "allow");
+
+    browser.click("header a[href='/campaigns']");
+    let campaigns = browser.text("#campaigns");
+    assert!(campaigns.contains(&id), "{campaigns}");
+    browser.screenshot("console-campaigns");
+
+    browser.click("header a[href='/reports']");
+    browser.click(&format!("button.whitelist[data-first='{id}']"));
+    let notice = browser.text("#list-notice");
+    assert!(notice.starts_with("Whitelisted 1 fingerprint"), "{notice}");
+    assert!(browser.text("#report-clusters").contains("whitelist"));
+    browser.screenshot("console-reports");
+
+    assert_eq!(try_variant(), "allow");
+    assert!(
+        !browser.text("main").contains("toll account"),
+        "no text shown"
+    );
 }

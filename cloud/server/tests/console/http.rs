@@ -26,7 +26,7 @@ fn a_wrong_password_is_refused_and_the_right_one_opens_a_strict_session() {
 
 #[test]
 fn pages_without_a_valid_session_redirect_to_the_login() {
-    for path in ["/overview", "/try", "/audit"] {
+    for path in ["/overview", "/campaigns", "/reports", "/try", "/audit"] {
         let anonymous = get(path, None);
         assert_eq!(anonymous.status, 303, "{path}");
         assert_eq!(anonymous.header("location"), Some("/login"));
@@ -35,6 +35,12 @@ fn pages_without_a_valid_session_redirect_to_the_login() {
     }
     let post = post_form("/try", None, &[("text", "hello")]);
     assert_eq!(post.status, 403);
+    let list = post_form(
+        "/reports/list",
+        None,
+        &[("ids", "00000000000000ff"), ("action", "whitelist")],
+    );
+    assert_eq!(list.status, 403);
 }
 
 #[test]
@@ -192,7 +198,7 @@ fn every_answer_carries_the_security_headers_and_only_embedded_assets() {
     assert_eq!(login_page.header("x-frame-options"), Some("DENY"));
     assert_eq!(login_page.header("cache-control"), Some("no-store"));
     let session = login();
-    for path in ["/overview", "/try", "/audit"] {
+    for path in ["/overview", "/campaigns", "/reports", "/try", "/audit"] {
         let page = get(path, Some(&session.cookie));
         assert!(
             !page.body.contains("http://") && !page.body.contains("https://"),
@@ -222,7 +228,9 @@ fn repeated_failed_logins_throttle_every_login_for_a_while() {
 fn no_page_carries_message_text() {
     let marker = "zebracorn-7f3a";
     let text = format!("Claim your prize {marker} now at http://{marker}.example");
-    classify(&text);
+    let verdict = classify(&text);
+    // Reported, so its fingerprint is a campaign on both pages.
+    crate::campaigns::report(&verdict.fingerprint.to_ascii_lowercase(), true);
     let session = login();
     let tried = post_form(
         "/try",
@@ -233,7 +241,10 @@ fn no_page_carries_message_text() {
     let mut pages = vec![("/try (answer)".to_owned(), tried.body)];
     for path in [
         "/overview",
+        "/campaigns",
+        "/reports",
         "/try",
+        "/rules",
         "/audit",
         "/login",
         "/assets/console.css",

@@ -2,6 +2,7 @@
 //! HTTP requests, and a real headless Chromium driven over WebDriver.
 
 mod browser;
+mod campaigns;
 mod cli;
 mod common;
 mod http;

@@ -101,3 +101,55 @@ fn with_table_beside() -> String {
     assert_ne!(text, DEFAULT_RULES_TOML);
     text
 }
+
+/// The hit count in the Rules page's row of rule `id`.
+fn hits_of(page: &str, id: &str) -> u64 {
+    let row = format!("<td>{id}</td>");
+    let at = page.find(&row).unwrap_or_else(|| panic!("no row {id}"));
+    let cell = r#"<td class="hits">"#;
+    let start = at + page[at..].find(cell).unwrap() + cell.len();
+    page[start..].split('<').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_rules_page_counts_the_verdicts_each_rule_fired_in() {
+    let own = start_console_server_with(|config, dir| {
+        let rules = dir.join("rules.toml");
+        std::fs::write(&rules, with_table_beside()).unwrap();
+        std::fs::write(dir.join("spam-hosts.txt"), DEFAULT_SPAM_HOSTS).unwrap();
+        std::fs::write(dir.join("knowledge.toml"), BUILTIN_TOML).unwrap();
+        config.rules_path = Some(rules);
+    });
+    let session = login_to(own.console);
+    let page = get_from(own.console, "/rules", Some(&session.cookie));
+    assert_eq!(hits_of(&page.body, "en-parcel-fee"), 0);
+    let addr = own.server.addr;
+    let verdict = run(async move {
+        let mut client =
+            smsguard_proto::v1::sms_guard_client::SmsGuardClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap();
+        for _ in 0..2 {
+            client
+                .classify(smsguard_proto::v1::ClassifyRequest {
+                    message: Some(message(PARCEL)),
+                })
+                .await
+                .unwrap();
+        }
+        client
+            .classify(smsguard_proto::v1::ClassifyRequest {
+                message: Some(message("See you at the station at six")),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    assert!(verdict.verdict.is_some());
+    let page = get_from(own.console, "/rules", Some(&session.cookie));
+    assert_eq!(
+        hits_of(&page.body, "en-parcel-fee"),
+        2,
+        "two parcel messages"
+    );
+}

@@ -338,3 +338,87 @@ fn a_senders_window_counts_its_messages_through_both_replicas() {
         b.server.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn an_operator_whitelist_through_one_replica_reaches_the_others_at_their_reload() {
+    use smsguard_server::console::campaigns;
+    use smsguard_server::operator_list::{self, Listing};
+    let redis = TestRedis::start();
+    run(async {
+        let a = replica(&redis.url(0), |_| {}).await;
+        let b = replica(&redis.url(0), |_| {}).await;
+        let (mut ca, mut cb) = (
+            common::client(a.addr()).await,
+            common::client(b.addr()).await,
+        );
+        assert!(
+            ca.report(spam_report(CAMPAIGN))
+                .await
+                .unwrap()
+                .into_inner()
+                .accepted
+        );
+        let quarantined = verdict(&mut cb, CAMPAIGN_VARIANT).await;
+        assert_eq!(quarantined.action, v1::Action::Quarantine as i32);
+        let id = fingerprint_of(CAMPAIGN).id();
+
+        // Both replicas read the one trail of reports.
+        let app_b = std::sync::Arc::clone(b.server.app());
+        let trail =
+            tokio::task::spawn_blocking(move || app_b.state_backend().recent_reports(10).unwrap())
+                .await
+                .unwrap();
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].fingerprint_id, id);
+        assert!(trail[0].spam);
+
+        let app_a = std::sync::Arc::clone(a.server.app());
+        tokio::task::spawn_blocking(move || {
+            operator_list::list(&app_a, id, Listing::Whitelist, "operator", 1).unwrap()
+        })
+        .await
+        .unwrap();
+        let on_a = verdict(&mut ca, CAMPAIGN_VARIANT).await;
+        assert_eq!(on_a.action, v1::Action::Allow as i32, "{on_a:?}");
+        // Replica b applies it at its next reload tick.
+        b.server.reload().await.unwrap();
+        let on_b = verdict(&mut cb, CAMPAIGN_VARIANT).await;
+        assert_eq!(on_b.action, v1::Action::Allow as i32, "{on_b:?}");
+
+        let app_b = std::sync::Arc::clone(b.server.app());
+        let view = tokio::task::spawn_blocking(move || campaigns::gather(&app_b, 2).unwrap())
+            .await
+            .unwrap();
+        let cluster = view
+            .clusters
+            .iter()
+            .find(|c| c.ids().contains(&id))
+            .expect("the reported fingerprint is a campaign");
+        assert_eq!(cluster.listing(), Some(Listing::Whitelist));
+        assert_eq!(cluster.spam_reports, 1);
+        let page = sync_page(&mut cb).await;
+        let change = page
+            .fingerprints
+            .iter()
+            .rev()
+            .find(|f| f.fingerprint == fingerprint_of(CAMPAIGN).to_hex())
+            .unwrap();
+        assert!(change.removed, "{page:?}");
+
+        // Unlisted through b: gone from the shared store, and a's verdict after its reload is
+        // the report quorum's again.
+        let app_b = std::sync::Arc::clone(b.server.app());
+        let left = tokio::task::spawn_blocking(move || {
+            operator_list::unlist(&app_b, id).unwrap();
+            app_b.state_backend().operator_listings().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        a.server.reload().await.unwrap();
+        let on_a = verdict(&mut ca, CAMPAIGN_VARIANT).await;
+        assert_eq!(on_a.action, v1::Action::Quarantine as i32, "{on_a:?}");
+        a.server.shutdown().await.unwrap();
+        b.server.shutdown().await.unwrap();
+    });
+}

@@ -12,6 +12,7 @@
 //! | `smsguard:v1:{reports}:audit` | list | every report, 42-byte `AuditRecord`s in arrival order |
 //! | `smsguard:v1:{snd:HASH}` | hash | one sender's windows (fields `S:` second, `M:` minute, `D:` device, `V:` reporter, `first`); expires 2 days after its last message |
 //! | `smsguard:v1:{rl:HASH}` | string | a rate limit's theoretical arrival time (GCRA), expires when full again |
+//! | `smsguard:v1:{operator}:list` | hash | the console's whitelist and blacklist: fingerprint id (8 bytes) → JSON `OperatorListing` |
 //! | `smsguard:v1:{sync}:version`, `:log`, `:sender_rules` | string, sorted set, string | the change log: counter, `version:json` members scored by version, the sender rules last logged |
 //!
 //! Grouping buckets and records into hashes (4,096 groups per band, 65,536 record groups) keeps
@@ -32,6 +33,7 @@ pub const BUCKET_IDS: usize = smsguard_scoring::similarity::MAX_BUCKET_SCAN;
 pub const ENTRY_COUNT: &str = "smsguard:v1:{reports}:entries";
 pub const REPUTATION: &str = "smsguard:v1:{reports}:reputation";
 pub const AUDIT: &str = "smsguard:v1:{reports}:audit";
+pub const OPERATOR_LIST: &str = "smsguard:v1:{operator}:list";
 pub const SYNC_VERSION: &str = "smsguard:v1:{sync}:version";
 pub const SYNC_LOG: &str = "smsguard:v1:{sync}:log";
 pub const SYNC_SENDER_RULES: &str = "smsguard:v1:{sync}:sender_rules";

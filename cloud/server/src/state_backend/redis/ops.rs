@@ -6,12 +6,13 @@ use redis::Value;
 use smsguard_core::{Fingerprint, Label};
 use smsguard_scoring::sender::SenderSnapshot;
 use smsguard_scoring::similarity::{
-    decode_entry, encode_audit, encode_entry, id_hash, AuditRecord, Entry, UserReport,
-    DISTRUST_MIN_DISAGREED,
+    decode_audit, decode_entry, encode_audit, encode_entry, id_hash, AuditRecord, Entry,
+    UserReport, DISTRUST_MIN_DISAGREED,
 };
 
 use super::keys::{self, bands, BUCKET_IDS};
 use super::{corrupt, RedisState, SENDER_EXPIRY_SECONDS, SENDER_MAX_DEVICES};
+use crate::operator_list::OperatorListing;
 use crate::state_backend::{
     PrefetchRequest, Prefetched, RateLimit, RecordedReport, SharedInputs, StateBackend, StateError,
 };
@@ -346,6 +347,53 @@ impl StateBackend for RedisState {
         Err(StateError::Unavailable(
             "sender rules kept changing under concurrent replicas".into(),
         ))
+    }
+
+    fn recent_reports(&self, limit: usize) -> Result<Vec<AuditRecord>, StateError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.lrange(keys::AUDIT, -(limit as isize), -1);
+        let (records,): (Vec<Vec<u8>>,) = self.query(pipe)?;
+        Ok(records
+            .iter()
+            .rev()
+            .filter_map(|r| decode_audit(r))
+            .collect())
+    }
+
+    fn operator_listings(&self) -> Result<Vec<OperatorListing>, StateError> {
+        let mut pipe = redis::pipe();
+        pipe.hvals(keys::OPERATOR_LIST);
+        let (values,): (Vec<Vec<u8>>,) = self.query(pipe)?;
+        values
+            .iter()
+            .map(|v| {
+                serde_json::from_slice(v).map_err(|e| corrupt(format!("an operator listing: {e}")))
+            })
+            .collect()
+    }
+
+    fn put_operator_listing(&self, listing: &OperatorListing) -> Result<(), StateError> {
+        let value = serde_json::to_vec(listing).map_err(|e| StateError::Store(e.to_string()))?;
+        let mut pipe = redis::pipe();
+        pipe.hset(
+            keys::OPERATOR_LIST,
+            &listing.fingerprint_id.to_be_bytes()[..],
+            value,
+        )
+        .ignore();
+        self.query::<()>(pipe)?;
+        self.wait_for_disk()
+    }
+
+    fn remove_operator_listing(&self, id: u64) -> Result<(), StateError> {
+        let mut pipe = redis::pipe();
+        pipe.hdel(keys::OPERATOR_LIST, &id.to_be_bytes()[..])
+            .ignore();
+        self.query::<()>(pipe)?;
+        self.wait_for_disk()
     }
 
     fn flush(&self) -> Result<(), StateError> {
