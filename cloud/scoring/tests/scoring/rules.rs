@@ -20,19 +20,23 @@ fn builtin_rules_load_and_match_keywords_through_normalisation() {
         .unwrap();
     assert!(spam.score > 0.6, "{}: {}", spam.score, spam.reason);
     assert!(
-        spam.reason.contains("zh-contact-lure") && spam.reason.contains("zh-gambling"),
+        spam.reason.contains("zh-contact-lure")
+            && spam.reason.contains("zh-gambling")
+            && spam.reason.contains("zh-gift-lure"),
         "{}",
         spam.reason
     );
+    // A red packet for adding a WeChat is the gift lure (fraud), beside gambling and the lure.
     assert!(
         spam.reason
-            .contains("types: gambling (illegal) 0.60, contact_lure 0.30"),
+            .contains("types: prize (fraud) 0.50, gambling (illegal) 0.60, contact_lure 0.30"),
         "hits per type: {}",
         spam.reason
     );
     let kinds: Vec<&str> = spam.hits.iter().map(|h| h.kind.as_str()).collect();
-    assert_eq!(kinds, ["gambling", "contact_lure"]);
-    assert!(spam.hits[0].harmful && !spam.hits[1].harmful);
+    assert_eq!(kinds, ["prize", "gambling", "contact_lure"]);
+    assert!(spam.hits[0].harmful && spam.hits[1].harmful && !spam.hits[2].harmful);
+    // The heaviest harmful type names the label.
     assert_eq!(spam.label, Some(Label::Illegal));
     let ham = rules
         .score(&msg("明天下午三点开会，记得带电脑").context())
