@@ -146,10 +146,22 @@ impl CloudScorer {
         edge: Option<EdgeInput>,
         market: Option<Market>,
     ) -> FusedVerdict {
+        self.fuse_outcomes(msg, &self.outcomes(msg), edge, market)
+    }
+
+    /// What [`Self::score_in`] does once the scorers' outcomes are in (also for outcomes a
+    /// caller completed itself, e.g. from a state shared between replicas): fusion at the market,
+    /// then the category policy.
+    pub fn fuse_outcomes(
+        &self,
+        msg: &MessageContext<'_>,
+        outcomes: &[ScorerOutcome],
+        edge: Option<EdgeInput>,
+        market: Option<Market>,
+    ) -> FusedVerdict {
         let market = market.unwrap_or_else(|| Market::of_text(&msg.normalized.text));
-        let outcomes = self.outcomes(msg);
-        let verdict = self.fusion.fuse(&outcomes, edge, market);
-        crate::policy::apply(verdict, &outcomes, &self.fusion)
+        let verdict = self.fusion.fuse(outcomes, edge, market);
+        crate::policy::apply(verdict, outcomes, &self.fusion)
     }
 
     /// Normalises and fingerprints `body` once, then scores it.

@@ -133,6 +133,8 @@ pub struct ValidMessage {
     pub device_id: String,
     pub client_message_id: String,
     pub edge: Option<EdgeInput>,
+    /// The device's configured market; `None`: the message's dominant script decides.
+    pub market: Option<smsguard_core::Market>,
 }
 
 /// What a reload pass changed.

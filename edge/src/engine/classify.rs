@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use smsguard_core::knowledge::KnowledgeBase;
-use smsguard_core::{normalize, Fingerprint, Label, Normalized};
+use smsguard_core::{normalize, Fingerprint, Label, Market, Normalized};
 use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
 
@@ -210,6 +210,7 @@ impl Engine {
                 message,
                 message_id,
                 model.as_deref().map(|m| m.version.as_str()),
+                self.config.market,
             );
             remote.start(remote.link.classify(request))
         });
@@ -460,9 +461,20 @@ fn with_fraud_knowledge(outcome: Outcome, normalized: &Normalized) -> Outcome {
     }
 }
 
+/// The device's configured market as the protocol names it (empty: the cloud goes by script).
+fn market_field(market: Option<Market>) -> String {
+    market.map(|m| m.as_str().to_owned()).unwrap_or_default()
+}
+
 /// The request for the cloud; `client_message_id` is the engine's message id.
-fn sms_message(message: &Message, message_id: u64, model_version: Option<&str>) -> SmsMessage {
+fn sms_message(
+    message: &Message,
+    message_id: u64,
+    model_version: Option<&str>,
+    market: Option<Market>,
+) -> SmsMessage {
     SmsMessage {
+        market: market_field(market),
         sender: message.sender.to_string(),
         body: message.body.to_string(),
         received_at_ms: message.received_at_ms,
@@ -473,9 +485,14 @@ fn sms_message(message: &Message, message_id: u64, model_version: Option<&str>) 
 }
 
 /// The request for a stored record (re-check), with the verdict the edge gave it.
-pub(super) fn recheck_message(record: &MessageRecord, body: &str) -> SmsMessage {
+pub(super) fn recheck_message(
+    record: &MessageRecord,
+    body: &str,
+    market: Option<Market>,
+) -> SmsMessage {
     let verdict = record.verdict;
     SmsMessage {
+        market: market_field(market),
         sender: record.sender.clone(),
         body: body.to_string(),
         received_at_ms: record.received_at_ms,

@@ -186,7 +186,7 @@ impl Engine {
                 .and_then(|r| r.body.as_deref().map(|b| (r, b)))
             {
                 Some((record, body)) => {
-                    requests.push(recheck_message(record, body));
+                    requests.push(recheck_message(record, body, self.config.market));
                     keys.insert(message_id.to_string(), (key, message_id));
                 }
                 None => self.drop_recheck(key, message_id, summary),

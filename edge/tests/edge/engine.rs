@@ -60,6 +60,8 @@ struct CloudState {
     /// Per-message errors: "parcel" bodies get UNAVAILABLE, "iPhone" bodies INVALID_ARGUMENT.
     batch_errors: bool,
     batches: usize,
+    /// The `market` field of every message the cloud was asked about, in order.
+    markets: Vec<String>,
     reports: Vec<ReportRequest>,
     sync_pages: VecDeque<SyncCacheResponse>,
     sync_requests: Vec<u64>,
@@ -98,8 +100,12 @@ fn verdict(label: v1::Label, action: v1::Action, ttl: u32) -> Verdict {
 }
 
 impl CloudLink for FakeCloud {
-    fn classify(&self, _msg: SmsMessage) -> CloudFuture<Verdict> {
-        let behaviour = self.state().classify.clone();
+    fn classify(&self, msg: SmsMessage) -> CloudFuture<Verdict> {
+        let behaviour = {
+            let mut state = self.state();
+            state.markets.push(msg.market);
+            state.classify.clone()
+        };
         Box::pin(async move {
             match behaviour {
                 Some(Behaviour::Answer {
@@ -122,6 +128,7 @@ impl CloudLink for FakeCloud {
     fn classify_batch(&self, msgs: Vec<SmsMessage>) -> CloudFuture<Vec<ClassifyResult>> {
         let mut state = self.state();
         state.batches += 1;
+        state.markets.extend(msgs.iter().map(|m| m.market.clone()));
         let down = state.batch_down;
         let errors = state.batch_errors;
         Box::pin(async move {

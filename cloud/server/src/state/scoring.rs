@@ -106,11 +106,12 @@ impl AppState {
     ) -> v1::Verdict {
         let context = prepared.context();
         let verdict = match fetched {
-            Ok(Prefetched::InProcess) => self.scorer.score(&context, msg.edge),
+            Ok(Prefetched::InProcess) => self.scorer.score_in(&context, msg.edge, msg.market),
             Ok(Prefetched::Shared(inputs)) => {
                 let mut outcomes = self.scorer.outcomes(&context);
                 outcomes.extend(self.shared_outcomes(prepared, &inputs));
-                self.fuse(&context, &outcomes, msg.edge)
+                self.scorer
+                    .fuse_outcomes(&context, &outcomes, msg.edge, msg.market)
             }
             Err(error) => {
                 self.note_state_failure(&error);
@@ -119,7 +120,8 @@ impl AppState {
                     model: model.to_owned(),
                     result: Err(error.to_string()),
                 }));
-                self.fuse(&context, &outcomes, msg.edge)
+                self.scorer
+                    .fuse_outcomes(&context, &outcomes, msg.edge, msg.market)
             }
         };
         if let Ok(mut recent) = self.recent.lock() {
@@ -129,19 +131,6 @@ impl AppState {
         }
         self.record_verdict(&verdict);
         self.to_proto(&verdict, prepared.fingerprint.to_hex())
-    }
-
-    /// What `CloudScorer::score` does with its own outcomes, for outcomes completed from the
-    /// shared state: fusion at the message's market, then the category policy.
-    pub(super) fn fuse(
-        &self,
-        context: &MessageContext<'_>,
-        outcomes: &[ScorerOutcome],
-        edge: Option<EdgeInput>,
-    ) -> FusedVerdict {
-        let market = smsguard_core::Market::of_text(&context.normalized.text);
-        let fusion = self.scorer.fusion();
-        smsguard_scoring::policy::apply(fusion.fuse(outcomes, edge, market), outcomes, fusion)
     }
 
     /// The similarity and sender scores of a message from the shared state's inputs.

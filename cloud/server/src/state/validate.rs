@@ -30,6 +30,9 @@ impl AppState {
             device_id: msg.device_id.clone(),
             client_message_id: msg.client_message_id.clone(),
             edge: edge_input(msg.local_verdict.as_ref())?,
+            // Lenient on purpose: a phone newer than this server may name a market it does not
+            // know, and the dominant script is then the right fallback, not a refusal.
+            market: msg.market.parse().ok(),
         })
     }
 }

@@ -49,6 +49,35 @@ fn classify_answers_a_fused_verdict_with_contributions_and_fingerprint() {
     assert!(!verdict.degraded);
 }
 
+/// The device's configured market picks the thresholds; without one (or with one this server
+/// does not know) the message's dominant script does, as on the phone.
+#[test]
+fn the_devices_market_picks_the_thresholds_else_the_script_does() {
+    let addr = SERVER.addr();
+    let text = "Your parcel is waiting, confirm the delivery fee today";
+    let reasons = run(async move {
+        let mut client = client(addr).await;
+        let mut reasons = Vec::new();
+        for market in ["", "zh", "en", "tr"] {
+            let mut msg = message(text, "m");
+            msg.market = market.to_owned();
+            let verdict = classify_verdict(&mut client, msg).await;
+            reasons.push(contribution(&verdict, "operating_point").reason.clone());
+        }
+        reasons
+    });
+    let markets: Vec<&str> = reasons
+        .iter()
+        .map(|r| {
+            r.split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .trim_end_matches(':')
+        })
+        .collect();
+    assert_eq!(markets, ["en", "zh", "en", "en"], "{reasons:#?}");
+}
+
 #[test]
 fn a_stream_answers_every_frame_and_a_bad_message_only_fails_itself() {
     let addr = SERVER.addr();

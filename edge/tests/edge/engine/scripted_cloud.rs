@@ -445,3 +445,26 @@ fn model_update_installs_only_verified_packages() {
         Err(EngineError::NoPinnedKey)
     ));
 }
+
+/// The device's configured market travels with every question to the cloud (classify and
+/// re-check), so the cloud judges at the same market's thresholds as the phone; without one
+/// the field is empty and the cloud goes by the message's script.
+#[test]
+fn the_configured_market_travels_with_every_cloud_request() {
+    for (market, expected) in [(Some(smsguard_core::Market::Zh), "zh"), (None, "")] {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = FakeCloud::new(answer(v1::Label::Ham, v1::Action::Allow, 60, 500));
+        let config = EngineConfig {
+            cloud: Some(cloud_config(Duration::from_millis(50))),
+            market,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open_with_link(dir.path(), config, Some(cloud.link())).unwrap();
+        // Too slow for the deadline: the message is queued, then re-checked by the drain.
+        engine.classify(STRANGER, OBVIOUS_SPAM[0], 0);
+        engine.drain_queue().unwrap();
+        let markets = cloud.state().markets.clone();
+        assert_eq!(markets, [expected, expected], "classify, then the re-check");
+        engine.close().unwrap();
+    }
+}
