@@ -80,6 +80,9 @@ pub struct Metrics {
     pub reloads: Counter,
     /// Verdicts given without the shared state (the state backend failed or was too slow).
     pub shared_state_degraded: Counter,
+    /// Verdicts marked degraded, for whatever reason (a scorer failed, the shared state did not
+    /// answer): the exact count behind the console's degraded share.
+    degraded_verdicts: Counter,
 }
 
 impl Default for Metrics {
@@ -132,6 +135,12 @@ impl Metrics {
         let sync_version = Gauge::default();
         let reloads = Counter::default();
         let shared_state_degraded = Counter::default();
+        let degraded_verdicts = Counter::default();
+        registry.register(
+            "degraded_verdicts",
+            "Verdicts marked degraded (a scorer failed or the shared state did not answer)",
+            degraded_verdicts.clone(),
+        );
         registry.register(
             "shared_state_degraded",
             "Verdicts given without similarity and sender input because the shared state \
@@ -190,6 +199,7 @@ impl Metrics {
             sync_version,
             reloads,
             shared_state_degraded,
+            degraded_verdicts,
         }
     }
 
@@ -209,6 +219,11 @@ impl Metrics {
         self.verdicts
             .get_or_create(&VerdictLabels { label, action })
             .inc();
+    }
+
+    /// One verdict was marked degraded (counted beside [`Self::record_verdict`]).
+    pub fn record_degraded_verdict(&self) {
+        self.degraded_verdicts.inc();
     }
 
     pub fn record_rule_hit(&self, rule: &str) {

@@ -133,8 +133,8 @@ pub fn overview(session: &Session, facts: &OverviewFacts) -> String {
     let snapshot = &facts.snapshot;
     let total = snapshot.total_verdicts();
     let mut body = format!(
-        r#"<h1>Overview</h1><section><h2>Verdicts</h2><p><span class="figure" id="total-verdicts">{total}</span> verdicts since start; scorer failures make at most <span id="degraded-share">{:.1}%</span> of them degraded.</p>"#,
-        snapshot.degraded_share_at_most() * 100.0
+        r#"<h1>Overview</h1><section><h2>Verdicts</h2><p><span class="figure" id="total-verdicts">{total}</span> verdicts since start, <span id="degraded-share">{:.1}%</span> of them degraded (a scorer failed or the shared state did not answer).</p>"#,
+        snapshot.degraded_share() * 100.0
     );
     let by_label_action: Vec<(String, u64)> = snapshot
         .verdicts

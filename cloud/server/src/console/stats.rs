@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub verdicts: BTreeMap<(String, String), u64>,
     /// Scorer failures by model: each made one verdict degraded.
     pub scorer_failures: BTreeMap<String, u64>,
+    /// Verdicts marked degraded.
+    pub degraded_verdicts: u64,
     /// Times each rule fired, by id.
     pub rule_hits: BTreeMap<String, u64>,
     /// Request latency by RPC.
@@ -52,15 +54,13 @@ impl Snapshot {
         by_label
     }
 
-    /// Share of verdicts with a failed scorer. A verdict with two failed scorers counts twice,
-    /// so this is an upper bound (capped at 1).
-    pub fn degraded_share_at_most(&self) -> f64 {
+    /// Share of verdicts marked degraded (a scorer failed or the shared state did not answer).
+    pub fn degraded_share(&self) -> f64 {
         let total = self.total_verdicts();
         if total == 0 {
             return 0.0;
         }
-        let failures: u64 = self.scorer_failures.values().sum();
-        (failures as f64 / total as f64).min(1.0)
+        (self.degraded_verdicts as f64 / total as f64).min(1.0)
     }
 
     /// Parses the Prometheus text exposition of the service's registry.
@@ -81,6 +81,9 @@ impl Snapshot {
                 }
                 "smsguard_rule_hits_total" => {
                     *snapshot.rule_hits.entry(label("rule")).or_default() += value as u64;
+                }
+                "smsguard_degraded_verdicts_total" => {
+                    snapshot.degraded_verdicts += value as u64;
                 }
                 "smsguard_model_errors_total" => {
                     *snapshot.scorer_failures.entry(label("model")).or_default() += value as u64;
@@ -211,6 +214,8 @@ mod tests {
         metrics.record_verdict("spam", "block");
         metrics.record_verdict("ham", "allow");
         metrics.record_model_error("similarity");
+        metrics.record_model_error("sender");
+        metrics.record_degraded_verdict();
         for _ in 0..10 {
             metrics.record_request("Classify", tonic::Code::Ok, std::time::Instant::now());
         }
@@ -218,7 +223,9 @@ mod tests {
         assert_eq!(snapshot.verdicts[&("spam".into(), "block".into())], 2);
         assert_eq!(snapshot.total_verdicts(), 3);
         assert_eq!(snapshot.scorer_failures["similarity"], 1);
-        assert!((snapshot.degraded_share_at_most() - 1.0 / 3.0).abs() < 1e-9);
+        // Two scorers failed in one verdict: one degraded verdict of three, exactly.
+        assert_eq!(snapshot.degraded_verdicts, 1);
+        assert!((snapshot.degraded_share() - 1.0 / 3.0).abs() < 1e-9);
         let latency = snapshot.latency["Classify"];
         assert_eq!(latency.count, 10);
         assert!(

@@ -176,6 +176,9 @@ impl AppState {
     pub(super) fn record_verdict(&self, verdict: &FusedVerdict) {
         self.metrics
             .record_verdict(verdict.label.as_str(), verdict.action.as_str());
+        if verdict.degraded {
+            self.metrics.record_degraded_verdict();
+        }
         for contribution in verdict.contributions.iter().filter(|c| c.degraded) {
             self.metrics.record_model_error(&contribution.model);
         }

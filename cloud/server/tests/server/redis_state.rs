@@ -263,6 +263,12 @@ fn redis_killed_and_restarted_degrades_verdicts_then_recovers_with_its_data() {
             common::metric_value(&text, "smsguard_shared_state_degraded_total") >= 3.0,
             "{text}"
         );
+        // The console's degraded share counts each of those verdicts once (two inputs failed).
+        assert_eq!(
+            common::metric_value(&text, "smsguard_degraded_verdicts_total"),
+            common::metric_value(&text, "smsguard_shared_state_degraded_total"),
+            "{text}"
+        );
         // A report cannot be recorded: the phone is told to retry, nothing is lost silently.
         let refused = client
             .report(spam_report(CAMPAIGN_VARIANT))
