@@ -82,3 +82,50 @@ fn eval_of_a_missing_file_fails_with_its_path() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/dev.tsv"));
 }
+
+/// The share of a report's messages the cloud did not allow (`actions`: tag, quarantine, block).
+fn flagged_share(report: &serde_json::Value) -> f64 {
+    let actions = report["actions"].as_object().expect("actions");
+    let count = |action: &str| actions.get(action).and_then(|v| v.as_u64()).unwrap_or(0);
+    let flagged = count("tag") + count("quarantine") + count("block");
+    flagged as f64 / report["n"].as_u64().expect("n").max(1) as f64
+}
+
+fn eval_fixture(relative: &str) -> serde_json::Value {
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("eval.json");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../datasets/fixtures")
+        .join(relative);
+    let status = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
+        .args(["eval", "--no-seed", "--data"])
+        .arg(&data)
+        .arg("--json")
+        .arg(&json_path)
+        .arg("--data-dir")
+        .arg(out.path().join("store"))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap()
+}
+
+/// Quality floors on the hand-written sets, so a model or fusion regression fails a test and
+/// not only a README figure: obfuscated spam stays caught, tricky legitimate messages stay
+/// delivered. Shipped models, similarity memory empty; measured 82 of 87 (94.3 %) and 0 of 25,
+/// as with a seeded memory in the README: the floors leave three messages of room.
+#[test]
+fn the_shipped_cloud_keeps_its_floor_on_the_hand_written_sets() {
+    let obfuscated = eval_fixture("robustness.tsv");
+    let caught = flagged_share(&obfuscated);
+    eprintln!("robustness: {caught:.3} flagged");
+    assert!(caught >= 0.9, "obfuscated spam flagged: {caught:.3}");
+    let tricky = eval_fixture("challenge/tricky-ham.tsv");
+    let false_alarms = flagged_share(&tricky) * tricky["n"].as_f64().unwrap();
+    eprintln!("tricky ham: {false_alarms} flagged");
+    assert!(false_alarms <= 1.0, "tricky ham flagged: {false_alarms}");
+}
