@@ -13,6 +13,36 @@ use crate::rules::{RuleSet, RulesError, RulesHandle, StaticRules};
 use crate::similarity::{SimilarityError, SimilarityStore};
 use crate::{MessageContext, PreparedMessage, Scorer, SenderReputation, VariantScorer};
 
+/// The cloud's scorer line-up, the one the fusion is fitted on: the served cloud and the
+/// trainer (its refit and its leave-one-corpus-out folds) build it here, with their own models.
+pub fn lineup(
+    multiclass: MulticlassModel,
+    lexical: LexicalModel,
+    similarity: SimilarityStore,
+    rules: Box<dyn Scorer>,
+) -> Vec<Box<dyn Scorer>> {
+    vec![
+        Box::new(multiclass),
+        Box::new(lexical),
+        Box::new(similarity),
+        Box::new(VariantScorer::default()),
+        rules,
+        Box::new(SenderReputation::default()),
+    ]
+}
+
+/// Runs every scorer on one message; a failure becomes an outcome carrying the error's text
+/// (which never quotes the message).
+pub fn outcomes_of(scorers: &[Box<dyn Scorer>], msg: &MessageContext<'_>) -> Vec<ScorerOutcome> {
+    scorers
+        .iter()
+        .map(|scorer| ScorerOutcome {
+            model: scorer.name().to_owned(),
+            result: scorer.score(msg).map_err(|e| e.to_string()),
+        })
+        .collect()
+}
+
 /// Errors of building a [`CloudScorer`]. None quotes message text.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
@@ -99,14 +129,12 @@ impl CloudScorer {
             Some(path) => Box::new(RulesHandle::open(path, Duration::from_secs(5))?),
             None => Box::new(StaticRules(RuleSet::builtin()?)),
         };
-        let scorers: Vec<Box<dyn Scorer>> = vec![
-            Box::new(MulticlassModel::embedded()?),
-            Box::new(LexicalModel::embedded()?),
-            Box::new(similarity),
-            Box::new(VariantScorer::default()),
+        let scorers = lineup(
+            MulticlassModel::embedded()?,
+            LexicalModel::embedded()?,
+            similarity,
             rules,
-            Box::new(SenderReputation::default()),
-        ];
+        );
         Ok(CloudScorer::new(scorers, FusionModel::embedded()?))
     }
 
@@ -121,13 +149,7 @@ impl CloudScorer {
     /// Runs every scorer; a failure becomes an outcome carrying the error's text (which never
     /// quotes the message).
     pub fn outcomes(&self, msg: &MessageContext<'_>) -> Vec<ScorerOutcome> {
-        self.scorers
-            .iter()
-            .map(|scorer| ScorerOutcome {
-                model: scorer.name().to_owned(),
-                result: scorer.score(msg).map_err(|e| e.to_string()),
-            })
-            .collect()
+        outcomes_of(&self.scorers, msg)
     }
 
     /// The verdict on an already prepared message, judged at the thresholds of its dominant

@@ -24,7 +24,7 @@ use smsguard_core::metrics::{self, Observation};
 use smsguard_core::Market;
 use smsguard_core::{Label, PIPELINE_VERSION};
 use smsguard_model::EdgeModel;
-use smsguard_scoring::cloud_scorer::seed_similarity_files;
+use smsguard_scoring::cloud_scorer::{lineup, outcomes_of, seed_similarity_files};
 use smsguard_scoring::fusion::{default_inputs, EdgeInput, ScorerOutcome, EDGE_INPUT};
 use smsguard_scoring::lexical;
 use smsguard_scoring::multiclass::subword::SUBWORD_FILE;
@@ -32,7 +32,7 @@ use smsguard_scoring::multiclass::{
     self, Example, MulticlassModel, SubwordVocab, TrainConfig, CLASSES,
 };
 use smsguard_scoring::rules::{RuleSet, StaticRules};
-use smsguard_scoring::{PreparedMessage, Scorer, SenderReputation, SimilarityStore, VariantScorer};
+use smsguard_scoring::{PreparedMessage, SimilarityStore};
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::{AddedToken, Tokenizer};
@@ -255,26 +255,11 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     let store = SimilarityStore::open(&store_dir)?;
     let seeded = seed_similarity_files(&store, &train_files)?;
     eprintln!("similarity store seeded with {seeded} training spam fingerprints");
-    let scorers: Vec<Box<dyn Scorer>> = vec![
-        Box::new(model),
-        Box::new(lexical_model),
-        Box::new(store),
-        Box::new(VariantScorer::default()),
-        Box::new(StaticRules(RuleSet::builtin()?)),
-        Box::new(SenderReputation::default()),
-    ];
+    let rules = Box::new(StaticRules(RuleSet::builtin()?));
+    let scorers = lineup(model, lexical_model, store, rules);
     let outcomes: Vec<Vec<ScorerOutcome>> = prepared
         .iter()
-        .map(|p| {
-            let ctx = p.context();
-            scorers
-                .iter()
-                .map(|s| ScorerOutcome {
-                    model: s.name().to_owned(),
-                    result: s.score(&ctx).map_err(|e| e.to_string()),
-                })
-                .collect()
-        })
+        .map(|p| outcomes_of(&scorers, &p.context()))
         .collect();
     drop(scorers);
     let _ = std::fs::remove_dir_all(&store_dir);

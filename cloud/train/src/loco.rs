@@ -25,12 +25,11 @@ use crate::fusion_head::{pick_thresholds, FitConfig};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use smsguard_core::{Label, Market};
+use smsguard_scoring::cloud_scorer::{lineup, outcomes_of};
 use smsguard_scoring::fusion::{EdgeInput, ScorerOutcome};
 use smsguard_scoring::multiclass::{SubwordVocab, TrainConfig};
 use smsguard_scoring::rules::{RuleSet, StaticRules};
-use smsguard_scoring::{
-    Action, PreparedMessage, Scorer, SenderReputation, SimilarityStore, VariantScorer,
-};
+use smsguard_scoring::{Action, PreparedMessage, SimilarityStore};
 
 use crate::baseline::{balanced_weights, train_svm, SvmConfig, TextView, TfidfVectorizer};
 use crate::cloud_models::{
@@ -278,29 +277,14 @@ fn fold(
             .filter(|e| e.label != 0)
             .map(|e| e.original.as_str()),
     )?;
-    let scorers: Vec<Box<dyn Scorer>> = vec![
-        Box::new(multiclass),
-        Box::new(lexical),
-        Box::new(store),
-        Box::new(VariantScorer::default()),
-        Box::new(StaticRules(RuleSet::builtin()?)),
-        Box::new(SenderReputation::default()),
-    ];
-    let outcomes_of = |set: &[usize]| -> Vec<Vec<ScorerOutcome>> {
+    let rules = Box::new(StaticRules(RuleSet::builtin()?));
+    let scorers = lineup(multiclass, lexical, store, rules);
+    let outcomes_in = |set: &[usize]| -> Vec<Vec<ScorerOutcome>> {
         set.iter()
-            .map(|&i| {
-                let ctx = dev.prepared[i].context();
-                scorers
-                    .iter()
-                    .map(|s| ScorerOutcome {
-                        model: s.name().to_owned(),
-                        result: s.score(&ctx).map_err(|e| e.to_string()),
-                    })
-                    .collect()
-            })
+            .map(|&i| outcomes_of(&scorers, &dev.prepared[i].context()))
             .collect()
     };
-    let (other_outcomes, held_outcomes) = (outcomes_of(&others), outcomes_of(&held));
+    let (other_outcomes, held_outcomes) = (outcomes_in(&others), outcomes_in(&held));
     drop(scorers);
     let _ = std::fs::remove_dir_all(&store_dir);
 
