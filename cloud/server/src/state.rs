@@ -46,6 +46,7 @@ mod scoring;
 mod validate;
 
 pub use reload::sender_rules;
+pub(crate) use validate::parse_fingerprint_id;
 use validate::*;
 
 /// A scorer shared with the service (the report path writes to the same instance).

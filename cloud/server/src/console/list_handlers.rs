@@ -16,6 +16,7 @@ use super::handlers::{checked_post, form, html, now_ms, record, see_other, sessi
 use super::pages::escape;
 use super::Peer;
 use crate::operator_list::{self, Listing};
+use crate::state::parse_fingerprint_id;
 
 /// Fingerprints one action may list (a cluster's members, as the page sends them).
 const MAX_IDS: usize = 64;
@@ -65,10 +66,7 @@ fn parse_ids(text: &str) -> Result<Vec<u64>, String> {
     }
     ids.iter()
         .map(|id| {
-            (id.len() == 16)
-                .then(|| u64::from_str_radix(id, 16).ok())
-                .flatten()
-                .ok_or_else(|| "a fingerprint id is 16 hex digits".to_owned())
+            parse_fingerprint_id(id).map_err(|_| "a fingerprint id is 16 hex digits".to_owned())
         })
         .collect()
 }

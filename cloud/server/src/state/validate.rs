@@ -95,7 +95,8 @@ pub(super) fn edge_input(
     }))
 }
 
-pub(super) fn parse_fingerprint_id(text: &str) -> Result<u64, RequestError> {
+/// A fingerprint id as the protocol and the console carry it: exactly 16 hex digits.
+pub(crate) fn parse_fingerprint_id(text: &str) -> Result<u64, RequestError> {
     if text.is_empty() {
         return Err(RequestError::Missing {
             field: "fingerprint",
