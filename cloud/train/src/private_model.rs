@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
+use smsguard_private::round_trip::timed_round_trip;
 use smsguard_private::train::{self, argmax, TrainConfig, TrainExample};
 use smsguard_private::{PrivateClient, PrivateModel, PrivateScorer, PrivateShape};
 
@@ -174,19 +175,14 @@ fn check_encrypted(
     let (mut messages, mut exact, mut query_bytes, mut answer_bytes) = (0, 0, 0, 0);
     for example in set.examples.iter().step_by(stride).take(sample) {
         let features = model.shape.features(&example.text);
-        let started = Instant::now();
-        let query = client.encrypt_features(&features)?;
-        let encrypted = Instant::now();
-        let answer = scorer.score(&query)?;
-        let scored = Instant::now();
-        let scores = client.decrypt_scores(&answer)?;
-        decrypt += scored.elapsed();
-        score += scored - encrypted;
-        encrypt += encrypted - started;
+        let trip = timed_round_trip(&client, &scorer, &features)?;
+        decrypt += trip.decrypt;
+        score += trip.score;
+        encrypt += trip.encrypt;
         messages += 1;
-        exact += usize::from(scores == model.plain_scores(&features)?);
-        query_bytes = query_bytes.max(query.len());
-        answer_bytes = answer_bytes.max(answer.len());
+        exact += usize::from(trip.scores == model.plain_scores(&features)?);
+        query_bytes = query_bytes.max(trip.query_bytes);
+        answer_bytes = answer_bytes.max(trip.answer_bytes);
     }
     let mean_ms = |total: Duration| total.as_secs_f64() * 1e3 / messages as f64;
     Ok(Some(EncryptedCheck {

@@ -2,10 +2,11 @@
 //! `cargo run --release -p smsguard-private --example private_bench [iterations]`
 //! (uses a synthetic model of the shipped shape: timing does not depend on the weights' values).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use smsguard_core::normalize::normalize;
 use smsguard_private::params::{self, MAX_WEIGHT};
+use smsguard_private::round_trip::timed_round_trip;
 use smsguard_private::{PrivateClient, PrivateError, PrivateModel, PrivateScorer, PrivateShape};
 
 const MESSAGES: [&str; 3] = [
@@ -34,18 +35,17 @@ fn main() -> Result<(), PrivateError> {
     let (mut query_bytes, mut answer_bytes) = (0, 0);
     for i in 0..iterations {
         let features = shape.features(&texts[i % texts.len()]);
-        let started = Instant::now();
-        let query = client.encrypt_features(&features)?;
-        let encrypted = Instant::now();
-        let answer = scorer.score(&query)?;
-        let scored = Instant::now();
-        let scores = client.decrypt_scores(&answer)?;
-        decrypt += scored.elapsed();
-        score += scored - encrypted;
-        encrypt += encrypted - started;
-        assert_eq!(scores, model.plain_scores(&features)?, "inexact scores");
-        query_bytes = query.len();
-        answer_bytes = answer.len();
+        let trip = timed_round_trip(&client, &scorer, &features)?;
+        decrypt += trip.decrypt;
+        score += trip.score;
+        encrypt += trip.encrypt;
+        assert_eq!(
+            trip.scores,
+            model.plain_scores(&features)?,
+            "inexact scores"
+        );
+        query_bytes = trip.query_bytes;
+        answer_bytes = trip.answer_bytes;
     }
     let mean = |d: Duration| d.as_secs_f64() * 1e3 / iterations as f64;
     println!(

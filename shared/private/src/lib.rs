@@ -22,6 +22,7 @@ pub mod client;
 mod error;
 pub mod model;
 pub mod params;
+pub mod round_trip;
 pub mod server;
 pub mod train;
 
