@@ -1,5 +1,6 @@
 //! `smsguard-cloud eval` end to end on the hand-written fixtures.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -7,20 +8,23 @@ fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/fixtures/mixed/dev.tsv")
 }
 
-#[test]
-fn eval_writes_the_edge_report_keys_and_counts_every_message() {
-    let out = tempfile::tempdir().unwrap();
-    let json_path = out.path().join("report/eval.json");
-    let md_path = out.path().join("eval.md");
+/// `smsguard-cloud eval --no-seed` on `data` with `extra` flags, its store in `out/store` and its
+/// JSON report at `json`; the run must succeed; returns the report.
+fn run_eval(
+    data: &Path,
+    out: &Path,
+    json: &Path,
+    extra: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> serde_json::Value {
     let status = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
-        .args(["eval", "--no-seed", "--data"])
-        .arg(fixtures())
+        .args(["eval", "--no-seed"])
+        .args(extra)
+        .arg("--data")
+        .arg(data)
         .arg("--json")
-        .arg(&json_path)
-        .arg("--markdown")
-        .arg(&md_path)
+        .arg(json)
         .arg("--data-dir")
-        .arg(out.path().join("store"))
+        .arg(out.join("store"))
         .output()
         .unwrap();
     assert!(
@@ -28,8 +32,20 @@ fn eval_writes_the_edge_report_keys_and_counts_every_message() {
         "eval failed: {}",
         String::from_utf8_lossy(&status.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+#[test]
+fn eval_writes_the_edge_report_keys_and_counts_every_message() {
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("report/eval.json");
+    let md_path = out.path().join("eval.md");
+    let report = run_eval(
+        &fixtures(),
+        out.path(),
+        &json_path,
+        [OsStr::new("--markdown"), md_path.as_os_str()],
+    );
     assert_eq!(
         smsguard_report::missing_report_keys(&report),
         Vec::<&str>::new()
@@ -58,18 +74,7 @@ fn eval_writes_the_edge_report_keys_and_counts_every_message() {
 fn eval_without_edge_scores_the_cloud_alone() {
     let out = tempfile::tempdir().unwrap();
     let json_path = out.path().join("eval.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
-        .args(["eval", "--no-seed", "--without-edge", "--data"])
-        .arg(fixtures())
-        .arg("--json")
-        .arg(&json_path)
-        .arg("--data-dir")
-        .arg(out.path().join("store"))
-        .output()
-        .unwrap();
-    assert!(status.status.success());
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let report = run_eval(&fixtures(), out.path(), &json_path, ["--without-edge"]);
     assert_eq!(report["model"]["with_edge"].as_bool(), Some(false));
 }
 
@@ -93,25 +98,15 @@ fn flagged_share(report: &serde_json::Value) -> f64 {
 
 fn eval_fixture(relative: &str) -> serde_json::Value {
     let out = tempfile::tempdir().unwrap();
-    let json_path = out.path().join("eval.json");
     let data = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../datasets/fixtures")
         .join(relative);
-    let status = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
-        .args(["eval", "--no-seed", "--data"])
-        .arg(&data)
-        .arg("--json")
-        .arg(&json_path)
-        .arg("--data-dir")
-        .arg(out.path().join("store"))
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "eval failed: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap()
+    run_eval(
+        &data,
+        out.path(),
+        &out.path().join("eval.json"),
+        std::iter::empty::<&str>(),
+    )
 }
 
 /// Quality floors on the hand-written sets, so a model or fusion regression fails a test and

@@ -1,6 +1,7 @@
 //! `smsguard-train eval` end to end on the embedded int8 model through ONNX Runtime: a
 //! hand-written TSV in, the report's JSON keys and Markdown out.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -8,18 +9,20 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/fixtures/mixed/dev.tsv")
 }
 
-#[test]
-fn eval_reports_every_required_key_for_any_tsv() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (json, markdown) = (tmp.path().join("eval.json"), tmp.path().join("eval.md"));
+/// `smsguard-train eval` on `data` with `extra` flags and its JSON report at `json`; the run
+/// must succeed; returns the report.
+fn run_eval(
+    data: &Path,
+    json: &Path,
+    extra: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_smsguard-train"))
         .arg("eval")
         .arg("--data")
-        .arg(fixture())
+        .arg(data)
         .arg("--json")
-        .arg(&json)
-        .arg("--markdown")
-        .arg(&markdown)
+        .arg(json)
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -27,8 +30,18 @@ fn eval_reports_every_required_key_for_any_tsv() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+#[test]
+fn eval_reports_every_required_key_for_any_tsv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, markdown) = (tmp.path().join("eval.json"), tmp.path().join("eval.md"));
+    let report = run_eval(
+        &fixture(),
+        &json,
+        [OsStr::new("--markdown"), markdown.as_os_str()],
+    );
     assert_eq!(
         smsguard_report::missing_report_keys(&report),
         Vec::<&str>::new()
@@ -56,23 +69,12 @@ fn eval_reports_every_required_key_for_any_tsv() {
 #[test]
 fn the_shipped_edge_model_keeps_its_floor_on_obfuscated_spam() {
     let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("eval.json");
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/fixtures/robustness.tsv");
-    let output = Command::new(env!("CARGO_BIN_EXE_smsguard-train"))
-        .arg("eval")
-        .arg("--data")
-        .arg(&data)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = run_eval(
+        &data,
+        &tmp.path().join("eval.json"),
+        std::iter::empty::<&str>(),
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let recall = report["spam_recall"].as_f64().expect("spam_recall");
     eprintln!("edge model, obfuscated spam caught at the arg-max: {recall:.3}");
     assert!(recall >= 0.8, "obfuscated spam caught: {recall:.3}");
