@@ -4,7 +4,9 @@
 #   cargo install cargo-afl            # once; builds AFL++'s runtime for this rustc
 #   bash tests/fuzz/afl.sh [SECONDS] [TARGET...]
 # Findings land in target/afl/out/TARGET/default/{crashes,hangs}; copy a crash into
-# tests/fuzz/crashes/TARGET/ (it then replays on every `cargo test`) and fix it.
+# tests/fuzz/crashes/TARGET/ (it then replays on every `cargo test`) and fix it. After a long
+# run, minimise each queue into tests/fuzz/queue/TARGET/ (README, "Fuzzing": `cargo afl cmin`
+# with cargo-afl's own afl-showmap first on PATH; Debian's 4.04c one lacks `-I`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-600}
@@ -21,8 +23,12 @@ export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MI
 export AFL_FUZZER_LOOPCOUNT=100000
 mkdir -p target/afl/out
 for t in "${targets[@]}"; do
-  rm -rf "target/afl/out/$t"
-  nice -n 15 cargo afl fuzz -i "tests/fuzz/corpus/$t" -o "target/afl/out/$t" -t 20000+ \
+  rm -rf "target/afl/out/$t" "target/afl/seeds/$t"
+  # Seeds: the hand-made corpus plus the minimised queue of earlier runs (tests/fuzz/queue).
+  mkdir -p "target/afl/seeds/$t"
+  cp tests/fuzz/corpus/"$t"/* "target/afl/seeds/$t/"
+  if [ -d "tests/fuzz/queue/$t" ]; then cp tests/fuzz/queue/"$t"/* "target/afl/seeds/$t/"; fi
+  nice -n 15 cargo afl fuzz -i "target/afl/seeds/$t" -o "target/afl/out/$t" -t 20000+ \
     -V "$seconds" -- target/afl/release/fuzz-afl "$t" > "target/afl/out/$t.log" 2>&1 &
 done
 wait
