@@ -28,9 +28,7 @@ use smsguard_scoring::cloud_scorer::{lineup, outcomes_of, seed_similarity_files}
 use smsguard_scoring::fusion::{default_inputs, EdgeInput, ScorerOutcome, EDGE_INPUT};
 use smsguard_scoring::lexical;
 use smsguard_scoring::multiclass::subword::SUBWORD_FILE;
-use smsguard_scoring::multiclass::{
-    self, Example, MulticlassModel, SubwordVocab, TrainConfig, CLASSES,
-};
+use smsguard_scoring::multiclass::{self, MulticlassModel, SubwordVocab, CLASSES};
 use smsguard_scoring::rules::{RuleSet, StaticRules};
 use smsguard_scoring::{PreparedMessage, SimilarityStore};
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
@@ -41,6 +39,7 @@ use crate::data::{self, Split};
 use crate::fusion_fit::{fit_fusion, label_index, out_of_fold_verdicts, DevRows};
 use crate::lexical_fit::{train_lexical, Calibration, LexicalConfig};
 use crate::manifest::FileEntry;
+use crate::multiclass_fit::{self, Example, TrainConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CloudTrainArgs {
@@ -520,7 +519,7 @@ pub(crate) fn train_multiclass(
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let model = multiclass::train(&examples, config).quantize();
+    let model = multiclass_fit::train(&examples, config).quantize();
     let model = match subwords {
         Some(vocab) => model.with_subwords(vocab),
         None => model,

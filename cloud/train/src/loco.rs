@@ -27,7 +27,9 @@ use serde::Serialize;
 use smsguard_core::{Label, Market};
 use smsguard_scoring::cloud_scorer::{lineup, outcomes_of};
 use smsguard_scoring::fusion::{EdgeInput, ScorerOutcome};
-use smsguard_scoring::multiclass::{SubwordVocab, TrainConfig};
+use smsguard_scoring::multiclass::SubwordVocab;
+
+use crate::multiclass_fit::TrainConfig;
 use smsguard_scoring::rules::{RuleSet, StaticRules};
 use smsguard_scoring::{Action, PreparedMessage, SimilarityStore};
 

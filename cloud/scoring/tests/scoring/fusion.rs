@@ -52,7 +52,7 @@ fn at(model: &str) -> usize {
 
 fn real_scorers() -> Vec<Box<dyn Scorer>> {
     vec![
-        Box::new(toy_model(12, 7)),
+        Box::new(toy_model(12)),
         Box::new(Fixed("lexical", 0.3, None)),
         Box::new(VariantScorer::default()),
         Box::new(StaticRules(RuleSet::builtin().unwrap())),
