@@ -10,7 +10,7 @@ pub mod store;
 
 pub use smsguard_model::{init_runtime, init_runtime_from};
 /// The model modules, re-exported so `smsguard_edge::model::Action` and friends keep their paths.
-pub use smsguard_model::{metadata, model, perf, runtime};
+pub use smsguard_model::{metadata, model, runtime};
 pub use smsguard_model::{
     Action, EdgeModel, Judged, ModelError, ModelInfo, ModelInput, Prediction,
 };

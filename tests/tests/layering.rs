@@ -163,6 +163,36 @@ fn only_the_model_crate_links_onnx_runtime() {
     assert_eq!(linking, ["smsguard-model"], "crates that link ort");
 }
 
+/// ARCHITECTURE.md: the phone's engine links `smsguard-eval` for its metrics and perf figures
+/// only, never its `report` feature (plotters, system fonts), which only the cloud's evals use.
+#[test]
+fn the_edge_links_evaluation_without_its_report_files() {
+    let metadata = workspace_metadata();
+    let mut edge_uses = 0;
+    for package in metadata["packages"].as_array().expect("packages") {
+        let manifest = package["manifest_path"].as_str().expect("manifest_path");
+        let root = metadata["workspace_root"].as_str().expect("workspace_root");
+        let dir = Path::new(manifest).parent().expect("manifest in a folder");
+        if Layer::of(dir.strip_prefix(root).unwrap_or(dir)) != Some(Layer::Edge) {
+            continue;
+        }
+        for dependency in package["dependencies"].as_array().expect("dependencies") {
+            if dependency["name"].as_str() != Some("smsguard-eval") {
+                continue;
+            }
+            edge_uses += 1;
+            let features = dependency["features"].as_array().expect("features");
+            assert!(
+                dependency["uses_default_features"] == false
+                    && !features.iter().any(|f| f == "report"),
+                "{} links smsguard-eval with its report feature",
+                package["name"]
+            );
+        }
+    }
+    assert!(edge_uses > 0, "no edge crate links smsguard-eval");
+}
+
 #[test]
 fn the_layer_rule_forbids_each_crossing() {
     use Layer::*;

@@ -58,6 +58,39 @@ pub enum CloudError {
     Rules(#[from] RulesError),
     #[error(transparent)]
     Corpus(#[from] smsguard_corpus::CorpusError),
+    #[error(transparent)]
+    Lineup(#[from] LineupError),
+}
+
+/// A scorer line-up other than the one the fusion model was fitted on: fusion weighs scorers by
+/// name, so a missing, extra or renamed scorer would otherwise change verdicts silently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the scorer line-up {served:?} is not the one the fusion model was fitted on {fitted:?}: \
+     refit the fusion (smsguard-train train-cloud) or fix the line-up"
+)]
+pub struct LineupError {
+    /// The scorers `fusion.json` was fitted on, in its order.
+    pub fitted: Vec<String>,
+    /// The weighed scorers offered, then those the caller supplies outcomes for.
+    pub served: Vec<String>,
+}
+
+/// Checks that `served` names each scorer of `fusion`'s fit exactly once. Order does not
+/// matter: fusion finds each input's outcome by name.
+fn check_lineup(fusion: &FusionModel, served: Vec<&str>) -> Result<(), LineupError> {
+    let fitted = fusion.scorer_names();
+    let (mut want, mut have) = (fitted.clone(), served.clone());
+    want.sort_unstable();
+    have.sort_unstable();
+    if want == have {
+        return Ok(());
+    }
+    let owned = |names: Vec<&str>| names.into_iter().map(str::to_owned).collect();
+    Err(LineupError {
+        fitted: owned(fitted),
+        served: owned(served),
+    })
 }
 
 /// How [`CloudScorer::embedded_with`] builds its scorers.
@@ -98,14 +131,28 @@ impl std::fmt::Debug for CloudScorer {
 }
 
 impl CloudScorer {
-    /// Also warms normalisation and every scorer up (see [`Scorer::warm_up`]), so that the
-    /// first request after start-up is as fast as the others.
-    pub fn new(scorers: Vec<Box<dyn Scorer>>, fusion: FusionModel) -> Self {
+    /// The scorers and the fusion fitted on them: refused unless the weighed scorers
+    /// ([`Scorer::weighed`]) are exactly those of the fit ([`LineupError`]). Also warms
+    /// normalisation and every scorer up (see [`Scorer::warm_up`]), so that the first request
+    /// after start-up is as fast as the others.
+    pub fn new(scorers: Vec<Box<dyn Scorer>>, fusion: FusionModel) -> Result<Self, LineupError> {
+        Self::with_supplied(scorers, &[], fusion)
+    }
+
+    /// As [`Self::new`], for a caller that supplies the outcomes of the scorers named in
+    /// `supplied` itself (from a state shared between replicas) to [`Self::fuse_outcomes`].
+    pub fn with_supplied(
+        scorers: Vec<Box<dyn Scorer>>,
+        supplied: &[&str],
+        fusion: FusionModel,
+    ) -> Result<Self, LineupError> {
+        let weighed = scorers.iter().filter(|s| s.weighed()).map(|s| s.name());
+        check_lineup(&fusion, weighed.chain(supplied.iter().copied()).collect())?;
         smsguard_core::normalize::warm_up();
         for scorer in &scorers {
             scorer.warm_up();
         }
-        CloudScorer { scorers, fusion }
+        Ok(CloudScorer { scorers, fusion })
     }
 
     /// The shipped models and default rules, the similarity store in `data_dir/similarity`
@@ -135,7 +182,7 @@ impl CloudScorer {
             similarity,
             rules,
         );
-        Ok(CloudScorer::new(scorers, FusionModel::embedded()?))
+        Ok(CloudScorer::new(scorers, FusionModel::embedded()?)?)
     }
 
     pub fn fusion(&self) -> &FusionModel {

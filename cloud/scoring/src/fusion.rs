@@ -311,6 +311,15 @@ impl FusionModel {
         Ok(())
     }
 
+    /// The scorers this model was fitted on, in its input order (its inputs but the edge's).
+    pub fn scorer_names(&self) -> Vec<&str> {
+        self.inputs
+            .iter()
+            .map(|input| input.model.as_str())
+            .filter(|model| *model != EDGE_INPUT)
+            .collect()
+    }
+
     /// The head for a request with or without the edge verdict.
     pub fn head(&self, with_edge: bool) -> &Head {
         if with_edge {

@@ -169,24 +169,6 @@ pub fn apply_idf(row: &mut SparseRow, idf: impl Fn(u32) -> f32) {
     }
 }
 
-/// Smoothed idf `ln((1 + n) / (1 + df)) + 1` of every bucket, from the tf rows of the
-/// training texts.
-pub fn fit_idf<'a>(rows: impl IntoIterator<Item = &'a SparseRow>, bits: u32) -> Vec<f32> {
-    let mut document_frequency = vec![0u32; 1 << bits];
-    let mut documents = 0u32;
-    for row in rows {
-        documents += 1;
-        for &id in &row.ids {
-            document_frequency[id as usize] += 1;
-        }
-    }
-    let n = f64::from(documents);
-    document_frequency
-        .iter()
-        .map(|&df| (((1.0 + n) / (1.0 + f64::from(df))).ln() + 1.0) as f32)
-        .collect()
-}
-
 /// The shipped (quantised) model; the `lexical` [`Scorer`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LexicalModel {

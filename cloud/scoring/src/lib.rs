@@ -32,7 +32,7 @@ pub mod variant;
 
 use smsguard_core::{Fingerprint, Label, MinHasher, Normalized};
 
-pub use cloud_scorer::{CloudError, CloudScorer, EmbeddedOptions};
+pub use cloud_scorer::{CloudError, CloudScorer, EmbeddedOptions, LineupError};
 pub use error::ScoringError;
 pub use fusion::{Action, Contribution, EdgeInput, FusedVerdict, FusionModel};
 pub use lexical::LexicalModel;
@@ -242,6 +242,11 @@ pub trait Scorer: Send + Sync {
     /// Pays first-use costs (dictionaries, lookup tables) now, so that the first request does
     /// not; changes nothing a later verdict depends on. Most scorers have none.
     fn warm_up(&self) {}
+    /// Whether fusion weighs this scorer's score (it was fitted with it). `false` for a scorer
+    /// that only forces actions, like the server's operator list: fusion has no weight for it.
+    fn weighed(&self) -> bool {
+        true
+    }
 }
 
 /// Clamps to 0..=1, mapping NaN to 0.

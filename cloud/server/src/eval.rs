@@ -13,16 +13,17 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use smsguard_core::metrics::{self, MetricsReport, Observation, ThresholdMetrics};
 use smsguard_core::Label;
-use smsguard_corpus::ProblemKind;
-use smsguard_model::perf::{peak_rss_kib, LatencySummary};
+use smsguard_eval::metrics::{self, MetricsReport, Observation, ThresholdMetrics};
+use smsguard_eval::report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
+use smsguard_eval::{
+    evaluate_files, AtDeployed, CorpusFigures, Evaluation, Scored, Scorer, Timing,
+};
 use smsguard_model::EdgeModel;
-use smsguard_report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
 use smsguard_scoring::fusion::Thresholds;
 use smsguard_scoring::{CloudScorer, EdgeInput, EmbeddedOptions, PreparedMessage};
 
@@ -53,19 +54,14 @@ pub struct EvalReport {
     pub data: Vec<String>,
     #[serde(flatten)]
     pub metrics: MetricsReport,
-    /// Spam recall at each message's market TAG threshold (0.5 % of its market's dev ham).
-    pub recall_at_fpr_0_5: f64,
-    /// Spam recall at each message's market QUARANTINE threshold (0.1 % of its dev ham).
-    pub recall_at_fpr_0_1: f64,
-    /// At each message's market TAG, QUARANTINE and BLOCK (above every dev ham) thresholds.
-    pub at_threshold_fpr_0_5: ThresholdMetrics,
-    pub at_threshold_fpr_0_1: ThresholdMetrics,
+    /// At each message's market TAG and QUARANTINE thresholds.
+    #[serde(flatten)]
+    pub at_deployed: AtDeployed,
+    /// At each message's market BLOCK threshold (above every dev ham).
     pub at_threshold_block: ThresholdMetrics,
     /// Per-message latency of normalise + fingerprint + all scorers + fusion, single thread.
-    pub latency_us_p50: f64,
-    pub latency_us_p99: f64,
-    pub latency: LatencySummary,
-    pub peak_rss_kib: Option<u64>,
+    #[serde(flatten)]
+    pub timing: Timing,
     /// Verdicts per action.
     pub actions: BTreeMap<String, usize>,
     /// Verdicts with a degraded (failed or missing) scorer.
@@ -101,7 +97,7 @@ pub struct CorpusSummary {
 }
 
 /// Lines left out of the metrics, by reason (label names, never texts).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Skipped {
     pub unknown_labels: BTreeMap<String, usize>,
     pub invalid_lines: usize,
@@ -130,106 +126,83 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None
     };
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let mut evaluation = Evaluation::new(&cloud, edge.as_ref());
-    for path in &args.report.data {
-        evaluation.add_file(path, args.report.limit)?;
-    }
+    let scorer = FusedCloud {
+        cloud: &cloud,
+        edge: edge.as_ref(),
+    };
+    let evaluation = evaluate_files(&scorer, &args.report.data, args.report.limit)?;
     if evaluation.observations.is_empty() {
         bail!("no message could be evaluated");
     }
-    let report = evaluation.report(&args, &data_dir, load_ms)?;
+    let report = scorer.report(&evaluation, &args, &data_dir, load_ms)?;
     println!("{}", summary_text(&report));
     write_outputs(&args, &report, &evaluation.observations)
 }
 
-struct Evaluation<'a> {
+/// The fused cloud verdict as the evaluation loop's scorer, with the edge's verdict when asked.
+struct FusedCloud<'a> {
     cloud: &'a CloudScorer,
     edge: Option<&'a EdgeModel>,
-    observations: Vec<Observation>,
-    /// The thresholds each message was judged at (its market's).
-    thresholds: Vec<Thresholds>,
-    latencies: Vec<Duration>,
-    corpora: Vec<(String, std::ops::Range<usize>)>,
-    actions: BTreeMap<String, usize>,
-    degraded: usize,
-    skipped: Skipped,
 }
 
-impl<'a> Evaluation<'a> {
-    fn new(cloud: &'a CloudScorer, edge: Option<&'a EdgeModel>) -> Self {
-        Evaluation {
-            cloud,
-            edge,
-            observations: Vec::new(),
-            thresholds: Vec::new(),
-            latencies: Vec::new(),
-            corpora: Vec::new(),
-            actions: BTreeMap::new(),
-            degraded: 0,
-            skipped: Skipped::default(),
-        }
+/// What the report keeps of each verdict.
+struct Judged {
+    /// The thresholds the message was judged at (its market's).
+    thresholds: Thresholds,
+    action: &'static str,
+    degraded: bool,
+}
+
+impl Scorer for FusedCloud<'_> {
+    type Kept = Judged;
+    type Prepared = Option<EdgeInput>;
+
+    fn truth_index(&self, truth: Label) -> Option<usize> {
+        Some(label_index(truth))
     }
 
-    fn add_file(&mut self, path: &Path, limit: Option<usize>) -> Result<()> {
-        let corpus = smsguard_corpus::read_tsv(path)?;
-        for problem in &corpus.problems {
-            match &problem.kind {
-                ProblemKind::UnknownLabel(label) => {
-                    *self
-                        .skipped
-                        .unknown_labels
-                        .entry(label.clone())
-                        .or_default() += 1
-                }
-                _ => self.skipped.invalid_lines += 1,
-            }
-        }
-        let start = self.observations.len();
-        for record in corpus.records.iter().take(limit.unwrap_or(usize::MAX)) {
-            self.add_message(record.label, &record.text);
-        }
-        self.corpora
-            .push((corpus.name(), start..self.observations.len()));
-        Ok(())
-    }
-
-    fn add_message(&mut self, truth: Label, text: &str) {
-        let index = self.observations.len();
-        let sender = format!("eval-sender-{index}");
-        // The phone classifies before asking the cloud: not part of the cloud's latency.
-        let edge = self.edge.and_then(|model| {
+    /// The phone classifies before asking the cloud: not part of the cloud's latency.
+    fn prepare(&self, _index: usize, text: &str) -> Option<EdgeInput> {
+        self.edge.and_then(|model| {
             let prediction = model.classify(text).ok()?;
             Some(EdgeInput {
                 spam_score: prediction.spam_score,
                 label: prediction.label,
             })
-        });
-        let started = Instant::now();
-        let prepared = PreparedMessage::new(&sender, text, index as i64 * 1000, "eval-device");
-        let verdict = self.cloud.score(&prepared.context(), edge);
-        self.latencies.push(started.elapsed());
-        *self
-            .actions
-            .entry(verdict.action.as_str().to_owned())
-            .or_default() += 1;
-        self.degraded += usize::from(verdict.degraded);
-        self.thresholds.push(verdict.thresholds);
-        self.observations.push(Observation {
-            truth: label_index(truth),
-            predicted: label_index(verdict.label),
-            spam_score: verdict.spam_score,
-        });
+        })
     }
 
-    fn report(&self, args: &EvalArgs, data_dir: &Path, load_ms: f64) -> Result<EvalReport> {
+    /// Every message gets its own synthetic sender (corpora have none).
+    fn score(&self, index: usize, text: &str, edge: Option<EdgeInput>) -> Option<Scored<Judged>> {
+        let sender = format!("eval-sender-{index}");
+        let prepared = PreparedMessage::new(&sender, text, index as i64 * 1000, "eval-device");
+        let verdict = self.cloud.score(&prepared.context(), edge);
+        Some(Scored {
+            predicted: label_index(verdict.label),
+            spam_score: verdict.spam_score,
+            kept: Judged {
+                thresholds: verdict.thresholds,
+                action: verdict.action.as_str(),
+                degraded: verdict.degraded,
+            },
+        })
+    }
+}
+
+impl FusedCloud<'_> {
+    fn report(
+        &self,
+        evaluation: &Evaluation<Judged>,
+        args: &EvalArgs,
+        data_dir: &Path,
+        load_ms: f64,
+    ) -> Result<EvalReport> {
         let thresholds = self.cloud.fusion().head(self.edge.is_some()).thresholds;
         let labels = label_names();
-        let metrics = metrics::evaluate(&labels, &self.observations)?;
-        let at = |pick: fn(&Thresholds) -> f32| {
-            let own: Vec<f32> = self.thresholds.iter().map(pick).collect();
-            metrics::at_own_thresholds(&self.observations, &own)
-        };
-        let latency = LatencySummary::from_durations(&self.latencies);
+        let mut actions = BTreeMap::new();
+        for judged in &evaluation.kept {
+            *actions.entry(judged.action.to_owned()).or_default() += 1;
+        }
         Ok(EvalReport {
             model: ModelSummary {
                 source: "embedded".to_owned(),
@@ -240,7 +213,7 @@ impl<'a> Evaluation<'a> {
                     .map(|s| s.to_string())
                     .collect(),
                 with_edge: self.edge.is_some(),
-                labels,
+                labels: labels.clone(),
                 thresholds,
                 similarity_store: if args.data_dir.is_some() {
                     data_dir.display().to_string()
@@ -255,48 +228,47 @@ impl<'a> Evaluation<'a> {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect(),
-            metrics,
-            recall_at_fpr_0_5: at(|t| t.tag).spam_recall,
-            recall_at_fpr_0_1: at(|t| t.quarantine).spam_recall,
-            at_threshold_fpr_0_5: at(|t| t.tag),
-            at_threshold_fpr_0_1: at(|t| t.quarantine),
-            at_threshold_block: at(|t| t.block),
-            latency_us_p50: latency.p50_us,
-            latency_us_p99: latency.p99_us,
-            latency,
-            peak_rss_kib: peak_rss_kib(),
-            actions: self.actions.clone(),
-            degraded: self.degraded,
-            per_corpus: self.per_corpus()?,
-            skipped: self.skipped.clone(),
+            metrics: metrics::evaluate(&labels, &evaluation.observations)?,
+            at_deployed: evaluation.at_deployed(|j| j.thresholds.tag, |j| j.thresholds.quarantine),
+            at_threshold_block: evaluation.at_own(evaluation.all(), |j| j.thresholds.block),
+            timing: evaluation.timing(),
+            actions,
+            degraded: evaluation.kept.iter().filter(|j| j.degraded).count(),
+            per_corpus: evaluation
+                .per_corpus(&labels, |j| j.thresholds.tag)?
+                .into_iter()
+                .map(CorpusSummary::from)
+                .collect(),
+            skipped: Skipped::from(&evaluation.skipped),
         })
     }
+}
 
-    fn per_corpus(&self) -> Result<Vec<CorpusSummary>> {
-        let labels = label_names();
-        let mut out = Vec::new();
-        for (name, range) in &self.corpora {
-            let slice = &self.observations[range.clone()];
-            let m = metrics::evaluate(&labels, slice)?;
-            let tags: Vec<f32> = self.thresholds[range.clone()]
-                .iter()
-                .map(|t| t.tag)
-                .collect();
-            let at = metrics::at_own_thresholds(slice, &tags);
-            out.push(CorpusSummary {
-                name: name.clone(),
-                n: m.n,
-                accuracy: m.accuracy,
-                macro_f1: m.macro_f1,
-                spam_recall: m.spam_recall,
-                ham_fpr: m.ham_fpr,
-                roc_auc: m.roc_auc,
-                recall_at_fpr_0_5: at.spam_recall,
-                ham_fpr_at_fpr_0_5: at.ham_fpr,
-                best_recall_at_fpr_0_5: m.best_at_fpr_0_5.map(|b| b.spam_recall),
-            });
+impl From<CorpusFigures> for CorpusSummary {
+    fn from(figures: CorpusFigures) -> Self {
+        let m = figures.metrics;
+        CorpusSummary {
+            name: figures.name,
+            n: m.n,
+            accuracy: m.accuracy,
+            macro_f1: m.macro_f1,
+            spam_recall: m.spam_recall,
+            ham_fpr: m.ham_fpr,
+            roc_auc: m.roc_auc,
+            recall_at_fpr_0_5: figures.at_tag.spam_recall,
+            ham_fpr_at_fpr_0_5: figures.at_tag.ham_fpr,
+            best_recall_at_fpr_0_5: m.best_at_fpr_0_5.map(|b| b.spam_recall),
         }
-        Ok(out)
+    }
+}
+
+impl From<&smsguard_eval::Skipped> for Skipped {
+    /// Every message maps to a label and gets a verdict: only lines can be skipped.
+    fn from(skipped: &smsguard_eval::Skipped) -> Self {
+        Skipped {
+            unknown_labels: skipped.unknown_labels.clone(),
+            invalid_lines: skipped.invalid_lines,
+        }
     }
 }
 
@@ -316,8 +288,11 @@ fn write_outputs(args: &EvalArgs, report: &EvalReport, observations: &[Observati
         metrics,
     };
     let marks = [
-        mark("TAG (FPR 0.5 %)", report.at_threshold_fpr_0_5),
-        mark("QUARANTINE (FPR 0.1 %)", report.at_threshold_fpr_0_1),
+        mark("TAG (FPR 0.5 %)", report.at_deployed.at_threshold_fpr_0_5),
+        mark(
+            "QUARANTINE (FPR 0.1 %)",
+            report.at_deployed.at_threshold_fpr_0_1,
+        ),
         mark("BLOCK", report.at_threshold_block),
     ];
     let plots = PlotInput {
@@ -326,7 +301,7 @@ fn write_outputs(args: &EvalArgs, report: &EvalReport, observations: &[Observati
         marks: &marks,
         confusion: &report.metrics.confusion,
     };
-    smsguard_report::write(outputs, report, || markdown(report), plots)?;
+    smsguard_eval::report::write(outputs, report, || markdown(report), plots)?;
     Ok(())
 }
 
@@ -345,10 +320,10 @@ pub fn summary_text(report: &EvalReport) -> String {
         },
         m.n
     );
-    smsguard_report::write_headline(&mut text, m, "verdict label");
+    smsguard_eval::report::write_headline(&mut text, m, "verdict label");
     for (name, at) in [
-        ("TAG", &report.at_threshold_fpr_0_5),
-        ("QUARANTINE", &report.at_threshold_fpr_0_1),
+        ("TAG", &report.at_deployed.at_threshold_fpr_0_5),
+        ("QUARANTINE", &report.at_deployed.at_threshold_fpr_0_1),
         ("BLOCK", &report.at_threshold_block),
     ] {
         let _ = writeln!(
@@ -357,11 +332,11 @@ pub fn summary_text(report: &EvalReport) -> String {
             at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
         );
     }
-    smsguard_report::write_per_class(&mut text, m);
+    smsguard_eval::report::write_per_class(&mut text, m);
     let _ = write!(
         text,
         "latency p50 {:.1} us  p99 {:.1} us (normalise + fingerprint + scorers + fusion); load {:.0} ms; {} degraded",
-        report.latency_us_p50, report.latency_us_p99, report.model.load_ms, report.degraded
+        report.timing.latency_us_p50, report.timing.latency_us_p99, report.model.load_ms, report.degraded
     );
     text
 }
@@ -398,11 +373,11 @@ pub fn markdown(report: &EvalReport) -> String {
         ("ROC-AUC", auc),
         (
             "recall @ QUARANTINE (0.5 %)",
-            format!("{:.4}", report.recall_at_fpr_0_5),
+            format!("{:.4}", report.at_deployed.recall_at_fpr_0_5),
         ),
         (
             "recall @ BLOCK (0.1 %)",
-            format!("{:.4}", report.recall_at_fpr_0_1),
+            format!("{:.4}", report.at_deployed.recall_at_fpr_0_1),
         ),
         (
             "best recall on this data @ ≤0.5 % / ≤0.1 % ham FPR",
@@ -416,7 +391,7 @@ pub fn markdown(report: &EvalReport) -> String {
             "latency p50 / p99 (µs)",
             format!(
                 "{:.1} / {:.1}",
-                report.latency_us_p50, report.latency_us_p99
+                report.timing.latency_us_p50, report.timing.latency_us_p99
             ),
         ),
     ] {

@@ -168,6 +168,11 @@ impl Scorer for OperatorListScorer {
         OPERATOR_LIST
     }
 
+    /// Operator listings only force actions; fusion was not fitted with them.
+    fn weighed(&self) -> bool {
+        false
+    }
+
     fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
         let Some((listed, jaccard)) = self.0.matching(msg.fingerprint) else {
             return Ok(ModelScore::new(OPERATOR_LIST, 0.0, "not listed"));

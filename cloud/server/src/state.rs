@@ -49,6 +49,10 @@ pub use reload::sender_rules;
 pub(crate) use validate::parse_fingerprint_id;
 use validate::*;
 
+/// The scorers whose outcomes a shared state (Redis) supplies per message, prefetched, instead
+/// of scorers in process; both come out degraded when the state fails.
+pub(crate) const SHARED_STATE_SCORERS: [&str; 2] = ["similarity", "sender"];
+
 /// A scorer shared with the service (the report path writes to the same instance).
 struct Shared<T>(Arc<T>);
 
@@ -234,13 +238,20 @@ impl AppState {
         operator_list.replace(state.operator_listings()?);
         scorers.push(Box::new(OperatorListScorer(Arc::clone(&operator_list))));
         let fusion = FusionModel::embedded().map_err(smsguard_scoring::CloudError::from)?;
+        // A shared state supplies these scorers' outcomes per message instead of scorers here.
+        let supplied: &[&str] = if state.shared() {
+            &SHARED_STATE_SCORERS
+        } else {
+            &[]
+        };
         let signing_key =
             package::load_or_create_signing_key(config.signing_key_path.as_deref(), &data_dir)?;
         let package = ModelPackage::load(config.edge_model_dir.as_deref(), &signing_key)?;
         let private = crate::private::PrivateMode::embedded()?;
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            scorer: CloudScorer::new(scorers, fusion),
+            scorer: CloudScorer::with_supplied(scorers, supplied, fusion)
+                .map_err(smsguard_scoring::CloudError::from)?,
             similarity_config,
             sender,
             state,

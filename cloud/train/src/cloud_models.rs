@@ -20,17 +20,15 @@ use std::time::Instant;
 use crate::fusion_head::FitConfig;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use smsguard_core::metrics::{self, Observation};
 use smsguard_core::Market;
 use smsguard_core::{Label, PIPELINE_VERSION};
+use smsguard_eval::metrics::{self, Observation};
 use smsguard_model::EdgeModel;
 use smsguard_scoring::cloud_scorer::{lineup, outcomes_of, seed_similarity_files};
-use smsguard_scoring::fusion::{default_inputs, EdgeInput, ScorerOutcome, EDGE_INPUT};
-use smsguard_scoring::lexical;
+use smsguard_scoring::fusion::{default_inputs, EdgeInput, FusionModel, ScorerOutcome, EDGE_INPUT};
+use smsguard_scoring::lexical::{self, LexicalModel};
 use smsguard_scoring::multiclass::subword::SUBWORD_FILE;
-use smsguard_scoring::multiclass::{
-    self, Example, MulticlassModel, SubwordVocab, TrainConfig, CLASSES,
-};
+use smsguard_scoring::multiclass::{self, MulticlassModel, SubwordVocab, CLASSES};
 use smsguard_scoring::rules::{RuleSet, StaticRules};
 use smsguard_scoring::{PreparedMessage, SimilarityStore};
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
@@ -41,6 +39,7 @@ use crate::data::{self, Split};
 use crate::fusion_fit::{fit_fusion, label_index, out_of_fold_verdicts, DevRows};
 use crate::lexical_fit::{train_lexical, Calibration, LexicalConfig};
 use crate::manifest::FileEntry;
+use crate::multiclass_fit::{self, Example, TrainConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CloudTrainArgs {
@@ -164,6 +163,8 @@ pub(crate) struct DevMessage {
     pub corpus: usize,
 }
 
+/// `train-cloud`: the multiclass and lexical models on train, their dev figures, every scorer's
+/// dev outcomes, the fusion fitted on them, then the model files and the manifest.
 pub fn run(args: CloudTrainArgs) -> Result<()> {
     let started = Instant::now();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
@@ -177,77 +178,19 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
         train.duplicates_removed,
         dev.len()
     );
-    let config = TrainConfig {
-        bucket_bits: args.bucket_bits,
-        epochs: args.epochs,
-        learning_rate: args.lr,
-        l2: args.l2,
-        seed: args.seed,
-    };
-    let subword_json = match args.subword_vocab {
-        0 => None,
-        size => Some(train_subwords(&train, size, args.subword_min_frequency)?),
-    };
-    let subwords = subword_json
-        .as_deref()
-        .map(|json| SubwordVocab::from_json(json.as_bytes()))
-        .transpose()?;
-    let subword_entries = subwords.as_ref().map_or(0, SubwordVocab::len);
-    let model = train_multiclass(&train, &config, args.corpus_cap, subwords);
-    let model_bytes = model.to_bytes();
-    let model =
-        MulticlassModel::from_parts(&model_bytes, subword_json.as_deref().map(str::as_bytes))?;
-
+    let (multiclass, multiclass_model) = fit_multiclass_step(&args, &train)?;
     let prepared: Vec<PreparedMessage> = dev
         .iter()
         .enumerate()
         .map(|(i, m)| PreparedMessage::new(&format!("dev-sender-{i}"), &m.text, 0, "dev-device"))
         .collect();
-    let lexical_config = LexicalConfig {
-        bucket_bits: args.lexical_bits,
-        c: args.lexical_c,
-        corpus_cap: args.corpus_cap,
-        views: lexical::Views {
-            normalized: args.lexical_both_views,
-            raw: true,
-        },
-        ..LexicalConfig::default()
+    let dev_set = DevSet {
+        messages: &dev,
+        names: &dev_names,
+        prepared: &prepared,
     };
-    let calibration: Vec<Calibration<'_>> = prepared
-        .iter()
-        .zip(&dev)
-        .map(|(p, m)| Calibration {
-            normalized: &p.normalized.text,
-            original: &p.normalized.original,
-            spam: m.label != 0,
-        })
-        .collect();
-    let lexical_model = train_lexical(&train, &calibration, &lexical_config);
-    let lexical_bytes = lexical_model.to_bytes();
-    let lexical_obs: Vec<Observation> = calibration
-        .iter()
-        .zip(&dev)
-        .map(|(c, m)| {
-            let p = lexical_model.probability(c.normalized, c.original);
-            observation(m.label, if p >= 0.5 { 4 } else { 0 }, p)
-        })
-        .collect();
-    let lexical_metrics = figures_by_corpus(&lexical_obs, &dev, &dev_names)?;
-    print_figures("lexical (calibrated, p >= 0.5) dev", &lexical_metrics);
-    let multiclass_obs: Vec<Observation> = prepared
-        .iter()
-        .zip(&dev)
-        .map(|(p, m)| {
-            let probs = model.probabilities(&p.normalized.text);
-            observation(
-                m.label,
-                multiclass::arg_max_among(&probs, 0..CLASSES),
-                1.0 - probs[0],
-            )
-        })
-        .collect();
-    let multiclass_metrics = figures_by_corpus(&multiclass_obs, &dev, &dev_names)?;
-    print_figures("multiclass (int8) dev", &multiclass_metrics);
+    let (lexical, lexical_model) = fit_lexical_step(&args, &train, &dev_set)?;
+    let multiclass_metrics = multiclass_dev_figures(&multiclass_model, &dev_set)?;
 
     let store_dir =
         std::env::temp_dir().join(format!("smsguard-train-similarity-{}", std::process::id()));
@@ -256,7 +199,7 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     let seeded = seed_similarity_files(&store, &train_files)?;
     eprintln!("similarity store seeded with {seeded} training spam fingerprints");
     let rules = Box::new(StaticRules(RuleSet::builtin()?));
-    let scorers = lineup(model, lexical_model, store, rules);
+    let scorers = lineup(multiclass_model, lexical_model, store, rules);
     let outcomes: Vec<Vec<ScorerOutcome>> = prepared
         .iter()
         .map(|p| outcomes_of(&scorers, &p.context()))
@@ -268,67 +211,18 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     } else {
         edge_inputs(&prepared)
     };
-
     if let Some(path) = &args.dump_rows {
         dump_rows(path, &outcomes, edge.as_deref(), &dev, &dev_names)?;
     }
-    let spam: Vec<bool> = dev.iter().map(|m| m.label != 0).collect();
-    let sources: Vec<usize> = dev.iter().map(|m| m.corpus).collect();
-    let markets: Vec<Market> = prepared
-        .iter()
-        .map(|p| Market::of_text(&p.normalized.text))
-        .collect();
-    let rows = DevRows {
-        outcomes: &outcomes,
-        edge: edge.as_deref(),
-        spam: &spam,
-        sources: &sources,
-        markets: &markets,
-    };
-    let fit_config = FitConfig {
-        folds: args.folds,
-        ..FitConfig::default()
-    };
-    let fusion = fit_fusion(&rows, &fit_config);
-    let without = fused_figures(
-        &out_of_fold_verdicts(&fusion, &rows, false, &fit_config),
-        &dev,
-        &dev_names,
-    )?;
-    print_figures("fused (no edge, out of fold) dev", &without);
-    let with = match &edge {
-        Some(_) => {
-            let verdicts = out_of_fold_verdicts(&fusion, &rows, true, &fit_config);
-            let figures = fused_figures(&verdicts, &dev, &dev_names)?;
-            print_figures("fused (with edge, out of fold) dev", &figures);
-            Some(figures)
-        }
-        None => None,
-    };
-    eprintln!("fusion: {}", fusion.to_json());
+    let fused = fit_fusion_step(&args, &outcomes, edge.as_deref(), &dev_set)?;
 
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let fusion_json = fusion.to_json();
-    let mut files = vec![
-        ("multiclass.bin", model_bytes.as_slice()),
-        (lexical::FILE_NAME, lexical_bytes.as_slice()),
-    ];
-    match &subword_json {
-        Some(json) => files.push((SUBWORD_FILE, json.as_bytes())),
-        None => remove_stale(&args.out.join(SUBWORD_FILE))?,
-    }
-    files.push(("fusion.json", fusion_json.as_bytes()));
-    for &(name, bytes) in &files {
-        let path = args.out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-    }
+    let files = write_model_files(&args.out, &multiclass, &lexical, &fused.fusion)?;
     let manifest = CloudManifest {
         pipeline_version: PIPELINE_VERSION,
-        files: files.iter().map(|(n, b)| FileEntry::of(n, b)).collect(),
+        files,
         multiclass: MulticlassSummary {
-            config,
-            subword_vocab: subword_entries,
+            config: multiclass.config,
+            subword_vocab: multiclass.subword_entries,
             corpus_cap: args.corpus_cap,
             train_examples: train
                 .sources
@@ -340,16 +234,16 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
             dev_metrics: multiclass_metrics,
         },
         lexical: LexicalSummary {
-            config: lexical_config,
-            bytes: lexical_bytes.len(),
-            dev_metrics: lexical_metrics,
+            config: lexical.config,
+            bytes: lexical.bytes.len(),
+            dev_metrics: lexical.dev_metrics,
         },
         fusion: FusionSummary {
             edge_available: edge.is_some(),
             similarity_seeded: seeded,
             folds: args.folds,
-            dev_metrics_without_edge: without,
-            dev_metrics_with_edge: with,
+            dev_metrics_without_edge: fused.without_edge,
+            dev_metrics_with_edge: fused.with_edge,
         },
         command_line,
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -360,10 +254,213 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     eprintln!(
         "wrote {} (multiclass {} B) in {:.0} s",
         args.out.display(),
-        model_bytes.len(),
+        multiclass.bytes.len(),
         manifest.wall_seconds
     );
     Ok(())
+}
+
+/// The dev messages, their corpus names and their prepared (normalised, fingerprinted) forms.
+struct DevSet<'a> {
+    messages: &'a [DevMessage],
+    names: &'a [String],
+    prepared: &'a [PreparedMessage],
+}
+
+/// The fitted multiclass model's file and subword vocabulary.
+struct MulticlassFit {
+    config: TrainConfig,
+    subword_json: Option<String>,
+    subword_entries: usize,
+    bytes: Vec<u8>,
+}
+
+/// Fits the multiclass model (and its subword vocabulary) on train; also returns the model
+/// loaded back from its file, as it will be served.
+fn fit_multiclass_step(
+    args: &CloudTrainArgs,
+    train: &data::Dataset,
+) -> Result<(MulticlassFit, MulticlassModel)> {
+    let config = TrainConfig {
+        bucket_bits: args.bucket_bits,
+        epochs: args.epochs,
+        learning_rate: args.lr,
+        l2: args.l2,
+        seed: args.seed,
+    };
+    let subword_json = match args.subword_vocab {
+        0 => None,
+        size => Some(train_subwords(train, size, args.subword_min_frequency)?),
+    };
+    let subwords = subword_json
+        .as_deref()
+        .map(|json| SubwordVocab::from_json(json.as_bytes()))
+        .transpose()?;
+    let subword_entries = subwords.as_ref().map_or(0, SubwordVocab::len);
+    let bytes = train_multiclass(train, &config, args.corpus_cap, subwords).to_bytes();
+    let model = MulticlassModel::from_parts(&bytes, subword_json.as_deref().map(str::as_bytes))?;
+    let fit = MulticlassFit {
+        config,
+        subword_json,
+        subword_entries,
+        bytes,
+    };
+    Ok((fit, model))
+}
+
+/// The fitted lexical model's file and calibrated dev figures.
+struct LexicalFit {
+    config: LexicalConfig,
+    bytes: Vec<u8>,
+    dev_metrics: Vec<CorpusFigures>,
+}
+
+/// Fits the lexical model on train, calibrated on dev, and prints its dev figures.
+fn fit_lexical_step(
+    args: &CloudTrainArgs,
+    train: &data::Dataset,
+    dev: &DevSet<'_>,
+) -> Result<(LexicalFit, LexicalModel)> {
+    let config = LexicalConfig {
+        bucket_bits: args.lexical_bits,
+        c: args.lexical_c,
+        corpus_cap: args.corpus_cap,
+        views: lexical::Views {
+            normalized: args.lexical_both_views,
+            raw: true,
+        },
+        ..LexicalConfig::default()
+    };
+    let calibration: Vec<Calibration<'_>> = dev
+        .prepared
+        .iter()
+        .zip(dev.messages)
+        .map(|(p, m)| Calibration {
+            normalized: &p.normalized.text,
+            original: &p.normalized.original,
+            spam: m.label != 0,
+        })
+        .collect();
+    let model = train_lexical(train, &calibration, &config);
+    let bytes = model.to_bytes();
+    let observations: Vec<Observation> = calibration
+        .iter()
+        .zip(dev.messages)
+        .map(|(c, m)| {
+            let p = model.probability(c.normalized, c.original);
+            observation(m.label, if p >= 0.5 { 4 } else { 0 }, p)
+        })
+        .collect();
+    let dev_metrics = figures_by_corpus(&observations, dev.messages, dev.names)?;
+    print_figures("lexical (calibrated, p >= 0.5) dev", &dev_metrics);
+    let fit = LexicalFit {
+        config,
+        bytes,
+        dev_metrics,
+    };
+    Ok((fit, model))
+}
+
+/// The multiclass model's arg-max figures on dev, printed.
+fn multiclass_dev_figures(model: &MulticlassModel, dev: &DevSet<'_>) -> Result<Vec<CorpusFigures>> {
+    let observations: Vec<Observation> = dev
+        .prepared
+        .iter()
+        .zip(dev.messages)
+        .map(|(p, m)| {
+            let probs = model.probabilities(&p.normalized.text);
+            observation(
+                m.label,
+                multiclass::arg_max_among(&probs, 0..CLASSES),
+                1.0 - probs[0],
+            )
+        })
+        .collect();
+    let figures = figures_by_corpus(&observations, dev.messages, dev.names)?;
+    print_figures("multiclass (int8) dev", &figures);
+    Ok(figures)
+}
+
+/// The fusion and its out-of-fold dev figures, without and (when the edge ran) with the edge.
+struct FusionFit {
+    fusion: FusionModel,
+    without_edge: Vec<CorpusFigures>,
+    with_edge: Option<Vec<CorpusFigures>>,
+}
+
+/// Fits the fusion on the scorers' dev outcomes and prints its out-of-fold figures.
+fn fit_fusion_step(
+    args: &CloudTrainArgs,
+    outcomes: &[Vec<ScorerOutcome>],
+    edge: Option<&[Option<EdgeInput>]>,
+    dev: &DevSet<'_>,
+) -> Result<FusionFit> {
+    let spam: Vec<bool> = dev.messages.iter().map(|m| m.label != 0).collect();
+    let sources: Vec<usize> = dev.messages.iter().map(|m| m.corpus).collect();
+    let markets: Vec<Market> = dev
+        .prepared
+        .iter()
+        .map(|p| Market::of_text(&p.normalized.text))
+        .collect();
+    let rows = DevRows {
+        outcomes,
+        edge,
+        spam: &spam,
+        sources: &sources,
+        markets: &markets,
+    };
+    let fit_config = FitConfig {
+        folds: args.folds,
+        ..FitConfig::default()
+    };
+    let fusion = fit_fusion(&rows, &fit_config);
+    let without_edge = fused_figures(
+        &out_of_fold_verdicts(&fusion, &rows, false, &fit_config),
+        dev.messages,
+        dev.names,
+    )?;
+    print_figures("fused (no edge, out of fold) dev", &without_edge);
+    let with_edge = match edge {
+        Some(_) => {
+            let verdicts = out_of_fold_verdicts(&fusion, &rows, true, &fit_config);
+            let figures = fused_figures(&verdicts, dev.messages, dev.names)?;
+            print_figures("fused (with edge, out of fold) dev", &figures);
+            Some(figures)
+        }
+        None => None,
+    };
+    eprintln!("fusion: {}", fusion.to_json());
+    Ok(FusionFit {
+        fusion,
+        without_edge,
+        with_edge,
+    })
+}
+
+/// Writes the model files into `out` (a stale subword.json removed when there is none) and
+/// returns their manifest entries.
+fn write_model_files(
+    out: &std::path::Path,
+    multiclass: &MulticlassFit,
+    lexical: &LexicalFit,
+    fusion: &FusionModel,
+) -> Result<Vec<FileEntry>> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let fusion_json = fusion.to_json();
+    let mut files = vec![
+        ("multiclass.bin", multiclass.bytes.as_slice()),
+        (lexical::FILE_NAME, lexical.bytes.as_slice()),
+    ];
+    match &multiclass.subword_json {
+        Some(json) => files.push((SUBWORD_FILE, json.as_bytes())),
+        None => remove_stale(&out.join(SUBWORD_FILE))?,
+    }
+    files.push(("fusion.json", fusion_json.as_bytes()));
+    for &(name, bytes) in &files {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(files.iter().map(|(n, b)| FileEntry::of(n, b)).collect())
 }
 
 pub(crate) fn load_raw(files: &[PathBuf]) -> Result<(Vec<DevMessage>, Vec<String>)> {
@@ -520,7 +617,7 @@ pub(crate) fn train_multiclass(
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let model = multiclass::train(&examples, config).quantize();
+    let model = multiclass_fit::train(&examples, config).quantize();
     let model = match subwords {
         Some(vocab) => model.with_subwords(vocab),
         None => model,

@@ -7,18 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use smsguard_core::metrics::{self, MetricsReport, Observation, ThresholdMetrics};
 use smsguard_core::{normalize, ActionThresholds, Label, Market};
-use smsguard_corpus::ProblemKind;
-use smsguard_model::perf::{peak_rss_kib, LatencySummary};
+use smsguard_eval::metrics::{self, MetricsReport, Observation};
+use smsguard_eval::report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
+use smsguard_eval::{
+    evaluate_files, AtDeployed, CorpusFigures, Evaluation, Scored, Scorer, Skipped, Timing,
+};
 use smsguard_model::{EdgeModel, ModelInfo};
-
-use smsguard_report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
@@ -41,20 +41,13 @@ pub struct EvalReport {
     pub data: Vec<String>,
     #[serde(flatten)]
     pub metrics: MetricsReport,
-    /// Spam recall with each message flagged at its deployed tag threshold: its market's 0.5 %
-    /// ham-FPR threshold (market by dominant script), else the pooled one.
-    pub recall_at_fpr_0_5: f64,
-    /// The same at the deployed quarantine (0.1 % ham-FPR) thresholds.
-    pub recall_at_fpr_0_1: f64,
-    /// Ham FPR actually observed on this data at the deployed thresholds (with recall,
-    /// precision; `threshold` is null when the messages' markets had different ones).
-    pub at_threshold_fpr_0_5: ThresholdMetrics,
-    pub at_threshold_fpr_0_1: ThresholdMetrics,
+    /// Each message flagged at its deployed tag and quarantine thresholds: its market's
+    /// (market by dominant script), else the pooled ones.
+    #[serde(flatten)]
+    pub at_deployed: AtDeployed,
     /// Per-message latency of normalise + encode + inference, single thread.
-    pub latency_us_p50: f64,
-    pub latency_us_p99: f64,
-    pub latency: LatencySummary,
-    pub peak_rss_kib: Option<u64>,
+    #[serde(flatten)]
+    pub timing: Timing,
     pub per_corpus: Vec<CorpusSummary>,
     pub skipped: Skipped,
 }
@@ -87,33 +80,19 @@ pub struct CorpusSummary {
     pub best_recall_at_fpr_0_5: Option<f64>,
 }
 
-/// Lines and messages left out of the metrics, by reason (label names, never texts).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Skipped {
-    /// Fine labels missing from `datasets/label-map.tsv`, with counts.
-    pub unknown_labels: BTreeMap<String, usize>,
-    /// Taxonomy labels the model cannot output (and no `spam` fallback), with counts.
-    pub unmapped_labels: BTreeMap<String, usize>,
-    pub invalid_lines: usize,
-    /// Messages the model refused (e.g. empty after normalisation).
-    pub unclassifiable: usize,
-}
-
 pub fn run(args: EvalArgs) -> Result<()> {
     let (model, source, load_ms) = load_model(&args)?;
     // As the engine does at start: one-time table builds and ONNX Runtime's first run would
     // otherwise land in the first message's latency.
     model.warm_up();
-    let mut evaluation = Evaluation::new(&model);
-    for path in &args.report.data {
-        evaluation.add_file(path, args.report.limit)?;
-    }
+    let scorer = EdgeScorer(&model);
+    let evaluation = evaluate_files(&scorer, &args.report.data, args.report.limit)?;
     if evaluation.observations.is_empty() {
         bail!("no message could be evaluated (see the skipped counts above)");
     }
-    let report = evaluation.report(source, load_ms, &args.report.data)?;
+    let report = scorer.report(&evaluation, source, load_ms, &args.report.data)?;
     println!("{}", summary_text(&report));
-    write_outputs(&args, &report, &evaluation)?;
+    write_outputs(&args, &report, &evaluation.observations)?;
     Ok(())
 }
 
@@ -137,130 +116,68 @@ fn load_model(args: &EvalArgs) -> Result<(EdgeModel, String, f64)> {
     Ok((model, source, started.elapsed().as_secs_f64() * 1e3))
 }
 
-/// Observations collected so far, with where each came from.
-struct Evaluation<'m> {
-    model: &'m EdgeModel,
-    observations: Vec<Observation>,
-    /// The operating point each observation was judged at (its market's, else the pooled one).
-    deployed: Vec<ActionThresholds>,
-    latencies: Vec<std::time::Duration>,
-    /// (corpus name, range of `observations`).
-    corpora: Vec<(String, std::ops::Range<usize>)>,
-    skipped: Skipped,
+/// The edge model as the evaluation loop's scorer: normalise, encode and infer are measured;
+/// each message keeps the operating point it was judged at (its market's, else the pooled one).
+struct EdgeScorer<'m>(&'m EdgeModel);
+
+impl Scorer for EdgeScorer<'_> {
+    type Kept = ActionThresholds;
+    type Prepared = ();
+
+    fn truth_index(&self, truth: Label) -> Option<usize> {
+        model_index(&self.0.metadata().labels, truth)
+    }
+
+    fn prepare(&self, _index: usize, _text: &str) {}
+
+    fn score(&self, _index: usize, text: &str, _: ()) -> Option<Scored<ActionThresholds>> {
+        let prediction = self.0.classify_normalized(&normalize(text)).ok()?;
+        Some(Scored {
+            predicted: prediction.label_index,
+            spam_score: prediction.spam_score,
+            kept: prediction.judged.point,
+        })
+    }
 }
 
-impl<'m> Evaluation<'m> {
-    fn new(model: &'m EdgeModel) -> Self {
-        Evaluation {
-            model,
-            observations: Vec::new(),
-            deployed: Vec::new(),
-            latencies: Vec::new(),
-            corpora: Vec::new(),
-            skipped: Skipped::default(),
-        }
-    }
-
-    fn add_file(&mut self, path: &Path, limit: Option<usize>) -> Result<()> {
-        let corpus = smsguard_corpus::read_tsv(path)?;
-        for problem in &corpus.problems {
-            match &problem.kind {
-                ProblemKind::UnknownLabel(label) => {
-                    *self
-                        .skipped
-                        .unknown_labels
-                        .entry(label.clone())
-                        .or_default() += 1
-                }
-                _ => self.skipped.invalid_lines += 1,
-            }
-        }
-        let start = self.observations.len();
-        let records = corpus.records.iter().take(limit.unwrap_or(usize::MAX));
-        for record in records {
-            let Some(truth) = model_index(&self.model.metadata().labels, record.label) else {
-                *self
-                    .skipped
-                    .unmapped_labels
-                    .entry(record.label.to_string())
-                    .or_default() += 1;
-                continue;
-            };
-            let started = Instant::now();
-            let result = self.model.classify_normalized(&normalize(&record.text));
-            let elapsed = started.elapsed();
-            match result {
-                Ok(prediction) => {
-                    self.latencies.push(elapsed);
-                    self.observations.push(Observation {
-                        truth,
-                        predicted: prediction.label_index,
-                        spam_score: prediction.spam_score,
-                    });
-                    self.deployed.push(prediction.judged.point);
-                }
-                Err(_) => self.skipped.unclassifiable += 1,
-            }
-        }
-        self.corpora
-            .push((corpus.name(), start..self.observations.len()));
-        Ok(())
-    }
-
-    fn report(&self, source: String, load_ms: f64, data: &[PathBuf]) -> Result<EvalReport> {
-        let info = self.model.metadata();
-        let metrics = metrics::evaluate(&info.labels, &self.observations)?;
-        let all = 0..self.observations.len();
-        let (at_0_5, at_0_1) = (self.at_tag(all.clone()), self.at_quarantine(all));
-        let latency = LatencySummary::from_durations(&self.latencies);
+impl EdgeScorer<'_> {
+    fn report(
+        &self,
+        evaluation: &Evaluation<ActionThresholds>,
+        source: String,
+        load_ms: f64,
+        data: &[PathBuf],
+    ) -> Result<EvalReport> {
+        let info = self.0.metadata();
         Ok(EvalReport {
             model: model_summary(info, source, load_ms),
             data: data.iter().map(|p| p.display().to_string()).collect(),
-            metrics,
-            recall_at_fpr_0_5: at_0_5.spam_recall,
-            recall_at_fpr_0_1: at_0_1.spam_recall,
-            at_threshold_fpr_0_5: at_0_5,
-            at_threshold_fpr_0_1: at_0_1,
-            latency_us_p50: latency.p50_us,
-            latency_us_p99: latency.p99_us,
-            latency,
-            peak_rss_kib: peak_rss_kib(),
-            per_corpus: self.per_corpus(info)?,
-            skipped: self.skipped.clone(),
+            metrics: metrics::evaluate(&info.labels, &evaluation.observations)?,
+            at_deployed: evaluation.at_deployed(|p| p.tag, |p| p.quarantine),
+            timing: evaluation.timing(),
+            per_corpus: evaluation
+                .per_corpus(&info.labels, |p| p.tag)?
+                .into_iter()
+                .map(CorpusSummary::from)
+                .collect(),
+            skipped: evaluation.skipped.clone(),
         })
     }
+}
 
-    /// Figures of `range` with each message flagged at its deployed tag threshold.
-    fn at_tag(&self, range: std::ops::Range<usize>) -> ThresholdMetrics {
-        let tags: Vec<f32> = self.deployed[range.clone()].iter().map(|p| p.tag).collect();
-        metrics::at_own_thresholds(&self.observations[range], &tags)
-    }
-
-    /// Figures of `range` with each message flagged at its deployed quarantine threshold.
-    fn at_quarantine(&self, range: std::ops::Range<usize>) -> ThresholdMetrics {
-        let points = &self.deployed[range.clone()];
-        let quarantines: Vec<f32> = points.iter().map(|p| p.quarantine).collect();
-        metrics::at_own_thresholds(&self.observations[range], &quarantines)
-    }
-
-    fn per_corpus(&self, info: &ModelInfo) -> Result<Vec<CorpusSummary>> {
-        let mut summaries = Vec::new();
-        for (name, range) in &self.corpora {
-            let slice = &self.observations[range.clone()];
-            let m = metrics::evaluate(&info.labels, slice)?;
-            let at = self.at_tag(range.clone());
-            summaries.push(CorpusSummary {
-                name: name.clone(),
-                n: m.n,
-                accuracy: m.accuracy,
-                spam_recall: m.spam_recall,
-                ham_fpr: m.ham_fpr,
-                recall_at_fpr_0_5: at.spam_recall,
-                ham_fpr_at_fpr_0_5: at.ham_fpr,
-                best_recall_at_fpr_0_5: m.best_at_fpr_0_5.map(|b| b.spam_recall),
-            });
+impl From<CorpusFigures> for CorpusSummary {
+    fn from(figures: CorpusFigures) -> Self {
+        let m = figures.metrics;
+        CorpusSummary {
+            name: figures.name,
+            n: m.n,
+            accuracy: m.accuracy,
+            spam_recall: m.spam_recall,
+            ham_fpr: m.ham_fpr,
+            recall_at_fpr_0_5: figures.at_tag.spam_recall,
+            ham_fpr_at_fpr_0_5: figures.at_tag.ham_fpr,
+            best_recall_at_fpr_0_5: m.best_at_fpr_0_5.map(|b| b.spam_recall),
         }
-        Ok(summaries)
     }
 }
 
@@ -288,7 +205,7 @@ fn model_summary(info: &ModelInfo, source: String, load_ms: f64) -> ModelSummary
     }
 }
 
-fn write_outputs(args: &EvalArgs, report: &EvalReport, evaluation: &Evaluation) -> Result<()> {
+fn write_outputs(args: &EvalArgs, report: &EvalReport, observations: &[Observation]) -> Result<()> {
     let outputs = args.report.outputs();
     let title = format!(
         "{} model, {} messages",
@@ -297,20 +214,20 @@ fn write_outputs(args: &EvalArgs, report: &EvalReport, evaluation: &Evaluation) 
     let marks = [
         OperatingPoint {
             name: "FPR 0.5 % threshold".to_string(),
-            metrics: report.at_threshold_fpr_0_5,
+            metrics: report.at_deployed.at_threshold_fpr_0_5,
         },
         OperatingPoint {
             name: "FPR 0.1 % threshold".to_string(),
-            metrics: report.at_threshold_fpr_0_1,
+            metrics: report.at_deployed.at_threshold_fpr_0_1,
         },
     ];
     let plots = PlotInput {
         title: &title,
-        observations: &evaluation.observations,
+        observations,
         marks: &marks,
         confusion: &report.metrics.confusion,
     };
-    smsguard_report::write(outputs, report, || markdown(report), plots)?;
+    smsguard_eval::report::write(outputs, report, || markdown(report), plots)?;
     Ok(())
 }
 
@@ -323,10 +240,10 @@ pub fn summary_text(report: &EvalReport) -> String {
         "model {} ({}), {} messages",
         report.model.source, report.model.precision, m.n
     );
-    smsguard_report::write_headline(&mut text, m, "arg-max");
+    smsguard_eval::report::write_headline(&mut text, m, "arg-max");
     for (name, at) in [
-        ("0.5 %", &report.at_threshold_fpr_0_5),
-        ("0.1 %", &report.at_threshold_fpr_0_1),
+        ("0.5 %", &report.at_deployed.at_threshold_fpr_0_5),
+        ("0.1 %", &report.at_deployed.at_threshold_fpr_0_1),
     ] {
         let _ = writeln!(
             text,
@@ -334,11 +251,11 @@ pub fn summary_text(report: &EvalReport) -> String {
             at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
         );
     }
-    smsguard_report::write_per_class(&mut text, m);
+    smsguard_eval::report::write_per_class(&mut text, m);
     let _ = writeln!(
         text,
         "latency p50 {:.1} us  p99 {:.1} us (normalise + encode + inference, 1 thread); model load {:.1} ms",
-        report.latency_us_p50, report.latency_us_p99, report.model.load_ms
+        report.timing.latency_us_p50, report.timing.latency_us_p99, report.model.load_ms
     );
     let s = &report.skipped;
     let _ = write!(
@@ -388,7 +305,7 @@ pub fn markdown(report: &EvalReport) -> String {
             "latency p50 / p99 (µs)",
             format!(
                 "{:.1} / {:.1}",
-                report.latency_us_p50, report.latency_us_p99
+                report.timing.latency_us_p50, report.timing.latency_us_p99
             ),
         ),
     ];
@@ -397,8 +314,8 @@ pub fn markdown(report: &EvalReport) -> String {
     }
     let _ = writeln!(md, "\n| operating point | threshold | spam recall | spam precision | observed ham FPR |\n|---|---:|---:|---:|---:|");
     for (name, at) in [
-        ("FPR 0.5 %", &report.at_threshold_fpr_0_5),
-        ("FPR 0.1 %", &report.at_threshold_fpr_0_1),
+        ("FPR 0.5 %", &report.at_deployed.at_threshold_fpr_0_5),
+        ("FPR 0.1 %", &report.at_deployed.at_threshold_fpr_0_1),
     ] {
         let _ = writeln!(
             md,
@@ -406,7 +323,7 @@ pub fn markdown(report: &EvalReport) -> String {
             at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
         );
     }
-    for (budget, at) in smsguard_report::best_points(m) {
+    for (budget, at) in smsguard_eval::report::best_points(m) {
         let _ = writeln!(
             md,
             "| best on this data, FPR ≤ {budget} | {:.4} | {:.4} | {:.4} | {:.4} |",
@@ -446,6 +363,8 @@ pub fn markdown(report: &EvalReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    use smsguard_eval::perf::LatencySummary;
+
     use super::*;
 
     fn labels(names: &[&str]) -> Vec<String> {
@@ -493,20 +412,24 @@ mod tests {
             },
             data: vec!["dev.tsv".into()],
             metrics,
-            recall_at_fpr_0_5: at.spam_recall,
-            recall_at_fpr_0_1: at.spam_recall,
-            at_threshold_fpr_0_5: at,
-            at_threshold_fpr_0_1: at,
-            latency_us_p50: 10.0,
-            latency_us_p99: 20.0,
-            latency: LatencySummary::from_durations(&[]),
-            peak_rss_kib: None,
+            at_deployed: AtDeployed {
+                recall_at_fpr_0_5: at.spam_recall,
+                recall_at_fpr_0_1: at.spam_recall,
+                at_threshold_fpr_0_5: at,
+                at_threshold_fpr_0_1: at,
+            },
+            timing: Timing {
+                latency_us_p50: 10.0,
+                latency_us_p99: 20.0,
+                latency: LatencySummary::from_durations(&[]),
+                peak_rss_kib: None,
+            },
             per_corpus: Vec::new(),
             skipped: Skipped::default(),
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(
-            smsguard_report::missing_report_keys(&json),
+            smsguard_eval::report::missing_report_keys(&json),
             Vec::<&str>::new()
         );
         assert_eq!(json["accuracy"], 1.0);

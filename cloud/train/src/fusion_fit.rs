@@ -73,7 +73,7 @@ pub fn edge_calibration(rows: &DevRows<'_>) -> Option<Platt> {
         .zip(rows.spam)
         .filter_map(|(e, &s)| Some((InputTransform::Logit.apply(e.as_ref()?.spam_score), s)))
         .unzip();
-    (!logits.is_empty()).then(|| Platt::fit(&logits, &spam))
+    (!logits.is_empty()).then(|| crate::calibration_fit::fit_platt(&logits, &spam))
 }
 
 /// Fits both heads (without and, when the edge's verdicts are there, with the edge input).

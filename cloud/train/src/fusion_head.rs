@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use smsguard_core::metrics::threshold_for_fpr;
 use smsguard_core::Market;
+use smsguard_eval::metrics::threshold_for_fpr;
 use smsguard_scoring::fusion::{sigmoid, FusionInput, Head, Thresholds};
 
 /// Per row, the part of the logit from inputs with a fixed weight.

@@ -7,10 +7,11 @@
 use std::time::Instant;
 
 use smsguard_scoring::lexical::{
-    apply_idf, fit_idf, term_frequencies, LexicalModel, Platt, SparseRow, Views,
+    apply_idf, term_frequencies, LexicalModel, Platt, SparseRow, Views,
 };
 
 use crate::baseline::{balanced_weights, train_svm_in, SvmConfig};
+use crate::calibration_fit::fit_platt;
 use crate::data::Dataset;
 
 /// Settings of [`train_lexical`].
@@ -86,7 +87,7 @@ pub fn train_lexical(
         .map(|m| model.margin(m.normalized, m.original))
         .collect();
     let positive: Vec<bool> = calibration.iter().map(|m| m.spam).collect();
-    let platt = Platt::fit(&margins, &positive);
+    let platt = fit_platt(&margins, &positive);
     eprintln!(
         "lexical: {} rows, 2^{bits} buckets, C {}, {} passes, Platt a {:.3} b {:.3}, {:.1} s",
         rows.len(),
@@ -97,4 +98,22 @@ pub fn train_lexical(
         started.elapsed().as_secs_f64()
     );
     model.with_platt(platt)
+}
+
+/// Smoothed idf `ln((1 + n) / (1 + df)) + 1` of every bucket, from the tf rows of the
+/// training texts.
+pub fn fit_idf<'a>(rows: impl IntoIterator<Item = &'a SparseRow>, bits: u32) -> Vec<f32> {
+    let mut document_frequency = vec![0u32; 1 << bits];
+    let mut documents = 0u32;
+    for row in rows {
+        documents += 1;
+        for &id in &row.ids {
+            document_frequency[id as usize] += 1;
+        }
+    }
+    let n = f64::from(documents);
+    document_frequency
+        .iter()
+        .map(|&df| (((1.0 + n) / (1.0 + f64::from(df))).ln() + 1.0) as f32)
+        .collect()
 }

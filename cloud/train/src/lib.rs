@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod baseline_cli;
+pub mod calibration_fit;
 pub mod cloud_models;
 pub mod config;
 pub mod data;
@@ -14,6 +15,7 @@ pub mod loco;
 pub mod manifest;
 pub mod market_thresholds;
 pub mod model;
+pub mod multiclass_fit;
 pub mod ngram_fit;
 pub mod onnx_export;
 pub mod private_model;

@@ -27,7 +27,9 @@ use serde::Serialize;
 use smsguard_core::{Label, Market};
 use smsguard_scoring::cloud_scorer::{lineup, outcomes_of};
 use smsguard_scoring::fusion::{EdgeInput, ScorerOutcome};
-use smsguard_scoring::multiclass::{SubwordVocab, TrainConfig};
+use smsguard_scoring::multiclass::SubwordVocab;
+
+use crate::multiclass_fit::TrainConfig;
 use smsguard_scoring::rules::{RuleSet, StaticRules};
 use smsguard_scoring::{Action, PreparedMessage, SimilarityStore};
 
@@ -220,103 +222,25 @@ fn fold(
     report: &[usize],
 ) -> Result<Vec<FoldRow>> {
     let started = Instant::now();
-    let name = held_out.map_or("every corpus", |c| dev.names[c].as_str());
-    let held: Vec<usize> = (0..dev.messages.len())
-        .filter(|&i| held_out.is_none_or(|c| dev.messages[i].corpus == c))
-        .collect();
-    let exclude: HashSet<String> = match held_out {
-        Some(_) => held
-            .iter()
-            .map(|&i| dev.prepared[i].normalized.text.clone())
-            .collect(),
-        None => HashSet::new(),
-    };
-    // Other corpora's dev messages, minus any text of the held-out dev split.
-    let others: Vec<usize> = (0..dev.messages.len())
-        .filter(|&i| held_out.is_none_or(|c| dev.messages[i].corpus != c))
-        .filter(|&i| !exclude.contains(&dev.prepared[i].normalized.text))
-        .collect();
-    let mut other_train = Vec::new();
-    for file in train_files {
-        if held_out.is_none() || corpus_name(file)? != name {
-            other_train.push(file.clone());
-        }
-    }
-    let mut train = data::load_excluding(&other_train, true, exclude)?;
-    subsample(&mut train, args.max_train);
-    eprintln!(
-        "[{name}] {} training messages, {} other dev, {} held-out dev",
-        train.examples.len(),
-        others.len(),
-        held.len()
-    );
-
-    let subwords_json = train_subwords(&train, DEFAULT_SUBWORD_VOCAB, 2)?;
-    let subwords = SubwordVocab::from_json(subwords_json.as_bytes())?;
-    let multiclass = train_multiclass(&train, &TrainConfig::default(), 8000, Some(subwords));
-    let calibration: Vec<Calibration<'_>> = others
-        .iter()
-        .map(|&i| Calibration {
-            normalized: &dev.prepared[i].normalized.text,
-            original: &dev.prepared[i].normalized.original,
-            spam: dev.messages[i].label != 0,
-        })
-        .collect();
-    let lexical = train_lexical(&train, &calibration, &LexicalConfig::default());
-    let store_dir = std::env::temp_dir().join(format!(
-        "smsguard-loco-similarity-{}-{}",
-        std::process::id(),
-        held_out.map_or("all".to_owned(), |c| c.to_string())
-    ));
-    let _ = std::fs::remove_dir_all(&store_dir);
-    let store = SimilarityStore::open(&store_dir)?;
-    store.seed_from_corpus_spam(
-        train
-            .examples
-            .iter()
-            .filter(|e| e.label != 0)
-            .map(|e| e.original.as_str()),
-    )?;
-    let rules = Box::new(StaticRules(RuleSet::builtin()?));
-    let scorers = lineup(multiclass, lexical, store, rules);
-    let outcomes_in = |set: &[usize]| -> Vec<Vec<ScorerOutcome>> {
-        set.iter()
-            .map(|&i| outcomes_of(&scorers, &dev.prepared[i].context()))
-            .collect()
-    };
-    let (other_outcomes, held_outcomes) = (outcomes_in(&others), outcomes_in(&held));
-    drop(scorers);
-    let _ = std::fs::remove_dir_all(&store_dir);
-
-    let pick = |set: &[usize]| -> (Vec<bool>, Vec<usize>, Vec<Market>) {
-        (
-            set.iter().map(|&i| dev.messages[i].label != 0).collect(),
-            set.iter().map(|&i| dev.messages[i].corpus).collect(),
-            set.iter().map(|&i| dev.markets[i]).collect(),
-        )
-    };
-    let (other_spam, other_sources, other_markets) = pick(&others);
-    let (held_spam, _, held_markets) = pick(&held);
-    let edge_of = |set: &[usize]| -> Option<Vec<Option<EdgeInput>>> {
-        dev.edge
-            .as_ref()
-            .map(|e| set.iter().map(|&i| e[i]).collect())
-    };
-    let (other_edge, held_edge) = (edge_of(&others), edge_of(&held));
+    let split = split_fold(args, train_files, dev, held_out)?;
+    let (others, held) = (&split.others, &split.held);
+    let (other_outcomes, held_outcomes) = fold_outcomes(&split, dev, held_out)?;
+    let other = Picked::of(dev, others);
+    let held_picked = Picked::of(dev, held);
     let rows = DevRows {
         outcomes: &other_outcomes,
-        edge: other_edge.as_deref(),
-        spam: &other_spam,
-        sources: &other_sources,
-        markets: &other_markets,
+        edge: other.edge.as_deref(),
+        spam: &other.spam,
+        sources: &other.sources,
+        markets: &other.markets,
     };
     let config = FitConfig::default();
     let fusion = fit_fusion(&rows, &config);
     let verdicts = match held_out {
         Some(_) => (0..held.len())
             .map(|k| {
-                let edge = held_edge.as_ref().and_then(|e| e[k]);
-                fusion.fuse(&held_outcomes[k], edge, held_markets[k])
+                let edge = held_picked.edge.as_ref().and_then(|e| e[k]);
+                fusion.fuse(&held_outcomes[k], edge, held_picked.markets[k])
             })
             .collect(),
         // Here `held` and `others` are the same rows: out of fold, never in sample.
@@ -324,36 +248,20 @@ fn fold(
     };
     let cloud: Vec<(bool, bool, bool)> = verdicts
         .iter()
-        .zip(&held_spam)
+        .zip(&held_picked.spam)
         .map(|(v, &spam)| (spam, v.action != Action::Allow, v.spam_score >= 0.5))
         .collect();
-
-    let edge = match (&other_edge, &held_edge) {
-        (Some(other), Some(held_e)) => {
-            let score = |e: &Option<EdgeInput>| e.map_or(0.0, |e| e.spam_score);
-            let other_scores: Vec<f32> = other.iter().map(score).collect();
-            let thresholds = market_thresholds(&other_scores, &other_spam, &other_markets);
-            let items: Vec<(bool, bool, bool)> = (0..held.len())
-                .map(|k| {
-                    let flagged = score(&held_e[k]) >= thresholds[&held_markets[k]];
-                    let decided = held_e[k].is_some_and(|e| e.label != Label::Ham);
-                    (held_spam[k], flagged, decided)
-                })
-                .collect();
-            Some(items)
-        }
-        _ => None,
-    };
+    let edge = edge_as_shipped(&other, &held_picked);
     let svm = if args.no_svm {
         None
     } else {
         Some(svm_fold(
-            &train,
+            &split.train,
             dev,
-            &others,
-            &held,
-            &other_spam,
-            &other_markets,
+            others,
+            held,
+            &other.spam,
+            &other.markets,
         ))
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -375,13 +283,158 @@ fn fold(
                 .iter()
                 .filter(|&&i| dev.messages[i].corpus == c)
                 .count(),
-            train_messages: train.examples.len(),
+            train_messages: split.train.examples.len(),
             cloud: of_corpus(&cloud, c),
             svm: svm.as_ref().map(|items| of_corpus(items, c)),
             edge_as_shipped: edge.as_ref().map(|items| of_corpus(items, c)),
             seconds,
         })
         .collect())
+}
+
+/// What one fold trains on and scores: dev rows by index, and the training set.
+struct FoldSplit {
+    /// The held-out dev rows (every row without a held-out corpus).
+    held: Vec<usize>,
+    /// Other corpora's dev rows, minus any text of the held-out dev split.
+    others: Vec<usize>,
+    /// Every other corpus's training split, minus any held-out dev text, subsampled.
+    train: Dataset,
+}
+
+fn split_fold(
+    args: &LocoArgs,
+    train_files: &[PathBuf],
+    dev: &DevSet,
+    held_out: Option<usize>,
+) -> Result<FoldSplit> {
+    let name = held_out.map_or("every corpus", |c| dev.names[c].as_str());
+    let held: Vec<usize> = (0..dev.messages.len())
+        .filter(|&i| held_out.is_none_or(|c| dev.messages[i].corpus == c))
+        .collect();
+    let exclude: HashSet<String> = match held_out {
+        Some(_) => held
+            .iter()
+            .map(|&i| dev.prepared[i].normalized.text.clone())
+            .collect(),
+        None => HashSet::new(),
+    };
+    let others: Vec<usize> = (0..dev.messages.len())
+        .filter(|&i| held_out.is_none_or(|c| dev.messages[i].corpus != c))
+        .filter(|&i| !exclude.contains(&dev.prepared[i].normalized.text))
+        .collect();
+    let mut other_train = Vec::new();
+    for file in train_files {
+        if held_out.is_none() || corpus_name(file)? != name {
+            other_train.push(file.clone());
+        }
+    }
+    let mut train = data::load_excluding(&other_train, true, exclude)?;
+    subsample(&mut train, args.max_train);
+    eprintln!(
+        "[{name}] {} training messages, {} other dev, {} held-out dev",
+        train.examples.len(),
+        others.len(),
+        held.len()
+    );
+    Ok(FoldSplit {
+        held,
+        others,
+        train,
+    })
+}
+
+/// Every scorer's outcome on each of a set of dev rows.
+type Outcomes = Vec<Vec<ScorerOutcome>>;
+
+/// The fold's scorers (multiclass and lexical fitted on its training set, lexical calibrated on
+/// the other dev rows, the similarity memory seeded with its training spam) run on the other
+/// and the held-out dev rows.
+fn fold_outcomes(
+    split: &FoldSplit,
+    dev: &DevSet,
+    held_out: Option<usize>,
+) -> Result<(Outcomes, Outcomes)> {
+    let train = &split.train;
+    let subwords_json = train_subwords(train, DEFAULT_SUBWORD_VOCAB, 2)?;
+    let subwords = SubwordVocab::from_json(subwords_json.as_bytes())?;
+    let multiclass = train_multiclass(train, &TrainConfig::default(), 8000, Some(subwords));
+    let calibration: Vec<Calibration<'_>> = split
+        .others
+        .iter()
+        .map(|&i| Calibration {
+            normalized: &dev.prepared[i].normalized.text,
+            original: &dev.prepared[i].normalized.original,
+            spam: dev.messages[i].label != 0,
+        })
+        .collect();
+    let lexical = train_lexical(train, &calibration, &LexicalConfig::default());
+    let store_dir = std::env::temp_dir().join(format!(
+        "smsguard-loco-similarity-{}-{}",
+        std::process::id(),
+        held_out.map_or("all".to_owned(), |c| c.to_string())
+    ));
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let store = SimilarityStore::open(&store_dir)?;
+    store.seed_from_corpus_spam(
+        train
+            .examples
+            .iter()
+            .filter(|e| e.label != 0)
+            .map(|e| e.original.as_str()),
+    )?;
+    let rules = Box::new(StaticRules(RuleSet::builtin()?));
+    let scorers = lineup(multiclass, lexical, store, rules);
+    let outcomes_in = |set: &[usize]| -> Outcomes {
+        set.iter()
+            .map(|&i| outcomes_of(&scorers, &dev.prepared[i].context()))
+            .collect()
+    };
+    let outcomes = (outcomes_in(&split.others), outcomes_in(&split.held));
+    drop(scorers);
+    let _ = std::fs::remove_dir_all(&store_dir);
+    Ok(outcomes)
+}
+
+/// Labels, corpora, markets and edge verdicts of a set of dev rows.
+struct Picked {
+    spam: Vec<bool>,
+    sources: Vec<usize>,
+    markets: Vec<Market>,
+    edge: Option<Vec<Option<EdgeInput>>>,
+}
+
+impl Picked {
+    fn of(dev: &DevSet, set: &[usize]) -> Picked {
+        Picked {
+            spam: set.iter().map(|&i| dev.messages[i].label != 0).collect(),
+            sources: set.iter().map(|&i| dev.messages[i].corpus).collect(),
+            markets: set.iter().map(|&i| dev.markets[i]).collect(),
+            edge: dev
+                .edge
+                .as_ref()
+                .map(|e| set.iter().map(|&i| e[i]).collect()),
+        }
+    }
+}
+
+/// The edge model as shipped on the held-out rows: (spam, flagged at per-market thresholds
+/// picked on the other rows, decided spam by its arg-max); `None` without edge verdicts.
+fn edge_as_shipped(other: &Picked, held: &Picked) -> Option<Vec<(bool, bool, bool)>> {
+    let (Some(other_edge), Some(held_edge)) = (&other.edge, &held.edge) else {
+        return None;
+    };
+    let score = |e: &Option<EdgeInput>| e.map_or(0.0, |e| e.spam_score);
+    let other_scores: Vec<f32> = other_edge.iter().map(score).collect();
+    let thresholds = market_thresholds(&other_scores, &other.spam, &other.markets);
+    let items = (0..held.spam.len())
+        .map(|k| {
+            let flagged = score(&held_edge[k]) >= thresholds[&held.markets[k]];
+            let decided = held_edge[k].is_some_and(|e| e.label != Label::Ham);
+            (held.spam[k], flagged, decided)
+        })
+        .collect();
+    Some(items)
 }
 
 /// The pooled raw-text SVM of `baseline --raw` (C 1, no C search) on one fold.

@@ -6,9 +6,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use smsguard_core::features::FeatureEncoder;
-use smsguard_core::metrics::ThresholdMetrics;
 use smsguard_core::ngrams::NgramConfig;
 use smsguard_core::{model_meta, PIPELINE_VERSION};
+use smsguard_eval::metrics::ThresholdMetrics;
 use smsguard_train::config::ArchConfig;
 use smsguard_train::data::{self, Dataset, Split, EDGE_LABELS};
 use smsguard_train::manifest::{FileEntry, Manifest, SourceCount};
@@ -153,19 +153,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         &vocab_cfg,
     )?;
     let encoder = FeatureEncoder::from_json(&vocab_json, args.seq_len)?;
-    let arch = ArchConfig {
-        vocab_size: encoder.vocab_size(),
-        embed_dim: args.embed_dim,
-        filters: args.filters,
-        kernel_widths: args.kernels.clone(),
-        seq_len: args.seq_len,
-        labels: EDGE_LABELS.iter().map(|l| l.to_string()).collect(),
-        ngram: NgramConfig {
-            buckets: args.ngram_buckets,
-            max_n: args.ngram_max_n,
-            max_chars: args.ngram_max_chars,
-        },
-    };
+    let arch = arch_config(&args, &encoder);
     arch.ngram.validate()?;
     eprintln!(
         "vocab: {} known chars + {} buckets = {} ids",
@@ -182,35 +170,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     };
     eprintln!("class weights {EDGE_LABELS:?}: {class_weights:?}");
     let tc = train_config(&args);
-    let ngram_fit = (!args.joint_ngrams).then(|| {
-        let fit_config = NgramFitConfig {
-            seed: args.seed,
-            epochs: args.ngram_epochs,
-            balanced: args.ngram_balanced,
-            ..NgramFitConfig::default()
-        };
-        let fit = ngram_fit::fit(
-            &train_set,
-            &dev_set,
-            &class_weights,
-            arch.ngram.buckets,
-            &fit_config,
-        );
-        for (l2, loss, accuracy) in &fit.candidates {
-            eprintln!(
-                "n-gram branch, l2 {l2:e}: dev loss {loss:.4}, dev accuracy {:.2}%",
-                100.0 * accuracy
-            );
-        }
-        eprintln!("n-gram branch: kept l2 {:e}", fit.l2);
-        for (corpus, accuracy) in ngram_fit::accuracy_by_corpus(&dev_set, &fit) {
-            eprintln!(
-                "n-gram branch alone: {corpus} dev accuracy {:.2}%",
-                100.0 * accuracy
-            );
-        }
-        fit
-    });
+    let ngram_fit = (!args.joint_ngrams)
+        .then(|| fit_ngram_branch(&args, &train_set, &dev_set, &class_weights, &arch));
     let outcome = trainer::train(
         &arch,
         &train_set,
@@ -277,6 +238,61 @@ fn run_train(args: TrainArgs) -> Result<()> {
         manifest.wall_seconds
     );
     Ok(())
+}
+
+/// The char-CNN's shape: the encoder's vocabulary, the command's sizes, the edge labels.
+fn arch_config(args: &TrainArgs, encoder: &FeatureEncoder) -> ArchConfig {
+    ArchConfig {
+        vocab_size: encoder.vocab_size(),
+        embed_dim: args.embed_dim,
+        filters: args.filters,
+        kernel_widths: args.kernels.clone(),
+        seq_len: args.seq_len,
+        labels: EDGE_LABELS.iter().map(|l| l.to_string()).collect(),
+        ngram: NgramConfig {
+            buckets: args.ngram_buckets,
+            max_n: args.ngram_max_n,
+            max_chars: args.ngram_max_chars,
+        },
+    }
+}
+
+/// Fits the n-gram branch alone (before the CNN, unless trained jointly), printing each L2
+/// candidate's dev figures and the kept branch's accuracy per corpus.
+fn fit_ngram_branch(
+    args: &TrainArgs,
+    train_set: &EncodedSet,
+    dev_set: &EncodedSet,
+    class_weights: &[f32],
+    arch: &ArchConfig,
+) -> ngram_fit::NgramFit {
+    let fit_config = NgramFitConfig {
+        seed: args.seed,
+        epochs: args.ngram_epochs,
+        balanced: args.ngram_balanced,
+        ..NgramFitConfig::default()
+    };
+    let fit = ngram_fit::fit(
+        train_set,
+        dev_set,
+        class_weights,
+        arch.ngram.buckets,
+        &fit_config,
+    );
+    for (l2, loss, accuracy) in &fit.candidates {
+        eprintln!(
+            "n-gram branch, l2 {l2:e}: dev loss {loss:.4}, dev accuracy {:.2}%",
+            100.0 * accuracy
+        );
+    }
+    eprintln!("n-gram branch: kept l2 {:e}", fit.l2);
+    for (corpus, accuracy) in ngram_fit::accuracy_by_corpus(dev_set, &fit) {
+        eprintln!(
+            "n-gram branch alone: {corpus} dev accuracy {:.2}%",
+            100.0 * accuracy
+        );
+    }
+    fit
 }
 
 fn load_data(inputs: &[PathBuf]) -> Result<(Dataset, Dataset)> {

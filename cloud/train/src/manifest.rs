@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use smsguard_core::metrics::ThresholdMetrics;
 use smsguard_core::Market;
+use smsguard_eval::metrics::ThresholdMetrics;
 
 use crate::config::ArchConfig;
 use crate::market_thresholds::MarketPick;

@@ -13,8 +13,8 @@ use clap::Args;
 use onnx_protobuf::{ModelProto, StringStringEntryProto};
 use protobuf::Message;
 use serde::{Deserialize, Serialize};
-use smsguard_core::metrics::{self, Observation, ThresholdMetrics};
 use smsguard_core::{model_meta, ActionThresholds, Market};
+use smsguard_eval::metrics::{self, Observation, ThresholdMetrics};
 use smsguard_model::model::{arg_max, softmax};
 use smsguard_model::{init_runtime, EdgeModel};
 

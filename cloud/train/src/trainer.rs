@@ -10,8 +10,8 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use smsguard_core::features::FeatureEncoder;
-use smsguard_core::metrics::{self, Observation};
 use smsguard_core::ngrams::{hash_ngrams, pad_batch, NgramConfig, NgramFeatures};
+use smsguard_eval::metrics::{self, Observation};
 
 use crate::config::ArchConfig;
 use crate::data::{self, Dataset};

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use smsguard_core::normalize;
-use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
 use smsguard_edge::{init_runtime, EdgeModel};
+use smsguard_eval::perf::{peak_rss_kib, LatencySummary};
 
 #[derive(Debug, Parser)]
 #[command(about = "Per-message latency of the edge path")]

@@ -20,7 +20,7 @@ use smsguard_edge::cloud_link::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{
     CloudFuture, CloudLink, Durability, Engine, EngineConfig, Source, StoreKey, Timings,
 };
-use smsguard_edge::perf::{peak_rss_kib, LatencySummary};
+use smsguard_eval::perf::{peak_rss_kib, LatencySummary};
 use smsguard_proto::v1::{
     classify_result, ClassifyResult, GetModelResponse, ReportRequest, ReportResponse, SmsMessage,
     SyncCacheResponse, Verdict,

@@ -1,5 +1,6 @@
 //! The shared core of smsguard: one normalisation and feature pipeline, fingerprints, the label
-//! taxonomy and evaluation metrics, used identically by the edge, the cloud and the trainer.
+//! taxonomy, used identically by the edge, the cloud and the trainer (evaluation metrics live in
+//! `smsguard-eval`).
 //!
 //! Invariant: this crate does no I/O (no files, sockets, clocks or logging) and knows nothing of
 //! ort, sled, tonic or JNI. Data tables it needs are compiled in with `include_str!`.
@@ -10,7 +11,6 @@ pub mod keywords;
 pub mod knowledge;
 pub mod lsh;
 pub mod market;
-pub mod metrics;
 pub mod model_meta;
 pub mod ngrams;
 pub mod normalize;

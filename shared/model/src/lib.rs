@@ -4,8 +4,7 @@
 //!
 //! The one crate of the workspace that links `ort`, so that the phone's engine (`smsguard-edge`)
 //! and the cloud's evaluation and training (`smsguard-server`, `smsguard-train`) share the model
-//! without depending on each other. `perf` holds the latency and memory figures their benchmarks
-//! and evaluations report. Errors never carry message text.
+//! without depending on each other. Errors never carry message text.
 //!
 //! The shipped model is compiled in sealed (`smsguard-container`), never as plain ONNX, and
 //! sealed models (the embedded one, installed updates) open only into memory.
@@ -14,7 +13,6 @@ mod embedded;
 pub mod error;
 pub mod metadata;
 pub mod model;
-pub mod perf;
 pub mod runtime;
 
 pub use error::ModelError;

@@ -52,12 +52,103 @@ fn at(model: &str) -> usize {
 
 fn real_scorers() -> Vec<Box<dyn Scorer>> {
     vec![
-        Box::new(toy_model(12, 7)),
+        Box::new(toy_model(12)),
         Box::new(Fixed("lexical", 0.3, None)),
         Box::new(VariantScorer::default()),
         Box::new(StaticRules(RuleSet::builtin().unwrap())),
         Box::new(SenderReputation::default()),
     ]
+}
+
+/// A cloud scorer running `scorers` only: the fitted scorers it lacks are declared supplied by
+/// the caller ([`CloudScorer::with_supplied`]), and since nothing supplies them here they come
+/// out degraded, as when a shared state fails.
+pub fn cloud_of(scorers: Vec<Box<dyn Scorer>>, model: FusionModel) -> CloudScorer {
+    let present: Vec<&str> = scorers.iter().map(|s| s.name()).collect();
+    let missing: Vec<String> = model
+        .scorer_names()
+        .into_iter()
+        .filter(|name| !present.contains(name))
+        .map(str::to_owned)
+        .collect();
+    let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+    CloudScorer::with_supplied(scorers, &missing, model).expect("the fitted line-up")
+}
+
+/// A scorer that only forces actions, like the server's operator list: not weighed.
+struct ForcingOnly;
+
+impl Scorer for ForcingOnly {
+    fn name(&self) -> &'static str {
+        "operator_list"
+    }
+    fn score(&self, _: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
+        Ok(ModelScore::new("operator_list", 0.0, "not listed"))
+    }
+    fn weighed(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_lineup_other_than_the_fitted_one_is_refused() {
+    let full = || {
+        let mut scorers = real_scorers();
+        scorers.push(Box::new(Fixed("similarity", 0.0, None)));
+        scorers
+    };
+    let names = |scorers: &[Box<dyn Scorer>]| scorers.iter().map(|s| s.name()).collect::<Vec<_>>();
+    assert!(CloudScorer::new(full(), hand_model()).is_ok());
+    // In another order: fusion finds outcomes by name, so that is the same line-up.
+    let mut reversed = full();
+    reversed.reverse();
+    assert!(CloudScorer::new(reversed, hand_model()).is_ok());
+    // A scorer that only forces actions is not weighed and does not count.
+    let mut forcing = full();
+    forcing.push(Box::new(ForcingOnly));
+    assert!(CloudScorer::new(forcing, hand_model()).is_ok());
+
+    // One missing (lexical), one renamed, one extra: each refused, naming both line-ups.
+    let mut missing = full();
+    missing.retain(|s| s.name() != "lexical");
+    let served: Vec<String> = names(&missing).iter().map(|n| n.to_string()).collect();
+    let error = CloudScorer::new(missing, hand_model()).unwrap_err();
+    assert_eq!(error.served, served);
+    assert_eq!(error.fitted, hand_model().scorer_names());
+    assert!(error.to_string().contains("refit the fusion"), "{error}");
+    let mut renamed = full();
+    renamed.retain(|s| s.name() != "lexical");
+    renamed.push(Box::new(Fixed("lexical_v2", 0.3, None)));
+    assert!(CloudScorer::new(renamed, hand_model()).is_err());
+    let mut extra = full();
+    extra.push(Box::new(Fixed("new_scorer", 0.3, None)));
+    assert!(CloudScorer::new(extra, hand_model()).is_err());
+    let mut twice = full();
+    twice.retain(|s| s.name() != "lexical");
+    twice.push(Box::new(Fixed("sender", 0.3, None)));
+    assert!(CloudScorer::new(twice, hand_model()).is_err());
+    // Supplied outcomes count, and only for the scorers actually missing.
+    let mut shared = full();
+    shared.retain(|s| !["similarity", "sender"].contains(&s.name()));
+    assert!(CloudScorer::with_supplied(shared, &["similarity", "sender"], hand_model()).is_ok());
+    assert!(CloudScorer::with_supplied(full(), &["sender"], hand_model()).is_err());
+}
+
+#[test]
+fn the_shipped_fusion_and_line_up_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = smsguard_scoring::EmbeddedOptions {
+        seed_from_corpora: false,
+        ..Default::default()
+    };
+    match CloudScorer::embedded_with(dir.path(), &options) {
+        Ok(cloud) => assert_eq!(cloud.scorer_names(), cloud.fusion().scorer_names()),
+        // Only before the first training run (no cloud/models).
+        Err(
+            smsguard_scoring::CloudError::Multiclass(_) | smsguard_scoring::CloudError::Lexical(_),
+        ) => {}
+        Err(error) => panic!("{error}"),
+    }
 }
 
 /// A scorer that always fails.
@@ -104,7 +195,7 @@ fn assert_sums_to_logit(v: &smsguard_scoring::FusedVerdict) {
 fn contributions_sum_to_the_logit_of_the_score() {
     let mut scorers = real_scorers();
     scorers.push(Box::new(Fixed("similarity", 0.0, None)));
-    let cloud = CloudScorer::new(scorers, hand_model());
+    let cloud = cloud_of(scorers, hand_model());
     for text in [
         "congratulations you have won a prize call now to claim",
         "are we still meeting for lunch tomorrow",
@@ -153,7 +244,7 @@ fn contributions_sum_to_the_logit_of_the_score() {
 fn a_failing_or_missing_scorer_degrades_the_verdict_but_never_fails_it() {
     let mut scorers = real_scorers();
     scorers.push(Box::new(Failing));
-    let healthy = CloudScorer::new(
+    let healthy = cloud_of(
         {
             let mut s = real_scorers();
             s.push(Box::new(Fixed("similarity", 0.0, None)));
@@ -161,7 +252,7 @@ fn a_failing_or_missing_scorer_degrades_the_verdict_but_never_fails_it() {
         },
         hand_model(),
     );
-    let broken = CloudScorer::new(scorers, hand_model());
+    let broken = cloud_of(scorers, hand_model());
     let text = "you have won a free holiday call now to claim your prize";
     let good = healthy.score_text("s", text, 0, "d", None);
     let v = broken.score_text("s", text, 0, "d", None);
@@ -180,7 +271,7 @@ fn a_failing_or_missing_scorer_degrades_the_verdict_but_never_fails_it() {
     assert!((v.spam_score - good.spam_score).abs() < 1e-6);
 
     // Without a multiclass model at all: still a verdict, flagged.
-    let bare = CloudScorer::new(vec![Box::new(VariantScorer::default())], hand_model());
+    let bare = cloud_of(vec![Box::new(VariantScorer::default())], hand_model());
     let v = bare.score_text("s", text, 0, "d", None);
     assert!(v.degraded);
     let missing: Vec<&str> = v
@@ -199,7 +290,7 @@ fn a_failing_or_missing_scorer_degrades_the_verdict_but_never_fails_it() {
 #[test]
 fn forced_actions_override_the_thresholds() {
     let cloud = |forced| {
-        CloudScorer::new(
+        cloud_of(
             vec![
                 Box::new(Fixed("multiclass", 0.999, None)),
                 Box::new(Fixed("rules", 0.0, forced)),
@@ -213,7 +304,7 @@ fn forced_actions_override_the_thresholds() {
     let v = cloud(Some(ForcedAction::Allow)).score_text("s", "x", 0, "d", None);
     assert_eq!((v.action, v.label), (Action::Allow, Label::Ham));
     assert_eq!(v.forced_action, Some(ForcedAction::Allow));
-    let low = CloudScorer::new(
+    let low = cloud_of(
         vec![
             Box::new(Fixed("multiclass", 0.01, None)),
             Box::new(Fixed("rules", 0.0, Some(ForcedAction::Quarantine))),
@@ -244,7 +335,7 @@ fn an_operator_allow_rule_outranks_a_quarantine_from_user_reports() {
     // Before: the most restrictive action won whoever forced it, so reports overrode the
     // rules file's allow rule for a carrier's service number.
     let cloud = |rule: Option<ForcedAction>| {
-        CloudScorer::new(
+        cloud_of(
             vec![
                 Box::new(Fixed("multiclass", 0.2, None)),
                 Box::new(ReportQuorum),
@@ -372,7 +463,7 @@ fn each_market_is_judged_at_its_own_thresholds() {
     assert_ne!(en.action, Action::Allow);
     assert_eq!(zh.action, Action::Allow, "{}", zh.spam_score);
     // The cloud scorer picks the market from the dominant script unless told.
-    let cloud = CloudScorer::new(vec![Box::new(Fixed("multiclass", 0.8, None))], model);
+    let cloud = cloud_of(vec![Box::new(Fixed("multiclass", 0.8, None))], model);
     let prepared = smsguard_scoring::PreparedMessage::new("s", "加微信领取免费礼品", 0, "d");
     assert_eq!(cloud.score(&prepared.context(), None).market, Market::Zh);
     let told = cloud.score_in(&prepared.context(), None, Some(Market::En));

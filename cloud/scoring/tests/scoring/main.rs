@@ -9,6 +9,7 @@ mod rules;
 mod sender;
 mod similarity;
 mod similarity_feedback;
+mod toy;
 mod transactional;
 mod variant;
 

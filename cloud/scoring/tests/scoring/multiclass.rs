@@ -1,10 +1,11 @@
-//! The multiclass model: features, training on a toy split, the model file.
+//! The multiclass model: features, scoring with a model set by hand from a toy split, the model
+//! file (fitting is `smsguard-train`'s: `multiclass_fit`).
 
 use std::str::FromStr;
 
 use smsguard_core::{normalize, Label};
 use smsguard_scoring::multiclass::subword::{self, SubwordError, SubwordVocab};
-use smsguard_scoring::multiclass::{self, Example, MulticlassError, MulticlassModel, TrainConfig};
+use smsguard_scoring::multiclass::{self, MulticlassError, MulticlassModel, CLASSES};
 use smsguard_scoring::Scorer;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::models::TrainerWrapper;
@@ -12,82 +13,33 @@ use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::msg;
+use crate::toy::{label_index, TOY};
 
-/// A hand-written toy split: (label, text).
-pub const TOY: &[(Label, &str)] = &[
-    (Label::Ham, "are we still meeting for lunch tomorrow"),
-    (Label::Ham, "mum says dinner is at seven tonight"),
-    (Label::Ham, "thanks for the help today see you monday"),
-    (Label::Ham, "明天下午开会记得带报告"),
-    (Label::Ham, "妈妈说晚上回家吃饭"),
-    (Label::Ham, "can you pick up the kids after school"),
-    (Label::Ad, "双十一大促全场五折起回复退订"),
-    (Label::Ad, "新店开业全场五折欢迎光临回复退订"),
-    (
-        Label::Ad,
-        "big summer sale 50% off all shoes this weekend reply stop",
-    ),
-    (
-        Label::Ad,
-        "weekend sale 50% off jackets reply stop to opt out",
-    ),
-    (
-        Label::Fraud,
-        "您的银行卡已被冻结请点击链接 http://bank-verify.example.cn 解冻",
-    ),
-    (
-        Label::Fraud,
-        "您的账户异常请点击链接 http://secure.example.cn 验证",
-    ),
-    (
-        Label::Fraud,
-        "your bank account is suspended verify now at http://login.example.top",
-    ),
-    (
-        Label::Fraud,
-        "your parcel is held pay the fee at http://parcel.example.xyz",
-    ),
-    (Label::Illegal, "线上赌场注册就送888元"),
-    (Label::Illegal, "澳门赌场上线注册送彩金"),
-    (Label::Illegal, "代开发票各类证件办理"),
-    (
-        Label::Spam,
-        "congratulations you have won a prize call now to claim",
-    ),
-    (
-        Label::Spam,
-        "you have won a free holiday call now to claim your prize",
-    ),
-    (Label::Spam, "free ringtones text win to claim now"),
-];
-
-pub fn label_index(label: Label) -> usize {
-    Label::ALL.iter().position(|l| *l == label).unwrap()
+pub fn toy_model(bits: u32) -> MulticlassModel {
+    toy_model_with(bits, None)
 }
 
-pub fn toy_model(bits: u32, seed: u64) -> MulticlassModel {
-    toy_model_with(bits, seed, None)
-}
-
-/// The toy model trained on features with the given subword vocabulary (or none); the model
-/// carries the vocabulary it was trained with.
-fn toy_model_with(bits: u32, seed: u64, subwords: Option<&SubwordVocab>) -> MulticlassModel {
-    let examples: Vec<Example> = TOY
-        .iter()
-        .map(|(label, text)| Example {
-            features: multiclass::features(&normalize(text).text, bits, subwords),
-            label: label_index(*label),
-            weight: 1.0,
-        })
-        .collect();
-    let config = TrainConfig {
-        bucket_bits: bits,
-        epochs: 40,
-        learning_rate: 0.5,
-        l2: 1e-6,
-        seed,
-    };
-    let model = multiclass::train(&examples, &config).quantize();
+/// A model set by hand from the toy split, with the given subword vocabulary (or none): serving
+/// needs a model, not a fitted one (fitting is `smsguard-train`'s and tested there). Every
+/// feature of a toy message adds one to its label's weight, less the feature's mean over the
+/// labels, so features all labels share cancel out.
+fn toy_model_with(bits: u32, subwords: Option<&SubwordVocab>) -> MulticlassModel {
+    let mut weights = vec![0.0f32; (1 << bits) * CLASSES];
+    for (label, text) in TOY {
+        let features = multiclass::features(&normalize(text).text, bits, subwords);
+        for &bucket in &features.buckets {
+            let row = &mut weights[bucket as usize * CLASSES..][..CLASSES];
+            for (class, w) in row.iter_mut().enumerate() {
+                let vote = if class == label_index(*label) {
+                    1.0
+                } else {
+                    0.0
+                };
+                *w += vote - 1.0 / CLASSES as f32;
+            }
+        }
+    }
+    let model = MulticlassModel::quantize(bits, &weights, [0.0; CLASSES]);
     match subwords {
         Some(vocab) => model.with_subwords(vocab.clone()),
         None => model,
@@ -100,32 +52,8 @@ fn predicted(model: &MulticlassModel, text: &str) -> Label {
 }
 
 #[test]
-fn learns_the_toy_split_and_generalises_to_close_variants() {
-    let model = toy_model(12, 7);
-    for (label, text) in TOY {
-        assert_eq!(
-            predicted(&model, text),
-            *label,
-            "training example of {label}"
-        );
-    }
-    assert_eq!(
-        predicted(&model, "see you at lunch tomorrow then"),
-        Label::Ham
-    );
-    assert_eq!(
-        predicted(&model, "您的银行卡异常请点击链接验证"),
-        Label::Fraud
-    );
-    assert_eq!(
-        predicted(&model, "you have won a prize call now"),
-        Label::Spam
-    );
-}
-
-#[test]
 fn scorer_reports_one_minus_ham_probability_and_the_top_class() {
-    let model = toy_model(12, 7);
+    let model = toy_model(12);
     let spam = msg("congratulations you have won a prize call now to claim");
     let score = model.score(&spam.context()).unwrap();
     let probs = score.probabilities.expect("multiclass gives probabilities");
@@ -136,14 +64,8 @@ fn scorer_reports_one_minus_ham_probability_and_the_top_class() {
 }
 
 #[test]
-fn training_is_deterministic_for_a_seed() {
-    assert_eq!(toy_model(10, 3).to_bytes(), toy_model(10, 3).to_bytes());
-    assert_ne!(toy_model(10, 3).to_bytes(), toy_model(10, 4).to_bytes());
-}
-
-#[test]
 fn model_file_round_trips_and_bad_files_are_refused() {
-    let model = toy_model(10, 1);
+    let model = toy_model(10);
     let bytes = model.to_bytes();
     assert_eq!(bytes.len(), 4 + 16 + 8 + 40 + (1 << 10) * 5);
     assert_eq!(MulticlassModel::from_bytes(&bytes).unwrap(), model);
@@ -319,7 +241,7 @@ fn subword_vocab_refuses_other_documents() {
 }
 
 fn subword_toy_model(vocab: &SubwordVocab) -> MulticlassModel {
-    toy_model_with(12, 7, Some(vocab))
+    toy_model_with(12, Some(vocab))
 }
 
 #[test]
@@ -350,7 +272,7 @@ fn subword_features_join_the_model_and_its_file_names_the_vocabulary() {
         Err(MulticlassError::SubwordMismatch)
     );
     // A model without subword features ignores a vocabulary.
-    let plain_model = toy_model(10, 1);
+    let plain_model = toy_model(10);
     let loaded = MulticlassModel::from_parts(&plain_model.to_bytes(), Some(json.as_bytes()));
     assert_eq!(loaded.unwrap().subwords(), None);
 }

@@ -6,9 +6,9 @@ use smsguard_core::Label;
 use smsguard_scoring::fusion::{self, default_inputs, FusionModel, Head, Thresholds};
 use smsguard_scoring::policy::POLICY;
 use smsguard_scoring::rules::{RuleSet, StaticRules};
-use smsguard_scoring::{
-    Action, CloudScorer, FusedVerdict, MessageContext, ModelScore, Scorer, ScoringError,
-};
+use smsguard_scoring::{Action, FusedVerdict, MessageContext, ModelScore, Scorer, ScoringError};
+
+use crate::fusion::cloud_of;
 
 /// A multiclass stand-in: a fixed spam score and class probabilities.
 struct Multiclass(f32, [f32; 5]);
@@ -50,7 +50,7 @@ const AD: [f32; 5] = [0.01, 0.95, 0.02, 0.01, 0.01];
 const FRAUD: [f32; 5] = [0.01, 0.05, 0.9, 0.02, 0.02];
 
 fn verdict(sender: &str, text: &str, score: f32, probabilities: [f32; 5]) -> FusedVerdict {
-    let cloud = CloudScorer::new(
+    let cloud = cloud_of(
         vec![
             Box::new(Multiclass(score, probabilities)),
             Box::new(StaticRules(RuleSet::builtin().unwrap())),

@@ -116,7 +116,7 @@ impl AppState {
             Err(error) => {
                 self.note_state_failure(&error);
                 let mut outcomes = self.scorer.outcomes(&context);
-                outcomes.extend(["similarity", "sender"].map(|model| ScorerOutcome {
+                outcomes.extend(SHARED_STATE_SCORERS.map(|model| ScorerOutcome {
                     model: model.to_owned(),
                     result: Err(error.to_string()),
                 }));

@@ -47,7 +47,7 @@ fn eval_writes_the_edge_report_keys_and_counts_every_message() {
         [OsStr::new("--markdown"), md_path.as_os_str()],
     );
     assert_eq!(
-        smsguard_report::missing_report_keys(&report),
+        smsguard_eval::report::missing_report_keys(&report),
         Vec::<&str>::new()
     );
     assert!(report.get("actions").is_some(), "missing key actions");

@@ -43,7 +43,7 @@ fn eval_reports_every_required_key_for_any_tsv() {
         [OsStr::new("--markdown"), markdown.as_os_str()],
     );
     assert_eq!(
-        smsguard_report::missing_report_keys(&report),
+        smsguard_eval::report::missing_report_keys(&report),
         Vec::<&str>::new()
     );
     let lines = std::fs::read_to_string(fixture()).unwrap().lines().count();

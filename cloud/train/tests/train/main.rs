@@ -10,6 +10,7 @@ mod encoder;
 mod eval;
 mod fixture;
 mod fusion_head;
+mod multiclass_fit;
 mod parity;
 mod requantize;
 mod training;

@@ -83,7 +83,7 @@ fn weighted_loss_counts_heavier_classes_more() {
 
 #[test]
 fn thresholds_respect_the_target_false_positive_rates() {
-    use smsguard_core::metrics::Observation;
+    use smsguard_eval::metrics::Observation;
     let mut observations: Vec<Observation> = (0..1000)
         .map(|i| Observation {
             truth: 0,

@@ -219,8 +219,20 @@ pub fn quarantined_ids(list: &serde_json::Value) -> Vec<u64> {
 pub const ODD_BODY_AS_STORED: &str =
     "WINNER!! \u{fffd} You have been selected for a £900 prize\u{0} reward \u{1F600} call 09061701461 to claim";
 
-/// Assertions that hold for the scenario whether or not a cloud is configured.
+/// Assertions that hold for the scenario whether or not a cloud is configured, step by step.
 pub fn assert_scenario_behaviour(run: &ScenarioRun) {
+    assert_ran_cleanly(run);
+    let spam_id = assert_spam_and_ham_decided(run);
+    let quarantine = assert_odd_text_survives(run);
+    assert_quarantine_operations(run, quarantine, spam_id);
+    assert_user_lists_win(run);
+    assert_bad_arguments_refused(run);
+    assert_quarantine_survives_reopen(run, spam_id);
+    assert_concurrent_calls_return_or_throw(run);
+}
+
+/// The scenario finished and `-Xcheck:jni` found nothing.
+fn assert_ran_cleanly(run: &ScenarioRun) {
     assert!(
         run.finished,
         "scenario did not finish; stderr:\n{}",
@@ -232,7 +244,10 @@ pub fn assert_scenario_behaviour(run: &ScenarioRun) {
         "-Xcheck:jni flagged the bridge:\n{}",
         run.stderr
     );
+}
 
+/// Spam is quarantined and ham delivered, under distinct ids; returns the spam's id.
+fn assert_spam_and_ham_decided(run: &ScenarioRun) -> u64 {
     let spam = run.step("classify_spam").json("classify_spam");
     let ham = run.step("classify_ham").json("classify_ham");
     assert_ne!(spam["label"], "ham", "spam decision: {spam}");
@@ -245,8 +260,12 @@ pub fn assert_scenario_behaviour(run: &ScenarioRun) {
         ham["message_id"].as_u64(),
         "message ids must differ"
     );
+    spam_id
+}
 
-    // A lone surrogate becomes U+FFFD; the NUL and everything after it (emoji included) survive.
+/// A lone surrogate becomes U+FFFD; the NUL and everything after it (emoji included) survive,
+/// into the quarantine list, which is returned.
+fn assert_odd_text_survives(run: &ScenarioRun) -> &serde_json::Value {
     let odd = run.step("classify_odd").json("classify_odd");
     let replaced = run
         .step("classify_odd_replaced")
@@ -280,7 +299,11 @@ pub fn assert_scenario_behaviour(run: &ScenarioRun) {
         stored_odd["sender"], "+44\u{fffd}",
         "sender mangled on the way in"
     );
+    quarantine
+}
 
+/// Reports, quarantine listing by either call, a refused op, draining events.
+fn assert_quarantine_operations(run: &ScenarioRun, quarantine: &serde_json::Value, spam_id: u64) {
     run.step("report_spam").json("report_spam");
     let listed = quarantined_ids(quarantine);
     assert!(
@@ -296,8 +319,10 @@ pub fn assert_scenario_behaviour(run: &ScenarioRun) {
         .exception("quarantine_bad_op")
         .contains("unknown quarantine op"));
     assert!(run.step("drain_events").json("drain_events").is_array());
+}
 
-    // The user's lists win over the model both ways.
+/// The user's lists win over the model both ways.
+fn assert_user_lists_win(run: &ScenarioRun) {
     run.step("allow_sender").json("allow_sender");
     let allowed = run
         .step("classify_allowed_spam")
@@ -315,7 +340,10 @@ pub fn assert_scenario_behaviour(run: &ScenarioRun) {
         stats["quarantined"].as_u64().unwrap_or(0) >= 2,
         "spam + denied sender: {stats}"
     );
+}
 
+/// Null and out-of-range arguments, and calls on a closed engine, throw SmsGuardException.
+fn assert_bad_arguments_refused(run: &ScenarioRun) {
     assert_exception(run, "null_body", "`body` must not be null");
     assert_exception(run, "null_sender", "`sender` must not be null");
     assert_exception(run, "negative_id", "messageId");
@@ -327,7 +355,12 @@ pub fn assert_scenario_behaviour(run: &ScenarioRun) {
     ] {
         assert_exception(run, step, "closed");
     }
+    assert_exception(run, "open_null_dir", "`dataDir` must not be null");
+    assert_exception(run, "open_bad_config", "configJson");
+}
 
+/// The quarantine survives close and reopen, and a restore takes the spam out of it.
+fn assert_quarantine_survives_reopen(run: &ScenarioRun, spam_id: u64) {
     let reopened = quarantined_ids(
         run.step("reopen_quarantine_list")
             .json("reopen_quarantine_list"),
@@ -345,7 +378,11 @@ pub fn assert_scenario_behaviour(run: &ScenarioRun) {
         !after_restore.contains(&spam_id),
         "restored message still quarantined"
     );
+}
 
+/// Concurrent calls around a close: each returned or threw SmsGuardException, and the store was
+/// released for the next engine.
+fn assert_concurrent_calls_return_or_throw(run: &ScenarioRun) {
     let concurrent = run.step("concurrent").json("concurrent");
     assert_eq!(
         concurrent["unexpected"], 0,
@@ -362,9 +399,6 @@ pub fn assert_scenario_behaviour(run: &ScenarioRun) {
         reopened["message_id"], 0,
         "store not released after close: {reopened}"
     );
-
-    assert_exception(run, "open_null_dir", "`dataDir` must not be null");
-    assert_exception(run, "open_bad_config", "configJson");
 }
 
 fn assert_exception(run: &ScenarioRun, step: &str, needle: &str) {

@@ -1,13 +1,13 @@
 //! Evaluation report output shared by `smsguard-train eval` (edge model) and
 //! `smsguard-cloud eval` (fused cloud): where the files go, how they are written, and the PNG
-//! plots. The evals decide what the report contains; this crate only writes it.
+//! plots. The evals decide what the report contains; this module only writes it.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::metrics::{self, Confusion, MetricsReport, Observation, ThresholdMetrics};
 use serde::Serialize;
-use smsguard_core::metrics::{self, Confusion, MetricsReport, Observation, ThresholdMetrics};
 
 pub mod plots;
 

@@ -1,7 +1,7 @@
 //! Report files land where asked, parent folders are created, and the plots are real PNGs.
 
-use smsguard_core::metrics::{self, Observation};
-use smsguard_report::{optional_figure, write, OperatingPoint, Outputs, PlotInput};
+use smsguard_eval::metrics::{self, Observation};
+use smsguard_eval::report::{optional_figure, write, OperatingPoint, Outputs, PlotInput};
 
 fn observations() -> Vec<Observation> {
     let mut out = Vec::new();
@@ -113,7 +113,7 @@ fn missing_report_keys_names_exactly_the_absent_ones() {
     let mut report = serde_json::to_value(evaluate(&observations())).unwrap();
     // A bare metrics report has the metric keys but none of an eval's latency or corpus keys.
     assert_eq!(
-        smsguard_report::missing_report_keys(&report),
+        smsguard_eval::report::missing_report_keys(&report),
         vec![
             "recall_at_fpr_0_5",
             "recall_at_fpr_0_1",
@@ -131,5 +131,5 @@ fn missing_report_keys_names_exactly_the_absent_ones() {
     ] {
         report[key] = serde_json::Value::Null;
     }
-    assert!(smsguard_report::missing_report_keys(&report).is_empty());
+    assert!(smsguard_eval::report::missing_report_keys(&report).is_empty());
 }

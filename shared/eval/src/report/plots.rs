@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use crate::metrics::{Confusion, PrPoint, ThresholdMetrics};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use smsguard_core::metrics::{Confusion, PrPoint, ThresholdMetrics};
 
 const FONT: &str = "sans-serif";
 
