@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::connections::{Acceptor, GuardedStream};
@@ -94,94 +94,99 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("smsguard");
-        let requests = Family::<RpcLabels, Counter>::default();
-        let latency = Family::<RpcLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram,
+        let r = &mut registry;
+        let requests = registered(
+            r,
+            "requests",
+            "gRPC requests by RPC and status code",
+            Family::<RpcLabels, Counter>::default(),
         );
-        let verdicts = Family::<VerdictLabels, Counter>::default();
-        let model_errors = Family::<ModelLabel, Counter>::default();
-        let rejected = Family::<ReasonLabel, Counter>::default();
-        let rule_hits = Family::<RuleLabel, Counter>::default();
-        registry.register(
+        let latency = registered(
+            r,
+            "request_duration_seconds",
+            "gRPC request latency by RPC",
+            Family::<RpcLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            ),
+        );
+        let verdicts = registered(
+            r,
+            "verdicts",
+            "Verdicts by label and action",
+            Family::<VerdictLabels, Counter>::default(),
+        );
+        let model_errors = registered(
+            r,
+            "model_errors",
+            "Scorer failures (degraded verdict inputs) by model",
+            Family::<ModelLabel, Counter>::default(),
+        );
+        let rejected = registered(
+            r,
+            "rejected",
+            "Requests refused before scoring, by reason",
+            Family::<ReasonLabel, Counter>::default(),
+        );
+        let rule_hits = registered(
+            r,
             "rule_hits",
             "Rules and knowledge entries that fired, by id (the ids of the rules file)",
-            rule_hits.clone(),
+            Family::<RuleLabel, Counter>::default(),
         );
-        let connections_open = Family::<ListenerLabel, Gauge>::default();
-        let connections_refused = Family::<ListenerLabel, Counter>::default();
-        let connection_timeouts = Family::<TimeoutLabels, Counter>::default();
-        let accept_errors = Family::<ListenerLabel, Counter>::default();
-        registry.register(
+        let connections_open = registered(
+            r,
             "connections_open",
             "Connections held, by listener",
-            connections_open.clone(),
+            Family::<ListenerLabel, Gauge>::default(),
         );
-        registry.register(
+        let connections_refused = registered(
+            r,
             "connections_refused",
             "Connections closed on accept because the listener was at its limit",
-            connections_refused.clone(),
+            Family::<ListenerLabel, Counter>::default(),
         );
-        registry.register(
+        let connection_timeouts = registered(
+            r,
             "connection_timeouts",
             "Connections closed for silence, by listener and phase (handshake, idle)",
-            connection_timeouts.clone(),
+            Family::<TimeoutLabels, Counter>::default(),
         );
-        registry.register(
+        let accept_errors = registered(
+            r,
             "accept_errors",
             "Failed accepts (e.g. out of file descriptors), each followed by a back-off",
-            accept_errors.clone(),
+            Family::<ListenerLabel, Counter>::default(),
         );
-        let store_entries = Gauge::default();
-        let sync_version = Gauge::default();
-        let reloads = Counter::default();
-        let shared_state_degraded = Counter::default();
-        let degraded_verdicts = Counter::default();
-        registry.register(
-            "degraded_verdicts",
-            "Verdicts marked degraded (a scorer failed or the shared state did not answer)",
-            degraded_verdicts.clone(),
+        let store_entries = registered(
+            r,
+            "similarity_store_entries",
+            "Fingerprints in the similarity memory",
+            Gauge::default(),
         );
-        registry.register(
+        let sync_version = registered(
+            r,
+            "sync_version",
+            "Newest sync log version",
+            Gauge::default(),
+        );
+        let reloads = registered(
+            r,
+            "reloads",
+            "Successful rules or spam feed reloads",
+            Counter::default(),
+        );
+        let shared_state_degraded = registered(
+            r,
             "shared_state_degraded",
             "Verdicts given without similarity and sender input because the shared state \
              (Redis) failed or did not answer in time",
-            shared_state_degraded.clone(),
+            Counter::default(),
         );
-        registry.register(
-            "requests",
-            "gRPC requests by RPC and status code",
-            requests.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "gRPC request latency by RPC",
-            latency.clone(),
-        );
-        registry.register("verdicts", "Verdicts by label and action", verdicts.clone());
-        registry.register(
-            "model_errors",
-            "Scorer failures (degraded verdict inputs) by model",
-            model_errors.clone(),
-        );
-        registry.register(
-            "rejected",
-            "Requests refused before scoring, by reason",
-            rejected.clone(),
-        );
-        registry.register(
-            "similarity_store_entries",
-            "Fingerprints in the similarity memory",
-            store_entries.clone(),
-        );
-        registry.register(
-            "sync_version",
-            "Newest sync log version",
-            sync_version.clone(),
-        );
-        registry.register(
-            "reloads",
-            "Successful rules or spam feed reloads",
-            reloads.clone(),
+        let degraded_verdicts = registered(
+            r,
+            "degraded_verdicts",
+            "Verdicts marked degraded (a scorer failed or the shared state did not answer)",
+            Counter::default(),
         );
         Metrics {
             registry,
@@ -358,4 +363,11 @@ fn http_response(status: &str, content_type: &str, body: &str) -> String {
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
+}
+
+/// Registers `metric` under `name` and hands back the handle the recorders update (the
+/// registry keeps a clone; both share one value).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }

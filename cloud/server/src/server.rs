@@ -61,22 +61,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let limits = grpc_limits(&config);
     let incoming = Acceptor::new(listener, "grpc", limits, Arc::clone(&metrics)).into_incoming();
     let mut background = Vec::new();
-    let metrics_addr = match config.metrics_listen {
-        Some(wanted) => {
-            let (listener, bound) = bind(wanted).await?;
-            let limits = ConnectionLimits {
-                max_connections: config.metrics_max_connections,
-                ..limits
-            };
-            let acceptor = Acceptor::new(listener, "metrics", limits, Arc::clone(&metrics));
-            background.push(tokio::spawn(metrics::serve_metrics(
-                acceptor,
-                Arc::clone(&metrics),
-            )));
-            Some(bound)
-        }
-        None => None,
-    };
+    let metrics_addr = start_metrics(&config, limits, &metrics, &mut background).await?;
     let console_addr = start_console(&config, limits, &state, &mut background).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -93,22 +78,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let keys = ApiKeyCheck::new(&config.api_keys, Arc::clone(&metrics));
     let guard = InterceptedService::new(GuardService::new(Arc::clone(&state)), keys.clone());
 
-    // Pings at a third of the idle timeout: a live client answers two before it would go idle;
-    // one that does not answer within the next third is closed.
-    let ping_every = limits.idle_timeout / 3;
-    let mut builder = Server::builder()
-        // A backstop: the handlers enforce `request_timeout_ms` themselves and answer
-        // DEADLINE_EXCEEDED (tonic's own timeout answers CANCELLED).
-        .timeout(Duration::from_millis(config.request_timeout_ms) + Duration::from_secs(1))
-        .http2_keepalive_interval(Some(ping_every))
-        .http2_keepalive_timeout(Some(ping_every));
-    if let Some(tls) = &config.tls {
-        let tls = tls_config(tls)?.timeout(limits.handshake_timeout);
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| ServerError::Tls(e.to_string()))?;
-    }
-    let router = builder
+    let router = grpc_builder(&config, limits)?
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -148,6 +118,49 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         background,
         grace: Duration::from_secs(config.shutdown_grace_seconds),
     })
+}
+
+/// The metrics listener, when one is configured: its own connection cap, the same timeouts.
+async fn start_metrics(
+    config: &ServerConfig,
+    limits: ConnectionLimits,
+    metrics: &Arc<Metrics>,
+    background: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<SocketAddr>, ServerError> {
+    let Some(wanted) = config.metrics_listen else {
+        return Ok(None);
+    };
+    let (listener, bound) = bind(wanted).await?;
+    let limits = ConnectionLimits {
+        max_connections: config.metrics_max_connections,
+        ..limits
+    };
+    let acceptor = Acceptor::new(listener, "metrics", limits, Arc::clone(metrics));
+    background.push(tokio::spawn(metrics::serve_metrics(
+        acceptor,
+        Arc::clone(metrics),
+    )));
+    Ok(Some(bound))
+}
+
+/// The gRPC server's timeouts, keepalive and TLS, before any service is added.
+fn grpc_builder(config: &ServerConfig, limits: ConnectionLimits) -> Result<Server, ServerError> {
+    // Pings at a third of the idle timeout: a live client answers two before it would go idle;
+    // one that does not answer within the next third is closed.
+    let ping_every = limits.idle_timeout / 3;
+    let mut builder = Server::builder()
+        // A backstop: the handlers enforce `request_timeout_ms` themselves and answer
+        // DEADLINE_EXCEEDED (tonic's own timeout answers CANCELLED).
+        .timeout(Duration::from_millis(config.request_timeout_ms) + Duration::from_secs(1))
+        .http2_keepalive_interval(Some(ping_every))
+        .http2_keepalive_timeout(Some(ping_every));
+    if let Some(tls) = &config.tls {
+        let tls = tls_config(tls)?.timeout(limits.handshake_timeout);
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
+    Ok(builder)
 }
 
 impl RunningServer {
