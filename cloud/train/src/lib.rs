@@ -16,6 +16,8 @@ pub mod market_thresholds;
 pub mod model;
 pub mod ngram_fit;
 pub mod onnx_export;
+pub mod private_head_fit;
+pub mod private_head_pick;
 pub mod private_model;
 pub mod quantize;
 pub mod requantize;
