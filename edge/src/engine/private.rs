@@ -5,8 +5,9 @@
 //! when it opens and never sends (`smsguard_private::PrivateClient`), to `PrivateClassify`, and
 //! decrypts the K class scores the cloud computed on it. The call runs beside the local model
 //! under the same deadline as `Classify`; without an answer in time (or with a malformed one) the
-//! local verdict stands, marked degraded (fail open). Nothing is queued for a re-check in this
-//! mode and reports stay on the phone, since both would show the cloud the message.
+//! local verdict stands, marked degraded (fail open), and the message is queued for a private
+//! re-check ([`Engine::drain_private`]: `PrivateClassify` again, never `Classify`) when the failure
+//! was retryable. Reports stay on the phone, since they would show the cloud the fingerprint.
 //!
 //! The fusion ([`fuse_private`]) follows the head the cloud publishes with the private model
 //! (`smsguard_private::head`, carried in every answer): per market, a monotone logistic model of
@@ -17,7 +18,7 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use smsguard_core::{Label, Market};
+use smsguard_core::{Action, Label, Market};
 use smsguard_private::head::HeadDecision;
 use smsguard_private::params::PARAMETER_SET;
 use smsguard_private::{PrivateClient, PrivateEvidence, PrivateHead, PrivateShape};
@@ -25,8 +26,11 @@ use smsguard_proto::v1::PrivateClassifyResponse;
 
 use super::classify::{Message, Outcome};
 use super::link::Remote;
+use super::DrainSummary;
 use super::{micros, Engine, EngineError, Timings};
+use crate::store::QueueItem;
 use crate::store::{Source, StoredVerdict};
+use smsguard_core::normalize;
 
 /// The phone's half of private mode: its BFV secret key and the shape it featurises for.
 #[derive(Debug)]
@@ -201,10 +205,13 @@ impl Engine {
         let local = self.local_outcome(model.as_deref(), message);
         timings.local = micros(started.elapsed());
         let waited = Instant::now();
+        // Whether a failure is worth a re-check later (a timeout, an unreachable cloud).
+        let mut retryable = false;
         let answer = pending.and_then(|pending| {
             let answer = pending.wait_until(started + remote.deadline).map_err(|e| {
                 self.note_refusal(&e);
-                if !e.is_retryable() {
+                retryable = e.is_retryable();
+                if !retryable {
                     self.count_cloud_failure();
                 }
                 e.to_string()
@@ -236,15 +243,81 @@ impl Engine {
             Err(reason) => {
                 outcome.reason = format!("{}; private: {reason}", outcome.reason);
                 outcome.degraded = true;
+                // Asked again by `drain` through PrivateClassify (never Classify). A local
+                // quarantine or block is already as far as the head can raise.
+                outcome.queue = retryable && outcome.verdict.action < Action::Quarantine;
             }
         }
         outcome
     }
 }
 
+impl Engine {
+    /// Private mode's `drain`: every queued re-check asks `PrivateClassify` again (one message a
+    /// call, the text never leaves the phone) and fuses the answer with the stored local verdict;
+    /// the first retryable failure stops the drain (the rest wait), another failure drops that
+    /// entry. Queued reports (from before private mode) stay where they are.
+    pub(super) fn drain_private(
+        &self,
+        private: &PrivateMode,
+        summary: &mut DrainSummary,
+    ) -> Result<(), EngineError> {
+        let store = self.store()?;
+        let remote = self.remote()?;
+        let mut last_key = None;
+        loop {
+            let batch = store.queue_after(last_key, self.config.recheck_batch.max(1))?;
+            let Some(&(key, _)) = batch.last() else { break };
+            last_key = Some(key);
+            for (key, item) in batch {
+                let QueueItem::Recheck { message_id } = item else {
+                    continue;
+                };
+                let record = store.message(message_id).ok().flatten();
+                let Some((record, body)) = record
+                    .as_ref()
+                    .and_then(|r| r.body.as_deref().map(|b| (r, b)))
+                else {
+                    self.drop_recheck(key, message_id, summary);
+                    continue;
+                };
+                let normalized = normalize(body);
+                let Ok(features) = private.client.encrypt_text(&normalized.text) else {
+                    self.drop_recheck(key, message_id, summary);
+                    continue;
+                };
+                let call = remote
+                    .link
+                    .private_classify(PARAMETER_SET.to_owned(), features);
+                let answer = match remote.call(call) {
+                    Ok(answer) => answer,
+                    Err(e) if e.is_retryable() => return Ok(()),
+                    Err(_) => {
+                        self.count_cloud_failure();
+                        self.drop_recheck(key, message_id, summary);
+                        continue;
+                    }
+                };
+                let Ok((scores, head)) = private.open(&answer) else {
+                    self.count_cloud_failure();
+                    self.drop_recheck(key, message_id, summary);
+                    continue;
+                };
+                let market = self
+                    .config
+                    .market
+                    .unwrap_or_else(|| Market::of_text(&normalized.text));
+                let (verdict, _) = fuse_private(record.verdict, &scores, &head, market);
+                summary.rechecked += 1;
+                self.apply_recheck(key, message_id, verdict, summary);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use smsguard_model::Action;
     use smsguard_private::head::MarketHead;
 
     use super::*;

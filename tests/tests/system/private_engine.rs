@@ -2,7 +2,7 @@
 //! the server's `Classify` (and `Report`) are never called, only `PrivateClassify`; each verdict
 //! carries the exact scores the plaintext private model gives and follows the documented fusion
 //! of those scores with the local verdict; without an answer in time the local verdict stands
-//! (degraded, nothing queued).
+//! (degraded) and the message is re-checked later through `PrivateClassify` only.
 
 use std::path::Path;
 use std::time::Duration;
@@ -149,7 +149,7 @@ fn private_mode_never_calls_classify_and_fuses_the_exact_private_scores() {
 }
 
 #[test]
-fn a_late_or_missing_private_answer_leaves_the_local_verdict_and_queues_nothing() {
+fn a_late_or_missing_private_answer_leaves_the_local_verdict_and_is_rechecked_privately() {
     let cloud = cloud_with_metrics();
     let proxy = DelayProxy::start(cloud.addr()).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -161,7 +161,6 @@ fn a_late_or_missing_private_answer_leaves_the_local_verdict_and_queues_nothing(
     proxy.set_delay(deadline * 2);
     let spam = engine.classify(&samples::sender(771), &samples::phishing(2), now_ms());
     assert_eq!(spam.source, Source::Local, "{spam:?}");
-    assert!(spam.degraded && !spam.queued, "{spam:?}");
     assert!(spam.reason.contains("private: "), "{spam:?}");
     assert_eq!(
         spam.action,
@@ -169,19 +168,58 @@ fn a_late_or_missing_private_answer_leaves_the_local_verdict_and_queues_nothing(
         "the local quarantine stands"
     );
     assert!(
+        spam.degraded && !spam.queued,
+        "a quarantine is as far as the head raises: nothing to re-check {spam:?}"
+    );
+    assert!(
         spam.timings_us.total < 2 * deadline.as_micros() as u64,
         "{spam:?}"
     );
 
+    // Unreachable: the local verdict stands, degraded, and the message waits for a re-check.
     proxy.set_delay(Duration::ZERO);
     proxy.set_refuse(true);
-    let ham = engine.classify(&samples::sender(772), &samples::ham(2), now_ms());
+    proxy.cut_connections();
+    let held = RAISED_BY_PRIVATE[2];
+    let tagged = engine.classify(&samples::sender(772), held, now_ms());
     assert_eq!(
-        (ham.source, ham.action),
-        (Source::Local, Action::Allow),
-        "{ham:?}"
+        (tagged.source, tagged.action),
+        (Source::Local, Action::Tag),
+        "{tagged:?}"
     );
-    assert!(ham.degraded && !ham.queued, "{ham:?}");
+    assert!(tagged.degraded && tagged.queued, "{tagged:?}");
+    let ham = engine.classify(&samples::sender(773), &samples::ham(2), now_ms());
+    assert_eq!((ham.source, ham.action), (Source::Local, Action::Allow));
+    assert!(ham.degraded && ham.queued, "{ham:?}");
+    assert_eq!(engine.stats().queue_length, 2);
+    let answered_before = cloud.requests_answered("PrivateClassify").unwrap();
+    // Still unreachable: the drain stops at the first entry and keeps both.
+    let summary = engine.drain_queue().unwrap();
+    assert_eq!(
+        (summary.rechecked, summary.remaining),
+        (0, 2),
+        "{summary:?}"
+    );
+
+    // Reachable again: both re-checked through PrivateClassify; the head holds the one it
+    // raises (tag -> quarantine: the delivered message is flagged), the ham stays delivered.
+    proxy.set_refuse(false);
+    let summary = engine.drain_queue().unwrap();
+    assert_eq!(
+        (
+            summary.rechecked,
+            summary.flagged,
+            summary.dropped,
+            summary.remaining
+        ),
+        (2, 1, 0, 0),
+        "{summary:?}"
+    );
     assert_eq!(engine.stats().queue_length, 0);
+    assert_eq!(
+        cloud.requests_answered("PrivateClassify").unwrap(),
+        answered_before + 2
+    );
     assert_eq!(cloud.requests_answered("Classify").unwrap(), 0);
+    assert_eq!(cloud.requests_answered("ClassifyStream").unwrap(), 0);
 }
