@@ -44,6 +44,7 @@ pub struct PrivateHeadArgs {
 }
 
 /// One dev message: the edge model's view and the private margin.
+#[derive(Debug, Clone, Copy)]
 struct DevRow {
     corpus: usize,
     market: Market,
@@ -78,26 +79,68 @@ pub fn run(args: PrivateHeadArgs) -> Result<()> {
     };
     let dev = data::load(&data::split_files(&args.data, Split::Dev)?, false)?;
     let rows = dev_rows(&dev, &model, ham)?;
-    let margin_scale = spread(&rows);
-    let mut head = PrivateHead {
+    let base = PrivateHead {
         version: String::new(),
         model_version: model_version(&json),
         ham_label: model.labels[ham].clone(),
-        margin_scale,
+        margin_scale: spread(&rows),
         markets: BTreeMap::new(),
     };
-    for market in Market::ALL {
-        let fitted = fit_market(&head, &rows, market, &args);
-        head.markets.insert(market, fitted);
-    }
+    let mut head = fit_head(&base, &rows, &args);
     head.version = head_version(&head)?;
     head.validate()?;
-    let figures = figures_by_corpus(&dev, &rows, &head);
+    let judged: Vec<(&DevRow, Action)> = rows.iter().map(|r| (r, fused(&head, r))).collect();
+    let figures = figures_by_corpus(&dev, &judged);
     std::fs::write(&args.out, serde_json::to_string_pretty(&head)? + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("{}", serde_json::to_string_pretty(&head)?);
+    println!("In sample (weights and thresholds fitted on all of dev, judged on it):");
     print_table(&figures);
+    println!("Two-fold (row i in fold i % 2; each fold judged by a head fitted on the other):");
+    print_table(&figures_by_corpus(&dev, &two_fold(&base, &rows, &args)));
     Ok(())
+}
+
+/// Weights and thresholds of every market, fitted on `rows`.
+fn fit_head(base: &PrivateHead, rows: &[DevRow], args: &PrivateHeadArgs) -> PrivateHead {
+    let mut head = base.clone();
+    for market in Market::ALL {
+        let fitted = fit_market(&head, rows, market, args);
+        head.markets.insert(market, fitted);
+    }
+    head
+}
+
+/// The private-mode action of one row: the stronger of the edge's and the head's.
+fn fused(head: &PrivateHead, r: &DevRow) -> Action {
+    r.local_action
+        .max(head.decide(r.market, r.local, r.margin).action)
+}
+
+/// Every row judged by a head fitted without it (two folds): how far the in-sample figures
+/// flatter the head.
+fn two_fold<'r>(
+    base: &PrivateHead,
+    rows: &'r [DevRow],
+    args: &PrivateHeadArgs,
+) -> Vec<(&'r DevRow, Action)> {
+    let mut judged = Vec::with_capacity(rows.len());
+    for fold in 0..2 {
+        let others: Vec<DevRow> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 != fold)
+            .map(|(_, r)| *r)
+            .collect();
+        let head = fit_head(base, &others, args);
+        judged.extend(
+            rows.iter()
+                .enumerate()
+                .filter(|(i, _)| i % 2 == fold)
+                .map(|(_, r)| (r, fused(&head, r))),
+        );
+    }
+    judged
 }
 
 fn dev_rows(dev: &Dataset, model: &PrivateModel, ham: usize) -> Result<Vec<DevRow>> {
@@ -216,13 +259,10 @@ fn head_version(head: &PrivateHead) -> Result<String> {
     Ok(format!("head-{}", hex::encode(&digest[..8])))
 }
 
-fn figures_by_corpus(dev: &Dataset, rows: &[DevRow], head: &PrivateHead) -> Vec<CorpusFigures> {
+fn figures_by_corpus(dev: &Dataset, judged: &[(&DevRow, Action)]) -> Vec<CorpusFigures> {
     // per corpus: [ham, ham flagged edge, ham flagged private, spam, spam flagged edge, private]
     let mut tallies: BTreeMap<usize, [usize; 6]> = BTreeMap::new();
-    for r in rows {
-        let fused = r
-            .local_action
-            .max(head.decide(r.market, r.local, r.margin).action);
+    for &(r, fused) in judged {
         let t = tallies.entry(r.corpus).or_default();
         let base = if r.spam { 3 } else { 0 };
         t[base] += 1;
