@@ -229,6 +229,19 @@ fn java_wrapper_in_private_mode_gets_private_verdicts() {
             decision["private"]["scores"].as_array().map(Vec::len),
             Some(5)
         );
+        // Fused with the head the cloud publishes with the private model.
+        let head: serde_json::Value =
+            serde_json::from_str(include_str!("../../cloud/models/private_head.json")).unwrap();
+        assert_eq!(
+            decision["private"]["head_version"], head["version"],
+            "{step}: {decision}"
+        );
+        assert!(
+            decision["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("head ")),
+            "{step}: {decision}"
+        );
     }
     let report = run.step("report_spam").json("report_spam");
     assert_eq!(report["outcome"], "kept_on_phone", "{report}");

@@ -1,15 +1,18 @@
 //! `PrivateClassify`: scores a BFV ciphertext of a message's features with the private-mode
 //! model (`cloud/models/private.json`, compiled in) and returns the encrypted class scores. The
 //! server never sees text, sender or fingerprint; it logs and counts sizes and timings only.
+//! Every answer carries the fusion head fitted for this model (`cloud/models/private_head.json`,
+//! `smsguard-train fit-private-head`): the phone fuses with the head of the model that scored.
 
 use sha2::{Digest, Sha256};
 use smsguard_private::params::PARAMETER_SET;
-use smsguard_private::{PrivateError, PrivateModel, PrivateScorer};
+use smsguard_private::{PrivateError, PrivateHead, PrivateModel, PrivateScorer};
 use smsguard_proto::v1;
 
 use crate::error::{RequestError, ServerError};
 
 const EMBEDDED_MODEL: &str = include_str!("../../models/private.json");
+const EMBEDDED_HEAD: &str = include_str!("../../models/private_head.json");
 /// Largest ciphertext accepted (a valid one is about 55 KB).
 pub const MAX_CIPHERTEXT_BYTES: usize = 256 * 1024;
 
@@ -19,24 +22,40 @@ pub struct PrivateMode {
     scorer: PrivateScorer,
     model_version: String,
     labels: Vec<String>,
+    /// The fusion head's JSON, as published.
+    head: String,
 }
 
 impl PrivateMode {
     /// The compiled-in model.
     pub fn embedded() -> Result<Self, ServerError> {
-        Self::from_json(EMBEDDED_MODEL)
+        Self::from_json(EMBEDDED_MODEL, EMBEDDED_HEAD)
     }
 
-    pub fn from_json(json: &str) -> Result<Self, ServerError> {
+    /// A model and its fusion head; the head must have been fitted for this model.
+    pub fn from_json(json: &str, head_json: &str) -> Result<Self, ServerError> {
         let model: PrivateModel =
             serde_json::from_str(json).map_err(|e| ServerError::PrivateModel(e.to_string()))?;
         let scorer =
             PrivateScorer::new(&model).map_err(|e| ServerError::PrivateModel(e.to_string()))?;
         let digest = Sha256::digest(json.as_bytes());
+        let model_version = hex::encode(&digest[..8]);
+        let head: PrivateHead = serde_json::from_str(head_json)
+            .map_err(|e| ServerError::PrivateModel(format!("fusion head: {e}")))?;
+        head.validate()
+            .map_err(|e| ServerError::PrivateModel(e.to_string()))?;
+        if head.model_version != model_version || !model.labels.contains(&head.ham_label) {
+            return Err(ServerError::PrivateModel(format!(
+                "fusion head {} was fitted for private model {}, not {model_version}",
+                head.version, head.model_version
+            )));
+        }
         Ok(Self {
             scorer,
-            model_version: hex::encode(&digest[..8]),
+            model_version,
             labels: model.labels,
+            head: serde_json::to_string(&head)
+                .map_err(|e| ServerError::PrivateModel(e.to_string()))?,
         })
     }
 
@@ -67,6 +86,7 @@ impl PrivateMode {
             classes: shape.classes as u32,
             buckets: shape.buckets as u32,
             labels: self.labels.clone(),
+            fusion_head: self.head.clone(),
         })
     }
 }
@@ -78,5 +98,28 @@ fn invalid(error: PrivateError) -> RequestError {
             reason: format!("malformed ciphertext: {reason}"),
         },
         other => RequestError::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_model_and_head_load_together() {
+        assert!(PrivateMode::embedded().is_ok());
+    }
+
+    #[test]
+    fn a_head_fitted_for_another_model_or_invalid_is_refused() {
+        let mut head: PrivateHead = serde_json::from_str(EMBEDDED_HEAD).unwrap();
+        head.model_version = "0123456789abcdef".into();
+        let other = serde_json::to_string(&head).unwrap();
+        assert!(PrivateMode::from_json(EMBEDDED_MODEL, &other).is_err());
+        head = serde_json::from_str(EMBEDDED_HEAD).unwrap();
+        head.margin_scale = -1.0;
+        let invalid = serde_json::to_string(&head).unwrap();
+        assert!(PrivateMode::from_json(EMBEDDED_MODEL, &invalid).is_err());
+        assert!(PrivateMode::from_json(EMBEDDED_MODEL, "{}").is_err());
     }
 }

@@ -48,6 +48,9 @@ enum Command {
     /// Train the private-mode linear model (integer weights, scored under homomorphic
     /// encryption) on the train splits; report dev accuracy and check encrypted exactness.
     TrainPrivate(smsguard_train::private_model::PrivateTrainArgs),
+    /// Fit, on dev only, how the phone fuses its local score with the private model's decrypted
+    /// scores (per market: weights, tag and quarantine thresholds); write the published head.
+    FitPrivateHead(smsguard_train::private_head_fit::PrivateHeadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +139,7 @@ fn main() -> Result<()> {
         Command::Requantize(args) => smsguard_train::requantize::run(args),
         Command::MarketThresholds(args) => smsguard_train::market_thresholds::run(args),
         Command::TrainPrivate(args) => smsguard_train::private_model::run(args),
+        Command::FitPrivateHead(args) => smsguard_train::private_head_fit::run(args),
     }
 }
 

@@ -5,27 +5,32 @@
 //! when it opens and never sends (`smsguard_private::PrivateClient`), to `PrivateClassify`, and
 //! decrypts the K class scores the cloud computed on it. The call runs beside the local model
 //! under the same deadline as `Classify`; without an answer in time (or with a malformed one) the
-//! local verdict stands, marked degraded (fail open). Nothing is queued for a re-check in this
-//! mode and reports stay on the phone, since both would show the cloud the message.
+//! local verdict stands, marked degraded (fail open), and the message is queued for a private
+//! re-check ([`Engine::drain_private`]: `PrivateClassify` again, never `Classify`) when the failure
+//! was retryable. Reports stay on the phone, since they would show the cloud the fingerprint.
 //!
-//! The fusion rule ([`fuse_private`]) lets the private scores only raise a verdict, and only as
-//! far as a tag: the private linear model is much weaker than the edge model (ham versus rest
-//! 89.8 % on the pooled dev split, README), so it may warn but never hide a message, and it never
-//! lowers or releases what the local model quarantined.
+//! The fusion ([`fuse_private`]) follows the head the cloud publishes with the private model
+//! (`smsguard_private::head`, carried in every answer): per market, a monotone logistic model of
+//! the local spam score and the private margin with tag and quarantine thresholds fitted on dev
+//! so that no dev corpus loses accuracy against the edge alone. It only raises a verdict (never
+//! past a quarantine) and never lowers or releases what the local model decided.
 
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use smsguard_core::Label;
-use smsguard_model::Action;
+use smsguard_core::{Action, Label, Market};
+use smsguard_private::head::HeadDecision;
 use smsguard_private::params::PARAMETER_SET;
-use smsguard_private::{PrivateClient, PrivateShape};
+use smsguard_private::{PrivateClient, PrivateEvidence, PrivateHead, PrivateShape};
 use smsguard_proto::v1::PrivateClassifyResponse;
 
 use super::classify::{Message, Outcome};
 use super::link::Remote;
+use super::DrainSummary;
 use super::{micros, Engine, EngineError, Timings};
+use crate::store::QueueItem;
 use crate::store::{Source, StoredVerdict};
+use smsguard_core::normalize;
 
 /// The phone's half of private mode: its BFV secret key and the shape it featurises for.
 #[derive(Debug)]
@@ -44,7 +49,10 @@ impl PrivateMode {
     }
 
     /// The decrypted scores of an answer, checked against the shape that was encrypted.
-    fn open(&self, answer: &PrivateClassifyResponse) -> Result<PrivateScores, String> {
+    fn open(
+        &self,
+        answer: &PrivateClassifyResponse,
+    ) -> Result<(PrivateScores, PrivateHead), String> {
         let shape = self.client.shape();
         if answer.parameter_set != PARAMETER_SET
             || answer.classes as usize != shape.classes
@@ -64,16 +72,40 @@ impl PrivateMode {
         if labels.len() != shape.classes {
             return Err("the private answer names the wrong number of labels".into());
         }
+        let head = published_head(answer, &labels)?;
         let scores = self
             .client
             .decrypt_scores(&answer.scores)
             .map_err(|e| format!("the private answer does not decrypt: {e}"))?;
-        Ok(PrivateScores {
+        let scores = PrivateScores {
             model_version: answer.model_version.clone(),
+            head_version: head.version.clone(),
             labels,
             scores,
-        })
+        };
+        Ok((scores, head))
     }
+}
+
+/// The fusion head an answer carries, checked: valid, fitted for the model that scored, and
+/// naming a ham class among the answer's labels.
+fn published_head(
+    answer: &PrivateClassifyResponse,
+    labels: &[Label],
+) -> Result<PrivateHead, String> {
+    let head: PrivateHead = serde_json::from_str(&answer.fusion_head)
+        .map_err(|_| "the private answer carries no readable fusion head".to_string())?;
+    head.validate().map_err(|e| e.to_string())?;
+    if head.model_version != answer.model_version {
+        return Err(format!(
+            "the fusion head {} is for private model {}, not {}",
+            head.version, head.model_version, answer.model_version
+        ));
+    }
+    if !labels.iter().any(|l| l.as_str() == head.ham_label) {
+        return Err("the fusion head's ham class is not among the labels".into());
+    }
+    Ok(head)
 }
 
 /// The class scores the cloud computed under encryption, decrypted on the phone.
@@ -81,6 +113,9 @@ impl PrivateMode {
 pub struct PrivateScores {
     /// The cloud's private model that scored.
     pub model_version: String,
+    /// The fusion head the verdict was fused with (published with that model).
+    #[serde(default)]
+    pub head_version: String,
     pub labels: Vec<Label>,
     /// One integer score per label (higher is likelier).
     pub scores: Vec<i64>,
@@ -99,19 +134,49 @@ impl PrivateScores {
     }
 }
 
-/// The private-mode verdict: the local verdict, raised to a tag carrying the private label when
-/// the local model allowed a message the private scores call non-ham. Nothing else changes: a
-/// private "ham" lowers nothing, and a tag, quarantine or block keeps its action and label.
-/// The source is `private` whenever the scores took part.
-pub fn fuse_private(local: StoredVerdict, scores: &PrivateScores) -> StoredVerdict {
-    let label = scores.label();
-    let raised = local.action == Action::Allow && label != Label::Ham;
-    StoredVerdict {
-        label: if raised { label } else { local.label },
-        action: if raised { Action::Tag } else { local.action },
+impl PrivateScores {
+    /// What the scores say about spam (`None` without a ham class and another).
+    pub fn evidence(&self) -> Option<PrivateEvidence> {
+        let ham = self.labels.iter().position(|&l| l == Label::Ham)?;
+        PrivateEvidence::of(&self.scores, ham)
+    }
+}
+
+/// The private-mode verdict: the local verdict, raised to the action the published head asks
+/// for at the device's market when that is stronger (a raised ham takes the best non-ham class's
+/// label). Nothing is lowered; the local spam score is kept. The source is `private` whenever the
+/// scores took part. Also returns the head's decision (for the reason).
+pub fn fuse_private(
+    local: StoredVerdict,
+    scores: &PrivateScores,
+    head: &PrivateHead,
+    market: Market,
+) -> (StoredVerdict, Option<HeadDecision>) {
+    let private = StoredVerdict {
         source: Source::Private,
         ..local
+    };
+    let Some(evidence) = scores.evidence() else {
+        return (private, None);
+    };
+    let decision = head.decide(market, local.spam_score, evidence.margin);
+    if decision.action <= local.action {
+        return (private, Some(decision));
     }
+    let label = match local.label {
+        Label::Ham => scores
+            .labels
+            .get(evidence.best_spam_class)
+            .copied()
+            .unwrap_or(Label::Spam),
+        label => label,
+    };
+    let raised = StoredVerdict {
+        label,
+        action: decision.action,
+        ..private
+    };
+    (raised, Some(decision))
 }
 
 impl Engine {
@@ -140,10 +205,13 @@ impl Engine {
         let local = self.local_outcome(model.as_deref(), message);
         timings.local = micros(started.elapsed());
         let waited = Instant::now();
+        // Whether a failure is worth a re-check later (a timeout, an unreachable cloud).
+        let mut retryable = false;
         let answer = pending.and_then(|pending| {
             let answer = pending.wait_until(started + remote.deadline).map_err(|e| {
                 self.note_refusal(&e);
-                if !e.is_retryable() {
+                retryable = e.is_retryable();
+                if !retryable {
                     self.count_cloud_failure();
                 }
                 e.to_string()
@@ -155,13 +223,19 @@ impl Engine {
         timings.cloud_wait = micros(waited.elapsed());
         let mut outcome = local.unwrap_or_else(|reason| self.fail_open(reason));
         match answer {
-            Ok(scores) => {
-                outcome.verdict = fuse_private(outcome.verdict, &scores);
+            Ok((scores, head)) => {
+                let market = self
+                    .config
+                    .market
+                    .unwrap_or_else(|| Market::of_text(&message.normalized.text));
+                let (verdict, decision) = fuse_private(outcome.verdict, &scores, &head, market);
+                outcome.verdict = verdict;
                 outcome.reason = format!(
-                    "{}; private scores (model {}): {} -> {}",
+                    "{}; private scores (model {}, head {}, market {market}): p = {:.3} -> {}",
                     outcome.reason,
                     scores.model_version,
-                    scores.label().as_str(),
+                    scores.head_version,
+                    decision.map_or(0.0, |d| d.probability),
                     outcome.verdict.action.as_str()
                 );
                 outcome.private = Some(scores);
@@ -169,19 +243,89 @@ impl Engine {
             Err(reason) => {
                 outcome.reason = format!("{}; private: {reason}", outcome.reason);
                 outcome.degraded = true;
+                // Asked again by `drain` through PrivateClassify (never Classify). A local
+                // quarantine or block is already as far as the head can raise.
+                outcome.queue = retryable && outcome.verdict.action < Action::Quarantine;
             }
         }
         outcome
     }
 }
 
+impl Engine {
+    /// Private mode's `drain`: every queued re-check asks `PrivateClassify` again (one message a
+    /// call, the text never leaves the phone) and fuses the answer with the stored local verdict;
+    /// the first retryable failure stops the drain (the rest wait), another failure drops that
+    /// entry. Queued reports (from before private mode) stay where they are.
+    pub(super) fn drain_private(
+        &self,
+        private: &PrivateMode,
+        summary: &mut DrainSummary,
+    ) -> Result<(), EngineError> {
+        let store = self.store()?;
+        let remote = self.remote()?;
+        let mut last_key = None;
+        loop {
+            let batch = store.queue_after(last_key, self.config.recheck_batch.max(1))?;
+            let Some(&(key, _)) = batch.last() else { break };
+            last_key = Some(key);
+            for (key, item) in batch {
+                let QueueItem::Recheck { message_id } = item else {
+                    continue;
+                };
+                let record = store.message(message_id).ok().flatten();
+                let Some((record, body)) = record
+                    .as_ref()
+                    .and_then(|r| r.body.as_deref().map(|b| (r, b)))
+                else {
+                    self.drop_recheck(key, message_id, summary);
+                    continue;
+                };
+                let normalized = normalize(body);
+                let Ok(features) = private.client.encrypt_text(&normalized.text) else {
+                    self.drop_recheck(key, message_id, summary);
+                    continue;
+                };
+                let call = remote
+                    .link
+                    .private_classify(PARAMETER_SET.to_owned(), features);
+                let answer = match remote.call(call) {
+                    Ok(answer) => answer,
+                    Err(e) if e.is_retryable() => return Ok(()),
+                    Err(_) => {
+                        self.count_cloud_failure();
+                        self.drop_recheck(key, message_id, summary);
+                        continue;
+                    }
+                };
+                let Ok((scores, head)) = private.open(&answer) else {
+                    self.count_cloud_failure();
+                    self.drop_recheck(key, message_id, summary);
+                    continue;
+                };
+                let market = self
+                    .config
+                    .market
+                    .unwrap_or_else(|| Market::of_text(&normalized.text));
+                let (verdict, _) = fuse_private(record.verdict, &scores, &head, market);
+                summary.rechecked += 1;
+                self.apply_recheck(key, message_id, verdict, summary);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use smsguard_private::head::MarketHead;
+
     use super::*;
 
     fn scores(values: [i64; 5]) -> PrivateScores {
         PrivateScores {
-            model_version: "test".into(),
+            model_version: "m".into(),
+            head_version: "h".into(),
             labels: Label::ALL.to_vec(),
             scores: values.to_vec(),
         }
@@ -196,6 +340,28 @@ mod tests {
         }
     }
 
+    /// p = sigmoid(margin / 100 - 1): a margin of 100 gives 0.5 at a local score of 0.5.
+    fn head() -> PrivateHead {
+        let market = MarketHead {
+            local_weight: 1.0,
+            margin_weight: 1.0,
+            bias: -1.0,
+            tag: Some(0.5),
+            quarantine: Some(0.95),
+        };
+        let mut markets: std::collections::BTreeMap<_, _> =
+            Market::ALL.iter().map(|&m| (m, market)).collect();
+        markets.get_mut(&Market::Zh).unwrap().tag = None;
+        markets.get_mut(&Market::Zh).unwrap().quarantine = None;
+        PrivateHead {
+            version: "h".into(),
+            model_version: "m".into(),
+            ham_label: "ham".into(),
+            margin_scale: 100.0,
+            markets,
+        }
+    }
+
     #[test]
     fn the_top_score_names_the_label_and_ties_go_to_the_first() {
         assert_eq!(scores([1, 9, 3, 9, 0]).label(), Label::ALL[1]);
@@ -203,38 +369,61 @@ mod tests {
     }
 
     #[test]
-    fn private_scores_raise_an_allowed_message_to_a_tag_and_nothing_further() {
-        let spammy = scores([0, 0, 0, 0, 10]);
-        let raised = fuse_private(local(Label::Ham, Action::Allow), &spammy);
-        assert_eq!(
-            (raised.label, raised.action, raised.source),
-            (Label::ALL[4], Action::Tag, Source::Private)
+    fn the_head_raises_an_allowed_message_only_past_its_threshold() {
+        let ham = Label::ALL.iter().position(|&l| l == Label::Ham).unwrap();
+        let with_margin = |margin: i64| {
+            let mut values = [0; 5];
+            values[ham] = -margin;
+            values[(ham + 2) % 5] = 0;
+            scores(values)
+        };
+        let (kept, decision) = fuse_private(
+            local(Label::Ham, Action::Allow),
+            &with_margin(99),
+            &head(),
+            Market::En,
         );
-        assert_eq!(raised.spam_score, 0.5, "the local score is kept");
-        for action in [Action::Tag, Action::Quarantine, Action::Block] {
-            let fused = fuse_private(local(Label::Fraud, action), &spammy);
-            assert_eq!((fused.label, fused.action), (Label::Fraud, action));
-        }
+        assert_eq!(
+            (kept.label, kept.action, kept.source),
+            (Label::Ham, Action::Allow, Source::Private)
+        );
+        assert!(decision.unwrap().probability < 0.5);
+        let (raised, _) = fuse_private(
+            local(Label::Ham, Action::Allow),
+            &with_margin(100),
+            &head(),
+            Market::En,
+        );
+        assert_eq!((raised.action, raised.spam_score), (Action::Tag, 0.5));
+        assert_ne!(raised.label, Label::Ham, "a raised ham takes a spam label");
+        let (held, _) = fuse_private(
+            local(Label::Fraud, Action::Tag),
+            &with_margin(500),
+            &head(),
+            Market::En,
+        );
+        assert_eq!(
+            (held.label, held.action),
+            (Label::Fraud, Action::Quarantine)
+        );
+        // The zh head has no thresholds: nothing is raised there.
+        let (zh, _) = fuse_private(
+            local(Label::Ham, Action::Allow),
+            &with_margin(5000),
+            &head(),
+            Market::Zh,
+        );
+        assert_eq!(zh.action, Action::Allow);
     }
 
     #[test]
-    fn a_private_ham_lowers_nothing() {
-        let hammy = scores([10, 0, 0, 0, 0]);
-        for action in [
-            Action::Allow,
-            Action::Tag,
-            Action::Quarantine,
-            Action::Block,
-        ] {
-            let label = if action == Action::Allow {
-                Label::Ham
-            } else {
-                Label::Spam
-            };
-            let fused = fuse_private(local(label, action), &hammy);
+    fn the_head_lowers_nothing() {
+        let hammy = scores([10_000, 0, 0, 0, 0]);
+        for action in [Action::Tag, Action::Quarantine, Action::Block] {
+            let (fused, _) = fuse_private(local(Label::Spam, action), &hammy, &head(), Market::En);
             assert_eq!(
                 (fused.label, fused.action, fused.source),
-                (label, action, Source::Private)
+                (Label::Spam, action, Source::Private)
             );
         }
     }

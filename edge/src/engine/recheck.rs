@@ -93,9 +93,10 @@ impl Engine {
         let store = self.store()?;
         self.remote()?;
         let mut summary = DrainSummary::default();
-        if self.private.is_some() {
-            // Re-checks carry the text and reports the fingerprint: in private mode entries
-            // queued before stay where they are (private mode queues none itself).
+        if let Some(private) = &self.private {
+            // Re-checks go through PrivateClassify; reports (which carry the fingerprint) queued
+            // before private mode stay where they are.
+            self.drain_private(private, &mut summary)?;
             summary.remaining = store.queue_len();
             return Ok(summary);
         }
@@ -223,7 +224,7 @@ impl Engine {
         Ok(())
     }
 
-    fn apply_recheck(
+    pub(super) fn apply_recheck(
         &self,
         key: u64,
         message_id: u64,
@@ -245,7 +246,7 @@ impl Engine {
     }
 
     /// Gives up on a re-check: the message keeps its verdict, its body is no longer needed.
-    fn drop_recheck(&self, key: u64, message_id: u64, summary: &mut DrainSummary) {
+    pub(super) fn drop_recheck(&self, key: u64, message_id: u64, summary: &mut DrainSummary) {
         summary.dropped += 1;
         let Ok(store) = self.store() else { return };
         let result = store.transition(message_id, Some(key), |record| {

@@ -20,6 +20,7 @@
 
 pub mod client;
 mod error;
+pub mod head;
 pub mod model;
 pub mod params;
 pub mod round_trip;
@@ -28,5 +29,6 @@ pub mod train;
 
 pub use client::PrivateClient;
 pub use error::PrivateError;
+pub use head::{PrivateEvidence, PrivateHead};
 pub use model::{PrivateModel, PrivateShape};
 pub use server::PrivateScorer;

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use smsguard_core::normalize;
 use smsguard_private::params::PARAMETER_SET;
-use smsguard_private::{PrivateClient, PrivateModel};
+use smsguard_private::{PrivateClient, PrivateHead, PrivateModel};
 use smsguard_proto::v1;
 use tonic::Code;
 
@@ -17,6 +17,10 @@ static SERVER: LazyLock<TestServer> = LazyLock::new(|| run(common::start(|_| {})
 /// The model the server compiles in.
 fn served_model() -> PrivateModel {
     serde_json::from_str(include_str!("../../../models/private.json")).unwrap()
+}
+
+fn published_head() -> PrivateHead {
+    serde_json::from_str(include_str!("../../../models/private_head.json")).unwrap()
 }
 
 fn request(features: Vec<u8>) -> v1::PrivateClassifyRequest {
@@ -58,6 +62,10 @@ fn decrypted_scores_equal_the_plaintext_scores_of_the_served_model() {
         assert_eq!(answer.buckets as usize, model.shape.buckets);
         assert_eq!(answer.labels, model.labels);
         assert_eq!(answer.model_version.len(), 16);
+        // The head published with the model: the committed one, fitted for this model.
+        let head: PrivateHead = serde_json::from_str(&answer.fusion_head).unwrap();
+        assert_eq!(head, published_head());
+        assert_eq!(head.model_version, answer.model_version);
         let scores = phone.decrypt_scores(&answer.scores).unwrap();
         let features = model.shape.features(&normalized);
         assert_eq!(scores, model.plain_scores(&features).unwrap());
