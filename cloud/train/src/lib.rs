@@ -18,6 +18,7 @@ pub mod model;
 pub mod multiclass_fit;
 pub mod ngram_fit;
 pub mod onnx_export;
+pub mod private_fit;
 pub mod private_head_fit;
 pub mod private_head_pick;
 pub mod private_model;

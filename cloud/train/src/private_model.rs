@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::private_fit::{self as train, argmax, TrainConfig, TrainExample};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 use smsguard_private::round_trip::timed_round_trip;
-use smsguard_private::train::{self, argmax, TrainConfig, TrainExample};
 use smsguard_private::{PrivateClient, PrivateModel, PrivateScorer, PrivateShape};
 
 use crate::data::{self, Dataset, Split, EDGE_LABELS};

@@ -25,7 +25,6 @@ pub mod model;
 pub mod params;
 pub mod round_trip;
 pub mod server;
-pub mod train;
 
 pub use client::PrivateClient;
 pub use error::PrivateError;

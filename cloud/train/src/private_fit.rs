@@ -2,8 +2,8 @@
 //! (the very integers the phone will encrypt), then one global scale that maps the float weights
 //! onto `-MAX_WEIGHT..=MAX_WEIGHT` (one scale for all classes, so the argmax survives).
 
-use crate::params::MAX_WEIGHT;
-use crate::{PrivateError, PrivateModel, PrivateShape};
+use smsguard_private::params::MAX_WEIGHT;
+use smsguard_private::{PrivateError, PrivateModel, PrivateShape};
 
 /// One training example: sparse features `(bucket, value)` and its class.
 #[derive(Debug, Clone, PartialEq)]
