@@ -91,103 +91,87 @@ impl Default for Metrics {
     }
 }
 
+/// A metric's name (after the `smsguard_` prefix) and its help text, as Prometheus shows them.
+type Described = (&'static str, &'static str);
+
+const REQUESTS: Described = ("requests", "gRPC requests by RPC and status code");
+const LATENCY: Described = ("request_duration_seconds", "gRPC request latency by RPC");
+const VERDICTS: Described = ("verdicts", "Verdicts by label and action");
+const MODEL_ERRORS: Described = (
+    "model_errors",
+    "Scorer failures (degraded verdict inputs) by model",
+);
+const REJECTED: Described = ("rejected", "Requests refused before scoring, by reason");
+const RULE_HITS: Described = (
+    "rule_hits",
+    "Rules and knowledge entries that fired, by id (the ids of the rules file)",
+);
+const CONNECTIONS_OPEN: Described = ("connections_open", "Connections held, by listener");
+const CONNECTIONS_REFUSED: Described = (
+    "connections_refused",
+    "Connections closed on accept because the listener was at its limit",
+);
+const CONNECTION_TIMEOUTS: Described = (
+    "connection_timeouts",
+    "Connections closed for silence, by listener and phase (handshake, idle)",
+);
+const ACCEPT_ERRORS: Described = (
+    "accept_errors",
+    "Failed accepts (e.g. out of file descriptors), each followed by a back-off",
+);
+const STORE_ENTRIES: Described = (
+    "similarity_store_entries",
+    "Fingerprints in the similarity memory",
+);
+const SYNC_VERSION: Described = ("sync_version", "Newest sync log version");
+const RELOADS: Described = ("reloads", "Successful rules or spam feed reloads");
+const SHARED_STATE_DEGRADED: Described = ("shared_state_degraded", "Verdicts given without similarity and sender input because the shared state (Redis) failed or did not answer in time");
+const DEGRADED_VERDICTS: Described = (
+    "degraded_verdicts",
+    "Verdicts marked degraded (a scorer failed or the shared state did not answer)",
+);
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("smsguard");
         let r = &mut registry;
-        let requests = registered(
-            r,
-            "requests",
-            "gRPC requests by RPC and status code",
-            Family::<RpcLabels, Counter>::default(),
-        );
+        let requests = registered(r, REQUESTS, Family::<RpcLabels, Counter>::default());
         let latency = registered(
             r,
-            "request_duration_seconds",
-            "gRPC request latency by RPC",
+            LATENCY,
             Family::<RpcLabel, Histogram, fn() -> Histogram>::new_with_constructor(
                 latency_histogram,
             ),
         );
-        let verdicts = registered(
-            r,
-            "verdicts",
-            "Verdicts by label and action",
-            Family::<VerdictLabels, Counter>::default(),
-        );
-        let model_errors = registered(
-            r,
-            "model_errors",
-            "Scorer failures (degraded verdict inputs) by model",
-            Family::<ModelLabel, Counter>::default(),
-        );
-        let rejected = registered(
-            r,
-            "rejected",
-            "Requests refused before scoring, by reason",
-            Family::<ReasonLabel, Counter>::default(),
-        );
-        let rule_hits = registered(
-            r,
-            "rule_hits",
-            "Rules and knowledge entries that fired, by id (the ids of the rules file)",
-            Family::<RuleLabel, Counter>::default(),
-        );
+        let verdicts = registered(r, VERDICTS, Family::<VerdictLabels, Counter>::default());
+        let model_errors = registered(r, MODEL_ERRORS, Family::<ModelLabel, Counter>::default());
+        let rejected = registered(r, REJECTED, Family::<ReasonLabel, Counter>::default());
+        let rule_hits = registered(r, RULE_HITS, Family::<RuleLabel, Counter>::default());
         let connections_open = registered(
             r,
-            "connections_open",
-            "Connections held, by listener",
+            CONNECTIONS_OPEN,
             Family::<ListenerLabel, Gauge>::default(),
         );
         let connections_refused = registered(
             r,
-            "connections_refused",
-            "Connections closed on accept because the listener was at its limit",
+            CONNECTIONS_REFUSED,
             Family::<ListenerLabel, Counter>::default(),
         );
         let connection_timeouts = registered(
             r,
-            "connection_timeouts",
-            "Connections closed for silence, by listener and phase (handshake, idle)",
+            CONNECTION_TIMEOUTS,
             Family::<TimeoutLabels, Counter>::default(),
         );
         let accept_errors = registered(
             r,
-            "accept_errors",
-            "Failed accepts (e.g. out of file descriptors), each followed by a back-off",
+            ACCEPT_ERRORS,
             Family::<ListenerLabel, Counter>::default(),
         );
-        let store_entries = registered(
-            r,
-            "similarity_store_entries",
-            "Fingerprints in the similarity memory",
-            Gauge::default(),
-        );
-        let sync_version = registered(
-            r,
-            "sync_version",
-            "Newest sync log version",
-            Gauge::default(),
-        );
-        let reloads = registered(
-            r,
-            "reloads",
-            "Successful rules or spam feed reloads",
-            Counter::default(),
-        );
-        let shared_state_degraded = registered(
-            r,
-            "shared_state_degraded",
-            "Verdicts given without similarity and sender input because the shared state \
-             (Redis) failed or did not answer in time",
-            Counter::default(),
-        );
-        let degraded_verdicts = registered(
-            r,
-            "degraded_verdicts",
-            "Verdicts marked degraded (a scorer failed or the shared state did not answer)",
-            Counter::default(),
-        );
+        let store_entries = registered(r, STORE_ENTRIES, Gauge::default());
+        let sync_version = registered(r, SYNC_VERSION, Gauge::default());
+        let reloads = registered(r, RELOADS, Counter::default());
+        let shared_state_degraded = registered(r, SHARED_STATE_DEGRADED, Counter::default());
+        let degraded_verdicts = registered(r, DEGRADED_VERDICTS, Counter::default());
         Metrics {
             registry,
             requests,
@@ -367,7 +351,7 @@ fn http_response(status: &str, content_type: &str, body: &str) -> String {
 
 /// Registers `metric` under `name` and hands back the handle the recorders update (the
 /// registry keeps a clone; both share one value).
-fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+fn registered<M: Metric + Clone>(registry: &mut Registry, (name, help): Described, metric: M) -> M {
     registry.register(name, help, metric.clone());
     metric
 }
