@@ -177,24 +177,7 @@ pub fn train(
         return Err(TrainError::EmptySet("training"));
     }
     let started = Instant::now();
-    let model = CharCnn::new(cfg, tc.seed)?;
-    let (model, trainable) = match ngram_branch {
-        Some(fit) => {
-            let model = model.with_ngram_branch(&fit.weights, fit.bias)?;
-            let vars = model.cnn_vars();
-            (model, vars)
-        }
-        None => {
-            let vars = model.vars();
-            (model, vars)
-        }
-    };
-    let params = ParamsAdamW {
-        lr: tc.learning_rate,
-        weight_decay: tc.weight_decay,
-        ..Default::default()
-    };
-    let mut optimizer = AdamW::new(trainable, params)?;
+    let (model, mut optimizer) = model_and_optimizer(cfg, tc, ngram_branch)?;
     let mut rng = SplitMix64::new(tc.seed ^ 0x5348_5546_464c_4521);
     let weights = Tensor::new(class_weights, &Device::Cpu)?;
     let planned_steps = tc.epochs
@@ -213,33 +196,22 @@ pub fn train(
     for epoch in 1..=tc.epochs {
         let epoch_start = Instant::now();
         let rows = epoch_rows(train_set, tc, &mut rng);
-        let batches: Vec<&[usize]> = rows.chunks(tc.batch_size).collect();
-        let bar = progress_bar(tc.progress, batches.len(), epoch);
-        let mut loss_sum = 0.0;
-        let mut loss_count = 0usize;
-        for batch in batches {
-            if out_of_budget(tc, steps, started) {
-                break;
-            }
-            let progress = schedule_progress(tc, steps, planned_steps, started);
-            optimizer.set_learning_rate(tc.learning_rate * lr_factor(progress));
-            let loss = batch_loss(&model, train_set, batch, &weights)?;
-            optimizer.backward_step(&loss)?;
-            let loss = loss.to_scalar::<f32>()? as f64;
-            loss_sum += loss;
-            loss_count += 1;
-            steps += 1;
-            bar.set_message(format!("loss {:.4}", loss_sum / loss_count as f64));
-            bar.inc(1);
-        }
-        bar.finish();
+        let pass = EpochPass {
+            model: &model,
+            train_set,
+            weights: &weights,
+            tc,
+            planned_steps,
+            started,
+        };
+        let train_loss = pass.run(&mut optimizer, &rows, epoch, &mut steps)?;
         let (observations, dev_loss) = predict_with_loss(&model, dev_set, class_weights)?;
         let dev = metrics_by_corpus(&observations, dev_set);
         let dev_score = mean_accuracy(&dev);
         let stats = EpochStats {
             epoch,
             steps,
-            train_loss: loss_sum / loss_count.max(1) as f64,
+            train_loss,
             dev_loss,
             dev_score,
             seconds: epoch_start.elapsed().as_secs_f64(),
@@ -267,6 +239,79 @@ pub fn train(
         history,
         total_steps: steps,
     })
+}
+
+/// The model to train (with the fitted n-gram branch frozen in, when there is one) and the
+/// optimiser over the variables that train.
+fn model_and_optimizer(
+    cfg: &ArchConfig,
+    tc: &TrainConfig,
+    ngram_branch: Option<&NgramFit>,
+) -> Result<(CharCnn, AdamW), TrainError> {
+    let model = CharCnn::new(cfg, tc.seed)?;
+    let (model, trainable) = match ngram_branch {
+        Some(fit) => {
+            let model = model.with_ngram_branch(&fit.weights, fit.bias)?;
+            let vars = model.cnn_vars();
+            (model, vars)
+        }
+        None => {
+            let vars = model.vars();
+            (model, vars)
+        }
+    };
+    let params = ParamsAdamW {
+        lr: tc.learning_rate,
+        weight_decay: tc.weight_decay,
+        ..Default::default()
+    };
+    let optimizer = AdamW::new(trainable, params)?;
+    Ok((model, optimizer))
+}
+
+/// What one pass over the training rows needs besides the optimiser and the step count.
+struct EpochPass<'a> {
+    model: &'a CharCnn,
+    train_set: &'a EncodedSet,
+    weights: &'a Tensor,
+    tc: &'a TrainConfig,
+    planned_steps: usize,
+    started: Instant,
+}
+
+impl EpochPass<'_> {
+    /// One epoch of optimiser steps over `rows` in batches (stopping early when the step or
+    /// time budget runs out); returns the mean training loss.
+    fn run(
+        &self,
+        optimizer: &mut AdamW,
+        rows: &[usize],
+        epoch: usize,
+        steps: &mut usize,
+    ) -> Result<f64, TrainError> {
+        let tc = self.tc;
+        let batches: Vec<&[usize]> = rows.chunks(tc.batch_size).collect();
+        let bar = progress_bar(tc.progress, batches.len(), epoch);
+        let mut loss_sum = 0.0;
+        let mut loss_count = 0usize;
+        for batch in batches {
+            if out_of_budget(tc, *steps, self.started) {
+                break;
+            }
+            let progress = schedule_progress(tc, *steps, self.planned_steps, self.started);
+            optimizer.set_learning_rate(tc.learning_rate * lr_factor(progress));
+            let loss = batch_loss(self.model, self.train_set, batch, self.weights)?;
+            optimizer.backward_step(&loss)?;
+            let loss = loss.to_scalar::<f32>()? as f64;
+            loss_sum += loss;
+            loss_count += 1;
+            *steps += 1;
+            bar.set_message(format!("loss {:.4}", loss_sum / loss_count as f64));
+            bar.inc(1);
+        }
+        bar.finish();
+        Ok(loss_sum / loss_count.max(1) as f64)
+    }
 }
 
 /// One line per epoch on stderr: loss, mean dev accuracy and the worst corpus.
