@@ -278,6 +278,36 @@ fn main() -> Result<(), Box<dyn Error>> {
         insert_s * 1e6 / entries as f64
     );
 
+    measure_lookups(&store, &workload)?;
+    let (truly_near, found) = brute_force_recall(&store, &workload)?;
+    println!(
+        "recall vs brute force (sample of {} queries): {found}/{truly_near} true near-duplicates (best J >= {TRUE_NEAR_JACCARD}) found at J >= {TRUE_NEAR_JACCARD} ({:.1} %)",
+        RECALL_SAMPLE.min(workload.queries.len().max(1)),
+        found as f64 * 100.0 / truly_near.max(1) as f64
+    );
+    println!(
+        "RSS: start {} MiB, +fingerprints {} MiB, +store and index {} MiB (index + sled cache ≈ {} MiB)",
+        rss_start / 1024,
+        rss_fps / 1024,
+        rss_loaded / 1024,
+        rss_loaded.saturating_sub(rss_fps) / 1024
+    );
+    drop(store);
+    let started = Instant::now();
+    let reopened = SimilarityStore::open(&dir)?;
+    println!(
+        "reopen (index rebuild from sled): {:.2} s for {} entries",
+        started.elapsed().as_secs_f64(),
+        reopened.len()
+    );
+    drop(reopened);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Times every query's lookup and prints the latency percentiles, the candidates scanned and
+/// how many edited stored texts (and how many other queries) matched.
+fn measure_lookups(store: &SimilarityStore, workload: &Workload) -> Result<(), Box<dyn Error>> {
     let mut micros = Vec::with_capacity(workload.queries.len());
     let (mut near_hits, mut other_hits, mut near_total) = (0u64, 0u64, 0u64);
     let (mut candidates, mut max_candidates, mut capped) = (0usize, 0usize, 0usize);
@@ -313,28 +343,5 @@ fn main() -> Result<(), Box<dyn Error>> {
         near_hits as f64 * 100.0 / near_total.max(1) as f64,
         other_hits as f64 * 100.0 / others as f64
     );
-    let (truly_near, found) = brute_force_recall(&store, &workload)?;
-    println!(
-        "recall vs brute force (sample of {} queries): {found}/{truly_near} true near-duplicates (best J >= {TRUE_NEAR_JACCARD}) found at J >= {TRUE_NEAR_JACCARD} ({:.1} %)",
-        RECALL_SAMPLE.min(total),
-        found as f64 * 100.0 / truly_near.max(1) as f64
-    );
-    println!(
-        "RSS: start {} MiB, +fingerprints {} MiB, +store and index {} MiB (index + sled cache ≈ {} MiB)",
-        rss_start / 1024,
-        rss_fps / 1024,
-        rss_loaded / 1024,
-        rss_loaded.saturating_sub(rss_fps) / 1024
-    );
-    drop(store);
-    let started = Instant::now();
-    let reopened = SimilarityStore::open(&dir)?;
-    println!(
-        "reopen (index rebuild from sled): {:.2} s for {} entries",
-        started.elapsed().as_secs_f64(),
-        reopened.len()
-    );
-    drop(reopened);
-    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
