@@ -356,8 +356,8 @@ impl CloudClient {
     }
 
     /// Private mode's similarity lookup: sends only the top `prefix_bits` bits of each of a
-    /// message's LSH band keys (`smsguard_private::similarity::band_prefixes`) and the device id,
-    /// and returns every stored entry of the (band, prefix) buckets holding at least k entries,
+    /// message's LSH band keys (`smsguard_private::similarity::band_prefixes`), no device id (as
+    /// `private_classify`: private mode sends none), and returns every stored entry of the (band, prefix) buckets holding at least k entries,
     /// within the interactive deadline. The phone matches its full keys locally.
     pub async fn private_similarity(
         &self,
@@ -367,7 +367,7 @@ impl CloudClient {
         let body = PrivateSimilarityRequest {
             prefix_bits,
             prefixes,
-            device_id: self.inner.device_id.clone(),
+            device_id: String::new(),
         };
         let deadline = self.inner.deadline;
         let request = self.request(body, deadline);
