@@ -18,6 +18,7 @@ mod device_key;
 mod hot;
 mod link;
 mod private;
+mod private_similarity;
 mod recheck;
 mod retention;
 mod senders;
@@ -46,6 +47,7 @@ pub use device_key::DeviceKey;
 pub use hot::{HotIndex, HotMatch};
 pub use link::{CloudFuture, CloudLink, BULK_WAIT};
 pub use private::{fuse_private, PrivateScores};
+pub use private_similarity::{bucket_entries, raise_by_similarity};
 pub use senders::{canonical_sender, SenderRules};
 pub use verdict::{cloud_verdict, local_verdict};
 

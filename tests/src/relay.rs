@@ -197,4 +197,11 @@ impl SmsGuard for RelayService {
     ) -> Result<Response<v1::PrivateClassifyResponse>, Status> {
         Err(Status::unimplemented("private mode is not relayed"))
     }
+
+    async fn private_similarity(
+        &self,
+        _request: Request<v1::PrivateSimilarityRequest>,
+    ) -> Result<Response<v1::PrivateSimilarityResponse>, Status> {
+        Err(Status::unimplemented("private mode is not relayed"))
+    }
 }

@@ -186,6 +186,9 @@ pub struct ServerConfig {
     /// Fingerprints of recently classified messages kept (two generations of this many) so
     /// that a report carrying only a fingerprint id can be resolved; about 0.4 KiB each.
     pub recent_fingerprints: usize,
+    /// k of the private similarity lookup: a (band, prefix) bucket storing fewer entries is
+    /// answered empty, so no answer narrows a query to fewer than k stored messages.
+    pub private_min_bucket_entries: usize,
     /// Where the state replicas share lives: `None` keeps it in this process (sled files in
     /// `data_dir`, windows in memory); `redis://HOST:PORT/DB` shares it through one Redis.
     pub state: Option<String>,
@@ -236,6 +239,7 @@ impl Default for ServerConfig {
             sync_cache_bytes: 16 * 1024 * 1024,
             max_senders: 100_000,
             recent_fingerprints: 50_000,
+            private_min_bucket_entries: 8,
             state: None,
             state_timeout_ms: 50,
         }
@@ -354,6 +358,10 @@ impl ServerConfig {
         env.set(
             "SMSGUARD_RECENT_FINGERPRINTS",
             &mut self.recent_fingerprints,
+        )?;
+        env.set(
+            "SMSGUARD_PRIVATE_MIN_BUCKET_ENTRIES",
+            &mut self.private_min_bucket_entries,
         )?;
         env.set_some("SMSGUARD_CONSOLE_LISTEN", &mut self.console_listen)?;
         env.set(
@@ -532,7 +540,7 @@ impl ServerConfig {
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, usize, usize, usize); 12] = [
+        let ranges: [(&str, usize, usize, usize); 13] = [
             ("max_body_bytes", self.max_body_bytes, 1, 64 * 1024),
             ("max_batch_messages", self.max_batch_messages, 1, 4096),
             (
@@ -574,6 +582,12 @@ impl ServerConfig {
                 self.recent_fingerprints,
                 1,
                 100_000_000,
+            ),
+            (
+                "private_min_bucket_entries",
+                self.private_min_bucket_entries,
+                1,
+                1_000_000,
             ),
         ];
         for (setting, value, min, max) in ranges {

@@ -87,6 +87,9 @@ pub enum RequestError {
     Unavailable(String),
     #[error("parameter set `{asked}` is not served; this server uses `{served}`")]
     WrongParameters { asked: String, served: String },
+    /// The server's configuration cannot serve this request (e.g. the state backend).
+    #[error("{0}")]
+    NotServed(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -108,7 +111,9 @@ impl RequestError {
             RequestError::StreamBrokeOff(_) => Code::Cancelled,
             RequestError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             RequestError::Unavailable(_) => Code::Unavailable,
-            RequestError::WrongParameters { .. } => Code::FailedPrecondition,
+            RequestError::WrongParameters { .. } | RequestError::NotServed(_) => {
+                Code::FailedPrecondition
+            }
             RequestError::Internal(_) => Code::Internal,
         }
     }
@@ -168,6 +173,9 @@ impl From<crate::state_backend::StateError> for RequestError {
             // The phone keeps its report and retries; a verdict never gets here (it degrades).
             crate::state_backend::StateError::Unavailable(_) => {
                 RequestError::Unavailable(error.to_string())
+            }
+            crate::state_backend::StateError::Unsupported { .. } => {
+                RequestError::NotServed(error.to_string())
             }
             _ => RequestError::Internal(error.to_string()),
         }

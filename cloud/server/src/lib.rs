@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod operator_list;
 pub mod package;
 pub mod private;
+pub mod private_similarity;
 pub mod report_budget;
 pub mod server;
 pub mod service;

@@ -231,6 +231,19 @@ impl SmsGuard for SmsGuardService {
             .await;
         self.finish("PrivateClassify", started, result)
     }
+
+    async fn private_similarity(
+        &self,
+        request: Request<v1::PrivateSimilarityRequest>,
+    ) -> Result<Response<v1::PrivateSimilarityResponse>, Status> {
+        let started = Instant::now();
+        let deadline = self.unary_deadline(request.metadata());
+        let req = request.into_inner();
+        let result = deadline
+            .run(self.blocking(move |state| state.private_similarity(&req)))
+            .await;
+        self.finish("PrivateSimilarity", started, result)
+    }
 }
 
 #[cfg(test)]

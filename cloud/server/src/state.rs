@@ -342,6 +342,19 @@ impl AppState {
     }
 
     /// The state backend (the console reads and lists through it; blocking).
+    /// One private similarity lookup (blocking: reads the similarity memory).
+    pub fn private_similarity(
+        &self,
+        request: &smsguard_proto::v1::PrivateSimilarityRequest,
+    ) -> Result<smsguard_proto::v1::PrivateSimilarityResponse, RequestError> {
+        crate::private_similarity::answer(
+            self.state.as_ref(),
+            &self.similarity_config,
+            self.config.private_min_bucket_entries,
+            request,
+        )
+    }
+
     pub fn state_backend(&self) -> &dyn StateBackend {
         self.state.as_ref()
     }

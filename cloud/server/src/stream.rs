@@ -356,6 +356,7 @@ fn rpc_name(path: &str) -> &'static str {
         "SyncCache" => "SyncCache",
         "GetModel" => "GetModel",
         "PrivateClassify" => "PrivateClassify",
+        "PrivateSimilarity" => "PrivateSimilarity",
         _ => "unknown",
     }
 }

@@ -48,7 +48,7 @@ pub(super) struct Message<'a> {
     body: &'a str,
     received_at_ms: i64,
     pub(super) normalized: Normalized,
-    fingerprint: Fingerprint,
+    pub(super) fingerprint: Fingerprint,
     fingerprint_hex: String,
 }
 

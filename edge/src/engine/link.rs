@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smsguard_proto::v1::{
-    ClassifyResult, GetModelResponse, PrivateClassifyResponse, ReportRequest, ReportResponse,
-    SmsMessage, SyncCacheResponse, Verdict,
+    ClassifyResult, GetModelResponse, PrivateClassifyResponse, PrivateSimilarityResponse,
+    ReportRequest, ReportResponse, SmsMessage, SyncCacheResponse, Verdict,
 };
 
 use crate::cloud_link::{CloudClient, CloudLinkError};
@@ -36,6 +36,20 @@ pub trait CloudLink: Send + Sync + fmt::Debug {
             Err(CloudLinkError::Rejected {
                 code: tonic::Code::Unimplemented,
                 reason: "this cloud link has no private mode".into(),
+            })
+        })
+    }
+    /// Private mode's similarity lookup by band-key prefixes (a link without it refuses).
+    fn private_similarity(
+        &self,
+        prefix_bits: u32,
+        prefixes: Vec<u32>,
+    ) -> CloudFuture<PrivateSimilarityResponse> {
+        let _ = (prefix_bits, prefixes);
+        Box::pin(async {
+            Err(CloudLinkError::Rejected {
+                code: tonic::Code::Unimplemented,
+                reason: "this cloud link has no private similarity lookup".into(),
             })
         })
     }
@@ -75,6 +89,15 @@ impl CloudLink for CloudClient {
     ) -> CloudFuture<PrivateClassifyResponse> {
         let client = self.clone();
         Box::pin(async move { client.private_classify(&parameter_set, features).await })
+    }
+
+    fn private_similarity(
+        &self,
+        prefix_bits: u32,
+        prefixes: Vec<u32>,
+    ) -> CloudFuture<PrivateSimilarityResponse> {
+        let client = self.clone();
+        Box::pin(async move { client.private_similarity(prefix_bits, prefixes).await })
     }
 }
 

@@ -21,11 +21,13 @@ use serde::{Deserialize, Serialize};
 use smsguard_core::{Action, Label, Market};
 use smsguard_private::head::HeadDecision;
 use smsguard_private::params::PARAMETER_SET;
+use smsguard_private::similarity::{band_prefixes, match_locally};
 use smsguard_private::{PrivateClient, PrivateEvidence, PrivateHead, PrivateShape};
-use smsguard_proto::v1::PrivateClassifyResponse;
+use smsguard_proto::v1::{PrivateClassifyResponse, PrivateSimilarityResponse};
 
 use super::classify::{Message, Outcome};
-use super::link::Remote;
+use super::link::{Pending, Remote};
+use super::private_similarity::{bucket_entries, describe, raise_by_similarity, PrefixBits};
 use super::DrainSummary;
 use super::{micros, Engine, EngineError, Timings};
 use crate::store::QueueItem;
@@ -36,6 +38,8 @@ use smsguard_core::normalize;
 #[derive(Debug)]
 pub(crate) struct PrivateMode {
     client: PrivateClient,
+    /// The similarity lookup's prefix length (see `private_similarity`).
+    prefix_bits: PrefixBits,
 }
 
 impl PrivateMode {
@@ -45,7 +49,10 @@ impl PrivateMode {
         let shape = PrivateShape::for_classes(Label::ALL.len());
         let client = PrivateClient::new(shape)
             .map_err(|e| EngineError::Config(format!("private mode: {e}")))?;
-        Ok(PrivateMode { client })
+        Ok(PrivateMode {
+            client,
+            prefix_bits: PrefixBits::default(),
+        })
     }
 
     /// The decrypted scores of an answer, checked against the shape that was encrypted.
@@ -202,6 +209,12 @@ impl Engine {
                 )
             })
             .map_err(|e| format!("cannot encrypt the features: {e}"));
+        let bits = private.prefix_bits.get();
+        let similar = remote.start(
+            remote
+                .link
+                .private_similarity(bits, band_prefixes(&message.fingerprint.minhash, bits)),
+        );
         let local = self.local_outcome(model.as_deref(), message);
         timings.local = micros(started.elapsed());
         let waited = Instant::now();
@@ -248,7 +261,41 @@ impl Engine {
                 outcome.queue = retryable && outcome.verdict.action < Action::Quarantine;
             }
         }
+        self.apply_similarity(
+            private,
+            similar,
+            started + remote.deadline,
+            message,
+            &mut outcome,
+        );
+        timings.cloud_wait = micros(waited.elapsed());
         outcome
+    }
+
+    /// The similarity lookup's answer, if in time, matched locally and applied to `outcome`: a
+    /// spam match raises one step (never past quarantine). Without an answer the verdict stands.
+    fn apply_similarity(
+        &self,
+        private: &PrivateMode,
+        similar: Pending<PrivateSimilarityResponse>,
+        deadline: Instant,
+        message: &Message,
+        outcome: &mut Outcome,
+    ) {
+        let bits = private.prefix_bits.get();
+        let answer = match similar.wait_until(deadline) {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.note_refusal(&e);
+                outcome.reason = format!("{}; private similarity: {e}", outcome.reason);
+                return;
+            }
+        };
+        private.prefix_bits.learn(&answer);
+        let found = match_locally(&message.fingerprint.minhash, bucket_entries(&answer));
+        outcome.verdict = raise_by_similarity(outcome.verdict, found);
+        outcome.queue = outcome.queue && outcome.verdict.action < Action::Quarantine;
+        outcome.reason = format!("{}; {}", outcome.reason, describe(found, bits));
     }
 }
 

@@ -25,6 +25,7 @@ pub mod model;
 pub mod params;
 pub mod round_trip;
 pub mod server;
+pub mod similarity;
 
 pub use client::PrivateClient;
 pub use error::PrivateError;

@@ -1,7 +1,7 @@
 //! The in-memory LSH index over the stored entries (see the parent module for the banding).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use smsguard_core::fingerprint::NUM_HASHES;
@@ -56,6 +56,9 @@ pub(super) struct LshIndex {
     buckets: BandMap<Bucket>,
     next: Vec<[u32; BANDS]>,
     reported: BandMap<Vec<u32>>,
+    /// Every bucket's band key, ordered, for the private lookup's prefix range scans (about
+    /// 9 bytes per bucket in B-tree nodes: one more u64 per distinct band key).
+    ordered: BTreeSet<u64>,
 }
 
 /// The fewest equal slots whose Jaccard estimate (`equal / 64`) reaches `min_jaccard`;
@@ -211,13 +214,14 @@ impl LshIndex {
         let slot = self.entries.len() as u32;
         let mut links = [NO_ENTRY; BANDS];
         for (band, link) in links.iter_mut().enumerate() {
-            let bucket = self
-                .buckets
-                .entry(band_key(&entry.minhash, band))
-                .or_insert(Bucket {
+            let key = band_key(&entry.minhash, band);
+            let bucket = self.buckets.entry(key).or_insert_with(|| {
+                self.ordered.insert(key);
+                Bucket {
                     head: NO_ENTRY,
                     len: 0,
-                });
+                }
+            });
             *link = bucket.head;
             bucket.head = slot;
             bucket.len = bucket.len.saturating_add(1);
@@ -289,6 +293,37 @@ impl LshIndex {
             }
         });
         (best.into_matches(), stats)
+    }
+}
+
+impl LshIndex {
+    /// The entries of band `band` whose band key lies in `keys` (one prefix's range): how many
+    /// there are, and the newest `cap` of them with their band keys, newest first per key.
+    pub(super) fn band_range(
+        &self,
+        band: usize,
+        keys: std::ops::RangeInclusive<u64>,
+        cap: usize,
+    ) -> (usize, Vec<(u64, &Entry)>) {
+        let mut stored = 0;
+        let mut found = Vec::new();
+        for &key in self.ordered.range(keys) {
+            let Some(bucket) = self.buckets.get(&key) else {
+                continue;
+            };
+            // Keys of every band share one space: keep those of this band only.
+            let head = &self.entries[bucket.head as usize];
+            if band_key(&head.minhash, band) != key {
+                continue;
+            }
+            stored += bucket.len as usize;
+            let mut slot = bucket.head;
+            while slot != NO_ENTRY && found.len() < cap {
+                found.push((key, &self.entries[slot as usize]));
+                slot = self.next[slot as usize][band];
+            }
+        }
+        (stored, found)
     }
 }
 

@@ -188,6 +188,13 @@ impl SmsGuard for Echo {
     ) -> Result<Response<PrivateClassifyResponse>, Status> {
         Err(Status::unimplemented("private mode is not relayed"))
     }
+
+    async fn private_similarity(
+        &self,
+        _request: Request<smsguard_proto::v1::PrivateSimilarityRequest>,
+    ) -> Result<Response<smsguard_proto::v1::PrivateSimilarityResponse>, Status> {
+        Err(Status::unimplemented("private mode is not relayed"))
+    }
 }
 
 async fn echo_serve(listen: SocketAddr) -> Result<()> {

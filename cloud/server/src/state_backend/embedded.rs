@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use smsguard_core::{Fingerprint, Label};
-use smsguard_scoring::similarity::{AuditRecord, Entry, SimilarityError, UserReport};
+use smsguard_scoring::similarity::{AuditRecord, Entry, PrefixBucket, SimilarityError, UserReport};
 use smsguard_scoring::{SenderReputation, SimilarityStore};
 
 use super::{PrefetchRequest, Prefetched, RateLimit, RecordedReport, StateBackend, StateError};
@@ -49,6 +49,16 @@ impl StateBackend for EmbeddedState {
 
     fn entry(&self, id: u64) -> Result<Option<Entry>, StateError> {
         Ok(self.similarity.entry(id)?)
+    }
+
+    fn prefix_bucket(
+        &self,
+        band: usize,
+        prefix: u32,
+        bits: u32,
+        cap: usize,
+    ) -> Result<PrefixBucket, StateError> {
+        Ok(self.similarity.prefix_bucket(band, prefix, bits, cap)?)
     }
 
     fn add_spam(&self, fp: &Fingerprint, label: Label) -> Result<Entry, StateError> {

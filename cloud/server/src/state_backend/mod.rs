@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use smsguard_core::{Fingerprint, Label};
 use smsguard_scoring::sender::SenderSnapshot;
-use smsguard_scoring::similarity::{AuditRecord, Entry, UserReport};
+use smsguard_scoring::similarity::{AuditRecord, Entry, PrefixBucket, UserReport};
 
 use crate::operator_list::OperatorListing;
 
@@ -41,6 +41,12 @@ pub enum StateError {
     Store(String),
     #[error("bad state URL `{url}`: {reason}")]
     BadUrl { url: String, reason: String },
+    /// This backend cannot serve the operation (the caller answers FAILED_PRECONDITION).
+    #[error("not served by the {backend} state: {what}")]
+    Unsupported {
+        backend: &'static str,
+        what: &'static str,
+    },
 }
 
 /// What one message's scoring needs from shared state.
@@ -120,6 +126,16 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
 
     /// The stored entry of fingerprint id `id`.
     fn entry(&self, id: u64) -> Result<Option<Entry>, StateError>;
+
+    /// The entries of band `band` whose band key starts with `prefix` (its top `bits` bits):
+    /// how many are stored and the newest `cap` (the private similarity lookup).
+    fn prefix_bucket(
+        &self,
+        band: usize,
+        prefix: u32,
+        bits: u32,
+        cap: usize,
+    ) -> Result<PrefixBucket, StateError>;
 
     /// Remembers `fp` as seeded spam of class `label` (corpora, spam feed).
     fn add_spam(&self, fp: &Fingerprint, label: Label) -> Result<Entry, StateError>;

@@ -12,6 +12,7 @@ mod malformed;
 mod poisoning;
 mod privacy;
 mod private_mode;
+mod private_similarity;
 mod redis_state;
 mod reload;
 mod restart;

@@ -7,7 +7,7 @@ use smsguard_core::{Fingerprint, Label};
 use smsguard_scoring::sender::SenderSnapshot;
 use smsguard_scoring::similarity::{
     decode_audit, decode_entry, encode_audit, encode_entry, id_hash, AuditRecord, Entry,
-    UserReport, DISTRUST_MIN_DISAGREED,
+    PrefixBucket, UserReport, DISTRUST_MIN_DISAGREED,
 };
 
 use super::keys::{self, bands, BUCKET_IDS};
@@ -394,6 +394,22 @@ impl StateBackend for RedisState {
             .ignore();
         self.query::<()>(pipe)?;
         self.wait_for_disk()
+    }
+
+    /// Not served yet: entries are stored per fingerprint and bucketed by exact band key, so a
+    /// prefix would need a sorted set of band keys kept in step with every write (ARCHITECTURE.md,
+    /// "Private similarity lookup"). Refused, never answered from a partial view.
+    fn prefix_bucket(
+        &self,
+        _band: usize,
+        _prefix: u32,
+        _bits: u32,
+        _cap: usize,
+    ) -> Result<PrefixBucket, StateError> {
+        Err(StateError::Unsupported {
+            backend: "redis",
+            what: "the private similarity lookup (prefix buckets need an ordered band-key index)",
+        })
     }
 
     fn flush(&self) -> Result<(), StateError> {

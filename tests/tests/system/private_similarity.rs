@@ -1,0 +1,100 @@
+//! The private engine's similarity lookup against the real server on loopback: the cloud's
+//! memory holds a fed spam, the engine (asking with band-key prefixes only) matches its
+//! near-duplicate locally and raises the verdict one step, and the same message against a cloud
+//! with an empty memory is not raised.
+
+use std::time::Duration;
+
+use smsguard_edge::engine::{raise_by_similarity, Engine, Privacy, Source};
+use smsguard_edge::store::StoredVerdict;
+use smsguard_edge::Action;
+use smsguard_private::similarity::LocalMatch;
+use smsguard_system_tests::{now_ms, open_engine, samples, TestCloud, GENEROUS_DEADLINE};
+
+use crate::online_config;
+
+const SPAM: &str = "Your parcel is held at customs, pay the 2.99 release fee within 24 hours at parcel-release.example/track or it returns to sender";
+const NEAR_DUPLICATE: &str = "Your parcel is held at customs, pay the 3.49 release fee within 24 hours at parcel-release.example/track or it returns to sender";
+
+/// Unrelated filler spam: ten pseudo-random hex words each, so the memory has the size at which
+/// prefix buckets reach k.
+fn filler(i: u64) -> String {
+    let mut state = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..10)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            format!("{:06x}", state & 0xff_ffff)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn private_engine(dir: &std::path::Path, url: &str, deadline: Duration) -> Engine {
+    let mut config = online_config(url, deadline);
+    config.privacy = Privacy::Private;
+    open_engine(dir, config).unwrap()
+}
+
+#[test]
+fn a_near_duplicate_of_cloud_spam_is_matched_through_prefixes_and_raised_one_step() {
+    let files = tempfile::tempdir().unwrap();
+    let feed = files.path().join("feed.tsv");
+    let mut lines: String = (0..3000)
+        .map(|i| format!("spam\t{}\n", filler(i)))
+        .collect();
+    lines.push_str(&format!("fraud\t{SPAM}\n"));
+    std::fs::write(&feed, lines).unwrap();
+    let seeded = TestCloud::start(|config| {
+        config.spam_feed_path = Some(feed);
+        config.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    })
+    .unwrap();
+    let empty = TestCloud::start(|_| {}).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = private_engine(dir.path(), &seeded.url(), GENEROUS_DEADLINE);
+    // The first lookup asks at the published 16 bits: a 3,001-entry memory has no bucket of k
+    // there, so nothing comes back; the answer suggests the prefix length that fits.
+    let first = engine.classify(&samples::sender(901), NEAR_DUPLICATE, now_ms());
+    assert!(
+        first.reason.contains("16-bit prefixes): no match"),
+        "{}",
+        first.reason
+    );
+    let decision = engine.classify(&samples::sender(902), NEAR_DUPLICATE, now_ms());
+    assert!(
+        decision.reason.contains("known spam shares"),
+        "{}",
+        decision.reason
+    );
+    assert_eq!(decision.source, Source::Private);
+
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = private_engine(plain_dir.path(), &empty.url(), GENEROUS_DEADLINE);
+    let unraised = plain.classify(&samples::sender(903), NEAR_DUPLICATE, now_ms());
+    assert!(unraised.reason.contains("no match"), "{}", unraised.reason);
+    let expected = raise_by_similarity(
+        StoredVerdict {
+            label: unraised.label,
+            spam_score: unraised.spam_score,
+            action: unraised.action,
+            source: unraised.source,
+        },
+        LocalMatch::Spam {
+            shared_bands: 2,
+            evidence: 1,
+        },
+    );
+    assert_eq!(
+        (decision.label, decision.action),
+        (expected.label, expected.action)
+    );
+    assert!(
+        decision.action > unraised.action || unraised.action >= Action::Quarantine,
+        "{decision:?} vs {unraised:?}"
+    );
+    assert_eq!(seeded.requests_answered("Classify").unwrap(), 0);
+    assert_eq!(seeded.requests_answered("PrivateSimilarity").unwrap(), 2);
+}
