@@ -81,7 +81,8 @@ fn descriptor_set_describes_the_service() {
             "Report",
             "SyncCache",
             "GetModel",
-            "PrivateClassify"
+            "PrivateClassify",
+            "PrivateSimilarity"
         ]
     );
 }
