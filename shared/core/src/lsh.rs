@@ -24,6 +24,12 @@ pub fn band_key(minhash: &[u32; NUM_HASHES], band: usize) -> u64 {
         })
 }
 
+/// The top `bits` bits of a band key (`bits` clamped to 1..=32): what the private similarity
+/// lookup sends instead of the key, and how the cloud groups stored keys to answer it.
+pub fn band_key_prefix(key: u64, bits: u32) -> u32 {
+    (key >> (64 - bits.clamp(1, 32))) as u32
+}
+
 /// The Jaccard estimate of two signatures: the share of equal slots. Signatures of another
 /// length than [`NUM_HASHES`] are compared on their common prefix and still divided by 64.
 pub fn minhash_jaccard(a: &[u32], b: &[u32]) -> f32 {

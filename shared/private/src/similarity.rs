@@ -11,7 +11,7 @@
 //! and for unrelated texts (J = 0.3) 0.008, where a single shared band would be 0.12.
 
 use smsguard_core::fingerprint::NUM_HASHES;
-use smsguard_core::lsh::{band_key, BANDS};
+use smsguard_core::lsh::{band_key, band_key_prefix, BANDS};
 
 /// The prefix length the phone asks with, in bits (published; 4 to 32 are served). Each band's
 /// prefix names one of 65,536 slices of the band-key space.
@@ -21,9 +21,8 @@ pub const MIN_SHARED_BANDS: usize = 2;
 
 /// The top `bits` bits of each band key of `minhash`, band 0 first (`bits` in 1..=32).
 pub fn band_prefixes(minhash: &[u32; NUM_HASHES], bits: u32) -> Vec<u32> {
-    let bits = bits.clamp(1, 32);
     (0..BANDS)
-        .map(|band| (band_key(minhash, band) >> (64 - bits)) as u32)
+        .map(|band| band_key_prefix(band_key(minhash, band), bits))
         .collect()
 }
 

@@ -298,7 +298,8 @@ impl LshIndex {
 
 impl LshIndex {
     /// The entries of band `band` whose band key lies in `keys` (one prefix's range): how many
-    /// there are, and the newest `cap` of them with their band keys, newest first per key.
+    /// there are, and the first `cap` of them with their band keys: keys in ascending order,
+    /// each key's entries newest first.
     pub(super) fn band_range(
         &self,
         band: usize,

@@ -13,7 +13,8 @@ pub const PREFIX_BITS: std::ops::RangeInclusive<u32> = 4..=32;
 pub struct PrefixBucket {
     /// Entries stored in the bucket, whether returned or not.
     pub stored: usize,
-    /// The newest `cap` of them, each with its full band key of that band.
+    /// At most `cap` of them, each with its full band key of that band: keys in ascending
+    /// order, each key's entries newest first (so not the newest `cap` of the whole bucket).
     pub entries: Vec<(u64, Entry)>,
 }
 
@@ -28,14 +29,10 @@ pub fn prefix_range(prefix: u32, bits: u32) -> Option<std::ops::RangeInclusive<u
     Some(low..=low | (u64::MAX >> bits))
 }
 
-/// The top `bits` bits of `band_key` (`bits` in [`PREFIX_BITS`]).
-pub fn key_prefix(band_key: u64, bits: u32) -> u32 {
-    (band_key >> (64 - bits.clamp(*PREFIX_BITS.start(), *PREFIX_BITS.end()))) as u32
-}
-
 impl SimilarityStore {
     /// The entries of band `band` whose band key starts with `prefix` (top `bits` bits): their
-    /// number and the newest `cap`. An empty bucket for a band or prefix out of range.
+    /// number and at most `cap` of them (see [`PrefixBucket::entries`]). An empty bucket for a
+    /// band or prefix out of range.
     pub fn prefix_bucket(
         &self,
         band: usize,
@@ -61,7 +58,7 @@ impl SimilarityStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smsguard_core::lsh::band_key;
+    use smsguard_core::lsh::{band_key, band_key_prefix as key_prefix};
     use smsguard_core::Label;
 
     #[test]
