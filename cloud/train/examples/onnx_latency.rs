@@ -12,7 +12,7 @@ use anyhow::Context;
 use ort::session::Session;
 use ort::value::Tensor;
 use smsguard_core::ngrams::NgramConfig;
-use smsguard_train::config::ArchConfig;
+use smsguard_train::config::{ArchConfig, ConvKind, HeadKind};
 use smsguard_train::onnx_export::{
     export_fp32, INPUT_NAME, NGRAM_IDS_NAME, NGRAM_WEIGHTS_NAME, OUTPUT_NAME,
 };
@@ -29,6 +29,8 @@ fn default_config() -> ArchConfig {
             .map(String::from)
             .to_vec(),
         ngram: NgramConfig::default(),
+        conv: ConvKind::Separable,
+        head: HeadKind::Pooled,
     }
 }
 

@@ -9,7 +9,7 @@ use smsguard_core::features::FeatureEncoder;
 use smsguard_core::ngrams::NgramConfig;
 use smsguard_core::{model_meta, PIPELINE_VERSION};
 use smsguard_eval::metrics::ThresholdMetrics;
-use smsguard_train::config::ArchConfig;
+use smsguard_train::config::{ArchConfig, ConvKind, HeadKind};
 use smsguard_train::data::{self, Dataset, Split, EDGE_LABELS};
 use smsguard_train::manifest::{FileEntry, Manifest, SourceCount};
 use smsguard_train::model::CharCnn;
@@ -91,6 +91,12 @@ struct TrainArgs {
     kernels: Vec<usize>,
     #[arg(long, default_value_t = 128)]
     seq_len: usize,
+    /// Convolution of each branch: depthwise-separable (shipped) or one full conv.
+    #[arg(long, value_enum, default_value_t = ConvKind::Separable)]
+    conv: ConvKind,
+    /// Input of the output layer: global max pooling (shipped) or every position (dense).
+    #[arg(long, value_enum, default_value_t = HeadKind::Pooled)]
+    head: HeadKind,
     #[arg(long, default_value_t = 3000)]
     max_chars: usize,
     #[arg(long, default_value_t = 3)]
@@ -258,6 +264,8 @@ fn arch_config(args: &TrainArgs, encoder: &FeatureEncoder) -> ArchConfig {
             max_n: args.ngram_max_n,
             max_chars: args.ngram_max_chars,
         },
+        conv: args.conv,
+        head: args.head,
     }
 }
 

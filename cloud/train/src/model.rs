@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 
-use crate::config::ArchConfig;
+use crate::config::{ArchConfig, ConvKind, HeadKind};
 
 /// A named tensor as exchanged with the ONNX exporter: name, shape, row-major values.
 pub type NamedWeight = (String, Vec<usize>, Vec<f32>);
@@ -56,14 +56,26 @@ impl SplitMix64 {
     }
 }
 
-/// One convolution branch: depthwise then pointwise.
+/// One convolution branch of width `kernel`.
 #[derive(Debug)]
 struct Branch {
     kernel: usize,
-    dw_weight: Var,
-    dw_bias: Var,
-    pw_weight: Var,
-    pw_bias: Var,
+    conv: BranchConv,
+}
+
+/// The variables of a branch, by [`ConvKind`].
+#[derive(Debug)]
+enum BranchConv {
+    Separable {
+        dw_weight: Var,
+        dw_bias: Var,
+        pw_weight: Var,
+        pw_bias: Var,
+    },
+    Full {
+        weight: Var,
+        bias: Var,
+    },
 }
 
 /// The trainable char-CNN.
@@ -120,13 +132,19 @@ impl CharCnn {
             .iter()
             .enumerate()
             .map(|(i, &kernel)| {
-                Ok(Branch {
-                    kernel,
-                    dw_weight: var(&format!("convs.{i}.dw.weight"))?,
-                    dw_bias: var(&format!("convs.{i}.dw.bias"))?,
-                    pw_weight: var(&format!("convs.{i}.pw.weight"))?,
-                    pw_bias: var(&format!("convs.{i}.pw.bias"))?,
-                })
+                let conv = match cfg.conv {
+                    ConvKind::Separable => BranchConv::Separable {
+                        dw_weight: var(&format!("convs.{i}.dw.weight"))?,
+                        dw_bias: var(&format!("convs.{i}.dw.bias"))?,
+                        pw_weight: var(&format!("convs.{i}.pw.weight"))?,
+                        pw_bias: var(&format!("convs.{i}.pw.bias"))?,
+                    },
+                    ConvKind::Full => BranchConv::Full {
+                        weight: var(&format!("convs.{i}.conv.weight"))?,
+                        bias: var(&format!("convs.{i}.conv.bias"))?,
+                    },
+                };
+                Ok(Branch { kernel, conv })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -168,12 +186,19 @@ impl CharCnn {
         let ids = ids.to_dtype(DType::U32)?.flatten_all()?;
         let d = self.cfg.embed_dim;
         let x = self.embedding.index_select(&ids, 0)?.reshape((n, l, d))?;
-        let pooled = self
+        let per_branch = self
             .branches
             .iter()
-            .map(|b| b.forward(&x))
+            .map(|b| {
+                let activations = b.forward(&x)?;
+                match self.cfg.head {
+                    HeadKind::Pooled => activations.max(1),
+                    // Channel-major like the ONNX graph: [N, L, F] -> [N, F, L] -> [N, F*L].
+                    HeadKind::Dense => activations.transpose(1, 2)?.flatten_from(1),
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
-        let features = Tensor::cat(&pooled, 1)?;
+        let features = Tensor::cat(&per_branch, 1)?;
         features
             .matmul(&self.head_weight.t()?)?
             .broadcast_add(&self.head_bias)
@@ -210,12 +235,20 @@ impl CharCnn {
     pub fn vars(&self) -> Vec<Var> {
         let mut vars = vec![self.embedding.clone()];
         for b in &self.branches {
-            vars.extend([
-                b.dw_weight.clone(),
-                b.dw_bias.clone(),
-                b.pw_weight.clone(),
-                b.pw_bias.clone(),
-            ]);
+            match &b.conv {
+                BranchConv::Separable {
+                    dw_weight,
+                    dw_bias,
+                    pw_weight,
+                    pw_bias,
+                } => vars.extend([
+                    dw_weight.clone(),
+                    dw_bias.clone(),
+                    pw_weight.clone(),
+                    pw_bias.clone(),
+                ]),
+                BranchConv::Full { weight, bias } => vars.extend([weight.clone(), bias.clone()]),
+            }
         }
         vars.extend([
             self.head_weight.clone(),
@@ -248,26 +281,46 @@ impl CharCnn {
 }
 
 impl Branch {
-    /// `[N, L, D]` -> `[N, F]`: depthwise conv, pointwise conv, ReLU, global max pool.
+    /// `[N, L, D]` -> `[N, L, F]`: the branch's convolution and ReLU (pooling is the head's).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, l, d) = x.dims3()?;
         let pad = self.kernel / 2;
         let padded = x.pad_with_zeros(1, pad, pad)?;
-        // dw_weight [D, 1, k] -> [k, D]: row j scales the slice shifted by j.
-        let taps = self.dw_weight.reshape((d, self.kernel))?.t()?;
-        let mut depthwise = self.dw_bias.reshape((1, 1, d))?.broadcast_as((n, l, d))?;
-        for j in 0..self.kernel {
-            let tap = taps.narrow(0, j, 1)?.reshape((1, 1, d))?;
-            depthwise = (depthwise + padded.narrow(1, j, l)?.broadcast_mul(&tap)?)?;
-        }
-        let f = self.pw_bias.dims1()?;
-        let pw = self.pw_weight.reshape((f, d))?;
-        let pointwise = depthwise
-            .reshape((n * l, d))?
-            .matmul(&pw.t()?)?
-            .broadcast_add(&self.pw_bias)?
-            .relu()?;
-        pointwise.reshape((n, l, f))?.max(1)
+        let (out, bias) = match &self.conv {
+            BranchConv::Separable {
+                dw_weight,
+                dw_bias,
+                pw_weight,
+                pw_bias,
+            } => {
+                // dw_weight [D, 1, k] -> [k, D]: row j scales the slice shifted by j.
+                let taps = dw_weight.reshape((d, self.kernel))?.t()?;
+                let mut depthwise = dw_bias.reshape((1, 1, d))?.broadcast_as((n, l, d))?;
+                for j in 0..self.kernel {
+                    let tap = taps.narrow(0, j, 1)?.reshape((1, 1, d))?;
+                    depthwise = (depthwise + padded.narrow(1, j, l)?.broadcast_mul(&tap)?)?;
+                }
+                let f = pw_bias.dims1()?;
+                let pw = pw_weight.reshape((f, d))?;
+                (depthwise.reshape((n * l, d))?.matmul(&pw.t()?)?, pw_bias)
+            }
+            BranchConv::Full { weight, bias } => {
+                // im2col: the k shifted slices side by side, [N*L, k*D] (index j*D + c), against
+                // the weight [F, D, k] reordered to [F, k*D]: one matrix product per branch.
+                let slices = (0..self.kernel)
+                    .map(|j| padded.narrow(1, j, l))
+                    .collect::<Result<Vec<_>>>()?;
+                let columns = Tensor::cat(&slices, 2)?.reshape((n * l, self.kernel * d))?;
+                let f = bias.dims1()?;
+                let w = weight
+                    .permute((0, 2, 1))?
+                    .contiguous()?
+                    .reshape((f, self.kernel * d))?;
+                (columns.matmul(&w.t()?)?, bias)
+            }
+        };
+        let f = bias.dims1()?;
+        out.broadcast_add(bias)?.relu()?.reshape((n, l, f))
     }
 }
 
@@ -276,14 +329,22 @@ pub fn expected_shapes(cfg: &ArchConfig) -> Vec<(String, Vec<usize>)> {
     let (d, f) = (cfg.embed_dim, cfg.filters);
     let mut shapes = vec![("embedding.weight".to_string(), vec![cfg.vocab_size, d])];
     for (i, &k) in cfg.kernel_widths.iter().enumerate() {
-        shapes.push((format!("convs.{i}.dw.weight"), vec![d, 1, k]));
-        shapes.push((format!("convs.{i}.dw.bias"), vec![d]));
-        shapes.push((format!("convs.{i}.pw.weight"), vec![f, d, 1]));
-        shapes.push((format!("convs.{i}.pw.bias"), vec![f]));
+        match cfg.conv {
+            ConvKind::Separable => {
+                shapes.push((format!("convs.{i}.dw.weight"), vec![d, 1, k]));
+                shapes.push((format!("convs.{i}.dw.bias"), vec![d]));
+                shapes.push((format!("convs.{i}.pw.weight"), vec![f, d, 1]));
+                shapes.push((format!("convs.{i}.pw.bias"), vec![f]));
+            }
+            ConvKind::Full => {
+                shapes.push((format!("convs.{i}.conv.weight"), vec![f, d, k]));
+                shapes.push((format!("convs.{i}.conv.bias"), vec![f]));
+            }
+        }
     }
     shapes.push((
         "head.weight".to_string(),
-        vec![cfg.num_labels(), cfg.pooled_width()],
+        vec![cfg.num_labels(), cfg.head_width()],
     ));
     shapes.push(("head.bias".to_string(), vec![cfg.num_labels()]));
     shapes.push(("ngram.weight".to_string(), vec![cfg.ngram.buckets]));
@@ -339,6 +400,8 @@ mod tests {
                 max_n: 2,
                 max_chars: 16,
             },
+            conv: ConvKind::Separable,
+            head: HeadKind::Pooled,
         }
     }
 

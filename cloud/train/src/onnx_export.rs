@@ -15,7 +15,7 @@ use protobuf::{EnumOrUnknown, MessageField};
 use smsguard_core::model_meta;
 use smsguard_core::ngrams::NgramFeatures;
 
-use crate::config::ArchConfig;
+use crate::config::{ArchConfig, ConvKind, HeadKind};
 
 /// Default-domain opset of the exported graphs: ONNX Runtime 1.31 implements every operator used
 /// here at this version, and `ReduceMax` still takes `axes` as an attribute.
@@ -89,18 +89,34 @@ pub fn export_fp32(
     serialize_model(graph, metadata, "fp32")
 }
 
-/// One conv branch: depthwise conv of width `kernel`, then pointwise conv, ReLU and max pool.
+/// One conv branch of width `kernel`, followed by ReLU (and max pooling for the pooled head).
 #[derive(Debug, Clone)]
 pub(crate) struct Branch {
     pub(crate) kernel: usize,
-    /// `[D, 1, k]`
-    pub(crate) dw_weight: Vec<f32>,
-    /// `[D]`
-    pub(crate) dw_bias: Vec<f32>,
-    /// `[F, D, 1]`
-    pub(crate) pw_weight: Vec<f32>,
-    /// `[F]`
-    pub(crate) pw_bias: Vec<f32>,
+    pub(crate) conv: BranchConv,
+}
+
+/// A branch's weights, by [`ConvKind`].
+#[derive(Debug, Clone)]
+pub(crate) enum BranchConv {
+    /// Depthwise conv then pointwise conv.
+    Separable {
+        /// `[D, 1, k]`
+        dw_weight: Vec<f32>,
+        /// `[D]`
+        dw_bias: Vec<f32>,
+        /// `[F, D, 1]`
+        pw_weight: Vec<f32>,
+        /// `[F]`
+        pw_bias: Vec<f32>,
+    },
+    /// One full conv `D -> F`.
+    Full {
+        /// `[F, D, k]`
+        weight: Vec<f32>,
+        /// `[F]`
+        bias: Vec<f32>,
+    },
 }
 
 /// The char-CNN's weights, validated against an [`ArchConfig`], with a reference forward pass.
@@ -110,7 +126,7 @@ pub struct ReferenceCnn {
     /// `[V, D]`
     pub(crate) embedding: Vec<f32>,
     pub(crate) branches: Vec<Branch>,
-    /// `[C, B*F]`
+    /// `[C, W]`, W = [`ArchConfig::head_width`]
     pub(crate) head_weight: Vec<f32>,
     /// `[C]`
     pub(crate) head_bias: Vec<f32>,
@@ -123,12 +139,13 @@ pub struct ReferenceCnn {
 pub struct Activations {
     /// Embedded ids, `[D, L]`.
     pub embedded: Vec<f32>,
-    /// Depthwise conv output per branch, `[D, L]`.
+    /// Depthwise conv output per branch, `[D, L]` (empty for full convs).
     pub depthwise: Vec<Vec<f32>>,
-    /// Pointwise conv output per branch before ReLU, `[F, L]`.
+    /// Output per branch of its last conv (pointwise, or the full conv) before ReLU, `[F, L]`.
     pub pointwise: Vec<Vec<f32>>,
-    /// Concatenated max-pooled features, `[B*F]`.
-    pub pooled: Vec<f32>,
+    /// What the head reads: the concatenated max-pooled features `[B*F]`, or for the dense
+    /// head every branch's ReLU output flattened, `[B*F*L]`.
+    pub features: Vec<f32>,
     /// Logits of the CNN part, `[C]` (without the n-gram evidence).
     pub logits: Vec<f32>,
 }
@@ -218,15 +235,21 @@ impl ReferenceCnn {
         let embedding = table.take("embedding.weight", &[v, d])?;
         let mut branches = Vec::with_capacity(cfg.kernel_widths.len());
         for (i, &k) in cfg.kernel_widths.iter().enumerate() {
-            branches.push(Branch {
-                kernel: k,
-                dw_weight: table.take(&format!("convs.{i}.dw.weight"), &[d, 1, k])?,
-                dw_bias: table.take(&format!("convs.{i}.dw.bias"), &[d])?,
-                pw_weight: table.take(&format!("convs.{i}.pw.weight"), &[f, d, 1])?,
-                pw_bias: table.take(&format!("convs.{i}.pw.bias"), &[f])?,
-            });
+            let conv = match cfg.conv {
+                ConvKind::Separable => BranchConv::Separable {
+                    dw_weight: table.take(&format!("convs.{i}.dw.weight"), &[d, 1, k])?,
+                    dw_bias: table.take(&format!("convs.{i}.dw.bias"), &[d])?,
+                    pw_weight: table.take(&format!("convs.{i}.pw.weight"), &[f, d, 1])?,
+                    pw_bias: table.take(&format!("convs.{i}.pw.bias"), &[f])?,
+                },
+                ConvKind::Full => BranchConv::Full {
+                    weight: table.take(&format!("convs.{i}.conv.weight"), &[f, d, k])?,
+                    bias: table.take(&format!("convs.{i}.conv.bias"), &[f])?,
+                },
+            };
+            branches.push(Branch { kernel: k, conv });
         }
-        let head_weight = table.take("head.weight", &[c, cfg.pooled_width()])?;
+        let head_weight = table.take("head.weight", &[c, cfg.head_width()])?;
         let head_bias = table.take("head.bias", &[c])?;
         let ngram_weight = table.take("ngram.weight", &[cfg.ngram.buckets])?;
         table.reject_leftovers()?;
@@ -281,24 +304,40 @@ impl ReferenceCnn {
         let (d, f, l) = (self.cfg.embed_dim, self.cfg.filters, self.cfg.seq_len);
         let mut depthwise = Vec::with_capacity(self.branches.len());
         let mut pointwise = Vec::with_capacity(self.branches.len());
-        let mut pooled = Vec::with_capacity(self.cfg.pooled_width());
+        let mut features = Vec::with_capacity(self.cfg.head_width());
         for branch in &self.branches {
-            let dw = depthwise_conv(&embedded, branch, d, l);
-            let pw = pointwise_conv(&dw, branch, d, f, l);
-            // ReLU then max over time equals max over time clamped at 0 (max is monotone).
-            pooled.extend(
-                pw.chunks(l)
-                    .map(|row| row.iter().fold(0.0f32, |m, &x| m.max(x))),
-            );
-            depthwise.push(dw);
-            pointwise.push(pw);
+            let k = branch.kernel;
+            let out = match &branch.conv {
+                BranchConv::Separable {
+                    dw_weight,
+                    dw_bias,
+                    pw_weight,
+                    pw_bias,
+                } => {
+                    let dw = conv1d(&embedded, d, l, k, dw_weight, dw_bias, 1);
+                    let pw = conv1d(&dw, d, l, 1, pw_weight, pw_bias, d);
+                    depthwise.push(dw);
+                    pw
+                }
+                BranchConv::Full { weight, bias } => conv1d(&embedded, d, l, k, weight, bias, d),
+            };
+            debug_assert_eq!(out.len(), f * l);
+            match self.cfg.head {
+                // ReLU then max over time equals max over time clamped at 0 (max is monotone).
+                HeadKind::Pooled => features.extend(
+                    out.chunks(l)
+                        .map(|row| row.iter().fold(0.0f32, |m, &x| m.max(x))),
+                ),
+                HeadKind::Dense => features.extend(out.iter().map(|&x| x.max(0.0))),
+            }
+            pointwise.push(out);
         }
-        let logits = linear(&pooled, &self.head_weight, &self.head_bias);
+        let logits = linear(&features, &self.head_weight, &self.head_bias);
         Ok(Activations {
             embedded,
             depthwise,
             pointwise,
-            pooled,
+            features,
             logits,
         })
     }
@@ -326,37 +365,37 @@ impl ReferenceCnn {
     }
 }
 
-/// Per-channel 1-D cross-correlation with zero padding `k/2` on both sides (ONNX/candle `Conv`).
-fn depthwise_conv(x: &[f32], branch: &Branch, d: usize, l: usize) -> Vec<f32> {
-    let k = branch.kernel;
+/// 1-D cross-correlation of `x [channels, L]` with zero padding `k/2` on both sides (ONNX and
+/// candle `Conv`), `weight [out, in_per_out, k]`, `bias [out]`, in `channels / in_per_out`
+/// groups: each output channel reads the `in_per_out` input channels of its group. Covers the
+/// three convs of the contract: depthwise (`in_per_out` 1), pointwise (`k` 1, one group) and
+/// full (one group).
+fn conv1d(
+    x: &[f32],
+    channels: usize,
+    l: usize,
+    k: usize,
+    weight: &[f32],
+    bias: &[f32],
+    in_per_out: usize,
+) -> Vec<f32> {
     let half = k / 2;
-    let mut out = vec![0.0f32; d * l];
-    for c in 0..d {
-        let input = &x[c * l..(c + 1) * l];
-        let taps = &branch.dw_weight[c * k..(c + 1) * k];
-        for (t, slot) in out[c * l..(c + 1) * l].iter_mut().enumerate() {
-            let mut acc = branch.dw_bias[c];
-            for (j, &w) in taps.iter().enumerate() {
-                // Input position t + j - half, skipped where it falls into the padding.
-                if let Some(pos) = (t + j).checked_sub(half).filter(|&p| p < l) {
-                    acc += w * input[pos];
-                }
-            }
-            *slot = acc;
-        }
-    }
-    out
-}
-
-/// 1x1 conv: `[D, L]` -> `[F, L]`.
-fn pointwise_conv(x: &[f32], branch: &Branch, d: usize, f: usize, l: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; f * l];
+    let groups = channels / in_per_out;
+    let outputs_per_group = bias.len() / groups;
+    let mut out = vec![0.0f32; bias.len() * l];
     for (o, row) in out.chunks_mut(l).enumerate() {
-        row.fill(branch.pw_bias[o]);
-        for c in 0..d {
-            let w = branch.pw_weight[o * d + c];
-            for (slot, &input) in row.iter_mut().zip(&x[c * l..(c + 1) * l]) {
-                *slot += w * input;
+        row.fill(bias[o]);
+        let first_input = (o / outputs_per_group) * in_per_out;
+        for i in 0..in_per_out {
+            let input = &x[(first_input + i) * l..(first_input + i + 1) * l];
+            let taps = &weight[(o * in_per_out + i) * k..(o * in_per_out + i + 1) * k];
+            for (t, slot) in row.iter_mut().enumerate() {
+                for (j, &w) in taps.iter().enumerate() {
+                    // Input position t + j - half, skipped where it falls into the padding.
+                    if let Some(pos) = (t + j).checked_sub(half).filter(|&p| p < l) {
+                        *slot += w * input[pos];
+                    }
+                }
             }
         }
     }
@@ -388,57 +427,46 @@ fn fp32_graph(cnn: &ReferenceCnn) -> GraphProto {
         &["embedded_t"],
         vec![attr_ints("perm", &[0, 2, 1])],
     );
-    let mut pooled = Vec::new();
+    let mut outputs = Vec::new();
     for (i, branch) in cnn.branches.iter().enumerate() {
         let p = format!("convs.{i}");
-        let k = branch.kernel;
-        g.init_f32(&format!("{p}.dw.weight"), &[d, 1, k], &branch.dw_weight);
-        g.init_f32(&format!("{p}.dw.bias"), &[d], &branch.dw_bias);
-        g.init_f32(
-            &format!("{p}.pw.weight"),
-            &[cfg.filters, d, 1],
-            &branch.pw_weight,
-        );
-        g.init_f32(&format!("{p}.pw.bias"), &[cfg.filters], &branch.pw_bias);
-        g.node(
-            "Conv",
-            &[
-                "embedded_t",
-                &format!("{p}.dw.weight"),
-                &format!("{p}.dw.bias"),
-            ],
-            &[&format!("{p}.dw")],
-            depthwise_attrs(d, k),
-        );
-        g.node(
-            "Conv",
-            &[
-                &format!("{p}.dw"),
-                &format!("{p}.pw.weight"),
-                &format!("{p}.pw.bias"),
-            ],
-            &[&format!("{p}.pw")],
-            vec![attr_ints("kernel_shape", &[1])],
-        );
-        g.node(
-            "Relu",
-            &[&format!("{p}.pw")],
-            &[&format!("{p}.relu")],
-            vec![],
-        );
-        g.node(
-            "ReduceMax",
-            &[&format!("{p}.relu")],
-            &[&format!("{p}.pooled")],
-            max_over_time_attrs(),
-        );
-        pooled.push(format!("{p}.pooled"));
+        let conv_out = add_fp32_branch(&mut g, cfg, &p, branch);
+        g.node("Relu", &[&conv_out], &[&format!("{p}.relu")], vec![]);
+        match cfg.head {
+            HeadKind::Pooled => {
+                g.node(
+                    "ReduceMax",
+                    &[&format!("{p}.relu")],
+                    &[&format!("{p}.pooled")],
+                    max_over_time_attrs(),
+                );
+                outputs.push(format!("{p}.pooled"));
+            }
+            HeadKind::Dense => outputs.push(format!("{p}.relu")),
+        }
     }
-    let pooled: Vec<&str> = pooled.iter().map(String::as_str).collect();
-    g.node("Concat", &pooled, &["features"], vec![attr_int("axis", 1)]);
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    match cfg.head {
+        HeadKind::Pooled => g.node("Concat", &outputs, &["features"], vec![attr_int("axis", 1)]),
+        HeadKind::Dense => {
+            // [N, B*F, L] flattened channel-major, the order of the contract's head weight.
+            g.node(
+                "Concat",
+                &outputs,
+                &["all_positions"],
+                vec![attr_int("axis", 1)],
+            );
+            g.node(
+                "Flatten",
+                &["all_positions"],
+                &["features"],
+                vec![attr_int("axis", 1)],
+            );
+        }
+    }
     g.init_f32(
         "head.weight",
-        &[cfg.num_labels(), cfg.pooled_width()],
+        &[cfg.num_labels(), cfg.head_width()],
         &cnn.head_weight,
     );
     g.init_f32("head.bias", &[cfg.num_labels()], &cnn.head_bias);
@@ -457,6 +485,61 @@ fn fp32_graph(cnn: &ReferenceCnn) -> GraphProto {
     );
     add_ngram_evidence(&mut g, "ngram_bucket_weights");
     g.finish()
+}
+
+/// The conv nodes of one fp32 branch named `p`, reading `embedded_t`; returns the output name
+/// (`[N, F, L]`, before ReLU).
+fn add_fp32_branch(g: &mut GraphBuilder, cfg: &ArchConfig, p: &str, branch: &Branch) -> String {
+    let (d, f, k) = (cfg.embed_dim, cfg.filters, branch.kernel);
+    match &branch.conv {
+        BranchConv::Separable {
+            dw_weight,
+            dw_bias,
+            pw_weight,
+            pw_bias,
+        } => {
+            g.init_f32(&format!("{p}.dw.weight"), &[d, 1, k], dw_weight);
+            g.init_f32(&format!("{p}.dw.bias"), &[d], dw_bias);
+            g.init_f32(&format!("{p}.pw.weight"), &[f, d, 1], pw_weight);
+            g.init_f32(&format!("{p}.pw.bias"), &[f], pw_bias);
+            g.node(
+                "Conv",
+                &[
+                    "embedded_t",
+                    &format!("{p}.dw.weight"),
+                    &format!("{p}.dw.bias"),
+                ],
+                &[&format!("{p}.dw")],
+                depthwise_attrs(d, k),
+            );
+            g.node(
+                "Conv",
+                &[
+                    &format!("{p}.dw"),
+                    &format!("{p}.pw.weight"),
+                    &format!("{p}.pw.bias"),
+                ],
+                &[&format!("{p}.pw")],
+                vec![attr_ints("kernel_shape", &[1])],
+            );
+            format!("{p}.pw")
+        }
+        BranchConv::Full { weight, bias } => {
+            g.init_f32(&format!("{p}.conv.weight"), &[f, d, k], weight);
+            g.init_f32(&format!("{p}.conv.bias"), &[f], bias);
+            g.node(
+                "Conv",
+                &[
+                    "embedded_t",
+                    &format!("{p}.conv.weight"),
+                    &format!("{p}.conv.bias"),
+                ],
+                &[&format!("{p}.conv")],
+                same_length_attrs(k),
+            );
+            format!("{p}.conv")
+        }
+    }
 }
 
 /// From the gathered per-bucket weights `[N, K]` to `logits = cnn_logits + s * spam_mask`,
@@ -491,9 +574,15 @@ pub(crate) fn add_ngram_evidence(g: &mut GraphBuilder, bucket_weights: &str) {
 
 /// Attributes of a depthwise conv of width `k` over `d` channels that keeps the length.
 pub(crate) fn depthwise_attrs(d: usize, k: usize) -> Vec<AttributeProto> {
+    let mut attrs = vec![attr_int("group", d as i64)];
+    attrs.extend(same_length_attrs(k));
+    attrs
+}
+
+/// Attributes of a conv of width `k` (one group) that keeps the length: padding k/2 each side.
+pub(crate) fn same_length_attrs(k: usize) -> Vec<AttributeProto> {
     let half = (k / 2) as i64;
     vec![
-        attr_int("group", d as i64),
         attr_ints("kernel_shape", &[k as i64]),
         attr_ints("pads", &[half, half]),
     ]

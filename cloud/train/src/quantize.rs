@@ -10,15 +10,19 @@
 //! ngram_ids -> Gather(ngram weight int8 [G], one symmetric scale) -> DequantizeLinear
 //!     -> times ngram_weights, summed -> added to every spam label -> logits
 //! ```
+//! Variants of [`crate::config`]: full convs run one `QLinearConv` per branch (group 1, its own
+//! width, the same 7-bit weights and one shared output range) whose uint8 outputs are
+//! concatenated; the dense head dequantises every position instead of max-pooling.
+//!
 //! Activation ranges of the conv outputs come from running the reference forward pass
 //! ([`ReferenceCnn`]) over calibration inputs; pass real samples via [`export_int8_calibrated`].
 
 use onnx_protobuf::AttributeProto;
 
-use crate::config::ArchConfig;
+use crate::config::{ArchConfig, HeadKind};
 use crate::onnx_export::{
-    add_ngram_evidence, attr_int, attr_ints, depthwise_attrs, serialize_model, Branch, ExportError,
-    GraphBuilder, ReferenceCnn, CNN_LOGITS, INPUT_NAME, NGRAM_IDS_NAME,
+    add_ngram_evidence, attr_int, attr_ints, depthwise_attrs, same_length_attrs, serialize_model,
+    BranchConv, ExportError, GraphBuilder, ReferenceCnn, CNN_LOGITS, INPUT_NAME, NGRAM_IDS_NAME,
 };
 
 /// Number of synthetic sequences [`export_int8`] calibrates on when given no real samples.
@@ -155,9 +159,9 @@ impl AffineU8 {
 /// Activation quantisers measured by [`calibrate`]; one per tensor of the merged graph.
 #[derive(Debug, Clone)]
 pub(crate) struct Calibration {
-    /// Output of the depthwise convs of all branches.
-    depthwise: AffineU8,
-    /// Output of the pointwise convs of all branches (ReLU folded in: range `[0, max]`).
+    /// Output of the depthwise convs of all branches (none with full convs).
+    depthwise: Option<AffineU8>,
+    /// Output of each branch's last conv, pointwise or full (ReLU folded in: range `[0, max]`).
     pointwise: AffineU8,
 }
 
@@ -193,8 +197,9 @@ fn calibrate(cnn: &ReferenceCnn, calibration_ids: &[Vec<i64>]) -> Result<Calibra
         acts.depthwise.iter().for_each(|dw| depthwise.widen(dw));
         acts.pointwise.iter().for_each(|pw| pointwise.widen(pw));
     }
+    let separable = cnn.cfg.conv.is_separable();
     Ok(Calibration {
-        depthwise: AffineU8::covering(depthwise.min, depthwise.max),
+        depthwise: separable.then(|| AffineU8::covering(depthwise.min, depthwise.max)),
         // Below zero ReLU clips anyway, so the pointwise quantiser spends all codes on [0, max].
         pointwise: AffineU8::covering(0.0, pointwise.max),
     })
@@ -214,9 +219,15 @@ fn quantize_bias(bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> Vec<i
 fn int8_graph(cnn: &ReferenceCnn, calibration: &Calibration) -> onnx_protobuf::GraphProto {
     let mut g = GraphBuilder::new("smsguard_char_cnn_int8", &cnn.cfg);
     let embedded = add_embedding(&mut g, cnn);
-    add_activation_quant(&mut g, "depthwise", calibration.depthwise);
+    if let Some(depthwise) = calibration.depthwise {
+        add_activation_quant(&mut g, "depthwise", depthwise);
+    }
     add_activation_quant(&mut g, "pointwise", calibration.pointwise);
-    add_branches(&mut g, cnn, embedded.scale, calibration);
+    match calibration.depthwise {
+        Some(depthwise) => add_separable_branches(&mut g, cnn, embedded.scale, depthwise.scale),
+        None => add_full_branches(&mut g, cnn, embedded.scale, calibration.pointwise),
+    }
+    add_features(&mut g, cnn);
     add_head(&mut g, cnn);
     add_ngram_branch(&mut g, cnn);
     g.finish()
@@ -276,34 +287,43 @@ fn add_embedding(g: &mut GraphBuilder, cnn: &ReferenceCnn) -> AffineU8 {
         &["embedded_t_u8"],
         vec![attr_ints("perm", &[0, 2, 1])],
     );
-    // Every branch reads its own copy, so the branches run as one grouped conv each step.
-    let copies = vec!["embedded_t_u8"; cnn.branches.len()];
-    g.node(
-        "Concat",
-        &copies,
-        &["branch_inputs_u8"],
-        vec![attr_int("axis", 1)],
-    );
     quant
 }
 
 /// All branches as one depthwise `QLinearConv` (kernels zero-padded to the widest, centred, which
 /// computes the same sums) and one pointwise `QLinearConv` with a group per branch: two conv
 /// nodes instead of two per branch. Output zero point 0 of the pointwise conv is the ReLU.
-fn add_branches(
+/// Writes `pointwise_u8` `[N, B*F, L]`.
+fn add_separable_branches(
     g: &mut GraphBuilder,
     cnn: &ReferenceCnn,
     input_scale: f32,
-    calibration: &Calibration,
+    depthwise_scale: f32,
 ) {
     let (d, f, b) = (cnn.cfg.embed_dim, cnn.cfg.filters, cnn.branches.len());
+    // Every branch reads its own copy, so the branches run as one grouped conv each step.
+    let copies = vec!["embedded_t_u8"; b];
+    g.node(
+        "Concat",
+        &copies,
+        &["branch_inputs_u8"],
+        vec![attr_int("axis", 1)],
+    );
     let widest = cnn.branches.iter().map(|br| br.kernel).max().unwrap_or(1);
     let (mut dw_weight, mut dw_bias, mut pw_weight, mut pw_bias) = (vec![], vec![], vec![], vec![]);
     for branch in &cnn.branches {
-        dw_weight.extend(centred_taps(branch, d, widest));
-        dw_bias.extend_from_slice(&branch.dw_bias);
-        pw_weight.extend_from_slice(&branch.pw_weight);
-        pw_bias.extend_from_slice(&branch.pw_bias);
+        if let BranchConv::Separable {
+            dw_weight: dw,
+            dw_bias: dwb,
+            pw_weight: pw,
+            pw_bias: pwb,
+        } = &branch.conv
+        {
+            dw_weight.extend(centred_taps(dw, branch.kernel, d, widest));
+            dw_bias.extend_from_slice(dwb);
+            pw_weight.extend_from_slice(pw);
+            pw_bias.extend_from_slice(pwb);
+        }
     }
     let depthwise = QConv {
         name: "depthwise",
@@ -318,17 +338,59 @@ fn add_branches(
         shape: [b * f, d, 1],
         weight: &pw_weight,
         bias: &pw_bias,
-        input: ("depthwise_u8", "depthwise", calibration.depthwise.scale),
+        input: ("depthwise_u8", "depthwise", depthwise_scale),
     };
     let attrs = vec![attr_int("group", b as i64), attr_ints("kernel_shape", &[1])];
     add_qlinear_conv(g, &pointwise, attrs);
-    // Max pooling commutes with the monotone dequantisation, so pool on the uint8 codes. MaxPool
-    // rather than ReduceMax: ONNX Runtime has a vectorised uint8 MaxPool, 3x faster here.
-    let window = vec![attr_ints("kernel_shape", &[cnn.cfg.seq_len as i64])];
-    g.node("MaxPool", &["pointwise_u8"], &["pooled_u8"], window);
+}
+
+/// One full `QLinearConv` per branch (group 1, its own width: no zero taps), all with the
+/// pointwise output range (zero point 0 = ReLU), concatenated into `pointwise_u8` `[N, B*F, L]`.
+fn add_full_branches(g: &mut GraphBuilder, cnn: &ReferenceCnn, input_scale: f32, out: AffineU8) {
+    let (d, f) = (cnn.cfg.embed_dim, cnn.cfg.filters);
+    let mut outputs = Vec::with_capacity(cnn.branches.len());
+    for (i, branch) in cnn.branches.iter().enumerate() {
+        let BranchConv::Full { weight, bias } = &branch.conv else {
+            continue;
+        };
+        let name = format!("convs.{i}.conv");
+        add_activation_quant(g, &name, out);
+        let conv = QConv {
+            name: &name,
+            shape: [f, d, branch.kernel],
+            weight,
+            bias,
+            input: ("embedded_t_u8", "embedded", input_scale),
+        };
+        add_qlinear_conv(g, &conv, same_length_attrs(branch.kernel));
+        outputs.push(format!("{name}_u8"));
+    }
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    g.node(
+        "Concat",
+        &outputs,
+        &["pointwise_u8"],
+        vec![attr_int("axis", 1)],
+    );
+}
+
+/// From `pointwise_u8` `[N, B*F, L]` to the head's float input `features`.
+fn add_features(g: &mut GraphBuilder, cnn: &ReferenceCnn) {
+    let dequantised = match cnn.cfg.head {
+        HeadKind::Pooled => {
+            // Max pooling commutes with the monotone dequantisation, so pool on the uint8 codes.
+            // MaxPool rather than ReduceMax: ONNX Runtime has a vectorised uint8 MaxPool, 3x
+            // faster here.
+            let window = vec![attr_ints("kernel_shape", &[cnn.cfg.seq_len as i64])];
+            g.node("MaxPool", &["pointwise_u8"], &["pooled_u8"], window);
+            "pooled_u8"
+        }
+        // Every position's ReLU output (zero point 0), channel-major like the contract.
+        HeadKind::Dense => "pointwise_u8",
+    };
     g.node(
         "DequantizeLinear",
-        &["pooled_u8", "pointwise.scale", "pointwise.zero_point"],
+        &[dequantised, "pointwise.scale", "pointwise.zero_point"],
         &["pooled"],
         vec![],
     );
@@ -341,14 +403,11 @@ fn add_branches(
 }
 
 /// Depthwise taps `[D, 1, k]` zero-padded on both sides to `[D, 1, widest]`.
-fn centred_taps(branch: &Branch, d: usize, widest: usize) -> Vec<f32> {
-    let offset = (widest - branch.kernel) / 2;
+fn centred_taps(dw_weight: &[f32], k: usize, d: usize, widest: usize) -> Vec<f32> {
+    let offset = (widest - k) / 2;
     let mut taps = vec![0.0; d * widest];
-    for (row, source) in taps
-        .chunks_mut(widest)
-        .zip(branch.dw_weight.chunks(branch.kernel))
-    {
-        row[offset..offset + branch.kernel].copy_from_slice(source);
+    for (row, source) in taps.chunks_mut(widest).zip(dw_weight.chunks(k)) {
+        row[offset..offset + k].copy_from_slice(source);
     }
     taps
 }
@@ -400,9 +459,10 @@ fn add_qlinear_conv(g: &mut GraphBuilder, conv: &QConv<'_>, attributes: Vec<Attr
     );
 }
 
-/// Head weight stored int8 per output row and dequantised for a float `Gemm` (it is tiny).
+/// Head weight stored int8 per output row and dequantised for a float `Gemm` (tiny with the
+/// pooled head; with the dense head it is most of the file).
 fn add_head(g: &mut GraphBuilder, cnn: &ReferenceCnn) {
-    let (c, width) = (cnn.cfg.num_labels(), cnn.cfg.pooled_width());
+    let (c, width) = (cnn.cfg.num_labels(), cnn.cfg.head_width());
     let weight = quantize_rows(&cnn.head_weight, c, DEQUANTISED_WEIGHT_LIMIT);
     g.init_i8("head.weight_q", &[c, width], &weight.values);
     g.init_f32("head.weight_scale", &[c], &weight.scales);
@@ -481,6 +541,8 @@ mod tests {
             seq_len: 16,
             labels: vec!["ham".into(), "spam".into()],
             ngram: smsguard_core::ngrams::NgramConfig::default(),
+            conv: crate::config::ConvKind::Separable,
+            head: HeadKind::Pooled,
         };
         for ids in synthetic_ids(&cfg, 50, 7) {
             assert_eq!(ids.len(), 16);

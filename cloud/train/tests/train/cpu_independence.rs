@@ -6,6 +6,10 @@
 //! weights the two differ (the pair sums saturate under emulation); the exporter's 7-bit conv
 //! weights make every kernel compute the same exact sums.
 //!
+//! The same holds for the full-convolution variant of the ablation (group-1 `QLinearConv`s,
+//! which ONNX Runtime runs through its u8×s8 GEMM rather than the depthwise kernel): its logits
+//! are part of the same report.
+//!
 //! `qemu-x86_64` comes from Debian's `qemu-user` package, which `.ci/setup` installs. On a host
 //! without VNNI both runs take the AVX2 path, so there the test checks less (same path twice);
 //! `quantize`'s unit test checks the int16 bound itself on any host.
@@ -13,9 +17,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use smsguard_train::config::{ArchConfig, ConvKind};
 use smsguard_train::quantize::{export_int8_calibrated, synthetic_ids};
 
 use super::parity::{mid_config, random_weights, run_batch, session, synthetic_inputs};
+use super::variants::variant_weights;
 
 /// Set in the child process: where it writes its CPU features and logits.
 const CHILD_OUTPUT_ENV: &str = "SMSGUARD_CPU_PARITY_OUT";
@@ -53,21 +59,31 @@ fn int8_logits_are_bit_identical_on_an_avx2_only_cpu() {
     assert_eq!(native_logits.len(), emulated_logits.len());
 }
 
-/// The CPU's relevant features, a newline, then the int8 logits of a seeded model and inputs as
-/// the hex bits of each f32.
+/// The CPU's relevant features, a newline, then the int8 logits of two seeded models (the
+/// shipped form, then full convolutions) on seeded inputs, as the hex bits of each f32.
 fn cpu_report() -> String {
     let cfg = mid_config();
-    let weights = random_weights(&cfg, 3);
-    let calibration = synthetic_ids(&cfg, 128, 100);
-    let int8 = export_int8_calibrated(&cfg, &weights, &[], &calibration).expect("int8 export");
-    let inputs = synthetic_inputs(&cfg, 200, 200);
-    let logits = run_batch(&mut session(&int8), &inputs, cfg.num_labels());
-    let bits: Vec<String> = logits
-        .iter()
-        .flatten()
-        .map(|v| format!("{:08x}", v.to_bits()))
-        .collect();
+    let full = ArchConfig {
+        conv: ConvKind::Full,
+        ..mid_config()
+    };
+    let bits: Vec<String> = [
+        int8_logits(&cfg, &random_weights(&cfg, 3)),
+        int8_logits(&full, &variant_weights(&full, 3)),
+    ]
+    .iter()
+    .flatten()
+    .map(|v| format!("{:08x}", v.to_bits()))
+    .collect();
     format!("{}\n{}", cpu_features(), bits.join(" "))
+}
+
+fn int8_logits(cfg: &ArchConfig, weights: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<f32> {
+    let calibration = synthetic_ids(cfg, 128, 100);
+    let int8 = export_int8_calibrated(cfg, weights, &[], &calibration).expect("int8 export");
+    let inputs = synthetic_inputs(cfg, 200, 200);
+    let logits = run_batch(&mut session(&int8), &inputs, cfg.num_labels());
+    logits.into_iter().flatten().collect()
 }
 
 fn cpu_features() -> String {

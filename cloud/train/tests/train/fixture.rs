@@ -2,7 +2,7 @@
 
 use smsguard_core::features::FeatureEncoder;
 use smsguard_core::ngrams::NgramConfig;
-use smsguard_train::config::ArchConfig;
+use smsguard_train::config::{ArchConfig, ConvKind, HeadKind};
 use smsguard_train::data::{Dataset, Example, EDGE_LABELS};
 use smsguard_train::trainer::EncodedSet;
 use smsguard_train::vocab::{self, VocabConfig};
@@ -76,6 +76,8 @@ pub fn prepared() -> (String, FeatureEncoder, ArchConfig, EncodedSet) {
             max_n: 3,
             max_chars: 64,
         },
+        conv: ConvKind::Separable,
+        head: HeadKind::Pooled,
     };
     let set = EncodedSet::encode(&data, &encoder, &arch.ngram);
     (json, encoder, arch, set)

@@ -14,3 +14,4 @@ mod multiclass_fit;
 mod parity;
 mod requantize;
 mod training;
+mod variants;

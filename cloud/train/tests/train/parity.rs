@@ -9,7 +9,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use smsguard_core::model_meta;
 use smsguard_core::ngrams::{pad_batch, NgramConfig, NgramFeatures, PaddedNgrams};
-use smsguard_train::config::ArchConfig;
+use smsguard_train::config::{ArchConfig, ConvKind, HeadKind};
 use smsguard_train::model::{BatchInput, CharCnn};
 use smsguard_train::onnx_export::{
     export_fp32, ExportError, ReferenceCnn, INPUT_NAME, NGRAM_IDS_NAME, NGRAM_WEIGHTS_NAME,
@@ -63,7 +63,7 @@ pub(super) struct Input {
 }
 
 /// The n-gram columns of a batch, as the edge pads them.
-fn padded_ngrams(batch: &[Input]) -> PaddedNgrams {
+pub(super) fn padded_ngrams(batch: &[Input]) -> PaddedNgrams {
     let grams: Vec<&NgramFeatures> = batch.iter().map(|i| &i.ngrams).collect();
     pad_batch(&grams)
 }
@@ -182,7 +182,7 @@ fn labels(count: usize) -> Vec<String> {
         .collect()
 }
 
-fn small_config() -> ArchConfig {
+pub(super) fn small_config() -> ArchConfig {
     ArchConfig {
         vocab_size: 61,
         embed_dim: 8,
@@ -191,6 +191,8 @@ fn small_config() -> ArchConfig {
         seq_len: 24,
         labels: labels(3),
         ngram: ngram_config(32),
+        conv: ConvKind::Separable,
+        head: HeadKind::Pooled,
     }
 }
 
@@ -203,6 +205,8 @@ pub(super) fn mid_config() -> ArchConfig {
         seq_len: 64,
         labels: labels(5),
         ngram: ngram_config(500),
+        conv: ConvKind::Separable,
+        head: HeadKind::Pooled,
     }
 }
 
@@ -215,11 +219,13 @@ fn default_config() -> ArchConfig {
         seq_len: 128,
         labels: labels(5),
         ngram: NgramConfig::default(),
+        conv: ConvKind::Separable,
+        head: HeadKind::Pooled,
     }
 }
 
 /// Edge cases of the input space plus a few ordinary right-padded sequences, with n-grams.
-fn edge_case_inputs(cfg: &ArchConfig) -> Vec<Input> {
+pub(super) fn edge_case_inputs(cfg: &ArchConfig) -> Vec<Input> {
     with_ngrams(cfg, edge_case_ids(cfg), 77)
 }
 
@@ -238,7 +244,7 @@ fn edge_case_ids(cfg: &ArchConfig) -> Vec<Vec<i64>> {
     inputs
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
@@ -246,7 +252,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn argmax(values: &[f32]) -> usize {
+pub(super) fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
