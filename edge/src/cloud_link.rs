@@ -320,16 +320,19 @@ impl CloudClient {
         with_deadline(deadline, client.report(request)).await
     }
 
-    /// Spam fingerprints and sender rules changed since `since_version`.
+    /// Spam fingerprints and sender rules changed since `since_version`, and the cloud's
+    /// knowledge table when its id is not `knowledge_revision`.
     pub async fn sync_cache(
         &self,
         since_version: u64,
         max_entries: u32,
+        knowledge_revision: &str,
     ) -> Result<SyncCacheResponse, CloudLinkError> {
         let body = SyncCacheRequest {
             since_version,
             max_entries,
             device_id: self.inner.device_id.clone(),
+            knowledge_revision: knowledge_revision.to_owned(),
         };
         let deadline = self.inner.bulk_deadline;
         let request = self.request(body, deadline);

@@ -169,7 +169,11 @@ impl SmsGuard for RelayService {
         let request = request.into_inner();
         let answer = self
             .upstream
-            .sync_cache(request.since_version, request.max_entries)
+            .sync_cache(
+                request.since_version,
+                request.max_entries,
+                &request.knowledge_revision,
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(answer))

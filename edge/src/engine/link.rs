@@ -23,7 +23,14 @@ pub trait CloudLink: Send + Sync + fmt::Debug {
     fn classify(&self, msg: SmsMessage) -> CloudFuture<Verdict>;
     fn classify_batch(&self, msgs: Vec<SmsMessage>) -> CloudFuture<Vec<ClassifyResult>>;
     fn report(&self, req: ReportRequest) -> CloudFuture<ReportResponse>;
-    fn sync_cache(&self, since_version: u64, max_entries: u32) -> CloudFuture<SyncCacheResponse>;
+    /// A page of changes since `since_version`, with the cloud's knowledge table when its id
+    /// is not `knowledge_revision`.
+    fn sync_cache(
+        &self,
+        since_version: u64,
+        max_entries: u32,
+        knowledge_revision: String,
+    ) -> CloudFuture<SyncCacheResponse>;
     fn get_model(&self, current_version: &str) -> CloudFuture<GetModelResponse>;
     /// Private mode's one call (a link without it refuses, and the local verdict stands).
     fn private_classify(
@@ -71,9 +78,18 @@ impl CloudLink for CloudClient {
         Box::pin(async move { client.report(req).await })
     }
 
-    fn sync_cache(&self, since_version: u64, max_entries: u32) -> CloudFuture<SyncCacheResponse> {
+    fn sync_cache(
+        &self,
+        since_version: u64,
+        max_entries: u32,
+        knowledge_revision: String,
+    ) -> CloudFuture<SyncCacheResponse> {
         let client = self.clone();
-        Box::pin(async move { client.sync_cache(since_version, max_entries).await })
+        Box::pin(async move {
+            client
+                .sync_cache(since_version, max_entries, &knowledge_revision)
+                .await
+        })
     }
 
     fn get_model(&self, current_version: &str) -> CloudFuture<GetModelResponse> {

@@ -6,6 +6,7 @@ mod errors;
 mod feedback;
 mod install_crash;
 mod killed;
+mod knowledge_sync;
 mod link;
 mod model;
 mod offline;
