@@ -57,7 +57,8 @@ fn validate(request: &v1::PrivateSimilarityRequest) -> Result<(), RequestError> 
     Ok(())
 }
 
-/// The answer to one lookup: prefix `b` of the request is band `b`'s.
+/// The answer to one lookup: prefix `b` of the request is band `b`'s. A prefix shorter than
+/// the backend serves is FAILED_PRECONDITION, naming the shortest it does.
 pub fn answer(
     state: &dyn StateBackend,
     config: &SimilarityConfig,
@@ -65,24 +66,27 @@ pub fn answer(
     request: &v1::PrivateSimilarityRequest,
 ) -> Result<v1::PrivateSimilarityResponse, RequestError> {
     validate(request)?;
+    let min_bits = state.min_prefix_bits();
+    if request.prefix_bits < min_bits {
+        return Err(RequestError::NotServed(format!(
+            "the {} state serves prefix_bits >= {min_bits}; ask again with at least {min_bits}",
+            state.kind()
+        )));
+    }
+    let found = state.prefix_buckets(&request.prefixes, request.prefix_bits, MAX_BUCKET_ENTRIES)?;
     // Response-local entry numbers: the same stored entry gets the same number in every bucket.
     let mut numbers: HashMap<u64, u32> = HashMap::new();
-    let mut buckets = Vec::with_capacity(request.prefixes.len());
-    for (band, &prefix) in request.prefixes.iter().enumerate() {
-        let found = state.prefix_bucket(band, prefix, request.prefix_bits, MAX_BUCKET_ENTRIES)?;
-        buckets.push(bucket(
-            band,
-            found,
-            min_bucket_entries,
-            config,
-            &mut numbers,
-        ));
-    }
+    let buckets = found
+        .into_iter()
+        .enumerate()
+        .map(|(band, found)| bucket(band, found, min_bucket_entries, config, &mut numbers))
+        .collect();
     Ok(v1::PrivateSimilarityResponse {
         buckets,
         min_bucket_entries: min_bucket_entries as u32,
         max_bucket_entries: MAX_BUCKET_ENTRIES as u32,
-        suggested_prefix_bits: suggested_bits(state.similarity_len(), min_bucket_entries),
+        suggested_prefix_bits: suggested_bits(state.similarity_len(), min_bucket_entries)
+            .max(min_bits),
     })
 }
 

@@ -13,6 +13,7 @@ mod poisoning;
 mod privacy;
 mod private_mode;
 mod private_similarity;
+mod private_similarity_redis;
 mod redis_state;
 mod reload;
 mod restart;
