@@ -18,6 +18,7 @@ mod device_key;
 mod hot;
 mod link;
 mod private;
+mod private_recheck;
 mod private_similarity;
 mod recheck;
 mod retention;
