@@ -204,4 +204,11 @@ impl SmsGuard for RelayService {
     ) -> Result<Response<v1::PrivateSimilarityResponse>, Status> {
         Err(Status::unimplemented("private mode is not relayed"))
     }
+
+    async fn private_params(
+        &self,
+        _request: Request<v1::PrivateParamsRequest>,
+    ) -> Result<Response<v1::PrivateParamsResponse>, Status> {
+        Err(Status::unimplemented("private mode is not relayed"))
+    }
 }

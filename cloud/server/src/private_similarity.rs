@@ -85,9 +85,26 @@ pub fn answer(
         buckets,
         min_bucket_entries: min_bucket_entries as u32,
         max_bucket_entries: MAX_BUCKET_ENTRIES as u32,
-        suggested_prefix_bits: suggested_bits(state.similarity_len(), min_bucket_entries)
-            .max(min_bits),
+        suggested_prefix_bits: suggestion(state, min_bucket_entries),
     })
+}
+
+/// The prefix length to suggest: [`suggested_bits`] for the memory's size, never shorter than
+/// the backend serves.
+pub fn suggestion(state: &dyn StateBackend, min_bucket_entries: usize) -> u32 {
+    suggested_bits(state.similarity_len(), min_bucket_entries).max(state.min_prefix_bits())
+}
+
+/// The similarity fields of `PrivateParams`.
+pub fn fill_params(
+    state: &dyn StateBackend,
+    min_bucket_entries: usize,
+    params: &mut v1::PrivateParamsResponse,
+) {
+    params.suggested_prefix_bits = suggestion(state, min_bucket_entries);
+    params.min_prefix_bits = state.min_prefix_bits();
+    params.min_bucket_entries = min_bucket_entries as u32;
+    params.max_bucket_entries = MAX_BUCKET_ENTRIES as u32;
 }
 
 /// The longest prefix at which a (band, prefix) bucket of a memory of `entries` holds at least

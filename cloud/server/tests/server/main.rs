@@ -12,6 +12,7 @@ mod malformed;
 mod poisoning;
 mod privacy;
 mod private_mode;
+mod private_params;
 mod private_similarity;
 mod private_similarity_redis;
 mod redis_state;
