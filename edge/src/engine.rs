@@ -18,6 +18,7 @@ mod device_key;
 mod hot;
 mod link;
 mod private;
+mod private_params;
 mod private_recheck;
 mod private_similarity;
 mod recheck;
@@ -445,7 +446,7 @@ impl Engine {
             Err(e) => (None, Some(e.to_string())),
         };
         let private = match (&remote, config.privacy) {
-            (Some(_), Privacy::Private) => Some(private::PrivateMode::new()?),
+            (Some(remote), Privacy::Private) => Some(private::PrivateMode::new(remote)?),
             _ => None,
         };
         let janitor = store

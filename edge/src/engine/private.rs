@@ -27,6 +27,7 @@ use smsguard_proto::v1::{PrivateClassifyResponse, PrivateSimilarityResponse};
 
 use super::classify::{Message, Outcome};
 use super::link::{Pending, Remote};
+use super::private_params::PublishedParams;
 use super::private_similarity::{bucket_entries, describe, raise_by_similarity, PrefixBits};
 use super::{micros, Engine, EngineError, Timings};
 use crate::cloud_link::CloudLinkError;
@@ -39,19 +40,29 @@ pub(crate) struct PrivateMode {
     pub(super) client: PrivateClient,
     /// The similarity lookup's prefix length (see `private_similarity`).
     pub(super) prefix_bits: PrefixBits,
+    /// What the cloud publishes (see `private_params`).
+    pub(super) params: PublishedParams,
 }
 
 impl PrivateMode {
     /// A fresh secret key for the cloud's private model shape: one class per label of the
     /// taxonomy, as many buckets as pack into one polynomial.
-    pub(crate) fn new() -> Result<PrivateMode, EngineError> {
+    /// Starts fetching what the cloud publishes for private mode.
+    pub(crate) fn new(remote: &Remote) -> Result<PrivateMode, EngineError> {
         let shape = PrivateShape::for_classes(Label::ALL.len());
         let client = PrivateClient::new(shape)
             .map_err(|e| EngineError::Config(format!("private mode: {e}")))?;
         Ok(PrivateMode {
             client,
             prefix_bits: PrefixBits::default(),
+            params: PublishedParams::fetch(remote),
         })
+    }
+
+    /// Whether the cloud publishes parameters this phone supports (`Err(reason)` if not).
+    pub(super) fn check_params(&self, remote: &Remote, deadline: Instant) -> Result<(), String> {
+        self.params
+            .check(remote, self.client.shape(), &self.prefix_bits, deadline)
     }
 
     /// The decrypted scores of an answer, checked against the shape that was encrypted.
@@ -197,6 +208,9 @@ impl Engine {
     ) -> Outcome {
         let started = Instant::now();
         let model = self.local_model();
+        if let Err(reason) = private.check_params(remote, started + remote.deadline) {
+            return self.refuse_private(model.as_deref(), message, &reason, timings, started);
+        }
         let pending = private
             .client
             .encrypt_text(&message.normalized.text)
@@ -222,6 +236,7 @@ impl Engine {
         let answer = pending.and_then(|pending| {
             let answer = pending.wait_until(started + remote.deadline).map_err(|e| {
                 self.note_refusal(&e);
+                private.params.note_failure(&e);
                 retryable = e.is_retryable();
                 if !retryable {
                     self.count_cloud_failure();
@@ -268,6 +283,24 @@ impl Engine {
             &mut outcome,
         );
         timings.cloud_wait = micros(waited.elapsed());
+        outcome
+    }
+
+    /// Private mode refused (the cloud publishes parameters this phone does not support): the
+    /// local verdict, degraded, with the reason; nothing goes to the cloud, nothing is queued.
+    fn refuse_private(
+        &self,
+        model: Option<&super::LocalModel>,
+        message: &Message,
+        reason: &str,
+        timings: &mut Timings,
+        started: Instant,
+    ) -> Outcome {
+        let local = self.local_outcome(model, message);
+        timings.local = micros(started.elapsed());
+        let mut outcome = local.unwrap_or_else(|reason| self.fail_open(reason));
+        outcome.reason = format!("{}; private mode refused: {reason}", outcome.reason);
+        outcome.degraded = true;
         outcome
     }
 

@@ -2,7 +2,8 @@
 //! timeout, an unreachable cloud) is asked again at `drain`, through `PrivateClassify` and
 //! `PrivateSimilarity` both, exactly as at its arrival: the text stays on the phone, `Classify`
 //! is never called. The stored local verdict is fused with the decrypted scores by the published
-//! head, then raised one step by a similarity match.
+//! head, then raised one step by a similarity match. Nothing is asked while the cloud publishes
+//! parameters this phone does not support (`private_params`).
 
 use std::time::Instant;
 
@@ -37,6 +38,13 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let store = self.store()?;
         let remote = self.remote()?;
+        // Parameters this phone does not support: nothing goes out, the queue waits.
+        if private
+            .check_params(remote, Instant::now() + remote.deadline)
+            .is_err()
+        {
+            return Ok(());
+        }
         let mut last_key = None;
         loop {
             let batch = store.queue_after(last_key, self.config.recheck_batch.max(1))?;
@@ -84,7 +92,10 @@ impl Engine {
         let call = remote
             .link
             .private_classify(PARAMETER_SET.to_owned(), features);
-        let answer = match remote.call(call) {
+        let answer = match remote
+            .call(call)
+            .inspect_err(|e| private.params.note_failure(e))
+        {
             Ok(answer) => answer,
             Err(e) if e.is_retryable() => return Recheck::Stop,
             Err(_) => {

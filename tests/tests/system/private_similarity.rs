@@ -63,17 +63,14 @@ fn a_near_duplicate_of_cloud_spam_is_matched_through_prefixes_and_raised_one_ste
 
     let dir = tempfile::tempdir().unwrap();
     let engine = private_engine(dir.path(), &seeded.url(), GENEROUS_DEADLINE);
-    // The first lookup asks at the published 16 bits: a 3,001-entry memory has no bucket of k
-    // there, so nothing comes back; the answer suggests the prefix length that fits.
-    let first = engine.classify(&samples::sender(901), NEAR_DUPLICATE, now_ms());
-    assert!(
-        first.reason.contains("16-bit prefixes): no match"),
-        "{}",
-        first.reason
-    );
+    // PrivateParams, fetched when private mode starts, suggests the prefix length that fits a
+    // 3,001-entry memory (7 bits, not the default 16: at 16 no bucket holds k), so the first
+    // lookup already finds the fed spam.
     let decision = engine.classify(&samples::sender(902), NEAR_DUPLICATE, now_ms());
     assert!(
-        decision.reason.contains("known spam shares"),
+        decision
+            .reason
+            .contains("(7-bit prefixes): known spam shares"),
         "{}",
         decision.reason
     );
@@ -104,7 +101,8 @@ fn a_near_duplicate_of_cloud_spam_is_matched_through_prefixes_and_raised_one_ste
         "{decision:?} vs {unraised:?}"
     );
     assert_eq!(seeded.requests_answered("Classify").unwrap(), 0);
-    assert_eq!(seeded.requests_answered("PrivateSimilarity").unwrap(), 2);
+    assert_eq!(seeded.requests_answered("PrivateSimilarity").unwrap(), 1);
+    assert_eq!(seeded.requests_answered("PrivateParams").unwrap(), 1);
 }
 
 #[test]
@@ -114,7 +112,7 @@ fn a_message_queued_while_the_cloud_was_unreachable_is_rechecked_with_the_simila
     let proxy = DelayProxy::start(seeded.addr()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let engine = private_engine(dir.path(), &proxy.url(), GENEROUS_DEADLINE);
-    // Online once: the answer suggests the prefix length that fits the memory.
+    // Online once (PrivateParams has already suggested the prefix length that fits).
     let warm = engine.classify(&samples::sender(910), &samples::ham(3), now_ms());
     assert_eq!(warm.source, Source::Private, "{warm:?}");
 
@@ -138,7 +136,7 @@ fn a_message_queued_while_the_cloud_was_unreachable_is_rechecked_with_the_simila
     );
     let rechecked = engine.message(offline.message_id).unwrap().unwrap().verdict;
 
-    // The same message online on a second engine (same suggestion learnt first): the drain
+    // The same message online on a second engine (the same suggestion fetched): the drain
     // gave the verdict the online path gives, which the similarity match raised.
     let online_dir = tempfile::tempdir().unwrap();
     let online = private_engine(online_dir.path(), &seeded.url(), GENEROUS_DEADLINE);
