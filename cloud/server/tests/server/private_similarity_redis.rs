@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use smsguard_core::{normalize, MinHasher};
 use smsguard_private::similarity::band_prefixes;
@@ -114,11 +115,16 @@ fn both_replicas_answer_as_the_embedded_state_does_at_12_bits_and_more() {
     texts.extend((0..VARIANTS).step_by(9).map(variant));
     texts.extend(reported_texts());
     let (mut withheld, mut returned, mut most) = (0, 0, 0);
+    let (mut embedded_time, mut redis_time) = (Duration::ZERO, Duration::ZERO);
     for text in &texts {
         for bits in [12, 13, 16, 32] {
             let query = || request(bits, band_prefixes(&minhash(text), bits));
+            let started = Instant::now();
             let embedded = ask(servers.embedded.addr(), query()).unwrap();
+            embedded_time += started.elapsed();
+            let started = Instant::now();
             let a = ask(servers.a.addr(), query()).unwrap();
+            redis_time += started.elapsed();
             let b = ask(servers.b.addr(), query()).unwrap();
             assert_eq!(a.buckets, embedded.buckets, "{bits} bits");
             assert_eq!(b, a, "the two replicas");
@@ -129,10 +135,13 @@ fn both_replicas_answer_as_the_embedded_state_does_at_12_bits_and_more() {
             most = most.max(most_per_key(&a));
         }
     }
+    let lookups = texts.len() as u32 * 4;
     println!(
-        "redis vs embedded: {} lookups alike, {withheld} buckets withheld under k = {K}, \
-         {returned} returned, at most {most} entries of one band key",
-        texts.len() * 4
+        "redis vs embedded: {lookups} lookups alike, {withheld} buckets withheld under k = {K}, \
+         {returned} returned, at most {most} entries of one band key; mean call (client, \
+         connect included) embedded {:?}, redis {:?}",
+        embedded_time / lookups,
+        redis_time / lookups
     );
     assert!(withheld > 0 && returned > 0);
     assert_eq!(
