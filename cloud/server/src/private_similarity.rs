@@ -1,7 +1,8 @@
 //! `PrivateSimilarity`: the private similarity lookup. The phone sends the top `prefix_bits`
 //! bits of each of its message's LSH band keys; the answer lists, per (band, prefix) bucket,
-//! every stored entry (at most [`MAX_BUCKET_ENTRIES`]: band keys in ascending order, each
-//! key's entries newest first) with its full band key, label and counted
+//! the entries its band keys offer (at most [`MAX_BUCKET_ENTRIES`]: band keys in ascending order,
+//! per key its newest 48 then its user-reported ones, the same on every state backend:
+//! `smsguard_scoring::similarity::key_share`) with their full band key, label and counted
 //! spam evidence, and the phone matches its full keys locally. A bucket storing fewer than k
 //! entries ([`crate::config::ServerConfig::private_min_bucket_entries`]) is answered empty, so an
 //! answer never narrows a query to fewer than k stored messages. The server sees prefixes only.
@@ -16,8 +17,9 @@ use smsguard_scoring::similarity::{
 use crate::error::RequestError;
 use crate::state_backend::StateBackend;
 
-/// Most entries returned per bucket (in band-key order, each key's newest first). With at most [`BANDS`] buckets of entries of
-/// at most 26 encoded bytes, an answer stays under 16 × 128 × 26 B ≈ 53 KB, within 64 KB.
+/// Most entries returned per bucket (in band-key order, each key's share in `key_share`'s
+/// order). With at most [`BANDS`] buckets of entries of at most 26 encoded bytes, an answer stays
+/// under 16 × 128 × 26 B ≈ 53 KB, within 64 KB.
 pub const MAX_BUCKET_ENTRIES: usize = 128;
 /// Largest encoded answer (checked by the tests).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;

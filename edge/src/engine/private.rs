@@ -7,7 +7,9 @@
 //! under the same deadline as `Classify`; without an answer in time (or with a malformed one) the
 //! local verdict stands, marked degraded (fail open), and the message is queued for a private
 //! re-check (`private_recheck`: `PrivateClassify` and `PrivateSimilarity` again, never `Classify`)
-//! when the failure was retryable. Reports stay on the phone, since they would show the cloud the fingerprint.
+//! when the failure was retryable. Reports stay on the phone, since they would show the cloud the
+//! fingerprint. Before anything goes out, the parameters the cloud publishes must be this phone's
+//! (`private_params`).
 //!
 //! The fusion ([`fuse_private`]) follows the head the cloud publishes with the private model
 //! (`smsguard_private::head`, carried in every answer): per market, a monotone logistic model of
@@ -45,9 +47,9 @@ pub(crate) struct PrivateMode {
 }
 
 impl PrivateMode {
-    /// A fresh secret key for the cloud's private model shape: one class per label of the
-    /// taxonomy, as many buckets as pack into one polynomial.
-    /// Starts fetching what the cloud publishes for private mode.
+    /// A fresh secret key for the cloud's private model shape (one class per label of the
+    /// taxonomy, as many buckets as pack into one polynomial), and the fetch of what the cloud
+    /// publishes for private mode, started now.
     pub(crate) fn new(remote: &Remote) -> Result<PrivateMode, EngineError> {
         let shape = PrivateShape::for_classes(Label::ALL.len());
         let client = PrivateClient::new(shape)
