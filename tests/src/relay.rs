@@ -45,6 +45,8 @@ struct RelayService {
     packages_tampered: AtomicU64,
     /// Once set, the cloud behind the relay "moved" to the parameter set [`MOVED_TO`].
     parameters_moved: AtomicBool,
+    /// Once set, `PrivateParams` is UNIMPLEMENTED, as on a server from before the call.
+    parameters_hidden: AtomicBool,
 }
 
 /// The parameter set a moved cloud publishes (no phone supports it).
@@ -66,6 +68,7 @@ impl TamperingRelay {
             tamper,
             packages_tampered: AtomicU64::new(0),
             parameters_moved: AtomicBool::new(false),
+            parameters_hidden: AtomicBool::new(false),
         });
         let router = tonic::transport::Server::builder()
             .add_service(SmsGuardServer::from_arc(Arc::clone(&service)));
@@ -87,6 +90,13 @@ impl TamperingRelay {
     /// name, which it refuses with FAILED_PRECONDITION as it would refuse any set it does not serve.
     pub fn move_parameters(&self) {
         self.service.parameters_moved.store(true, Ordering::Relaxed);
+    }
+
+    /// From now on `PrivateParams` answers UNIMPLEMENTED (a server from before the call).
+    pub fn hide_parameters(&self) {
+        self.service
+            .parameters_hidden
+            .store(true, Ordering::Relaxed);
     }
 
     /// Model packages rewritten so far.
@@ -239,6 +249,9 @@ impl SmsGuard for RelayService {
         &self,
         _request: Request<v1::PrivateParamsRequest>,
     ) -> Result<Response<v1::PrivateParamsResponse>, Status> {
+        if self.parameters_hidden.load(Ordering::Relaxed) {
+            return Err(Status::unimplemented("no PrivateParams on this server"));
+        }
         let mut params = self.upstream.private_params().await.map_err(to_status)?;
         if self.parameters_moved.load(Ordering::Relaxed) {
             params.parameter_set = MOVED_TO.into();

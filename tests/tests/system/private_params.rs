@@ -3,7 +3,7 @@
 //! parameter set this phone does not support (a relay in front of the real server publishes
 //! another set, and the server refuses the phone's queries under it with FAILED_PRECONDITION),
 //! the engine fetches them again, refuses private mode with a clear reason and keeps the local
-//! verdict, sending nothing more.
+//! verdict, sending nothing more. A cloud without the call is used as before.
 
 use std::sync::Arc;
 
@@ -79,4 +79,23 @@ fn a_cloud_on_another_parameter_set_is_refused_and_the_local_verdict_kept() {
     let offline = open_engine(offline_dir.path(), engine_config(None)).unwrap();
     let alone = offline.classify(&samples::sender(942), &text, now_ms());
     assert_eq!((local.label, local.action), (alone.label, alone.action));
+}
+
+#[test]
+fn a_cloud_without_private_params_is_used_as_before() {
+    let cloud = cloud_with_metrics();
+    let relay = TamperingRelay::start(&cloud.url(), Arc::new(|_| {})).unwrap();
+    relay.hide_parameters();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = private_engine(dir.path(), &relay.url());
+    for i in 0..2 {
+        let decision = engine.classify(&samples::sender(950 + i), &samples::ham(i), now_ms());
+        assert_eq!(decision.source, Source::Private, "{decision:?}");
+        assert!(!decision.degraded, "{decision:?}");
+        // The first lookup asks at the default 16 bits: no suggestion was fetched.
+        let bits = if i == 0 { "(16-bit" } else { "(4-bit" };
+        assert!(decision.reason.contains(bits), "{}", decision.reason);
+    }
+    assert_eq!(cloud.requests_answered("PrivateParams").unwrap(), 0);
+    assert_eq!(cloud.requests_answered("PrivateClassify").unwrap(), 2);
 }
