@@ -19,6 +19,8 @@ mod hot;
 mod knowledge;
 mod link;
 mod private;
+mod private_params;
+mod private_recheck;
 mod private_similarity;
 mod recheck;
 mod retention;
@@ -458,7 +460,7 @@ impl Engine {
             Err(e) => (None, Some(e.to_string())),
         };
         let private = match (&remote, config.privacy) {
-            (Some(_), Privacy::Private) => Some(private::PrivateMode::new()?),
+            (Some(remote), Privacy::Private) => Some(private::PrivateMode::new(remote)?),
             _ => None,
         };
         let janitor = store

@@ -372,6 +372,17 @@ impl AppState {
         )
     }
 
+    /// `PrivateParams` (blocking: reads the memory's size on Redis).
+    pub fn private_params(&self) -> smsguard_proto::v1::PrivateParamsResponse {
+        let mut params = self.private.params();
+        crate::private_similarity::fill_params(
+            self.state.as_ref(),
+            self.config.private_min_bucket_entries,
+            &mut params,
+        );
+        params
+    }
+
     pub fn state_backend(&self) -> &dyn StateBackend {
         self.state.as_ref()
     }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smsguard_proto::v1::{
-    ClassifyResult, GetModelResponse, PrivateClassifyResponse, PrivateSimilarityResponse,
-    ReportRequest, ReportResponse, SmsMessage, SyncCacheResponse, Verdict,
+    ClassifyResult, GetModelResponse, PrivateClassifyResponse, PrivateParamsResponse,
+    PrivateSimilarityResponse, ReportRequest, ReportResponse, SmsMessage, SyncCacheResponse,
+    Verdict,
 };
 
 use crate::cloud_link::{CloudClient, CloudLinkError};
@@ -57,6 +58,16 @@ pub trait CloudLink: Send + Sync + fmt::Debug {
             Err(CloudLinkError::Rejected {
                 code: tonic::Code::Unimplemented,
                 reason: "this cloud link has no private similarity lookup".into(),
+            })
+        })
+    }
+    /// Private mode's parameters and model (`PrivateParams`); a link without private mode
+    /// answers UNIMPLEMENTED, like a server from before the call.
+    fn private_params(&self) -> CloudFuture<PrivateParamsResponse> {
+        Box::pin(async {
+            Err(CloudLinkError::Rejected {
+                code: tonic::Code::Unimplemented,
+                reason: "this cloud link publishes no private parameters".into(),
             })
         })
     }
@@ -114,6 +125,11 @@ impl CloudLink for CloudClient {
     ) -> CloudFuture<PrivateSimilarityResponse> {
         let client = self.clone();
         Box::pin(async move { client.private_similarity(prefix_bits, prefixes).await })
+    }
+
+    fn private_params(&self) -> CloudFuture<PrivateParamsResponse> {
+        let client = self.clone();
+        Box::pin(async move { client.private_params().await })
     }
 }
 

@@ -13,6 +13,7 @@ mod offline;
 mod online;
 mod private_engine;
 mod private_mode;
+mod private_params;
 mod private_similarity;
 mod queue;
 mod slow;
