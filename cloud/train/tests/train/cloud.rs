@@ -38,8 +38,8 @@ fn write_corpus(root: &Path, name: &str, dev_ham: &str, dev_spam: &str) {
     .unwrap();
 }
 
-#[test]
-fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
+/// Two corpora, "first" and "second", sharing their training texts.
+fn two_corpora() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     write_corpus(
         root.path(),
@@ -53,6 +53,12 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
         "call me when you get home",
         "your account is locked, verify",
     );
+    root
+}
+
+#[test]
+fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
+    let root = two_corpora();
     let out = root.path().join("models");
     let rows = root.path().join("rows.tsv");
     cloud_models::run(CloudTrainArgs {
@@ -130,19 +136,7 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
 
 #[test]
 fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_it() {
-    let root = tempfile::tempdir().unwrap();
-    write_corpus(
-        root.path(),
-        "first",
-        "see you at lunch tomorrow",
-        "claim your free prize now",
-    );
-    write_corpus(
-        root.path(),
-        "second",
-        "call me when you get home",
-        "your account is locked, verify",
-    );
+    let root = two_corpora();
     let json = root.path().join("loco.json");
     smsguard_train::loco::run(smsguard_train::loco::LocoArgs {
         data: vec![root.path().to_path_buf()],
@@ -197,19 +191,7 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
 
 #[test]
 fn loco_trains_an_edge_per_fold_when_asked() {
-    let root = tempfile::tempdir().unwrap();
-    write_corpus(
-        root.path(),
-        "first",
-        "see you at lunch tomorrow",
-        "claim your free prize now",
-    );
-    write_corpus(
-        root.path(),
-        "second",
-        "call me when you get home",
-        "your account is locked, verify",
-    );
+    let root = two_corpora();
     let json = root.path().join("loco.json");
     smsguard_train::loco::run(smsguard_train::loco::LocoArgs {
         data: vec![root.path().to_path_buf()],
