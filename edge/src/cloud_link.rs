@@ -15,9 +15,7 @@ use std::time::Duration;
 use smsguard_proto::v1::sms_guard_client::SmsGuardClient;
 use smsguard_proto::v1::{
     ClassifyBatch, ClassifyRequest, ClassifyResult, GetModelRequest, GetModelResponse,
-    PrivateClassifyRequest, PrivateClassifyResponse, PrivateSimilarityRequest,
-    PrivateSimilarityResponse, ReportRequest, ReportResponse, SmsMessage, SyncCacheRequest,
-    SyncCacheResponse, Verdict,
+    ReportRequest, ReportResponse, SmsMessage, SyncCacheRequest, SyncCacheResponse, Verdict,
 };
 use smsguard_signing::{PackageParts, VerifyingKey};
 use tokio_stream::StreamExt;
@@ -79,6 +77,8 @@ impl Default for CloudConfig {
         }
     }
 }
+
+mod private;
 
 mod duration_as_millis {
     use std::time::Duration;
@@ -320,59 +320,24 @@ impl CloudClient {
         with_deadline(deadline, client.report(request)).await
     }
 
-    /// Spam fingerprints and sender rules changed since `since_version`.
+    /// Spam fingerprints and sender rules changed since `since_version`, and the cloud's
+    /// knowledge table when its id is not `knowledge_revision`.
     pub async fn sync_cache(
         &self,
         since_version: u64,
         max_entries: u32,
+        knowledge_revision: &str,
     ) -> Result<SyncCacheResponse, CloudLinkError> {
         let body = SyncCacheRequest {
             since_version,
             max_entries,
             device_id: self.inner.device_id.clone(),
+            knowledge_revision: knowledge_revision.to_owned(),
         };
         let deadline = self.inner.bulk_deadline;
         let request = self.request(body, deadline);
         let mut client = self.grpc();
         with_deadline(deadline, client.sync_cache(request)).await
-    }
-
-    /// Private mode: sends a BFV ciphertext of a message's features (made by
-    /// `smsguard_private::PrivateClient`; no text, sender, fingerprint or device id goes out) and
-    /// returns the encrypted class scores, within the interactive deadline.
-    pub async fn private_classify(
-        &self,
-        parameter_set: &str,
-        features: Vec<u8>,
-    ) -> Result<PrivateClassifyResponse, CloudLinkError> {
-        let body = PrivateClassifyRequest {
-            parameter_set: parameter_set.to_owned(),
-            features,
-        };
-        let deadline = self.inner.deadline;
-        let request = self.request(body, deadline);
-        let mut client = self.grpc();
-        with_deadline(deadline, client.private_classify(request)).await
-    }
-
-    /// Private mode's similarity lookup: sends only the top `prefix_bits` bits of each of a
-    /// message's LSH band keys (`smsguard_private::similarity::band_prefixes`), no device id (as
-    /// `private_classify`: private mode sends none), and returns every stored entry of the (band, prefix) buckets holding at least k entries,
-    /// within the interactive deadline. The phone matches its full keys locally.
-    pub async fn private_similarity(
-        &self,
-        prefix_bits: u32,
-        prefixes: Vec<u32>,
-    ) -> Result<PrivateSimilarityResponse, CloudLinkError> {
-        let body = PrivateSimilarityRequest {
-            prefix_bits,
-            prefixes,
-            device_id: String::new(),
-        };
-        let deadline = self.inner.deadline;
-        let request = self.request(body, deadline);
-        let mut client = self.grpc();
-        with_deadline(deadline, client.private_similarity(request)).await
     }
 
     /// The current edge model package (or `up_to_date`). Verify it with [`verify_model_package`]

@@ -16,8 +16,11 @@ mod admin;
 mod classify;
 mod device_key;
 mod hot;
+mod knowledge;
 mod link;
 mod private;
+mod private_params;
+mod private_recheck;
 mod private_similarity;
 mod recheck;
 mod retention;
@@ -271,6 +274,12 @@ pub struct SyncSummary {
     pub rules_removed: usize,
     /// Entries ignored as malformed (bad signature length, unusable pattern).
     pub skipped: usize,
+    /// The cloud's knowledge table was installed (it differed from the one in force).
+    #[serde(default)]
+    pub knowledge_installed: bool,
+    /// The cloud sent a knowledge table that failed its checks; the one in force stayed.
+    #[serde(default)]
+    pub knowledge_rejected: bool,
 }
 
 /// Result of one `update_model`.
@@ -320,6 +329,9 @@ pub struct EngineStats {
     pub hot_fingerprints: usize,
     pub sender_rules: usize,
     pub sync_version: u64,
+    /// The id (`revision+digest`) of the fraud knowledge table in force.
+    #[serde(default)]
+    pub knowledge_revision: String,
     pub failures: FailureCounts,
 }
 
@@ -347,6 +359,8 @@ pub enum EngineError {
     NoPinnedKey,
     #[error("model package rejected, the current model stays: {0}")]
     ModelRejected(String),
+    #[error("knowledge table rejected, the current one stays: {0}")]
+    KnowledgeRejected(String),
 }
 
 /// The loaded local model with what the engine needs beside it.
@@ -385,6 +399,8 @@ pub struct Engine {
     hasher: MinHasher,
     hot: RwLock<HotIndex>,
     rules: RwLock<SenderRules>,
+    /// The fraud knowledge table tagged with offline (built in, or synced from the cloud).
+    knowledge: RwLock<knowledge::ActiveKnowledge>,
     failures: Failures,
     /// Background retention passes (absent without a store).
     janitor: Option<retention::Janitor>,
@@ -444,7 +460,7 @@ impl Engine {
             Err(e) => (None, Some(e.to_string())),
         };
         let private = match (&remote, config.privacy) {
-            (Some(_), Privacy::Private) => Some(private::PrivateMode::new()?),
+            (Some(remote), Privacy::Private) => Some(private::PrivateMode::new(remote)?),
             _ => None,
         };
         let janitor = store
@@ -463,6 +479,7 @@ impl Engine {
             hasher: MinHasher::default(),
             hot: RwLock::new(HotIndex::default()),
             rules: RwLock::new(SenderRules::default()),
+            knowledge: RwLock::new(knowledge::ActiveKnowledge::default()),
             failures: Failures::default(),
             config,
         };
@@ -470,6 +487,8 @@ impl Engine {
             engine.count_store_failure();
         }
         engine.prune_on_open();
+        // Before the model, whose warm-up compiles the built-in table only if it is in force.
+        engine.load_stored_knowledge();
         engine.load_model();
         engine.reload_synced_state();
         Ok(engine)
@@ -561,8 +580,9 @@ impl Engine {
 
     fn install_model(&self, model: EdgeModel, version: String) {
         model.warm_up();
-        // The knowledge base compiles its table on first use; pay it here, not on a message.
-        smsguard_core::knowledge::KnowledgeBase::builtin();
+        // The built-in knowledge base compiles on first use; pay it here, not on a message (a
+        // synced table in force was compiled when it was installed or loaded).
+        read(&self.knowledge).warm_up();
         // Labels were validated when the model loaded; an unknown one cannot remain here.
         let labels = model
             .metadata()

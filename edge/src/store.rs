@@ -94,6 +94,8 @@ const MODEL_BYTES_KEY: &str = "onnx";
 
 /// Meta key of the last synced `SyncCache` version.
 pub const SYNC_VERSION_KEY: &str = "sync_version";
+/// Meta key of the knowledge table installed from `SyncCache` (its TOML text).
+const KNOWLEDGE_TABLE_KEY: &str = "knowledge_table";
 
 /// The open store. Cheap to share: sled trees are reference counted and thread-safe.
 #[derive(Debug, Clone)]
@@ -346,6 +348,25 @@ impl Store {
 
     pub fn set_meta_u64(&self, key: &str, value: u64) -> Result<(), StoreError> {
         self.meta.insert(key.as_bytes(), &value.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The knowledge table installed from `SyncCache`, if one was.
+    pub fn knowledge_table(&self) -> Result<Option<String>, StoreError> {
+        let Some(bytes) = self.meta.get(KNOWLEDGE_TABLE_KEY.as_bytes())? else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes.to_vec())
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt {
+                tree: tree::META,
+                reason: "the knowledge table is not UTF-8".to_string(),
+            })
+    }
+
+    pub fn save_knowledge_table(&self, text: &str) -> Result<(), StoreError> {
+        self.meta
+            .insert(KNOWLEDGE_TABLE_KEY.as_bytes(), text.as_bytes())?;
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use smsguard_edge::cloud_link::{CloudConfig, CloudLinkError};
 use smsguard_edge::engine::{Engine, EngineConfig, EngineError};
 
 pub use proxy::DelayProxy;
-pub use relay::{Tamper, TamperingRelay};
+pub use relay::{Tamper, TamperingRelay, MOVED_TO};
 pub use test_cloud::{unused_loopback_addr, TestCloud};
 
 /// Failures of the harness itself (not of the code under test).

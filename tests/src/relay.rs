@@ -1,11 +1,13 @@
 //! [`TamperingRelay`]: a man in the middle that speaks protocol v1 to the edge, forwards every
 //! call to the real cloud with the edge's own [`CloudClient`], and rewrites `GetModel` answers
 //! (flip a model byte, drop the vocabulary's tail, ...). It stands for a compromised network or
-//! mirror: the package it serves carries the real server's signature over other bytes.
+//! mirror: the package it serves carries the real server's signature over other bytes. It also
+//! relays private mode, and can stand for a cloud that moved to another BFV parameter set
+//! ([`TamperingRelay::move_parameters`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use smsguard_edge::cloud_link::{CloudClient, CloudConfig, CloudLinkError};
@@ -41,7 +43,14 @@ struct RelayService {
     upstream: CloudClient,
     tamper: Tamper,
     packages_tampered: AtomicU64,
+    /// Once set, the cloud behind the relay "moved" to the parameter set [`MOVED_TO`].
+    parameters_moved: AtomicBool,
+    /// Once set, `PrivateParams` is UNIMPLEMENTED, as on a server from before the call.
+    parameters_hidden: AtomicBool,
 }
+
+/// The parameter set a moved cloud publishes (no phone supports it).
+pub const MOVED_TO: &str = "bfv-n8192-moved-v9";
 
 impl TamperingRelay {
     /// Relays to the plaintext cloud at `upstream_url`, rewriting packages with `tamper`.
@@ -58,6 +67,8 @@ impl TamperingRelay {
             upstream,
             tamper,
             packages_tampered: AtomicU64::new(0),
+            parameters_moved: AtomicBool::new(false),
+            parameters_hidden: AtomicBool::new(false),
         });
         let router = tonic::transport::Server::builder()
             .add_service(SmsGuardServer::from_arc(Arc::clone(&service)));
@@ -72,6 +83,20 @@ impl TamperingRelay {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// From now on the relay stands for a cloud on the parameter set [`MOVED_TO`]: its
+    /// `PrivateParams` publish it, and `PrivateClassify` queries reach the real server under that
+    /// name, which it refuses with FAILED_PRECONDITION as it would refuse any set it does not serve.
+    pub fn move_parameters(&self) {
+        self.service.parameters_moved.store(true, Ordering::Relaxed);
+    }
+
+    /// From now on `PrivateParams` answers UNIMPLEMENTED (a server from before the call).
+    pub fn hide_parameters(&self) {
+        self.service
+            .parameters_hidden
+            .store(true, Ordering::Relaxed);
     }
 
     /// Model packages rewritten so far.
@@ -169,7 +194,11 @@ impl SmsGuard for RelayService {
         let request = request.into_inner();
         let answer = self
             .upstream
-            .sync_cache(request.since_version, request.max_entries)
+            .sync_cache(
+                request.since_version,
+                request.max_entries,
+                &request.knowledge_revision,
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(answer))
@@ -193,15 +222,45 @@ impl SmsGuard for RelayService {
 
     async fn private_classify(
         &self,
-        _request: Request<v1::PrivateClassifyRequest>,
+        request: Request<v1::PrivateClassifyRequest>,
     ) -> Result<Response<v1::PrivateClassifyResponse>, Status> {
-        Err(Status::unimplemented("private mode is not relayed"))
+        let mut request = request.into_inner();
+        if self.parameters_moved.load(Ordering::Relaxed) {
+            request.parameter_set = MOVED_TO.into();
+        }
+        let answer = self
+            .upstream
+            .private_classify(&request.parameter_set, request.features)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(answer))
     }
 
     async fn private_similarity(
         &self,
-        _request: Request<v1::PrivateSimilarityRequest>,
+        request: Request<v1::PrivateSimilarityRequest>,
     ) -> Result<Response<v1::PrivateSimilarityResponse>, Status> {
-        Err(Status::unimplemented("private mode is not relayed"))
+        let request = request.into_inner();
+        let answer = self
+            .upstream
+            .private_similarity(request.prefix_bits, request.prefixes)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(answer))
+    }
+
+    async fn private_params(
+        &self,
+        _request: Request<v1::PrivateParamsRequest>,
+    ) -> Result<Response<v1::PrivateParamsResponse>, Status> {
+        if self.parameters_hidden.load(Ordering::Relaxed) {
+            return Err(Status::unimplemented("no PrivateParams on this server"));
+        }
+        let mut params = self.upstream.private_params().await.map_err(to_status)?;
+        if self.parameters_moved.load(Ordering::Relaxed) {
+            params.parameter_set = MOVED_TO.into();
+            params.polynomial_degree = 8192;
+        }
+        Ok(Response::new(params))
     }
 }

@@ -6,7 +6,8 @@
 //! For each view of the message the model reads ([`Views`]): the character 1..=5-grams of
 //! [`smsguard_core::ngrams::hash_ngrams`] (inside space-padded words; sublinear tf, unit norm).
 //! The normalised view reads `normalize(..).text` (obfuscation folded, URLs and numbers masked);
-//! the raw view reads the lower-cased original, whose grams are moved to other buckets by
+//! the raw view reads the message's surface form (as written, lower-cased, with zero-width
+//! characters and full-width letters folded: [`surface_form`]), whose grams are moved to other buckets by
 //! [`raw_bucket`] so the two views do not share weights. Each view is scaled by
 //! `1 / sqrt(views)`, then every bucket by its idf, and the row is scaled to unit L2 norm.
 //!
@@ -22,6 +23,7 @@
 
 use smsguard_core::fingerprint::splitmix64;
 use smsguard_core::ngrams::{hash_ngrams, NgramConfig};
+use smsguard_core::normalize::surface_form;
 use smsguard_core::PIPELINE_VERSION;
 
 pub use crate::calibration::Platt;
@@ -31,8 +33,9 @@ use crate::{MessageContext, ModelScore, Scorer, ScoringError};
 pub const NAME: &str = "lexical";
 /// File name under `cloud/models`.
 pub const FILE_NAME: &str = "lexical.bin";
-/// Version of the binary layout.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the binary layout and of the raw view's text: 2 reads the surface form
+/// ([`surface_form`]), 1 read the lower-cased original (its weights do not fit the new view).
+pub const FORMAT_VERSION: u32 = 2;
 /// Default number of hash bits: 2^20 buckets, 3 MB of file.
 pub const DEFAULT_BUCKET_BITS: u32 = 20;
 /// Longest character n-gram.
@@ -136,7 +139,7 @@ pub fn term_frequencies(normalized: &str, original: &str, views: Views, bits: u3
         );
     }
     if views.raw {
-        let grams = hash_ngrams(&original.to_lowercase(), &config);
+        let grams = hash_ngrams(&surface_form(original), &config);
         pairs.extend(
             grams
                 .ids

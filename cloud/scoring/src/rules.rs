@@ -118,6 +118,9 @@ pub struct RuleSet {
     knowledge: KnowledgeBase,
     /// The knowledge table's file, when it is one beside the rules file (watched for reload).
     knowledge_path: Option<std::path::PathBuf>,
+    /// The knowledge table alone, as `SyncCache` sends it to phones (none with `knowledge =
+    /// "none"`).
+    phone_table: Option<smsguard_core::knowledge::TableText>,
     sender_set: RegexSet,
     sender_effects: Vec<Effect>,
     deny_hosts: HashSet<String>,
@@ -194,6 +197,12 @@ impl RuleSet {
     /// The knowledge base in force (the table's entries, then the rules file's own).
     pub fn knowledge(&self) -> &KnowledgeBase {
         &self.knowledge
+    }
+
+    /// The knowledge table phones receive through `SyncCache`: the table the rules file names
+    /// (the built-in one by default), without the rules file's own entries.
+    pub fn phone_table(&self) -> Option<&smsguard_core::knowledge::TableText> {
+        self.phone_table.as_ref()
     }
 
     pub(crate) fn knowledge_path(&self) -> Option<&std::path::Path> {

@@ -58,7 +58,7 @@ mod reports;
 use codec::check_format;
 pub use codec::{decode_entry, encode_entry};
 use index::{Limits, LshIndex};
-pub use prefix::{prefix_range, PrefixBucket, PREFIX_BITS};
+pub use prefix::{key_share, prefix_range, PrefixBucket, PREFIX_BITS};
 pub use reports::{
     decode_audit, encode_audit, id_hash, AuditRecord, Reputation, UserReport, AUDIT_RECORD_LEN,
     DISTRUST_MIN_DISAGREED,

@@ -45,6 +45,11 @@ pub struct EvalArgs {
     /// embedded edge model, as it does when a phone asks; this shows the cloud's scorers alone.
     #[arg(long)]
     pub without_edge: bool,
+    /// Write one TSV row per scored message here: corpus, row (n-th scored message of its
+    /// file), truth, verdict label, action, spam score, market and the three largest fusion
+    /// terms. No message text, so the file can be shared.
+    #[arg(long)]
+    pub verdicts: Option<PathBuf>,
 }
 
 /// The evaluation report; `metrics` is flattened into top-level keys.
@@ -136,7 +141,50 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let report = scorer.report(&evaluation, &args, &data_dir, load_ms)?;
     println!("{}", summary_text(&report));
+    if let Some(path) = &args.verdicts {
+        std::fs::write(path, verdict_rows(&evaluation))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     write_outputs(&args, &report, &evaluation.observations)
+}
+
+/// The `n` largest fusion terms as `model=term`, largest first.
+fn top_terms(contributions: &[smsguard_scoring::fusion::Contribution], n: usize) -> String {
+    let mut terms: Vec<(&str, f32)> = contributions
+        .iter()
+        .map(|c| (c.model.as_str(), c.term))
+        .collect();
+    terms.sort_by(|a, b| b.1.total_cmp(&a.1));
+    terms
+        .iter()
+        .take(n)
+        .map(|(model, term)| format!("{model}={term:.3}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `--verdicts`: one row per scored message, without its text.
+fn verdict_rows(evaluation: &Evaluation<Judged>) -> String {
+    let labels = label_names();
+    let mut out =
+        String::from("corpus\trow\ttruth\tlabel\taction\tspam_score\tmarket\ttop_terms\n");
+    for (name, range) in &evaluation.corpora {
+        for (row, i) in range.clone().enumerate() {
+            let (o, j) = (&evaluation.observations[i], &evaluation.kept[i]);
+            let _ = writeln!(
+                out,
+                "{name}\t{}\t{}\t{}\t{}\t{:.4}\t{}\t{}",
+                row + 1,
+                labels[o.truth],
+                labels[o.predicted],
+                j.action,
+                o.spam_score,
+                j.market,
+                j.top_terms
+            );
+        }
+    }
+    out
 }
 
 /// The fused cloud verdict as the evaluation loop's scorer, with the edge's verdict when asked.
@@ -151,6 +199,9 @@ struct Judged {
     thresholds: Thresholds,
     action: &'static str,
     degraded: bool,
+    market: String,
+    /// The largest fusion terms, `model=term`, largest first.
+    top_terms: String,
 }
 
 impl Scorer for FusedCloud<'_> {
@@ -184,6 +235,8 @@ impl Scorer for FusedCloud<'_> {
                 thresholds: verdict.thresholds,
                 action: verdict.action.as_str(),
                 degraded: verdict.degraded,
+                market: verdict.market.to_string(),
+                top_terms: top_terms(&verdict.contributions, 3),
             },
         })
     }

@@ -3,9 +3,10 @@
 //! server never sees text, sender or fingerprint; it logs and counts sizes and timings only.
 //! Every answer carries the fusion head fitted for this model (`cloud/models/private_head.json`,
 //! `smsguard-train fit-private-head`): the phone fuses with the head of the model that scored.
+//! `PrivateParams` publishes the same (parameter set, shape, model version, head) up front.
 
 use sha2::{Digest, Sha256};
-use smsguard_private::params::PARAMETER_SET;
+use smsguard_private::params::{self, PARAMETER_SET};
 use smsguard_private::{PrivateError, PrivateHead, PrivateModel, PrivateScorer};
 use smsguard_proto::v1;
 
@@ -88,6 +89,29 @@ impl PrivateMode {
             labels: self.labels.clone(),
             fusion_head: self.head.clone(),
         })
+    }
+}
+
+impl PrivateMode {
+    /// The parameters, shape, model and head the phone fetches before its first query
+    /// (`PrivateParams`); the similarity fields are the caller's.
+    pub fn params(&self) -> v1::PrivateParamsResponse {
+        let shape = self.scorer.shape();
+        v1::PrivateParamsResponse {
+            parameter_set: PARAMETER_SET.to_string(),
+            polynomial_degree: params::DEGREE as u32,
+            ciphertext_moduli_bits: params::MODULI_BITS.iter().map(|&b| b as u32).collect(),
+            plaintext_modulus: params::PLAINTEXT_MODULUS,
+            classes: shape.classes as u32,
+            buckets: shape.buckets as u32,
+            max_ngram: shape.max_n as u32,
+            max_chars: shape.max_chars as u32,
+            max_feature: params::MAX_FEATURE as u32,
+            model_version: self.model_version.clone(),
+            labels: self.labels.clone(),
+            fusion_head: self.head.clone(),
+            ..Default::default()
+        }
     }
 }
 

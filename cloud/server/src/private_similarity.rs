@@ -1,7 +1,8 @@
 //! `PrivateSimilarity`: the private similarity lookup. The phone sends the top `prefix_bits`
 //! bits of each of its message's LSH band keys; the answer lists, per (band, prefix) bucket,
-//! every stored entry (at most [`MAX_BUCKET_ENTRIES`]: band keys in ascending order, each
-//! key's entries newest first) with its full band key, label and counted
+//! the entries its band keys offer (at most [`MAX_BUCKET_ENTRIES`]: band keys in ascending order,
+//! per key its newest 48 then its user-reported ones, the same on every state backend:
+//! `smsguard_scoring::similarity::key_share`) with their full band key, label and counted
 //! spam evidence, and the phone matches its full keys locally. A bucket storing fewer than k
 //! entries ([`crate::config::ServerConfig::private_min_bucket_entries`]) is answered empty, so an
 //! answer never narrows a query to fewer than k stored messages. The server sees prefixes only.
@@ -16,8 +17,9 @@ use smsguard_scoring::similarity::{
 use crate::error::RequestError;
 use crate::state_backend::StateBackend;
 
-/// Most entries returned per bucket (in band-key order, each key's newest first). With at most [`BANDS`] buckets of entries of
-/// at most 26 encoded bytes, an answer stays under 16 × 128 × 26 B ≈ 53 KB, within 64 KB.
+/// Most entries returned per bucket (in band-key order, each key's share in `key_share`'s
+/// order). With at most [`BANDS`] buckets of entries of at most 26 encoded bytes, an answer stays
+/// under 16 × 128 × 26 B ≈ 53 KB, within 64 KB.
 pub const MAX_BUCKET_ENTRIES: usize = 128;
 /// Largest encoded answer (checked by the tests).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -57,7 +59,8 @@ fn validate(request: &v1::PrivateSimilarityRequest) -> Result<(), RequestError> 
     Ok(())
 }
 
-/// The answer to one lookup: prefix `b` of the request is band `b`'s.
+/// The answer to one lookup: prefix `b` of the request is band `b`'s. A prefix shorter than
+/// the backend serves is FAILED_PRECONDITION, naming the shortest it does.
 pub fn answer(
     state: &dyn StateBackend,
     config: &SimilarityConfig,
@@ -65,25 +68,45 @@ pub fn answer(
     request: &v1::PrivateSimilarityRequest,
 ) -> Result<v1::PrivateSimilarityResponse, RequestError> {
     validate(request)?;
+    let min_bits = state.min_prefix_bits();
+    if request.prefix_bits < min_bits {
+        return Err(RequestError::NotServed(format!(
+            "the {} state serves prefix_bits >= {min_bits}; ask again with at least {min_bits}",
+            state.kind()
+        )));
+    }
+    let found = state.prefix_buckets(&request.prefixes, request.prefix_bits, MAX_BUCKET_ENTRIES)?;
     // Response-local entry numbers: the same stored entry gets the same number in every bucket.
     let mut numbers: HashMap<u64, u32> = HashMap::new();
-    let mut buckets = Vec::with_capacity(request.prefixes.len());
-    for (band, &prefix) in request.prefixes.iter().enumerate() {
-        let found = state.prefix_bucket(band, prefix, request.prefix_bits, MAX_BUCKET_ENTRIES)?;
-        buckets.push(bucket(
-            band,
-            found,
-            min_bucket_entries,
-            config,
-            &mut numbers,
-        ));
-    }
+    let buckets = found
+        .into_iter()
+        .enumerate()
+        .map(|(band, found)| bucket(band, found, min_bucket_entries, config, &mut numbers))
+        .collect();
     Ok(v1::PrivateSimilarityResponse {
         buckets,
         min_bucket_entries: min_bucket_entries as u32,
         max_bucket_entries: MAX_BUCKET_ENTRIES as u32,
-        suggested_prefix_bits: suggested_bits(state.similarity_len(), min_bucket_entries),
+        suggested_prefix_bits: suggestion(state, min_bucket_entries),
     })
+}
+
+/// The prefix length to suggest: [`suggested_bits`] for the memory's size, never shorter than
+/// the backend serves.
+pub fn suggestion(state: &dyn StateBackend, min_bucket_entries: usize) -> u32 {
+    suggested_bits(state.similarity_len(), min_bucket_entries).max(state.min_prefix_bits())
+}
+
+/// The similarity fields of `PrivateParams`.
+pub fn fill_params(
+    state: &dyn StateBackend,
+    min_bucket_entries: usize,
+    params: &mut v1::PrivateParamsResponse,
+) {
+    params.suggested_prefix_bits = suggestion(state, min_bucket_entries);
+    params.min_prefix_bits = state.min_prefix_bits();
+    params.min_bucket_entries = min_bucket_entries as u32;
+    params.max_bucket_entries = MAX_BUCKET_ENTRIES as u32;
 }
 
 /// The longest prefix at which a (band, prefix) bucket of a memory of `entries` holds at least

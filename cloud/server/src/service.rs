@@ -244,6 +244,18 @@ impl SmsGuard for SmsGuardService {
             .await;
         self.finish("PrivateSimilarity", started, result)
     }
+
+    async fn private_params(
+        &self,
+        request: Request<v1::PrivateParamsRequest>,
+    ) -> Result<Response<v1::PrivateParamsResponse>, Status> {
+        let started = Instant::now();
+        let deadline = self.unary_deadline(request.metadata());
+        let result = deadline
+            .run(self.blocking(move |state| Ok(state.private_params())))
+            .await;
+        self.finish("PrivateParams", started, result)
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use smsguard_core::knowledge::TableText;
 use smsguard_core::{Fingerprint, Label};
 use smsguard_proto::v1;
 use smsguard_scoring::fusion::ScorerOutcome;
@@ -295,6 +296,7 @@ impl AppState {
         req: &v1::SyncCacheRequest,
     ) -> Result<v1::SyncCacheResponse, RequestError> {
         check_len("device_id", &req.device_id, MAX_ID_BYTES)?;
+        check_len("knowledge_revision", &req.knowledge_revision, MAX_ID_BYTES)?;
         let max = match req.max_entries as usize {
             0 => DEFAULT_SYNC_ENTRIES,
             n => n.min(MAX_SYNC_ENTRIES),
@@ -305,6 +307,21 @@ impl AppState {
             fingerprints: page.fingerprints,
             sender_rules: page.sender_rules,
             has_more: page.has_more,
+            knowledge: self.knowledge_for(&req.knowledge_revision),
+        })
+    }
+
+    /// The knowledge table phones run, unless the asking one already has it. The table of the
+    /// rules file in force (hot-reloaded with it), else the built-in one; a rules file whose
+    /// reload failed keeps serving the table that was in force.
+    fn knowledge_for(&self, edge_revision: &str) -> Option<v1::KnowledgeTable> {
+        let table = match &self.rules {
+            Some(handle) => handle.current().ok()?.phone_table()?.clone(),
+            None => TableText::builtin().clone(),
+        };
+        (table.id() != edge_revision).then(|| v1::KnowledgeTable {
+            revision: table.id().to_owned(),
+            toml: table.text().to_owned(),
         })
     }
 
@@ -353,6 +370,17 @@ impl AppState {
             self.config.private_min_bucket_entries,
             request,
         )
+    }
+
+    /// `PrivateParams` (blocking: reads the memory's size on Redis).
+    pub fn private_params(&self) -> smsguard_proto::v1::PrivateParamsResponse {
+        let mut params = self.private.params();
+        crate::private_similarity::fill_params(
+            self.state.as_ref(),
+            self.config.private_min_bucket_entries,
+            &mut params,
+        );
+        params
     }
 
     pub fn state_backend(&self) -> &dyn StateBackend {

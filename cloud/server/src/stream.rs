@@ -357,6 +357,7 @@ fn rpc_name(path: &str) -> &'static str {
         "GetModel" => "GetModel",
         "PrivateClassify" => "PrivateClassify",
         "PrivateSimilarity" => "PrivateSimilarity",
+        "PrivateParams" => "PrivateParams",
         _ => "unknown",
     }
 }

@@ -12,6 +12,7 @@ pub mod fusion_fit;
 pub mod fusion_head;
 pub mod lexical_fit;
 pub mod loco;
+pub mod loco_edge;
 pub mod manifest;
 pub mod market_thresholds;
 pub mod model;

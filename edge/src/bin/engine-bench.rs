@@ -282,7 +282,7 @@ impl CloudLink for InstantCloud {
         Box::pin(async { Ok(ReportResponse::default()) })
     }
 
-    fn sync_cache(&self, since: u64, _max: u32) -> CloudFuture<SyncCacheResponse> {
+    fn sync_cache(&self, since: u64, _max: u32, _known: String) -> CloudFuture<SyncCacheResponse> {
         Box::pin(async move {
             Ok(SyncCacheResponse {
                 version: since,

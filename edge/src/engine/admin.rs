@@ -120,6 +120,7 @@ impl Engine {
             sync_version: store
                 .and_then(|s| s.meta_u64(SYNC_VERSION_KEY).ok().flatten())
                 .unwrap_or(0),
+            knowledge_revision: self.knowledge_revision(),
             failures: FailureCounts {
                 model: self.failures.model.load(Ordering::Relaxed),
                 // Batches the background writer could not apply count too (they stay in the

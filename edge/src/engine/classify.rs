@@ -265,7 +265,9 @@ impl Engine {
                     ));
                 }
                 let outcome = Outcome::new(verdict, reason);
-                Ok(with_fraud_knowledge(outcome, &message.normalized))
+                let knowledge = self.active_knowledge();
+                Ok(knowledge
+                    .with_base(|base| with_fraud_knowledge(outcome, base, &message.normalized)))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
             Err(ModelError::EmptyText) => Ok(Outcome::new(
@@ -441,11 +443,15 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
 /// The offline knowledge base beside the model: a message the model allows whose text follows a
 /// known fraud or illegal-content type is tagged (never more: the entries have no calibrated
 /// score, and a tag is delivered, so a false alarm costs the user nothing but a label).
-fn with_fraud_knowledge(outcome: Outcome, normalized: &Normalized) -> Outcome {
+fn with_fraud_knowledge(
+    outcome: Outcome,
+    knowledge: &KnowledgeBase,
+    normalized: &Normalized,
+) -> Outcome {
     if outcome.verdict.action != Action::Allow {
         return outcome;
     }
-    match KnowledgeBase::builtin().first_harmful(normalized) {
+    match knowledge.first_harmful(normalized) {
         Some(entry) => Outcome::new(
             rule_verdict(
                 entry.label.unwrap_or(Label::Fraud),

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smsguard_proto::v1::{
-    ClassifyResult, GetModelResponse, PrivateClassifyResponse, PrivateSimilarityResponse,
-    ReportRequest, ReportResponse, SmsMessage, SyncCacheResponse, Verdict,
+    ClassifyResult, GetModelResponse, PrivateClassifyResponse, PrivateParamsResponse,
+    PrivateSimilarityResponse, ReportRequest, ReportResponse, SmsMessage, SyncCacheResponse,
+    Verdict,
 };
 
 use crate::cloud_link::{CloudClient, CloudLinkError};
@@ -23,7 +24,14 @@ pub trait CloudLink: Send + Sync + fmt::Debug {
     fn classify(&self, msg: SmsMessage) -> CloudFuture<Verdict>;
     fn classify_batch(&self, msgs: Vec<SmsMessage>) -> CloudFuture<Vec<ClassifyResult>>;
     fn report(&self, req: ReportRequest) -> CloudFuture<ReportResponse>;
-    fn sync_cache(&self, since_version: u64, max_entries: u32) -> CloudFuture<SyncCacheResponse>;
+    /// A page of changes since `since_version`, with the cloud's knowledge table when its id
+    /// is not `knowledge_revision`.
+    fn sync_cache(
+        &self,
+        since_version: u64,
+        max_entries: u32,
+        knowledge_revision: String,
+    ) -> CloudFuture<SyncCacheResponse>;
     fn get_model(&self, current_version: &str) -> CloudFuture<GetModelResponse>;
     /// Private mode's one call (a link without it refuses, and the local verdict stands).
     fn private_classify(
@@ -53,6 +61,16 @@ pub trait CloudLink: Send + Sync + fmt::Debug {
             })
         })
     }
+    /// Private mode's parameters and model (`PrivateParams`); a link without private mode
+    /// answers UNIMPLEMENTED, like a server from before the call.
+    fn private_params(&self) -> CloudFuture<PrivateParamsResponse> {
+        Box::pin(async {
+            Err(CloudLinkError::Rejected {
+                code: tonic::Code::Unimplemented,
+                reason: "this cloud link publishes no private parameters".into(),
+            })
+        })
+    }
 }
 
 impl CloudLink for CloudClient {
@@ -71,9 +89,18 @@ impl CloudLink for CloudClient {
         Box::pin(async move { client.report(req).await })
     }
 
-    fn sync_cache(&self, since_version: u64, max_entries: u32) -> CloudFuture<SyncCacheResponse> {
+    fn sync_cache(
+        &self,
+        since_version: u64,
+        max_entries: u32,
+        knowledge_revision: String,
+    ) -> CloudFuture<SyncCacheResponse> {
         let client = self.clone();
-        Box::pin(async move { client.sync_cache(since_version, max_entries).await })
+        Box::pin(async move {
+            client
+                .sync_cache(since_version, max_entries, &knowledge_revision)
+                .await
+        })
     }
 
     fn get_model(&self, current_version: &str) -> CloudFuture<GetModelResponse> {
@@ -98,6 +125,11 @@ impl CloudLink for CloudClient {
     ) -> CloudFuture<PrivateSimilarityResponse> {
         let client = self.clone();
         Box::pin(async move { client.private_similarity(prefix_bits, prefixes).await })
+    }
+
+    fn private_params(&self) -> CloudFuture<PrivateParamsResponse> {
+        let client = self.clone();
+        Box::pin(async move { client.private_params().await })
     }
 }
 

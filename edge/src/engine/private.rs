@@ -6,8 +6,10 @@
 //! decrypts the K class scores the cloud computed on it. The call runs beside the local model
 //! under the same deadline as `Classify`; without an answer in time (or with a malformed one) the
 //! local verdict stands, marked degraded (fail open), and the message is queued for a private
-//! re-check ([`Engine::drain_private`]: `PrivateClassify` again, never `Classify`) when the failure
-//! was retryable. Reports stay on the phone, since they would show the cloud the fingerprint.
+//! re-check (`private_recheck`: `PrivateClassify` and `PrivateSimilarity` again, never `Classify`)
+//! when the failure was retryable. Reports stay on the phone, since they would show the cloud the
+//! fingerprint. Before anything goes out, the parameters the cloud publishes must be this phone's
+//! (`private_params`).
 //!
 //! The fusion ([`fuse_private`]) follows the head the cloud publishes with the private model
 //! (`smsguard_private::head`, carried in every answer): per market, a monotone logistic model of
@@ -27,36 +29,46 @@ use smsguard_proto::v1::{PrivateClassifyResponse, PrivateSimilarityResponse};
 
 use super::classify::{Message, Outcome};
 use super::link::{Pending, Remote};
+use super::private_params::PublishedParams;
 use super::private_similarity::{bucket_entries, describe, raise_by_similarity, PrefixBits};
-use super::DrainSummary;
 use super::{micros, Engine, EngineError, Timings};
-use crate::store::QueueItem;
+use crate::cloud_link::CloudLinkError;
 use crate::store::{Source, StoredVerdict};
-use smsguard_core::normalize;
+use smsguard_private::similarity::LocalMatch;
 
 /// The phone's half of private mode: its BFV secret key and the shape it featurises for.
 #[derive(Debug)]
 pub(crate) struct PrivateMode {
-    client: PrivateClient,
+    pub(super) client: PrivateClient,
     /// The similarity lookup's prefix length (see `private_similarity`).
-    prefix_bits: PrefixBits,
+    pub(super) prefix_bits: PrefixBits,
+    /// What the cloud publishes (see `private_params`).
+    pub(super) params: PublishedParams,
 }
 
 impl PrivateMode {
-    /// A fresh secret key for the cloud's private model shape: one class per label of the
-    /// taxonomy, as many buckets as pack into one polynomial.
-    pub(crate) fn new() -> Result<PrivateMode, EngineError> {
+    /// A fresh secret key for the cloud's private model shape (one class per label of the
+    /// taxonomy, as many buckets as pack into one polynomial), and the fetch of what the cloud
+    /// publishes for private mode, started now.
+    pub(crate) fn new(remote: &Remote) -> Result<PrivateMode, EngineError> {
         let shape = PrivateShape::for_classes(Label::ALL.len());
         let client = PrivateClient::new(shape)
             .map_err(|e| EngineError::Config(format!("private mode: {e}")))?;
         Ok(PrivateMode {
             client,
             prefix_bits: PrefixBits::default(),
+            params: PublishedParams::fetch(remote),
         })
     }
 
+    /// Whether the cloud publishes parameters this phone supports (`Err(reason)` if not).
+    pub(super) fn check_params(&self, remote: &Remote, deadline: Instant) -> Result<(), String> {
+        self.params
+            .check(remote, self.client.shape(), &self.prefix_bits, deadline)
+    }
+
     /// The decrypted scores of an answer, checked against the shape that was encrypted.
-    fn open(
+    pub(super) fn open(
         &self,
         answer: &PrivateClassifyResponse,
     ) -> Result<(PrivateScores, PrivateHead), String> {
@@ -198,6 +210,9 @@ impl Engine {
     ) -> Outcome {
         let started = Instant::now();
         let model = self.local_model();
+        if let Err(reason) = private.check_params(remote, started + remote.deadline) {
+            return self.refuse_private(model.as_deref(), message, &reason, timings, started);
+        }
         let pending = private
             .client
             .encrypt_text(&message.normalized.text)
@@ -223,6 +238,7 @@ impl Engine {
         let answer = pending.and_then(|pending| {
             let answer = pending.wait_until(started + remote.deadline).map_err(|e| {
                 self.note_refusal(&e);
+                private.params.note_failure(&e);
                 retryable = e.is_retryable();
                 if !retryable {
                     self.count_cloud_failure();
@@ -272,8 +288,27 @@ impl Engine {
         outcome
     }
 
+    /// Private mode refused (the cloud publishes parameters this phone does not support): the
+    /// local verdict, degraded, with the reason; nothing goes to the cloud, nothing is queued.
+    fn refuse_private(
+        &self,
+        model: Option<&super::LocalModel>,
+        message: &Message,
+        reason: &str,
+        timings: &mut Timings,
+        started: Instant,
+    ) -> Outcome {
+        let local = self.local_outcome(model, message);
+        timings.local = micros(started.elapsed());
+        let mut outcome = local.unwrap_or_else(|reason| self.fail_open(reason));
+        outcome.reason = format!("{}; private mode refused: {reason}", outcome.reason);
+        outcome.degraded = true;
+        outcome
+    }
+
     /// The similarity lookup's answer, if in time, matched locally and applied to `outcome`: a
-    /// spam match raises one step (never past quarantine). Without an answer the verdict stands.
+    /// spam match raises one step (never past quarantine). Without an answer the verdict stands;
+    /// after a retryable failure the message is queued for a private re-check, which asks again.
     fn apply_similarity(
         &self,
         private: &PrivateMode,
@@ -283,83 +318,36 @@ impl Engine {
         outcome: &mut Outcome,
     ) {
         let bits = private.prefix_bits.get();
-        let answer = match similar.wait_until(deadline) {
-            Ok(answer) => answer,
-            Err(e) => {
-                self.note_refusal(&e);
-                outcome.reason = format!("{}; private similarity: {e}", outcome.reason);
-                return;
+        match self.similarity_match(private, similar, deadline, &message.fingerprint.minhash) {
+            Ok(found) => {
+                outcome.verdict = raise_by_similarity(outcome.verdict, found);
+                outcome.queue = outcome.queue && outcome.verdict.action < Action::Quarantine;
+                outcome.reason = format!("{}; {}", outcome.reason, describe(found, bits));
             }
-        };
-        private.prefix_bits.learn(&answer);
-        let found = match_locally(&message.fingerprint.minhash, bucket_entries(&answer));
-        outcome.verdict = raise_by_similarity(outcome.verdict, found);
-        outcome.queue = outcome.queue && outcome.verdict.action < Action::Quarantine;
-        outcome.reason = format!("{}; {}", outcome.reason, describe(found, bits));
-    }
-}
-
-impl Engine {
-    /// Private mode's `drain`: every queued re-check asks `PrivateClassify` again (one message a
-    /// call, the text never leaves the phone) and fuses the answer with the stored local verdict;
-    /// the first retryable failure stops the drain (the rest wait), another failure drops that
-    /// entry. Queued reports (from before private mode) stay where they are.
-    pub(super) fn drain_private(
-        &self,
-        private: &PrivateMode,
-        summary: &mut DrainSummary,
-    ) -> Result<(), EngineError> {
-        let store = self.store()?;
-        let remote = self.remote()?;
-        let mut last_key = None;
-        loop {
-            let batch = store.queue_after(last_key, self.config.recheck_batch.max(1))?;
-            let Some(&(key, _)) = batch.last() else { break };
-            last_key = Some(key);
-            for (key, item) in batch {
-                let QueueItem::Recheck { message_id } = item else {
-                    continue;
-                };
-                let record = store.message(message_id).ok().flatten();
-                let Some((record, body)) = record
-                    .as_ref()
-                    .and_then(|r| r.body.as_deref().map(|b| (r, b)))
-                else {
-                    self.drop_recheck(key, message_id, summary);
-                    continue;
-                };
-                let normalized = normalize(body);
-                let Ok(features) = private.client.encrypt_text(&normalized.text) else {
-                    self.drop_recheck(key, message_id, summary);
-                    continue;
-                };
-                let call = remote
-                    .link
-                    .private_classify(PARAMETER_SET.to_owned(), features);
-                let answer = match remote.call(call) {
-                    Ok(answer) => answer,
-                    Err(e) if e.is_retryable() => return Ok(()),
-                    Err(_) => {
-                        self.count_cloud_failure();
-                        self.drop_recheck(key, message_id, summary);
-                        continue;
-                    }
-                };
-                let Ok((scores, head)) = private.open(&answer) else {
-                    self.count_cloud_failure();
-                    self.drop_recheck(key, message_id, summary);
-                    continue;
-                };
-                let market = self
-                    .config
-                    .market
-                    .unwrap_or_else(|| Market::of_text(&normalized.text));
-                let (verdict, _) = fuse_private(record.verdict, &scores, &head, market);
-                summary.rechecked += 1;
-                self.apply_recheck(key, message_id, verdict, summary);
+            Err(e) => {
+                outcome.reason = format!("{}; private similarity: {e}", outcome.reason);
+                if e.is_retryable() && outcome.verdict.action < Action::Quarantine {
+                    outcome.degraded = true;
+                    outcome.queue = true;
+                }
             }
         }
-        Ok(())
+    }
+
+    /// Waits for a similarity answer until `deadline`, learns its suggested prefix length and
+    /// matches the message's full band keys against its entries.
+    pub(super) fn similarity_match(
+        &self,
+        private: &PrivateMode,
+        similar: Pending<PrivateSimilarityResponse>,
+        deadline: Instant,
+        minhash: &[u32; smsguard_core::fingerprint::NUM_HASHES],
+    ) -> Result<LocalMatch, CloudLinkError> {
+        let answer = similar
+            .wait_until(deadline)
+            .inspect_err(|e| self.note_refusal(e))?;
+        private.prefix_bits.learn(&answer);
+        Ok(match_locally(minhash, bucket_entries(&answer)))
     }
 }
 

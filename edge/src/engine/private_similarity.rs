@@ -28,11 +28,16 @@ impl PrefixBits {
         self.0.load(Ordering::Relaxed)
     }
 
-    /// Adopts the cloud's suggestion when it is in the served range.
+    /// Adopts the suggestion of a lookup's answer.
     pub(crate) fn learn(&self, answer: &PrivateSimilarityResponse) {
-        if (4..=32).contains(&answer.suggested_prefix_bits) {
-            self.0
-                .store(answer.suggested_prefix_bits, Ordering::Relaxed);
+        self.adopt(answer.suggested_prefix_bits);
+    }
+
+    /// Adopts a suggestion of the cloud (an answer's, or `PrivateParams`') when it is in the
+    /// served range.
+    pub(crate) fn adopt(&self, bits: u32) {
+        if (4..=32).contains(&bits) {
+            self.0.store(bits, Ordering::Relaxed);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `Engine::sync` (hot spam fingerprints and sender rules) and `Engine::update_model` (signed
+//! `Engine::sync` (hot spam fingerprints, sender rules and the knowledge table) and `Engine::update_model` (signed
 //! model packages).
 
 use smsguard_container::device::open_as_device;
@@ -34,13 +34,16 @@ impl Engine {
         };
         for _ in 0..MAX_SYNC_PAGES {
             let page = remote
-                .call(
-                    remote
-                        .link
-                        .sync_cache(summary.to_version, self.config.sync_page_entries),
-                )
+                .call(remote.link.sync_cache(
+                    summary.to_version,
+                    self.config.sync_page_entries,
+                    self.knowledge_revision(),
+                ))
                 .inspect_err(|_| self.count_cloud_failure())?;
             self.apply_sync_page(&page, &mut summary)?;
+            if let Some(table) = &page.knowledge {
+                self.apply_knowledge(table, &mut summary);
+            }
             let advanced = page.version > summary.to_version;
             summary.to_version = summary.to_version.max(page.version);
             store.set_meta_u64(SYNC_VERSION_KEY, summary.to_version)?;
@@ -104,6 +107,21 @@ impl Engine {
             summary.rules_added += 1;
         }
         Ok(())
+    }
+
+    /// Installs the cloud's knowledge table, or counts its refusal (the one in force stays;
+    /// the next sync offers it again).
+    fn apply_knowledge(&self, table: &v1::KnowledgeTable, summary: &mut SyncSummary) {
+        match self.install_knowledge(table) {
+            Ok(()) => {
+                summary.knowledge_installed = true;
+                self.bump_persisted("knowledge.installed");
+            }
+            Err(_) => {
+                summary.knowledge_rejected = true;
+                self.bump_persisted("knowledge.rejected");
+            }
+        }
     }
 
     /// Rebuilds the in-memory hot index and sender rules from the store.

@@ -28,6 +28,7 @@ use crate::fixtures::{int8_model, vocab_json, OBVIOUS_HAM, OBVIOUS_SPAM};
 
 mod crash_safety;
 mod device_bound;
+mod knowledge_tables;
 mod offline_decisions;
 mod scripted_cloud;
 
@@ -190,7 +191,12 @@ impl CloudLink for FakeCloud {
         })
     }
 
-    fn sync_cache(&self, since_version: u64, _max: u32) -> CloudFuture<SyncCacheResponse> {
+    fn sync_cache(
+        &self,
+        since_version: u64,
+        _max: u32,
+        _known: String,
+    ) -> CloudFuture<SyncCacheResponse> {
         let mut state = self.state();
         state.sync_requests.push(since_version);
         let page = state.sync_pages.pop_front().unwrap_or(SyncCacheResponse {

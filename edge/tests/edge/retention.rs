@@ -362,7 +362,7 @@ impl CloudLink for RecheckCloud {
         Box::pin(async move { answer })
     }
 
-    fn sync_cache(&self, _since: u64, _max: u32) -> CloudFuture<SyncCacheResponse> {
+    fn sync_cache(&self, _since: u64, _max: u32, _known: String) -> CloudFuture<SyncCacheResponse> {
         let answer = self.unavailable();
         Box::pin(async move { answer })
     }

@@ -30,6 +30,7 @@
 //! One Aho-Corasick pass finds every term; a `RegexSet` pass runs the patterns.
 
 mod compile;
+mod table;
 
 use std::sync::OnceLock;
 
@@ -41,6 +42,7 @@ use crate::taxonomy::Label;
 use crate::verdict::Action;
 
 pub use compile::{EntryDef, KnowledgeFile, Source};
+pub use table::{TableText, MAX_TABLE_BYTES};
 
 /// The shipped knowledge base.
 pub const BUILTIN_TOML: &str = include_str!("../data/knowledge.toml");

@@ -82,6 +82,7 @@ mod nfkc;
 mod numbers;
 mod separators;
 mod simplify;
+mod surface;
 mod web;
 mod whitespace;
 
@@ -95,6 +96,7 @@ use nfkc::*;
 use numbers::*;
 use separators::*;
 use simplify::*;
+pub use surface::surface_form;
 use web::*;
 use whitespace::*;
 

@@ -82,7 +82,8 @@ fn descriptor_set_describes_the_service() {
             "SyncCache",
             "GetModel",
             "PrivateClassify",
-            "PrivateSimilarity"
+            "PrivateSimilarity",
+            "PrivateParams"
         ]
     );
 }

@@ -157,6 +157,7 @@ fn protocol_seeds() {
         since_version: 0,
         max_entries: 500,
         device_id: "seed-device".into(),
+        knowledge_revision: String::new(),
     };
     write_seed("sync_request", "full", &sync.encode_to_vec());
     let model = v1::GetModelRequest {

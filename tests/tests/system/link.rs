@@ -81,9 +81,11 @@ fn every_rpc_round_trips_and_batches_split_into_frames() {
     assert!(report.accepted);
     assert!(report.report_count >= 1);
 
-    let sync = rt.block_on(client.sync_cache(0, 100)).unwrap();
+    let sync = rt.block_on(client.sync_cache(0, 100, "")).unwrap();
     assert!(sync.version >= 1, "a report is a change: {sync:?}");
-    let again = rt.block_on(client.sync_cache(sync.version, 100)).unwrap();
+    let again = rt
+        .block_on(client.sync_cache(sync.version, 100, ""))
+        .unwrap();
     assert!(
         again.fingerprints.is_empty(),
         "nothing changed since {}",

@@ -2,7 +2,8 @@
 //! the server's `Classify` (and `Report`) are never called, only `PrivateClassify`; each verdict
 //! carries the exact scores the plaintext private model gives and follows the documented fusion
 //! of those scores with the local verdict; without an answer in time the local verdict stands
-//! (degraded) and the message is re-checked later through `PrivateClassify` only.
+//! (degraded) and the message is re-checked later through `PrivateClassify` and
+//! `PrivateSimilarity`, never `Classify`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -193,6 +194,7 @@ fn a_late_or_missing_private_answer_leaves_the_local_verdict_and_is_rechecked_pr
     assert!(ham.degraded && ham.queued, "{ham:?}");
     assert_eq!(engine.stats().queue_length, 2);
     let answered_before = cloud.requests_answered("PrivateClassify").unwrap();
+    let similar_before = cloud.requests_answered("PrivateSimilarity").unwrap();
     // Still unreachable: the drain stops at the first entry and keeps both.
     let summary = engine.drain_queue().unwrap();
     assert_eq!(
@@ -219,6 +221,11 @@ fn a_late_or_missing_private_answer_leaves_the_local_verdict_and_is_rechecked_pr
     assert_eq!(
         cloud.requests_answered("PrivateClassify").unwrap(),
         answered_before + 2
+    );
+    assert_eq!(
+        cloud.requests_answered("PrivateSimilarity").unwrap(),
+        similar_before + 2,
+        "the drain asks the similarity lookup again too"
     );
     assert_eq!(cloud.requests_answered("Classify").unwrap(), 0);
     assert_eq!(cloud.requests_answered("ClassifyStream").unwrap(), 0);

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use regex::RegexSet;
 use serde::Deserialize;
-use smsguard_core::knowledge::{self, EntryDef, KnowledgeBase, KnowledgeFile, Source};
+use smsguard_core::knowledge::{self, EntryDef, KnowledgeBase, KnowledgeFile, Source, TableText};
 use smsguard_core::Label;
 use toml::Spanned;
 
@@ -114,7 +114,8 @@ pub(super) fn compile(
         source_name,
         ids: HashMap::new(),
     };
-    let (knowledge, knowledge_path) = compiler.knowledge(&file, dir, check_examples, &read_file)?;
+    let (knowledge, knowledge_path, phone_table) =
+        compiler.knowledge(&file, dir, check_examples, &read_file)?;
     let mut sender_effects = Vec::new();
     for rule in &file.sender {
         compiler.regex(&rule.id, &rule.pattern)?;
@@ -126,6 +127,7 @@ pub(super) fn compile(
         source_name: source_name.to_owned(),
         knowledge,
         knowledge_path,
+        phone_table,
         sender_set,
         sender_effects,
         deny_hosts: hosts.deny,
@@ -155,14 +157,15 @@ impl Compiler<'_> {
     }
 
     /// The knowledge table the file names (the built-in one by default, none with "none"),
-    /// compiled together with the file's own entries; and the table's path when it is a file.
+    /// compiled together with the file's own entries; the table's path when it is a file; and
+    /// the table alone as phones receive it (the file's own entries stay in the cloud).
     fn knowledge(
         &self,
         file: &RulesFile,
         dir: Option<&Path>,
         check_examples: bool,
         read_file: &impl Fn(&str) -> Result<String, String>,
-    ) -> Result<(KnowledgeBase, Option<std::path::PathBuf>), RulesError> {
+    ) -> Result<(KnowledgeBase, Option<std::path::PathBuf>, Option<TableText>), RulesError> {
         let named = file.knowledge.as_ref().map(|k| k.get_ref().as_str());
         let (table_name, table_text, path) = match named {
             None | Some("builtin") => (
@@ -201,7 +204,12 @@ impl Compiler<'_> {
         if check_examples {
             base.check_examples()?;
         }
-        Ok((base, path))
+        let phone_table = match (named, table_text) {
+            (None | Some("builtin"), _) => Some(TableText::builtin().clone()),
+            (_, Some(text)) => Some(TableText::new(text, &table_name)?),
+            (_, None) => None,
+        };
+        Ok((base, path, phone_table))
     }
 
     /// Checks id uniqueness and the weight; returns the rule's effect.

@@ -298,8 +298,8 @@ impl LshIndex {
 
 impl LshIndex {
     /// The entries of band `band` whose band key lies in `keys` (one prefix's range): how many
-    /// there are, and the first `cap` of them with their band keys: keys in ascending order,
-    /// each key's entries newest first.
+    /// the keys offer, and the first `cap` of them with their band keys: keys in ascending
+    /// order, each key's entries by [`super::prefix::key_share`].
     pub(super) fn band_range(
         &self,
         band: usize,
@@ -317,12 +317,20 @@ impl LshIndex {
             if band_key(&head.minhash, band) != key {
                 continue;
             }
-            stored += bucket.len as usize;
-            let mut slot = bucket.head;
-            while slot != NO_ENTRY && found.len() < cap {
-                found.push((key, &self.entries[slot as usize]));
-                slot = self.next[slot as usize][band];
-            }
+            let chain = std::iter::successors(Some(bucket.head), |&slot| {
+                Some(self.next[slot as usize][band]).filter(|&next| next != NO_ENTRY)
+            });
+            // Listed in report order: the most recent report last.
+            let reported = self.reported.get(&key).into_iter().flatten().rev();
+            let share = super::prefix::key_share(chain, reported.copied());
+            stored += share.len();
+            let room = cap.saturating_sub(found.len());
+            found.extend(
+                share
+                    .into_iter()
+                    .take(room)
+                    .map(|slot| (key, &self.entries[slot as usize])),
+            );
         }
         (stored, found)
     }

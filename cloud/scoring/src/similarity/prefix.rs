@@ -1,8 +1,11 @@
 //! The private similarity lookup's server side: every entry of one band whose band key starts
 //! with a given prefix (the top `bits` bits), read by a range scan of the ordered band keys.
 //! The phone sends only such prefixes and matches its full band keys locally.
+//!
+//! Every state backend answers by the same rule ([`key_share`]), so a phone gets the same
+//! answer from the embedded store and from Redis for the same stored entries.
 
-use super::{Entry, SimilarityError, SimilarityStore};
+use super::{Entry, SimilarityError, SimilarityStore, MAX_BUCKET_SCAN};
 
 /// Shortest and longest prefixes served, in bits. Below 4 a prefix names a sixteenth of the key
 /// space or more (answers would be the whole memory); above 32 it no longer fits a `u32`.
@@ -11,11 +14,29 @@ pub const PREFIX_BITS: std::ops::RangeInclusive<u32> = 4..=32;
 /// The entries of one (band, prefix) bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefixBucket {
-    /// Entries stored in the bucket, whether returned or not.
+    /// Entries the bucket offers, whether returned or not: the sum of its keys' [`key_share`]s.
     pub stored: usize,
     /// At most `cap` of them, each with its full band key of that band: keys in ascending
-    /// order, each key's entries newest first (so not the newest `cap` of the whole bucket).
+    /// order, each key's share in [`key_share`]'s order (so not the newest `cap` of the bucket).
     pub entries: Vec<(u64, Entry)>,
+}
+
+/// What one band key contributes to a prefix bucket, on every backend: its newest
+/// [`MAX_BUCKET_SCAN`] entries (`newest`, newest first), then its user-reported entries not among
+/// them (`reported`, most recently reported first). These are exactly the candidates the
+/// plaintext lookup verifies for that key, and what the Redis layout keeps per key (it stores
+/// the newest [`MAX_BUCKET_SCAN`] ids and every reported one, nothing older).
+pub fn key_share<T: Copy + PartialEq>(
+    newest: impl IntoIterator<Item = T>,
+    reported: impl IntoIterator<Item = T>,
+) -> Vec<T> {
+    let mut share: Vec<T> = newest.into_iter().take(MAX_BUCKET_SCAN).collect();
+    for item in reported {
+        if !share.contains(&item) {
+            share.push(item);
+        }
+    }
+    share
 }
 
 /// The inclusive range of 64-bit band keys whose top `bits` bits are `prefix`, or `None` when
@@ -74,6 +95,20 @@ mod tests {
         );
         assert!(prefix_range(0, 3).is_none() && prefix_range(0, 33).is_none());
         assert_eq!(prefix_range(u32::MAX, 32).unwrap().end(), &u64::MAX);
+    }
+
+    #[test]
+    fn a_keys_share_is_its_newest_then_its_reported_ones_not_among_them() {
+        let newest = (0..100u32).rev();
+        let share = key_share(newest, [3, 70, 99, 71]);
+        assert_eq!(share.len(), MAX_BUCKET_SCAN + 1);
+        assert_eq!(share[0], 99, "newest first");
+        assert_eq!(share[MAX_BUCKET_SCAN - 1], 52);
+        assert_eq!(
+            share[MAX_BUCKET_SCAN], 3,
+            "a reported entry past the newest 48"
+        );
+        assert_eq!(key_share([2, 1], [1, 5]), vec![2, 1, 5]);
     }
 
     #[test]

@@ -195,6 +195,13 @@ impl SmsGuard for Echo {
     ) -> Result<Response<smsguard_proto::v1::PrivateSimilarityResponse>, Status> {
         Err(Status::unimplemented("private mode is not relayed"))
     }
+
+    async fn private_params(
+        &self,
+        _request: Request<smsguard_proto::v1::PrivateParamsRequest>,
+    ) -> Result<Response<smsguard_proto::v1::PrivateParamsResponse>, Status> {
+        Err(Status::unimplemented("private mode is not relayed"))
+    }
 }
 
 async fn echo_serve(listen: SocketAddr) -> Result<()> {

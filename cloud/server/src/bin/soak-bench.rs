@@ -309,6 +309,7 @@ impl Load {
             since_version: 0,
             max_entries: 500,
             device_id: format!("soak-device-{}", n % 97),
+            knowledge_revision: String::new(),
         };
         let mut client = self.client.clone();
         client

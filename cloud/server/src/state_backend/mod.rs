@@ -128,7 +128,8 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
     fn entry(&self, id: u64) -> Result<Option<Entry>, StateError>;
 
     /// The entries of band `band` whose band key starts with `prefix` (its top `bits` bits):
-    /// how many are stored and the newest `cap` (the private similarity lookup).
+    /// how many the bucket offers and at most `cap` of them, by the rule every backend shares
+    /// ([`smsguard_scoring::similarity::key_share`]; the private similarity lookup).
     fn prefix_bucket(
         &self,
         band: usize,
@@ -136,6 +137,26 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
         bits: u32,
         cap: usize,
     ) -> Result<PrefixBucket, StateError>;
+
+    /// [`Self::prefix_bucket`] of every band at once: `prefixes[b]` is band `b`'s.
+    fn prefix_buckets(
+        &self,
+        prefixes: &[u32],
+        bits: u32,
+        cap: usize,
+    ) -> Result<Vec<PrefixBucket>, StateError> {
+        prefixes
+            .iter()
+            .enumerate()
+            .map(|(band, &prefix)| self.prefix_bucket(band, prefix, bits, cap))
+            .collect()
+    }
+
+    /// The shortest prefix this backend serves (a shorter one would make it read more than
+    /// one stored group per band).
+    fn min_prefix_bits(&self) -> u32 {
+        *smsguard_scoring::similarity::PREFIX_BITS.start()
+    }
 
     /// Remembers `fp` as seeded spam of class `label` (corpora, spam feed).
     fn add_spam(&self, fp: &Fingerprint, label: Label) -> Result<Entry, StateError>;

@@ -55,6 +55,7 @@ fn sync_changes() -> Vec<v1::SpamFingerprint> {
                 since_version: 0,
                 max_entries: 10_000,
                 device_id: "console-test".into(),
+                knowledge_revision: String::new(),
             })
             .await
             .expect("sync")

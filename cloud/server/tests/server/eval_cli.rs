@@ -79,6 +79,46 @@ fn eval_without_edge_scores_the_cloud_alone() {
 }
 
 #[test]
+fn eval_verdict_rows_match_the_report_and_carry_no_text() {
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("eval.json");
+    let rows_path = out.path().join("verdicts.tsv");
+    let report = run_eval(
+        &fixtures(),
+        out.path(),
+        &json_path,
+        [OsStr::new("--verdicts"), rows_path.as_os_str()],
+    );
+    let rows = std::fs::read_to_string(&rows_path).unwrap();
+    let mut lines = rows.lines();
+    assert_eq!(
+        lines.next(),
+        Some("corpus\trow\ttruth\tlabel\taction\tspam_score\tmarket\ttop_terms")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len() as u64, report["n"].as_u64().unwrap());
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 8, "{row:?}");
+        assert_eq!(row[1], (i + 1).to_string());
+        let score: f64 = row[5].parse().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{row:?}");
+    }
+    // The per-action counts of the rows are the report's.
+    for (action, count) in report["actions"].as_object().unwrap() {
+        let in_rows = rows.iter().filter(|r| r[4] == action).count() as u64;
+        assert_eq!(Some(in_rows), count.as_u64(), "{action}");
+    }
+    // No message text: no fixture text of more than two words appears in the file.
+    let written = std::fs::read_to_string(&rows_path).unwrap();
+    for line in std::fs::read_to_string(fixtures()).unwrap().lines() {
+        let text = line.split_once('\t').unwrap().1;
+        if text.split_whitespace().count() > 2 {
+            assert!(!written.contains(text), "a message text was written");
+        }
+    }
+}
+
+#[test]
 fn eval_of_a_missing_file_fails_with_its_path() {
     let output = Command::new(env!("CARGO_BIN_EXE_smsguard-cloud"))
         .args(["eval", "--no-seed", "--data", "/nonexistent/dev.tsv"])

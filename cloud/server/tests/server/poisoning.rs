@@ -79,6 +79,7 @@ async fn pushed_since(
         since_version: since,
         max_entries: 10_000,
         device_id: "victim-phone".into(),
+        knowledge_revision: String::new(),
     };
     let page = client
         .sync_cache(keyed("secret-victim", request))
@@ -92,6 +93,7 @@ async fn sync_version(client: &mut SmsGuardClient<Channel>) -> u64 {
         since_version: 0,
         max_entries: 10_000,
         device_id: "victim-phone".into(),
+        knowledge_revision: String::new(),
     };
     client
         .sync_cache(keyed("secret-victim", request))

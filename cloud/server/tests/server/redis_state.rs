@@ -64,6 +64,7 @@ async fn sync_page_as(
         since_version: 0,
         max_entries: 10_000,
         device_id: "phone".into(),
+        knowledge_revision: String::new(),
     };
     let request = match key {
         Some(key) => with_bearer(key, request),

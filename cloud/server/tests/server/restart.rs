@@ -50,6 +50,7 @@ fn reports_survive_a_kill_9_of_the_server() {
                 since_version: 0,
                 max_entries: 0,
                 device_id: String::new(),
+                knowledge_revision: String::new(),
             })
             .await;
         let verdict = client.classify(classify_request(text)).await;

@@ -186,6 +186,7 @@ fn reports_are_pulled_incrementally_by_sync_cache() {
             since_version: since,
             max_entries: max,
             device_id: "test-device".into(),
+            knowledge_revision: String::new(),
         };
         let before = client.sync_cache(sync(0, 0)).await.unwrap().into_inner();
         assert!(!before.has_more);
@@ -248,6 +249,7 @@ fn a_full_sync_lists_the_default_sender_rules() {
             since_version: 0,
             max_entries: 10_000,
             device_id: String::new(),
+            knowledge_revision: String::new(),
         };
         client(addr)
             .await

@@ -38,8 +38,8 @@ fn write_corpus(root: &Path, name: &str, dev_ham: &str, dev_spam: &str) {
     .unwrap();
 }
 
-#[test]
-fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
+/// Two corpora, "first" and "second", sharing their training texts.
+fn two_corpora() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     write_corpus(
         root.path(),
@@ -53,6 +53,12 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
         "call me when you get home",
         "your account is locked, verify",
     );
+    root
+}
+
+#[test]
+fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
+    let root = two_corpora();
     let out = root.path().join("models");
     let rows = root.path().join("rows.tsv");
     cloud_models::run(CloudTrainArgs {
@@ -130,19 +136,7 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
 
 #[test]
 fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_it() {
-    let root = tempfile::tempdir().unwrap();
-    write_corpus(
-        root.path(),
-        "first",
-        "see you at lunch tomorrow",
-        "claim your free prize now",
-    );
-    write_corpus(
-        root.path(),
-        "second",
-        "call me when you get home",
-        "your account is locked, verify",
-    );
+    let root = two_corpora();
     let json = root.path().join("loco.json");
     smsguard_train::loco::run(smsguard_train::loco::LocoArgs {
         data: vec![root.path().to_path_buf()],
@@ -151,6 +145,7 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
         no_svm: false,
         // One ONNX Runtime environment per process: the parity tests own it.
         no_edge: true,
+        fold_edge_steps: 0,
         in_corpus: false,
         json: Some(json.clone()),
     })
@@ -164,6 +159,7 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
         .collect();
     assert_eq!(held, ["first", "second"]);
     for row in rows {
+        assert!(row["edge"].is_null(), "no edge asked for: {row}");
         assert_eq!(row["n"], 2);
         // The corpora share their training texts: both are dropped from the other's fold
         // only when they occur in the held-out dev split, which they do not; 6 of 8 are kept.
@@ -182,6 +178,7 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
         max_train: 0,
         no_svm: true,
         no_edge: true,
+        fold_edge_steps: 0,
         in_corpus: false,
         json: None,
     })
@@ -190,4 +187,29 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
         refused.to_string().contains("train.tsv or dev.tsv"),
         "{refused}"
     );
+}
+
+#[test]
+fn loco_trains_an_edge_per_fold_when_asked() {
+    let root = two_corpora();
+    let json = root.path().join("loco.json");
+    smsguard_train::loco::run(smsguard_train::loco::LocoArgs {
+        data: vec![root.path().to_path_buf()],
+        hold_out: vec!["second".to_owned()],
+        max_train: 0,
+        no_svm: true,
+        no_edge: false,
+        fold_edge_steps: 3,
+        in_corpus: false,
+        json: Some(json.clone()),
+    })
+    .unwrap();
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let row = &rows.as_array().unwrap()[0];
+    assert_eq!(row["held_out"], "second");
+    assert_eq!(row["edge_source"], "fold-trained, 3 CNN steps at most");
+    let accuracy = row["edge"]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy), "{row}");
+    assert!(row["edge"]["spam_recall"].is_number(), "{row}");
 }

@@ -301,6 +301,7 @@ fn sync_pulls_campaigns_and_rules_for_offline_use() {
                 removed: false,
             }],
             has_more: true,
+            knowledge: None,
         },
         SyncCacheResponse {
             version: 7,
@@ -311,6 +312,7 @@ fn sync_pulls_campaigns_and_rules_for_offline_use() {
                 removed: false,
             }],
             has_more: false,
+            knowledge: None,
         },
     ]);
     let engine = with_cloud(dir.path(), &cloud, Duration::from_millis(50));
@@ -357,6 +359,7 @@ fn sync_pulls_campaigns_and_rules_for_offline_use() {
             removed: true,
         }],
         has_more: false,
+        knowledge: None,
     });
     let engine = with_cloud(dir.path(), &cloud, Duration::from_millis(50));
     let summary = engine.sync().unwrap();

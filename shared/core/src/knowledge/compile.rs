@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
+
+/// Levels of the cue automaton whose states get full transition tables.
+const DENSE_DEPTH: usize = 1;
 use regex::{RegexBuilder, RegexSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
@@ -138,7 +141,12 @@ pub(super) fn compile(sources: &[Source<'_>]) -> Result<KnowledgeBase, Knowledge
     let terms = if builder.terms.is_empty() {
         None
     } else {
-        Some(AhoCorasick::new(&builder.terms).map_err(|e| whole(format!("cue automaton: {e}")))?)
+        // Dense states only at the root: the default (3 levels) spends a full transition table
+        // on every state near it, most of the matcher's memory on a phone.
+        let automaton = AhoCorasick::builder()
+            .dense_depth(DENSE_DEPTH)
+            .build(&builder.terms);
+        Some(automaton.map_err(|e| whole(format!("cue automaton: {e}")))?)
     };
     let set = |patterns: &[String]| {
         RegexSetBuilder::new(patterns)

@@ -38,10 +38,18 @@ pub const SYNC_VERSION: &str = "smsguard:v1:{sync}:version";
 pub const SYNC_LOG: &str = "smsguard:v1:{sync}:log";
 pub const SYNC_SENDER_RULES: &str = "smsguard:v1:{sync}:sender_rules";
 
+/// Bits of a band key that name its bucket group (the `GGG` of `{lsh:BB:GGG}`, 3 hex digits):
+/// a private-similarity prefix of at least this many bits lies in one group.
+pub const GROUP_BITS: u32 = 12;
+
 /// The bucket-group key of band `band` and band key `key`.
 pub fn bucket_key(band: usize, key: u64) -> String {
-    format!("{PREFIX}{{lsh:{band:02}:{:03x}}}", key >> 52)
+    format!("{PREFIX}{{lsh:{band:02}:{:03x}}}", key >> (64 - GROUP_BITS))
 }
+
+/// Field kinds of a bucket group: the newest ids of a band key, and its reported ids.
+pub const NEWEST_FIELD: u8 = b'n';
+pub const REPORTED_FIELD: u8 = b'r';
 
 /// The 16 bucket-group keys and band keys of a fingerprint, band by band.
 pub fn bands(fp: &Fingerprint) -> Vec<(String, [u8; 8])> {

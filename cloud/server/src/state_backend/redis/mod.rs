@@ -14,6 +14,7 @@
 
 mod keys;
 mod ops;
+mod prefix;
 mod scripts;
 
 use std::future::Future;

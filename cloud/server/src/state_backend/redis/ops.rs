@@ -396,20 +396,32 @@ impl StateBackend for RedisState {
         self.wait_for_disk()
     }
 
-    /// Not served yet: entries are stored per fingerprint and bucketed by exact band key, so a
-    /// prefix would need a sorted set of band keys kept in step with every write (ARCHITECTURE.md,
-    /// "Private similarity lookup"). Refused, never answered from a partial view.
+    /// See `prefix`: prefixes of at least 12 bits, one bucket group per band.
     fn prefix_bucket(
         &self,
-        _band: usize,
-        _prefix: u32,
-        _bits: u32,
-        _cap: usize,
+        band: usize,
+        prefix: u32,
+        bits: u32,
+        cap: usize,
     ) -> Result<PrefixBucket, StateError> {
-        Err(StateError::Unsupported {
-            backend: "redis",
-            what: "the private similarity lookup (prefix buckets need an ordered band-key index)",
-        })
+        let mut buckets = self.read_prefix_buckets(&[(band, prefix)], bits, cap)?;
+        buckets
+            .pop()
+            .ok_or_else(|| corrupt("a prefix lookup without a bucket"))
+    }
+
+    fn prefix_buckets(
+        &self,
+        prefixes: &[u32],
+        bits: u32,
+        cap: usize,
+    ) -> Result<Vec<PrefixBucket>, StateError> {
+        let wanted: Vec<(usize, u32)> = prefixes.iter().copied().enumerate().collect();
+        self.read_prefix_buckets(&wanted, bits, cap)
+    }
+
+    fn min_prefix_bits(&self) -> u32 {
+        keys::GROUP_BITS
     }
 
     fn flush(&self) -> Result<(), StateError> {
