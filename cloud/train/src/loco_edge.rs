@@ -15,7 +15,7 @@ use smsguard_core::ngrams::NgramConfig;
 use smsguard_core::Label;
 use smsguard_scoring::fusion::EdgeInput;
 
-use crate::config::ArchConfig;
+use crate::config::{ArchConfig, ConvKind, HeadKind};
 use crate::data::{Dataset, Example, EDGE_LABELS};
 use crate::model::CharCnn;
 use crate::ngram_fit::{self, NgramFitConfig};
@@ -47,6 +47,8 @@ impl FoldEdgeRecipe {
             seq_len: SEQ_LEN,
             labels: EDGE_LABELS.iter().map(|l| l.to_string()).collect(),
             ngram: NgramConfig::default(),
+            conv: ConvKind::Separable,
+            head: HeadKind::Pooled,
         }
     }
 
