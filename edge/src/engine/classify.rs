@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use smsguard_core::knowledge::KnowledgeBase;
+use smsguard_core::knowledge::{KnowledgeBase, OPT_OUT};
 use smsguard_core::{normalize, Fingerprint, Label, Market, Normalized};
 use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
@@ -266,8 +266,7 @@ impl Engine {
                 }
                 let outcome = Outcome::new(verdict, reason);
                 let knowledge = self.active_knowledge();
-                Ok(knowledge
-                    .with_base(|base| with_fraud_knowledge(outcome, base, &message.normalized)))
+                Ok(knowledge.with_base(|base| with_knowledge(outcome, base, &message.normalized)))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
             Err(ModelError::EmptyText) => Ok(Outcome::new(
@@ -440,30 +439,40 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
     }
 }
 
-/// The offline knowledge base beside the model: a message the model allows whose text follows a
-/// known fraud or illegal-content type is tagged (never more: the entries have no calibrated
-/// score, and a tag is delivered, so a false alarm costs the user nothing but a label).
-fn with_fraud_knowledge(
-    outcome: Outcome,
-    knowledge: &KnowledgeBase,
-    normalized: &Normalized,
-) -> Outcome {
+/// The least spam score at which an opt-out footer makes an allowed message a promotion: the
+/// model has to lean spam on its own, so a business's ordinary notice with an unsubscribe line
+/// (mudou's dev ham has a few) stays allowed.
+const PROMOTION_MIN_SCORE: f32 = 0.5;
+
+/// The offline knowledge base beside the model, for a message the model allows: one whose text
+/// follows a known fraud or illegal-content type is tagged with that class; else one the model
+/// leans towards spam that carries a promotion's opt-out footer is tagged `ad` (users file
+/// promotions apart, as the cloud's category policy does). Never more than a tag: the entries
+/// have no calibrated score, and a tag is delivered, so a false alarm costs only a label.
+fn with_knowledge(outcome: Outcome, knowledge: &KnowledgeBase, normalized: &Normalized) -> Outcome {
     if outcome.verdict.action != Action::Allow {
         return outcome;
     }
-    match knowledge.first_harmful(normalized) {
-        Some(entry) => Outcome::new(
-            rule_verdict(
-                entry.label.unwrap_or(Label::Fraud),
-                outcome.verdict.spam_score,
-                Action::Tag,
-            ),
+    let hits = knowledge.hits(normalized);
+    let harmful = hits.iter().find(|e| e.is_harmful());
+    let promotion = hits.iter().find(|e| e.kind == OPT_OUT);
+    let score = outcome.verdict.spam_score;
+    match (harmful, promotion) {
+        (Some(entry), _) => Outcome::new(
+            rule_verdict(entry.label.unwrap_or(Label::Fraud), score, Action::Tag),
             format!(
                 "fraud knowledge: {} ({}) -> tag ({})",
                 entry.kind, entry.id, outcome.reason
             ),
         ),
-        None => outcome,
+        (None, Some(entry)) if score >= PROMOTION_MIN_SCORE => Outcome::new(
+            rule_verdict(Label::Ad, score, Action::Tag),
+            format!(
+                "promotion: opt-out footer ({}) and spam score {score:.4} >= {PROMOTION_MIN_SCORE} -> tag ({})",
+                entry.id, outcome.reason
+            ),
+        ),
+        _ => outcome,
     }
 }
 

@@ -2,6 +2,7 @@
 //! tagged with the rule named; everyday messages and what the model already flags are untouched.
 //! Every message is hand-written (not from any corpus).
 
+use smsguard_core::Label;
 use smsguard_edge::engine::{Engine, EngineConfig, Source};
 use smsguard_edge::model::Action;
 
@@ -79,4 +80,42 @@ fn the_knowledge_catches_what_the_model_alone_misses() {
         tagged_by_knowledge >= 1,
         "the model flagged every script itself"
     );
+}
+
+/// (message, whether the engine files it as a promotion offline): an opt-out footer makes a
+/// promotion of what the model leans spam on but allows; a notice from a business with the same
+/// footer that the model scores as ham stays allowed; an unsubscribe question is no footer.
+const PROMOTIONS: [(&str, bool); 4] = [
+    ("双十一大促，全场五折起，回复TD退订", true),
+    ("年货节大促，坚果礼盒买一送一，回TD退订", true),
+    (
+        "您的快递已放在小区驿站，取件码1234，营业到晚上九点，回复TD退订",
+        false,
+    ),
+    ("我想退订这个会员，你知道怎么弄吗", false),
+];
+
+#[test]
+fn an_opt_out_footer_files_a_leaning_spam_message_as_a_promotion() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), EngineConfig::default()).unwrap();
+    for (i, (body, promotion)) in PROMOTIONS.iter().enumerate() {
+        let decision = engine.classify("+8613800000001", body, 1_700_000_000_000 + i as i64);
+        let filed = decision.reason.starts_with("promotion: opt-out footer");
+        assert_eq!(filed, *promotion, "{body}: {}", decision.reason);
+        if *promotion {
+            assert_eq!(
+                (decision.label, decision.action, decision.source),
+                (Label::Ad, Action::Tag, Source::Rule),
+                "{body}"
+            );
+        } else {
+            assert_eq!(
+                decision.action,
+                Action::Allow,
+                "{body}: {}",
+                decision.reason
+            );
+        }
+    }
 }
