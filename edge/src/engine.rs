@@ -460,7 +460,9 @@ impl Engine {
             Err(e) => (None, Some(e.to_string())),
         };
         let private = match (&remote, config.privacy) {
-            (Some(remote), Privacy::Private) => Some(private::PrivateMode::new(remote)?),
+            (Some(remote), Privacy::Private) => {
+                Some(private::PrivateMode::new(remote, pinned_key.clone())?)
+            }
             _ => None,
         };
         let janitor = store

@@ -47,6 +47,9 @@ struct RelayService {
     parameters_moved: AtomicBool,
     /// Once set, `PrivateParams` is UNIMPLEMENTED, as on a server from before the call.
     parameters_hidden: AtomicBool,
+    /// Once set, every `PrivateClassify` answer's fusion head gains one byte (a trailing space:
+    /// still valid JSON, no longer what was signed).
+    heads_altered: AtomicBool,
 }
 
 /// The parameter set a moved cloud publishes (no phone supports it).
@@ -69,6 +72,7 @@ impl TamperingRelay {
             packages_tampered: AtomicU64::new(0),
             parameters_moved: AtomicBool::new(false),
             parameters_hidden: AtomicBool::new(false),
+            heads_altered: AtomicBool::new(false),
         });
         let router = tonic::transport::Server::builder()
             .add_service(SmsGuardServer::from_arc(Arc::clone(&service)));
@@ -97,6 +101,11 @@ impl TamperingRelay {
         self.service
             .parameters_hidden
             .store(true, Ordering::Relaxed);
+    }
+
+    /// From now on private answers carry a fusion head one byte off the signed one.
+    pub fn alter_heads(&self) {
+        self.service.heads_altered.store(true, Ordering::Relaxed);
     }
 
     /// Model packages rewritten so far.
@@ -228,11 +237,14 @@ impl SmsGuard for RelayService {
         if self.parameters_moved.load(Ordering::Relaxed) {
             request.parameter_set = MOVED_TO.into();
         }
-        let answer = self
+        let mut answer = self
             .upstream
             .private_classify(&request.parameter_set, request.features)
             .await
             .map_err(to_status)?;
+        if self.heads_altered.load(Ordering::Relaxed) {
+            answer.fusion_head.push(' ');
+        }
         Ok(Response::new(answer))
     }
 

@@ -4,11 +4,14 @@
 //! Every answer carries the fusion head fitted for this model (`cloud/models/private_head.json`,
 //! `smsguard-train fit-private-head`): the phone fuses with the head of the model that scored.
 //! `PrivateParams` publishes the same (parameter set, shape, model version, head) up front.
+//! The head is signed with the key that signs the edge model package ([`PrivateMode::signed_by`]),
+//! so a phone that pins that key fuses only with a head the operator published.
 
 use sha2::{Digest, Sha256};
 use smsguard_private::params::{self, PARAMETER_SET};
 use smsguard_private::{PrivateError, PrivateHead, PrivateModel, PrivateScorer};
 use smsguard_proto::v1;
+use smsguard_signing::SigningKey;
 
 use crate::error::{RequestError, ServerError};
 
@@ -25,6 +28,9 @@ pub struct PrivateMode {
     labels: Vec<String>,
     /// The fusion head's JSON, as published.
     head: String,
+    /// Its signature by the model signing key, and that key's id (empty until signed).
+    head_signature: Vec<u8>,
+    key_id: String,
 }
 
 impl PrivateMode {
@@ -57,7 +63,16 @@ impl PrivateMode {
             labels: model.labels,
             head: serde_json::to_string(&head)
                 .map_err(|e| ServerError::PrivateModel(e.to_string()))?,
+            head_signature: Vec::new(),
+            key_id: String::new(),
         })
+    }
+
+    /// Signs the fusion head with the key that signs the edge model package.
+    pub fn signed_by(mut self, key: &SigningKey) -> Self {
+        self.head_signature = key.sign_private_head(self.head.as_bytes());
+        self.key_id = key.verifying_key().key_id();
+        self
     }
 
     /// One encrypted scoring (CPU-bound: run it in a blocking thread).
@@ -88,6 +103,8 @@ impl PrivateMode {
             buckets: shape.buckets as u32,
             labels: self.labels.clone(),
             fusion_head: self.head.clone(),
+            fusion_head_signature: self.head_signature.clone(),
+            key_id: self.key_id.clone(),
         })
     }
 }
@@ -110,6 +127,8 @@ impl PrivateMode {
             model_version: self.model_version.clone(),
             labels: self.labels.clone(),
             fusion_head: self.head.clone(),
+            fusion_head_signature: self.head_signature.clone(),
+            key_id: self.key_id.clone(),
             ..Default::default()
         }
     }

@@ -248,7 +248,7 @@ impl AppState {
         let signing_key =
             package::load_or_create_signing_key(config.signing_key_path.as_deref(), &data_dir)?;
         let package = ModelPackage::load(config.edge_model_dir.as_deref(), &signing_key)?;
-        let private = crate::private::PrivateMode::embedded()?;
+        let private = crate::private::PrivateMode::embedded()?.signed_by(&signing_key);
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             scorer: CloudScorer::with_supplied(scorers, supplied, fusion)

@@ -35,6 +35,7 @@ use super::{micros, Engine, EngineError, Timings};
 use crate::cloud_link::CloudLinkError;
 use crate::store::{Source, StoredVerdict};
 use smsguard_private::similarity::LocalMatch;
+use smsguard_signing::VerifyingKey;
 
 /// The phone's half of private mode: its BFV secret key and the shape it featurises for.
 #[derive(Debug)]
@@ -44,13 +45,18 @@ pub(crate) struct PrivateMode {
     pub(super) prefix_bits: PrefixBits,
     /// What the cloud publishes (see `private_params`).
     pub(super) params: PublishedParams,
+    /// The pinned model signing key: when set, a fusion head is used only if it verifies.
+    pinned_key: Option<VerifyingKey>,
 }
 
 impl PrivateMode {
     /// A fresh secret key for the cloud's private model shape (one class per label of the
     /// taxonomy, as many buckets as pack into one polynomial), and the fetch of what the cloud
     /// publishes for private mode, started now.
-    pub(crate) fn new(remote: &Remote) -> Result<PrivateMode, EngineError> {
+    pub(crate) fn new(
+        remote: &Remote,
+        pinned_key: Option<VerifyingKey>,
+    ) -> Result<PrivateMode, EngineError> {
         let shape = PrivateShape::for_classes(Label::ALL.len());
         let client = PrivateClient::new(shape)
             .map_err(|e| EngineError::Config(format!("private mode: {e}")))?;
@@ -58,6 +64,7 @@ impl PrivateMode {
             client,
             prefix_bits: PrefixBits::default(),
             params: PublishedParams::fetch(remote),
+            pinned_key,
         })
     }
 
@@ -91,7 +98,7 @@ impl PrivateMode {
         if labels.len() != shape.classes {
             return Err("the private answer names the wrong number of labels".into());
         }
-        let head = published_head(answer, &labels)?;
+        let head = published_head(answer, &labels, self.pinned_key.as_ref())?;
         let scores = self
             .client
             .decrypt_scores(&answer.scores)
@@ -106,12 +113,17 @@ impl PrivateMode {
     }
 }
 
-/// The fusion head an answer carries, checked: valid, fitted for the model that scored, and
-/// naming a ham class among the answer's labels.
+/// The fusion head an answer carries, checked: signed by the pinned model key (when one is
+/// pinned), valid, fitted for the model that scored, and naming a ham class among the labels.
 fn published_head(
     answer: &PrivateClassifyResponse,
     labels: &[Label],
+    pinned_key: Option<&VerifyingKey>,
 ) -> Result<PrivateHead, String> {
+    if let Some(key) = pinned_key {
+        key.verify_private_head(answer.fusion_head.as_bytes(), &answer.fusion_head_signature)
+            .map_err(|e| format!("the private answer's fusion head is not the operator's: {e}"))?;
+    }
     let head: PrivateHead = serde_json::from_str(&answer.fusion_head)
         .map_err(|_| "the private answer carries no readable fusion head".to_string())?;
     head.validate().map_err(|e| e.to_string())?;

@@ -15,6 +15,19 @@ use sha2::{Digest, Sha256};
 
 /// Domain separation tag, first bytes of every signed message.
 pub const DOMAIN_TAG: &[u8] = b"smsguard-model-package-v1\0";
+/// Domain tag of a signed private-mode fusion head: the same key signs the edge model and the
+/// head the phone fuses private scores with, and neither signature is valid for the other.
+pub const PRIVATE_HEAD_TAG: &[u8] = b"smsguard-private-head-v1\0";
+
+/// The exact bytes signed for a private-mode fusion head: the tag, the head JSON's length as a
+/// big-endian u64, the head JSON.
+pub fn private_head_message(head_json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PRIVATE_HEAD_TAG.len() + 8 + head_json.len());
+    out.extend_from_slice(PRIVATE_HEAD_TAG);
+    out.extend_from_slice(&(head_json.len() as u64).to_be_bytes());
+    out.extend_from_slice(head_json);
+    out
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SigningError {
@@ -94,6 +107,14 @@ impl SigningKey {
     pub fn sign(&self, parts: PackageParts<'_>) -> Vec<u8> {
         self.0.sign(&canonical_message(parts)).to_bytes().to_vec()
     }
+
+    /// Signs a private-mode fusion head ([`private_head_message`]).
+    pub fn sign_private_head(&self, head_json: &[u8]) -> Vec<u8> {
+        self.0
+            .sign(&private_head_message(head_json))
+            .to_bytes()
+            .to_vec()
+    }
 }
 
 /// A public key, pinned on the edge.
@@ -121,12 +142,25 @@ impl VerifyingKey {
 
     /// Checks a detached signature over `parts` (strict verification: no malleable signatures).
     pub fn verify(&self, parts: PackageParts<'_>, signature: &[u8]) -> Result<(), SigningError> {
+        self.verify_message(&canonical_message(parts), signature)
+    }
+
+    /// Checks a private-mode fusion head's detached signature ([`private_head_message`]).
+    pub fn verify_private_head(
+        &self,
+        head_json: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SigningError> {
+        self.verify_message(&private_head_message(head_json), signature)
+    }
+
+    fn verify_message(&self, message: &[u8], signature: &[u8]) -> Result<(), SigningError> {
         let bytes: [u8; 64] = signature
             .try_into()
             .map_err(|_| SigningError::BadSignatureLength(signature.len()))?;
         let signature = ed25519_dalek::Signature::from_bytes(&bytes);
         self.0
-            .verify_strict(&canonical_message(parts), &signature)
+            .verify_strict(message, &signature)
             .map_err(|_| SigningError::Invalid {
                 key_id: self.key_id(),
             })
@@ -199,6 +233,29 @@ mod tests {
             public.verify(parts(b"model", b"vocab"), &signature[..63]),
             Err(SigningError::BadSignatureLength(63))
         );
+    }
+
+    #[test]
+    fn a_signed_head_verifies_and_no_package_signature_passes_for_it() {
+        let key = SigningKey::generate().unwrap();
+        let public = key.verifying_key();
+        let head = br#"{"version":"h1","markets":{}}"#;
+        let signature = key.sign_private_head(head);
+        assert_eq!(public.verify_private_head(head, &signature), Ok(()));
+        let mut changed = head.to_vec();
+        changed.push(b' ');
+        assert!(public.verify_private_head(&changed, &signature).is_err());
+        assert!(public.verify_private_head(head, &signature[..63]).is_err());
+        let other = SigningKey::generate().unwrap().verifying_key();
+        assert!(other.verify_private_head(head, &signature).is_err());
+        // Domain separation: a package signature over the same bytes is not a head signature,
+        // nor the other way round.
+        let as_package = parts(head, b"");
+        let package_signature = key.sign(as_package);
+        assert!(public
+            .verify_private_head(head, &package_signature)
+            .is_err());
+        assert!(public.verify(as_package, &signature).is_err());
     }
 
     #[test]

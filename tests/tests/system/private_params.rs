@@ -99,3 +99,45 @@ fn a_cloud_without_private_params_is_used_as_before() {
     assert_eq!(cloud.requests_answered("PrivateParams").unwrap(), 0);
     assert_eq!(cloud.requests_answered("PrivateClassify").unwrap(), 2);
 }
+
+/// A private engine that pins the cloud's model signing key.
+fn pinned_private_engine(dir: &std::path::Path, url: &str, cloud: &TestCloud) -> Engine {
+    let mut config = online_config(url, GENEROUS_DEADLINE);
+    config.privacy = Privacy::Private;
+    config.pinned_model_key = Some(cloud.model_public_key().to_owned());
+    open_engine(dir, config).unwrap()
+}
+
+#[test]
+fn a_pinned_phone_fuses_only_with_the_head_the_model_key_signed() {
+    let cloud = cloud_with_metrics();
+    let sender = samples::sender(960);
+    let dir = tempfile::tempdir().unwrap();
+    let direct = pinned_private_engine(dir.path(), &cloud.url(), &cloud);
+    let signed = direct.classify(&sender, &samples::ham(60), now_ms());
+    assert_eq!(signed.source, Source::Private, "{signed:?}");
+    assert!(!signed.degraded, "{signed:?}");
+    drop(direct);
+
+    // One byte of the head changed in flight: the pinned phone keeps its local verdict.
+    let relay = TamperingRelay::start(&cloud.url(), Arc::new(|_| {})).unwrap();
+    relay.alter_heads();
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = pinned_private_engine(dir.path(), &relay.url(), &cloud);
+    let refused = pinned.classify(&sender, &samples::ham(61), now_ms());
+    assert_eq!(refused.source, Source::Local, "{refused:?}");
+    assert!(refused.degraded, "{refused:?}");
+    assert!(
+        refused.reason.contains("fusion head is not the operator's"),
+        "{}",
+        refused.reason
+    );
+    assert!(refused.private.is_none(), "no private scores took part");
+    drop(pinned);
+
+    // Without a pinned key the head is taken as the connection delivers it (documented).
+    let dir = tempfile::tempdir().unwrap();
+    let unpinned = private_engine(dir.path(), &relay.url());
+    let taken = unpinned.classify(&sender, &samples::ham(62), now_ms());
+    assert_eq!(taken.source, Source::Private, "{taken:?}");
+}

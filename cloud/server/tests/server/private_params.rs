@@ -7,6 +7,7 @@ use smsguard_private::params::{self, PARAMETER_SET};
 use smsguard_private::{PrivateClient, PrivateModel};
 use smsguard_proto::v1;
 use smsguard_server::ApiKeyConfig;
+use smsguard_signing::VerifyingKey;
 use tonic::Code;
 
 use crate::common::{self, client, run, with_bearer};
@@ -61,6 +62,25 @@ fn the_params_are_those_private_classify_answers_with() {
             answer.fusion_head, params.fusion_head,
             "the answers keep the head"
         );
+        // Both carry the head signed by the key that signs the edge model package.
+        let model_key = VerifyingKey::from_hex(&server.server.model_public_key).unwrap();
+        for (head, signature, key_id) in [
+            (
+                &params.fusion_head,
+                &params.fusion_head_signature,
+                &params.key_id,
+            ),
+            (
+                &answer.fusion_head,
+                &answer.fusion_head_signature,
+                &answer.key_id,
+            ),
+        ] {
+            assert_eq!(*key_id, model_key.key_id());
+            model_key
+                .verify_private_head(head.as_bytes(), signature)
+                .expect("the head verifies against the model key");
+        }
         let size = prost::Message::encoded_len(&params);
         println!("PrivateParams answer: {size} bytes");
         assert!(size < 2048);
