@@ -13,17 +13,7 @@ use crate::online_engine;
 
 /// A lure no built-in entry and no corpus knows, and the entry that names it.
 const LURE: &str = "Claim your zorblax voucher today before it expires";
-const ENTRY: &str = r#"
-[[entry]]
-id = "test-zorblax-voucher"
-type = "prize"
-label = "fraud"
-weight = 0.5
-description = "A made-up voucher lure, for the test."
-cues = [["zorblax"], ["voucher"]]
-examples = ["claim your zorblax voucher today"]
-counter_examples = ["your voucher expired yesterday"]
-"#;
+const ENTRY: &str = include_str!("../../../datasets/fixtures/knowledge/zorblax-entry.toml");
 
 /// The cloud's rules directory: the default rules naming `knowledge.toml`, which is the
 /// built-in table plus [`ENTRY`]. Returns the table's text.

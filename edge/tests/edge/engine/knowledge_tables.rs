@@ -5,16 +5,7 @@
 use super::*;
 use smsguard_core::knowledge::{TableText, BUILTIN_TOML, MAX_TABLE_BYTES};
 
-const ENTRY: &str = r#"
-[[entry]]
-id = "test-zorblax-voucher"
-type = "prize"
-label = "fraud"
-weight = 0.5
-description = "A made-up voucher lure, for the test."
-cues = [["zorblax"], ["voucher"]]
-examples = ["claim your zorblax voucher today"]
-"#;
+const ENTRY: &str = include_str!("../../../../datasets/fixtures/knowledge/zorblax-entry.toml");
 
 /// A page carrying `toml` under the id `revision`.
 fn page(version: u64, revision: &str, toml: String) -> SyncCacheResponse {
