@@ -14,7 +14,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(normalize classify_request classify_batch report_request sync_request model_request
-           similarity_record decision_log rules_file model_package)
+           similarity_record decision_log rules_file model_package knowledge_table)
 fi
 cargo afl build --release -p smsguard-fuzz --features afl --target-dir target/afl
 export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1

@@ -11,6 +11,7 @@
 use std::sync::OnceLock;
 
 use prost::Message;
+use smsguard_core::knowledge::TableText;
 use smsguard_proto::v1;
 use smsguard_server::metrics::Metrics;
 use smsguard_server::state::AppState;
@@ -64,6 +65,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "model_package",
         run: model_package,
+    },
+    Target {
+        name: "knowledge_table",
+        run: knowledge_table,
     },
 ];
 
@@ -183,6 +188,23 @@ pub fn rules_file(data: &[u8]) {
         Ok("evil.example\n# a comment\nphish.example.top\n".to_owned())
     });
     let _ = smsguard_server::state::sender_rules(&text);
+}
+
+/// A knowledge table as a phone receives it through `SyncCache`: named (size, parse, digest) and
+/// compiled with its examples checked, the path `engine::knowledge` takes before a table may
+/// replace the one in force. No table may panic the phone; a table that is named names the same
+/// way again, and one that compiles answers a lookup.
+pub fn knowledge_table(data: &[u8]) {
+    let text = String::from_utf8_lossy(data).into_owned();
+    let Ok(table) = TableText::new(text, "fuzz") else {
+        return;
+    };
+    let again = TableText::new(table.text().to_owned(), "fuzz").expect("a named table names again");
+    assert_eq!(again.id(), table.id());
+    if let Ok(base) = table.compile_checked("fuzz") {
+        let probe = smsguard_core::normalize("加微信领取免费礼品 http://win.example reply STOP");
+        let _ = base.hits(&probe);
+    }
 }
 
 /// A `GetModel` answer as the edge receives it: decoded and verified against a pinned key.
