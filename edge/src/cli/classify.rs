@@ -24,7 +24,7 @@ pub struct ClassifyArgs {
     #[arg(long, conflicts_with = "text")]
     pub tsv: bool,
     /// Write one JSON object per message: line, id, label, score, action, source, state,
-    /// degraded (and truth with --tsv).
+    /// degraded, queued (when queued), truth (with --tsv) and reason.
     #[arg(long)]
     pub json: bool,
     /// Sender address of the messages (phone number, short code or name).
