@@ -51,14 +51,16 @@ impl StateBackend for EmbeddedState {
         Ok(self.similarity.entry(id)?)
     }
 
-    fn prefix_bucket(
+    fn prefix_buckets(
         &self,
-        band: usize,
-        prefix: u32,
+        prefixes: &[u32],
         bits: u32,
         cap: usize,
-    ) -> Result<PrefixBucket, StateError> {
-        Ok(self.similarity.prefix_bucket(band, prefix, bits, cap)?)
+    ) -> Result<Vec<PrefixBucket>, StateError> {
+        let bucket = |(band, &prefix): (usize, &u32)| {
+            Ok(self.similarity.prefix_bucket(band, prefix, bits, cap)?)
+        };
+        prefixes.iter().enumerate().map(bucket).collect()
     }
 
     fn add_spam(&self, fp: &Fingerprint, label: Label) -> Result<Entry, StateError> {

@@ -127,30 +127,16 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
     /// The stored entry of fingerprint id `id`.
     fn entry(&self, id: u64) -> Result<Option<Entry>, StateError>;
 
-    /// The entries of band `band` whose band key starts with `prefix` (its top `bits` bits):
-    /// how many the bucket offers and at most `cap` of them, by the rule every backend shares
-    /// ([`smsguard_scoring::similarity::key_share`]; the private similarity lookup).
-    fn prefix_bucket(
-        &self,
-        band: usize,
-        prefix: u32,
-        bits: u32,
-        cap: usize,
-    ) -> Result<PrefixBucket, StateError>;
-
-    /// [`Self::prefix_bucket`] of every band at once: `prefixes[b]` is band `b`'s.
+    /// For every band `b`, the entries whose band key in that band starts with `prefixes[b]`
+    /// (its top `bits` bits): how many the bucket offers and at most `cap` of them, by the rule
+    /// every backend shares ([`smsguard_scoring::similarity::key_share`]; the private similarity
+    /// lookup).
     fn prefix_buckets(
         &self,
         prefixes: &[u32],
         bits: u32,
         cap: usize,
-    ) -> Result<Vec<PrefixBucket>, StateError> {
-        prefixes
-            .iter()
-            .enumerate()
-            .map(|(band, &prefix)| self.prefix_bucket(band, prefix, bits, cap))
-            .collect()
-    }
+    ) -> Result<Vec<PrefixBucket>, StateError>;
 
     /// The shortest prefix this backend serves (a shorter one would make it read more than
     /// one stored group per band).

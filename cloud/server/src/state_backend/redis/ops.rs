@@ -397,19 +397,6 @@ impl StateBackend for RedisState {
     }
 
     /// See `prefix`: prefixes of at least 12 bits, one bucket group per band.
-    fn prefix_bucket(
-        &self,
-        band: usize,
-        prefix: u32,
-        bits: u32,
-        cap: usize,
-    ) -> Result<PrefixBucket, StateError> {
-        let mut buckets = self.read_prefix_buckets(&[(band, prefix)], bits, cap)?;
-        buckets
-            .pop()
-            .ok_or_else(|| corrupt("a prefix lookup without a bucket"))
-    }
-
     fn prefix_buckets(
         &self,
         prefixes: &[u32],
