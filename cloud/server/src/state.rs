@@ -315,14 +315,17 @@ impl AppState {
     /// rules file in force (hot-reloaded with it), else the built-in one; a rules file whose
     /// reload failed keeps serving the table that was in force.
     fn knowledge_for(&self, edge_revision: &str) -> Option<v1::KnowledgeTable> {
-        let table = match &self.rules {
-            Some(handle) => handle.current().ok()?.phone_table()?.clone(),
-            None => TableText::builtin().clone(),
+        // Compared by reference: the text (43 KB built in) is copied only when it is sent.
+        let unless_known = |table: &TableText| {
+            (table.id() != edge_revision).then(|| v1::KnowledgeTable {
+                revision: table.id().to_owned(),
+                toml: table.text().to_owned(),
+            })
         };
-        (table.id() != edge_revision).then(|| v1::KnowledgeTable {
-            revision: table.id().to_owned(),
-            toml: table.text().to_owned(),
-        })
+        match &self.rules {
+            Some(handle) => unless_known(handle.current().ok()?.phone_table()?),
+            None => unless_known(TableText::builtin()),
+        }
     }
 
     pub fn get_model(

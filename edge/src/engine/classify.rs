@@ -265,8 +265,8 @@ impl Engine {
                     ));
                 }
                 let outcome = Outcome::new(verdict, reason);
-                let knowledge = self.active_knowledge();
-                Ok(knowledge.with_base(|base| with_knowledge(outcome, base, &message.normalized)))
+                Ok(self
+                    .with_knowledge_base(|base| with_knowledge(outcome, base, &message.normalized)))
             }
             // Nothing to judge is not a failure: the message is delivered as is.
             Err(ModelError::EmptyText) => Ok(Outcome::new(

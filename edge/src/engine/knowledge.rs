@@ -5,8 +5,6 @@
 //! stored table that no longer loads falls back to the built-in one and is counted. A table
 //! that is refused leaves the one in force untouched.
 
-use std::sync::Arc;
-
 use smsguard_core::knowledge::{KnowledgeBase, TableText};
 use smsguard_proto::v1;
 
@@ -17,10 +15,10 @@ const SYNCED_NAME: &str = "knowledge table from SyncCache";
 
 /// The table in force: its id and, once a table was synced, its compiled base (`None`: the
 /// built-in table).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct ActiveKnowledge {
     id: String,
-    synced: Option<Arc<KnowledgeBase>>,
+    synced: Option<KnowledgeBase>,
 }
 
 impl Default for ActiveKnowledge {
@@ -41,7 +39,7 @@ impl ActiveKnowledge {
     }
 
     /// Runs `f` on the base in force.
-    pub(super) fn with_base<R>(&self, f: impl FnOnce(&KnowledgeBase) -> R) -> R {
+    fn with_base<R>(&self, f: impl FnOnce(&KnowledgeBase) -> R) -> R {
         match &self.synced {
             Some(base) => f(base),
             None => f(KnowledgeBase::builtin()),
@@ -55,8 +53,10 @@ impl Engine {
         read(&self.knowledge).id.clone()
     }
 
-    pub(super) fn active_knowledge(&self) -> ActiveKnowledge {
-        read(&self.knowledge).clone()
+    /// Runs `f` on the knowledge base in force, under the read lock (no copy on the message
+    /// path; a sync swaps the table between messages).
+    pub(super) fn with_knowledge_base<R>(&self, f: impl FnOnce(&KnowledgeBase) -> R) -> R {
+        read(&self.knowledge).with_base(f)
     }
 
     /// At open: the table kept in the store, when there is one and it still loads.
@@ -101,6 +101,6 @@ fn checked(text: String) -> Result<ActiveKnowledge, EngineError> {
     let base = table.compile_checked(SYNCED_NAME).map_err(reject)?;
     Ok(ActiveKnowledge {
         id: table.id().to_owned(),
-        synced: Some(Arc::new(base)),
+        synced: Some(base),
     })
 }
