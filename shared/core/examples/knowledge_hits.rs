@@ -5,7 +5,10 @@
 //! Also the table's cost: build time, matcher memory, and the time of one lookup on an already
 //! normalised message (release builds for figures).
 //!
-//! `cargo run --release -p smsguard-core --example knowledge_hits -- FILE.tsv...`
+//! `cargo run --release -p smsguard-core --example knowledge_hits -- [--lines] FILE.tsv...`
+//!
+//! `--lines` also prints, for every message on which an entry fires, its line number and the ids
+//! of the entries (still no text), to see which entries a hand-written set exercises.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -31,6 +34,11 @@ impl Counts {
 fn main() {
     let started = Instant::now();
     let kb = KnowledgeBase::builtin();
+    let mut paths: Vec<String> = std::env::args().skip(1).collect();
+    let per_line = paths.first().is_some_and(|a| a == "--lines");
+    if per_line {
+        paths.remove(0);
+    }
     println!(
         "{} entries (revision {}), table {} bytes, matcher {} bytes, built in {:.2} ms",
         kb.entries().len(),
@@ -42,7 +50,7 @@ fn main() {
     let mut lookups: Vec<Duration> = Vec::new();
     let mut all_ham = Counts::default();
     let mut on_ham: BTreeMap<String, usize> = BTreeMap::new();
-    for path in std::env::args().skip(1) {
+    for path in paths {
         let corpus = match smsguard_corpus::read_tsv(&path) {
             Ok(corpus) => corpus,
             Err(e) => {
@@ -51,11 +59,15 @@ fn main() {
             }
         };
         let (mut ham, mut spam) = (Counts::default(), Counts::default());
-        for record in &corpus.records {
+        for (line, record) in corpus.records.iter().enumerate() {
             let normalized = normalize(&record.text);
             let looked_up = Instant::now();
             let hits = kb.hits(&normalized);
             lookups.push(looked_up.elapsed());
+            if per_line && !hits.is_empty() {
+                let ids: Vec<&str> = hits.iter().map(|e| e.id.as_str()).collect();
+                println!("{path}:{}: {}", line + 1, ids.join(" "));
+            }
             let harmful = hits.iter().any(|e| e.is_harmful());
             if record.label.is_spam() {
                 spam.add(harmful, !hits.is_empty());

@@ -236,3 +236,55 @@ fn sources_compile_together_and_ids_stay_unique_across_them() {
     assert_eq!(ids(&kb, "甲乙"), ["x", "y"]);
     assert_eq!(kb.revisions(), ["t", "u"]);
 }
+
+#[test]
+fn a_scam_warning_switches_off_the_harmful_entries_it_quotes() {
+    let kb = KnowledgeBase::parse(
+        &table(
+            r#"
+[[entry]]
+id = "safe"
+type = "money_transfer"
+label = "fraud"
+weight = 0.7
+description = "d"
+cues = [["安全账户"]]
+examples = ["转入安全账户"]
+[[entry]]
+id = "urgent"
+type = "urgency"
+weight = 0.1
+description = "d"
+cues = [["立即"]]
+examples = ["立即"]
+[[entry]]
+id = "warn"
+type = "scam_warning"
+weight = 0
+description = "d"
+pattern = '不会通过电话'
+examples = ["不会通过电话"]
+"#,
+        ),
+        "t",
+    )
+    .unwrap();
+    let scam = "请立即把钱转入安全账户";
+    let notice = "公检法不会通过电话让您立即转入安全账户";
+    assert_eq!(ids(&kb, scam), ["safe", "urgent"]);
+    // The notice keeps its signals and the warning, but no harmful entry.
+    assert_eq!(ids(&kb, notice), ["urgent", "warn"]);
+    assert!(kb.first_harmful(&normalize(notice)).is_none());
+    assert_eq!(kb.first_harmful(&normalize(scam)).unwrap().id, "safe");
+}
+
+#[test]
+fn the_builtin_warnings_spare_anti_fraud_notices_but_not_scams_posing_as_them() {
+    let kb = KnowledgeBase::builtin();
+    let harmful = |text: &str| kb.first_harmful(&normalize(text)).map(|e| e.id.clone());
+    assert_eq!(
+        harmful("【反诈中心】提醒：公检法机关不会通过电话办案，不存在安全账户，请勿向陌生人转账"),
+        None
+    );
+    assert!(harmful("【反诈中心】民警提醒您的账户涉嫌洗钱，请转入安全账户配合调查").is_some());
+}
