@@ -43,6 +43,8 @@ impl Default for VariantConfig {
                 (Transform::Leetspeak, 0.5),
                 (Transform::SeparatorCollapsed, 0.3),
                 (Transform::KeywordFolded, 0.8),
+                // A link or word written to slip past filters ([.], (dot), HTML entities).
+                (Transform::Refanged, 0.8),
             ],
             mixed_script_word_weight: 0.8,
             count_weight: 0.35,

@@ -196,13 +196,13 @@ fn pipeline_version(manifest_json: &str) -> Result<u32, ServerError> {
         .get("pipeline_version")
         .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| ServerError::ModelPackage("manifest.json has no pipeline_version".into()))?;
-    if version != u64::from(smsguard_core::PIPELINE_VERSION) {
-        return Err(ServerError::ModelPackage(format!(
-            "the edge model is for pipeline version {version}, this build is {}",
+    match u32::try_from(version) {
+        Ok(version) if smsguard_core::reads_pipeline(version) => Ok(version),
+        _ => Err(ServerError::ModelPackage(format!(
+            "the edge model is for pipeline version {version}, this build reads {}",
             smsguard_core::PIPELINE_VERSION
-        )));
+        ))),
     }
-    Ok(smsguard_core::PIPELINE_VERSION)
 }
 
 /// Reads a hex secret key file.

@@ -29,7 +29,8 @@
 //! Terms are normalised when loaded, so they may be written in any form; a term that starts or
 //! ends with an ASCII letter or digit matches only at ASCII word boundaries there.
 //!
-//! One Aho-Corasick pass finds every term; a `RegexSet` pass runs the patterns.
+//! One Aho-Corasick pass finds every term; an entry's pattern runs only when its cues and hosts
+//! are met.
 
 mod compile;
 mod table;
@@ -37,7 +38,7 @@ mod table;
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
-use regex::RegexSet;
+use regex::{Regex, RegexSet};
 
 use crate::normalize::{MaskKind, Normalized};
 use crate::taxonomy::Label;
@@ -125,7 +126,8 @@ pub struct KnowledgeBase {
     revisions: Vec<String>,
     terms: Option<AhoCorasick>,
     term_owner: Vec<TermOwner>,
-    patterns: RegexSet,
+    /// One per entry with a pattern, in `pattern_owner` order.
+    patterns: Vec<Regex>,
     pattern_owner: Vec<usize>,
     host_patterns: RegexSet,
     host_owner: Vec<usize>,
@@ -199,10 +201,6 @@ impl KnowledgeBase {
                 bits[owner.entry] |= owner.bit;
             }
         }
-        for i in self.patterns.matches(text).into_iter() {
-            let entry = self.pattern_owner[i];
-            bits[entry] |= self.entries[entry].pattern_bit.unwrap_or(0);
-        }
         if !self.host_owner.is_empty() {
             let hosts = normalized.masked.iter().filter(|m| m.kind == MaskKind::Url);
             for host in hosts {
@@ -210,6 +208,14 @@ impl KnowledgeBase {
                     let entry = self.host_owner[i];
                     bits[entry] |= self.entries[entry].host_bit.unwrap_or(0);
                 }
+            }
+        }
+        // Patterns last, each only when everything else its entry needs is already there.
+        for (pattern, &entry) in self.patterns.iter().zip(&self.pattern_owner) {
+            let pattern_bit = self.entries[entry].pattern_bit.unwrap_or(0);
+            let others = self.entries[entry].all_bits & !pattern_bit;
+            if bits[entry] & others == others && pattern.is_match(text) {
+                bits[entry] |= pattern_bit;
             }
         }
         let mut fired: Vec<usize> = bits

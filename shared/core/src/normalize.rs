@@ -27,6 +27,11 @@
 //! 6. **Traditional -> Simplified** ([`Transform::TraditionalToSimplified`], characters changed):
 //!    `zhconv` (zh-Hans) on runs of Han characters only; skipped when no character can start a
 //!    change (a table built from zhconv's own rules).
+//!
+//!    Then **refanging** ([`Transform::Refanged`], spans rewritten; pipeline version 2): numeric
+//!    HTML entities are decoded (`h&#111;t`), a bracketed dot between letters or digits (`[.]`,
+//!    `(dot)`) and a spelled-out dot before a top-level domain (`shop dot xyz`, not `the dot
+//!    com`) become `.`, so that stage 7 masks the disguised link. See `normalize/refang.rs`.
 //! 7. **URL / e-mail masking** ([`Transform::UrlMasked`], [`Transform::EmailMasked`]): scheme
 //!    URLs (also broken `http //x.com`, `hxxp`), `www.` hosts, bare domains with common TLDs
 //!    (ambiguous two-letter TLDs such as `.in`, `.me`, `.it` only with a path), and glued ones
@@ -50,7 +55,7 @@
 //! 11. **Keyword folding** ([`Transform::KeywordFolded`]): `data/keywords.tsv`, see [`crate::keywords`].
 //! 12. **Whitespace folding** ([`Transform::WhitespaceFolded`]): whitespace runs -> one space, trim.
 //!
-//! When separator collapsing, leetspeak or keyword folding fired, a placeholder ended up glued
+//! When separator collapsing, leetspeak, keyword folding or refanging fired, a placeholder ended up glued
 //! to an ASCII letter or digit (`com<phone>`), or a masked number took in a single digit that
 //! could have chained to a neighbour (`13800138000 3`), stages 1-12 run again on the result (at
 //! most four times, until nothing changes), since each can expose new work for the
@@ -80,6 +85,7 @@ mod corpus_masks;
 mod leetspeak;
 mod nfkc;
 mod numbers;
+mod refang;
 mod separators;
 mod simplify;
 mod surface;
@@ -94,6 +100,7 @@ use corpus_masks::*;
 use leetspeak::*;
 use nfkc::*;
 use numbers::*;
+use refang::*;
 use separators::*;
 use simplify::*;
 pub use surface::surface_form;
@@ -112,6 +119,7 @@ pub enum Transform {
     CorpusMaskFolded,
     CaseFold,
     TraditionalToSimplified,
+    Refanged,
     UrlMasked,
     EmailMasked,
     SeparatorCollapsed,
@@ -123,7 +131,7 @@ pub enum Transform {
 }
 
 impl Transform {
-    pub const ALL: [Transform; 16] = [
+    pub const ALL: [Transform; 17] = [
         Transform::InvisibleRemoved,
         Transform::ControlRemoved,
         Transform::FullWidth,
@@ -132,6 +140,7 @@ impl Transform {
         Transform::CorpusMaskFolded,
         Transform::CaseFold,
         Transform::TraditionalToSimplified,
+        Transform::Refanged,
         Transform::UrlMasked,
         Transform::EmailMasked,
         Transform::SeparatorCollapsed,
@@ -153,6 +162,7 @@ impl Transform {
             Transform::CorpusMaskFolded => "corpus_mask_folded",
             Transform::CaseFold => "case_fold",
             Transform::TraditionalToSimplified => "traditional_to_simplified",
+            Transform::Refanged => "refanged",
             Transform::UrlMasked => "url_masked",
             Transform::EmailMasked => "email_masked",
             Transform::SeparatorCollapsed => "separator_collapsed",
@@ -238,10 +248,10 @@ const MAX_RERUNS: usize = 4;
 
 /// One message that reaches every stage of [`normalize`]: invisible and control characters,
 /// full-width and compatibility forms, Cyrillic look-alikes, a corpus mask, capitals,
-/// Traditional characters, a URL, an e-mail address, letters and Han characters with separators
+/// Traditional characters, an HTML entity, a URL, an e-mail address, letters and Han characters with separators
 /// between them, a phone number, a four-digit number, leetspeak, a homophone keyword and runs of spaces.
 pub const WARM_UP_TEXT: &str = "\u{200B}\u{7}Ｆｒｅｅ ﬁle \u{0430}ccount XXXX FREE 澳門線上賭場 \
-    http://warm-up.example.top/a a@example.com f.r.e.e 加 薇 信 13800138000 fr33 威信   end 8888";
+    http://warm-up.example.top/a a@example.com h&#111;t f.r.e.e 加 薇 信 13800138000 fr33 威信   end 8888";
 
 /// Builds everything [`normalize`] builds on first use (character tables, the
 /// Traditional-to-Simplified change table and converter, look-alike and keyword tables, URL
@@ -321,6 +331,7 @@ fn needs_rerun(tally: &Tally) -> bool {
         || tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
         || tally.get(Transform::KeywordFolded) > 0
+        || tally.get(Transform::Refanged) > 0
 }
 
 /// Whether a run masked a number or web address in text with Greek or Cyrillic letters: the
@@ -404,6 +415,7 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
         fold_case_then_nfkc(s, tally)
     };
     let s = simplify_han(s, tally);
+    let s = refang(s, tally);
     let s = mask_web(s, tally, masked);
     let s = collapse_separators(s, tally);
     let s = mask_numbers(s, tally, masked);

@@ -112,7 +112,7 @@ impl ModelInfo {
         if let Err(problem) = self.ngram.validate() {
             return Err(invalid(key::NGRAM_CONFIG, &problem.to_string()));
         }
-        if self.pipeline_version != smsguard_core::PIPELINE_VERSION {
+        if !smsguard_core::reads_pipeline(self.pipeline_version) {
             return Err(ModelError::PipelineVersion {
                 model: self.pipeline_version,
                 expected: smsguard_core::PIPELINE_VERSION,
@@ -268,6 +268,13 @@ pub(crate) mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn reads_models_of_pipeline_version_1() {
+        let mut props = sample_props();
+        props.insert(key::PIPELINE_VERSION, "1".to_string());
+        assert_eq!(parse(&props).unwrap().pipeline_version, 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use aho_corasick::AhoCorasick;
 
 /// Levels of the cue automaton whose states get full transition tables.
 const DENSE_DEPTH: usize = 1;
-use regex::{RegexBuilder, RegexSetBuilder};
+use regex::{Regex, RegexBuilder, RegexSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -154,8 +154,20 @@ pub(super) fn compile(sources: &[Source<'_>]) -> Result<KnowledgeBase, Knowledge
             .build()
             .map_err(|e| whole(format!("patterns too large together: {e}")))
     };
+    // One regex per entry, run only when the entry's other requirements already hold: a set of
+    // all patterns ran on every message, and windowed patterns (`.{0,40}`) made its p99 slow.
+    let patterns = builder
+        .patterns
+        .iter()
+        .map(|pattern| {
+            RegexBuilder::new(pattern)
+                .size_limit(PATTERN_SIZE_LIMIT)
+                .build()
+        })
+        .collect::<Result<Vec<Regex>, _>>()
+        .map_err(|e| whole(format!("pattern: {e}")))?;
     Ok(KnowledgeBase {
-        patterns: set(&builder.patterns)?,
+        patterns,
         host_patterns: set(&builder.host_patterns)?,
         entries: builder.entries,
         revisions: sources

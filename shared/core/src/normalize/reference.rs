@@ -80,6 +80,7 @@ fn needs_rerun(tally: &Tally) -> bool {
         || tally.get(Transform::SeparatorCollapsed) > 0
         || tally.get(Transform::Leetspeak) > 0
         || tally.get(Transform::KeywordFolded) > 0
+        || tally.get(Transform::Refanged) > 0
 }
 
 /// A mask in text with Greek or Cyrillic letters: the confusable stage splits words at the
@@ -113,6 +114,8 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     let s = then_nfkc_if_fired(s, tally, Transform::CorpusMaskFolded, fold_corpus_masks);
     let s = then_nfkc_if_fired(s, tally, Transform::CaseFold, fold_case);
     let s = simplify_han(s, tally);
+    // Not in the implementation this file kept (pipeline version 1): one shared stage.
+    let s = super::refang::refang(s, tally);
     let s = mask_web(s, tally, masked);
     let s = collapse_separators(s, tally);
     let s = mask_numbers(s, tally, masked);

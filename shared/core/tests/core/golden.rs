@@ -207,6 +207,37 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     ),
     ("😀😀 great 😀", "😀😀 great 😀", &[]),
     ("a", "a", &[]),
+    // Refanging: disguised dots and HTML entities come undone, then the link is masked.
+    (
+        "verify at secure-bank[.]top now",
+        "verify at <url> now",
+        &[Refanged, UrlMasked],
+    ),
+    (
+        "bet at sportsbet dot co dot uk",
+        "bet at <url>",
+        &[Refanged, UrlMasked],
+    ),
+    (
+        "pay: dhl-fees&#46;info/pay",
+        "pay: <url>",
+        &[Refanged, UrlMasked],
+    ),
+    ("h&#111;t c&#x61;sino", "hot casino", &[Refanged]),
+    (
+        "VISIT SHOP (DOT) XYZ",
+        "visit <url>",
+        &[CaseFold, Refanged, UrlMasked],
+    ),
+    (
+        "点击 abc[.]top 领取",
+        "点击 <url> 领取",
+        &[Refanged, UrlMasked],
+    ),
+    // Prose keeps its words, a lone bracketed dot stays, an entity for `&` stays.
+    ("the dot com bubble", "the dot com bubble", &[]),
+    ("(.)(.) lol", "(.)(.) lol", &[]),
+    ("at&#38;t", "at&#38;t", &[]),
 ];
 
 #[test]
