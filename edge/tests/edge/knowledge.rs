@@ -119,3 +119,33 @@ fn an_opt_out_footer_files_a_leaning_spam_message_as_a_promotion() {
         }
     }
 }
+
+/// The same contact lure on two messages: the one the model leans spam on is tagged, the
+/// colleague's is delivered as it was.
+#[test]
+fn a_fraud_signal_tags_only_a_message_the_model_leans_spam_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), EngineConfig::default()).unwrap();
+    let lure = engine.classify(
+        "+8613800000002",
+        "急用钱吗？无需审核，当天到账，加微信 dk8866 详谈",
+        1_700_000_000_000,
+    );
+    assert!(
+        lure.reason
+            .starts_with("fraud signal: contact_lure (zh-contact-lure)"),
+        "{}",
+        lure.reason
+    );
+    assert_eq!(
+        (lure.label, lure.action, lure.source),
+        (Label::Spam, Action::Tag, Source::Rule)
+    );
+    let colleague = engine.classify(
+        "+8613800000003",
+        "明天开会记得带电脑，有事加我微信 abc123",
+        1_700_000_000_001,
+    );
+    assert_eq!(colleague.action, Action::Allow, "{}", colleague.reason);
+    assert_eq!(colleague.source, Source::Local);
+}

@@ -108,6 +108,13 @@ impl Entry {
         matches!(self.label, Some(Label::Fraud | Label::Illegal))
             && self.action != Some(Action::Allow)
     }
+
+    /// True for a cross-cutting fraud signal (a contact lure, urgency, a look-alike link, a
+    /// transfer request): evidence of no class on its own, so it has no label, but a weight; a
+    /// marker (weight 0) or a scam warning is not one.
+    pub fn is_signal(&self) -> bool {
+        self.label.is_none() && self.weight > 0.0 && self.kind != SCAM_WARNING
+    }
 }
 
 /// Per Aho-Corasick pattern: its entry, the bit of its cue set, and whether it needs ASCII word
