@@ -9,6 +9,7 @@
 //! | a harmful knowledge entry (fraud or illegal type, a denied host), fusion allowed | **tag**, the entry's label |
 //! | a harmful knowledge entry, fusion tagged | **quarantine** |
 //! | a harmful knowledge entry, fusion quarantined or blocked | unchanged, labelled with the entry's class |
+//! | a fraud signal (an entry of no class: contact lure, urgency, look-alike host, short link), fusion allowed at a fused score of at least 0.5 | **tag**, label `spam` (as the phone does offline) |
 //! | anything else | fusion's action (its thresholds) |
 //!
 //! "Fraud or illegal evidence" that keeps a promotion from being let off: a harmful knowledge
@@ -16,7 +17,7 @@
 //! entries have no calibrated score); it needs fusion to agree at least as far as a tag.
 //! Every change adds a `policy` contribution of weight 0 (the logit still sums) saying why.
 
-use smsguard_core::knowledge::OPT_OUT;
+use smsguard_core::knowledge::{OPT_OUT, SCAM_WARNING};
 use smsguard_core::Label;
 
 use crate::fusion::{Action, Contribution, FusedVerdict, FusionModel, ScorerOutcome};
@@ -45,9 +46,13 @@ pub fn apply(
         .max_by(|a, b| a.weight.total_cmp(&b.weight));
     let opt_out = hits.iter().find(|h| h.kind == OPT_OUT);
     let harmful_label = matches!(verdict.label, Label::Fraud | Label::Illegal);
-    let change = match (harmful, opt_out) {
-        (Some(hit), _) => raise(&verdict, hit),
-        (None, Some(opt_out)) if !harmful_label => promotion(&verdict, opt_out),
+    let signal = hits
+        .iter()
+        .find(|h| h.label.is_none() && h.weight > 0.0 && h.kind != SCAM_WARNING);
+    let change = match (harmful, opt_out, signal) {
+        (Some(hit), _, _) => raise(&verdict, hit),
+        (None, Some(opt_out), _) if !harmful_label => promotion(&verdict, opt_out),
+        (None, None, Some(signal)) => signal_tag(&verdict, signal),
         _ => None,
     };
     if let Some((action, label, reason)) = change {
@@ -86,6 +91,21 @@ fn promotion(verdict: &FusedVerdict, opt_out: &RuleHit) -> Option<(Action, Label
             opt_out.id
         ),
     ))
+}
+
+/// The least fused score at which a fraud signal tags an allowed message (the phone's rule).
+pub const SIGNAL_MIN_SCORE: f32 = 0.5;
+
+/// A fraud signal on a message fusion leans spam on but allows: tagged, labelled `spam`.
+fn signal_tag(verdict: &FusedVerdict, signal: &RuleHit) -> Option<(Action, Label, String)> {
+    if verdict.action != Action::Allow || verdict.spam_score < SIGNAL_MIN_SCORE {
+        return None;
+    }
+    let reason = format!(
+        "fraud signal: {} ({}) and fused score {:.4} >= {SIGNAL_MIN_SCORE} -> tag, not allow",
+        signal.kind, signal.id, verdict.spam_score
+    );
+    Some((Action::Tag, Label::Spam, reason))
 }
 
 /// A harmful knowledge hit raises an allowed message to a tag and a tagged one to quarantine,

@@ -24,11 +24,15 @@ impl Scorer for Multiclass {
 
 /// Only the multiclass input counts, so the fused score is the stand-in's score.
 fn model() -> FusionModel {
+    model_tagging_at(0.5)
+}
+
+fn model_tagging_at(tag: f32) -> FusionModel {
     let head = Head {
         weights: vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
         bias: 0.0,
         thresholds: Thresholds {
-            tag: 0.5,
+            tag,
             quarantine: 0.8,
             block: 0.95,
         },
@@ -50,12 +54,22 @@ const AD: [f32; 5] = [0.01, 0.95, 0.02, 0.01, 0.01];
 const FRAUD: [f32; 5] = [0.01, 0.05, 0.9, 0.02, 0.02];
 
 fn verdict(sender: &str, text: &str, score: f32, probabilities: [f32; 5]) -> FusedVerdict {
+    verdict_under(model(), sender, text, score, probabilities)
+}
+
+fn verdict_under(
+    model: FusionModel,
+    sender: &str,
+    text: &str,
+    score: f32,
+    probabilities: [f32; 5],
+) -> FusedVerdict {
     let cloud = cloud_of(
         vec![
             Box::new(Multiclass(score, probabilities)),
             Box::new(StaticRules(RuleSet::builtin().unwrap())),
         ],
-        model(),
+        model,
     );
     cloud.score_text(sender, text, 0, "d", None)
 }
@@ -138,4 +152,31 @@ fn a_forced_action_stands() {
     let v = verdict("10086", POLICE, 0.99, FRAUD);
     assert_eq!(v.action, Action::Allow);
     assert!(policy_reason(&v).is_none());
+}
+
+#[test]
+fn a_fraud_signal_tags_what_fusion_leans_spam_on_but_allows() {
+    const LURE: &str = "急用钱吗？无需审核，当天到账，加微信 dk8866 详谈";
+    let spam = [0.3, 0.1, 0.1, 0.1, 0.4];
+    // Fused 0.7, under a tag threshold of 0.9: the contact lure tags it, as on the phone.
+    let v = verdict_under(model_tagging_at(0.9), "+8613800000000", LURE, 0.7, spam);
+    assert_eq!((v.action, v.label), (Action::Tag, Label::Spam));
+    let reason = policy_reason(&v).expect("the policy explains itself");
+    assert!(
+        reason.starts_with("fraud signal: contact_lure (zh-contact-lure) and fused score 0.7"),
+        "{reason}"
+    );
+    // Leaning ham, the same lure changes nothing.
+    let v = verdict_under(model_tagging_at(0.9), "+8613800000000", LURE, 0.3, spam);
+    assert_eq!(v.action, Action::Allow);
+    assert!(policy_reason(&v).is_none());
+    // Without a signal, a lean alone changes nothing either.
+    let v = verdict_under(
+        model_tagging_at(0.9),
+        "+8613800000000",
+        "明天下午开会",
+        0.7,
+        spam,
+    );
+    assert_eq!(v.action, Action::Allow);
 }
