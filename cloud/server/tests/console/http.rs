@@ -90,7 +90,12 @@ fn logout_ends_the_session() {
 
 #[test]
 fn try_a_message_shows_the_classify_verdict_and_keeps_no_text() {
-    let text = "URGENT: your parcel is held, pay the 1.99 fee at http://parcel-fee.example/q7x9z";
+    // Far above every threshold, so that what other tests of the shared server do between the
+    // two calls below (a parcel campaign's reports, this sender's second message) cannot move
+    // its action; a text near a threshold made this test depend on their order.
+    let text =
+        "FREE entry into our weekly draw, txt WIN to 80086 now to claim your prize, code q7x9z. \
+                T&Cs apply, 18+ only";
     // A sender no other test uses: the shared server's other traffic from the common test
     // sender would change the sender scorer's window between the two calls.
     let sender = "+15550177";
@@ -122,14 +127,14 @@ fn try_a_message_shows_the_classify_verdict_and_keeps_no_text() {
             contribution.model
         );
     }
-    // Scorer reasons name rules (e.g. `en-parcel-fee`), never the text: its own words are absent.
-    for fragment in ["q7x9z", "parcel is held", "parcel-fee.example"] {
+    // Scorer reasons name rules, never the text: its own words are absent.
+    for fragment in ["q7x9z", "weekly draw", "80086"] {
         assert!(!answer.body.contains(fragment), "{fragment} echoed");
     }
     let audit = get("/audit", Some(&session.cookie));
     assert!(audit.body.contains("try_message"));
     assert!(audit.body.contains(&format!("verdict {label}/{action}")));
-    for fragment in ["q7x9z", "parcel is held", "parcel-fee"] {
+    for fragment in ["q7x9z", "weekly draw", "80086"] {
         assert!(!audit.body.contains(fragment), "the audit keeps no text");
     }
 

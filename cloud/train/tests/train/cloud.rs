@@ -61,6 +61,12 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
     let root = two_corpora();
     let out = root.path().join("models");
     let rows = root.path().join("rows.tsv");
+    let handwritten = root.path().join("handwritten.tsv");
+    std::fs::write(
+        &handwritten,
+        "fraud\tThis is your boss, buy four gift cards and send me the codes\nham\tLunch at noon?\n",
+    )
+    .unwrap();
     cloud_models::run(CloudTrainArgs {
         data: vec![root.path().join("first"), root.path().join("second")],
         out: out.clone(),
@@ -78,8 +84,15 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
         lexical_both_views: true,
         folds: 2,
         dump_rows: Some(rows.clone()),
+        handwritten: vec![handwritten],
+        handwritten_repeat: 2,
     })
     .unwrap();
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"handwritten\""),
+        "the hand-written source is named among the training sources"
+    );
 
     for file in [
         "multiclass.bin",

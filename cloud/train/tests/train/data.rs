@@ -88,3 +88,48 @@ fn edge_labels_follow_the_taxonomy_order() {
         .collect();
     assert_eq!(names, EDGE_LABELS);
 }
+
+#[test]
+fn hand_written_rows_join_training_as_one_source_repeated() {
+    let dir = corpus_dir();
+    let mut train = data::load(
+        &data::split_files(&[dir.path().to_path_buf()], Split::Train).unwrap(),
+        true,
+    )
+    .unwrap();
+    let before = train.examples.len();
+    let fixtures = tempfile::tempdir().unwrap();
+    fs::write(
+        fixtures.path().join("types.tsv"),
+        "fraud\t我是民警，你的账户涉嫌洗钱\nham\t明天开会\nfraud\t我是民警，你的账户涉嫌洗钱\n",
+    )
+    .unwrap();
+    fs::write(fixtures.path().join("README.md"), "not data\n").unwrap();
+    fs::create_dir(fixtures.path().join("sub")).unwrap();
+    fs::write(fixtures.path().join("sub/skipped.tsv"), "ham\tnot read\n").unwrap();
+    let added = data::add_handwritten(&mut train, &[fixtures.path().to_path_buf()], 3).unwrap();
+    // The duplicate row counts once; only the folder's own .tsv files are read.
+    assert_eq!(added, 2);
+    assert_eq!(train.examples.len(), before + 2 * 3);
+    assert_eq!(train.sources.last().unwrap(), data::HANDWRITTEN);
+    let source = train.sources.len() - 1;
+    let fraud = EDGE_LABELS.iter().position(|l| *l == "fraud").unwrap();
+    let added_rows: Vec<_> = train
+        .examples
+        .iter()
+        .filter(|e| e.source == source)
+        .collect();
+    assert_eq!(added_rows.iter().filter(|e| e.label == fraud).count(), 3);
+    // Nothing asked, nothing added.
+    let mut untouched = train.clone();
+    assert_eq!(data::add_handwritten(&mut untouched, &[], 3).unwrap(), 0);
+    assert_eq!(
+        data::add_handwritten(&mut untouched, &[fixtures.path().to_path_buf()], 0).unwrap(),
+        0
+    );
+    assert_eq!(untouched.examples.len(), train.examples.len());
+    assert!(matches!(
+        data::add_handwritten(&mut untouched, &[fixtures.path().join("missing.tsv")], 1),
+        Err(DataError::Corpus(_))
+    ));
+}
