@@ -17,7 +17,8 @@
 use super::*;
 
 /// Passes of one run; each strictly shortens the text, so only nesting deeper than this (never
-/// seen in a real message) is left partly disguised.
+/// seen in a real message) is left partly disguised, and only such a message (nested deeper than
+/// the passes of all the pipeline's reruns together) is not a fixed point of `normalize`.
 const MAX_PASSES: usize = 16;
 
 /// Top-level domains after which a spelled-out ` dot ` is read as a dot. Only those a link in a
