@@ -17,7 +17,7 @@
 //! entries have no calibrated score); it needs fusion to agree at least as far as a tag.
 //! Every change adds a `policy` contribution of weight 0 (the logit still sums) saying why.
 
-use smsguard_core::knowledge::{OPT_OUT, SCAM_WARNING};
+use smsguard_core::knowledge::{self, OPT_OUT, SIGNAL_MIN_SCORE};
 use smsguard_core::Label;
 
 use crate::fusion::{Action, Contribution, FusedVerdict, FusionModel, ScorerOutcome};
@@ -48,7 +48,7 @@ pub fn apply(
     let harmful_label = matches!(verdict.label, Label::Fraud | Label::Illegal);
     let signal = hits
         .iter()
-        .find(|h| h.label.is_none() && h.weight > 0.0 && h.kind != SCAM_WARNING);
+        .find(|h| knowledge::is_signal(h.label, h.weight, &h.kind));
     let change = match (harmful, opt_out, signal) {
         (Some(hit), _, _) => raise(&verdict, hit),
         (None, Some(opt_out), _) if !harmful_label => promotion(&verdict, opt_out),
@@ -92,9 +92,6 @@ fn promotion(verdict: &FusedVerdict, opt_out: &RuleHit) -> Option<(Action, Label
         ),
     ))
 }
-
-/// The least fused score at which a fraud signal tags an allowed message (the phone's rule).
-pub const SIGNAL_MIN_SCORE: f32 = 0.5;
 
 /// A fraud signal on a message fusion leans spam on but allows: tagged, labelled `spam`.
 fn signal_tag(verdict: &FusedVerdict, signal: &RuleHit) -> Option<(Action, Label, String)> {

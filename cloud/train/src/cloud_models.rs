@@ -92,13 +92,9 @@ pub struct CloudTrainArgs {
     /// the edge's, the multiclass class probabilities; no text) for offline analysis.
     #[arg(long)]
     pub dump_rows: Option<PathBuf>,
-    /// Hand-written labelled `.tsv` files, or folders of them, added to the multiclass and
-    /// lexical models' training as one more source (never a corpus, never the sealed blind set).
-    #[arg(long)]
-    pub handwritten: Vec<PathBuf>,
-    /// Times every hand-written row is repeated in training.
-    #[arg(long, default_value_t = 10)]
-    pub handwritten_repeat: usize,
+    /// Hand-written rows for the multiclass and lexical models' training.
+    #[command(flatten)]
+    pub handwritten: data::HandwrittenArgs,
 }
 
 /// Default size of the subword vocabulary (see README: measured against 4k and 8k).
@@ -178,13 +174,7 @@ pub fn run(args: CloudTrainArgs) -> Result<()> {
     let train_files = data::split_files(&args.data, Split::Train)?;
     let dev_files = data::split_files(&args.data, Split::Dev)?;
     let mut train = data::load(&train_files, true)?;
-    let added = data::add_handwritten(&mut train, &args.handwritten, args.handwritten_repeat)?;
-    if added > 0 {
-        eprintln!(
-            "hand-written: {added} rows, each {} times",
-            args.handwritten_repeat
-        );
-    }
+    args.handwritten.add_to(&mut train)?;
     let (dev, dev_names) = load_raw(&dev_files)?;
     eprintln!(
         "train: {} examples ({} duplicates removed); dev: {} messages",

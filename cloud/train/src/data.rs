@@ -181,6 +181,32 @@ pub fn load_excluding(
 /// The name of the training source that [`add_handwritten`] adds.
 pub const HANDWRITTEN: &str = "handwritten";
 
+/// The command-line options of [`add_handwritten`], shared by `train` and `train-cloud`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HandwrittenArgs {
+    /// Hand-written labelled `.tsv` files, or folders of them, added to training as one more
+    /// source (`datasets/fixtures/typology` etc.; never a corpus, never the sealed blind set).
+    #[arg(long)]
+    pub handwritten: Vec<PathBuf>,
+    /// Times every hand-written row is repeated in training.
+    #[arg(long, default_value_t = 10)]
+    pub handwritten_repeat: usize,
+}
+
+impl HandwrittenArgs {
+    /// [`add_handwritten`] with these options, saying on stderr what it added.
+    pub fn add_to(&self, train: &mut Dataset) -> Result<(), DataError> {
+        let added = add_handwritten(train, &self.handwritten, self.handwritten_repeat)?;
+        if added > 0 {
+            eprintln!(
+                "hand-written: {added} rows, each {} times",
+                self.handwritten_repeat
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Adds hand-written labelled sets (our fixtures: the fraud typology, the challenge sets, the
 /// obfuscations; never a corpus, never the sealed blind set) to `train` as one more source, every
 /// row `repeat` times, so that about 600 rows weigh like a corpus among 66,000. Why: the corpora

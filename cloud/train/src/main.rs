@@ -129,13 +129,8 @@ struct TrainArgs {
     /// Dev messages used to calibrate int8 activation ranges.
     #[arg(long, default_value_t = 1024)]
     calibration_samples: usize,
-    /// Hand-written labelled `.tsv` files, or folders of them, added to training as one more
-    /// source (`datasets/fixtures/typology` etc.; never a corpus, never the sealed blind set).
-    #[arg(long)]
-    handwritten: Vec<PathBuf>,
-    /// Times every hand-written row is repeated in training.
-    #[arg(long, default_value_t = 10)]
-    handwritten_repeat: usize,
+    #[command(flatten)]
+    handwritten: data::HandwrittenArgs,
     /// Hide the progress bars.
     #[arg(long)]
     quiet: bool,
@@ -160,13 +155,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let (mut train_data, dev_data) = load_data(&args.data)?;
-    let added = data::add_handwritten(&mut train_data, &args.handwritten, args.handwritten_repeat)?;
-    if added > 0 {
-        eprintln!(
-            "hand-written: {added} rows, each {} times",
-            args.handwritten_repeat
-        );
-    }
+    args.handwritten.add_to(&mut train_data)?;
     let vocab_cfg = VocabConfig {
         min_count: args.min_count,
         max_chars: args.max_chars,

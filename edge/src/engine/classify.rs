@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use smsguard_core::knowledge::{KnowledgeBase, OPT_OUT};
+use smsguard_core::knowledge::{KnowledgeBase, OPT_OUT, SIGNAL_MIN_SCORE};
 use smsguard_core::{normalize, Fingerprint, Label, Market, Normalized};
 use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
@@ -443,12 +443,6 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
 /// model has to lean spam on its own, so a business's ordinary notice with an unsubscribe line
 /// (mudou's dev ham has a few) stays allowed.
 const PROMOTION_MIN_SCORE: f32 = 0.5;
-
-/// The least spam score at which a fraud signal (a contact lure, urgency, a look-alike link)
-/// tags an allowed message: the signal alone is no evidence of a class, the model leaning spam
-/// alone is under the market's tag threshold, together they are both. Measured on the 3,622 dev
-/// ham of the corpora: no message more tagged (README, "Fraud signals offline").
-const SIGNAL_MIN_SCORE: f32 = 0.5;
 
 /// The offline knowledge base beside the model, for a message the model allows: one whose text
 /// follows a known fraud or illegal-content type is tagged with that class; else one the model

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use smsguard_train::cloud_models::{self, CloudTrainArgs};
+use smsguard_train::data;
 
 const HAM: [&str; 4] = [
     "are we still on for lunch tomorrow?",
@@ -84,8 +85,10 @@ fn writes_models_per_corpus_figures_and_text_free_fusion_rows() {
         lexical_both_views: true,
         folds: 2,
         dump_rows: Some(rows.clone()),
-        handwritten: vec![handwritten],
-        handwritten_repeat: 2,
+        handwritten: data::HandwrittenArgs {
+            handwritten: vec![handwritten],
+            handwritten_repeat: 2,
+        },
     })
     .unwrap();
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
