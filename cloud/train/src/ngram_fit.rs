@@ -51,6 +51,13 @@ pub struct NgramFit {
     pub candidates: Vec<(f32, f64, f64)>,
 }
 
+impl NgramFit {
+    /// The fitted branch's spam probability of row `row` of `set`.
+    pub fn probability(&self, set: &EncodedSet, row: usize) -> f32 {
+        sigmoid(score(set, row, &self.weights, self.bias))
+    }
+}
+
 /// Fits one model per L2 candidate and keeps the best by weighted dev log-loss. Examples weigh
 /// `class_weights[label]`, as in the CNN's loss. `buckets` is the size of the weight table.
 pub fn fit(
@@ -184,7 +191,7 @@ pub fn accuracy_by_corpus(dev: &EncodedSet, fit: &NgramFit) -> Vec<(String, f64)
     let mut total = vec![0usize; dev.source_names.len()];
     for row in 0..dev.len() {
         let source = dev.sources[row];
-        let spam = sigmoid(score(dev, row, &fit.weights, fit.bias)) >= 0.5;
+        let spam = fit.probability(dev, row) >= 0.5;
         correct[source] += usize::from(spam == (dev.labels[row] != 0));
         total[source] += 1;
     }
