@@ -198,6 +198,13 @@ pub struct FusionModel {
     /// train on): the floor a fraud rule holds the fused score at. `None`: no floor.
     #[serde(default)]
     pub edge_calibration: Option<Platt>,
+    /// The fraud operating point of each market: the multiclass model's fraud probability at or
+    /// above which a message fusion allows is tagged as fraud ([`crate::policy`]). Picked by the
+    /// trainer at a small share of that market's dev ham, apart from the fused thresholds,
+    /// because what sets those (promotions that collections label ham) is not fraud-like. A
+    /// market without an entry has no fraud operating point.
+    #[serde(default)]
+    pub fraud_tag: BTreeMap<Market, f32>,
     #[serde(default)]
     pub cache_ttl_seconds: CacheTtl,
 }
@@ -302,6 +309,15 @@ impl FusionModel {
                 }
             }
         }
+        if let Some((market, p)) = self
+            .fraud_tag
+            .iter()
+            .find(|(_, p)| !(**p > 0.0 && **p <= 1.0))
+        {
+            return invalid(format!(
+                "fraud operating point {p} of market {market}: a probability in (0, 1] is needed"
+            ));
+        }
         if self
             .edge_calibration
             .is_some_and(|c| !(c.a > 0.0 && c.b.is_finite()))
@@ -327,6 +343,12 @@ impl FusionModel {
         } else {
             &self.without_edge
         }
+    }
+
+    /// The multiclass fraud probability at or above which `market`'s allowed messages are
+    /// tagged as fraud, if that market has a fraud operating point.
+    pub fn fraud_tag(&self, market: Market) -> Option<f32> {
+        self.fraud_tag.get(&market).copied()
     }
 
     /// The thresholds a head judges a market at.

@@ -47,7 +47,8 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const DEFAULT_BUCKET_BITS: u32 = 18;
 const MAGIC: &[u8; 4] = b"SGMC";
 const HEADER_LEN: usize = 4 + 4 * 4 + 8;
-const NAME: &str = "multiclass";
+/// The scorer's name in fusion inputs and contributions.
+pub const NAME: &str = "multiclass";
 /// Longest character n-gram.
 const MAX_CHAR_GRAM: usize = 4;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

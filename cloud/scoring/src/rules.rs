@@ -34,7 +34,11 @@
 //! # Score and explanation
 //! Per type, the heaviest entry that fired; across types, noisy-or: `1 - Π(1 - w)` (two
 //! entries of one type are one piece of evidence). The label is that of the heaviest labelled
-//! hit; forced actions combine by [`ForcedAction::most_restrictive`]. The reason names every
+//! hit; forced actions combine by [`ForcedAction::most_restrictive`]. A text template's allow
+//! (an entry with `action = "allow"`) holds only when no harmful entry and no fraud signal fires
+//! on the same text: a scam wearing a card notice's words ("your card ending 4471 is blocked")
+//! that spells its call-back number out must not be let through by the template. A sender's
+//! allow rule is the operator's word about the sender and stands. The reason names every
 //! entry and every type that fired (`rules matched: ...; types: impersonate_authority (fraud)
 //! 0.60, ...`), and [`ModelScore::hits`] carries them for the cloud's policy.
 //!
@@ -231,6 +235,7 @@ impl RuleSet {
                 (hit, entry.action.and_then(forced_action))
             })
             .collect();
+        withdraw_template_allows_beside_fraud_evidence(&mut hits);
         let sender = normalize_sender(msg.sender);
         let mut effects: Vec<&Effect> = self
             .sender_set
@@ -264,6 +269,21 @@ impl RuleSet {
             (hit, effect.action)
         }));
         combine(hits)
+    }
+}
+
+/// Drops the forced allow of the text templates that fired when a harmful entry or a fraud
+/// signal fired beside them (see the module's "Score and explanation").
+fn withdraw_template_allows_beside_fraud_evidence(hits: &mut [(RuleHit, Option<ForcedAction>)]) {
+    let fraud_evidence = hits.iter().any(|(hit, _)| {
+        hit.harmful || smsguard_core::knowledge::is_signal(hit.label, hit.weight, &hit.kind)
+    });
+    if fraud_evidence {
+        for (_, action) in hits.iter_mut() {
+            if *action == Some(ForcedAction::Allow) {
+                *action = None;
+            }
+        }
     }
 }
 

@@ -17,7 +17,8 @@ use smsguard_core::{Normalized, Transform};
 
 use crate::{MessageContext, ModelScore, Scorer, ScoringError};
 
-const NAME: &str = "variant";
+/// The scorer's name in fusion inputs and contributions.
+pub const NAME: &str = "variant";
 
 /// Weights of the variant score.
 #[derive(Debug, Clone)]

@@ -3,12 +3,16 @@
 //! reported figure is computed from, verdicts whose weights were fitted without the row judged
 //! (k folds, row `i` in fold `i % k`, as [`crate::fusion_head::out_of_fold_scores`] splits them).
 
+use std::collections::BTreeMap;
+
 use smsguard_core::{Label, Market, PIPELINE_VERSION};
+use smsguard_eval::metrics::threshold_for_fpr;
 use smsguard_scoring::calibration::Platt;
 use smsguard_scoring::fusion::{
     self, default_inputs, EdgeInput, FusedVerdict, FusionModel, Head, InputTransform,
     ScorerOutcome, EDGE_INPUT,
 };
+use smsguard_scoring::policy;
 
 use crate::cloud_models::sample_weights;
 use crate::fusion_head::{fit_head, fit_weights, FitConfig};
@@ -97,6 +101,7 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
         with_edge: placeholder.clone(),
         without_edge: placeholder,
         edge_calibration: edge_calibration(rows),
+        fraud_tag: Default::default(),
         cache_ttl_seconds: Default::default(),
     };
     let weights = rows.weights();
@@ -117,12 +122,31 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
             config,
         )
     };
+    model.fraud_tag = fraud_operating_points(rows, config);
     model.without_edge = fit(&model, false);
     model.with_edge = match rows.edge {
         Some(_) => fit(&model, true),
         None => model.without_edge.clone(),
     };
     model
+}
+
+/// The fraud operating point of each market with enough dev ham: the least multiclass fraud
+/// probability that flags at most `config.fraud_tag_fpr` of that market's dev ham, and at
+/// least `config.fraud_tag_floor`.
+pub fn fraud_operating_points(rows: &DevRows<'_>, config: &FitConfig) -> BTreeMap<Market, f32> {
+    Market::ALL
+        .iter()
+        .filter_map(|&market| {
+            let ham: Vec<f32> = (0..rows.outcomes.len())
+                .filter(|&i| !rows.spam[i] && rows.markets[i] == market)
+                .filter_map(|i| policy::fraud_probability(&rows.outcomes[i]))
+                .collect();
+            let threshold =
+                threshold_for_fpr(&ham, config.fraud_tag_fpr).max(config.fraud_tag_floor);
+            (ham.len() >= config.min_market_ham && threshold <= 1.0).then_some((market, threshold))
+        })
+        .collect()
 }
 
 /// Every dev row's verdict from a model whose weights (both heads) were fitted on the other

@@ -38,6 +38,7 @@ fn hand_model() -> FusionModel {
         with_edge: head(&[0.8, 0.5, 2.0, 1.0, 3.0, 2.0, 0.7], -1.0),
         without_edge: head(&[1.0, 0.5, 2.0, 1.5, 3.0, 2.0, 0.0], -1.5),
         edge_calibration: None,
+        fraud_tag: Default::default(),
         cache_ttl_seconds: Default::default(),
     }
 }
@@ -410,6 +411,15 @@ fn fusion_json_round_trips_and_a_bad_one_is_refused() {
     negative.without_edge.weights[at("variant")] = -0.1;
     let refused = FusionModel::from_json(&negative.to_json()).unwrap_err();
     assert!(refused.to_string().contains("monotone"), "{refused}");
+    for point in [0.0, 1.5, -0.2] {
+        let mut bad_point = hand_model();
+        bad_point.fraud_tag = [(smsguard_core::Market::Zh, point)].into();
+        let refused = FusionModel::from_json(&bad_point.to_json()).unwrap_err();
+        assert!(
+            refused.to_string().contains("fraud operating point"),
+            "{refused}"
+        );
+    }
     assert!(FusionModel::from_json("{}").is_err());
 }
 

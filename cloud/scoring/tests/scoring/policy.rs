@@ -2,11 +2,13 @@
 //! unless fraud or illegal evidence raises it; a knowledge base fraud type raises the action one
 //! step (at most to quarantine); forced actions stand. Messages are hand-written.
 
-use smsguard_core::Label;
+use smsguard_core::{Label, Market};
 use smsguard_scoring::fusion::{self, default_inputs, FusionModel, Head, Thresholds};
 use smsguard_scoring::policy::POLICY;
 use smsguard_scoring::rules::{RuleSet, StaticRules};
-use smsguard_scoring::{Action, FusedVerdict, MessageContext, ModelScore, Scorer, ScoringError};
+use smsguard_scoring::{
+    Action, FusedVerdict, MessageContext, ModelScore, Scorer, ScoringError, VariantScorer,
+};
 
 use crate::fusion::cloud_of;
 
@@ -46,6 +48,7 @@ fn model_tagging_at(tag: f32) -> FusionModel {
         with_edge: head.clone(),
         without_edge: head,
         edge_calibration: None,
+        fraud_tag: Default::default(),
         cache_ttl_seconds: Default::default(),
     }
 }
@@ -179,4 +182,88 @@ fn a_fraud_signal_tags_what_fusion_leans_spam_on_but_allows() {
         spam,
     );
     assert_eq!(v.action, Action::Allow);
+}
+
+#[test]
+fn a_fraud_operating_point_tags_what_the_multiclass_model_reads_as_fraud() {
+    // No knowledge entry fires on this script; only the multiclass model's fraud class can.
+    const SCRIPT: &str = "你好，我是你们班主任，这学期的资料费麻烦家长今天交一下，直接转给我就行";
+    const SCRIPT_EN: &str =
+        "Hello dear, it is me from the office, are you free now? I need a small favour";
+    let mut model = model_tagging_at(0.9);
+    model.fraud_tag = [(Market::Zh, 0.3), (Market::En, 0.6)].into();
+    let leaning_fraud = [0.3, 0.05, 0.5, 0.05, 0.1];
+    // Fused 0.7 is under the tag threshold; p(fraud) 0.5 is at least zh's fraud point 0.3.
+    let v = verdict_under(model.clone(), "+8613800000000", SCRIPT, 0.7, leaning_fraud);
+    assert_eq!((v.action, v.label), (Action::Tag, Label::Fraud));
+    let reason = policy_reason(&v).expect("the policy explains itself");
+    assert!(
+        reason.starts_with(
+            "fraud operating point: multiclass p(fraud) 0.5000 >= the zh fraud threshold 0.3000"
+        ),
+        "{reason}"
+    );
+    // The same probability is under en's point: allowed.
+    let v = verdict_under(
+        model.clone(),
+        "+447700900000",
+        SCRIPT_EN,
+        0.7,
+        leaning_fraud,
+    );
+    assert_eq!((v.action, v.label), (Action::Allow, Label::Ham));
+    assert!(policy_reason(&v).is_none());
+    // Under zh's point: allowed.
+    let unsure = [0.7, 0.05, 0.2, 0.02, 0.03];
+    let v = verdict_under(model.clone(), "+8613800000000", SCRIPT, 0.7, unsure);
+    assert_eq!(v.action, Action::Allow);
+    // Fusion already tagged it: the operating point changes nothing.
+    let v = verdict_under(model.clone(), "+8613800000000", SCRIPT, 0.85, leaning_fraud);
+    assert_eq!(v.action, Action::Quarantine);
+    assert!(policy_reason(&v).is_none());
+    // A model without fraud operating points allows it.
+    let v = verdict_under(
+        model_tagging_at(0.9),
+        "+8613800000000",
+        SCRIPT,
+        0.7,
+        leaning_fraud,
+    );
+    assert_eq!(v.action, Action::Allow);
+}
+
+#[test]
+fn a_disguise_tags_what_fusion_leans_spam_on_but_allows() {
+    const DISGUISED: &str = "Gr3at d3als th1s w33k3nd 0nly at 0ur st0r3, d0nt m1ss 0ut";
+    const PLAIN: &str = "Great deals this weekend only at our store, dont miss out";
+    let spam = [0.3, 0.1, 0.1, 0.1, 0.4];
+    let with_variant = |score: f32, text: &str| {
+        let cloud = cloud_of(
+            vec![
+                Box::new(Multiclass(score, spam)),
+                Box::new(StaticRules(RuleSet::builtin().unwrap())),
+                Box::new(VariantScorer::new(Default::default())),
+            ],
+            model_tagging_at(0.9),
+        );
+        cloud.score_text("+447700900000", text, 0, "d", None)
+    };
+    // Fused 0.7 (the variant input weighs 0 here), under the tag threshold: the disguise tags it.
+    let v = with_variant(0.7, DISGUISED);
+    assert_eq!((v.action, v.label), (Action::Tag, Label::Spam));
+    let reason = policy_reason(&v).expect("the policy explains itself");
+    assert!(
+        reason.starts_with("disguise: obfuscation score"),
+        "{reason}"
+    );
+    assert!(reason.contains("leetspeak"), "{reason}");
+    assert!(
+        !reason.contains("d3als"),
+        "no message text in reasons: {reason}"
+    );
+    // Leaning ham, the same disguise changes nothing; nor does the same lean without one.
+    assert_eq!(with_variant(0.3, DISGUISED).action, Action::Allow);
+    let plain = with_variant(0.7, PLAIN);
+    assert_eq!(plain.action, Action::Allow);
+    assert!(policy_reason(&plain).is_none());
 }

@@ -361,3 +361,25 @@ fn a_knowledge_table_beside_the_file_reloads_when_it_changes_and_bad_tables_are_
     assert_eq!(handle.score(&loan.context()).unwrap().score, 0.0);
     assert_eq!(handle.current().unwrap().knowledge().revisions(), ["r1"]);
 }
+
+#[test]
+fn a_template_allow_yields_to_fraud_evidence_on_the_same_text_but_a_sender_allow_stands() {
+    let rules = builtin();
+    let forced = |sender: &str, text: &str| {
+        let message = PreparedMessage::new(sender, text, 0, "d");
+        rules.score(&message.context()).unwrap().forced_action
+    };
+    let notice = "You spent 23.40 at TESCO with your card ending 4821.";
+    // A scam wearing the card notice's words, its number spelled out so that no <phone> is left.
+    let scam =
+        "Dear customer, your card ending 4471 is blocked. Call our fraud team on zero eight \
+                zero zero, one one two, three four five six immediately";
+    assert_eq!(forced("+447700900000", notice), Some(ForcedAction::Allow));
+    assert_eq!(
+        forced("+447700900000", scam),
+        None,
+        "the template must not let it through"
+    );
+    // The carrier's service number is allowed whatever its text says (an operator's sender rule).
+    assert_eq!(forced("10086", scam), Some(ForcedAction::Allow));
+}

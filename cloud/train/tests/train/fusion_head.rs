@@ -99,3 +99,59 @@ fn an_input_the_fit_would_drop_keeps_its_least_weight() {
         "reports must move verdicts"
     );
 }
+
+#[test]
+fn a_fraud_operating_point_flags_at_most_its_budget_of_a_markets_ham() {
+    use smsguard_scoring::fusion::ScorerOutcome;
+    use smsguard_scoring::ModelScore;
+    use smsguard_train::fusion_fit::{fraud_operating_points, DevRows};
+
+    let outcome = |p_fraud: f32| {
+        let probabilities = [1.0 - p_fraud, 0.0, p_fraud, 0.0, 0.0];
+        vec![ScorerOutcome {
+            model: "multiclass".into(),
+            result: Ok(ModelScore::new("multiclass", p_fraud, "test")
+                .with_probabilities(Some(probabilities))),
+        }]
+    };
+    // 2,000 zh ham with p(fraud) 0.0000 .. 0.1999, 50 zh fraud at 0.9, 20 en ham (too few).
+    let (mut outcomes, mut spam, mut markets) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..2000 {
+        outcomes.push(outcome(i as f32 / 10_000.0));
+        spam.push(false);
+        markets.push(Market::Zh);
+    }
+    for _ in 0..50 {
+        outcomes.push(outcome(0.9));
+        spam.push(true);
+        markets.push(Market::Zh);
+    }
+    for _ in 0..20 {
+        outcomes.push(outcome(0.5));
+        spam.push(false);
+        markets.push(Market::En);
+    }
+    let sources = vec![0; outcomes.len()];
+    let rows = DevRows {
+        outcomes: &outcomes,
+        edge: None,
+        spam: &spam,
+        sources: &sources,
+        markets: &markets,
+    };
+    let unfloored = FitConfig {
+        fraud_tag_floor: 0.0,
+        ..FitConfig::default()
+    };
+    let points = fraud_operating_points(&rows, &unfloored);
+    // 0.1 % of 2,000 ham: the two highest (0.1999, 0.1998) may be flagged, not the third.
+    let zh = points[&Market::Zh];
+    assert!(zh > 0.1997 && zh <= 0.1998, "zh fraud point {zh}");
+    assert!(
+        !points.contains_key(&Market::En),
+        "too little en ham for a point"
+    );
+    // The floor holds the point up where the ham alone would set it lower.
+    let floored = fraud_operating_points(&rows, &FitConfig::default());
+    assert_eq!(floored[&Market::Zh], FitConfig::default().fraud_tag_floor);
+}
