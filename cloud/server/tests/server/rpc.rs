@@ -438,8 +438,10 @@ fn a_malformed_device_key_is_the_clients_error() {
 
 #[test]
 fn feedback_changes_the_next_verdict_of_a_near_duplicate() {
-    let original = "Dear customer, your parcel 4471 is held at the depot. Pay the customs fee of 2 pounds at parcel-fees.example to release it";
-    let near_duplicate = "Dear customer, your parcel 9902 is held at the depot. Pay the customs fee of 3 pounds at parcel-fees.example to release it";
+    // A ticket scam no model or rule flags on its own (the models learned the parcel-fee
+    // smishing this test used before); only the users' reports can.
+    let original = "Good news from the residents committee: the summer barbecue tickets 4471 are ready, 2 pounds each at the community hall";
+    let near_duplicate = "Good news from the residents committee: the summer barbecue tickets 9902 are ready, 3 pounds each at the community hall";
     run(async move {
         // Reporters are API keys; this server's quorum is two of them.
         let server = common::start(|config| {
