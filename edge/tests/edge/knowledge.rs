@@ -86,8 +86,8 @@ fn the_knowledge_catches_what_the_model_alone_misses() {
 /// promotion of what the model leans spam on but allows; a notice from a business with the same
 /// footer that the model scores as ham stays allowed; an unsubscribe question is no footer.
 const PROMOTIONS: [(&str, bool); 4] = [
-    ("双十一大促，全场五折起，回复TD退订", true),
-    ("年货节大促，坚果礼盒买一送一，回TD退订", true),
+    ("新店开业，到店消费满100送20，回T退订", true),
+    ("健身房新年特惠，年卡立减三百，回复TD退订", true),
     (
         "您的快递已放在小区驿站，取件码1234，营业到晚上九点，回复TD退订",
         false,
@@ -128,7 +128,7 @@ fn a_fraud_signal_tags_only_a_message_the_model_leans_spam_on() {
     let engine = Engine::open(dir.path(), EngineConfig::default()).unwrap();
     let lure = engine.classify(
         "+8613800000002",
-        "急用钱吗？无需审核，当天到账，加微信 dk8866 详谈",
+        "缺钱找我，加微信 dk8866 详谈",
         1_700_000_000_000,
     );
     assert!(

@@ -23,9 +23,9 @@ use crate::online_config;
 /// them through; the head, fusing its score with the private margin, crosses the tag threshold).
 /// After refitting either model or the head, pick new ones: the test needs at least one.
 const RAISED_BY_PRIVATE: &[&str] = &[
-    "Limited offer: buy one get one free on all pizzas tonight",
-    "Your parcel is waiting, confirm delivery details at the link",
-    // Tagged by the edge, held by the head.
+    // Allowed by the edge, tagged by the head.
+    "Hot singles in your area want to chat tonight",
+    // Tagged by the edge, quarantined by the head.
     "Urgent: your bank account will be suspended, verify now",
 ];
 
@@ -184,7 +184,7 @@ fn a_late_or_missing_private_answer_leaves_the_local_verdict_and_is_rechecked_pr
     proxy.set_delay(Duration::ZERO);
     proxy.set_refuse(true);
     proxy.cut_connections();
-    let held = RAISED_BY_PRIVATE[2];
+    let held = RAISED_BY_PRIVATE[1];
     let tagged = engine.classify(&samples::sender(772), held, now_ms());
     assert_eq!(
         (tagged.source, tagged.action),

@@ -57,7 +57,7 @@ fn a_table_that_fails_any_check_is_refused_and_the_one_in_force_stays() {
         assert_eq!(engine.knowledge_revision(), builtin, "page {n}");
     }
     assert_eq!(engine.stats().counters.get("knowledge.rejected"), Some(&4));
-    let lure = "claim your zorblax voucher today";
+    let lure = "your zorblax voucher is here";
     assert_eq!(engine.classify(STRANGER, lure, 0).action, Action::Allow);
 
     // The right table under its own id is installed.
@@ -72,7 +72,7 @@ fn a_table_that_fails_any_check_is_refused_and_the_one_in_force_stays() {
         cloud.state().sync_requests
     );
     assert_eq!(engine.stats().knowledge_revision, id_of(&good));
-    let tagged = engine.classify(STRANGER, "claim your zorblax voucher now", 1);
+    let tagged = engine.classify(STRANGER, "here is your zorblax voucher", 1);
     assert_eq!((tagged.source, tagged.action), (Source::Rule, Action::Tag));
     engine.close().unwrap();
 
