@@ -250,6 +250,16 @@ pub struct ScorerOutcome {
     pub result: Result<ModelScore, String>,
 }
 
+/// The score of the scorer named `model` among `outcomes`, if it ran and answered.
+pub fn score_of<'a>(outcomes: &'a [ScorerOutcome], model: &str) -> Option<&'a ModelScore> {
+    outcomes
+        .iter()
+        .find(|o| o.model == model)?
+        .result
+        .as_ref()
+        .ok()
+}
+
 /// The edge's verdict on the message, sent by the phone.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EdgeInput {
@@ -427,8 +437,7 @@ impl FusionModel {
         logit: f32,
     ) -> Option<Contribution> {
         let (edge, calibration) = (edge?, self.edge_calibration?);
-        let rules = outcomes.iter().find(|o| o.model == RULES_INPUT)?;
-        let fired = rules.result.as_ref().ok()?.label == Some(Label::Fraud);
+        let fired = score_of(outcomes, RULES_INPUT)?.label == Some(Label::Fraud);
         let floor = calibration.probability(InputTransform::Logit.apply(edge.spam_score));
         let floor_logit = logit_of(floor);
         (fired && floor_logit > logit).then(|| Contribution {

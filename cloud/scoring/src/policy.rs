@@ -29,7 +29,7 @@
 use smsguard_core::knowledge::{self, OPT_OUT, SIGNAL_MIN_SCORE};
 use smsguard_core::Label;
 
-use crate::fusion::{Action, Contribution, FusedVerdict, FusionModel, ScorerOutcome};
+use crate::fusion::{score_of, Action, Contribution, FusedVerdict, FusionModel, ScorerOutcome};
 use crate::RuleHit;
 use crate::{multiclass, variant};
 
@@ -112,9 +112,15 @@ fn promotion(verdict: &FusedVerdict, opt_out: &RuleHit) -> Option<(Action, Label
     ))
 }
 
+/// Fusion allowed the message at a fused score of at least [`SIGNAL_MIN_SCORE`]: the lean a
+/// fraud signal or a disguise needs beside it to tag.
+fn allowed_but_leaning_spam(verdict: &FusedVerdict) -> bool {
+    verdict.action == Action::Allow && verdict.spam_score >= SIGNAL_MIN_SCORE
+}
+
 /// A fraud signal on a message fusion leans spam on but allows: tagged, labelled `spam`.
 fn signal_tag(verdict: &FusedVerdict, signal: &RuleHit) -> Option<(Action, Label, String)> {
-    if verdict.action != Action::Allow || verdict.spam_score < SIGNAL_MIN_SCORE {
+    if !allowed_but_leaning_spam(verdict) {
         return None;
     }
     let reason = format!(
@@ -127,12 +133,7 @@ fn signal_tag(verdict: &FusedVerdict, signal: &RuleHit) -> Option<(Action, Label
 /// The multiclass model's fraud probability, when it scored the message.
 pub fn fraud_probability(outcomes: &[ScorerOutcome]) -> Option<f32> {
     let fraud = Label::ALL.iter().position(|l| *l == Label::Fraud)?;
-    outcomes
-        .iter()
-        .find(|o| o.model == multiclass::NAME)?
-        .result
-        .as_ref()
-        .ok()?
+    score_of(outcomes, multiclass::NAME)?
         .probabilities
         .map(|p| p[fraud])
 }
@@ -164,15 +165,10 @@ fn disguise_tag(
     verdict: &FusedVerdict,
     outcomes: &[ScorerOutcome],
 ) -> Option<(Action, Label, String)> {
-    if verdict.action != Action::Allow || verdict.spam_score < SIGNAL_MIN_SCORE {
+    if !allowed_but_leaning_spam(verdict) {
         return None;
     }
-    let variant = outcomes
-        .iter()
-        .find(|o| o.model == variant::NAME)?
-        .result
-        .as_ref()
-        .ok()?;
+    let variant = score_of(outcomes, variant::NAME)?;
     (variant.score >= DISGUISE_MIN_SCORE).then(|| {
         let reason = format!(
             "disguise: obfuscation score {:.4} >= {DISGUISE_MIN_SCORE} ({}) and fused score {:.4} >= {SIGNAL_MIN_SCORE} -> tag, not allow",

@@ -101,7 +101,7 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
         with_edge: placeholder.clone(),
         without_edge: placeholder,
         edge_calibration: edge_calibration(rows),
-        fraud_tag: Default::default(),
+        fraud_tag: fraud_operating_points(rows, config),
         cache_ttl_seconds: Default::default(),
     };
     let weights = rows.weights();
@@ -122,7 +122,6 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
             config,
         )
     };
-    model.fraud_tag = fraud_operating_points(rows, config);
     model.without_edge = fit(&model, false);
     model.with_edge = match rows.edge {
         Some(_) => fit(&model, true),

@@ -67,14 +67,24 @@ fn verdict_under(
     score: f32,
     probabilities: [f32; 5],
 ) -> FusedVerdict {
-    let cloud = cloud_of(
-        vec![
-            Box::new(Multiclass(score, probabilities)),
-            Box::new(StaticRules(RuleSet::builtin().unwrap())),
-        ],
-        model,
-    );
-    cloud.score_text(sender, text, 0, "d", None)
+    verdict_with(model, Vec::new(), sender, text, score, probabilities)
+}
+
+/// [`verdict_under`] with more scorers beside the multiclass stand-in and the built-in rules.
+fn verdict_with(
+    model: FusionModel,
+    more: Vec<Box<dyn Scorer>>,
+    sender: &str,
+    text: &str,
+    score: f32,
+    probabilities: [f32; 5],
+) -> FusedVerdict {
+    let mut scorers: Vec<Box<dyn Scorer>> = vec![
+        Box::new(Multiclass(score, probabilities)),
+        Box::new(StaticRules(RuleSet::builtin().unwrap())),
+    ];
+    scorers.extend(more);
+    cloud_of(scorers, model).score_text(sender, text, 0, "d", None)
 }
 
 fn policy_reason(v: &FusedVerdict) -> Option<&str> {
@@ -238,15 +248,15 @@ fn a_disguise_tags_what_fusion_leans_spam_on_but_allows() {
     const PLAIN: &str = "Great deals this weekend only at our store, dont miss out";
     let spam = [0.3, 0.1, 0.1, 0.1, 0.4];
     let with_variant = |score: f32, text: &str| {
-        let cloud = cloud_of(
-            vec![
-                Box::new(Multiclass(score, spam)),
-                Box::new(StaticRules(RuleSet::builtin().unwrap())),
-                Box::new(VariantScorer::new(Default::default())),
-            ],
+        let variant: Vec<Box<dyn Scorer>> = vec![Box::new(VariantScorer::new(Default::default()))];
+        verdict_with(
             model_tagging_at(0.9),
-        );
-        cloud.score_text("+447700900000", text, 0, "d", None)
+            variant,
+            "+447700900000",
+            text,
+            score,
+            spam,
+        )
     };
     // Fused 0.7 (the variant input weighs 0 here), under the tag threshold: the disguise tags it.
     let v = with_variant(0.7, DISGUISED);
