@@ -9,6 +9,7 @@
 //! | a harmful knowledge entry (fraud or illegal type, a denied host), fusion allowed | **tag**, the entry's label |
 //! | a harmful knowledge entry, fusion tagged | **quarantine** |
 //! | a harmful knowledge entry, fusion quarantined or blocked | unchanged, labelled with the entry's class |
+//! | a junk knowledge entry (label `spam`: a chain letter, bought followers, pharmacy spam), fusion allowed | **tag**, label `spam` (as the phone does offline) |
 //! | a fraud signal (an entry of no class: contact lure, urgency, look-alike host, short link), fusion allowed at a fused score of at least 0.5 | **tag**, label `spam` (as the phone does offline) |
 //! | the multiclass model's fraud probability at or above the market's fraud operating point ([`FusionModel::fraud_tag`]), fusion allowed, none of the above | **tag**, label `fraud` |
 //! | a disguise: the `variant` scorer's obfuscation score at least [`DISGUISE_MIN_SCORE`] (0.3), fusion allowed at a fused score of at least 0.5, none of the above | **tag**, label `spam` |
@@ -66,10 +67,12 @@ pub fn apply(
     let signal = hits
         .iter()
         .find(|h| knowledge::is_signal(h.label, h.weight, &h.kind));
-    let change = match (harmful, opt_out, signal) {
-        (Some(hit), _, _) => raise(&verdict, hit),
-        (None, Some(opt_out), _) if !harmful_label => promotion(&verdict, opt_out),
-        (None, None, Some(signal)) => signal_tag(&verdict, signal),
+    let junk = hits.iter().find(|h| knowledge::is_junk(h.label));
+    let change = match (harmful, junk, opt_out, signal) {
+        (Some(hit), ..) => raise(&verdict, hit),
+        (None, Some(hit), ..) if verdict.action == Action::Allow => Some(junk_tag(hit)),
+        (None, _, Some(opt_out), _) if !harmful_label => promotion(&verdict, opt_out),
+        (None, _, None, Some(signal)) => signal_tag(&verdict, signal),
         _ => None,
     }
     .or_else(|| fraud_operating_point(&verdict, outcomes, fusion))
@@ -128,6 +131,12 @@ fn signal_tag(verdict: &FusedVerdict, signal: &RuleHit) -> Option<(Action, Label
         signal.kind, signal.id, verdict.spam_score
     );
     Some((Action::Tag, Label::Spam, reason))
+}
+
+/// A junk knowledge entry on a message fusion allows: tagged, labelled `spam`.
+fn junk_tag(hit: &RuleHit) -> (Action, Label, String) {
+    let reason = format!("junk type {} ({}) -> tag, not allow", hit.kind, hit.id);
+    (Action::Tag, Label::Spam, reason)
 }
 
 /// The multiclass model's fraud probability, when it scored the message.

@@ -445,7 +445,8 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
 const PROMOTION_MIN_SCORE: f32 = 0.5;
 
 /// The offline knowledge base beside the model, for a message the model allows: one whose text
-/// follows a known fraud or illegal-content type is tagged with that class; else one the model
+/// follows a known fraud or illegal-content type is tagged with that class; else one that follows
+/// a known junk type (a chain letter, bought followers) is tagged `spam`; else one the model
 /// leans towards spam that carries a promotion's opt-out footer is tagged `ad` (users file
 /// promotions apart, as the cloud's category policy does); else one the model leans towards spam
 /// on which a fraud signal fires is tagged `spam`. Never more than a tag: the entries have no
@@ -461,6 +462,15 @@ fn with_knowledge(outcome: Outcome, knowledge: &KnowledgeBase, normalized: &Norm
             rule_verdict(entry.label.unwrap_or(Label::Fraud), score, Action::Tag),
             format!(
                 "fraud knowledge: {} ({}) -> tag ({})",
+                entry.kind, entry.id, outcome.reason
+            ),
+        );
+    }
+    if let Some(entry) = hits.iter().find(|e| e.is_junk()) {
+        return Outcome::new(
+            rule_verdict(Label::Spam, score, Action::Tag),
+            format!(
+                "junk knowledge: {} ({}) -> tag ({})",
                 entry.kind, entry.id, outcome.reason
             ),
         );

@@ -149,3 +149,56 @@ fn a_fraud_signal_tags_only_a_message_the_model_leans_spam_on() {
     assert_eq!(colleague.action, Action::Allow, "{}", colleague.reason);
     assert_eq!(colleague.source, Source::Local);
 }
+
+/// (message, the junk entry that must name it when the model alone allows it)
+const JUNK: [(&str, &str); 3] = [
+    (
+        "想要好运就把这条消息转发给十个人，不转者倒霉三年",
+        "chain-letter",
+    ),
+    (
+        "Forward this to 10 friends or your WhatsApp will start charging you",
+        "chain-letter",
+    ),
+    (
+        "快手抖音涨粉，真人粉低至一毛一个，联系客服",
+        "social-follower-boost",
+    ),
+];
+
+/// A junk type (label `spam`: chain letters, bought followers) tags what the model allows, as a
+/// fraud type does; a forward request with no count or threat is left alone.
+#[test]
+fn a_junk_type_the_model_allows_is_tagged_spam() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), EngineConfig::default()).unwrap();
+    let mut tagged_by_knowledge = 0;
+    for (i, (body, id)) in JUNK.iter().enumerate() {
+        let decision = engine.classify("+8613800000004", body, 1_700_000_000_000 + i as i64);
+        assert_ne!(
+            decision.action,
+            Action::Allow,
+            "{body}: {}",
+            decision.reason
+        );
+        if decision.reason.starts_with("junk knowledge") {
+            tagged_by_knowledge += 1;
+            assert!(decision.reason.contains(id), "{body}: {}", decision.reason);
+            assert_eq!(
+                (decision.label, decision.action, decision.source),
+                (Label::Spam, Action::Tag, Source::Rule),
+                "{body}"
+            );
+        }
+    }
+    assert!(
+        tagged_by_knowledge >= 1,
+        "the model flagged every junk message itself"
+    );
+    let colleague = engine.classify(
+        "+8613800000005",
+        "请把会议纪要转发给项目组的同事，谢谢",
+        1_700_000_000_010,
+    );
+    assert_eq!(colleague.action, Action::Allow, "{}", colleague.reason);
+}

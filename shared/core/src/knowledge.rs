@@ -109,6 +109,13 @@ impl Entry {
             && self.action != Some(Action::Allow)
     }
 
+    /// True for evidence of a junk type that is neither fraud nor illegal (chain letters, bought
+    /// followers, pharmacy spam; see [`is_junk`]): tagged when the model or fusion allows, never
+    /// more, on the phone and in the cloud.
+    pub fn is_junk(&self) -> bool {
+        is_junk(self.label) && self.action != Some(Action::Allow)
+    }
+
     /// True for a cross-cutting fraud signal ([`is_signal`]).
     pub fn is_signal(&self) -> bool {
         is_signal(self.label, self.weight, &self.kind)
@@ -121,6 +128,15 @@ impl Entry {
 /// phone's entries and the cloud's rule hits.
 pub fn is_signal(label: Option<Label>, weight: f32, kind: &str) -> bool {
     label.is_none() && weight > 0.0 && kind != SCAM_WARNING
+}
+
+/// Whether a hit of this label names a junk type: label `spam`, the class of unwanted messages
+/// that are neither fraud, illegal nor a promotion. Such an entry is as specific as a harmful one
+/// (it names a type and needs its cues), so it tags on its own; over the 32,593 ham of every
+/// corpus's train and dev splits the three of them fire once (README, "Junk types tag"). The one rule for the
+/// phone's entries and the cloud's rule hits.
+pub fn is_junk(label: Option<Label>) -> bool {
+    label == Some(Label::Spam)
 }
 
 /// The least spam score (the edge model's on the phone, the fused one in the cloud) at which a

@@ -160,6 +160,40 @@ fn a_knowledge_fraud_type_raises_the_action_one_step_at_most_to_quarantine() {
 }
 
 #[test]
+fn a_junk_type_tags_what_fusion_allows_and_raises_nothing() {
+    const CHAIN: &str = "收到请转发给十个人，不转者倒霉一年";
+    const FOLLOWERS: &str = "Get 10k real & active followers in 24h, cheapest prices, DM us";
+    let spam = [0.7, 0.05, 0.05, 0.05, 0.15];
+    for (text, id) in [
+        (CHAIN, "chain-letter"),
+        (FOLLOWERS, "social-follower-boost"),
+    ] {
+        // Fused 0.2: allowed by fusion, tagged as junk, whatever the lean.
+        let v = verdict("+8613800000000", text, 0.2, spam);
+        assert_eq!((v.action, v.label), (Action::Tag, Label::Spam), "{text}");
+        let reason = policy_reason(&v).expect("the policy explains itself");
+        assert!(
+            reason.starts_with("junk type ") && reason.contains(id),
+            "{reason}"
+        );
+        // Tagged or held by fusion: a junk type raises nothing (unlike a fraud type).
+        for (score, action) in [(0.6, Action::Tag), (0.85, Action::Quarantine)] {
+            let v = verdict("+8613800000000", text, score, spam);
+            assert_eq!(v.action, action, "{text} at {score}");
+            assert!(policy_reason(&v).is_none());
+        }
+    }
+    // A forward request with no count or threat is no chain letter.
+    let v = verdict(
+        "+8613800000000",
+        "请把会议纪要转发给项目组的同事",
+        0.2,
+        spam,
+    );
+    assert_eq!(v.action, Action::Allow);
+}
+
+#[test]
 fn a_forced_action_stands() {
     // The default rules allow the carrier's service number whatever the text says.
     let v = verdict("10086", POLICE, 0.99, FRAUD);
