@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use smsguard_core::knowledge::{KnowledgeBase, OPT_OUT, SIGNAL_MIN_SCORE};
+use smsguard_core::knowledge::{Entry, KnowledgeBase, OPT_OUT, SIGNAL_MIN_SCORE};
 use smsguard_core::{normalize, Fingerprint, Label, Market, Normalized};
 use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
@@ -455,47 +455,48 @@ fn with_knowledge(outcome: Outcome, knowledge: &KnowledgeBase, normalized: &Norm
     if outcome.verdict.action != Action::Allow {
         return outcome;
     }
-    let hits = knowledge.hits(normalized);
     let score = outcome.verdict.spam_score;
+    match knowledge_tag(&knowledge.hits(normalized), score) {
+        Some((label, why)) => Outcome::new(
+            rule_verdict(label, score, Action::Tag),
+            format!("{why} -> tag ({})", outcome.reason),
+        ),
+        None => outcome,
+    }
+}
+
+/// The label an allowed message is tagged with, and why, by the first of [`with_knowledge`]'s
+/// rules that applies to these hits at this model score.
+fn knowledge_tag(hits: &[&Entry], score: f32) -> Option<(Label, String)> {
     if let Some(entry) = hits.iter().find(|e| e.is_harmful()) {
-        return Outcome::new(
-            rule_verdict(entry.label.unwrap_or(Label::Fraud), score, Action::Tag),
-            format!(
-                "fraud knowledge: {} ({}) -> tag ({})",
-                entry.kind, entry.id, outcome.reason
-            ),
-        );
+        let label = entry.label.unwrap_or(Label::Fraud);
+        return Some((
+            label,
+            format!("fraud knowledge: {} ({})", entry.kind, entry.id),
+        ));
     }
     if let Some(entry) = hits.iter().find(|e| e.is_junk()) {
-        return Outcome::new(
-            rule_verdict(Label::Spam, score, Action::Tag),
-            format!(
-                "junk knowledge: {} ({}) -> tag ({})",
-                entry.kind, entry.id, outcome.reason
-            ),
-        );
+        return Some((
+            Label::Spam,
+            format!("junk knowledge: {} ({})", entry.kind, entry.id),
+        ));
     }
     let promotion = hits.iter().find(|e| e.kind == OPT_OUT);
     if let Some(entry) = promotion.filter(|_| score >= PROMOTION_MIN_SCORE) {
-        return Outcome::new(
-            rule_verdict(Label::Ad, score, Action::Tag),
-            format!(
-                "promotion: opt-out footer ({}) and spam score {score:.4} >= {PROMOTION_MIN_SCORE} -> tag ({})",
-                entry.id, outcome.reason
-            ),
+        let why = format!(
+            "promotion: opt-out footer ({}) and spam score {score:.4} >= {PROMOTION_MIN_SCORE}",
+            entry.id
         );
+        return Some((Label::Ad, why));
     }
     let signal = hits.iter().find(|e| e.is_signal());
-    if let Some(entry) = signal.filter(|_| score >= SIGNAL_MIN_SCORE) {
-        return Outcome::new(
-            rule_verdict(Label::Spam, score, Action::Tag),
-            format!(
-                "fraud signal: {} ({}) and spam score {score:.4} >= {SIGNAL_MIN_SCORE} -> tag ({})",
-                entry.kind, entry.id, outcome.reason
-            ),
+    signal.filter(|_| score >= SIGNAL_MIN_SCORE).map(|entry| {
+        let why = format!(
+            "fraud signal: {} ({}) and spam score {score:.4} >= {SIGNAL_MIN_SCORE}",
+            entry.kind, entry.id
         );
-    }
-    outcome
+        (Label::Spam, why)
+    })
 }
 
 /// The device's configured market as the protocol names it (empty: the cloud goes by script).
