@@ -23,7 +23,7 @@
 //! counter_examples = ["..."]      # messages it must not fire on (checked)
 //! ```
 //! An entry of type `scam_warning` (an anti-fraud notice, "we never ask for a fee") switches the harmful
-//! entries off for the message it fires on: [`SCAM_WARNING`].
+//! and junk entries off for the message it fires on: [`SCAM_WARNING`].
 //! Cues and patterns see the normalised text (lower case, Simplified Chinese, half-width,
 //! look-alikes and contact lures folded, `<url>` `<email>` `<phone>` `<num>` placeholders).
 //! Terms are normalised when loaded, so they may be written in any form; a term that starts or
@@ -54,8 +54,8 @@ pub const BUILTIN_NAME: &str = "knowledge.toml (built in)";
 /// The type of entries that find an advertisement's opt-out ("回T退订", "reply STOP").
 pub const OPT_OUT: &str = "opt_out";
 /// The type of entries that find a warning *about* scams (an anti-fraud notice, a bank's "we
-/// never ask for a fee"). When one fires, harmful entries do not: such notices quote the very
-/// phrases the fraud entries look for ("安全账户", "转账汇款"), negated.
+/// never ask for a fee"). When one fires, harmful and junk entries do not: such notices quote the
+/// very phrases the fraud and junk entries look for ("安全账户", "转账汇款", "转发给十个人"), negated.
 pub const SCAM_WARNING: &str = "scam_warning";
 /// The format version this code reads.
 pub const FORMAT: u32 = 1;
@@ -261,7 +261,7 @@ impl KnowledgeBase {
             .map(|(i, _)| i)
             .collect();
         if fired.iter().any(|&i| self.entries[i].kind == SCAM_WARNING) {
-            fired.retain(|&i| !self.entries[i].is_harmful());
+            fired.retain(|&i| !self.entries[i].is_harmful() && !self.entries[i].is_junk());
         }
         fired
     }

@@ -238,7 +238,7 @@ fn sources_compile_together_and_ids_stay_unique_across_them() {
 }
 
 #[test]
-fn a_scam_warning_switches_off_the_harmful_entries_it_quotes() {
+fn a_scam_warning_switches_off_the_harmful_and_junk_entries_it_quotes() {
     let kb = KnowledgeBase::parse(
         &table(
             r#"
@@ -258,6 +258,14 @@ description = "d"
 cues = [["立即"]]
 examples = ["立即"]
 [[entry]]
+id = "chain"
+type = "chain_letter"
+label = "spam"
+weight = 0.5
+description = "d"
+cues = [["转发给十个人"]]
+examples = ["转发给十个人"]
+[[entry]]
 id = "warn"
 type = "scam_warning"
 weight = 0
@@ -276,6 +284,9 @@ examples = ["不会通过电话"]
     assert_eq!(ids(&kb, notice), ["urgent", "warn"]);
     assert!(kb.first_harmful(&normalize(notice)).is_none());
     assert_eq!(kb.first_harmful(&normalize(scam)).unwrap().id, "safe");
+    // A junk type it quotes goes too: the notice is not a chain letter.
+    assert_eq!(ids(&kb, "收到转发给十个人的消息"), ["chain"]);
+    assert_eq!(ids(&kb, "不会通过电话要求您转发给十个人"), ["warn"]);
 }
 
 #[test]
