@@ -180,9 +180,16 @@ fn leave_one_corpus_out_scores_each_held_out_corpus_with_models_fitted_without_i
         // The corpora share their training texts: both are dropped from the other's fold
         // only when they occur in the held-out dev split, which they do not; 6 of 8 are kept.
         assert_eq!(row["train_messages"], 6, "{row}");
-        for model in ["cloud", "svm"] {
+        for model in ["cloud", "cloud_policy", "svm"] {
             let accuracy = row[model]["accuracy"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&accuracy), "{row}");
+        }
+        // The category policy only ever adds flags to fusion's: never less recall or FPR.
+        for figure in ["spam_recall", "ham_fpr"] {
+            let fused = row["cloud"][figure].as_f64();
+            let acted = row["cloud_policy"][figure].as_f64();
+            assert_eq!(fused.is_some(), acted.is_some(), "{row}");
+            assert!(acted >= fused, "{figure}: {row}");
         }
     }
     // A TSV file whose split the name does not say is refused, not trained on and scored.
