@@ -12,7 +12,7 @@ use smsguard_scoring::fusion::{
     self, default_inputs, EdgeInput, FusedVerdict, FusionModel, Head, InputTransform,
     ScorerOutcome, EDGE_INPUT,
 };
-use smsguard_scoring::policy;
+use smsguard_scoring::{policy, Action};
 
 use crate::cloud_models::sample_weights;
 use crate::fusion_head::{fit_head, fit_weights, FitConfig};
@@ -105,6 +105,9 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
         cache_ttl_seconds: Default::default(),
     };
     let weights = rows.weights();
+    let policy_tags = |model: &FusionModel, i: usize, score: f32| {
+        policy_tags_when_allowed(model, &rows.outcomes[i], rows.markets[i], score)
+    };
     let fit = |model: &FusionModel, with_edge: bool| {
         let active: Vec<bool> = model
             .inputs
@@ -119,6 +122,7 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
             &weights,
             &active,
             rows.markets,
+            &|i, score| policy_tags(model, i, score),
             config,
         )
     };
@@ -128,6 +132,23 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
         None => model.without_edge.clone(),
     };
     model
+}
+
+/// Whether the message would be flagged at a fused `score` that its market's thresholds allow:
+/// by a forced action, or by the category policy ([`policy::apply`], as `CloudScorer::score`
+/// applies it after fusion). Reads the model's fraud operating points, not its heads.
+fn policy_tags_when_allowed(
+    model: &FusionModel,
+    outcomes: &[ScorerOutcome],
+    market: Market,
+    score: f32,
+) -> bool {
+    let mut verdict = model.fuse(outcomes, None, market);
+    if verdict.forced_action.is_some() {
+        return verdict.action != Action::Allow;
+    }
+    (verdict.spam_score, verdict.action, verdict.label) = (score, Action::Allow, Label::Ham);
+    policy::apply(verdict, outcomes, model).action != Action::Allow
 }
 
 /// The fraud operating point of each market with enough dev ham: the least multiclass fraud

@@ -82,7 +82,9 @@ impl FittedWeights {
 
 /// Fits one head: weights on all rows ([`fit_weights`]), thresholds per market on out-of-fold
 /// scores of the ham ([`out_of_fold_scores`], [`pick_thresholds`]): no threshold is picked on
-/// scores of rows the weights were fitted on.
+/// scores of rows the weights were fitted on. `tagged_anyway(row, out-of-fold score)` says
+/// whether something besides the threshold flags that row (the category policy): such ham
+/// counts against the TAG budget whatever its score.
 pub fn fit_head(
     inputs: &[FusionInput],
     rows: &[Vec<f32>],
@@ -90,11 +92,30 @@ pub fn fit_head(
     sample_weights: &[f32],
     active: &[bool],
     markets: &[Market],
+    tagged_anyway: &dyn Fn(usize, f32) -> bool,
     config: &FitConfig,
 ) -> Head {
     let fitted = fit_weights(inputs, rows, spam, sample_weights, active, config);
     let scores = out_of_fold_scores(inputs, rows, spam, sample_weights, active, config);
-    let (thresholds, by_market) = pick_thresholds(&scores, spam, markets, config);
+    let (mut thresholds, mut by_market) = pick_thresholds(&scores, spam, markets, config);
+    // The category policy tags some messages whatever their score (a knowledge-base type, a
+    // fraud signal on a lean): such ham spends the TAG budget before the threshold does, so it
+    // counts as scoring 1 when TAG is picked.
+    let tag_scores: Vec<f32> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, &score)| match !spam[i] && tagged_anyway(i, score) {
+            true => 1.0,
+            false => score,
+        })
+        .collect();
+    let (tag_pooled, tag_by_market) = pick_thresholds(&tag_scores, spam, markets, config);
+    thresholds.tag = tag_pooled.tag.min(1.0);
+    for (market, point) in by_market.iter_mut() {
+        if let Some(tag) = tag_by_market.get(market) {
+            point.tag = tag.tag.min(1.0);
+        }
+    }
     Head {
         weights: fitted.weights,
         bias: fitted.bias,

@@ -40,6 +40,7 @@ fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
         &weights,
         &active,
         &markets,
+        &|_, _| false,
         &FitConfig::default(),
     );
     assert!(
@@ -59,6 +60,23 @@ fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
     // 200 ham of one market: it gets thresholds of its own; the other market has none.
     assert_eq!(head.markets.get(&Market::En), Some(&t));
     assert!(!head.markets.contains_key(&Market::Zh));
+    // Ham that the policy tags whatever its score spends the TAG budget first: the threshold
+    // rises to keep the total within it; quarantine and block are the threshold's alone.
+    let first_ham = spam.iter().position(|s| !s).unwrap();
+    let with_policy = fit_head(
+        &inputs,
+        &rows,
+        &spam,
+        &weights,
+        &active,
+        &markets,
+        &|row, _| row == first_ham,
+        &FitConfig::default(),
+    );
+    let p = with_policy.thresholds;
+    assert!(p.tag > t.tag, "{p:?} vs {t:?}");
+    assert_eq!((p.quarantine, p.block), (t.quarantine, t.block));
+    assert_eq!(with_policy.markets.get(&Market::En), Some(&p));
 }
 
 #[test]
@@ -84,6 +102,7 @@ fn an_input_the_fit_would_drop_keeps_its_least_weight() {
             &vec![1.0; rows.len()],
             &vec![true; n],
             &vec![Market::Zh; rows.len()],
+            &|_, _| false,
             &FitConfig::default(),
         )
     };
