@@ -15,7 +15,7 @@ use smsguard_scoring::fusion::{
 use smsguard_scoring::{policy, Action};
 
 use crate::cloud_models::sample_weights;
-use crate::fusion_head::{fit_head, fit_weights, FitConfig};
+use crate::fusion_head::{fit_head, fit_weights, FitConfig, Judging};
 
 /// The fusion's dev rows: each message's scorer outcomes, the edge's verdict (when the edge
 /// model was available), truth, corpus and market.
@@ -121,8 +121,10 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
             rows.spam,
             &weights,
             &active,
-            rows.markets,
-            &|i, score| policy_tags(model, i, score),
+            &Judging {
+                markets: rows.markets,
+                tagged_anyway: &|i, score| policy_tags(model, i, score),
+            },
             config,
         )
     };

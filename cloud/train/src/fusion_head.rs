@@ -80,6 +80,22 @@ impl FittedWeights {
     }
 }
 
+/// How the rows of a head's fit are judged once it is fitted: each row's market (whose
+/// thresholds apply), and whether something besides the threshold flags a row at a given
+/// out-of-fold score (`tagged_anyway(row, score)`: the category policy).
+pub struct Judging<'a> {
+    pub markets: &'a [Market],
+    pub tagged_anyway: &'a dyn Fn(usize, f32) -> bool,
+}
+
+impl std::fmt::Debug for Judging<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Judging")
+            .field("markets", &self.markets.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Fits one head: weights on all rows ([`fit_weights`]), thresholds per market on out-of-fold
 /// scores of the ham ([`out_of_fold_scores`], [`pick_thresholds`]): no threshold is picked on
 /// scores of rows the weights were fitted on. `tagged_anyway(row, out-of-fold score)` says
@@ -91,10 +107,13 @@ pub fn fit_head(
     spam: &[bool],
     sample_weights: &[f32],
     active: &[bool],
-    markets: &[Market],
-    tagged_anyway: &dyn Fn(usize, f32) -> bool,
+    judging: &Judging<'_>,
     config: &FitConfig,
 ) -> Head {
+    let Judging {
+        markets,
+        tagged_anyway,
+    } = judging;
     let fitted = fit_weights(inputs, rows, spam, sample_weights, active, config);
     let scores = out_of_fold_scores(inputs, rows, spam, sample_weights, active, config);
     let (mut thresholds, mut by_market) = pick_thresholds(&scores, spam, markets, config);

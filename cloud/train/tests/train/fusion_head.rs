@@ -3,7 +3,7 @@
 
 use smsguard_core::Market;
 use smsguard_scoring::fusion::default_inputs;
-use smsguard_train::fusion_head::{fit_head, FitConfig};
+use smsguard_train::fusion_head::{fit_head, FitConfig, Judging};
 
 fn at(model: &str) -> usize {
     default_inputs()
@@ -39,8 +39,10 @@ fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
         &spam,
         &weights,
         &active,
-        &markets,
-        &|_, _| false,
+        &Judging {
+            markets: &markets,
+            tagged_anyway: &|_, _| false,
+        },
         &FitConfig::default(),
     );
     assert!(
@@ -69,8 +71,10 @@ fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
         &spam,
         &weights,
         &active,
-        &markets,
-        &|row, _| row == first_ham,
+        &Judging {
+            markets: &markets,
+            tagged_anyway: &|row, _| row == first_ham,
+        },
         &FitConfig::default(),
     );
     let p = with_policy.thresholds;
@@ -101,8 +105,10 @@ fn an_input_the_fit_would_drop_keeps_its_least_weight() {
             &spam,
             &vec![1.0; rows.len()],
             &vec![true; n],
-            &vec![Market::Zh; rows.len()],
-            &|_, _| false,
+            &Judging {
+                markets: &vec![Market::Zh; rows.len()],
+                tagged_anyway: &|_, _| false,
+            },
             &FitConfig::default(),
         )
     };
