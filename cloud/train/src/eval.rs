@@ -12,11 +12,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use smsguard_core::knowledge::{offline_tag, KnowledgeBase};
 use smsguard_core::{normalize, ActionThresholds, Label, Market};
 use smsguard_eval::metrics::{self, MetricsReport, Observation};
 use smsguard_eval::report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
 use smsguard_eval::{
-    evaluate_files, AtDeployed, CorpusFigures, Evaluation, Scored, Scorer, Skipped, Timing,
+    evaluate_files, AtDeployed, CorpusFigures, Evaluation, Scored, Scorer, Skipped,
+    ThresholdMetrics, Timing,
 };
 use smsguard_model::{EdgeModel, ModelInfo};
 
@@ -45,6 +47,9 @@ pub struct EvalReport {
     /// (market by dominant script), else the pooled ones.
     #[serde(flatten)]
     pub at_deployed: AtDeployed,
+    /// What the phone does offline: flagged at the tag threshold, or tagged by the knowledge
+    /// base beside the model ([`offline_tag`]) when the model allows.
+    pub with_knowledge: ThresholdMetrics,
     /// Per-message latency of normalise + encode + inference, single thread.
     #[serde(flatten)]
     pub timing: Timing,
@@ -78,6 +83,9 @@ pub struct CorpusSummary {
     pub ham_fpr_at_fpr_0_5: f64,
     /// Spam recall at the best threshold for ham FPR <= 0.5 % picked on this corpus itself.
     pub best_recall_at_fpr_0_5: Option<f64>,
+    /// Spam recall and ham FPR of what the phone does offline (see [`EvalReport::with_knowledge`]).
+    pub recall_with_knowledge: f64,
+    pub ham_fpr_with_knowledge: f64,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -116,12 +124,34 @@ fn load_model(args: &EvalArgs) -> Result<(EdgeModel, String, f64)> {
     Ok((model, source, started.elapsed().as_secs_f64() * 1e3))
 }
 
-/// The edge model as the evaluation loop's scorer: normalise, encode and infer are measured;
-/// each message keeps the operating point it was judged at (its market's, else the pooled one).
+/// The edge model as the evaluation loop's scorer: normalise, encode, infer and the knowledge
+/// base's lookup are measured (the phone's whole offline path); each message keeps the
+/// operating point it was judged at (its market's, else the pooled one) and whether the
+/// knowledge tags it.
 struct EdgeScorer<'m>(&'m EdgeModel);
 
+/// What the evaluation keeps of one message.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    point: ActionThresholds,
+    /// The knowledge base tags it when the model allows it.
+    knowledge_tags: bool,
+}
+
+impl Judged {
+    /// The threshold that decides whether the phone flags it offline: the tag threshold, or
+    /// none at all when the knowledge tags it whatever the model says.
+    fn offline_threshold(&self) -> f32 {
+        if self.knowledge_tags {
+            f32::NEG_INFINITY
+        } else {
+            self.point.tag
+        }
+    }
+}
+
 impl Scorer for EdgeScorer<'_> {
-    type Kept = ActionThresholds;
+    type Kept = Judged;
     type Prepared = ();
 
     fn truth_index(&self, truth: Label) -> Option<usize> {
@@ -130,12 +160,17 @@ impl Scorer for EdgeScorer<'_> {
 
     fn prepare(&self, _index: usize, _text: &str) {}
 
-    fn score(&self, _index: usize, text: &str, _: ()) -> Option<Scored<ActionThresholds>> {
-        let prediction = self.0.classify_normalized(&normalize(text)).ok()?;
+    fn score(&self, _index: usize, text: &str, _: ()) -> Option<Scored<Judged>> {
+        let normalized = normalize(text);
+        let prediction = self.0.classify_normalized(&normalized).ok()?;
+        let hits = KnowledgeBase::builtin().hits(&normalized);
         Some(Scored {
             predicted: prediction.label_index,
             spam_score: prediction.spam_score,
-            kept: prediction.judged.point,
+            kept: Judged {
+                point: prediction.judged.point,
+                knowledge_tags: offline_tag(&hits, prediction.spam_score).is_some(),
+            },
         })
     }
 }
@@ -143,7 +178,7 @@ impl Scorer for EdgeScorer<'_> {
 impl EdgeScorer<'_> {
     fn report(
         &self,
-        evaluation: &Evaluation<ActionThresholds>,
+        evaluation: &Evaluation<Judged>,
         source: String,
         load_ms: f64,
         data: &[PathBuf],
@@ -153,22 +188,29 @@ impl EdgeScorer<'_> {
             model: model_summary(info, source, load_ms),
             data: data.iter().map(|p| p.display().to_string()).collect(),
             metrics: metrics::evaluate(&info.labels, &evaluation.observations)?,
-            at_deployed: evaluation.at_deployed(|p| p.tag, |p| p.quarantine),
+            at_deployed: evaluation.at_deployed(|j| j.point.tag, |j| j.point.quarantine),
+            with_knowledge: evaluation.at_own(evaluation.all(), Judged::offline_threshold),
             timing: evaluation.timing(),
             per_corpus: evaluation
-                .per_corpus(&info.labels, |p| p.tag)?
+                .per_corpus(&info.labels, |j| j.point.tag)?
                 .into_iter()
-                .map(CorpusSummary::from)
+                .zip(evaluation.corpora.iter())
+                .map(|(figures, (_, range))| {
+                    let offline = evaluation.at_own(range.clone(), Judged::offline_threshold);
+                    CorpusSummary::new(figures, offline)
+                })
                 .collect(),
             skipped: evaluation.skipped.clone(),
         })
     }
 }
 
-impl From<CorpusFigures> for CorpusSummary {
-    fn from(figures: CorpusFigures) -> Self {
+impl CorpusSummary {
+    fn new(figures: CorpusFigures, offline: ThresholdMetrics) -> Self {
         let m = figures.metrics;
         CorpusSummary {
+            recall_with_knowledge: offline.spam_recall,
+            ham_fpr_with_knowledge: offline.ham_fpr,
             name: figures.name,
             n: m.n,
             accuracy: m.accuracy,
@@ -251,6 +293,12 @@ pub fn summary_text(report: &EvalReport) -> String {
             at.threshold, at.spam_recall, at.spam_precision, at.ham_fpr
         );
     }
+    let offline = &report.with_knowledge;
+    let _ = writeln!(
+        text,
+        "offline, with the knowledge base: spam recall {:.4}, precision {:.4}, observed ham FPR {:.4}",
+        offline.spam_recall, offline.spam_precision, offline.ham_fpr
+    );
     smsguard_eval::report::write_per_class(&mut text, m);
     let _ = writeln!(
         text,
@@ -342,11 +390,11 @@ pub fn markdown(report: &EvalReport) -> String {
         );
     }
     if report.per_corpus.len() > 1 {
-        let _ = writeln!(md, "\n| corpus | n | accuracy | spam recall | ham FPR | recall @0.5 % | ham FPR @0.5 % | best recall @≤0.5 % |\n|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "\n| corpus | n | accuracy | spam recall | ham FPR | recall @0.5 % | ham FPR @0.5 % | + knowledge recall | + knowledge FPR | best recall @≤0.5 % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for c in &report.per_corpus {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} |",
+                "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} |",
                 c.name,
                 c.n,
                 c.accuracy,
@@ -354,6 +402,8 @@ pub fn markdown(report: &EvalReport) -> String {
                 c.ham_fpr,
                 c.recall_at_fpr_0_5,
                 c.ham_fpr_at_fpr_0_5,
+                c.recall_with_knowledge,
+                c.ham_fpr_with_knowledge,
                 optional_figure(c.best_recall_at_fpr_0_5)
             );
         }
@@ -418,6 +468,7 @@ mod tests {
                 at_threshold_fpr_0_5: at,
                 at_threshold_fpr_0_1: at,
             },
+            with_knowledge: at,
             timing: Timing {
                 latency_us_p50: 10.0,
                 latency_us_p99: 20.0,

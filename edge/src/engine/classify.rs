@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use smsguard_core::knowledge::{Entry, KnowledgeBase, OPT_OUT, SIGNAL_MIN_SCORE};
+use smsguard_core::knowledge::{offline_tag, KnowledgeBase};
 use smsguard_core::{normalize, Fingerprint, Label, Market, Normalized};
 use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
@@ -439,64 +439,21 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
     }
 }
 
-/// The least spam score at which an opt-out footer makes an allowed message a promotion: the
-/// model has to lean spam on its own, so a business's ordinary notice with an unsubscribe line
-/// (mudou's dev ham has a few) stays allowed.
-const PROMOTION_MIN_SCORE: f32 = 0.5;
-
-/// The offline knowledge base beside the model, for a message the model allows: one whose text
-/// follows a known fraud or illegal-content type is tagged with that class; else one that follows
-/// a known junk type (a chain letter, bought followers) is tagged `spam`; else one the model
-/// leans towards spam that carries a promotion's opt-out footer is tagged `ad` (users file
-/// promotions apart, as the cloud's category policy does); else one the model leans towards spam
-/// on which a fraud signal fires is tagged `spam`. Never more than a tag: the entries have no
-/// calibrated score, and a tag is delivered, so a false alarm costs only a label.
+/// The offline knowledge base beside the model, for a message the model allows
+/// ([`offline_tag`]: a fraud, illegal or junk type; an opt-out footer or a fraud signal on a
+/// message the model leans spam on): tagged, never more.
 fn with_knowledge(outcome: Outcome, knowledge: &KnowledgeBase, normalized: &Normalized) -> Outcome {
     if outcome.verdict.action != Action::Allow {
         return outcome;
     }
     let score = outcome.verdict.spam_score;
-    match knowledge_tag(&knowledge.hits(normalized), score) {
-        Some((label, why)) => Outcome::new(
-            rule_verdict(label, score, Action::Tag),
-            format!("{why} -> tag ({})", outcome.reason),
+    match offline_tag(&knowledge.hits(normalized), score) {
+        Some(tag) => Outcome::new(
+            rule_verdict(tag.label, score, Action::Tag),
+            format!("{} -> tag ({})", tag.why, outcome.reason),
         ),
         None => outcome,
     }
-}
-
-/// The label an allowed message is tagged with, and why, by the first of [`with_knowledge`]'s
-/// rules that applies to these hits at this model score.
-fn knowledge_tag(hits: &[&Entry], score: f32) -> Option<(Label, String)> {
-    if let Some(entry) = hits.iter().find(|e| e.is_harmful()) {
-        let label = entry.label.unwrap_or(Label::Fraud);
-        return Some((
-            label,
-            format!("fraud knowledge: {} ({})", entry.kind, entry.id),
-        ));
-    }
-    if let Some(entry) = hits.iter().find(|e| e.is_junk()) {
-        return Some((
-            Label::Spam,
-            format!("junk knowledge: {} ({})", entry.kind, entry.id),
-        ));
-    }
-    let promotion = hits.iter().find(|e| e.kind == OPT_OUT);
-    if let Some(entry) = promotion.filter(|_| score >= PROMOTION_MIN_SCORE) {
-        let why = format!(
-            "promotion: opt-out footer ({}) and spam score {score:.4} >= {PROMOTION_MIN_SCORE}",
-            entry.id
-        );
-        return Some((Label::Ad, why));
-    }
-    let signal = hits.iter().find(|e| e.is_signal());
-    signal.filter(|_| score >= SIGNAL_MIN_SCORE).map(|entry| {
-        let why = format!(
-            "fraud signal: {} ({}) and spam score {score:.4} >= {SIGNAL_MIN_SCORE}",
-            entry.kind, entry.id
-        );
-        (Label::Spam, why)
-    })
 }
 
 /// The device's configured market as the protocol names it (empty: the cloud goes by script).

@@ -33,6 +33,7 @@
 //! are met.
 
 mod compile;
+mod offline;
 mod table;
 
 use std::sync::OnceLock;
@@ -45,6 +46,7 @@ use crate::taxonomy::Label;
 use crate::verdict::Action;
 
 pub use compile::{EntryDef, KnowledgeFile, Source};
+pub use offline::{offline_tag, OfflineTag, PROMOTION_MIN_SCORE};
 pub use table::{TableText, MAX_TABLE_BYTES};
 
 /// The shipped knowledge base.

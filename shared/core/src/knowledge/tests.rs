@@ -299,3 +299,35 @@ fn the_builtin_warnings_spare_anti_fraud_notices_but_not_scams_posing_as_them() 
     );
     assert!(harmful("【反诈中心】民警提醒您的账户涉嫌洗钱，请转入安全账户配合调查").is_some());
 }
+
+#[test]
+fn the_offline_rule_tags_by_type_then_by_lean() {
+    let kb = KnowledgeBase::builtin();
+    // (message, model spam score, the label the phone tags it with, if any)
+    let golden: [(&str, f32, Option<Label>); 8] = [
+        (
+            "我是市公安局民警，你的银行卡涉嫌洗钱，请配合调查",
+            0.1,
+            Some(Label::Fraud),
+        ),
+        ("收到请转发给十个人，不转者倒霉一年", 0.1, Some(Label::Spam)),
+        ("新店开业，到店消费满100送20，回T退订", 0.6, Some(Label::Ad)),
+        ("新店开业，到店消费满100送20，回T退订", 0.3, None),
+        ("缺钱找我，加微信 dk8866 详谈", 0.6, Some(Label::Spam)),
+        ("缺钱找我，加微信 dk8866 详谈", 0.3, None),
+        ("明天下午三点开会，记得带电脑", 0.9, None),
+        (
+            "【国家反诈中心】公检法机关不会通过电话办案，更没有安全账户",
+            0.1,
+            None,
+        ),
+    ];
+    for (text, score, label) in golden {
+        let tag = offline_tag(&kb.hits(&normalize(text)), score);
+        assert_eq!(
+            tag.as_ref().map(|t| t.label),
+            label,
+            "{text} at {score}: {tag:?}"
+        );
+    }
+}

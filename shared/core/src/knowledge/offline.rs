@@ -1,0 +1,57 @@
+//! The phone's rule for the knowledge base beside its model, in one place so that the edge
+//! engine applies it and the trainer measures and budgets for it alike.
+
+use super::{Entry, OPT_OUT, SIGNAL_MIN_SCORE};
+use crate::taxonomy::Label;
+
+/// The least spam score at which an opt-out footer makes an allowed message a promotion: the
+/// model has to lean spam on its own, so a business's ordinary notice with an unsubscribe line
+/// (mudou's dev ham has a few) stays allowed.
+pub const PROMOTION_MIN_SCORE: f32 = 0.5;
+
+/// Why the knowledge tags a message the model allows, and with which label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfflineTag {
+    pub label: Label,
+    /// For the verdict's reason, e.g. `fraud knowledge: gambling (zh-gambling)`.
+    pub why: String,
+}
+
+/// The tag the knowledge gives a message the model allows at spam `score`, given the entries
+/// that fired on it: a fraud or illegal-content type tags it with that class; else a junk type
+/// (a chain letter, bought followers, premium-rate charges) tags it `spam`; else, when the model
+/// leans spam, a promotion's opt-out footer tags it `ad` (users file promotions apart, as the
+/// cloud's category policy does), and failing that a fraud signal tags it `spam`. `None`: it
+/// stays allowed. Never more than a tag: the entries have no calibrated score, and a tag is
+/// delivered, so a false alarm costs only a label.
+pub fn offline_tag(hits: &[&Entry], score: f32) -> Option<OfflineTag> {
+    let tag = |label, why| Some(OfflineTag { label, why });
+    if let Some(entry) = hits.iter().find(|e| e.is_harmful()) {
+        let label = entry.label.unwrap_or(Label::Fraud);
+        return tag(
+            label,
+            format!("fraud knowledge: {} ({})", entry.kind, entry.id),
+        );
+    }
+    if let Some(entry) = hits.iter().find(|e| e.is_junk()) {
+        return tag(
+            Label::Spam,
+            format!("junk knowledge: {} ({})", entry.kind, entry.id),
+        );
+    }
+    let promotion = hits.iter().find(|e| e.kind == OPT_OUT);
+    if let Some(entry) = promotion.filter(|_| score >= PROMOTION_MIN_SCORE) {
+        let why = format!(
+            "promotion: opt-out footer ({}) and spam score {score:.4} >= {PROMOTION_MIN_SCORE}",
+            entry.id
+        );
+        return tag(Label::Ad, why);
+    }
+    let signal = hits.iter().find(|e| e.is_signal());
+    let entry = signal.filter(|_| score >= SIGNAL_MIN_SCORE)?;
+    let why = format!(
+        "fraud signal: {} ({}) and spam score {score:.4} >= {SIGNAL_MIN_SCORE}",
+        entry.kind, entry.id
+    );
+    tag(Label::Spam, why)
+}
