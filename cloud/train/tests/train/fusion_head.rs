@@ -33,18 +33,22 @@ fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
     let weights = vec![1.0; rows.len()];
     let mut active = vec![true; n];
     active[n - 1] = false;
-    let head = fit_head(
-        &inputs,
-        &rows,
-        &spam,
-        &weights,
-        &active,
-        &Judging {
+    let fit = |tagged_anyway: &dyn Fn(usize, f32) -> bool| {
+        let judging = Judging {
             markets: &markets,
-            tagged_anyway: &|_, _| false,
-        },
-        &FitConfig::default(),
-    );
+            tagged_anyway,
+        };
+        fit_head(
+            &inputs,
+            &rows,
+            &spam,
+            &weights,
+            &active,
+            &judging,
+            &FitConfig::default(),
+        )
+    };
+    let head = fit(&|_, _| false);
     assert!(
         head.weights[at("multiclass")] > 0.5 && head.weights[at("rules")] > 0.5,
         "{:?}",
@@ -65,18 +69,7 @@ fn fit_learns_positive_weights_priors_and_ordered_thresholds() {
     // Ham that the policy tags whatever its score spends the TAG budget first: the threshold
     // rises to keep the total within it; quarantine and block are the threshold's alone.
     let first_ham = spam.iter().position(|s| !s).unwrap();
-    let with_policy = fit_head(
-        &inputs,
-        &rows,
-        &spam,
-        &weights,
-        &active,
-        &Judging {
-            markets: &markets,
-            tagged_anyway: &|row, _| row == first_ham,
-        },
-        &FitConfig::default(),
-    );
+    let with_policy = fit(&|row, _| row == first_ham);
     let p = with_policy.thresholds;
     assert!(p.tag > t.tag, "{p:?} vs {t:?}");
     assert_eq!((p.quarantine, p.block), (t.quarantine, t.block));
