@@ -175,6 +175,10 @@ pub struct ModelScore {
     /// The knowledge entries and rules that fired, with their types (the `rules` scorer); the
     /// cloud's policy reads them (a promotion's opt-out, a fraud type).
     pub hits: Vec<RuleHit>,
+    /// How hard the message hides its words, 0..=1, from scorers that tell it apart from their
+    /// score (the `variant` scorer: its score without defanged links); the policy's disguise
+    /// rule reads it.
+    pub hidden_words: Option<f32>,
 }
 
 /// One knowledge entry or rule that fired on a message.
@@ -201,7 +205,13 @@ impl ModelScore {
             forced_by: ForceAuthority::Operator,
             probabilities: None,
             hits: Vec::new(),
+            hidden_words: None,
         }
+    }
+
+    pub fn with_hidden_words(mut self, hidden_words: f32) -> Self {
+        self.hidden_words = Some(clamp_unit(hidden_words));
+        self
     }
 
     pub fn with_hits(mut self, hits: Vec<RuleHit>) -> Self {

@@ -12,7 +12,7 @@
 //! | a junk knowledge entry (label `spam`: a chain letter, bought followers, pharmacy spam), fusion allowed | **tag**, label `spam` (as the phone does offline) |
 //! | a fraud signal (an entry of no class: contact lure, urgency, look-alike host, short link), fusion allowed at a fused score of at least 0.5 | **tag**, label `spam` (as the phone does offline) |
 //! | the multiclass model's fraud probability at or above the market's fraud operating point ([`FusionModel::fraud_tag`]), fusion allowed, none of the above | **tag**, label `fraud` |
-//! | a disguise: the `variant` scorer's obfuscation score at least [`DISGUISE_MIN_SCORE`] (0.3), fusion allowed at a fused score of at least 0.5, none of the above | **tag**, label `spam` |
+//! | a disguise: the `variant` scorer's hidden-word score (its score without defanged links) at least [`DISGUISE_MIN_SCORE`] (0.3), fusion allowed at a fused score of at least 0.5, none of the above | **tag**, label `spam` |
 //! | anything else | fusion's action (its thresholds) |
 //!
 //! "Fraud or illegal evidence" that keeps a promotion from being let off: a harmful knowledge
@@ -37,8 +37,10 @@ use crate::{multiclass, variant};
 /// The name of the contribution the policy adds when it changes a verdict.
 pub const POLICY: &str = "policy";
 
-/// Least `variant` score that counts as a disguise: more than one trick in a long message (one
-/// leetspeak word in 80 characters scores about 0.2). Legitimate text rarely hides its words:
+/// Least hidden-word score (the `variant` score without defanged links, see
+/// [`crate::VariantScorer::hidden_words`]) that counts as a disguise: more than one trick in a
+/// long message (one leetspeak word in 80 characters scores about 0.2). Legitimate text rarely
+/// hides its words (it may defang a link it passes on, which is why links do not count here):
 /// over every corpus's dev ham and the blind dev look-alikes, no ham with a fused score of at
 /// least 0.5 reached it (README, "A disguise tags what fusion leans spam on"). Cloud only: the
 /// edge model alone leans spam on 2 of the 25 blind dev look-alikes that carry such tricks.
@@ -178,10 +180,11 @@ fn disguise_tag(
         return None;
     }
     let variant = score_of(outcomes, variant::NAME)?;
-    (variant.score >= DISGUISE_MIN_SCORE).then(|| {
+    let hidden = variant.hidden_words.unwrap_or(variant.score);
+    (hidden >= DISGUISE_MIN_SCORE).then(|| {
         let reason = format!(
-            "disguise: obfuscation score {:.4} >= {DISGUISE_MIN_SCORE} ({}) and fused score {:.4} >= {SIGNAL_MIN_SCORE} -> tag, not allow",
-            variant.score, variant.reason, verdict.spam_score
+            "disguise: hidden-word score {hidden:.4} >= {DISGUISE_MIN_SCORE} ({}) and fused score {:.4} >= {SIGNAL_MIN_SCORE} -> tag, not allow",
+            variant.reason, verdict.spam_score
         );
         (Action::Tag, Label::Spam, reason)
     })

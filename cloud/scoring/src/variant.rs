@@ -64,6 +64,8 @@ pub struct VariantEvidence {
     pub weighted: f32,
     /// `m` per non-whitespace character of the original.
     pub density: f32,
+    /// Non-whitespace characters of the original (at least 1).
+    pub chars: usize,
 }
 
 /// The `variant` [`Scorer`]; stateless.
@@ -90,12 +92,13 @@ impl VariantScorer {
         evidence.mixed_script_words = mixed_script_words(&normalized.original);
         evidence.weighted +=
             self.config.mixed_script_word_weight * evidence.mixed_script_words as f32;
-        let chars = normalized
+        evidence.chars = normalized
             .original
             .chars()
             .filter(|c| !c.is_whitespace())
-            .count();
-        evidence.density = evidence.weighted / chars.max(1) as f32;
+            .count()
+            .max(1);
+        evidence.density = evidence.weighted / evidence.chars as f32;
         evidence
     }
 
@@ -104,6 +107,33 @@ impl VariantScorer {
         let x = evidence.weighted * self.config.count_weight
             + evidence.density * self.config.density_weight;
         1.0 - (-x).exp()
+    }
+
+    /// The same score without the defanged links (`[.]`, `hxxp`, `(dot)`): how hard the message
+    /// hides its *words*. A defanged link is evidence for fusion (spam writes links that way to
+    /// slip past filters), but alone it is no disguise: people who know about phishing defang
+    /// the links they pass on ("I broke the link on purpose").
+    pub fn hidden_words(&self, evidence: &VariantEvidence) -> f32 {
+        let refanged: f32 = evidence
+            .transforms
+            .iter()
+            .filter(|(transform, _)| *transform == Transform::Refanged)
+            .map(|(transform, count)| self.weight_of(*transform) * *count as f32)
+            .sum();
+        let weighted = (evidence.weighted - refanged).max(0.0);
+        self.score_evidence(&VariantEvidence {
+            weighted,
+            density: weighted / evidence.chars.max(1) as f32,
+            ..VariantEvidence::default()
+        })
+    }
+
+    fn weight_of(&self, transform: Transform) -> f32 {
+        self.config
+            .transform_weights
+            .iter()
+            .find(|(t, _)| *t == transform)
+            .map_or(0.0, |(_, weight)| *weight)
     }
 }
 
@@ -115,7 +145,8 @@ impl Scorer for VariantScorer {
     fn score(&self, msg: &MessageContext<'_>) -> Result<ModelScore, ScoringError> {
         let evidence = self.evidence(msg.normalized);
         let score = self.score_evidence(&evidence);
-        Ok(ModelScore::new(NAME, score, describe(&evidence)))
+        Ok(ModelScore::new(NAME, score, describe(&evidence))
+            .with_hidden_words(self.hidden_words(&evidence)))
     }
 }
 

@@ -297,7 +297,7 @@ fn a_disguise_tags_what_fusion_leans_spam_on_but_allows() {
     assert_eq!((v.action, v.label), (Action::Tag, Label::Spam));
     let reason = policy_reason(&v).expect("the policy explains itself");
     assert!(
-        reason.starts_with("disguise: obfuscation score"),
+        reason.starts_with("disguise: hidden-word score"),
         "{reason}"
     );
     assert!(reason.contains("leetspeak"), "{reason}");
@@ -310,4 +310,14 @@ fn a_disguise_tags_what_fusion_leans_spam_on_but_allows() {
     let plain = with_variant(0.7, PLAIN);
     assert_eq!(plain.action, Action::Allow);
     assert!(policy_reason(&plain).is_none());
+    // Defanged links alone hide no words: people who know phishing write links that way.
+    const DEFANGED: &str =
+        "deck is at intranet[.]example-labs[.]com/q3, I broke the link on purpose, outlook flags it";
+    let defanged = with_variant(0.7, DEFANGED);
+    assert_eq!(
+        defanged.action,
+        Action::Allow,
+        "{:?}",
+        policy_reason(&defanged)
+    );
 }

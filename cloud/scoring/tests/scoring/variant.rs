@@ -60,3 +60,19 @@ fn mixed_script_words_are_counted_on_the_original() {
     );
     assert!(!scored.reason.contains("ccount"));
 }
+
+#[test]
+fn defanged_links_count_as_variants_but_hide_no_words() {
+    let scorer = VariantScorer::new(Default::default());
+    let evidence_of = |text: &str| scorer.evidence(&smsguard_core::normalize(text));
+    let defanged =
+        evidence_of("deck is at intranet[.]example-labs[.]com/q3, link broken on purpose");
+    assert!(scorer.score_evidence(&defanged) >= 0.3, "{defanged:?}");
+    assert_eq!(scorer.hidden_words(&defanged), 0.0);
+    // Hidden words keep their weight; a defanged link beside them adds nothing to it.
+    let leet = evidence_of("Gr3at d3als th1s w33k3nd 0nly");
+    let both = evidence_of("Gr3at d3als th1s w33k3nd 0nly at sh0p[.]top");
+    assert_eq!(scorer.hidden_words(&leet), scorer.score_evidence(&leet));
+    assert!(scorer.hidden_words(&both) < scorer.score_evidence(&both));
+    assert!(scorer.hidden_words(&both) >= 0.3);
+}
