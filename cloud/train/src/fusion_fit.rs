@@ -105,9 +105,6 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
         cache_ttl_seconds: Default::default(),
     };
     let weights = rows.weights();
-    let policy_tags = |model: &FusionModel, i: usize, score: f32| {
-        policy_tags_when_allowed(model, &rows.outcomes[i], rows.markets[i], score)
-    };
     let fit = |model: &FusionModel, with_edge: bool| {
         let active: Vec<bool> = model
             .inputs
@@ -123,7 +120,9 @@ pub fn fit_fusion(rows: &DevRows<'_>, config: &FitConfig) -> FusionModel {
             &active,
             &Judging {
                 markets: rows.markets,
-                tagged_anyway: &|i, score| policy_tags(model, i, score),
+                tagged_anyway: &|i, score| {
+                    policy_tags_when_allowed(model, &rows.outcomes[i], rows.markets[i], score)
+                },
             },
             config,
         )
