@@ -55,3 +55,32 @@ fn transactional_messages_are_not_quarantined_and_lookalike_spam_is() {
     );
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// A messaging app's bare login code ("Telegram code 89610") was tagged `fraud` by fusion
+/// (0.956); the operator's `allow-service-code` template lets it through.
+#[test]
+fn a_service_s_bare_code_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        seed_from_corpora: false,
+        ..Default::default()
+    };
+    let cloud = CloudScorer::embedded_with(dir.path(), &options).unwrap();
+    let code = cloud.score_text(
+        "Telegram",
+        "Telegram code 89610",
+        1_700_000_000_000,
+        "d",
+        None,
+    );
+    assert_eq!(code.action, Action::Allow, "{:.3}", code.spam_score);
+    let reasons: Vec<&str> = code
+        .contributions
+        .iter()
+        .map(|c| c.reason.as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("allow-service-code")),
+        "{reasons:?}"
+    );
+}
