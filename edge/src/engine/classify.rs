@@ -440,7 +440,7 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
 }
 
 /// The offline knowledge base beside the model, for a message the model allows
-/// ([`offline_tag`]: a fraud, illegal or junk type; an opt-out footer or a fraud signal on a
+/// ([`offline_tag`]: a fraud, illegal or junk type; an advertisement marker or a fraud signal on a
 /// message the model leans spam on): tagged, never more.
 fn with_knowledge(outcome: Outcome, knowledge: &KnowledgeBase, normalized: &Normalized) -> Outcome {
     if outcome.verdict.action != Action::Allow {

@@ -4,9 +4,10 @@
 use super::{Entry, OPT_OUT, SIGNAL_MIN_SCORE};
 use crate::taxonomy::Label;
 
-/// The least spam score at which an opt-out footer makes an allowed message a promotion: the
-/// model has to lean spam on its own, so a business's ordinary notice with an unsubscribe line
-/// (mudou's dev ham has a few) stays allowed.
+/// The least spam score at which an advertisement marker (an opt-out footer, a housing ad's
+/// floor areas and sales line) makes an allowed message a promotion: the model has to lean spam
+/// on its own, so a business's ordinary notice with an unsubscribe line (mudou's dev ham has a
+/// few) stays allowed.
 pub const PROMOTION_MIN_SCORE: f32 = 0.5;
 
 /// Why the knowledge tags a message the model allows, and with which label.
@@ -20,8 +21,9 @@ pub struct OfflineTag {
 /// The tag the knowledge gives a message the model allows at spam `score`, given the entries
 /// that fired on it: a fraud or illegal-content type tags it with that class; else a junk type
 /// (a chain letter, bought followers, premium-rate charges) tags it `spam`; else, when the model
-/// leans spam, a promotion's opt-out footer tags it `ad` (users file promotions apart, as the
-/// cloud's category policy does), and failing that a fraud signal tags it `spam`. `None`: it
+/// leans spam, an advertisement marker (an entry labelled `ad`: an opt-out footer, a housing ad)
+/// tags it `ad` (users file promotions apart, as the cloud's category policy does), and failing
+/// that a fraud signal tags it `spam`. `None`: it
 /// stays allowed. Never more than a tag: the entries have no calibrated score, and a tag is
 /// delivered, so a false alarm costs only a label.
 pub fn offline_tag(hits: &[&Entry], score: f32) -> Option<OfflineTag> {
@@ -39,10 +41,14 @@ pub fn offline_tag(hits: &[&Entry], score: f32) -> Option<OfflineTag> {
             format!("junk knowledge: {} ({})", entry.kind, entry.id),
         );
     }
-    let promotion = hits.iter().find(|e| e.kind == OPT_OUT);
-    if let Some(entry) = promotion.filter(|_| score >= PROMOTION_MIN_SCORE) {
+    let advertisement = hits.iter().find(|e| e.label == Some(Label::Ad));
+    if let Some(entry) = advertisement.filter(|_| score >= PROMOTION_MIN_SCORE) {
+        let marker = match entry.kind.as_str() {
+            OPT_OUT => "opt-out footer",
+            kind => kind,
+        };
         let why = format!(
-            "promotion: opt-out footer ({}) and spam score {score:.4} >= {PROMOTION_MIN_SCORE}",
+            "promotion: {marker} ({}) and spam score {score:.4} >= {PROMOTION_MIN_SCORE}",
             entry.id
         );
         return tag(Label::Ad, why);

@@ -304,7 +304,7 @@ fn the_builtin_warnings_spare_anti_fraud_notices_but_not_scams_posing_as_them() 
 fn the_offline_rule_tags_by_type_then_by_lean() {
     let kb = KnowledgeBase::builtin();
     // (message, model spam score, the label the phone tags it with, if any)
-    let golden: [(&str, f32, Option<Label>); 8] = [
+    let golden: [(&str, f32, Option<Label>); 14] = [
         (
             "我是市公安局民警，你的银行卡涉嫌洗钱，请配合调查",
             0.1,
@@ -313,6 +313,20 @@ fn the_offline_rule_tags_by_type_then_by_lean() {
         ("收到请转发给十个人，不转者倒霉一年", 0.1, Some(Label::Spam)),
         ("新店开业，到店消费满100送20，回T退订", 0.6, Some(Label::Ad)),
         ("新店开业，到店消费满100送20，回T退订", 0.3, None),
+        (
+            "滨江花园90-140平准现房，看房专线4008123456",
+            0.6,
+            Some(Label::Ad),
+        ),
+        ("滨江花园90-140平准现房，看房专线4008123456", 0.3, None),
+        ("本期六肖：猴鸡狗猪鼠牛", 0.1, Some(Label::Illegal)),
+        ("本地正规{票}，联系张会计", 0.1, Some(Label::Illegal)),
+        ("回复A参加答题赢话费，信息费1元/条", 0.1, Some(Label::Spam)),
+        (
+            "每天送三只牛gu，教你选gu，进群体验",
+            0.1,
+            Some(Label::Fraud),
+        ),
         ("缺钱找我，加微信 dk8866 详谈", 0.6, Some(Label::Spam)),
         ("缺钱找我，加微信 dk8866 详谈", 0.3, None),
         ("明天下午三点开会，记得带电脑", 0.9, None),
