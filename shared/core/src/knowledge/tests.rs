@@ -304,7 +304,7 @@ fn the_builtin_warnings_spare_anti_fraud_notices_but_not_scams_posing_as_them() 
 fn the_offline_rule_tags_by_type_then_by_lean() {
     let kb = KnowledgeBase::builtin();
     // (message, model spam score, the label the phone tags it with, if any)
-    let golden: [(&str, f32, Option<Label>); 14] = [
+    let golden: [(&str, f32, Option<Label>); 18] = [
         (
             "我是市公安局民警，你的银行卡涉嫌洗钱，请配合调查",
             0.1,
@@ -327,6 +327,22 @@ fn the_offline_rule_tags_by_type_then_by_lean() {
             0.1,
             Some(Label::Fraud),
         ),
+        (
+            "You have been chosen for our holiday draw, call to claim",
+            0.1,
+            Some(Label::Fraud),
+        ),
+        (
+            "Ur ringtone will arrive by service msg, terms and conditions apply",
+            0.1,
+            Some(Label::Spam),
+        ),
+        (
+            "Please confirm your booking https://x.example/a",
+            0.6,
+            Some(Label::Spam),
+        ),
+        ("Please confirm your booking https://x.example/a", 0.3, None),
         ("缺钱找我，加微信 dk8866 详谈", 0.6, Some(Label::Spam)),
         ("缺钱找我，加微信 dk8866 详谈", 0.3, None),
         ("明天下午三点开会，记得带电脑", 0.9, None),
