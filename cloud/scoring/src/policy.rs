@@ -38,14 +38,10 @@ use crate::{multiclass, variant};
 /// The name of the contribution the policy adds when it changes a verdict.
 pub const POLICY: &str = "policy";
 
-/// Least hidden-word score (the `variant` score without defanged links, see
-/// [`crate::VariantScorer::hidden_words`]) that counts as a disguise: more than one trick in a
-/// long message (one leetspeak word in 80 characters scores about 0.2). Legitimate text rarely
-/// hides its words (it may defang a link it passes on, which is why links do not count here):
-/// over every corpus's dev ham and the blind dev look-alikes, no ham with a fused score of at
-/// least 0.5 reached it (README, "A disguise tags what fusion leans spam on"). Cloud only: the
-/// edge model alone leans spam on 2 of the 25 blind dev look-alikes that carry such tricks.
-pub const DISGUISE_MIN_SCORE: f32 = 0.3;
+/// Least hidden-word score that counts as a disguise (the core's, shared with the phone's
+/// offline rule). Over every corpus's dev ham and the blind dev look-alikes, no ham with a fused
+/// score of at least 0.5 reached it (README, "A disguise tags what fusion leans spam on").
+pub use smsguard_core::variant::DISGUISE_MIN_SCORE;
 
 /// Applies the category policy to a fused verdict (see the module's table).
 pub fn apply(

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use smsguard_core::knowledge::{offline_tag, KnowledgeBase};
+use smsguard_core::knowledge::{offline_rule, KnowledgeBase};
 use smsguard_core::{normalize, ActionThresholds, Label, Market};
 use smsguard_eval::metrics::{self, MetricsReport, Observation};
 use smsguard_eval::report::{optional_figure, EvalDataArgs, OperatingPoint, PlotInput};
@@ -48,7 +48,7 @@ pub struct EvalReport {
     #[serde(flatten)]
     pub at_deployed: AtDeployed,
     /// What the phone does offline: flagged at the tag threshold, or tagged by the knowledge
-    /// base beside the model ([`offline_tag`]) when the model allows.
+    /// base beside the model ([`offline_rule`]: the knowledge base and disguises) when the model allows.
     pub with_knowledge: ThresholdMetrics,
     /// Per-message latency of normalise + encode + inference, single thread.
     #[serde(flatten)]
@@ -163,13 +163,13 @@ impl Scorer for EdgeScorer<'_> {
     fn score(&self, _index: usize, text: &str, _: ()) -> Option<Scored<Judged>> {
         let normalized = normalize(text);
         let prediction = self.0.classify_normalized(&normalized).ok()?;
-        let hits = KnowledgeBase::builtin().hits(&normalized);
+        let offline = offline_rule(KnowledgeBase::builtin(), &normalized, prediction.spam_score);
         Some(Scored {
             predicted: prediction.label_index,
             spam_score: prediction.spam_score,
             kept: Judged {
                 point: prediction.judged.point,
-                knowledge_tags: offline_tag(&hits, prediction.spam_score).is_some(),
+                knowledge_tags: offline.is_some(),
             },
         })
     }

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use smsguard_core::knowledge::{offline_tag, KnowledgeBase};
+use smsguard_core::knowledge::{offline_rule, KnowledgeBase};
 use smsguard_core::{normalize, Fingerprint, Label, Market, Normalized};
 use smsguard_model::{Action, Judged, ModelError};
 use smsguard_proto::v1::{LocalVerdict, SmsMessage};
@@ -439,15 +439,15 @@ fn rule_verdict(label: Label, spam_score: f32, action: Action) -> StoredVerdict 
     }
 }
 
-/// The offline knowledge base beside the model, for a message the model allows
-/// ([`offline_tag`]: a fraud, illegal or junk type; an advertisement marker or a fraud signal on a
-/// message the model leans spam on): tagged, never more.
+/// The offline rule beside the model, for a message the model allows ([`offline_rule`]: a fraud,
+/// illegal or junk type; an advertisement marker, a fraud signal or a disguise on a message the
+/// model leans spam on): tagged, never more.
 fn with_knowledge(outcome: Outcome, knowledge: &KnowledgeBase, normalized: &Normalized) -> Outcome {
     if outcome.verdict.action != Action::Allow {
         return outcome;
     }
     let score = outcome.verdict.spam_score;
-    match offline_tag(&knowledge.hits(normalized), score) {
+    match offline_rule(knowledge, normalized, score) {
         Some(tag) => Outcome::new(
             rule_verdict(tag.label, score, Action::Tag),
             format!("{} -> tag ({})", tag.why, outcome.reason),

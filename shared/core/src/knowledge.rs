@@ -46,7 +46,7 @@ use crate::taxonomy::Label;
 use crate::verdict::Action;
 
 pub use compile::{EntryDef, KnowledgeFile, Source};
-pub use offline::{offline_tag, OfflineTag, PROMOTION_MIN_SCORE};
+pub use offline::{offline_rule, offline_tag, OfflineTag, DISGUISE_MIN_LEAN, PROMOTION_MIN_SCORE};
 pub use table::{TableText, MAX_TABLE_BYTES};
 
 /// The shipped knowledge base.

@@ -17,6 +17,7 @@ pub mod normalize;
 pub mod percentile;
 pub mod sender;
 pub mod taxonomy;
+pub mod variant;
 pub mod verdict;
 
 pub use fingerprint::{Fingerprint, MinHasher};

@@ -361,3 +361,29 @@ fn the_offline_rule_tags_by_type_then_by_lean() {
         );
     }
 }
+
+#[test]
+fn a_disguise_tags_offline_only_what_the_model_leans_spam_on_hard() {
+    let kb = KnowledgeBase::builtin();
+    // Cyrillic look-alikes and leetspeak in every word: the words are hidden.
+    let hidden = "Yоur раrcеl is hеld, p4y the f33 t0day";
+    let plain = "Your parcel is held at the depot, pick it up today";
+    // (message, model spam score, tagged)
+    let golden = [
+        (hidden, 0.8, true),
+        (hidden, 0.6, false),
+        (plain, 0.9, false),
+    ];
+    for (text, score, tagged) in golden {
+        let tag = offline_rule(kb, &normalize(text), score);
+        assert_eq!(tag.is_some(), tagged, "{text} at {score}: {tag:?}");
+        if let Some(tag) = tag {
+            assert_eq!(tag.label, Label::Spam);
+            assert!(
+                tag.why.starts_with("disguise: hidden-word score"),
+                "{}",
+                tag.why
+            );
+        }
+    }
+}
