@@ -29,15 +29,18 @@ pub use verdict::{Action, VerdictSource};
 /// Version of the normalisation + featurisation pipeline. Bumped whenever `normalize` or the
 /// feature encoding changes output for any input; models record the version they were trained
 /// with and the edge refuses a model whose version it cannot read ([`reads_pipeline`]).
-/// Version 2 added refanging (`[.]`, `(dot)`, HTML entities; see [`normalize`]).
-pub const PIPELINE_VERSION: u32 = 2;
+/// Version 2 added refanging (`[.]`, `(dot)`, HTML entities; see [`normalize`]); version 3
+/// links written backwards, Latin letters drawn as symbols (🅵🆁🅴🅴) and more homophone keywords
+/// (威芯, 裙号).
+pub const PIPELINE_VERSION: u32 = 3;
 
 /// Whether a model trained on text of pipeline `version` may score this pipeline's text.
-/// Version-1 models may: version 2 only added refanging, which changed the normalised text of 1
-/// of the 85,954 lines of the corpora (a `smsrr dot com` became `<url>`), and only ever turns a
-/// disguise into what a version-1 model already reads (a `<url>`, the plain character).
+/// Models of versions 1 and 2 may: version 2 only added refanging, which changed the normalised
+/// text of 1 of the 85,954 lines of the corpora (a `smsrr dot com` became `<url>`), version 3
+/// changed none, and both only ever turn a disguise into what
+/// an older model already reads (a `<url>`, the plain character, the plain word).
 pub fn reads_pipeline(version: u32) -> bool {
-    version == PIPELINE_VERSION || version == 1
+    (1..=PIPELINE_VERSION).contains(&version)
 }
 
 /// Placeholder tokens that masking writes into the normalised text. They are lower case

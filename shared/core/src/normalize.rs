@@ -89,6 +89,7 @@ mod refang;
 mod separators;
 mod simplify;
 mod surface;
+mod symbols;
 mod web;
 mod whitespace;
 
@@ -404,6 +405,7 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
         text.to_owned()
     } else {
         let s = strip_invisible(text, tally);
+        let s = symbols::fold_letter_symbols(s, tally);
         let s = apply_nfkc(s, tally);
         then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables)
     };

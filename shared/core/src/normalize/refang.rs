@@ -4,7 +4,8 @@
 //! * a bracketed dot (`[.]`, `(.)`, `{.}`, `[dot]`, `(dot)`, `{dot}`, spaces around it allowed)
 //!   between two letters or digits becomes `.`;
 //! * a spelled-out dot before a top-level domain (`cheapcover dot io`, `bet dot co dot uk`)
-//!   becomes `.`, unless the word before it is a function word (`the dot com bubble`).
+//!   becomes `.`, unless the word before it is a function word (`the dot com bubble`);
+//! * a link written backwards (`moc.elpmaxe//:sptth`, "read it backwards") is turned round.
 //!
 //! It runs after case folding (so `(DOT)` is `(dot)`) and before web masking (so the refanged
 //! link becomes `<url>`). Each pass only shortens the text, and passes repeat until nothing
@@ -40,6 +41,15 @@ static BRACKETED_DOT_RE: LazyLock<Option<Regex>> =
 static SPELLED_DOT_RE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(&format!(r"\s+dot\s+({SPELLED_TLDS})(?-u:\b)")).ok());
 
+/// A link written backwards: URL characters (no `:`, so one run holds one link) ending in the
+/// reversed scheme `//:sptth` or `//:ptth`.
+static REVERSED_LINK_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"[a-z0-9._~/?#=&%+-]+//:s?ptth(?-u:\b)").ok());
+
+/// `//:`, the reversed `://` every backwards link holds.
+static REVERSED_SCHEME_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"//:"));
+
 /// ` dot`, searched for with one prebuilt finder (building one per message cost more than the
 /// search).
 static SPELLED_DOT_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
@@ -55,6 +65,7 @@ fn may_be_defanged(text: &str) -> bool {
         _ => next_is(i, b".d"),
     }) || memchr::memchr_iter(b'{', bytes).any(|i| next_is(i, b".d"))
         || SPELLED_DOT_FINDER.find(bytes).is_some()
+        || REVERSED_SCHEME_FINDER.find(bytes).is_some()
 }
 
 pub(super) fn refang(text: String, tally: &mut Tally) -> String {
@@ -84,7 +95,36 @@ fn refang_once(text: &str) -> (String, u32) {
         let label = &before[label_start.len()..];
         !label.is_empty() && !FUNCTION_WORDS.contains(&label)
     });
-    (text, entities + bracketed + spelled)
+    let (text, reversed) = turn_reversed_links(&text);
+    (text, entities + bracketed + spelled + reversed)
+}
+
+/// Turns round each backwards link whose host, read forwards, has a dot.
+fn turn_reversed_links(text: &str) -> (String, u32) {
+    let Some(re) = REVERSED_LINK_RE.as_ref() else {
+        return (text.to_owned(), 0);
+    };
+    if REVERSED_SCHEME_FINDER.find(text.as_bytes()).is_none() {
+        return (text.to_owned(), 0);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut changes = 0u32;
+    let mut last = 0;
+    for found in re.find_iter(text) {
+        let forwards: String = found.as_str().chars().rev().collect();
+        let host = forwards
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+        if !host.contains('.') || host.starts_with('.') || host.ends_with('.') {
+            continue;
+        }
+        out.push_str(&text[last..found.start()]);
+        out.push_str(&forwards);
+        last = found.end();
+        changes += 1;
+    }
+    out.push_str(&text[last..]);
+    (out, changes)
 }
 
 fn is_label_char(before: &str) -> bool {

@@ -108,6 +108,8 @@ fn has_glued_placeholder(text: &str) -> bool {
 
 fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> String {
     let s = strip_invisible(text, tally);
+    // Not in the implementation this file kept (pipeline version 1): one shared stage.
+    let s = super::symbols::fold_letter_symbols(s, tally);
     let s = apply_nfkc(s, tally);
     // A folded or removed character can leave a combining mark on a new base: compose again.
     let s = then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables);

@@ -238,6 +238,22 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     ("the dot com bubble", "the dot com bubble", &[]),
     ("(.)(.) lol", "(.)(.) lol", &[]),
     ("at&#38;t", "at&#38;t", &[]),
+    // Pipeline version 3: links written backwards, letters drawn as symbols, more homophones.
+    (
+        "Reactivate (read it backwards): moc.kcabemoc//:sptth",
+        "reactivate (read it backwards): <url>",
+        &[CaseFold, Refanged, UrlMasked],
+    ),
+    ("a//:b and ptth", "a//:b and ptth", &[]),
+    (
+        "\u{1F175}\u{1F181}\u{1F174}\u{1F174} gift",
+        "free gift",
+        &[Confusable, CaseFold],
+    ),
+    // One or two are emoji (parking, blood types), not a word.
+    ("\u{1F17F} parking", "\u{1F17F} parking", &[]),
+    ("加威芯领红包", "加微信领红包", &[KeywordFolded]),
+    ("扣扣裙里见", "qq群里见", &[KeywordFolded]),
 ];
 
 #[test]
