@@ -32,6 +32,15 @@ pub(super) fn is_invisible(c: char) -> bool {
         | '\u{E0000}'..='\u{E0FFF}')
 }
 
+/// An emoji's presentation mark: a variation selector (U+FE0E, U+FE0F: `❤️`) or a zero-width
+/// joiner (`👨‍👩‍👧`) right after a symbol that is not a letter, digit or ASCII. Stage 1 removes it
+/// like any invisible character but does not count it as one: it is how phones write emoji,
+/// not a disguise (a joiner or selector inside a word, `A\u{200D}m\u{200D}azon`, still counts).
+pub(super) fn is_emoji_mark(c: char, previous: Option<char>) -> bool {
+    matches!(c, '\u{FE0E}' | '\u{FE0F}' | '\u{200D}')
+        && previous.is_some_and(|p| !p.is_ascii() && !p.is_alphanumeric() && !p.is_whitespace())
+}
+
 /// Characters stage 1 removes: invisibles and non-whitespace controls.
 pub(super) fn is_stripped(c: char) -> bool {
     // Printable ASCII and the main CJK block, most characters, are neither.

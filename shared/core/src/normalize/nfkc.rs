@@ -17,7 +17,9 @@ pub(super) fn strip_invisible(text: &str, tally: &mut Tally) -> String {
             full_width += 1;
         }
         if is_invisible(c) {
-            invisible += 1;
+            if !is_emoji_mark(c, out.chars().next_back()) {
+                invisible += 1;
+            }
         } else if c.is_control() && !c.is_whitespace() {
             control += 1;
         } else {

@@ -254,6 +254,17 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     ("\u{1F17F} parking", "\u{1F17F} parking", &[]),
     ("加威芯领红包", "加微信领红包", &[KeywordFolded]),
     ("扣扣裙里见", "qq群里见", &[KeywordFolded]),
+    // An emoji's variation selector or joiner is removed but is no disguise; inside a word it is.
+    (
+        "Love you \u{2764}\u{FE0F}\u{2764}\u{FE0F}",
+        "love you \u{2764}\u{2764}",
+        &[CaseFold],
+    ),
+    (
+        "A\u{200D}m\u{200D}azon",
+        "amazon",
+        &[InvisibleRemoved, CaseFold],
+    ),
 ];
 
 #[test]
