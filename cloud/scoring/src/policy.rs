@@ -6,7 +6,6 @@
 //! |---|---|
 //! | an operator's or a report quorum's forced action | that action (the policy stays out) |
 //! | a flagged advertisement with an opt-out (`opt_out` entry), no fraud or illegal evidence | **tag**, label `ad` (a promotion) |
-//! | an advertisement (an entry labelled `ad`: an opt-out, a housing ad), fusion allowed at a fused score of at least 0.5, no fraud or illegal evidence | **tag**, label `ad` (as the phone does offline) |
 //! | a harmful knowledge entry (fraud or illegal type, a denied host), fusion allowed | **tag**, the entry's label |
 //! | a harmful knowledge entry, fusion tagged | **quarantine** |
 //! | a harmful knowledge entry, fusion quarantined or blocked | unchanged, labelled with the entry's class |
@@ -28,7 +27,7 @@
 //! `fraud_operating_points`).
 //! Every change adds a `policy` contribution of weight 0 (the logit still sums) saying why.
 
-use smsguard_core::knowledge::{self, OPT_OUT, PROMOTION_MIN_SCORE, SIGNAL_MIN_SCORE};
+use smsguard_core::knowledge::{self, OPT_OUT, SIGNAL_MIN_SCORE};
 use smsguard_core::Label;
 
 use crate::fusion::{score_of, Action, Contribution, FusedVerdict, FusionModel, ScorerOutcome};
@@ -61,16 +60,16 @@ pub fn apply(
         .iter()
         .filter(|h| h.harmful)
         .max_by(|a, b| a.weight.total_cmp(&b.weight));
-    let advertisement = hits.iter().find(|h| h.label == Some(Label::Ad));
+    let opt_out = hits.iter().find(|h| h.kind == OPT_OUT);
     let harmful_label = matches!(verdict.label, Label::Fraud | Label::Illegal);
     let signal = hits
         .iter()
         .find(|h| knowledge::is_signal(h.label, h.weight, &h.kind));
     let junk = hits.iter().find(|h| knowledge::is_junk(h.label));
-    let change = match (harmful, junk, advertisement, signal) {
+    let change = match (harmful, junk, opt_out, signal) {
         (Some(hit), ..) => raise(&verdict, hit),
         (None, Some(hit), ..) if verdict.action == Action::Allow => Some(junk_tag(hit)),
-        (None, _, Some(ad), _) if !harmful_label => promotion(&verdict, ad),
+        (None, _, Some(opt_out), _) if !harmful_label => promotion(&verdict, opt_out),
         (None, _, None, Some(signal)) => signal_tag(&verdict, signal),
         _ => None,
     }
@@ -93,32 +92,23 @@ pub fn apply(
     verdict
 }
 
-/// An advertisement is a promotion, labelled `ad`: one with an opt-out that fusion flags is tagged
-/// (never more), and one fusion allows but leans spam on (a fused score of at least
-/// [`PROMOTION_MIN_SCORE`], as on the phone) is tagged too. A marker without an opt-out (a housing
-/// ad) never lowers an action: only a sender that offers the opt-out the law asks for is let off.
-fn promotion(verdict: &FusedVerdict, ad: &RuleHit) -> Option<(Action, Label, String)> {
-    let marker = match ad.kind.as_str() {
-        OPT_OUT => "an advertisement with an opt-out",
-        _ => "an advertisement",
-    };
+/// A flagged advertisement with an opt-out is a promotion: tagged (never more), labelled `ad`.
+fn promotion(verdict: &FusedVerdict, opt_out: &RuleHit) -> Option<(Action, Label, String)> {
+    if verdict.action == Action::Allow
+        || (verdict.action == Action::Tag && verdict.label == Label::Ad)
+    {
+        return None;
+    }
     let action = match verdict.action {
-        Action::Allow if verdict.spam_score >= PROMOTION_MIN_SCORE => format!(
-            "fused score {:.4} >= {PROMOTION_MIN_SCORE} -> tag, not allow",
-            verdict.spam_score
-        ),
-        Action::Tag if verdict.label != Label::Ad => "-> tag".to_owned(),
-        Action::Quarantine | Action::Block if ad.kind == OPT_OUT => {
-            format!("-> tag, not {}", verdict.action.as_str())
-        }
-        _ => return None,
+        Action::Tag => "tag".to_owned(),
+        held => format!("tag, not {}", held.as_str()),
     };
     Some((
         Action::Tag,
         Label::Ad,
         format!(
-            "promotion: {marker} ({}) and no fraud or illegal evidence {action}",
-            ad.id
+            "promotion: an advertisement with an opt-out ({}) and no fraud or illegal evidence -> {action}",
+            opt_out.id
         ),
     ))
 }

@@ -126,23 +126,6 @@ fn a_promotion_with_an_opt_out_is_tagged_not_quarantined() {
     assert!(policy_reason(&v).is_none(), "nothing to change");
 }
 
-/// As on the phone: an advertisement fusion allows but leans spam on is filed as a promotion.
-/// A housing ad (a marker with no opt-out) is filed too but never let off a quarantine.
-#[test]
-fn an_advertisement_fusion_leans_spam_on_is_tagged_a_promotion() {
-    const HOUSING: &str = "滨江花园90-140平准现房，看房专线4008123456";
-    for text in [SALE, SALE_EN, HOUSING] {
-        let v = verdict_under(model_tagging_at(0.9), "+8613800000000", text, 0.7, AD);
-        assert_eq!((v.action, v.label), (Action::Tag, Label::Ad), "{text}");
-        let reason = policy_reason(&v).expect("the policy explains itself");
-        assert!(reason.ends_with("-> tag, not allow"), "{reason}");
-        let v = verdict_under(model_tagging_at(0.9), "+8613800000000", text, 0.3, AD);
-        assert_eq!(v.action, Action::Allow, "{text}: not leaning spam");
-    }
-    let v = verdict("+8613800000000", HOUSING, 0.85, AD);
-    assert_eq!(v.action, Action::Quarantine, "no opt-out, no let-off");
-}
-
 #[test]
 fn fraud_evidence_keeps_a_promotion_from_being_let_off() {
     // A knowledge base fraud type beside the opt-out.
