@@ -1,5 +1,5 @@
-//! The phone's rule for the knowledge base beside its model, in one place so that the edge
-//! engine applies it and the trainer measures and budgets for it alike.
+//! The phone's offline rule beside its model (the knowledge base, then a disguise), in one place
+//! so that the edge engine applies it and the trainer measures it alike.
 
 use super::{Entry, KnowledgeBase, OPT_OUT, SIGNAL_MIN_SCORE};
 use crate::taxonomy::Label;
@@ -16,8 +16,8 @@ pub const PROMOTION_MIN_SCORE: f32 = 0.5;
 /// [`DISGUISE_MIN_SCORE`]) tags a message the model allows. Higher than the cloud's 0.5 because
 /// the phone has no fusion to lean on: at 0.5 it tagged a blind dev look-alike written with a
 /// space between every character (model 0.56); at 0.7 it tags none of the 3,622 corpus dev ham
-/// and none of the 105 blind dev look-alikes, and 11 more of the 80 blind dev obfuscated spam
-/// (README, "A disguise tags offline too").
+/// and none of the 105 blind dev look-alikes, and 3 of the 80 blind dev obfuscated spam that
+/// nothing else tagged (README, "A disguise tags offline too").
 pub const DISGUISE_MIN_LEAN: f32 = 0.7;
 
 /// Why the knowledge tags a message the model allows, and with which label.
@@ -33,9 +33,8 @@ pub struct OfflineTag {
 /// (a chain letter, bought followers, premium-rate charges) tags it `spam`; else, when the model
 /// leans spam, an advertisement marker (an entry labelled `ad`: an opt-out footer, a housing ad)
 /// tags it `ad` (users file promotions apart, as the cloud's category policy does), and failing
-/// that a fraud signal tags it `spam`. `None`: it
-/// stays allowed. Never more than a tag: the entries have no calibrated score, and a tag is
-/// delivered, so a false alarm costs only a label.
+/// that a fraud signal tags it `spam`. `None`: it stays allowed. Never more than a tag: the
+/// entries have no calibrated score, and a tag is delivered, so a false alarm costs only a label.
 pub fn offline_tag(hits: &[&Entry], score: f32) -> Option<OfflineTag> {
     let tag = |label, why| Some(OfflineTag { label, why });
     if let Some(entry) = hits.iter().find(|e| e.is_harmful()) {

@@ -8,8 +8,9 @@
 //! * a link written backwards (`moc.elpmaxe//:sptth`, "read it backwards") is turned round.
 //!
 //! It runs after case folding (so `(DOT)` is `(dot)`) and before web masking (so the refanged
-//! link becomes `<url>`). Each pass only shortens the text, and passes repeat until nothing
-//! changes, so nested disguises (`[[.].]`) come undone; [`MAX_PASSES`] bounds adversarial ones.
+//! link becomes `<url>`). Each pass shortens the text or turns a link round (a turned link holds
+//! no `//:`, so it is never turned back), and passes repeat until nothing changes, so nested
+//! disguises (`[[.].]`) come undone; [`MAX_PASSES`] bounds adversarial ones.
 //! An entity is not decoded where its character could complete or start another entity (`&`,
 //! `#`, or text ending in `&#` and digits before it), so decoding never creates new work and
 //! the stage is a fixed point. A decoded character can be one an earlier stage folds (full-width,
