@@ -124,23 +124,24 @@ fn load_model(args: &EvalArgs) -> Result<(EdgeModel, String, f64)> {
     Ok((model, source, started.elapsed().as_secs_f64() * 1e3))
 }
 
-/// The edge model as the evaluation loop's scorer: normalise, encode, infer and the knowledge
-/// base's lookup are measured (the phone's whole offline path); each message keeps the
-/// operating point it was judged at (its market's, else the pooled one) and whether the
-/// knowledge tags it.
+/// The edge model as the evaluation loop's scorer: normalise, encode, infer and, for what the
+/// model allows, the offline rule are measured (the phone's whole offline path); each message
+/// keeps the operating point it was judged at (its market's, else the pooled one) and whether
+/// the offline rule tags it.
 struct EdgeScorer<'m>(&'m EdgeModel);
 
 /// What the evaluation keeps of one message.
 #[derive(Debug, Clone, Copy)]
 struct Judged {
     point: ActionThresholds,
-    /// The knowledge base tags it when the model allows it.
+    /// The offline rule ([`offline_rule`]: the knowledge base, then a disguise) tags it; it runs
+    /// only when the model allows the message.
     knowledge_tags: bool,
 }
 
 impl Judged {
     /// The threshold that decides whether the phone flags it offline: the tag threshold, or
-    /// none at all when the knowledge tags it whatever the model says.
+    /// none at all when the offline rule tags it.
     fn offline_threshold(&self) -> f32 {
         if self.knowledge_tags {
             f32::NEG_INFINITY
@@ -163,13 +164,17 @@ impl Scorer for EdgeScorer<'_> {
     fn score(&self, _index: usize, text: &str, _: ()) -> Option<Scored<Judged>> {
         let normalized = normalize(text);
         let prediction = self.0.classify_normalized(&normalized).ok()?;
-        let offline = offline_rule(KnowledgeBase::builtin(), &normalized, prediction.spam_score);
+        let point = prediction.judged.point;
+        // As on the phone, the offline rule runs only on what the model allows.
+        let allowed = prediction.spam_score < point.tag;
+        let knowledge_tags = allowed
+            && offline_rule(KnowledgeBase::builtin(), &normalized, prediction.spam_score).is_some();
         Some(Scored {
             predicted: prediction.label_index,
             spam_score: prediction.spam_score,
             kept: Judged {
-                point: prediction.judged.point,
-                knowledge_tags: offline.is_some(),
+                point,
+                knowledge_tags,
             },
         })
     }

@@ -37,8 +37,8 @@ pub const PIPELINE_VERSION: u32 = 3;
 /// Whether a model trained on text of pipeline `version` may score this pipeline's text.
 /// Models of versions 1 and 2 may: version 2 only added refanging, which changed the normalised
 /// text of 1 of the 85,954 lines of the corpora (a `smsrr dot com` became `<url>`), version 3
-/// changed none, and both only ever turn a disguise into what
-/// an older model already reads (a `<url>`, the plain character, the plain word).
+/// changed none, and both only ever turn a disguise into what an older model already reads (a
+/// `<url>`, the plain character, the plain word).
 pub fn reads_pipeline(version: u32) -> bool {
     (1..=PIPELINE_VERSION).contains(&version)
 }

@@ -26,11 +26,7 @@ fn fixtures() -> Vec<(Label, String, String)> {
 #[test]
 fn transactional_messages_are_not_quarantined_and_lookalike_spam_is() {
     let dir = tempfile::tempdir().unwrap();
-    let options = EmbeddedOptions {
-        seed_from_corpora: false,
-        ..Default::default()
-    };
-    let cloud = CloudScorer::embedded_with(dir.path(), &options).unwrap();
+    let cloud = embedded_cloud(dir.path());
     let rows = fixtures();
     let (mut wrong, mut missed) = (Vec::new(), Vec::new());
     for (i, (label, sender, text)) in rows.iter().enumerate() {
@@ -61,11 +57,7 @@ fn transactional_messages_are_not_quarantined_and_lookalike_spam_is() {
 #[test]
 fn a_service_s_bare_code_is_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let options = EmbeddedOptions {
-        seed_from_corpora: false,
-        ..Default::default()
-    };
-    let cloud = CloudScorer::embedded_with(dir.path(), &options).unwrap();
+    let cloud = embedded_cloud(dir.path());
     let code = cloud.score_text(
         "Telegram",
         "Telegram code 89610",
@@ -83,4 +75,13 @@ fn a_service_s_bare_code_is_allowed() {
         reasons.iter().any(|r| r.contains("allow-service-code")),
         "{reasons:?}"
     );
+}
+
+/// The shipped cloud models in `dir`, without the similarity memory's corpus seed.
+fn embedded_cloud(dir: &std::path::Path) -> CloudScorer {
+    let options = EmbeddedOptions {
+        seed_from_corpora: false,
+        ..Default::default()
+    };
+    CloudScorer::embedded_with(dir, &options).unwrap()
 }

@@ -1,6 +1,8 @@
 //! The phone's offline rule beside its model (the knowledge base, then a disguise), in one place
 //! so that the edge engine applies it and the trainer measures it alike.
 
+use std::sync::LazyLock;
+
 use super::{Entry, KnowledgeBase, OPT_OUT, SIGNAL_MIN_SCORE};
 use crate::taxonomy::Label;
 use crate::variant::{VariantMeasure, DISGUISE_MIN_SCORE};
@@ -84,11 +86,14 @@ pub fn offline_rule(
     offline_tag(&knowledge.hits(normalized), score).or_else(|| disguise_tag(normalized, score))
 }
 
+/// The variant measure with its default weights, built once (its weights are a `Vec`).
+static MEASURE: LazyLock<VariantMeasure> = LazyLock::new(VariantMeasure::default);
+
 fn disguise_tag(normalized: &Normalized, score: f32) -> Option<OfflineTag> {
     if score < DISGUISE_MIN_LEAN {
         return None;
     }
-    let measure = VariantMeasure::default();
+    let measure = &*MEASURE;
     let evidence = measure.evidence(normalized);
     let hidden = measure.hidden_words(&evidence);
     (hidden >= DISGUISE_MIN_SCORE).then(|| OfflineTag {
