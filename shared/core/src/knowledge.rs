@@ -23,7 +23,7 @@
 //! counter_examples = ["..."]      # messages it must not fire on (checked)
 //! ```
 //! An entry of type `scam_warning` (an anti-fraud notice, "we never ask for a fee") switches the harmful
-//! and junk entries off for the message it fires on: [`SCAM_WARNING`].
+//! and junk entries off for the message it fires on, unless the message carries a link: [`SCAM_WARNING`].
 //! Cues and patterns see the normalised text (lower case, Simplified Chinese, half-width,
 //! look-alikes and contact lures folded, `<url>` `<email>` `<phone>` `<num>` placeholders).
 //! Terms are normalised when loaded, so they may be written in any form; a term that starts or
@@ -56,8 +56,11 @@ pub const BUILTIN_NAME: &str = "knowledge.toml (built in)";
 /// The type of entries that find an advertisement's opt-out ("回T退订", "reply STOP").
 pub const OPT_OUT: &str = "opt_out";
 /// The type of entries that find a warning *about* scams (an anti-fraud notice, a bank's "we
-/// never ask for a fee"). When one fires, harmful and junk entries do not: such notices quote the
-/// very phrases the fraud and junk entries look for ("安全账户", "转账汇款", "转发给十个人"), negated.
+/// never ask for a fee"). When one fires on a message without a link, harmful and junk entries do
+/// not: such notices quote the very phrases the fraud and junk entries look for ("安全账户",
+/// "转账汇款", "转发给十个人"), negated. A link keeps them: phishing borrows the reassurance
+/// ("our agent will never ask for your details", then the link; corpus spam has such messages),
+/// while a notice has nothing to click.
 pub const SCAM_WARNING: &str = "scam_warning";
 /// The format version this code reads.
 pub const FORMAT: u32 = 1;
@@ -263,7 +266,8 @@ impl KnowledgeBase {
             .filter(|&(i, hit)| hit != 0 && hit == self.entries[i].all_bits)
             .map(|(i, _)| i)
             .collect();
-        if fired.iter().any(|&i| self.entries[i].kind == SCAM_WARNING) {
+        let warned = fired.iter().any(|&i| self.entries[i].kind == SCAM_WARNING);
+        if warned && !has_link(normalized) {
             fired.retain(|&i| !self.entries[i].is_harmful() && !self.entries[i].is_junk());
         }
         fired
@@ -292,6 +296,11 @@ impl KnowledgeBase {
         }
         Ok(())
     }
+}
+
+/// Whether the message carries a link (masked as `<url>`).
+fn has_link(normalized: &Normalized) -> bool {
+    normalized.masked.iter().any(|m| m.kind == MaskKind::Url)
 }
 
 fn at_word_boundaries(text: &str, range: std::ops::Range<usize>) -> bool {

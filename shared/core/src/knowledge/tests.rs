@@ -287,6 +287,9 @@ examples = ["不会通过电话"]
     // A junk type it quotes goes too: the notice is not a chain letter.
     assert_eq!(ids(&kb, "收到转发给十个人的消息"), ["chain"]);
     assert_eq!(ids(&kb, "不会通过电话要求您转发给十个人"), ["warn"]);
+    // Phishing borrows the reassurance and then links out: a link keeps the harmful entries.
+    let with_link = "公检法不会通过电话让您立即转入安全账户，详见 http://gov-check.top/a";
+    assert_eq!(ids(&kb, with_link), ["safe", "urgent", "warn"]);
 }
 
 #[test]
