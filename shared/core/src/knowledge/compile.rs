@@ -203,6 +203,8 @@ impl Builder {
         }
         check_fields(def).map_err(invalid)?;
         let index = self.entries.len();
+        let owner_index = u16::try_from(index)
+            .map_err(|_| invalid(format!("more than {} entries", u16::MAX)))?;
         let mut bit = 0;
         for set in &def.cues {
             let before = self.terms.len();
@@ -218,8 +220,8 @@ impl Builder {
                     ascii_edge(term.chars().next()) || ascii_edge(term.chars().next_back());
                 self.terms.push(term);
                 self.term_owner.push(TermOwner {
-                    entry: index,
-                    bit: 1 << bit,
+                    entry: owner_index,
+                    bit_index: bit,
                     needs_boundary,
                 });
             }
