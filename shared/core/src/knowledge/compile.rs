@@ -203,8 +203,8 @@ impl Builder {
         }
         check_fields(def).map_err(invalid)?;
         let index = self.entries.len();
-        let owner_index = u16::try_from(index)
-            .map_err(|_| invalid(format!("more than {} entries", u16::MAX)))?;
+        let owner_index =
+            u16::try_from(index).map_err(|_| invalid(format!("more than {} entries", u16::MAX)))?;
         let mut bit = 0;
         for set in &def.cues {
             let before = self.terms.len();
