@@ -55,7 +55,7 @@ use std::fmt::Write as _;
 
 use regex::RegexSet;
 use smsguard_core::knowledge::KnowledgeBase;
-use smsguard_core::{Label, MaskKind};
+use smsguard_core::Label;
 
 use crate::{ForcedAction, MessageContext, ModelScore, RuleHit};
 
@@ -245,10 +245,7 @@ impl RuleSet {
             .collect();
         let hosts: Vec<&str> = msg
             .normalized
-            .masked
-            .iter()
-            .filter(|m| m.kind == MaskKind::Url)
-            .map(|m| m.value.as_str())
+            .link_hosts()
             .filter(|host| !in_domain_set(host, &self.allow_hosts))
             .collect();
         if hosts.iter().any(|h| in_domain_set(h, &self.deny_hosts)) {

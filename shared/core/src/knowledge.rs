@@ -41,7 +41,7 @@ use std::sync::OnceLock;
 use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
 
-use crate::normalize::{MaskKind, Normalized};
+use crate::normalize::Normalized;
 use crate::taxonomy::Label;
 use crate::verdict::Action;
 
@@ -245,9 +245,8 @@ impl KnowledgeBase {
             }
         }
         if !self.host_owner.is_empty() {
-            let hosts = normalized.masked.iter().filter(|m| m.kind == MaskKind::Url);
-            for host in hosts {
-                for i in self.host_patterns.matches(&host.value).into_iter() {
+            for host in normalized.link_hosts() {
+                for i in self.host_patterns.matches(host).into_iter() {
                     let entry = self.host_owner[i];
                     bits[entry] |= self.entries[entry].host_bit.unwrap_or(0);
                 }
@@ -268,7 +267,7 @@ impl KnowledgeBase {
             .map(|(i, _)| i)
             .collect();
         let warned = fired.iter().any(|&i| self.entries[i].kind == SCAM_WARNING);
-        if warned && !has_link(normalized) {
+        if warned && normalized.link_hosts().next().is_none() {
             fired.retain(|&i| !self.entries[i].is_harmful() && !self.entries[i].is_junk());
         }
         fired
@@ -297,11 +296,6 @@ impl KnowledgeBase {
         }
         Ok(())
     }
-}
-
-/// Whether the message carries a link (masked as `<url>`).
-fn has_link(normalized: &Normalized) -> bool {
-    normalized.masked.iter().any(|m| m.kind == MaskKind::Url)
 }
 
 fn at_word_boundaries(text: &str, range: std::ops::Range<usize>) -> bool {

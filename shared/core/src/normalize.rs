@@ -209,6 +209,14 @@ impl Normalized {
     pub fn count(&self, transform: Transform) -> u32 {
         self.transforms.get(&transform).copied().unwrap_or(0)
     }
+
+    /// The lower-case hosts of the links the message carries (its `<url>` masks), in order.
+    pub fn link_hosts(&self) -> impl Iterator<Item = &str> {
+        self.masked
+            .iter()
+            .filter(|m| m.kind == MaskKind::Url)
+            .map(|m| m.value.as_str())
+    }
 }
 
 /// Counts per transform, indexed by the enum's declaration order.
