@@ -7,6 +7,11 @@
 //!    selectors, tag characters, Hangul fillers ([`Transform::InvisibleRemoved`]) and C0/C1
 //!    controls other than whitespace ([`Transform::ControlRemoved`]). Full-width forms
 //!    (U+FF01..U+FF5E, U+3000) are counted as [`Transform::FullWidth`] here, before NFKC folds them.
+//!    Underline, overline and strike-through marks (`A̲c̲c̲o̲u̲n̲t̲`) count as invisible (version 4).
+//!    Then (shared stages, `normalize/symbols.rs` and `normalize/turned.rs`) Latin letters drawn
+//!    as symbols (`🅵🆁🅴🅴`), small capitals (`ʙᴇsᴛ`) and upside-down text (`ǝǝɹɟ 00Ɩ`) become
+//!    plain letters, each only in a message holding at least three of them
+//!    ([`Transform::Confusable`]).
 //! 2. **NFKC** ([`Transform::Nfkc`]: characters with a compatibility or canonical decomposition,
 //!    full-width ones excluded). Folds math alphanumerics, circled letters, Kangxi radicals, ...
 //! 3. **Confusables** ([`Transform::Confusable`]): Cyrillic/Greek look-alikes (`data/confusables.tsv`)
@@ -28,10 +33,15 @@
 //!    `zhconv` (zh-Hans) on runs of Han characters only; skipped when no character can start a
 //!    change (a table built from zhconv's own rules).
 //!
+//!    Then **text written backwards** is turned round (version 4; a message without Han holding
+//!    three different common English words spelled backwards, more than twice as many as it has
+//!    forwards; counted [`Transform::Refanged`]; see `normalize/turned.rs`).
+//!
 //!    Then **refanging** ([`Transform::Refanged`], spans rewritten; pipeline version 2): numeric
 //!    HTML entities are decoded (`h&#111;t`), a bracketed dot between letters or digits (`[.]`,
 //!    `(dot)`) and a spelled-out dot before a top-level domain (`shop dot xyz`, not `the dot
-//!    com`) become `.`, so that stage 7 masks the disguised link. See `normalize/refang.rs`.
+//!    com`) become `.`, so that stage 7 masks the disguised link; so do (version 4) `点`, `。` and a
+//!    spaced ` . ` before a top-level domain or after `www`. See `normalize/refang.rs`.
 //! 7. **URL / e-mail masking** ([`Transform::UrlMasked`], [`Transform::EmailMasked`]): scheme
 //!    URLs (also broken `http //x.com`, `hxxp`), `www.` hosts, bare domains with common TLDs
 //!    (ambiguous two-letter TLDs such as `.in`, `.me`, `.it` only with a path), and glued ones
@@ -90,6 +100,7 @@ mod separators;
 mod simplify;
 mod surface;
 mod symbols;
+mod turned;
 mod web;
 mod whitespace;
 
@@ -414,6 +425,8 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     } else {
         let s = strip_invisible(text, tally);
         let s = symbols::fold_letter_symbols(s, tally);
+        let s = turned::fold_small_capitals(s, tally);
+        let s = turned::turn_upside_down(s, tally);
         let s = apply_nfkc(s, tally);
         then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables)
     };
@@ -425,6 +438,7 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
         fold_case_then_nfkc(s, tally)
     };
     let s = simplify_han(s, tally);
+    let s = turned::turn_backwards_text(s, tally);
     let s = refang(s, tally);
     let s = mask_web(s, tally, masked);
     let s = collapse_separators(s, tally);

@@ -19,9 +19,13 @@ pub fn is_han(c: char) -> bool {
         | '\u{30000}'..='\u{3134F}')
 }
 
+/// Characters that change nothing a reader reads: zero-width and bidi controls, fillers,
+/// variation selectors, tag characters, and (pipeline version 4) the underline, overline and
+/// strike-through marks (U+0305, U+0332..U+0337, U+033F) that decorate a letter (`A̲c̲c̲o̲u̲n̲t̲`);
+/// no alphabet composes a letter from them.
 pub(super) fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        '\u{00AD}' | '\u{0305}' | '\u{0332}'..='\u{0337}' | '\u{033F}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}'
         | '\u{200B}'..='\u{200F}'
         | '\u{202A}'..='\u{202E}'
@@ -168,6 +172,7 @@ pub(super) fn has_plain_properties(c: char) -> bool {
     !is_stripped(c)
         && !is_full_width(c)
         && !is_greek_or_cyrillic(c)
+        && !super::turned::may_start_a_disguise(c)
         && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes
         && unicode_normalization::char::canonical_combining_class(c) == 0
         && c.to_lowercase().eq(std::iter::once(c))

@@ -5,6 +5,9 @@
 //!   between two letters or digits becomes `.`;
 //! * a spelled-out dot before a top-level domain (`cheapcover dot io`, `bet dot co dot uk`)
 //!   becomes `.`, unless the word before it is a function word (`the dot com bubble`);
+//! * (pipeline version 4) a dot hidden from link patterns before a top-level domain: the Chinese
+//!   word for dot or the ideographic full stop (`zhongjiang66 点 com`, `bet。vip`), or an ASCII
+//!   dot with spaces on both sides (`royalbet . club`); and the same dots after `www`;
 //! * a link written backwards (`moc.elpmaxe//:sptth`, "read it backwards") is turned round.
 //!
 //! It runs after case folding (so `(DOT)` is `(dot)`) and before web masking (so the refanged
@@ -42,6 +45,19 @@ static BRACKETED_DOT_RE: LazyLock<Option<Regex>> =
 static SPELLED_DOT_RE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(&format!(r"\s+dot\s+({SPELLED_TLDS})(?-u:\b)")).ok());
 
+/// A hidden dot and the top-level domain after it: `点` or `。` (spaces around allowed) or ` . `.
+/// A sentence's full stop has no space before it, so `ok. top up` keeps its words.
+static HIDDEN_DOT_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?:\s*[点。]\s*|\s+\.\s+)({SPELLED_TLDS})(?-u:\b)"
+    ))
+    .ok()
+});
+
+/// `www` and a hidden or spelled-out dot after it, then the first character of the host.
+static WWW_DOT_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?-u:\b)www(?:\s*[点。]\s*|\s+\.\s*|\s+dot\s+)([a-z0-9])").ok());
+
 /// A link written backwards: URL characters (no `:`, so one run holds one link) ending in the
 /// reversed scheme `//:sptth` or `//:ptth`.
 static REVERSED_LINK_RE: LazyLock<Option<Regex>> =
@@ -67,7 +83,32 @@ fn may_be_defanged(text: &str) -> bool {
     }) || memchr::memchr_iter(b'{', bytes).any(|i| next_is(i, b".d"))
         || SPELLED_DOT_FINDER.find(bytes).is_some()
         || REVERSED_SCHEME_FINDER.find(bytes).is_some()
+        || may_hide_a_dot(bytes)
 }
+
+/// `点`, `。` or a `.` after whitespace, with an ASCII letter or digit after it (whitespace
+/// between allowed). One byte search for the three (`点` and `。` start with E7 and E3).
+fn may_hide_a_dot(bytes: &[u8]) -> bool {
+    memchr::memchr3_iter(b'.', 0xE7, 0xE3, bytes).any(|i| {
+        let after = match bytes[i] {
+            b'.' => (i > 0 && bytes[i - 1].is_ascii_whitespace()).then_some(i + 1),
+            _ => [HAN_DOT, IDEOGRAPHIC_FULL_STOP]
+                .iter()
+                .any(|dot| bytes[i..].starts_with(dot))
+                .then_some(i + 3),
+        };
+        after.is_some_and(|at| {
+            bytes[at..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(u8::is_ascii_alphanumeric)
+        })
+    })
+}
+
+/// `点` and `。` in UTF-8.
+const HAN_DOT: &[u8] = "点".as_bytes();
+const IDEOGRAPHIC_FULL_STOP: &[u8] = "。".as_bytes();
 
 pub(super) fn refang(text: String, tally: &mut Tally) -> String {
     if !may_be_defanged(&text) {
@@ -96,8 +137,32 @@ fn refang_once(text: &str) -> (String, u32) {
         let label = &before[label_start.len()..];
         !label.is_empty() && !FUNCTION_WORDS.contains(&label)
     });
+    let (text, hidden) = replace_dots(&text, HIDDEN_DOT_RE.as_ref(), |before, after| {
+        let label_start = before.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '-');
+        let label = &before[label_start.len()..];
+        !label.is_empty()
+            && !FUNCTION_WORDS.contains(&label)
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    });
+    let (text, www) = join_www(&text);
     let (text, reversed) = turn_reversed_links(&text);
-    (text, entities + bracketed + spelled + reversed)
+    (
+        text,
+        entities + bracketed + spelled + hidden + www + reversed,
+    )
+}
+
+/// `www 点 host` -> `www.host`: the host's own dot is undone by the hidden-dot rule.
+fn join_www(text: &str) -> (String, u32) {
+    let Some(re) = WWW_DOT_RE.as_ref() else {
+        return (text.to_owned(), 0);
+    };
+    let mut changes = 0u32;
+    let out = re.replace_all(text, |caps: &regex::Captures| {
+        changes += 1;
+        format!("www.{}", &caps[1])
+    });
+    (out.into_owned(), changes)
 }
 
 /// Turns round each backwards link whose host, read forwards, has a dot.

@@ -110,13 +110,17 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     let s = strip_invisible(text, tally);
     // Not in the implementation this file kept (pipeline version 1): one shared stage.
     let s = super::symbols::fold_letter_symbols(s, tally);
+    // Not in the implementation this file kept (pipeline version 1): shared stages.
+    let s = super::turned::fold_small_capitals(s, tally);
+    let s = super::turned::turn_upside_down(s, tally);
     let s = apply_nfkc(s, tally);
     // A folded or removed character can leave a combining mark on a new base: compose again.
     let s = then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables);
     let s = then_nfkc_if_fired(s, tally, Transform::CorpusMaskFolded, fold_corpus_masks);
     let s = then_nfkc_if_fired(s, tally, Transform::CaseFold, fold_case);
     let s = simplify_han(s, tally);
-    // Not in the implementation this file kept (pipeline version 1): one shared stage.
+    // Not in the implementation this file kept (pipeline version 1): shared stages.
+    let s = super::turned::turn_backwards_text(s, tally);
     let s = super::refang::refang(s, tally);
     let s = mask_web(s, tally, masked);
     let s = collapse_separators(s, tally);
@@ -141,7 +145,7 @@ pub fn is_han(c: char) -> bool {
 
 fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        '\u{00AD}' | '\u{0305}' | '\u{0332}'..='\u{0337}' | '\u{033F}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}'
         | '\u{200B}'..='\u{200F}'
         | '\u{202A}'..='\u{202E}'
@@ -845,12 +849,23 @@ fn separator_key(sep: &str) -> impl Iterator<Item = char> + '_ {
     })
 }
 
+/// The most single digits a dashed chain may hold and still be read as a code, not a disguise.
+const MAX_DIGIT_CODE: usize = 4;
+
 fn chain_collapses(text: &str, chain: &[Unit]) -> bool {
     let has_han = chain.iter().any(|u| u.kind.is_han());
     if has_han {
         return chain.len() >= 2;
     }
     let seps = || chain.windows(2).map(|w| &text[w[0].end..w[1].start]);
+    // Up to four single digits joined by dashes are a code or a date (`取件码 6-2-1-9`), not a
+    // disguise: no phone or QQ number is that short (pipeline version 4).
+    if chain.len() <= MAX_DIGIT_CODE
+        && chain.iter().all(|u| u.kind == UnitKind::AsciiDigit)
+        && seps().all(|s| s == "-")
+    {
+        return false;
+    }
     let whitespace_only = seps().all(|s| s.chars().all(char::is_whitespace));
     let strong_only = seps().all(|s| s.chars().all(is_strong_junk));
     let letters_only = chain.iter().all(|u| u.kind == UnitKind::AsciiLetter);

@@ -364,12 +364,23 @@ pub(super) fn separator_key(sep: &str) -> impl Iterator<Item = char> + '_ {
     })
 }
 
+/// The most single digits a dashed chain may hold and still be read as a code, not a disguise.
+pub(super) const MAX_DIGIT_CODE: usize = 4;
+
 pub(super) fn chain_collapses(text: &str, chain: &[Unit]) -> bool {
     let has_han = chain.iter().any(|u| u.kind.is_han());
     if has_han {
         return chain.len() >= 2;
     }
     let seps = || chain.windows(2).map(|w| &text[w[0].end..w[1].start]);
+    // Up to four single digits joined by dashes are a code or a date (`取件码 6-2-1-9`), not a
+    // disguise: no phone or QQ number is that short (pipeline version 4).
+    if chain.len() <= MAX_DIGIT_CODE
+        && chain.iter().all(|u| u.kind == UnitKind::AsciiDigit)
+        && seps().all(|s| s == "-")
+    {
+        return false;
+    }
     let whitespace_only = seps().all(|s| s.chars().all(char::is_whitespace));
     let strong_only = seps().all(|s| s.chars().all(is_strong_junk));
     let letters_only = chain.iter().all(|u| u.kind == UnitKind::AsciiLetter);

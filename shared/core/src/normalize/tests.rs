@@ -481,7 +481,53 @@ fn refanging_is_a_fixed_point_on_nested_disguises() {
     );
 }
 
+/// Turned text comes out a fixed point, equal to the reference pipeline's output: turning it
+/// once leaves nothing to turn back.
+#[test]
+fn turned_text_is_a_fixed_point() {
+    let cases = [
+        "ǝǝɹɟ 00Ɩ spins",
+        "pǝǝɹɟ nq ǝɥʇ ʇnq ǝɥʇ",            // ASCII letters inside the run swap
+        "ʇǝƃ ʙᴇsᴛ ǝɥʇ",                    // small capitals and turned letters together
+        "eht dna uoy the and you eht dna", // as many forwards as backwards: left alone
+        "eht dna uoy siht ym",
+        "\u{202E}eht dna uoy siht", // a right-to-left override hides the order
+        "www 点 www 点 com",
+        "a . com . com",
+    ];
+    for text in cases {
+        let once = normalize(text);
+        assert_eq!(
+            normalize(&once.text).text,
+            once.text,
+            "not a fixed point: {text:?}"
+        );
+        assert_same_as_reference(text);
+    }
+}
+
 proptest! {
+    #[test]
+    fn turning_keeps_normalize_idempotent(
+        parts in proptest::collection::vec(
+            prop_oneof![
+                Just("ǝ".to_string()), Just("ɐ".to_string()), Just("ʇ".to_string()),
+                Just("ɔ".to_string()), Just("ı".to_string()), Just("p".to_string()),
+                Just("u".to_string()), Just("9".to_string()), Just("ᴀ".to_string()),
+                Just("ɪ".to_string()), Just(" ".to_string()), Just("eht".to_string()),
+                Just("dna".to_string()), Just("uoy".to_string()), Just("the".to_string()),
+                Just("点".to_string()), Just("com".to_string()), Just(" . ".to_string()),
+                Just("www".to_string()), Just("\u{332}".to_string()),
+            ],
+            0..24,
+        )
+    ) {
+        let text: String = parts.concat();
+        let once = normalize(&text);
+        prop_assert_eq!(normalize(&once.text).text, once.text);
+        prop_assert!(normalize(&text) == reference::normalize(&text));
+    }
+
     #[test]
     fn refanging_keeps_normalize_idempotent(
         parts in proptest::collection::vec(

@@ -254,6 +254,70 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     ("\u{1F17F} parking", "\u{1F17F} parking", &[]),
     ("加威芯领红包", "加微信领红包", &[KeywordFolded]),
     ("扣扣裙里见", "qq群里见", &[KeywordFolded]),
+    // Pipeline version 4: small capitals, upside-down and backwards text, decorated letters and
+    // dots hidden before a top-level domain.
+    ("ʙᴇsᴛ sʟᴏᴛs ɴᴏᴡ", "best slots now", &[Confusable]),
+    ("ǝǝɹɟ 00Ɩ spins", "100 free spins", &[Confusable]),
+    ("¡ǝɯ ʎq ɐɹǝɯɐɔ ɐ ʇǝƃ", "get a camera by me!", &[Confusable]),
+    (
+        ".sdrawkcab siht daer nac ohw sdneirf ot ti dnes",
+        "send it to friends who can read this backwards.",
+        &[Refanged],
+    ),
+    (
+        "Your A\u{332}c\u{332}c\u{332}o\u{332}u\u{332}n\u{332}t\u{332} is locked",
+        "your account is locked",
+        &[InvisibleRemoved, CaseFold],
+    ),
+    (
+        "登录 www 点 zhongjiang 点 com 领奖",
+        "登录 <url> 领奖",
+        &[Refanged, UrlMasked],
+    ),
+    (
+        "官网 hg888。vip 注册送彩金",
+        "官网 <url> 注册送彩金",
+        &[Refanged, UrlMasked],
+    ),
+    (
+        "bet now: royalbet . club",
+        "bet now: <url>",
+        &[Refanged, UrlMasked],
+    ),
+    ("扫码进群 ʙᴏɴᴜs 领取", "扫码进群 bonus 领取", &[Confusable]),
+    (
+        "充值秒到 www 。 hg88 。 com",
+        "充值秒到 <url>",
+        &[Refanged, UrlMasked],
+    ),
+    // Letters of living alphabets, a sentence's full stop, 点 as a time, and forwards English
+    // keep their meaning.
+    ("Kɔfi bɛ ba ɔkyena", "kɔfi bɛ ba ɔkyena", &[CaseFold]),
+    ("ok. top up 一下话费", "ok. top up 一下话费", &[]),
+    ("今晚8点com来吗", "今晚8点com来吗", &[]),
+    ("下午3点。com那边的人也来", "下午3点。com那边的人也来", &[]),
+    // A dashed code of up to four digits is no disguise; five or more single digits still join.
+    (
+        "取件码 6-2-1-9 记得今天取",
+        "取件码 6-2-1-9 记得今天取",
+        &[],
+    ),
+    (
+        "邀请码 8-8-6-6-5 注册",
+        "邀请码 <num> 注册",
+        &[SeparatorCollapsed, NumberMasked],
+    ),
+    (
+        "余额不足请充值。top up now",
+        "余额不足请充值。top up now",
+        &[],
+    ),
+    ("ㄣ我ㄉ天 ɔ", "ㄣ我ㄉ天 ɔ", &[]),
+    (
+        "who is it? it is me, you know",
+        "who is it? it is me, you know",
+        &[],
+    ),
     // An emoji's variation selector or joiner is removed but is no disguise; inside a word it is.
     (
         "Love you \u{2764}\u{FE0F}\u{2764}\u{FE0F}",
