@@ -10,8 +10,10 @@
 //!    Underline, overline and strike-through marks (`A̲c̲c̲o̲u̲n̲t̲`) count as invisible (version 4).
 //!    Then (shared stages, `normalize/symbols.rs` and `normalize/turned.rs`) Latin letters drawn
 //!    as symbols (`🅵🆁🅴🅴`), small capitals (`ʙᴇsᴛ`) and upside-down text (`ǝǝɹɟ 00Ɩ`) become
-//!    plain letters, each only in a message holding at least three of them
-//!    ([`Transform::Confusable`]).
+//!    plain letters, each only in a message holding at least three of them, and Cherokee, Lisu,
+//!    Armenian and IPA look-alikes (`Ꮯlaim`, `yօur`) become Latin ([`Transform::Confusable`]).
+//!    After stage 3, combining marks left on an ASCII letter or digit (`f̴r̷e̸e̵`) are removed
+//!    ([`Transform::InvisibleRemoved`]).
 //! 2. **NFKC** ([`Transform::Nfkc`]: characters with a compatibility or canonical decomposition,
 //!    full-width ones excluded). Folds math alphanumerics, circled letters, Kangxi radicals, ...
 //! 3. **Confusables** ([`Transform::Confusable`]): Cyrillic/Greek look-alikes (`data/confusables.tsv`)
@@ -427,8 +429,10 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
         let s = symbols::fold_letter_symbols(s, tally);
         let s = turned::fold_small_capitals(s, tally);
         let s = turned::turn_upside_down(s, tally);
+        let s = turned::fold_script_lookalikes(s, tally);
         let s = apply_nfkc(s, tally);
-        then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables)
+        let s = then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables);
+        turned::strip_stray_marks(s, tally)
     };
     let s = if plain {
         let s = fold_corpus_masks(s, tally);

@@ -113,9 +113,11 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     // Not in the implementation this file kept (pipeline version 1): shared stages.
     let s = super::turned::fold_small_capitals(s, tally);
     let s = super::turned::turn_upside_down(s, tally);
+    let s = super::turned::fold_script_lookalikes(s, tally);
     let s = apply_nfkc(s, tally);
     // A folded or removed character can leave a combining mark on a new base: compose again.
     let s = then_nfkc_if_fired(s, tally, Transform::Confusable, fold_confusables);
+    let s = super::turned::strip_stray_marks(s, tally);
     let s = then_nfkc_if_fired(s, tally, Transform::CorpusMaskFolded, fold_corpus_masks);
     let s = then_nfkc_if_fired(s, tally, Transform::CaseFold, fold_case);
     let s = simplify_han(s, tally);

@@ -493,6 +493,8 @@ fn turned_text_is_a_fixed_point() {
         "eht dna uoy siht ym",
         "\u{202E}eht dna uoy siht", // a right-to-left override hides the order
         "www 点 www 点 com",
+        "Ꮯօ ꓑɑ օꮯ", // everywhere-folds make a word Latin in one pass
+        "e\u{301}\u{338} =\u{338} a\u{336}\u{336}", // composed marks stay, stray ones go
         "a . com . com",
     ];
     for text in cases {
@@ -518,6 +520,9 @@ proptest! {
                 Just("dna".to_string()), Just("uoy".to_string()), Just("the".to_string()),
                 Just("点".to_string()), Just("com".to_string()), Just(" . ".to_string()),
                 Just("www".to_string()), Just("\u{332}".to_string()),
+                Just("\u{301}".to_string()), Just("\u{338}".to_string()), Just("=".to_string()),
+                Just("Ꮯ".to_string()), Just("ꮯ".to_string()), Just("օ".to_string()),
+                Just("ꓑ".to_string()), Just("ɑ".to_string()), Just("ọ".to_string()),
             ],
             0..24,
         )

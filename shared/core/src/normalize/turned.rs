@@ -14,7 +14,16 @@
 //!   many as it has spelled forwards, is turned round. Turned text reads forwards, so the stage
 //!   never fires twice and the pipeline stays a fixed point.
 //!
-//! The first two count as [`Transform::Confusable`] (look-alike letters), the third as
+//! * **Letters of other scripts drawn as Latin** (`Ꮯlaim your ꓑrize`, `yօur ɑccount`): Cherokee
+//!   and Lisu letters that look like a Latin one always become it (no message of ours is written
+//!   in those scripts; homoglyph generators pick them), the Armenian and IPA look-alikes only
+//!   inside a word that also holds an ASCII letter (Armenian text keeps its letters).
+//! * **Stray combining marks** (`f̴r̷e̸e̵`, "Zalgo" text): after NFKC has composed every accented
+//!   letter it can, a combining mark still sitting on an ASCII letter or digit decorates it, and
+//!   is removed ([`Transform::InvisibleRemoved`]). Marks on other letters (Yoruba `ẹ́`, Thai,
+//!   Devanagari) stay.
+//!
+//! The first three count as [`Transform::Confusable`] (look-alike letters), the third as
 //! [`Transform::Refanged`] (a disguise undone, as a link written backwards is). Both pipelines
 //! share these stages.
 
@@ -62,7 +71,165 @@ fn small_capital(c: char) -> Option<char> {
 /// Whether `c` is a small capital or a letter that gives upside-down text away: text holding
 /// one is not plain (it needs stage 1c).
 pub(super) fn may_start_a_disguise(c: char) -> bool {
-    small_capital(c).is_some() || gives_turning_away(c)
+    small_capital(c).is_some() || gives_turning_away(c) || script_lookalike(c).is_some()
+}
+
+/// The Cherokee capital of a Cherokee small letter (Unicode 8 gave the script a lower case),
+/// else `c`.
+fn cherokee_capital(c: char) -> char {
+    let code = u32::from(c);
+    let capital = match code {
+        0xAB70..=0xABBF => code - 0xAB70 + 0x13A0,
+        0x13F8..=0x13FD => code - 8,
+        _ => code,
+    };
+    char::from_u32(capital).unwrap_or(c)
+}
+
+/// The lower-case Latin letter a letter of another script is drawn as, and whether it folds
+/// everywhere (Cherokee, Lisu) or only inside a word with an ASCII letter (Armenian, IPA; capitals
+/// by their small letter, which case folding makes of them).
+fn script_lookalike(c: char) -> Option<(char, bool)> {
+    let everywhere = |latin| Some((latin, true));
+    let in_latin_words = |latin| Some((latin, false));
+    match cherokee_capital(c) {
+        'Ꭺ' => everywhere('a'),
+        'Ᏼ' | 'Ꮟ' => everywhere('b'),
+        'Ꮯ' => everywhere('c'),
+        'Ꭰ' => everywhere('d'),
+        'Ꭼ' => everywhere('e'),
+        'Ꮐ' => everywhere('g'),
+        'Ꮋ' => everywhere('h'),
+        'Ꭵ' => everywhere('i'),
+        'Ꭻ' => everywhere('j'),
+        'Ꮶ' => everywhere('k'),
+        'Ꮮ' => everywhere('l'),
+        'Ꮇ' => everywhere('m'),
+        'Ꮲ' => everywhere('p'),
+        'Ꭱ' | 'Ꮢ' => everywhere('r'),
+        'Ꮪ' => everywhere('s'),
+        'Ꭲ' => everywhere('t'),
+        'Ꮩ' => everywhere('v'),
+        'Ꮃ' | 'Ꮤ' => everywhere('w'),
+        'Ꮓ' => everywhere('z'),
+        'ꓮ' => everywhere('a'),
+        'ꓐ' => everywhere('b'),
+        'ꓚ' => everywhere('c'),
+        'ꓓ' => everywhere('d'),
+        'ꓰ' => everywhere('e'),
+        'ꓝ' => everywhere('f'),
+        'ꓖ' => everywhere('g'),
+        'ꓧ' => everywhere('h'),
+        'ꓲ' => everywhere('i'),
+        'ꓙ' => everywhere('j'),
+        'ꓗ' => everywhere('k'),
+        'ꓡ' => everywhere('l'),
+        'ꓟ' => everywhere('m'),
+        'ꓠ' => everywhere('n'),
+        'ꓳ' => everywhere('o'),
+        'ꓑ' => everywhere('p'),
+        'ꓣ' => everywhere('r'),
+        'ꓢ' => everywhere('s'),
+        'ꓔ' => everywhere('t'),
+        'ꓴ' => everywhere('u'),
+        'ꓦ' => everywhere('v'),
+        'ꓪ' => everywhere('w'),
+        'ꓫ' => everywhere('x'),
+        'ꓬ' => everywhere('y'),
+        'ꓜ' => everywhere('z'),
+        _ => match confusables::small(c) {
+            'օ' => in_latin_words('o'),
+            'ս' => in_latin_words('u'),
+            'ց' => in_latin_words('g'),
+            'հ' => in_latin_words('h'),
+            'ո' => in_latin_words('n'),
+            'զ' => in_latin_words('q'),
+            'ɑ' => in_latin_words('a'),
+            'ȷ' => in_latin_words('j'),
+            _ => None,
+        },
+    }
+}
+
+pub(super) fn fold_script_lookalikes(text: String, tally: &mut Tally) -> String {
+    if text.is_ascii() || !text.chars().any(|c| script_lookalike(c).is_some()) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut folded = 0;
+    let mut rest = text.as_str();
+    // Word by word: a run of letters, digits and combining marks (a mark that a later stage
+    // strips must not split a word here), then what separates it from the next.
+    let in_word = |c: char| {
+        c.is_alphanumeric() || unicode_normalization::char::canonical_combining_class(c) != 0
+    };
+    while !rest.is_empty() {
+        let word_end = rest
+            .char_indices()
+            .find(|&(_, c)| !in_word(c))
+            .map_or(rest.len(), |(i, _)| i);
+        let (word, after) = rest.split_at(word_end);
+        // A letter that folds everywhere counts as Latin already: one pass is then enough.
+        let latin_word = word.chars().any(|c| {
+            c.is_ascii_alphabetic() || script_lookalike(c).is_some_and(|(_, everywhere)| everywhere)
+        });
+        for c in word.chars() {
+            match script_lookalike(c) {
+                Some((latin, everywhere)) if everywhere || latin_word => {
+                    folded += 1;
+                    out.push(latin);
+                }
+                _ => out.push(c),
+            }
+        }
+        let gap_end = after
+            .char_indices()
+            .find(|&(_, c)| in_word(c))
+            .map_or(after.len(), |(i, _)| i);
+        out.push_str(&after[..gap_end]);
+        rest = &after[gap_end..];
+    }
+    tally.add(Transform::Confusable, folded);
+    out
+}
+
+/// Whether a combining mark on an ASCII letter is part of a letter after all: it composes with
+/// the small letter (`T`+U+0308 becomes `ẗ` once lower-cased), or it is the dot that lower-casing
+/// `İ` leaves on an `i` (the pipeline keeps that `i`+U+0307, and this stage runs again on it).
+fn mark_belongs(base: char, mark: char) -> bool {
+    unicode_normalization::char::compose(base.to_ascii_lowercase(), mark).is_some()
+        || (mark == '\u{307}' && base.eq_ignore_ascii_case(&'i'))
+}
+
+/// Removes combining marks left on an ASCII letter or digit after NFKC (see the module notes).
+/// The text is copied only from the first stray mark on.
+pub(super) fn strip_stray_marks(text: String, tally: &mut Tally) -> String {
+    if text.is_ascii() {
+        return text;
+    }
+    let mut out: Option<String> = None;
+    let mut removed = 0;
+    // The ASCII letter or digit the current marks sit on, while they are stray.
+    let mut base: Option<char> = None;
+    for (at, c) in text.char_indices() {
+        if unicode_normalization::char::canonical_combining_class(c) == 0 {
+            base = c.is_ascii_alphanumeric().then_some(c);
+        } else if let Some(letter) = base {
+            if mark_belongs(letter, c) {
+                // The rest of its stack stays too: it sits on a letter of some alphabet.
+                base = None;
+            } else {
+                removed += 1;
+                out.get_or_insert_with(|| text[..at].to_owned());
+                continue;
+            }
+        }
+        if let Some(out) = out.as_mut() {
+            out.push(c);
+        }
+    }
+    tally.add(Transform::InvisibleRemoved, removed);
+    out.unwrap_or(text)
 }
 
 pub(super) fn fold_small_capitals(text: String, tally: &mut Tally) -> String {

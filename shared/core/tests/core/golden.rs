@@ -286,6 +286,37 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     ),
     ("扫码进群 ʙᴏɴᴜs 领取", "扫码进群 bonus 领取", &[Confusable]),
     (
+        "Ꮯlaim your ꓑrize ꓠow",
+        "claim your prize now",
+        &[Confusable],
+    ),
+    (
+        "Verify yօur ɑccount",
+        "verify your account",
+        &[Confusable, CaseFold],
+    ),
+    (
+        "f\u{334}r\u{337}e\u{338}e\u{335} money",
+        "free money",
+        &[InvisibleRemoved],
+    ),
+    (
+        "v\u{322}\u{31b}e\u{354}\u{30d}rify",
+        "verify",
+        &[InvisibleRemoved],
+    ),
+    (
+        "领取f\u{334}r\u{337}e\u{335}e礼品",
+        "领取free礼品",
+        &[InvisibleRemoved],
+    ),
+    ("领取 ꓑꓣꓲꓜꓰ 奖品", "领取 prize 奖品", &[Confusable]),
+    (
+        "中奖请登录 ꮃꮃꮃ 点 ꓮꓐꓚ 点 ꮯꓳꮇ",
+        "中奖请登录 <url>",
+        &[Confusable, Refanged, UrlMasked],
+    ),
+    (
         "充值秒到 www 。 hg88 。 com",
         "充值秒到 <url>",
         &[Refanged, UrlMasked],
@@ -294,6 +325,9 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     // keep their meaning.
     ("Kɔfi bɛ ba ɔkyena", "kɔfi bɛ ba ɔkyena", &[CaseFold]),
     ("ok. top up 一下话费", "ok. top up 一下话费", &[]),
+    // Armenian words keep their letters; a Yoruba mark on a non-ASCII letter stays.
+    ("Բարի լույս, ո՞նց ես", "բարի լույս, ո՞նց ես", &[CaseFold]),
+    ("ọ\u{300}rẹ́ mi", "ọ\u{300}rẹ́ mi", &[Nfkc]),
     ("今晚8点com来吗", "今晚8点com来吗", &[]),
     ("下午3点。com那边的人也来", "下午3点。com那边的人也来", &[]),
     // A dashed code of up to four digits is no disguise; five or more single digits still join.
