@@ -24,15 +24,27 @@ pub(super) const MIN_SYMBOL_LETTERS: usize = 3;
 
 pub(super) fn fold_letter_symbols(text: String, tally: &mut Tally) -> String {
     // Both blocks are U+1F1xx, whose UTF-8 starts F0 9F 85 / F0 9F 86.
-    if memchr::memmem::find(text.as_bytes(), &[0xF0, 0x9F]).is_none()
-        || text.chars().filter(|&c| letter_symbol(c).is_some()).count() < MIN_SYMBOL_LETTERS
-    {
+    if memchr::memmem::find(text.as_bytes(), &[0xF0, 0x9F]).is_none() {
+        return text;
+    }
+    fold_if_enough(text, tally, MIN_SYMBOL_LETTERS, letter_symbol)
+}
+
+/// Replaces every character `letter` maps by what it maps to, counted as
+/// [`Transform::Confusable`], when the text holds at least `min` of them; else returns it as is.
+pub(super) fn fold_if_enough(
+    text: String,
+    tally: &mut Tally,
+    min: usize,
+    letter: impl Fn(char) -> Option<char>,
+) -> String {
+    if text.chars().filter(|&c| letter(c).is_some()).count() < min {
         return text;
     }
     let mut folded = 0;
     let out = text
         .chars()
-        .map(|c| match letter_symbol(c) {
+        .map(|c| match letter(c) {
             Some(letter) => {
                 folded += 1;
                 letter

@@ -447,6 +447,33 @@ fn greek_and_cyrillic_prefilter_is_a_superset() {
     }
 }
 
+/// `normalize(text)` is a fixed point of `normalize` and equals the reference pipeline's output.
+fn assert_fixed_point_like_reference(text: &str) {
+    let once = normalize(text);
+    assert_eq!(
+        normalize(&once.text).text,
+        once.text,
+        "not a fixed point: {text:?}"
+    );
+    assert_same_as_reference(text);
+}
+
+/// Text made of up to 24 of `pieces`, in any order and number: disguise parts that may create
+/// work for each other.
+fn pieces_of(pieces: &'static [&'static str]) -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::sample::select(pieces), 0..24)
+        .prop_map(|parts| parts.concat())
+}
+
+const TURNING_PIECES: [&str; 29] = [
+    "ǝ", "ɐ", "ʇ", "ɔ", "ı", "p", "u", "9", "ᴀ", "ɪ", " ", "eht", "dna", "uoy", "the", "点", "com",
+    " . ", "www", "\u{332}", "\u{301}", "\u{338}", "=", "Ꮯ", "ꮯ", "օ", "ꓑ", "ɑ", "ọ",
+];
+
+const REFANGING_PIECES: [&str; 15] = [
+    "&#", ";", "[.]", "(dot)", " dot ", "com", "x", "4", "6", "&", "#", "a", " ", "\u{200B}", "Ｘ",
+];
+
 /// Disguises built to make refanging create new work for itself: each must come out a fixed
 /// point, equal to the reference pipeline's output.
 #[test]
@@ -466,13 +493,7 @@ fn refanging_is_a_fixed_point_on_nested_disguises() {
         "a\u{200B}[.]top",            // an invisible character beside the dot
     ];
     for text in cases {
-        let once = normalize(text);
-        assert_eq!(
-            normalize(&once.text).text,
-            once.text,
-            "not a fixed point: {text:?}"
-        );
-        assert_same_as_reference(text);
+        assert_fixed_point_like_reference(text);
     }
     assert_eq!(
         normalize(&long_chain).text,
@@ -498,55 +519,20 @@ fn turned_text_is_a_fixed_point() {
         "a . com . com",
     ];
     for text in cases {
-        let once = normalize(text);
-        assert_eq!(
-            normalize(&once.text).text,
-            once.text,
-            "not a fixed point: {text:?}"
-        );
-        assert_same_as_reference(text);
+        assert_fixed_point_like_reference(text);
     }
 }
 
 proptest! {
     #[test]
-    fn turning_keeps_normalize_idempotent(
-        parts in proptest::collection::vec(
-            prop_oneof![
-                Just("ǝ".to_string()), Just("ɐ".to_string()), Just("ʇ".to_string()),
-                Just("ɔ".to_string()), Just("ı".to_string()), Just("p".to_string()),
-                Just("u".to_string()), Just("9".to_string()), Just("ᴀ".to_string()),
-                Just("ɪ".to_string()), Just(" ".to_string()), Just("eht".to_string()),
-                Just("dna".to_string()), Just("uoy".to_string()), Just("the".to_string()),
-                Just("点".to_string()), Just("com".to_string()), Just(" . ".to_string()),
-                Just("www".to_string()), Just("\u{332}".to_string()),
-                Just("\u{301}".to_string()), Just("\u{338}".to_string()), Just("=".to_string()),
-                Just("Ꮯ".to_string()), Just("ꮯ".to_string()), Just("օ".to_string()),
-                Just("ꓑ".to_string()), Just("ɑ".to_string()), Just("ọ".to_string()),
-            ],
-            0..24,
-        )
-    ) {
-        let text: String = parts.concat();
+    fn turning_keeps_normalize_idempotent(text in pieces_of(&TURNING_PIECES)) {
         let once = normalize(&text);
         prop_assert_eq!(normalize(&once.text).text, once.text);
         prop_assert!(normalize(&text) == reference::normalize(&text));
     }
 
     #[test]
-    fn refanging_keeps_normalize_idempotent(
-        parts in proptest::collection::vec(
-            prop_oneof![
-                Just("&#".to_string()), Just(";".to_string()), Just("[.]".to_string()),
-                Just("(dot)".to_string()), Just(" dot ".to_string()), Just("com".to_string()),
-                Just("x".to_string()), Just("4".to_string()), Just("6".to_string()),
-                Just("&".to_string()), Just("#".to_string()), Just("a".to_string()),
-                Just(" ".to_string()), Just("\u{200B}".to_string()), Just("Ｘ".to_string()),
-            ],
-            0..24,
-        )
-    ) {
-        let text: String = parts.concat();
+    fn refanging_keeps_normalize_idempotent(text in pieces_of(&REFANGING_PIECES)) {
         let once = normalize(&text);
         prop_assert_eq!(normalize(&once.text).text, once.text);
         prop_assert!(normalize(&text) == reference::normalize(&text));

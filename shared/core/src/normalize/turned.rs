@@ -233,24 +233,10 @@ pub(super) fn strip_stray_marks(text: String, tally: &mut Tally) -> String {
 }
 
 pub(super) fn fold_small_capitals(text: String, tally: &mut Tally) -> String {
-    if text.is_ascii()
-        || text.chars().filter(|&c| small_capital(c).is_some()).count() < MIN_DISGUISED_LETTERS
-    {
+    if text.is_ascii() {
         return text;
     }
-    let mut folded = 0;
-    let out = text
-        .chars()
-        .map(|c| match small_capital(c) {
-            Some(letter) => {
-                folded += 1;
-                letter
-            }
-            None => c,
-        })
-        .collect();
-    tally.add(Transform::Confusable, folded);
-    out
+    super::symbols::fold_if_enough(text, tally, MIN_DISGUISED_LETTERS, small_capital)
 }
 
 /// What a character of upside-down text shows when turned, and whether it gives the disguise
