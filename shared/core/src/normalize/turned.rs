@@ -1,5 +1,5 @@
-//! Stages 1c and 6a (pipeline version 4): Latin text drawn so that a filter reads nothing while
-//! a person still reads it.
+//! Stages 1c, 3b and 6a (pipeline version 4): Latin text drawn so that a filter reads nothing
+//! while a person still reads it.
 //! * **Small capitals** (`ʙᴇsᴛ sʟᴏᴛs`, phonetic letters NFKC leaves alone) become the plain
 //!   lower-case letter, in a message holding at least [`MIN_DISGUISED_LETTERS`] of them.
 //! * **Upside-down text** (`ǝǝɹɟ 00Ɩ`, read by turning the phone round): a run of words holding
@@ -8,24 +8,24 @@
 //!   `6` <-> `9`), in a message holding at least [`MIN_DISGUISED_LETTERS`] turned letters.
 //!   Letters that are also plain letters of a living alphabet (Turkish `ı`, Twi `ɔ` and `ɛ`,
 //!   Bopomofo `ㄣ`) never start a run, only take part in one.
-//! * **Text written backwards** (`sdrawkcab siht daer`, or forwards behind a right-to-left
-//!   override, which stage 1 strips): a message without Han whose words include at least
-//!   [`MIN_BACKWARD_WORDS`] different common English words spelled backwards, more than twice as
-//!   many as it has spelled forwards, is turned round. Turned text reads forwards, so the stage
-//!   never fires twice and the pipeline stays a fixed point.
-//!
 //! * **Letters of other scripts drawn as Latin** (`Ꮯlaim your ꓑrize`, `yօur ɑccount`): Cherokee
 //!   and Lisu letters that look like a Latin one always become it (no message of ours is written
 //!   in those scripts; homoglyph generators pick them), the Armenian and IPA look-alikes only
 //!   inside a word that also holds an ASCII letter (Armenian text keeps its letters).
-//! * **Stray combining marks** (`f̴r̷e̸e̵`, "Zalgo" text): after NFKC has composed every accented
-//!   letter it can, a combining mark still sitting on an ASCII letter or digit decorates it, and
-//!   is removed ([`Transform::InvisibleRemoved`]). Marks on other letters (Yoruba `ẹ́`, Thai,
+//! * **Stray combining marks** (`f̴r̷e̸e̵`, "Zalgo" text; stage 3b, after NFKC and the
+//!   confusables have made every letter they can): a combining mark still sitting on an ASCII
+//!   letter or digit decorates it, and is removed. Marks on other letters (Yoruba `ẹ́`, Thai,
 //!   Devanagari) stay.
+//! * **Text written backwards** (stage 6a, after case folding: `sdrawkcab siht daer`, or
+//!   forwards behind a right-to-left override, which stage 1 strips): a message without Han
+//!   whose words include at least [`MIN_BACKWARD_WORDS`] different common English words spelled
+//!   backwards, more than twice as many as it has spelled forwards, is turned round. Turned text
+//!   reads forwards, so the stage never fires twice and the pipeline stays a fixed point.
 //!
-//! The first three count as [`Transform::Confusable`] (look-alike letters), the third as
-//! [`Transform::Refanged`] (a disguise undone, as a link written backwards is). Both pipelines
-//! share these stages.
+//! Small capitals, upside-down text and other scripts' look-alikes count as
+//! [`Transform::Confusable`] (look-alike letters), stray marks as
+//! [`Transform::InvisibleRemoved`], backwards text as [`Transform::Refanged`] (a disguise undone,
+//! as a link written backwards is). Both pipelines share these stages.
 
 use super::*;
 
