@@ -25,7 +25,8 @@ pub fn is_han(c: char) -> bool {
 /// no alphabet composes a letter from them.
 pub(super) fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{0305}' | '\u{0332}'..='\u{0337}' | '\u{033F}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{0305}' | '\u{0332}'..='\u{0337}' | '\u{033F}'
         | '\u{180B}'..='\u{180F}'
         | '\u{200B}'..='\u{200F}'
         | '\u{202A}'..='\u{202E}'

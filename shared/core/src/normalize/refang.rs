@@ -126,22 +126,17 @@ pub(super) fn refang(text: String, tally: &mut Tally) -> String {
     current
 }
 
-/// One pass of the three rewrites; returns the text and how many spans it rewrote.
+/// One pass of the rewrites; returns the text and how many spans it rewrote.
 fn refang_once(text: &str) -> (String, u32) {
     let (text, entities) = decode_entities(text);
     let (text, bracketed) = replace_dots(&text, BRACKETED_DOT_RE.as_ref(), |before, after| {
         is_label_char(before) && after.is_some_and(char::is_alphanumeric)
     });
     let (text, spelled) = replace_dots(&text, SPELLED_DOT_RE.as_ref(), |before, _| {
-        let label_start = before.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '-');
-        let label = &before[label_start.len()..];
-        !label.is_empty() && !FUNCTION_WORDS.contains(&label)
+        ends_in_host_label(before)
     });
     let (text, hidden) = replace_dots(&text, HIDDEN_DOT_RE.as_ref(), |before, after| {
-        let label_start = before.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '-');
-        let label = &before[label_start.len()..];
-        !label.is_empty()
-            && !FUNCTION_WORDS.contains(&label)
+        ends_in_host_label(before)
             && !after.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_')
     });
     let (text, www) = join_www(&text);
@@ -191,6 +186,14 @@ fn turn_reversed_links(text: &str) -> (String, u32) {
     }
     out.push_str(&text[last..]);
     (out, changes)
+}
+
+/// Whether `before` ends in an ASCII host label (letters, digits, `-`) that is no function word:
+/// what stands before a disguised dot that is a dot (`shop dot xyz`, not `the dot com`).
+fn ends_in_host_label(before: &str) -> bool {
+    let label_start = before.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '-');
+    let label = &before[label_start.len()..];
+    !label.is_empty() && !FUNCTION_WORDS.contains(&label)
 }
 
 fn is_label_char(before: &str) -> bool {

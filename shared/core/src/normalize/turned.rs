@@ -164,11 +164,7 @@ pub(super) fn fold_script_lookalikes(text: String, tally: &mut Tally) -> String 
         c.is_alphanumeric() || unicode_normalization::char::canonical_combining_class(c) != 0
     };
     while !rest.is_empty() {
-        let word_end = rest
-            .char_indices()
-            .find(|&(_, c)| !in_word(c))
-            .map_or(rest.len(), |(i, _)| i);
-        let (word, after) = rest.split_at(word_end);
+        let (word, after) = split_where(rest, |c| !in_word(c));
         // A letter that folds everywhere counts as Latin already: one pass is then enough.
         let latin_word = word.chars().any(|c| {
             c.is_ascii_alphabetic() || script_lookalike(c).is_some_and(|(_, everywhere)| everywhere)
@@ -182,15 +178,17 @@ pub(super) fn fold_script_lookalikes(text: String, tally: &mut Tally) -> String 
                 _ => out.push(c),
             }
         }
-        let gap_end = after
-            .char_indices()
-            .find(|&(_, c)| in_word(c))
-            .map_or(after.len(), |(i, _)| i);
-        out.push_str(&after[..gap_end]);
-        rest = &after[gap_end..];
+        let (gap, next) = split_where(after, in_word);
+        out.push_str(gap);
+        rest = next;
     }
     tally.add(Transform::Confusable, folded);
     out
+}
+
+/// `text` split before its first character for which `at` holds (all of it if there is none).
+fn split_where(text: &str, at: impl Fn(char) -> bool) -> (&str, &str) {
+    text.split_at(text.find(at).unwrap_or(text.len()))
 }
 
 /// Whether a combining mark on an ASCII letter is part of a letter after all: it composes with
