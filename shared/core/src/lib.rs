@@ -32,13 +32,16 @@ pub use verdict::{Action, VerdictSource};
 /// Version 2 added refanging (`[.]`, `(dot)`, HTML entities; see [`normalize`]); version 3
 /// links written backwards, Latin letters drawn as symbols (🅵🆁🅴🅴) and more homophone keywords
 /// (威芯, 裙号); version 4 small capitals (`ʙᴇsᴛ`), upside-down and backwards text, underlined
-/// letters and dots hidden before a top-level domain (`www 点 abc 点 com`, `bet . club`).
-pub const PIPELINE_VERSION: u32 = 4;
+/// letters and dots hidden before a top-level domain (`www 点 abc 点 com`, `bet . club`);
+/// version 5 phone numbers spelled out in words or numerals (`nine four seven…`, `壹叁捌…`) or
+/// drawn as keycaps (`4️⃣4️⃣`).
+pub const PIPELINE_VERSION: u32 = 5;
 
 /// Whether a model trained on text of pipeline `version` may score this pipeline's text.
-/// Models of versions 1 to 3 may: version 2 only added refanging, which changed the normalised
+/// Models of versions 1 to 4 may: version 2 only added refanging, which changed the normalised
 /// text of 1 of the 85,954 lines of the corpora (a `smsrr dot com` became `<url>`), version 3
-/// changed none, version 4 one (an ExAIS ham line's struck-through `u`), and each only ever
+/// changed none, version 4 one (an ExAIS ham line's struck-through `u`), version 5 one (a mudou
+/// spam line's number with `一` stuffed between its digits), and each only ever
 /// turns a disguise into what an older model already reads (a `<url>`, the plain character,
 /// the plain word, words in reading order).
 pub fn reads_pipeline(version: u32) -> bool {

@@ -54,6 +54,13 @@
 //!    emoji; not clause punctuation such as `,!?;:。、`) collapses when it holds a Han character and
 //!    2+ units, or 3+ ASCII units with some punctuation, or 4+ ASCII units separated by spaces
 //!    only, or exactly two letters joined by `-*_|~+`.
+//!
+//!    Then (version 5, `normalize/spelled.rs`) a **phone number spelled out** in English digit
+//!    words or Chinese numerals (`nine four seven, five five two…`, `四零零-捌陆贰-伍伍柒叁`,
+//!    `1五8二二零六七七九八`) becomes its digits when the chain holds 7+ digits, 3+ of them
+//!    spelled ([`Transform::Leetspeak`], one per spelled digit). Counting words and dates
+//!    (`五六七八九月`, `七七四十九`) never reach seven digits. A keycap (`4️⃣`, U+20E3) is removed as
+//!    invisible in stage 1, so a number drawn as keys is a number.
 //! 9. **Phone / number masking** ([`Transform::PhoneMasked`], [`Transform::NumberMasked`]):
 //!    7+ digits with optional `+` and single space/dash separators -> `<phone>`; other runs of 4+
 //!    digits (with `.`/`,` inside) -> `<num>`. Numbers of 1-3 digits are kept (`10p`, `£400`,
@@ -100,6 +107,7 @@ mod numbers;
 mod refang;
 mod separators;
 mod simplify;
+mod spelled;
 mod surface;
 mod symbols;
 mod turned;
@@ -446,6 +454,7 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     let s = refang(s, tally);
     let s = mask_web(s, tally, masked);
     let s = collapse_separators(s, tally);
+    let s = spelled::read_spelled_digits(s, tally);
     let s = mask_numbers(s, tally, masked);
     let s = fold_leetspeak(s, tally);
     let s = fold_keywords(s, tally);

@@ -370,10 +370,10 @@ fn a_template_allow_yields_to_fraud_evidence_on_the_same_text_but_a_sender_allow
         rules.score(&message.context()).unwrap().forced_action
     };
     let notice = "You spent 23.40 at TESCO with your card ending 4821.";
-    // A scam wearing the card notice's words, its number spelled out so that no <phone> is left.
-    let scam =
-        "Dear customer, your card ending 4471 is blocked. Call our fraud team on zero eight \
-                zero zero, one one two, three four five six immediately";
+    // A scam wearing the card notice's words with no number or link for the template to see (a
+    // number spelled out is read back as <phone> since pipeline version 5).
+    let scam = "Dear customer, your card ending 4471 is blocked after suspicious activity. \
+                Call us now to unblock it.";
     assert_eq!(forced("+447700900000", notice), Some(ForcedAction::Allow));
     assert_eq!(
         forced("+447700900000", scam),

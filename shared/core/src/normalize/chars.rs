@@ -22,7 +22,8 @@ pub fn is_han(c: char) -> bool {
 /// Characters that change nothing a reader reads: zero-width and bidi controls, fillers,
 /// variation selectors, tag characters, and (pipeline version 4) the underline, overline and
 /// strike-through marks (U+0305, U+0332..U+0337, U+033F) that decorate a letter (`A̲c̲c̲o̲u̲n̲t̲`);
-/// no alphabet composes a letter from them.
+/// no alphabet composes a letter from them; and (version 5) the keycap U+20E3 that draws a
+/// digit as an emoji key (`4️⃣4️⃣`), so that a number written in keycaps is a number.
 pub(super) fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
@@ -33,6 +34,7 @@ pub(super) fn is_invisible(c: char) -> bool {
         | '\u{2060}'..='\u{206F}'
         | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
         | '\u{FE00}'..='\u{FE0F}'
+        | '\u{20E3}'
         | '\u{1D173}'..='\u{1D17A}'
         | '\u{E0000}'..='\u{E0FFF}')
 }

@@ -126,6 +126,7 @@ fn run_pipeline(text: &str, tally: &mut Tally, masked: &mut Vec<Masked>) -> Stri
     let s = super::refang::refang(s, tally);
     let s = mask_web(s, tally, masked);
     let s = collapse_separators(s, tally);
+    let s = super::spelled::read_spelled_digits(s, tally);
     let s = mask_numbers(s, tally, masked);
     let s = fold_leetspeak(s, tally);
     let s = fold_keywords(s, tally);
@@ -155,6 +156,7 @@ fn is_invisible(c: char) -> bool {
         | '\u{2060}'..='\u{206F}'
         | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
         | '\u{FE00}'..='\u{FE0F}'
+        | '\u{20E3}'
         | '\u{1D173}'..='\u{1D17A}'
         | '\u{E0000}'..='\u{E0FFF}')
 }

@@ -165,9 +165,12 @@ pub(super) fn fold_script_lookalikes(text: String, tally: &mut Tally) -> String 
     };
     while !rest.is_empty() {
         let (word, after) = split_where(rest, |c| !in_word(c));
-        // A letter that folds everywhere counts as Latin already: one pass is then enough.
+        // A letter that folds everywhere, or that NFKC (the next stage) makes ASCII (`𝒞`),
+        // counts as Latin already: one pass is then enough, so the output is a fixed point.
         let latin_word = word.chars().any(|c| {
-            c.is_ascii_alphabetic() || script_lookalike(c).is_some_and(|(_, everywhere)| everywhere)
+            c.is_ascii_alphabetic()
+                || script_lookalike(c).is_some_and(|(_, everywhere)| everywhere)
+                || becomes_ascii_letter(c)
         });
         for c in word.chars() {
             match script_lookalike(c) {
@@ -184,6 +187,17 @@ pub(super) fn fold_script_lookalikes(text: String, tally: &mut Tally) -> String 
     }
     tally.add(Transform::Confusable, folded);
     out
+}
+
+/// Whether NFKC turns the non-ASCII `c` into text starting with an ASCII letter (`𝒞`, `Ｃ`, `ⓒ`).
+fn becomes_ascii_letter(c: char) -> bool {
+    let mut first = None;
+    if !c.is_ascii() {
+        unicode_normalization::char::decompose_compatible(c, |d| {
+            first.get_or_insert(d);
+        });
+    }
+    first.is_some_and(|d| d.is_ascii_alphabetic())
 }
 
 /// `text` split before its first character for which `at` holds (all of it if there is none).

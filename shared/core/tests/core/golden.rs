@@ -330,6 +330,30 @@ const GOLDEN: &[(&str, &str, &[Transform])] = &[
     ("ọ\u{300}rẹ́ mi", "ọ\u{300}rẹ́ mi", &[Nfkc]),
     ("今晚8点com来吗", "今晚8点com来吗", &[]),
     ("下午3点。com那边的人也来", "下午3点。com那边的人也来", &[]),
+    // Pipeline version 5: phone numbers spelled out or drawn as keycaps are read as numbers;
+    // counting words, dates and short codes are not phone numbers.
+    (
+        "For a refund call nine four seven, five five two, zero one eight three.",
+        "for a refund call <phone>.",
+        &[CaseFold, PhoneMasked, Leetspeak],
+    ),
+    (
+        "客服热线 四零零-捌陆贰-伍伍柒叁",
+        "客服热线 <phone>",
+        &[PhoneMasked, Leetspeak],
+    ),
+    (
+        "WhatsApp 4\u{fe0f}\u{20e3}4\u{fe0f}\u{20e3} 7\u{fe0f}\u{20e3}7\u{fe0f}\u{20e3}0\u{fe0f}\u{20e3}0\u{fe0f}\u{20e3} 9\u{fe0f}\u{20e3}0\u{fe0f}\u{20e3}0\u{fe0f}\u{20e3}",
+        "whatsapp <phone>",
+        &[InvisibleRemoved, CaseFold, PhoneMasked],
+    ),
+    ("五六七八九月都很忙", "五六七八九月都很忙", &[]),
+    ("二零二四年十二月", "二零二四年十二月", &[]),
+    (
+        "we need one or two, three or four, five chairs",
+        "we need one or two, three or four, five chairs",
+        &[],
+    ),
     // A dashed code of up to four digits is no disguise; five or more single digits still join.
     (
         "取件码 6-2-1-9 记得今天取",
