@@ -25,7 +25,7 @@ const MIN_CHAIN_DIGITS: usize = 7;
 /// Spelled digits a chain needs, so that a plain number is never touched.
 const MIN_SPELLED_DIGITS: usize = 3;
 /// Longest run of spaces, dashes and commas allowed between two digits of a chain
-/// (`five, zero`).
+/// (`five, zero`); a run of whitespace counts as one.
 const MAX_GAP_CHARS: usize = 3;
 
 /// The digit a Chinese numeral stands for.
@@ -127,11 +127,17 @@ struct Chain {
 fn next_chain(text: &str, from: usize) -> Option<Chain> {
     let mut at = from;
     let mut chain: Option<Chain> = None;
-    // Gap characters since the chain's last digit.
+    // Gap characters since the chain's last digit; a whitespace run counts once, as it will
+    // after whitespace folding (else a second pass could read what the first did not).
     let mut gap = 0;
+    let mut after_space = false;
     while at < text.len() {
         let (unit, len) = unit_at(text, at);
+        let space = text[at..].starts_with(char::is_whitespace);
+        let repeated_space = space && after_space;
+        after_space = space;
         match (unit, chain.as_mut()) {
+            (Unit::Gap, Some(_)) if repeated_space => {}
             (Unit::Digit { spelled, .. }, Some(open)) => {
                 open.digits += 1;
                 open.spelled += usize::from(spelled);
@@ -275,11 +281,12 @@ mod tests {
             // Plain numbers are stage 9's; too few spelled digits leave the chain alone.
             ("call 0800 112 3456", "call 0800 112 3456"),
             ("ref 1234567 one", "ref 1234567 one"),
-            // Gaps longer than three characters end a chain.
+            // Gaps longer than three characters end a chain; a whitespace run counts as one.
             (
-                "one two three    four five six seven",
-                "one two three    four five six seven",
+                "one two three , - four five six seven",
+                "one two three , - four five six seven",
             ),
+            ("one two three    four five six seven", "1234567"),
         ];
         for (input, expected) in rows {
             assert_eq!(read(input), expected, "{input}");

@@ -465,9 +465,33 @@ fn pieces_of(pieces: &'static [&'static str]) -> impl Strategy<Value = String> {
         .prop_map(|parts| parts.concat())
 }
 
-const TURNING_PIECES: [&str; 29] = [
+const TURNING_PIECES: [&str; 31] = [
     "ǝ", "ɐ", "ʇ", "ɔ", "ı", "p", "u", "9", "ᴀ", "ɪ", " ", "eht", "dna", "uoy", "the", "点", "com",
-    " . ", "www", "\u{332}", "\u{301}", "\u{338}", "=", "Ꮯ", "ꮯ", "օ", "ꓑ", "ɑ", "ọ",
+    " . ", "www", "\u{332}", "\u{301}", "\u{338}", "=", "Ꮯ", "ꮯ", "օ", "ꓑ", "ɑ", "ọ", "Հ", "𝒞",
+];
+
+/// Digits spelled in words and numerals, the gaps a chain allows and what ends one.
+const SPELLING_PIECES: [&str; 20] = [
+    "one",
+    "two",
+    "nine",
+    "zero",
+    "someone",
+    "五",
+    "捌",
+    "幺",
+    "〇",
+    "十",
+    "一个",
+    " ",
+    ", ",
+    "-",
+    "1",
+    "7",
+    "a",
+    "4\u{fe0f}\u{20e3}",
+    "电话",
+    "<phone>",
 ];
 
 const REFANGING_PIECES: [&str; 15] = [
@@ -523,18 +547,27 @@ fn turned_text_is_a_fixed_point() {
     }
 }
 
+/// The proptest form of [`assert_fixed_point_like_reference`].
+fn fixed_point_like_reference(text: &str) -> Result<(), TestCaseError> {
+    let once = normalize(text);
+    prop_assert_eq!(normalize(&once.text).text, once.text);
+    prop_assert!(normalize(text) == reference::normalize(text));
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn turning_keeps_normalize_idempotent(text in pieces_of(&TURNING_PIECES)) {
-        let once = normalize(&text);
-        prop_assert_eq!(normalize(&once.text).text, once.text);
-        prop_assert!(normalize(&text) == reference::normalize(&text));
+        fixed_point_like_reference(&text)?;
     }
 
     #[test]
     fn refanging_keeps_normalize_idempotent(text in pieces_of(&REFANGING_PIECES)) {
-        let once = normalize(&text);
-        prop_assert_eq!(normalize(&once.text).text, once.text);
-        prop_assert!(normalize(&text) == reference::normalize(&text));
+        fixed_point_like_reference(&text)?;
+    }
+
+    #[test]
+    fn reading_spelled_digits_keeps_normalize_idempotent(text in pieces_of(&SPELLING_PIECES)) {
+        fixed_point_like_reference(&text)?;
     }
 }
