@@ -28,48 +28,59 @@ const MIN_SPELLED_DIGITS: usize = 3;
 /// (`five, zero`); a run of whitespace counts as one.
 const MAX_GAP_CHARS: usize = 3;
 
-/// The digit a Chinese numeral stands for.
-fn han_digit(c: char) -> Option<u8> {
-    Some(match c {
-        '零' | '〇' => b'0',
-        '一' | '壹' | '幺' => b'1',
-        '二' | '贰' => b'2',
-        '三' | '叁' => b'3',
-        '四' | '肆' => b'4',
-        '五' | '伍' => b'5',
-        '六' | '陆' => b'6',
-        '七' | '柒' => b'7',
-        '八' | '捌' => b'8',
-        '九' | '玖' => b'9',
-        _ => return None,
-    })
-}
+/// Every spelled digit and the digit it stands for: English words (lower case; case folding ran
+/// before) and Chinese numerals. The chain scan and the prefilter both read this one table.
+const SPELLED: [(&str, u8); 31] = [
+    ("zero", b'0'),
+    ("one", b'1'),
+    ("two", b'2'),
+    ("three", b'3'),
+    ("four", b'4'),
+    ("five", b'5'),
+    ("six", b'6'),
+    ("seven", b'7'),
+    ("eight", b'8'),
+    ("nine", b'9'),
+    ("零", b'0'),
+    ("〇", b'0'),
+    ("一", b'1'),
+    ("壹", b'1'),
+    ("幺", b'1'),
+    ("二", b'2'),
+    ("贰", b'2'),
+    ("三", b'3'),
+    ("叁", b'3'),
+    ("四", b'4'),
+    ("肆", b'4'),
+    ("五", b'5'),
+    ("伍", b'5'),
+    ("六", b'6'),
+    ("陆", b'6'),
+    ("七", b'7'),
+    ("柒", b'7'),
+    ("八", b'8'),
+    ("捌", b'8'),
+    ("九", b'9'),
+    ("玖", b'9'),
+];
 
-/// The digit an English word stands for (lower case; case folding ran before).
-fn word_digit(word: &str) -> Option<u8> {
-    Some(match word {
-        "zero" => b'0',
-        "one" => b'1',
-        "two" => b'2',
-        "three" => b'3',
-        "four" => b'4',
-        "five" => b'5',
-        "six" => b'6',
-        "seven" => b'7',
-        "eight" => b'8',
-        "nine" => b'9',
-        _ => return None,
-    })
+/// The digit a whole English word or one Chinese numeral stands for.
+fn spelled_digit(spelling: &str) -> Option<u8> {
+    SPELLED
+        .iter()
+        .find(|(text, _)| *text == spelling)
+        .map(|&(_, digit)| digit)
 }
 
 fn is_gap(c: char) -> bool {
     c.is_whitespace() || matches!(c, '-' | ',' | '‐' | '–' | '—')
 }
 
-/// One step of the scan: a digit (and whether it was spelled), a gap, or anything else.
+/// One step of the scan: a digit (and whether it was spelled), a gap (and whether it is
+/// whitespace), or anything else.
 enum Unit {
     Digit { digit: u8, spelled: bool },
-    Gap,
+    Gap { space: bool },
     Other,
 }
 
@@ -83,7 +94,7 @@ fn unit_at(text: &str, at: usize) -> (Unit, usize) {
             .iter()
             .position(|b| !b.is_ascii_alphabetic())
             .unwrap_or(bytes.len());
-        let unit = match word_digit(&rest[..len]) {
+        let unit = match spelled_digit(&rest[..len]) {
             Some(digit) => Unit::Digit {
                 digit,
                 spelled: true,
@@ -101,13 +112,15 @@ fn unit_at(text: &str, at: usize) -> (Unit, usize) {
             digit: c as u8,
             spelled: false,
         }
-    } else if let Some(digit) = han_digit(c) {
+    } else if let Some(digit) = spelled_digit(&rest[..c.len_utf8()]) {
         Unit::Digit {
             digit,
             spelled: true,
         }
     } else if is_gap(c) {
-        Unit::Gap
+        Unit::Gap {
+            space: c.is_whitespace(),
+        }
     } else {
         Unit::Other
     };
@@ -133,11 +146,11 @@ fn next_chain(text: &str, from: usize) -> Option<Chain> {
     let mut after_space = false;
     while at < text.len() {
         let (unit, len) = unit_at(text, at);
-        let space = text[at..].starts_with(char::is_whitespace);
+        let space = matches!(unit, Unit::Gap { space: true });
         let repeated_space = space && after_space;
         after_space = space;
         match (unit, chain.as_mut()) {
-            (Unit::Gap, Some(_)) if repeated_space => {}
+            (Unit::Gap { .. }, Some(_)) if repeated_space => {}
             (Unit::Digit { spelled, .. }, Some(open)) => {
                 open.digits += 1;
                 open.spelled += usize::from(spelled);
@@ -152,7 +165,7 @@ fn next_chain(text: &str, from: usize) -> Option<Chain> {
                     spelled: usize::from(spelled),
                 });
             }
-            (Unit::Gap, Some(_)) if gap < MAX_GAP_CHARS => gap += 1,
+            (Unit::Gap { .. }, Some(_)) if gap < MAX_GAP_CHARS => gap += 1,
             (_, Some(_)) => return chain,
             (_, None) => {}
         }
@@ -173,19 +186,11 @@ fn push_digits(text: &str, chain: &Chain, out: &mut String) {
     }
 }
 
-/// Every spelled digit as text: the English words and the Chinese numerals of [`word_digit`] and
-/// [`han_digit`].
-const SPELLED: [&str; 31] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "零", "〇",
-    "一", "壹", "幺", "二", "贰", "三", "叁", "四", "肆", "五", "伍", "六", "陆", "七", "柒", "八",
-    "捌", "九", "玖",
-];
-
 /// Finds spelled digits with a SIMD prefilter; most text is skipped without being decoded.
 static SPELLED_FINDER: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostFirst)
-        .build(SPELLED)
+        .build(SPELLED.map(|(text, _)| text))
         .ok()
 });
 
